@@ -1,0 +1,152 @@
+/**
+ * The `warden` command line. Every command takes --config FILE (default
+ * ./warden.yaml); list/show commands take --json; errors go to stderr with a
+ * non-zero exit code (2 for configuration errors).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import { ConfigError, loadConfig } from '../config/load.js';
+import type { WardenConfig } from '../config/types.js';
+import { createLogger, LOG_LEVELS } from '../log/logger.js';
+import { startWarden, UnsupportedConfigError } from '../app.js';
+import type { LevelWithSilent } from 'pino';
+
+const DEFAULT_CONFIG = './warden.yaml';
+
+class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
+}
+
+function load(file: string | undefined): WardenConfig {
+  const p = path.resolve(file ?? DEFAULT_CONFIG);
+  if (!fs.existsSync(p)) {
+    if (file) throw new CliError(`${p}: configuration file not found`, 2);
+    throw new CliError(
+      `no configuration: ${p} does not exist. Pass --config FILE (see docs/configuration.md; an example is in the README).`,
+      2,
+    );
+  }
+  return loadConfig(p);
+}
+
+function out(json: boolean | undefined, value: unknown, text: () => string): void {
+  process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : text() + '\n');
+}
+
+const configOption = (): Option => new Option('-c, --config <file>', `configuration file (default ${DEFAULT_CONFIG})`);
+
+export function buildCli(): Command {
+  const program = new Command('warden')
+    .description('Identity-aware governance proxy for PostgreSQL')
+    .showHelpAfterError()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+  program
+    .command('start')
+    .description('run the proxy')
+    .addOption(configOption())
+    .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS as string[]).default('info'))
+    .action(async (o: { config?: string; logLevel: LevelWithSilent }) => {
+      const config = load(o.config);
+      const log = createLogger(o.logLevel);
+      let warden;
+      try {
+        warden = await startWarden({ config, log });
+      } catch (err) {
+        if (err instanceof UnsupportedConfigError) throw new CliError(err.message, 2);
+        const e = err as NodeJS.ErrnoException;
+        if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') {
+          throw new CliError(`cannot listen on ${config.listen.host}:${config.listen.port}: ${e.code}`, 1);
+        }
+        throw err;
+      }
+      process.stderr.write(`warden: listening on ${warden.host}:${warden.port} (databases: ${Object.keys(config.databases).join(', ')})\n`);
+      let stopping = false;
+      const stop = (): void => {
+        if (stopping) return;
+        stopping = true;
+        void warden.close().then(() => {
+          log.flush();
+          process.exit(0);
+        });
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+
+  const config = program.command('config').description('inspect the configuration');
+  config
+    .command('check')
+    .description('validate the configuration file')
+    .addOption(configOption())
+    .option('--json', 'machine-readable output')
+    .action((o: { config?: string; json?: boolean }) => {
+      const c = load(o.config);
+      out(o.json, { ok: true, source: c.source, hash: c.hash }, () => `${c.source}: ok (sha256 ${c.hash})`);
+    });
+
+  const databases = program.command('databases').description('the databases clients can name');
+  databases
+    .command('list')
+    .addOption(configOption())
+    .option('--json', 'machine-readable output')
+    .action((o: { config?: string; json?: boolean }) => {
+      const c = load(o.config);
+      const rows = Object.values(c.databases).map((d) => ({
+        name: d.name,
+        upstream: d.upstream.redactedUrl,
+        environment: d.environment ?? null,
+        tls: d.tls,
+      }));
+      out(o.json, rows, () => rows.map((r) => `${r.name}\t${r.upstream}\t${r.environment ?? '-'}\ttls=${r.tls}`).join('\n'));
+    });
+
+  const identities = program.command('identities').alias('identity').description('who may connect');
+  identities
+    .command('list')
+    .addOption(configOption())
+    .option('--json', 'machine-readable output')
+    .action((o: { config?: string; json?: boolean }) => {
+      const c = load(o.config);
+      const rows = c.identities.map((i) => ({ name: i.name, kind: i.kind, groups: i.groups, auth: i.scram ? 'scram' : 'password' }));
+      out(o.json, rows, () => rows.map((r) => `${r.name}\t${r.kind}\t${r.groups.join(',') || '-'}\t${r.auth}`).join('\n'));
+    });
+  identities
+    .command('show <name>')
+    .addOption(configOption())
+    .option('--json', 'machine-readable output')
+    .action((name: string, o: { config?: string; json?: boolean }) => {
+      const c = load(o.config);
+      const i = c.identities.find((x) => x.name === name);
+      if (!i) throw new CliError(`no identity named "${name}" in ${c.source}`);
+      const row = { name: i.name, kind: i.kind, groups: i.groups, auth: i.scram ? 'scram' : 'password' };
+      out(o.json, row, () => `name: ${row.name}\nkind: ${row.kind}\ngroups: ${row.groups.join(', ') || '-'}\nauth: ${row.auth}`);
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildCli().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`error: ${err.message}\n`);
+      process.exit(2);
+    }
+    if (err instanceof CliError) {
+      process.stderr.write(`error: ${err.message}\n`);
+      process.exit(err.exitCode);
+    }
+    process.stderr.write(`error: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+}
+
+await main(process.argv);

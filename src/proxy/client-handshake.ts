@@ -1,0 +1,241 @@
+/**
+ * The client side of a connection up to AuthenticationOk: SSL/GSSENC
+ * negotiation (and direct TLS), CancelRequest routing, protocol version
+ * negotiation, startup parameters, and SCRAM-SHA-256 authentication of the
+ * Warden identity. Authentication never reveals whether an identity exists.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import type { Duplex } from 'node:stream';
+import type { DatabaseConfig, IdentityConfig } from '../config/types.js';
+import {
+  AUTH,
+  F,
+  ProtocolError,
+  decodeSASLInitialResponse,
+  decodeStartupPacket,
+  encodeAuth,
+  encodeAuthSASL,
+  encodeNegotiateProtocolVersion,
+  parseStartupOptions,
+} from '../wire/index.js';
+import { ScramServerExchange, type ScramVerifier } from '../auth/index.js';
+import { SocketReader } from './socket-reader.js';
+import { FatalClientError } from './errors.js';
+import type { ServerTls } from './tls-context.js';
+
+export interface HandshakeContext {
+  readonly tls?: ServerTls;
+  /** The verifier of an identity, or undefined when unknown. */
+  verifierFor(name: string): { identity: IdentityConfig; verifier: ScramVerifier } | undefined;
+  /** A fake verifier for unknown names (same cost, same messages). */
+  mockVerifier(name: string): ScramVerifier;
+  database(name: string): DatabaseConfig | undefined;
+  /** Route a CancelRequest (returns nothing to the client either way). */
+  cancel(pid: number, secret: Buffer): void;
+  /** Before an authentication attempt: throw a FatalClientError to refuse (rate limit). */
+  beforeAuth?(name: string, address: string): void;
+  /** After an authentication attempt. */
+  afterAuth?(name: string, address: string, ok: boolean): void;
+}
+
+export type HandshakeResult =
+  | { kind: 'cancel' }
+  | {
+      kind: 'session';
+      socket: net.Socket | tls.TLSSocket;
+      tls: boolean;
+      identity: IdentityConfig;
+      database: DatabaseConfig;
+      /** Startup parameters to forward upstream (no user/database/options/warden.*). */
+      forward: Map<string, string>;
+      /** All startup parameters as sent (options excluded). */
+      startupParams: Map<string, string>;
+      /** `warden.*` settings from options, without the prefix. */
+      wardenSettings: Map<string, string>;
+      /** Non-warden `-c` settings from options, forwarded in the upstream's options. */
+      optionSettings: [string, string][];
+      leftover: Buffer;
+    };
+
+/** Settings a client may not choose at startup: they would change who it is upstream. */
+const FORBIDDEN_STARTUP_SETTINGS = new Set(['role', 'session_authorization']);
+/** Startup parameters Warden consumes itself. */
+const NOT_FORWARDED = new Set(['user', 'database', 'options', 'replication']);
+
+const TLS_HANDSHAKE_BYTE = 0x16;
+
+function upgrade(raw: Duplex, ctx: ServerTls, direct: boolean): Promise<tls.TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const t = new tls.TLSSocket(raw as net.Socket, {
+      isServer: true,
+      secureContext: ctx.context,
+      ALPNProtocols: ['postgresql'],
+    });
+    const timer = setTimeout(() => {
+      t.destroy();
+      reject(new Error('TLS handshake timed out'));
+    }, 30_000);
+    t.once('secure', () => {
+      clearTimeout(timer);
+      t.removeAllListeners('error');
+      // Direct TLS (sslnegotiation=direct) requires the postgresql ALPN, like PostgreSQL 17.
+      if (direct && t.alpnProtocol !== 'postgresql') {
+        t.destroy();
+        reject(new ProtocolError('direct TLS connection without the "postgresql" ALPN protocol'));
+        return;
+      }
+      resolve(t);
+    });
+    t.once('error', (err) => {
+      clearTimeout(timer);
+      t.destroy();
+      reject(err);
+    });
+  });
+}
+
+export async function clientHandshake(
+  raw: net.Socket,
+  ctx: HandshakeContext,
+  maxMessageSize: number,
+): Promise<HandshakeResult> {
+  let socket: net.Socket | tls.TLSSocket = raw;
+  let onTls = false;
+  let reader = new SocketReader(socket);
+  const address = raw.remoteAddress ?? '';
+
+  // Direct TLS: the first byte of a TLS ClientHello instead of a startup packet.
+  if (ctx.tls && (await reader.peekByte()) === TLS_HANDSHAKE_BYTE) {
+    reader.detach();
+    socket = await upgrade(raw, ctx.tls, true);
+    onTls = true;
+    reader = new SocketReader(socket);
+  }
+
+  let startup: { major: number; minor: number; params: Map<string, string> } | undefined;
+  while (!startup) {
+    const pkt = decodeStartupPacket(await reader.readStartupPacket());
+    switch (pkt.kind) {
+      case 'ssl':
+        if (onTls) throw new ProtocolError('SSL request on an already encrypted connection');
+        if (!ctx.tls) {
+          socket.write('N');
+          break;
+        }
+        // CVE-2021-23214: no plaintext may follow the SSL request before the handshake.
+        if (reader.buffered > 0) throw new ProtocolError('received unencrypted data after SSL request');
+        reader.detach();
+        socket.write('S');
+        socket = await upgrade(raw, ctx.tls, false);
+        onTls = true;
+        reader = new SocketReader(socket);
+        break;
+      case 'gssenc':
+        if (reader.buffered > 0) throw new ProtocolError('received unencrypted data after GSSAPI encryption request');
+        socket.write('N');
+        break;
+      case 'cancel':
+        reader.detach();
+        ctx.cancel(pkt.pid, pkt.secret);
+        return { kind: 'cancel' };
+      case 'startup':
+        if (pkt.major !== 3) {
+          throw new FatalClientError(
+            '0A000',
+            `unsupported frontend protocol ${pkt.major}.${pkt.minor}: server supports 3.0 to 3.0`,
+          );
+        }
+        startup = pkt;
+    }
+  }
+
+  const unsupported = [...startup.params.keys()].filter((k) => k.startsWith('_pq_.'));
+  if (startup.minor > 0 || unsupported.length > 0) socket.write(encodeNegotiateProtocolVersion(0, unsupported));
+
+  if (ctx.tls?.require && !onTls) {
+    throw new FatalClientError(
+      '28000',
+      'Warden requires an encrypted connection',
+      undefined,
+      'Connect with TLS, e.g. sslmode=require.',
+    );
+  }
+
+  const params = startup.params;
+  const user = params.get('user');
+  if (!user) throw new FatalClientError('28000', 'no PostgreSQL user name specified in startup packet');
+  const dbName = params.get('database') || user;
+  const replication = params.get('replication');
+  if (replication && !['false', 'off', 'no', '0'].includes(replication.toLowerCase())) {
+    throw new FatalClientError('0A000', 'replication connections are not supported through Warden');
+  }
+
+  const wardenSettings = new Map<string, string>();
+  const optionSettings: [string, string][] = [];
+  const { settings, other } = parseStartupOptions(params.get('options') ?? '');
+  if (other.length > 0) {
+    throw new FatalClientError('22023', `unsupported startup option "${other[0]}"`, undefined, 'Only -c name=value settings are accepted in options.');
+  }
+  const forward = new Map<string, string>();
+  const classify = (name: string, value: string, fromOptions: boolean): void => {
+    const lower = name.toLowerCase();
+    if (lower.startsWith('warden.')) {
+      wardenSettings.set(lower.slice('warden.'.length), value);
+      return;
+    }
+    if (FORBIDDEN_STARTUP_SETTINGS.has(lower)) {
+      throw new FatalClientError('42501', `setting "${lower}" at startup is not allowed through Warden`);
+    }
+    if (fromOptions) optionSettings.push([name, value]);
+    else forward.set(name, value);
+  };
+  for (const [k, v] of params) if (!NOT_FORWARDED.has(k) && !k.startsWith('_pq_.')) classify(k, v, false);
+  for (const [k, v] of settings) classify(k, v, true);
+
+  // ---- SCRAM-SHA-256 -------------------------------------------------------
+  ctx.beforeAuth?.(user, address);
+  const known = ctx.verifierFor(user);
+  const exchange = new ScramServerExchange({
+    verifier: known?.verifier ?? ctx.mockVerifier(user),
+    channelBinding: onTls ? ctx.tls?.channelBinding : undefined,
+  });
+  const authFailed = (): FatalClientError => {
+    ctx.afterAuth?.(user, address, false);
+    return new FatalClientError('28P01', `password authentication failed for user "${user}"`);
+  };
+  socket.write(encodeAuthSASL(exchange.mechanisms()));
+  const first = await reader.readMessage(Math.min(maxMessageSize, 1 << 16), [F.Password]);
+  const init = decodeSASLInitialResponse(first.body);
+  const r1 = exchange.handleClientFirst(init.mechanism, init.data);
+  if (!r1.ok) {
+    // A malformed exchange or a mechanism we did not offer is a protocol violation, not a wrong password.
+    ctx.afterAuth?.(user, address, false);
+    throw new FatalClientError('28000', `SCRAM authentication failed: ${r1.error}`);
+  }
+  socket.write(encodeAuth(AUTH.SASLContinue, r1.serverFirst));
+  const second = await reader.readMessage(Math.min(maxMessageSize, 1 << 16), [F.Password]);
+  const r2 = exchange.handleClientFinal(second.body);
+  if (!r2.ok || !known) throw authFailed();
+  ctx.afterAuth?.(user, address, true);
+  socket.write(encodeAuth(AUTH.SASLFinal, r2.serverFinal));
+
+  const database = ctx.database(dbName);
+  if (!database) throw new FatalClientError('3D000', `database "${dbName}" does not exist`);
+  socket.write(encodeAuth(AUTH.Ok));
+
+  const startupParams = new Map(params);
+  startupParams.delete('options');
+  return {
+    kind: 'session',
+    socket,
+    tls: onTls,
+    identity: known.identity,
+    database,
+    forward,
+    startupParams,
+    wardenSettings,
+    optionSettings,
+    leftover: reader.detach(),
+  };
+}

@@ -1,0 +1,89 @@
+/**
+ * The single per-statement interception point of a Warden session.
+ *
+ * For every statement — a simple Query string, or an extended-protocol Bind
+ * (with the SQL of the statement it binds) — the session asks the hook for a
+ * verdict *before* anything is forwarded. Policy, masking, approvals and audit
+ * plug in here; the relay itself knows nothing about them.
+ */
+import type { FieldDescription, PgErrorFields, TxStatus } from '../wire/index.js';
+import type { DatabaseConfig, IdentityConfig } from '../config/types.js';
+
+export interface SessionInfo {
+  /** Warden's session id (also on every log line). */
+  readonly id: string;
+  readonly identity: IdentityConfig;
+  readonly database: DatabaseConfig;
+  readonly clientAddress: string;
+  readonly clientPort: number;
+  readonly tls: boolean;
+  /** Startup parameters the client sent (user, database, application_name, ...), minus `options`. */
+  readonly startupParams: ReadonlyMap<string, string>;
+  /** `warden.*` settings from the startup options (name without the prefix): ticket, reason, ... */
+  readonly wardenSettings: ReadonlyMap<string, string>;
+  /** Latest ParameterStatus values reported by the upstream. */
+  readonly parameters: ReadonlyMap<string, string>;
+  /** Transaction status from the latest ReadyForQuery. */
+  readonly txStatus: TxStatus;
+}
+
+export type StatementSource =
+  | { readonly protocol: 'simple'; readonly sql: string }
+  | {
+      readonly protocol: 'extended';
+      readonly sql: string;
+      readonly statementName: string;
+      readonly portal: string;
+      readonly paramTypes: readonly number[];
+      readonly paramFormats: readonly number[];
+      /** Views into the Bind message: copy them if you keep them. */
+      readonly params: readonly (Buffer | null)[];
+    };
+
+/** Rewrites the DataRows of one statement's results. */
+export interface RowRewriter {
+  /** Each RowDescription of the result (a simple query string may have several result sets). */
+  describe(fields: readonly FieldDescription[]): void;
+  /** Return `raw` unchanged, or a new encoded DataRow message to send instead. */
+  rewrite(raw: Buffer, body: Buffer): Buffer;
+}
+
+export interface StatementOutcome {
+  /** Command tags of the statements that completed (CommandComplete), in order. */
+  readonly tags: readonly string[];
+  /** The error that ended it, if any (already what the client saw). */
+  readonly error?: PgErrorFields;
+  /** DataRows sent to the client. */
+  readonly rows: number;
+}
+
+export type ErrorVerdictFields = Omit<PgErrorFields, 'severity'>;
+
+export type Verdict =
+  | {
+      readonly action: 'forward';
+      readonly rows?: RowRewriter;
+      /** Called once when the statement's responses are complete (or it was discarded). */
+      readonly onDone?: (outcome: StatementOutcome) => void;
+    }
+  | {
+      readonly action: 'error';
+      /** What the client receives instead of the statement's result (severity ERROR). */
+      readonly error: ErrorVerdictFields;
+      readonly onDone?: (outcome: StatementOutcome) => void;
+    };
+
+export const FORWARD: Verdict = Object.freeze({ action: 'forward' as const });
+
+export interface StatementHook {
+  (session: SessionInfo, statement: StatementSource): Verdict | Promise<Verdict>;
+}
+
+export interface SessionHooks {
+  /** Decide each statement. Absent: every statement is forwarded unchanged. */
+  readonly statement?: StatementHook;
+  /** A session finished its startup and is relaying. */
+  readonly sessionStart?: (session: SessionInfo) => void;
+  /** A session ended (either side closed). */
+  readonly sessionEnd?: (session: SessionInfo, reason: string) => void;
+}

@@ -1,0 +1,224 @@
+/**
+ * Warden's PostgreSQL listener: accepts clients, runs the handshake, opens the
+ * upstream connection with the database's service credentials, and starts a
+ * relaying Session. One bad connection never affects another.
+ */
+import net from 'node:net';
+import crypto from 'node:crypto';
+import type { WardenConfig, IdentityConfig } from '../config/types.js';
+import type { Logger } from '../log/logger.js';
+import {
+  encodeBackendKeyData,
+  encodeError,
+  encodeReadyForQuery,
+  encodeParameterStatus,
+  formatStartupOptions,
+  ProtocolError,
+} from '../wire/index.js';
+import { makeScramVerifier, mockScramVerifier, parseScramVerifier, type ScramVerifier } from '../auth/index.js';
+import { CancelMap } from './cancel-map.js';
+import { clientHandshake, type HandshakeContext } from './client-handshake.js';
+import { FatalClientError } from './errors.js';
+import { ConnectionClosedError } from './socket-reader.js';
+import { Session } from './session.js';
+import { connectUpstream, sendUpstreamCancel, UpstreamError } from './upstream.js';
+import { loadServerTls, type ServerTls } from './tls-context.js';
+import type { SessionHooks } from './hooks.js';
+
+export interface ProxyServerOptions {
+  config: WardenConfig;
+  log: Logger;
+  hooks?: SessionHooks;
+  /** Time allowed from connect to the end of authentication (PostgreSQL's authentication_timeout). */
+  authenticationTimeoutMs?: number;
+}
+
+/** Upstream startup errors whose text is safe to show the client (no credentials in them). */
+const RELAYED_STARTUP_CLASSES = ['22', '42', '53', '57'];
+
+export class ProxyServer {
+  private readonly server: net.Server;
+  private readonly cancels = new CancelMap();
+  private readonly sessions = new Set<Session>();
+  private readonly sockets = new Set<net.Socket>();
+  private readonly verifiers = new Map<string, { identity: IdentityConfig; verifier: ScramVerifier }>();
+  private readonly mockSecret = crypto.randomBytes(32);
+  private readonly tls?: ServerTls;
+  private readonly log: Logger;
+  private readonly config: WardenConfig;
+  private readonly hooks: SessionHooks;
+  private readonly authTimeoutMs: number;
+
+  constructor(o: ProxyServerOptions) {
+    this.config = o.config;
+    this.log = o.log;
+    this.hooks = o.hooks ?? {};
+    this.authTimeoutMs = o.authenticationTimeoutMs ?? 60_000;
+    if (o.config.listen.tls) this.tls = loadServerTls(o.config.listen.tls);
+    for (const identity of o.config.identities) {
+      const verifier = identity.scram ? parseScramVerifier(identity.scram) : makeScramVerifier(identity.password ?? '');
+      if (!verifier) throw new Error(`identity ${identity.name}: invalid SCRAM verifier`);
+      this.verifiers.set(identity.name, { identity, verifier });
+    }
+    this.server = net.createServer({ noDelay: true, pauseOnConnect: true }, (sock) => this.accept(sock));
+    this.server.on('error', (err) => this.log.error({ err }, 'listener error'));
+  }
+
+  /** Start listening; resolves with the bound address. */
+  listen(): Promise<{ host: string; port: number }> {
+    const { host, port } = this.config.listen;
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      this.server.once('error', onError);
+      this.server.listen(port, host, () => {
+        this.server.off('error', onError);
+        const a = this.server.address() as net.AddressInfo;
+        resolve({ host: a.address, port: a.port });
+      });
+    });
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /** Stop accepting; end every session. */
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const s of this.sessions) s.fatal({ code: '57P01', message: 'terminating connection because Warden is shutting down' });
+    for (const sock of this.sockets) sock.destroy();
+  }
+
+  private handshakeContext(): HandshakeContext {
+    return {
+      tls: this.tls,
+      verifierFor: (name) => this.verifiers.get(name),
+      mockVerifier: (name) => mockScramVerifier(name, this.mockSecret),
+      database: (name) => (Object.hasOwn(this.config.databases, name) ? this.config.databases[name] : undefined),
+      cancel: (pid, secret) => {
+        const ok = this.cancels.cancel(pid, secret);
+        this.log.debug({ pid, matched: ok }, 'cancel request');
+      },
+    };
+  }
+
+  private accept(raw: net.Socket): void {
+    this.sockets.add(raw);
+    raw.on('close', () => this.sockets.delete(raw));
+    raw.on('error', () => undefined); // reported through the handshake or the session
+    raw.setKeepAlive(true, 60_000);
+    raw.resume();
+    void this.startSession(raw);
+  }
+
+  private async startSession(raw: net.Socket): Promise<void> {
+    const id = crypto.randomBytes(6).toString('hex');
+    const log = this.log.child({ session: id });
+    const clientAddress = raw.remoteAddress ?? '';
+    const clientPort = raw.remotePort ?? 0;
+    let socket: net.Socket = raw;
+    const timer = setTimeout(() => {
+      log.info({ client: clientAddress }, 'authentication timed out');
+      raw.destroy();
+    }, this.authTimeoutMs);
+    try {
+      const hs = await clientHandshake(raw, this.handshakeContext(), this.config.listen.maxMessageSize);
+      if (hs.kind === 'cancel') {
+        clearTimeout(timer);
+        raw.end();
+        return;
+      }
+      socket = hs.socket;
+      const db = hs.database;
+      const forward = new Map(hs.forward);
+      const opts = formatStartupOptions(hs.optionSettings);
+      if (opts) forward.set('options', opts);
+      let up;
+      try {
+        up = await connectUpstream(db, forward);
+      } catch (err) {
+        const e = err as UpstreamError;
+        log.warn({ database: db.name, upstream: db.upstream.redactedUrl, reason: e.message, upstreamError: e.upstream?.message, code: e.upstream?.code }, 'upstream connection failed');
+        const code = e.upstream?.code;
+        if (code && RELAYED_STARTUP_CLASSES.includes(code.slice(0, 2)) && e.upstream) {
+          throw new FatalClientError(code, e.upstream.message, e.upstream.detail, e.upstream.hint);
+        }
+        throw new FatalClientError('08006', `could not connect to database "${db.name}": ${e.message}`);
+      }
+      clearTimeout(timer);
+      const session = new Session({
+        id,
+        client: socket,
+        upstream: up.socket,
+        identity: hs.identity,
+        database: db,
+        clientAddress,
+        clientPort,
+        tls: hs.tls,
+        startupParams: hs.startupParams,
+        wardenSettings: hs.wardenSettings,
+        parameters: up.parameters,
+        txStatus: up.txStatus,
+        hooks: this.hooks,
+        log,
+        maxMessageSize: this.config.listen.maxMessageSize,
+        clientLeftover: hs.leftover,
+        upstreamLeftover: up.leftover,
+        onClose: () => {
+          this.sessions.delete(session);
+          this.cancels.unregister(key.pid);
+        },
+      });
+      const upKey = up.backendKey;
+      const key = this.cancels.register({
+        cancel: () => {
+          sendUpstreamCancel(db, upKey.pid, upKey.secret).catch((err: Error) =>
+            log.warn({ reason: err.message }, 'forwarding a cancel request failed'),
+          );
+        },
+      });
+      this.sessions.add(session);
+      const hello: Buffer[] = [];
+      for (const [k, v] of up.parameters) hello.push(encodeParameterStatus(k, v));
+      hello.push(encodeBackendKeyData(key.pid, key.secret));
+      hello.push(...up.notices);
+      hello.push(encodeReadyForQuery(up.txStatus));
+      socket.write(Buffer.concat(hello));
+      log.info(
+        {
+          identity: hs.identity.name,
+          kind: hs.identity.kind,
+          database: db.name,
+          client: clientAddress,
+          tls: hs.tls,
+          application_name: hs.startupParams.get('application_name'),
+        },
+        'session started',
+      );
+      session.start();
+    } catch (err) {
+      clearTimeout(timer);
+      this.refuse(socket, err, log, clientAddress);
+    }
+  }
+
+  private refuse(socket: net.Socket, err: unknown, log: Logger, client: string): void {
+    let f: { code: string; message: string; detail?: string; hint?: string } | undefined;
+    if (err instanceof FatalClientError) {
+      f = { code: err.code, message: err.message, detail: err.detail, hint: err.hint };
+      log.info({ client, code: err.code, reason: err.message }, 'connection refused');
+    } else if (err instanceof ProtocolError) {
+      f = { code: '08P01', message: err.message };
+      log.info({ client, reason: err.message }, 'protocol violation during startup');
+    } else if (err instanceof ConnectionClosedError) {
+      log.debug({ client }, 'client left during startup');
+    } else {
+      log.warn({ client, err }, 'startup failed');
+      f = { code: '08006', message: 'connection failed during startup' };
+    }
+    if (f && !socket.destroyed && socket.writable) {
+      socket.end(encodeError({ severity: 'FATAL', ...f }));
+      setTimeout(() => socket.destroy(), 2_000).unref();
+    } else socket.destroy();
+  }
+}

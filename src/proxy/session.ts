@@ -1,0 +1,467 @@
+/**
+ * One client session after startup: relays messages between the client and
+ * its upstream connection, asking the statement hook about every statement
+ * before it is forwarded. Streams with backpressure in both directions, so
+ * memory stays bounded whatever the result size.
+ */
+import type net from 'node:net';
+import type tls from 'node:tls';
+import type { Logger } from '../log/logger.js';
+import type { DatabaseConfig, IdentityConfig } from '../config/types.js';
+import {
+  B,
+  F,
+  Framer,
+  Outbox,
+  ProtocolError,
+  decodeBind,
+  decodeExecute,
+  decodeParse,
+  decodeQuery,
+  decodeTarget,
+  encodeError,
+  encodeParse,
+  encodeSync,
+  encodeTerminate,
+  typeName,
+  type PgErrorFields,
+  type TxStatus,
+} from '../wire/index.js';
+import { MessageWriter } from '../wire/writer.js';
+import type { SessionHooks, SessionInfo, StatementSource, Verdict } from './hooks.js';
+import { DesyncError, ResponseTracker, StatementRun } from './tracker.js';
+
+type Sock = net.Socket | tls.TLSSocket;
+
+/**
+ * What Warden sends upstream in place of a refused statement: a Parse that
+ * always fails. The upstream then behaves exactly as if the statement had
+ * failed — an open transaction block is aborted, the rest of an extended
+ * batch is discarded until Sync — and Warden replaces its error with the
+ * refusal. The statement name avoids touching the client's unnamed statement.
+ */
+const REFUSAL_PARSE = encodeParse('warden_refused', "SELECT 'statement refused by Warden'::pg_catalog.int4");
+const SYNC = encodeSync();
+
+function encodeDescribePortal(name: string): Buffer {
+  return new MessageWriter().begin(F.Describe).byte('P'.charCodeAt(0)).cstring(name).end().toBuffer();
+}
+
+export interface SessionOptions {
+  id: string;
+  client: Sock;
+  upstream: Sock;
+  identity: IdentityConfig;
+  database: DatabaseConfig;
+  clientAddress: string;
+  clientPort: number;
+  tls: boolean;
+  startupParams: ReadonlyMap<string, string>;
+  wardenSettings: ReadonlyMap<string, string>;
+  parameters: Map<string, string>;
+  txStatus: TxStatus;
+  hooks: SessionHooks;
+  log: Logger;
+  maxMessageSize: number;
+  /** Bytes from the client already read after startup. */
+  clientLeftover: Buffer;
+  upstreamLeftover: Buffer;
+  onClose: (reason: string) => void;
+}
+
+export class Session implements SessionInfo {
+  readonly id: string;
+  readonly identity: IdentityConfig;
+  readonly database: DatabaseConfig;
+  readonly clientAddress: string;
+  readonly clientPort: number;
+  readonly tls: boolean;
+  readonly startupParams: ReadonlyMap<string, string>;
+  readonly wardenSettings: ReadonlyMap<string, string>;
+
+  private readonly client: Sock;
+  private readonly upstream: Sock;
+  private readonly hooks: SessionHooks;
+  private readonly log: Logger;
+  private readonly tracker = new ResponseTracker();
+  private readonly clientFramer: Framer;
+  private readonly serverFramer: Framer;
+  private readonly toUpstream = new Outbox();
+  private readonly toClient = new Outbox();
+  private waitingForHook = false;
+  private upstreamFull = false;
+  private clientFull = false;
+  private closed = false;
+  private upstreamFatal = false;
+  private readonly onClose: (reason: string) => void;
+
+  constructor(o: SessionOptions) {
+    this.id = o.id;
+    this.identity = o.identity;
+    this.database = o.database;
+    this.clientAddress = o.clientAddress;
+    this.clientPort = o.clientPort;
+    this.tls = o.tls;
+    this.startupParams = o.startupParams;
+    this.wardenSettings = o.wardenSettings;
+    this.client = o.client;
+    this.upstream = o.upstream;
+    this.hooks = o.hooks;
+    this.log = o.log;
+    this.onClose = o.onClose;
+    this.pendingClient = o.clientLeftover;
+    this.pendingUpstream = o.upstreamLeftover;
+    for (const [k, v] of o.parameters) this.tracker.parameters.set(k, v);
+    this.tracker.txStatus = o.txStatus;
+
+    const max = o.maxMessageSize;
+    this.clientFramer = new Framer(
+      {
+        wantsWhole: (t) => t !== F.CopyData,
+        onMessage: (t, body, raw) => this.onClientMessage(t, body, raw),
+        onStream: (_t, bytes) => this.toUpstream.push(bytes),
+      },
+      () => max,
+    );
+    this.serverFramer = new Framer({
+      wantsWhole: (t) => this.tracker.wantsWhole(t),
+      onMessage: (t, body, raw) => this.onServerMessage(t, body, raw),
+      onStream: (t, bytes, first) => {
+        this.tracker.onStreamed(t, first);
+        this.toClient.push(bytes);
+      },
+    });
+  }
+
+  get parameters(): ReadonlyMap<string, string> {
+    return this.tracker.parameters;
+  }
+
+  get txStatus(): TxStatus {
+    return this.tracker.txStatus;
+  }
+
+  /** Start relaying. */
+  start(): void {
+    const { client, upstream } = this;
+    client.on('data', (chunk: Buffer) => this.fromClient(chunk));
+    upstream.on('data', (chunk: Buffer) => this.fromUpstream(chunk));
+    client.on('drain', () => {
+      this.clientFull = false;
+      this.updateFlow();
+    });
+    upstream.on('drain', () => {
+      this.upstreamFull = false;
+      this.updateFlow();
+    });
+    client.on('error', (err) => this.end(`client error: ${err.message}`));
+    upstream.on('error', (err) => this.end(`upstream error: ${err.message}`));
+    client.on('close', () => this.end('client closed the connection'));
+    upstream.on('close', () => this.end('upstream closed the connection'));
+    this.hooks.sessionStart?.(this);
+    if (this.pendingUpstream.length) this.fromUpstream(this.pendingUpstream);
+    if (this.pendingClient.length) this.fromClient(this.pendingClient);
+    this.pendingClient = this.pendingUpstream = Buffer.alloc(0);
+    this.updateFlow();
+  }
+
+  private pendingClient: Buffer;
+  private pendingUpstream: Buffer;
+
+  /** Forward a CancelRequest to this session's upstream backend (set by the server). */
+  cancel: () => void = () => undefined;
+
+  // ---- flow control --------------------------------------------------------
+
+  private updateFlow(): void {
+    if (this.closed) return;
+    if (this.waitingForHook || this.upstreamFull) this.client.pause();
+    else this.client.resume();
+    if (this.clientFull) this.upstream.pause();
+    else this.upstream.resume();
+  }
+
+  private flushUpstream(): void {
+    const b = this.toUpstream.take();
+    if (b && !this.upstream.destroyed && !this.upstream.write(b)) {
+      this.upstreamFull = true;
+      this.updateFlow();
+    }
+  }
+
+  private flushClient(): void {
+    const b = this.toClient.take();
+    if (b && !this.client.destroyed && !this.client.write(b)) {
+      this.clientFull = true;
+      this.updateFlow();
+    }
+  }
+
+  // ---- client → upstream ---------------------------------------------------
+
+  private fromClient(chunk: Buffer): void {
+    if (this.closed) return;
+    try {
+      this.clientFramer.push(chunk);
+    } catch (err) {
+      this.protocolFailure(err);
+      return;
+    }
+    this.flushUpstream();
+    this.flushClient();
+  }
+
+  /** Returns false to pause the client framer while an asynchronous verdict is pending. */
+  private onClientMessage(type: number, body: Buffer, raw: Buffer): boolean {
+    switch (type) {
+      case F.Query: {
+        const sql = decodeQuery(body);
+        return this.decide({ protocol: 'simple', sql }, (v) => this.applyQuery(raw, v));
+      }
+      case F.Parse: {
+        const p = decodeParse(body);
+        this.tracker.parse(p.name, { sql: p.sql, paramTypes: p.paramTypes });
+        this.toUpstream.push(raw);
+        return true;
+      }
+      case F.Bind: {
+        const b = decodeBind(body);
+        if (!this.hooks.statement) {
+          this.applyBind(raw, b.portal, { action: 'forward' });
+          return true;
+        }
+        const info = this.tracker.lookupStatement(b.statement);
+        if (!info) {
+          this.applyBind(raw, b.portal, {
+            action: 'error',
+            error: { code: '26000', message: `prepared statement "${b.statement}" does not exist` },
+          });
+          return true;
+        }
+        // Copy the parameters: the verdict may be asynchronous and `raw` belongs to the framer's chunk.
+        return this.decide(
+          {
+            protocol: 'extended',
+            sql: info.sql,
+            statementName: b.statement,
+            portal: b.portal,
+            paramTypes: info.paramTypes,
+            paramFormats: b.paramFormats,
+            params: b.params,
+          },
+          (v) => this.applyBind(raw, b.portal, v),
+        );
+      }
+      case F.Execute: {
+        const { portal } = decodeExecute(body);
+        if (this.tracker.needsDescribe(portal)) {
+          this.toUpstream.push(encodeDescribePortal(portal));
+          this.tracker.describe('P', portal, true);
+        }
+        this.tracker.execute(portal);
+        this.toUpstream.push(raw);
+        return true;
+      }
+      case F.Describe: {
+        const { target, name } = decodeTarget(body, 'Describe');
+        this.tracker.describe(target, name);
+        this.toUpstream.push(raw);
+        return true;
+      }
+      case F.Close: {
+        const { target, name } = decodeTarget(body, 'Close');
+        this.tracker.close(target, name);
+        this.toUpstream.push(raw);
+        return true;
+      }
+      case F.Sync:
+        this.tracker.sync();
+        this.toUpstream.push(raw);
+        return true;
+      case F.Flush:
+      case F.CopyDone:
+      case F.CopyFail:
+      case F.CopyData:
+        this.toUpstream.push(raw);
+        return true;
+      case F.FunctionCall: {
+        // The fast-path function call runs a function by OID, out of sight of statement analysis.
+        const run = new StatementRun(undefined, undefined, {
+          code: '42501',
+          message: 'the function call protocol message is not allowed through Warden',
+          hint: 'Call the function with a SQL statement instead.',
+        });
+        if (!this.hooks.statement) {
+          this.tracker.query(new StatementRun(undefined, undefined));
+          this.toUpstream.push(raw);
+          return true;
+        }
+        this.refuse(run, true);
+        return true;
+      }
+      case F.Terminate:
+        this.toUpstream.push(raw);
+        this.flushUpstream();
+        this.end('client sent Terminate');
+        return false;
+      default:
+        throw new ProtocolError(`invalid frontend message type ${type}${type >= 32 && type < 127 ? ` (${typeName(type)})` : ''}`);
+    }
+  }
+
+  /**
+   * Ask the hook; apply synchronously when it answers synchronously (the hot
+   * path), otherwise pause the client until the verdict arrives.
+   */
+  private decide(stmt: StatementSource, apply: (v: Verdict) => void): boolean {
+    const hook = this.hooks.statement;
+    if (!hook) {
+      apply({ action: 'forward' });
+      return true;
+    }
+    let v: Verdict | Promise<Verdict>;
+    try {
+      v = hook(this, stmt);
+    } catch (err) {
+      apply(this.hookFailure(err));
+      return true;
+    }
+    if (!(v instanceof Promise)) {
+      apply(v);
+      return true;
+    }
+    // The raw message is a view into a chunk that stays alive with the closure: safe.
+    this.waitingForHook = true;
+    this.updateFlow();
+    v.catch((err: unknown) => this.hookFailure(err)).then((verdict) => {
+      if (this.closed) return;
+      this.waitingForHook = false;
+      try {
+        apply(verdict);
+        this.clientFramer.resume();
+      } catch (err) {
+        this.protocolFailure(err);
+        return;
+      }
+      this.flushUpstream();
+      this.flushClient();
+      this.updateFlow();
+    });
+    return false;
+  }
+
+  private hookFailure(err: unknown): Verdict {
+    this.log.error({ err }, 'statement hook failed; refusing the statement');
+    return {
+      action: 'error',
+      error: { code: 'XX000', message: 'Warden could not decide on this statement, so it was not run', detail: 'internal error in Warden; see its log' },
+    };
+  }
+
+  private applyQuery(raw: Buffer, v: Verdict): void {
+    if (v.action === 'forward') {
+      this.tracker.query(new StatementRun(v.rows, v.onDone));
+      this.toUpstream.push(raw);
+    } else {
+      this.refuse(new StatementRun(undefined, v.onDone, v.error), true);
+    }
+  }
+
+  private applyBind(raw: Buffer, portal: string, v: Verdict): void {
+    if (v.action === 'forward') {
+      this.tracker.bind(portal, new StatementRun(v.rows, v.onDone));
+      this.toUpstream.push(raw);
+    } else {
+      this.tracker.dropPortal(portal);
+      this.refuse(new StatementRun(undefined, v.onDone, v.error), false);
+    }
+  }
+
+  /** Send the always-failing Parse instead of a refused statement (plus Sync for a simple query). */
+  private refuse(run: StatementRun, withSync: boolean): void {
+    this.tracker.substitute(run);
+    this.toUpstream.push(REFUSAL_PARSE);
+    if (withSync) {
+      this.tracker.sync();
+      this.toUpstream.push(SYNC);
+    }
+  }
+
+  // ---- upstream → client ---------------------------------------------------
+
+  private fromUpstream(chunk: Buffer): void {
+    if (this.closed) return;
+    try {
+      this.serverFramer.push(chunk);
+    } catch (err) {
+      this.flushClient();
+      if (err instanceof DesyncError) {
+        this.log.error({ err: err.message }, 'protocol tracking lost; ending the session');
+        this.fatal({ code: '08P01', message: 'Warden lost track of the protocol state and ended the session' });
+      } else {
+        this.log.error({ err }, 'invalid data from the upstream; ending the session');
+        this.fatal({ code: '08P01', message: 'invalid data from the upstream server' });
+      }
+      return;
+    }
+    this.flushClient();
+  }
+
+  private onServerMessage(type: number, body: Buffer, raw: Buffer): void {
+    if (type === B.ErrorResponse && this.isFatal(body)) this.upstreamFatal = true;
+    this.tracker.onMessage(type, body, raw, this.toClient);
+  }
+
+  private isFatal(body: Buffer): boolean {
+    // Field 'S' comes first in PostgreSQL's ErrorResponse.
+    return body[0] === 0x53 && (body.toString('latin1', 1, 6) === 'FATAL' || body.toString('latin1', 1, 6) === 'PANIC');
+  }
+
+  // ---- endings -------------------------------------------------------------
+
+  private protocolFailure(err: unknown): void {
+    if (err instanceof ProtocolError) {
+      this.log.warn({ err: err.message }, 'protocol violation by the client');
+      this.fatal({ code: '08P01', message: err.message });
+    } else {
+      this.log.error({ err }, 'session failed');
+      this.fatal({ code: 'XX000', message: 'internal error in Warden; the session was ended' });
+    }
+  }
+
+  /** Send a FATAL error to the client and end the session. */
+  fatal(f: Omit<PgErrorFields, 'severity'>): void {
+    if (this.closed) return;
+    if (!this.client.destroyed) this.client.write(encodeError({ ...f, severity: 'FATAL' }));
+    this.end(f.message);
+  }
+
+  /** End both sides. Idempotent. */
+  end(reason: string): void {
+    if (this.closed) return;
+    if (reason === 'upstream closed the connection' && !this.upstreamFatal && !this.client.destroyed) {
+      this.client.write(
+        encodeError({
+          severity: 'FATAL',
+          code: '08006',
+          message: `the connection to database "${this.database.name}" was lost`,
+        }),
+      );
+    }
+    this.closed = true;
+    this.tracker.abandon(reason);
+    if (!this.upstream.destroyed) {
+      if (reason !== 'client sent Terminate') this.upstream.write(encodeTerminate());
+      this.upstream.end();
+    }
+    if (!this.client.destroyed) this.client.end();
+    // Do not wait forever for peers that never close.
+    setTimeout(() => {
+      this.client.destroy();
+      this.upstream.destroy();
+    }, 5_000).unref();
+    this.log.debug({ reason }, 'session ended');
+    this.hooks.sessionEnd?.(this, reason);
+    this.onClose(reason);
+  }
+}

@@ -1,0 +1,249 @@
+/**
+ * Opens a connection to an upstream PostgreSQL with the service credentials of
+ * a configured database: TCP, optional TLS, startup, and authentication
+ * (trust, cleartext, md5, SCRAM-SHA-256[-PLUS]). Returns the socket ready for
+ * the relay, with what the upstream reported during startup.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import fs from 'node:fs';
+import type { Duplex } from 'node:stream';
+import type { DatabaseConfig } from '../config/types.js';
+import {
+  AUTH,
+  B,
+  decodeAuth,
+  decodeBackendKeyData,
+  decodeErrorFields,
+  decodeParameterStatus,
+  encodePassword,
+  encodeSASLInitialResponse,
+  encodeCancelRequest,
+  encodeSASLResponse,
+  encodeSSLRequest,
+  encodeStartup,
+  type PgErrorFields,
+  type TxStatus,
+} from '../wire/index.js';
+import { ScramClientExchange, md5PasswordResponse, tlsServerEndPointBinding } from '../auth/index.js';
+import { SocketReader } from './socket-reader.js';
+
+/** Why an upstream connection failed; `message` never contains credentials. */
+export class UpstreamError extends Error {
+  constructor(
+    message: string,
+    /** The upstream's own error, when it sent one (kept for logs, not for clients). */
+    readonly upstream?: PgErrorFields,
+  ) {
+    super(message);
+    this.name = 'UpstreamError';
+  }
+}
+
+export interface UpstreamConnection {
+  socket: net.Socket | tls.TLSSocket;
+  tls: boolean;
+  /** ParameterStatus values in the order received. */
+  parameters: Map<string, string>;
+  backendKey: { pid: number; secret: Buffer };
+  /** NoticeResponse messages (raw) received during startup, to pass on. */
+  notices: Buffer[];
+  txStatus: TxStatus;
+  /** Bytes received after ReadyForQuery (normally none). */
+  leftover: Buffer;
+}
+
+export interface UpstreamOptions {
+  connectTimeoutMs?: number;
+}
+
+const MAX_UPSTREAM_STARTUP_MESSAGE = 1 << 20;
+
+function connectTcp(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host, port, noDelay: true });
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new UpstreamError(`timed out after ${timeoutMs} ms connecting to the upstream`));
+    }, timeoutMs);
+    sock.once('connect', () => {
+      clearTimeout(timer);
+      sock.removeAllListeners('error');
+      resolve(sock);
+    });
+    sock.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      reject(new UpstreamError(`could not connect to the upstream (${err.code ?? err.message})`));
+    });
+  });
+}
+
+async function startTls(sock: net.Socket, db: DatabaseConfig): Promise<tls.TLSSocket> {
+  const reader = new SocketReader(sock);
+  sock.write(encodeSSLRequest());
+  let answer: number;
+  try {
+    answer = await reader.peekByte();
+  } finally {
+    const rest = reader.detach();
+    if (rest.length > 1) {
+      sock.destroy();
+      throw new UpstreamError('the upstream sent unexpected data after the SSL request');
+    }
+  }
+  if (answer !== 'S'.charCodeAt(0)) {
+    sock.destroy();
+    throw new UpstreamError(`the upstream does not accept TLS (tls: ${db.tls})`);
+  }
+  const host = db.upstream.host;
+  return await new Promise<tls.TLSSocket>((resolve, reject) => {
+    const t = tls.connect({
+      socket: sock,
+      servername: net.isIP(host) ? undefined : host,
+      rejectUnauthorized: db.tls === 'verify-full',
+      ca: db.ca ? fs.readFileSync(db.ca) : undefined,
+      // verify-full also checks the host name (Node's default checkServerIdentity).
+      checkServerIdentity: db.tls === 'verify-full' ? tls.checkServerIdentity : () => undefined,
+    });
+    t.once('secureConnect', () => {
+      t.removeAllListeners('error');
+      resolve(t);
+    });
+    t.once('error', (err) => {
+      t.destroy();
+      reject(new UpstreamError(`TLS with the upstream failed: ${err.message}`));
+    });
+  });
+}
+
+/**
+ * Connect and authenticate. `params` are the startup parameters to send
+ * (user and database are taken from the config and override any given).
+ */
+export async function connectUpstream(
+  db: DatabaseConfig,
+  params: Iterable<[string, string]>,
+  opts: UpstreamOptions = {},
+): Promise<UpstreamConnection> {
+  const { host, port, user, password, database } = db.upstream;
+  let socket: net.Socket | tls.TLSSocket = await connectTcp(host, port, opts.connectTimeoutMs ?? 10_000);
+  let onTls = false;
+  try {
+    if (db.tls !== 'disable') {
+      socket = await startTls(socket, db);
+      onTls = true;
+    }
+    socket.setNoDelay(true);
+    const startup = new Map<string, string>();
+    for (const [k, v] of params) startup.set(k, v);
+    startup.set('user', user);
+    startup.set('database', database);
+    const reader = new SocketReader(socket);
+    socket.write(encodeStartup(startup));
+
+    const parameters = new Map<string, string>();
+    const notices: Buffer[] = [];
+    let backendKey: { pid: number; secret: Buffer } | undefined;
+    let scram: ScramClientExchange | undefined;
+    try {
+      for (;;) {
+        const { type, body } = await reader.readMessage(MAX_UPSTREAM_STARTUP_MESSAGE);
+        switch (type) {
+          case B.Authentication: {
+            const req = decodeAuth(body);
+            if (req.code === AUTH.Ok) break;
+            if ('unsupported' in req) throw new UpstreamError(`the upstream asked for an unsupported authentication method (${req.code})`);
+            if (req.code !== AUTH.SASLContinue && req.code !== AUTH.SASLFinal && password === undefined) {
+              throw new UpstreamError('the upstream asked for a password but the database config has none');
+            }
+            const pw = password ?? '';
+            if (req.code === AUTH.CleartextPassword) socket.write(encodePassword(pw));
+            else if (req.code === AUTH.MD5Password && 'salt' in req) socket.write(encodePassword(md5PasswordResponse(user, pw, req.salt).toString()));
+            else if (req.code === AUTH.SASL && 'mechanisms' in req) {
+              const cert = onTls ? (socket as tls.TLSSocket).getPeerCertificate()?.raw : undefined;
+              scram = new ScramClientExchange({
+                password: pw,
+                channelBinding: cert ? tlsServerEndPointBinding(cert) : undefined,
+              });
+              const first = scram.clientFirst(req.mechanisms);
+              socket.write(encodeSASLInitialResponse(first.mechanism, first.data));
+            } else if (req.code === AUTH.SASLContinue && 'data' in req) {
+              if (!scram) throw new UpstreamError('the upstream sent SASLContinue without SASL');
+              socket.write(encodeSASLResponse(scram.handleServerFirst(req.data)));
+            } else if (req.code === AUTH.SASLFinal && 'data' in req) {
+              if (!scram) throw new UpstreamError('the upstream sent SASLFinal without SASL');
+              scram.handleServerFinal(req.data);
+            }
+            break;
+          }
+          case B.ErrorResponse: {
+            const f = decodeErrorFields(body);
+            throw new UpstreamError(`the upstream refused the connection (SQLSTATE ${f.code})`, f);
+          }
+          case B.ParameterStatus: {
+            const { name, value } = decodeParameterStatus(body);
+            parameters.set(name, value);
+            break;
+          }
+          case B.BackendKeyData:
+            backendKey = decodeBackendKeyData(body);
+            break;
+          case B.NoticeResponse: {
+            const raw = Buffer.allocUnsafe(body.length + 5);
+            raw[0] = type;
+            raw.writeInt32BE(body.length + 4, 1);
+            body.copy(raw, 5);
+            notices.push(raw);
+            break;
+          }
+          case B.NegotiateProtocolVersion:
+            break;
+          case B.ReadyForQuery: {
+            const leftover = reader.detach();
+            return {
+              socket,
+              tls: onTls,
+              parameters,
+              backendKey: backendKey ?? { pid: 0, secret: Buffer.alloc(4) },
+              notices,
+              txStatus: String.fromCharCode(body[0]) as TxStatus,
+              leftover,
+            };
+          }
+          default:
+            throw new UpstreamError(`unexpected message from the upstream during startup (type ${type})`);
+        }
+      }
+    } catch (err) {
+      reader.detach();
+      if (err instanceof UpstreamError) throw err;
+      throw new UpstreamError(`upstream startup failed: ${(err as Error).message}`);
+    }
+  } catch (err) {
+    socket.destroy();
+    throw err;
+  }
+}
+
+/** Send a CancelRequest to an upstream backend (fire and forget, bounded in time). */
+export async function sendUpstreamCancel(db: DatabaseConfig, pid: number, secret: Buffer): Promise<void> {
+  let sock: Duplex = await connectTcp(db.upstream.host, db.upstream.port, 5_000);
+  try {
+    if (db.tls !== 'disable') sock = await startTls(sock as net.Socket, db);
+    await new Promise<void>((resolve) => {
+      sock.write(encodeCancelRequest(pid, secret), () => resolve());
+    });
+    // The server closes the connection when done; wait briefly for that.
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, 2_000);
+      sock.once('close', () => {
+        clearTimeout(t);
+        resolve();
+      });
+      sock.on('error', () => undefined);
+      sock.resume();
+    });
+  } finally {
+    sock.destroy();
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * Streaming framer for typed PostgreSQL v3 messages (everything after startup).
+ *
+ * Pure over bytes: it is fed chunks and calls its handler. Messages whose type
+ * the handler wants whole are delivered as one contiguous view (zero-copy when
+ * the message lies inside one chunk); all others are streamed through in pieces,
+ * so a huge DataRow or CopyData never has to be held in memory.
+ *
+ * A handler may return `false` from onMessage to pause: the unprocessed bytes are
+ * kept and processing continues on resume(). The caller pauses its socket meanwhile.
+ */
+import { ProtocolError } from './reader.js';
+import { typeName } from './codes.js';
+
+export interface FrameHandler {
+  /** Whether messages of this type must be delivered whole to onMessage. */
+  wantsWhole(type: number): boolean;
+  /** A whole message: `body` excludes, `raw` includes the 5-byte header. Return false to pause. */
+  onMessage(type: number, body: Buffer, raw: Buffer): boolean | void;
+  /** A piece of a streamed message (raw bytes, header included in the first piece). */
+  onStream(type: number, bytes: Buffer, first: boolean, last: boolean): void;
+}
+
+export class Framer {
+  private pending: Buffer | null = null;
+  private wholeParts: Buffer[] | null = null;
+  private wholeFill = 0;
+  private wholeTotal = 0;
+  private wholeType = 0;
+  private streamType = 0;
+  private streamRemaining = 0;
+  private paused = false;
+  private running = false;
+
+  constructor(
+    private readonly handler: FrameHandler,
+    /** Largest message length accepted (the int32 length field), per type. */
+    private readonly maxLength: (type: number) => number = () => Number.MAX_SAFE_INTEGER,
+  ) {}
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /** Bytes held that are not yet processed (partial messages, or everything while paused). */
+  get buffered(): number {
+    return (this.pending?.length ?? 0) + this.wholeFill;
+  }
+
+  push(chunk: Buffer): void {
+    if (this.pending) {
+      chunk = Buffer.concat([this.pending, chunk]);
+      this.pending = null;
+    }
+    this.run(chunk);
+  }
+
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    if (this.running) return; // resumed from inside a handler: run() continues
+    const p = this.pending;
+    this.pending = null;
+    if (p) this.run(p);
+  }
+
+  private run(buf: Buffer): void {
+    this.running = true;
+    try {
+      this.loop(buf);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private loop(buf: Buffer): void {
+    const len = buf.length;
+    let pos = 0;
+    while (pos < len) {
+      if (this.paused) {
+        this.pending = buf.subarray(pos);
+        return;
+      }
+      if (this.streamRemaining > 0) {
+        const n = Math.min(this.streamRemaining, len - pos);
+        this.streamRemaining -= n;
+        this.handler.onStream(this.streamType, buf.subarray(pos, pos + n), false, this.streamRemaining === 0);
+        pos += n;
+        continue;
+      }
+      if (this.wholeParts) {
+        const n = Math.min(this.wholeTotal - this.wholeFill, len - pos);
+        this.wholeParts.push(buf.subarray(pos, pos + n));
+        this.wholeFill += n;
+        pos += n;
+        if (this.wholeFill === this.wholeTotal) {
+          const raw = Buffer.concat(this.wholeParts, this.wholeTotal);
+          this.wholeParts = null;
+          this.wholeFill = 0;
+          if (this.handler.onMessage(this.wholeType, raw.subarray(5), raw) === false) this.paused = true;
+        }
+        continue;
+      }
+      if (len - pos < 5) {
+        this.pending = Buffer.from(buf.subarray(pos)); // tiny copy: the chunk may be large
+        return;
+      }
+      const type = buf[pos];
+      const mlen = buf.readInt32BE(pos + 1);
+      if (mlen < 4) throw new ProtocolError(`invalid message length ${mlen} for message type ${typeName(type)}`);
+      if (mlen > this.maxLength(type)) {
+        throw new ProtocolError(`message of type ${typeName(type)} is too large (${mlen} bytes, limit ${this.maxLength(type)})`);
+      }
+      const total = mlen + 1;
+      if (this.handler.wantsWhole(type)) {
+        if (len - pos >= total) {
+          const raw = buf.subarray(pos, pos + total);
+          pos += total;
+          if (this.handler.onMessage(type, raw.subarray(5), raw) === false) this.paused = true;
+        } else {
+          this.wholeParts = [buf.subarray(pos)];
+          this.wholeFill = len - pos;
+          this.wholeTotal = total;
+          this.wholeType = type;
+          pos = len;
+        }
+      } else {
+        const n = Math.min(total, len - pos);
+        this.streamType = type;
+        this.streamRemaining = total - n;
+        this.handler.onStream(type, buf.subarray(pos, pos + n), true, n === total);
+        pos += n;
+      }
+    }
+  }
+}

@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    pool: 'forks',
+    // Integration files each start their own PostgreSQL cluster; two at a time fits 2 cores.
+    maxWorkers: 2,
+    globalSetup: [],
+  },
+});
