@@ -1,0 +1,145 @@
+/**
+ * The validated, normalized configuration Warden runs on.
+ *
+ * `loadConfig()` (config/load.ts) turns a `warden.yaml` (version 1, see
+ * ../shared/spec/warden.example.yaml and docs/configuration.md) into this shape:
+ * env vars substituted, defaults applied, relative paths resolved against the
+ * config file's directory, URLs parsed. Every other module consumes only this.
+ */
+
+export type TlsMode = 'disable' | 'require' | 'verify-full';
+export type IdentityKind = 'human' | 'service' | 'agent';
+export type RuleAction = 'allow' | 'deny' | 'mask' | 'approve';
+export type MaskerName = 'fake' | 'partial' | 'hash' | 'redact' | 'null';
+
+export interface ListenTlsConfig {
+  /** Absolute paths (resolved against the config file's directory). */
+  cert: string;
+  key: string;
+  /** Refuse clients that do not negotiate TLS (28000). */
+  require: boolean;
+}
+
+export interface ListenConfig {
+  host: string;
+  port: number;
+  tls?: ListenTlsConfig;
+  /** Largest client message accepted, in bytes (default 1 GiB like PostgreSQL). */
+  maxMessageSize: number;
+}
+
+export interface AdminConfig {
+  host: string;
+  port: number;
+}
+
+export interface UpstreamConfig {
+  host: string;
+  port: number;
+  user: string;
+  /** May be undefined for trust auth. Never log it. */
+  password?: string;
+  database: string;
+  /** The upstream URL with the password replaced by `***`: safe to log or show. */
+  redactedUrl: string;
+}
+
+export interface DatabaseConfig {
+  /** The name a client gives as `database` (the key under `databases`). */
+  name: string;
+  upstream: UpstreamConfig;
+  /** A free label rules can match, e.g. "production". */
+  environment?: string;
+  tls: TlsMode;
+  /** Optional CA bundle path for tls: verify-full (absolute). */
+  ca?: string;
+}
+
+export interface IdentityConfig {
+  name: string;
+  kind: IdentityKind;
+  groups: string[];
+  /** Plain password (usually from ${ENV}). Exactly one of password / scram is set. */
+  password?: string;
+  /** A SCRAM-SHA-256 verifier: `SCRAM-SHA-256$<iter>:<salt b64>$<StoredKey b64>:<ServerKey b64>`. */
+  scram?: string;
+}
+
+/** A `match` block of a rule. Kept structurally; the policy engine compiles it. */
+export interface RuleMatch {
+  /** Statement classes (spec README), lower-cased. */
+  statement?: string[];
+  identity?: string[];
+  kind?: IdentityKind[];
+  groups?: string[];
+  database?: string[];
+  environment?: string[];
+  tables?: string[];
+  columns?: string[];
+  sensitive?: string[];
+  /** true/false: whether any intent (ticket or reason) was given; or required key values. */
+  intent?: boolean | Record<string, string | boolean>;
+  /** CIDR ranges or addresses. */
+  client?: string[];
+  /**
+   * As loaded: `days` expanded and ordered (`mon`..`sun`, ranges like mon-fri already expanded),
+   * `hours` zero-padded `HH:MM-HH:MM` (start inclusive, end exclusive; end < start wraps past
+   * midnight), `tz` a canonical IANA name, always set (default `UTC`).
+   */
+  time?: { days?: string[]; hours?: string; tz?: string };
+  not?: RuleMatch;
+  any?: RuleMatch[];
+}
+
+export interface RuleConfig {
+  name: string;
+  match: RuleMatch;
+  action: RuleAction;
+  reason?: string;
+  approvers?: { groups: string[]; count: number };
+}
+
+export interface SensitiveConfig {
+  /** `schema.table.column` pattern (with `*` per part) → sensitive type name. */
+  columns: Record<string, string>;
+  detect: string[];
+  /** type name → masker. */
+  maskers: Record<string, MaskerName>;
+}
+
+export interface ApprovalsConfig {
+  mode: 'hold' | 'reject';
+  /** milliseconds */
+  timeoutMs: number;
+  webhook?: string;
+}
+
+export interface StoreConfig {
+  /** `sqlite:PATH` (path resolved absolute), `postgres://...`, or for audit also `jsonl:PATH`. */
+  kind: 'sqlite' | 'postgres' | 'jsonl';
+  /** Absolute file path for sqlite/jsonl; the URL for postgres. */
+  location: string;
+}
+
+export interface AuditConfig {
+  store: StoreConfig;
+  onFailure: 'block' | 'continue';
+}
+
+export interface WardenConfig {
+  version: 1;
+  /** Absolute path of the file this was loaded from ('<demo>' for generated ones). */
+  source: string;
+  /** sha256 hex of the file's raw bytes (before env substitution). */
+  hash: string;
+  listen: ListenConfig;
+  admin?: AdminConfig;
+  databases: Record<string, DatabaseConfig>;
+  identities: IdentityConfig[];
+  sensitive?: SensitiveConfig;
+  rules: RuleConfig[];
+  default: 'allow' | 'deny';
+  approvals?: ApprovalsConfig;
+  state?: { store: StoreConfig };
+  audit?: AuditConfig;
+}
