@@ -1,0 +1,804 @@
+#!/usr/bin/env node
+// Warden benchmark: the same pgbench workload against the same database reached three ways,
+// direct, through PgBouncer (session mode) and through Warden, in ONE run. See bench/README.md.
+//
+//   npm run bench                 # build, then the full run
+//   node bench/run.js --quick     # 5 s per run, 1 round (smoke test)
+//
+// Plain ESM JavaScript on purpose: `node bench/run.js` runs after `npm run build`, using the
+// compiled dist/embedded/pg-cluster.js for the private PostgreSQL cluster.
+
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, openSync, rmSync } from 'node:fs';
+import { chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import YAML from 'yaml';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const RESULTS_DIR = path.join(ROOT, 'bench', 'results');
+const argv = process.argv.slice(2);
+
+if (argv.includes('--help') || argv.includes('-h')) {
+  console.log(`usage: node bench/run.js [--quick]
+  --quick   5 s per run, 1 round (smoke test)
+env: BENCH_SECONDS (15) BENCH_ROUNDS (2) BENCH_CLIENTS (8) BENCH_THREADS (2 if clients even, else 1)
+     BENCH_SCALE (10) BENCH_TARGETS (comma list, default all) BENCH_CASES (comma list, default all)`);
+  process.exit(0);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Configuration                                                                               */
+/* ------------------------------------------------------------------------------------------ */
+
+function envInt(name, dflt, min = 1) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return dflt;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) {
+    console.error(`bench: ${name} must be an integer >= ${min} (got ${JSON.stringify(raw)})`);
+    process.exit(2);
+  }
+  return n;
+}
+
+function envList(name) {
+  const raw = process.env[name];
+  if (!raw) return undefined;
+  return raw.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+const quick = argv.includes('--quick');
+const clients = envInt('BENCH_CLIENTS', 8);
+const config = {
+  quick,
+  seconds: quick ? 5 : envInt('BENCH_SECONDS', 15),
+  rounds: quick ? 1 : envInt('BENCH_ROUNDS', 2),
+  clients,
+  threads: envInt('BENCH_THREADS', clients % 2 === 0 ? 2 : 1),
+  scale: envInt('BENCH_SCALE', 10),
+};
+if (config.clients % config.threads !== 0) {
+  console.error(`bench: BENCH_CLIENTS (${config.clients}) must be a multiple of BENCH_THREADS (${config.threads})`);
+  process.exit(2);
+}
+
+/** Secrets: generated here, passed to pgbench via PGPASSWORD only, and redacted from any output. */
+const secrets = {
+  svcPassword: randomBytes(16).toString('hex'), // warden_svc, the upstream role (direct and PgBouncer log in as it)
+  wardenPassword: randomBytes(16).toString('hex'), // identity `bencher` at Warden
+};
+function redact(s) {
+  let out = String(s);
+  for (const v of Object.values(secrets)) if (v) out = out.split(v).join('***');
+  return out;
+}
+
+const DB = 'bench';
+const SVC_ROLE = 'warden_svc';
+const WARDEN_IDENTITY = 'bencher';
+
+/* ------------------------------------------------------------------------------------------ */
+/* Cases and targets: extend these lists to add workloads or proxies/configurations            */
+/* ------------------------------------------------------------------------------------------ */
+
+/**
+ * A case is one pgbench workload. `args` are extra pgbench options (e.g. `-S`, `-M extended`,
+ * `-f file`); the common ones (-n -T -c -j, connection) are added by runPgbench().
+ */
+const cases = [
+  { name: 'select_only', description: 'built-in select-only script, simple protocol', args: ['-S', '-M', 'simple'] },
+  { name: 'select_only_extended', description: 'built-in select-only script, extended protocol', args: ['-S', '-M', 'extended'] },
+  { name: 'tpcb', description: 'built-in TPC-B-like script (5 statements in a transaction), simple protocol', args: ['-M', 'simple'] },
+];
+
+/**
+ * A target is one way to reach the `bench` database. `start(ctx)` returns a connection
+ * `{ host, port, user, password, stop() }`, or `{ skip: 'reason' }`; a throw marks the target as
+ * failed (its runs are reported as errors and the bench exits non-zero).
+ * `baseline: true` targets are what others are compared with; the others get ratios on the
+ * last output line.
+ */
+const targets = [
+  { name: 'direct', baseline: true, description: 'straight to PostgreSQL over TCP', start: startDirect },
+  { name: 'pgbouncer', baseline: true, description: 'PgBouncer, pool_mode=session', start: startPgBouncer },
+  wardenTarget('warden', 'Warden, no rules (default allow)', {}),
+  // More Warden configurations are added like this; the fragment is deep-merged into the base
+  // warden.yaml (objects merge, arrays and scalars replace). It may also be a function
+  // (ctx) => fragment, e.g. to put an audit file in ctx.dir.
+  // wardenTarget('warden_rules', 'Warden with rules', {
+  //   rules: [{ name: 'no-ddl', match: { statement: ['ddl'] }, action: 'deny' }],
+  // }),
+  // wardenTarget('warden_audit', 'Warden with a JSONL audit', (ctx) => ({
+  //   audit: { store: `jsonl:${path.join(ctx.dir, 'audit.jsonl')}`, on_failure: 'block' },
+  // })),
+];
+
+/* ------------------------------------------------------------------------------------------ */
+/* Process helpers                                                                             */
+/* ------------------------------------------------------------------------------------------ */
+
+const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+/** Long-running children started with detached: true (own process group), killed on exit. */
+const children = new Set();
+let currentPgbench;
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function median(xs) {
+  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  const mid = Math.floor(v.length / 2);
+  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+function postgresIds() {
+  const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+  const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+  return { uid, gid };
+}
+
+function which(cmd, extra = []) {
+  for (const dir of [...(process.env.PATH ?? '').split(path.delimiter), ...extra]) {
+    if (!dir) continue;
+    const p = path.join(dir, cmd);
+    if (existsSync(p)) return p;
+  }
+  return undefined;
+}
+
+/** Run a command to completion; resolve { code, stdout, stderr } (never rejects on exit code). */
+function runCapture(cmd, args, { env, timeoutMs = 120_000, cwd } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: { ...process.env, ...env }, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      stderr += `\n[bench] killed after ${timeoutMs} ms`;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? (signal ? 128 : 1), signal, stdout, stderr, child });
+    });
+    if (cmd.endsWith('pgbench')) currentPgbench = child;
+  });
+}
+
+/** Spawn a long-running server in its own process group with stdout+stderr to `logFile`. */
+function spawnServer(name, cmd, args, { cwd, logFile, env } = {}) {
+  const fd = openSync(logFile, 'a');
+  let child;
+  try {
+    child = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', fd, fd], detached: true });
+  } finally {
+    closeSync(fd);
+  }
+  const entry = { name, child, exited: false, code: null, signal: null };
+  children.add(entry);
+  child.on('exit', (code, signal) => {
+    entry.exited = true;
+    entry.code = code;
+    entry.signal = signal;
+  });
+  child.on('error', (err) => {
+    entry.exited = true;
+    entry.error = err;
+  });
+  return entry;
+}
+
+async function stopServer(entry) {
+  if (!entry) return;
+  children.delete(entry);
+  if (entry.exited || !entry.child.pid) return;
+  try {
+    process.kill(-entry.child.pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  for (let i = 0; i < 50 && !entry.exited; i++) await sleep(100);
+  if (!entry.exited) {
+    try {
+      process.kill(-entry.child.pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+}
+
+function canConnect(host, port) {
+  return new Promise((resolve) => {
+    const s = net.connect({ host, port });
+    s.setTimeout(1000);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('timeout', () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** The last `maxLines` lines (at most `maxChars`) of a log file, or '' if unreadable. */
+async function tail(file, maxLines = 20, maxChars = 3000) {
+  try {
+    let s = (await readFile(file, 'utf8')).trimEnd();
+    const lines = s.split('\n');
+    if (lines.length > maxLines) s = '…\n' + lines.slice(-maxLines).join('\n');
+    return s.length > maxChars ? '…' + s.slice(-maxChars) : s;
+  } catch {
+    return '';
+  }
+}
+
+/** Wait until host:port accepts TCP; fail early when the server process exits. */
+async function waitForPort(entry, host, port, timeoutMs, logFile) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (entry.exited) {
+      const how = entry.error ? String(entry.error.message) : `exit code ${entry.code}${entry.signal ? `, signal ${entry.signal}` : ''}`;
+      const out = (await tail(logFile)).trim();
+      throw new Error(`${entry.name} exited (${how}) before listening on ${host}:${port}${out ? `; its output:\n${indent(out)}` : ''}`);
+    }
+    if (await canConnect(host, port)) return;
+    if (Date.now() > deadline) {
+      const out = (await tail(logFile)).trim();
+      throw new Error(`${entry.name} did not listen on ${host}:${port} within ${timeoutMs} ms${out ? `; its output:\n${indent(out)}` : ''}`);
+    }
+    await sleep(100);
+  }
+}
+
+function indent(s, pad = '    ') {
+  return s
+    .split('\n')
+    .map((l) => pad + l)
+    .join('\n');
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Targets                                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+async function startDirect(ctx) {
+  return { host: '127.0.0.1', port: ctx.cluster.port, user: SVC_ROLE, password: secrets.svcPassword, stop: async () => {} };
+}
+
+async function findOrInstallPgBouncer() {
+  let bin = which('pgbouncer', ['/usr/sbin', '/usr/local/sbin', '/sbin']);
+  if (bin) return bin;
+  if (!isRoot) return { skip: 'pgbouncer is not installed (and we are not root, so not installing it): skipping the PgBouncer target' };
+  console.log('bench: pgbouncer not found; installing it with apt-get (root)…');
+  const r = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'pgbouncer'], {
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    encoding: 'utf8',
+    timeout: 300_000,
+  });
+  bin = which('pgbouncer', ['/usr/sbin', '/usr/local/sbin', '/sbin']);
+  if (!bin) throw new Error(`apt-get install -y pgbouncer failed (exit ${r.status}): ${(r.stderr || r.stdout || '').trim().slice(-1500)}`);
+  return bin;
+}
+
+async function startPgBouncer(ctx) {
+  const bin = await findOrInstallPgBouncer();
+  if (typeof bin === 'object') return bin;
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'warden-bench-pgbouncer-'));
+  ctx.tmpDirs.push(dir);
+  const port = await ctx.freePort();
+  const ini = path.join(dir, 'pgbouncer.ini');
+  const userlist = path.join(dir, 'userlist.txt');
+  const logFile = path.join(dir, 'pgbouncer.log');
+  await writeFile(
+    ini,
+    [
+      '[databases]',
+      `${DB} = host=127.0.0.1 port=${ctx.cluster.port} dbname=${DB}`,
+      '',
+      '[pgbouncer]',
+      'listen_addr = 127.0.0.1',
+      `listen_port = ${port}`,
+      'unix_socket_dir =',
+      'auth_type = scram-sha-256',
+      `auth_file = ${userlist}`,
+      'pool_mode = session',
+      'max_client_conn = 100',
+      'default_pool_size = 20',
+      'ignore_startup_parameters = extra_float_digits',
+      `logfile = ${logFile}`,
+      `pidfile = ${path.join(dir, 'pgbouncer.pid')}`,
+      '',
+    ].join('\n'),
+    { mode: 0o600 },
+  );
+  // The plain password: PgBouncer uses it both to check clients (SCRAM) and to log in upstream.
+  await writeFile(userlist, `"${SVC_ROLE}" "${secrets.svcPassword}"\n`, { mode: 0o600 });
+
+  let cmd = bin;
+  let args = ['-q', ini];
+  if (isRoot) {
+    // PgBouncer refuses to run as root.
+    const { uid, gid } = postgresIds();
+    for (const f of [dir, ini, userlist]) await chown(f, uid, gid);
+    cmd = which('runuser', ['/usr/sbin', '/sbin']) ?? 'runuser';
+    args = ['-u', 'postgres', '--', bin, ...args];
+  }
+  const consoleLog = path.join(dir, 'console.log');
+  const entry = spawnServer('pgbouncer', cmd, args, { cwd: dir, logFile: consoleLog });
+  try {
+    await waitForPort(entry, '127.0.0.1', port, 15_000, consoleLog);
+  } catch (err) {
+    const log = (await tail(logFile)).trim();
+    await stopServer(entry);
+    throw new Error(`${err.message}${log ? `\n  pgbouncer.log:\n${indent(log)}` : ''}`);
+  }
+  const version = spawnSync(bin, ['--version'], { encoding: 'utf8' }).stdout?.split('\n')[0]?.trim();
+  return { host: '127.0.0.1', port, user: SVC_ROLE, password: secrets.svcPassword, version, stop: () => stopServer(entry) };
+}
+
+function isPlainObject(v) {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function deepMerge(base, extra) {
+  if (!isPlainObject(base) || !isPlainObject(extra)) return extra === undefined ? base : extra;
+  const out = { ...base };
+  for (const [k, v] of Object.entries(extra)) out[k] = k in out ? deepMerge(out[k], v) : v;
+  return out;
+}
+
+/** A Warden target; `fragment` (object or (ctx) => object) is merged into the base warden.yaml. */
+function wardenTarget(name, description, fragment) {
+  return {
+    name,
+    baseline: false,
+    description,
+    async start(ctx) {
+      const dir = await mkdtemp(path.join(os.tmpdir(), `warden-bench-${name}-`));
+      ctx.tmpDirs.push(dir);
+      const port = await ctx.freePort();
+      const base = {
+        version: 1,
+        listen: { host: '127.0.0.1', port },
+        databases: {
+          [DB]: { upstream: `postgres://${SVC_ROLE}:${secrets.svcPassword}@127.0.0.1:${ctx.cluster.port}/${DB}` },
+        },
+        identities: [{ name: WARDEN_IDENTITY, kind: 'service', password: secrets.wardenPassword }],
+      };
+      const extra = typeof fragment === 'function' ? fragment({ ...ctx, dir }) : fragment;
+      const yamlFile = path.join(dir, 'warden.yaml');
+      await writeFile(yamlFile, YAML.stringify(deepMerge(base, extra ?? {})), { mode: 0o600 });
+
+      const logFile = path.join(dir, 'warden.log');
+      const entry = spawnServer(
+        name,
+        process.execPath,
+        [path.join(ROOT, 'bin', 'warden.js'), 'start', '--config', yamlFile, '--log-level', 'warn'],
+        { cwd: ROOT, logFile },
+      );
+      try {
+        await waitForPort(entry, '127.0.0.1', port, 20_000, logFile);
+      } catch (err) {
+        await stopServer(entry);
+        throw err;
+      }
+      return {
+        host: '127.0.0.1',
+        port,
+        user: WARDEN_IDENTITY,
+        password: secrets.wardenPassword,
+        logFile,
+        alive: () => !entry.exited,
+        /** Exit status and log tail, for error reports. */
+        diagnose: async () => {
+          const status = entry.exited ? `${name} exited (code ${entry.code}${entry.signal ? `, signal ${entry.signal}` : ''})` : `${name} still running`;
+          const out = await tail(logFile, 10);
+          return out ? `${status}; its last output:\n${indent(out)}` : status;
+        },
+        stop: () => stopServer(entry),
+      };
+    },
+  };
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* pgbench                                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+function pgEnv(conn) {
+  return {
+    PGPASSWORD: conn.password,
+    PGSSLMODE: process.env.PGSSLMODE ?? 'disable',
+    PGCONNECT_TIMEOUT: '10',
+  };
+}
+
+/** Check a target end to end (libpq, like pgbench) before benchmarking it. */
+async function probe(conn) {
+  const r = await runCapture(
+    'psql',
+    ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', conn.host, '-p', String(conn.port), '-U', conn.user, '-d', DB, '-c', 'SELECT count(*) FROM pgbench_branches'],
+    { env: pgEnv(conn), timeoutMs: 20_000 },
+  );
+  if (r.code !== 0) throw new Error(`probe query failed (psql exit ${r.code}): ${redact((r.stderr || r.stdout).trim())}`);
+  const n = Number(r.stdout.trim());
+  if (n !== config.scale) throw new Error(`probe query returned ${JSON.stringify(r.stdout.trim())}, expected ${config.scale}`);
+}
+
+/** Collapse pgbench's per-client error lines ("client 3 aborted in command 1 ...") into counted unique lines. */
+function summarizeErrors(lines, maxUnique = 4) {
+  const counts = new Map();
+  for (const l of lines) {
+    const key = l.replace(/\bclient \d+\b/g, 'client N').replace(/\bcommand \d+\b/g, 'command N').trim();
+    if (key) counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  const uniq = [...counts.entries()].map(([l, n]) => (n > 1 ? `${n}× ${l}` : l));
+  return (uniq.length > maxUnique ? ['…', ...uniq.slice(-maxUnique)] : uniq).join(' | ');
+}
+
+function parsePgbench(out) {
+  const num = (re) => {
+    const m = out.match(re);
+    return m ? Number(m[1]) : undefined;
+  };
+  return {
+    tps: num(/tps = ([\d.]+) \(without initial connection time\)/) ?? num(/tps = ([\d.]+) \(excluding connections establishing\)/) ?? num(/tps = ([\d.]+)/),
+    latencyMs: num(/latency average = ([\d.]+) ms/),
+    processed: num(/number of transactions actually processed: (\d+)/),
+    failed: num(/number of failed transactions: (\d+)/),
+  };
+}
+
+async function runPgbench(testCase, conn) {
+  const args = [
+    '-n',
+    '-T', String(config.seconds),
+    '-c', String(config.clients),
+    '-j', String(config.threads),
+    '-h', conn.host,
+    '-p', String(conn.port),
+    '-U', conn.user,
+    ...testCase.args,
+    DB,
+  ];
+  const started = Date.now();
+  const r = await runCapture('pgbench', args, { env: pgEnv(conn), timeoutMs: (config.seconds + 90) * 1000 });
+  currentPgbench = undefined;
+  const wallMs = Date.now() - started;
+  const out = `${r.stdout}\n${r.stderr}`;
+  const parsed = parsePgbench(out);
+  let error;
+  if (r.code !== 0) {
+    const lines = redact(r.stderr || r.stdout)
+      .trim()
+      .split('\n')
+      .filter((l) => !/^(starting vacuum|transaction type|scaling factor|query mode|number of (clients|threads))/.test(l));
+    error = `pgbench exit ${r.code}: ${summarizeErrors(lines)}`;
+  } else if (parsed.failed !== undefined && parsed.failed > 0) {
+    error = `${parsed.failed} failed transactions`;
+  } else if (!Number.isFinite(parsed.tps)) {
+    error = `could not parse tps from pgbench output: ${redact(out.trim()).slice(-500)}`;
+  } else if (parsed.processed === 0) {
+    error = 'no transactions processed';
+  }
+  return { ...parsed, wallMs, error };
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Output                                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+function fmt(n, digits = 2) {
+  return Number.isFinite(n) ? n.toFixed(digits) : '-';
+}
+
+function printTable(rows) {
+  const header = ['case', 'target', 'TPS', 'latency ms', 'vs direct', 'vs pgbouncer', 'runs / note'];
+  const body = rows.map((r) => [
+    r.case,
+    r.target,
+    fmt(r.tps, 1),
+    fmt(r.latencyMs, 3),
+    fmt(r.ratioVsDirect),
+    fmt(r.ratioVsPgbouncer),
+    r.error ? `ERROR: ${r.error}` : r.skipped ? `skipped: ${r.skipped}` : r.tpsRuns.map((t) => t.toFixed(0)).join(', '),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => (i === 6 ? 0 : b[i].length))));
+  const right = new Set([2, 3, 4, 5]);
+  const line = (cells) => cells.map((c, i) => (i === 6 ? c : right.has(i) ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ');
+  console.log(line(header));
+  console.log(line(widths.map((w, i) => (i === 6 ? '-----------' : '-'.repeat(w)))));
+  let prev;
+  for (const [i, b] of body.entries()) {
+    if (prev !== undefined && rows[i].case !== prev) console.log('');
+    prev = rows[i].case;
+    console.log(line(b));
+  }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Main                                                                                        */
+/* ------------------------------------------------------------------------------------------ */
+
+const state = { cluster: undefined, started: [], tmpDirs: [], cleaning: undefined };
+
+async function cleanup() {
+  state.cleaning ??= (async () => {
+    for (const t of state.started.reverse()) {
+      try {
+        await t.conn.stop();
+      } catch {
+        /* best effort */
+      }
+    }
+    for (const entry of [...children]) await stopServer(entry);
+    if (state.cluster) {
+      try {
+        await state.cluster.stop();
+      } catch (err) {
+        console.error(`bench: stopping the cluster failed: ${err.message}`);
+      }
+    }
+    for (const d of state.tmpDirs) await rm(d, { recursive: true, force: true }).catch(() => {});
+  })();
+  return state.cleaning;
+}
+
+process.on('exit', () => {
+  // Last resort (crash, process.exit): kill server process groups, remove temp dirs.
+  // The cluster has its own exit hook in pg-cluster.js.
+  for (const entry of children) {
+    try {
+      if (!entry.exited && entry.child.pid) process.kill(-entry.child.pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+  for (const d of state.tmpDirs) {
+    try {
+      rmSync(d, { recursive: true, force: true });
+    } catch {
+      /* best effort */
+    }
+  }
+});
+
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    if (state.interrupted) return;
+    state.interrupted = true;
+    console.log('');
+    console.error(`bench: ${sig}, cleaning up…`);
+    if (currentPgbench && currentPgbench.exitCode === null) currentPgbench.kill('SIGTERM');
+    cleanup().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+  });
+}
+
+/** After SIGINT/SIGTERM the signal handler owns the exit: park main() so it prints nothing more. */
+function haltIfInterrupted() {
+  return state.interrupted ? new Promise(() => {}) : Promise.resolve();
+}
+
+async function loadClusterModule() {
+  const modPath = path.join(ROOT, 'dist', 'embedded', 'pg-cluster.js');
+  if (!existsSync(modPath)) {
+    throw new Error(`${path.relative(ROOT, modPath)} not found: run \`npm run build\` first (or use \`npm run bench\`)`);
+  }
+  return import(new URL('../dist/embedded/pg-cluster.js', import.meta.url).href);
+}
+
+function selectByEnv(list, envName) {
+  const want = envList(envName);
+  if (!want) return list;
+  const unknown = want.filter((w) => !list.some((x) => x.name === w));
+  if (unknown.length) throw new Error(`${envName}: unknown name(s) ${unknown.join(', ')}; known: ${list.map((x) => x.name).join(', ')}`);
+  return list.filter((x) => want.includes(x.name));
+}
+
+async function main() {
+  const selectedTargets = selectByEnv(targets, 'BENCH_TARGETS');
+  const selectedCases = selectByEnv(cases, 'BENCH_CASES');
+  for (const tool of ['pgbench', 'psql']) {
+    if (!which(tool)) throw new Error(`${tool} not found on PATH (it comes with the PostgreSQL client package)`);
+  }
+  const { startPgCluster, freePort } = await loadClusterModule();
+
+  console.log(
+    `bench: ${config.quick ? 'QUICK ' : ''}${selectedCases.length} case(s) × ${selectedTargets.length} target(s) × ${config.rounds} round(s), ` +
+      `${config.seconds} s each, ${config.clients} clients, ${config.threads} threads, scale ${config.scale}`,
+  );
+
+  // 1. The cluster and the pgbench database, owned by warden_svc.
+  let t0 = Date.now();
+  const cluster = await startPgCluster({ settings: { max_connections: '200', shared_buffers: '128MB' } });
+  state.cluster = cluster;
+  const pgVersion = (await cluster.query('SHOW server_version')).rows[0].server_version;
+  await cluster.query(`CREATE ROLE ${SVC_ROLE} LOGIN PASSWORD '${secrets.svcPassword}'`);
+  await cluster.query(`CREATE DATABASE ${DB} OWNER ${SVC_ROLE}`);
+  const svcConn = { host: '127.0.0.1', port: cluster.port, user: SVC_ROLE, password: secrets.svcPassword };
+  const init = await runCapture(
+    'pgbench',
+    ['-i', '-q', '-s', String(config.scale), '-h', svcConn.host, '-p', String(svcConn.port), '-U', SVC_ROLE, DB],
+    { env: pgEnv(svcConn), timeoutMs: 30 * 60_000 },
+  );
+  if (init.code !== 0) throw new Error(`pgbench -i failed (exit ${init.code}): ${redact(init.stderr.trim()).slice(-2000)}`);
+  console.log(`bench: PostgreSQL ${pgVersion} on 127.0.0.1:${cluster.port}, pgbench -i -s ${config.scale} done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+
+  // 2. The targets.
+  const ctx = { cluster, freePort, tmpDirs: state.tmpDirs, root: ROOT };
+  const targetState = new Map(); // name -> { conn?, error?, skipped? }
+  for (const target of selectedTargets) {
+    t0 = Date.now();
+    try {
+      await haltIfInterrupted();
+      const conn = await target.start(ctx);
+      if (conn.skip) {
+        console.log(`bench: ${target.name}: ${conn.skip}`);
+        targetState.set(target.name, { skipped: conn.skip });
+        continue;
+      }
+      state.started.push({ name: target.name, conn });
+      await probe(conn);
+      targetState.set(target.name, { conn });
+      console.log(`bench: ${target.name} ready on ${conn.host}:${conn.port}${conn.version ? ` (${conn.version})` : ''} in ${Date.now() - t0} ms`);
+    } catch (err) {
+      const msg = redact(err?.message ?? String(err));
+      targetState.set(target.name, { error: `start failed: ${msg}` });
+      console.error(`bench: ${target.name} FAILED to start: ${msg}`);
+    }
+  }
+
+  // 3. The runs: per case, rounds of interleaved targets.
+  const runs = {}; // case -> target -> [run]
+  for (const c of selectedCases) {
+    runs[c.name] = {};
+    for (let round = 1; round <= config.rounds; round++) {
+      for (const target of selectedTargets) {
+        const ts = targetState.get(target.name);
+        const list = (runs[c.name][target.name] ??= []);
+        if (!ts.conn) continue;
+        if (list.some((r) => r.error)) continue; // failed once for this case: don't repeat it
+        if (ts.conn.alive && !ts.conn.alive()) {
+          const diag = ts.conn.diagnose ? redact(await ts.conn.diagnose()) : '';
+          list.push({ round, error: `${target.name} process is no longer running`, diagnosis: diag });
+          console.log(`bench: ${c.name.padEnd(22)} round ${round}/${config.rounds}  ${target.name.padEnd(12)} … FAILED: not running${diag ? `\n${indent(diag)}` : ''}`);
+          continue;
+        }
+        await haltIfInterrupted();
+        process.stdout.write(`bench: ${c.name.padEnd(22)} round ${round}/${config.rounds}  ${target.name.padEnd(12)} … `);
+        const r = await runPgbench(c, ts.conn);
+        await haltIfInterrupted();
+        if (r.error && ts.conn.diagnose) r.diagnosis = redact(await ts.conn.diagnose());
+        list.push({ round, ...r });
+        console.log(r.error ? `FAILED: ${r.error}${r.diagnosis ? `\n${indent(r.diagnosis)}` : ''}` : `${r.tps.toFixed(1)} tps, ${r.latencyMs?.toFixed(3)} ms`);
+      }
+    }
+  }
+
+  // 4. Aggregate.
+  const rows = [];
+  const results = {};
+  for (const c of selectedCases) {
+    results[c.name] = {};
+    for (const target of selectedTargets) {
+      const ts = targetState.get(target.name);
+      const list = runs[c.name][target.name] ?? [];
+      const failed = list.find((r) => r.error);
+      const error = ts.error ? `${target.name} failed to start (see below)` : failed?.error;
+      const ok = error ? [] : list;
+      results[c.name][target.name] = {
+        tps: median(ok.map((r) => r.tps)),
+        latencyMs: median(ok.map((r) => r.latencyMs)),
+        tpsRuns: ok.map((r) => r.tps),
+        latencyRuns: ok.map((r) => r.latencyMs),
+        runs: list,
+        error,
+        skipped: ts.skipped,
+      };
+    }
+    const direct = results[c.name].direct?.tps;
+    const bouncer = results[c.name].pgbouncer?.tps;
+    for (const target of selectedTargets) {
+      const r = results[c.name][target.name];
+      r.ratioVsDirect = r.tps / direct;
+      r.ratioVsPgbouncer = r.tps / bouncer;
+      rows.push({ case: c.name, target: target.name, ...r });
+    }
+  }
+
+  const ratios = {};
+  for (const target of selectedTargets.filter((t) => !t.baseline)) {
+    const suffix = target.name === 'warden' ? '' : `@${target.name}`;
+    for (const c of selectedCases) {
+      const r = results[c.name][target.name];
+      ratios[`ratio_vs_pgbouncer_${c.name}${suffix}`] = r.ratioVsPgbouncer;
+      ratios[`ratio_vs_direct_${c.name}${suffix}`] = r.ratioVsDirect;
+    }
+  }
+
+  const errors = rows
+    .filter((r) => r.error && !targetState.get(r.target).error)
+    .map((r) => `${r.case}/${r.target}: ${r.error}`);
+  const targetErrors = [...targetState.entries()].filter(([, s]) => s.error).map(([n, s]) => `${n}: ${s.error}`);
+
+  // 5. Report.
+  console.log('');
+  console.log(`Results (median of ${config.rounds} round(s) of ${config.seconds} s; TPS without connection time; ratio = target TPS / baseline TPS)`);
+  console.log('');
+  printTable(rows);
+  console.log('');
+  if (targetErrors.length) {
+    console.log('Targets that failed to start:');
+    for (const e of targetErrors) console.log(indent(e, '  '));
+    console.log('');
+  }
+
+  let gitRev;
+  try {
+    gitRev = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    /* not a git checkout */
+  }
+  const json = {
+    finishedAt: new Date().toISOString(),
+    gitRev,
+    config,
+    environment: {
+      node: process.version,
+      cpus: os.cpus().length,
+      postgres: pgVersion,
+      pgbench: spawnSync('pgbench', ['--version'], { encoding: 'utf8' }).stdout?.trim(),
+      pgbouncer: targetState.get('pgbouncer')?.conn?.version,
+    },
+    cases: selectedCases.map(({ name, description, args }) => ({ name, description, args })),
+    targets: selectedTargets.map(({ name, description, baseline }) => ({ name, description, baseline, ...pick(targetState.get(name)) })),
+    results,
+    ratios,
+    errors: [...targetErrors, ...errors],
+  };
+  await mkdir(RESULTS_DIR, { recursive: true });
+  const gi = path.join(RESULTS_DIR, '.gitignore');
+  if (!existsSync(gi)) await writeFile(gi, '*\n!.gitignore\n');
+  await writeFile(path.join(RESULTS_DIR, 'latest.json'), JSON.stringify(json, jsonReplacer, 2) + '\n');
+  console.log(`Full results: ${path.relative(process.cwd(), path.join(RESULTS_DIR, 'latest.json')) || 'bench/results/latest.json'}`);
+
+  await cleanup();
+
+  const failed = errors.length > 0 || targetErrors.length > 0;
+  if (failed) console.log(`bench: ${errors.length + targetErrors.length} failure(s); exiting non-zero`);
+  // The LAST line: machine-readable ratios (NaN when a side is missing or failed).
+  console.log(Object.entries(ratios).map(([k, v]) => `${k}=${fmt(v)}`.replace(/=-$/, '=NaN')).join(' '));
+  return failed ? 1 : 0;
+}
+
+function pick(s) {
+  if (!s) return {};
+  return { error: s.error, skipped: s.skipped, host: s.conn?.host, port: s.conn?.port, user: s.conn?.user };
+}
+
+function jsonReplacer(_k, v) {
+  return typeof v === 'number' && !Number.isFinite(v) ? null : v;
+}
+
+main().then(
+  (code) => process.exit(code),
+  async (err) => {
+    console.error(`bench: ${redact(err?.stack ?? err)}`);
+    await cleanup();
+    process.exit(1);
+  },
+);

@@ -1,0 +1,45 @@
+/** Spawn real client programs asynchronously (Warden may run in the test process). */
+import { spawn } from 'node:child_process';
+
+export interface RunResult {
+  code: number | null;
+  out: string;
+  err: string;
+}
+
+export function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, input?: string, timeoutMs = 120_000): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out, err });
+    });
+    child.stdin.end(input ?? '');
+  });
+}
+
+export interface PsqlOptions {
+  port: number;
+  user: string;
+  password: string;
+  database: string;
+  args: string[];
+  input?: string;
+  /** Extra libpq environment, e.g. PGSSLMODE. */
+  env?: Record<string, string>;
+}
+
+export function runPsql(o: PsqlOptions): Promise<RunResult> {
+  return run(
+    'psql',
+    ['-X', '-h', '127.0.0.1', '-p', String(o.port), '-U', o.user, '-d', o.database, ...o.args],
+    { ...process.env, PGPASSWORD: o.password, PGCONNECT_TIMEOUT: '10', ...o.env },
+    o.input,
+  );
+}
