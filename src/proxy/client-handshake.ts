@@ -37,6 +37,11 @@ export interface HandshakeContext {
   beforeAuth?(name: string, address: string): void;
   /** After an authentication attempt. */
   afterAuth?(name: string, address: string, ok: boolean): void;
+  /**
+   * The connection now runs over TLS: from here on anything sent to the client
+   * (a FATAL refusal included) must go through `socket`, not the raw TCP socket.
+   */
+  onTls?(socket: tls.TLSSocket): void;
 }
 
 export type HandshakeResult =
@@ -107,8 +112,12 @@ export async function clientHandshake(
 
   // Direct TLS: the first byte of a TLS ClientHello instead of a startup packet.
   if (ctx.tls && (await reader.peekByte()) === TLS_HANDSHAKE_BYTE) {
-    reader.detach();
-    socket = await upgrade(raw, ctx.tls, true);
+    // The bytes read so far are the start of the ClientHello: hand them back for TLS to read.
+    const early = reader.detach();
+    if (early.length > 0) raw.unshift(early);
+    const secured = await upgrade(raw, ctx.tls, true);
+    ctx.onTls?.(secured);
+    socket = secured;
     onTls = true;
     reader = new SocketReader(socket);
   }
@@ -117,7 +126,7 @@ export async function clientHandshake(
   while (!startup) {
     const pkt = decodeStartupPacket(await reader.readStartupPacket());
     switch (pkt.kind) {
-      case 'ssl':
+      case 'ssl': {
         if (onTls) throw new ProtocolError('SSL request on an already encrypted connection');
         if (!ctx.tls) {
           socket.write('N');
@@ -127,10 +136,13 @@ export async function clientHandshake(
         if (reader.buffered > 0) throw new ProtocolError('received unencrypted data after SSL request');
         reader.detach();
         socket.write('S');
-        socket = await upgrade(raw, ctx.tls, false);
+        const secured = await upgrade(raw, ctx.tls, false);
+        ctx.onTls?.(secured);
+        socket = secured;
         onTls = true;
         reader = new SocketReader(socket);
         break;
+      }
       case 'gssenc':
         if (reader.buffered > 0) throw new ProtocolError('received unencrypted data after GSSAPI encryption request');
         socket.write('N');

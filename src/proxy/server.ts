@@ -23,6 +23,7 @@ import { ConnectionClosedError } from './socket-reader.js';
 import { Session } from './session.js';
 import { connectUpstream, sendUpstreamCancel, UpstreamError } from './upstream.js';
 import { loadServerTls, type ServerTls } from './tls-context.js';
+import { adoptFast } from './fast-io.js';
 import type { SessionHooks } from './hooks.js';
 
 export interface ProxyServerOptions {
@@ -102,10 +103,12 @@ export class ProxyServer {
     };
   }
 
-  private accept(raw: net.Socket): void {
+  private accept(accepted: net.Socket): void {
+    const raw = adoptFast(accepted);
     this.sockets.add(raw);
     raw.on('close', () => this.sockets.delete(raw));
     raw.on('error', () => undefined); // reported through the handshake or the session
+    raw.setNoDelay(true);
     raw.setKeepAlive(true, 60_000);
     raw.resume();
     void this.startSession(raw);
@@ -122,7 +125,16 @@ export class ProxyServer {
       raw.destroy();
     }, this.authTimeoutMs);
     try {
-      const hs = await clientHandshake(raw, this.handshakeContext(), this.config.listen.maxMessageSize);
+      const ctx: HandshakeContext = {
+        ...this.handshakeContext(),
+        onTls: (t) => {
+          // Refusals must now go through TLS; and until the Session attaches its own, the TLS
+          // socket needs an error listener (a reset during connectUpstream would otherwise crash).
+          socket = t;
+          t.on('error', () => undefined);
+        },
+      };
+      const hs = await clientHandshake(raw, ctx, this.config.listen.maxMessageSize);
       if (hs.kind === 'cancel') {
         clearTimeout(timer);
         raw.end();

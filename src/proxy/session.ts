@@ -30,6 +30,7 @@ import {
 import { MessageWriter } from '../wire/writer.js';
 import type { SessionHooks, SessionInfo, StatementSource, Verdict } from './hooks.js';
 import { DesyncError, ResponseTracker, StatementRun } from './tracker.js';
+import { consume, ownBytes } from './fast-io.js';
 
 type Sock = net.Socket | tls.TLSSocket;
 
@@ -42,6 +43,19 @@ type Sock = net.Socket | tls.TLSSocket;
  */
 const REFUSAL_PARSE = encodeParse('warden_refused', "SELECT 'statement refused by Warden'::pg_catalog.int4");
 const SYNC = encodeSync();
+
+/**
+ * Without a statement hook nothing listens to statements: one shared run
+ * stands for all of them (it has no rewriter and no onDone, so nothing of it is read).
+ */
+const NO_HOOK_RUN = new StatementRun(undefined, undefined);
+const NO_HOOK_STATEMENT = Object.freeze({ sql: '', paramTypes: [] as number[] });
+
+/** The portal name of a Bind body (its first C string). */
+function portalName(body: Buffer): string {
+  const nul = body.indexOf(0);
+  return nul <= 0 ? '' : body.toString('utf8', 0, nul);
+}
 
 function encodeDescribePortal(name: string): Buffer {
   return new MessageWriter().begin(F.Describe).byte('P'.charCodeAt(0)).cstring(name).end().toBuffer();
@@ -118,17 +132,17 @@ export class Session implements SessionInfo {
     this.clientFramer = new Framer(
       {
         wantsWhole: (t) => t !== F.CopyData,
-        onMessage: (t, body, raw) => this.onClientMessage(t, body, raw),
-        onStream: (_t, bytes) => this.toUpstream.push(bytes),
+        onMessage: (t, buf, start, end) => this.onClientMessage(t, buf, start, end),
+        onStream: (_t, buf, start, end) => this.toUpstream.pushRange(buf, start, end),
       },
       () => max,
     );
     this.serverFramer = new Framer({
       wantsWhole: (t) => this.tracker.wantsWhole(t),
-      onMessage: (t, body, raw) => this.onServerMessage(t, body, raw),
-      onStream: (t, bytes, first) => {
+      onMessage: (t, buf, start, end) => this.onServerMessage(t, buf, start, end),
+      onStream: (t, buf, start, end, first) => {
         this.tracker.onStreamed(t, first);
-        this.toClient.push(bytes);
+        this.toClient.pushRange(buf, start, end);
       },
     });
   }
@@ -144,8 +158,8 @@ export class Session implements SessionInfo {
   /** Start relaying. */
   start(): void {
     const { client, upstream } = this;
-    client.on('data', (chunk: Buffer) => this.fromClient(chunk));
-    upstream.on('data', (chunk: Buffer) => this.fromUpstream(chunk));
+    consume(client, (chunk) => this.fromClient(chunk));
+    consume(upstream, (chunk) => this.fromUpstream(chunk));
     client.on('drain', () => {
       this.clientFull = false;
       this.updateFlow();
@@ -183,7 +197,8 @@ export class Session implements SessionInfo {
 
   private flushUpstream(): void {
     const b = this.toUpstream.take();
-    if (b && !this.upstream.destroyed && !this.upstream.write(b)) {
+    // A view of the shared read buffer must be copied: a write may complete later.
+    if (b && !this.upstream.destroyed && !this.upstream.write(ownBytes(b))) {
       this.upstreamFull = true;
       this.updateFlow();
     }
@@ -191,7 +206,7 @@ export class Session implements SessionInfo {
 
   private flushClient(): void {
     const b = this.toClient.take();
-    if (b && !this.client.destroyed && !this.client.write(b)) {
+    if (b && !this.client.destroyed && !this.client.write(ownBytes(b))) {
       this.clientFull = true;
       this.updateFlow();
     }
@@ -212,24 +227,38 @@ export class Session implements SessionInfo {
   }
 
   /** Returns false to pause the client framer while an asynchronous verdict is pending. */
-  private onClientMessage(type: number, body: Buffer, raw: Buffer): boolean {
+  private onClientMessage(type: number, buf: Buffer, start: number, end: number): boolean {
+    const raw = buf.subarray(start, end);
+    const body = raw.subarray(5);
     switch (type) {
       case F.Query: {
+        if (!this.hooks.statement) {
+          // The relay-only hot path: nothing to decide, nothing to decode.
+          this.tracker.query(NO_HOOK_RUN);
+          this.toUpstream.pushRange(buf, start, end);
+          return true;
+        }
         const sql = decodeQuery(body);
-        return this.decide({ protocol: 'simple', sql }, (v) => this.applyQuery(raw, v));
+        return this.decide({ protocol: 'simple', sql }, (r, v) => this.applyQuery(r, v), raw);
       }
       case F.Parse: {
+        if (!this.hooks.statement) {
+          this.tracker.parse('', NO_HOOK_STATEMENT);
+          this.toUpstream.pushRange(buf, start, end);
+          return true;
+        }
         const p = decodeParse(body);
         this.tracker.parse(p.name, { sql: p.sql, paramTypes: p.paramTypes });
         this.toUpstream.push(raw);
         return true;
       }
       case F.Bind: {
-        const b = decodeBind(body);
         if (!this.hooks.statement) {
-          this.applyBind(raw, b.portal, { action: 'forward' });
+          this.tracker.bind(portalName(body), NO_HOOK_RUN);
+          this.toUpstream.pushRange(buf, start, end);
           return true;
         }
+        const b = decodeBind(body);
         const info = this.tracker.lookupStatement(b.statement);
         if (!info) {
           this.applyBind(raw, b.portal, {
@@ -249,10 +278,16 @@ export class Session implements SessionInfo {
             paramFormats: b.paramFormats,
             params: b.params,
           },
-          (v) => this.applyBind(raw, b.portal, v),
+          (r, v) => this.applyBind(r, b.portal, v),
+          raw,
         );
       }
       case F.Execute: {
+        if (!this.hooks.statement) {
+          this.tracker.execute(null);
+          this.toUpstream.pushRange(buf, start, end);
+          return true;
+        }
         const { portal } = decodeExecute(body);
         if (this.tracker.needsDescribe(portal)) {
           this.toUpstream.push(encodeDescribePortal(portal));
@@ -263,6 +298,11 @@ export class Session implements SessionInfo {
         return true;
       }
       case F.Describe: {
+        if (!this.hooks.statement && (body[0] === 0x53 || body[0] === 0x50)) {
+          this.tracker.describe(body[0] === 0x53 ? 'S' : 'P', null);
+          this.toUpstream.pushRange(buf, start, end);
+          return true;
+        }
         const { target, name } = decodeTarget(body, 'Describe');
         this.tracker.describe(target, name);
         this.toUpstream.push(raw);
@@ -276,13 +316,13 @@ export class Session implements SessionInfo {
       }
       case F.Sync:
         this.tracker.sync();
-        this.toUpstream.push(raw);
+        this.toUpstream.pushRange(buf, start, end);
         return true;
       case F.Flush:
       case F.CopyDone:
       case F.CopyFail:
       case F.CopyData:
-        this.toUpstream.push(raw);
+        this.toUpstream.pushRange(buf, start, end);
         return true;
       case F.FunctionCall: {
         // The fast-path function call runs a function by OID, out of sight of statement analysis.
@@ -313,31 +353,32 @@ export class Session implements SessionInfo {
    * Ask the hook; apply synchronously when it answers synchronously (the hot
    * path), otherwise pause the client until the verdict arrives.
    */
-  private decide(stmt: StatementSource, apply: (v: Verdict) => void): boolean {
+  private decide(stmt: StatementSource, apply: (raw: Buffer, v: Verdict) => void, raw: Buffer): boolean {
     const hook = this.hooks.statement;
     if (!hook) {
-      apply({ action: 'forward' });
+      apply(raw, { action: 'forward' });
       return true;
     }
     let v: Verdict | Promise<Verdict>;
     try {
       v = hook(this, stmt);
     } catch (err) {
-      apply(this.hookFailure(err));
+      apply(raw, this.hookFailure(err));
       return true;
     }
     if (!(v instanceof Promise)) {
-      apply(v);
+      apply(raw, v);
       return true;
     }
-    // The raw message is a view into a chunk that stays alive with the closure: safe.
+    // The message outlives this read: keep a copy of it.
+    const kept = Buffer.from(raw);
     this.waitingForHook = true;
     this.updateFlow();
     v.catch((err: unknown) => this.hookFailure(err)).then((verdict) => {
       if (this.closed) return;
       this.waitingForHook = false;
       try {
-        apply(verdict);
+        apply(kept, verdict);
         this.clientFramer.resume();
       } catch (err) {
         this.protocolFailure(err);
@@ -407,14 +448,15 @@ export class Session implements SessionInfo {
     this.flushClient();
   }
 
-  private onServerMessage(type: number, body: Buffer, raw: Buffer): void {
-    if (type === B.ErrorResponse && this.isFatal(body)) this.upstreamFatal = true;
-    this.tracker.onMessage(type, body, raw, this.toClient);
+  private onServerMessage(type: number, buf: Buffer, start: number, end: number): void {
+    if (type === B.ErrorResponse && this.isFatal(buf, start + 5)) this.upstreamFatal = true;
+    this.tracker.onMessage(type, buf, start, end, this.toClient);
   }
 
-  private isFatal(body: Buffer): boolean {
+  private isFatal(buf: Buffer, at: number): boolean {
     // Field 'S' comes first in PostgreSQL's ErrorResponse.
-    return body[0] === 0x53 && (body.toString('latin1', 1, 6) === 'FATAL' || body.toString('latin1', 1, 6) === 'PANIC');
+    const sev = buf.toString('latin1', at + 1, at + 6);
+    return buf[at] === 0x53 && (sev === 'FATAL' || sev === 'PANIC');
   }
 
   // ---- endings -------------------------------------------------------------

@@ -4,6 +4,7 @@
  */
 import type { Duplex } from 'node:stream';
 import { MAX_STARTUP_PACKET_LENGTH, ProtocolError, typeName } from '../wire/index.js';
+import { consume, ownBytes } from './fast-io.js';
 
 export class ConnectionClosedError extends Error {
   constructor(message = 'connection closed') {
@@ -17,14 +18,15 @@ export class SocketReader {
   private waiter: (() => void) | null = null;
   private failure: Error | null = null;
   private readonly onData = (chunk: Buffer): void => {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    this.buf = this.buf.length === 0 ? ownBytes(chunk) : Buffer.concat([this.buf, chunk]);
     this.wake();
   };
+  private readonly stopConsuming: () => void;
   private readonly onEnd = (): void => this.fail(new ConnectionClosedError());
   private readonly onError = (err: Error): void => this.fail(err);
 
   constructor(private readonly socket: Duplex) {
-    socket.on('data', this.onData);
+    this.stopConsuming = consume(socket, this.onData);
     socket.on('end', this.onEnd);
     socket.on('close', this.onEnd);
     socket.on('error', this.onError);
@@ -91,7 +93,7 @@ export class SocketReader {
   /** Stop reading; returns the bytes received but not consumed. */
   detach(): Buffer {
     this.socket.pause(); // no data may be lost before the next reader attaches
-    this.socket.off('data', this.onData);
+    this.stopConsuming();
     this.socket.off('end', this.onEnd);
     this.socket.off('close', this.onEnd);
     this.socket.off('error', this.onError);

@@ -23,7 +23,8 @@ import type { ErrorVerdictFields, RowRewriter, StatementOutcome } from './hooks.
 
 /** One statement's verdict and what happened to it. */
 export class StatementRun {
-  tags: string[] = [];
+  /** Command tags, collected only when someone listens (onDone). */
+  readonly tags: string[] | null;
   rows = 0;
   error: PgErrorFields | undefined;
   private finished = false;
@@ -33,12 +34,14 @@ export class StatementRun {
     readonly onDone: ((o: StatementOutcome) => void) | undefined,
     /** Set for a statement Warden refused: its error replaces the upstream's. */
     readonly substitute?: ErrorVerdictFields,
-  ) {}
+  ) {
+    this.tags = onDone ? [] : null;
+  }
 
   finish(): void {
     if (this.finished) return;
     this.finished = true;
-    this.onDone?.({ tags: this.tags, rows: this.rows, error: this.error });
+    this.onDone?.({ tags: this.tags ?? [], rows: this.rows, error: this.error });
   }
 }
 
@@ -134,10 +137,11 @@ export class ResponseTracker {
     this.portals.delete(portal);
   }
 
-  describe(target: 'S' | 'P', name: string, hidden = false): void {
+  /** `name` null: the portal does not matter (nothing rewrites its rows). */
+  describe(target: 'S' | 'P', name: string | null, hidden = false): void {
     if (target === 'S') this.push({ k: 'describe-stmt', hidden, gotParams: false });
     else {
-      const portal = this.portals.get(name);
+      const portal = name === null ? undefined : this.portals.get(name);
       if (portal) portal.described = true;
       this.push({ k: 'describe-portal', portal, hidden });
     }
@@ -149,8 +153,9 @@ export class ResponseTracker {
     return p !== undefined && p.run.rewriter !== undefined && !p.described;
   }
 
-  execute(portal: string): void {
-    this.push({ k: 'execute', portal: this.portals.get(portal) });
+  /** `portal` null: the portal does not matter (nothing rewrites or counts its rows). */
+  execute(portal: string | null): void {
+    this.push({ k: 'execute', portal: portal === null ? undefined : this.portals.get(portal) });
   }
 
   close(target: 'S' | 'P', name: string): void {
@@ -203,31 +208,39 @@ export class ResponseTracker {
     return undefined;
   }
 
-  /** Handle one whole upstream message; append what the client should receive to `out`. */
-  onMessage(type: number, body: Buffer, raw: Buffer, out: Outbox): void {
+  /**
+   * Handle one whole upstream message, bytes [start, end) of `buf` (header
+   * included); append what the client should receive to `out`. The common
+   * messages are handled without allocating.
+   */
+  onMessage(type: number, buf: Buffer, start: number, end: number, out: Outbox): void {
     const e = this.front();
+    const body = (): Buffer => buf.subarray(start + 5, end);
     switch (type) {
       case B.DataRow: {
         const run = e?.k === 'query' ? e.run : e?.k === 'execute' ? e.portal?.run : undefined;
         if (!run) throw new DesyncError('a data row arrived that belongs to no statement');
         run.rows++;
-        out.push(run.rewriter ? run.rewriter.rewrite(raw, body) : raw);
+        if (run.rewriter) {
+          const raw = buf.subarray(start, end);
+          out.push(run.rewriter.rewrite(raw, raw.subarray(5)));
+        } else out.pushRange(buf, start, end);
         return;
       }
       case B.RowDescription: {
         if (e?.k === 'query') {
-          e.run.rewriter?.describe(decodeRowDescription(body));
-          out.push(raw);
+          e.run.rewriter?.describe(decodeRowDescription(body()));
+          out.pushRange(buf, start, end);
           return;
         }
         if (e?.k === 'describe-portal') {
-          e.portal?.run.rewriter?.describe(decodeRowDescription(body));
-          if (!e.hidden) out.push(raw);
+          e.portal?.run.rewriter?.describe(decodeRowDescription(body()));
+          if (!e.hidden) out.pushRange(buf, start, end);
           this.pop();
           return;
         }
         if (e?.k === 'describe-stmt') {
-          if (!e.hidden) out.push(raw);
+          if (!e.hidden) out.pushRange(buf, start, end);
           this.pop();
           return;
         }
@@ -235,41 +248,41 @@ export class ResponseTracker {
       }
       case B.NoData:
         if (e?.k === 'describe-portal' || e?.k === 'describe-stmt') {
-          if (!e.hidden) out.push(raw);
+          if (!e.hidden) out.pushRange(buf, start, end);
           this.pop();
           return;
         }
         throw new DesyncError('NoData arrived that belongs to no Describe');
       case B.ParameterDescription:
         if (e?.k !== 'describe-stmt') throw new DesyncError('ParameterDescription arrived that belongs to no Describe');
-        if (!e.hidden) out.push(raw);
+        if (!e.hidden) out.pushRange(buf, start, end);
         return;
       case B.ParseComplete:
         if (e?.k !== 'parse') throw new DesyncError('ParseComplete arrived that belongs to no Parse');
         this.statements.set(e.name, e.info);
-        out.push(raw);
+        out.pushRange(buf, start, end);
         this.pop();
         return;
       case B.BindComplete:
         if (e?.k !== 'bind') throw new DesyncError('BindComplete arrived that belongs to no Bind');
-        out.push(raw);
+        out.pushRange(buf, start, end);
         this.pop();
         return;
       case B.CloseComplete:
         if (e?.k !== 'close') throw new DesyncError('CloseComplete arrived that belongs to no Close');
         if (e.target === 'S') this.statements.delete(e.name);
-        out.push(raw);
+        out.pushRange(buf, start, end);
         this.pop();
         return;
       case B.CommandComplete: {
-        const tag = decodeCommandComplete(body);
-        if (e?.k === 'query') e.run.tags.push(tag);
+        if (e?.k === 'query') e.run.tags?.push(decodeCommandComplete(body()));
         else if (e?.k === 'execute') {
-          e.portal?.run.tags.push(tag);
-          e.portal?.run.finish();
+          const run = e.portal?.run;
+          run?.tags?.push(decodeCommandComplete(body()));
+          run?.finish();
           this.pop();
         } else throw new DesyncError('CommandComplete arrived that belongs to no statement');
-        out.push(raw);
+        out.pushRange(buf, start, end);
         return;
       }
       case B.EmptyQueryResponse:
@@ -277,15 +290,16 @@ export class ResponseTracker {
           e.portal?.run.finish();
           this.pop();
         } else if (e?.k !== 'query') throw new DesyncError('EmptyQueryResponse arrived that belongs to no statement');
-        out.push(raw);
+        out.pushRange(buf, start, end);
         return;
       case B.PortalSuspended:
         if (e?.k !== 'execute') throw new DesyncError('PortalSuspended arrived that belongs to no Execute');
-        out.push(raw);
+        out.pushRange(buf, start, end);
         this.pop();
         return;
       case B.ErrorResponse: {
-        const fields = decodeErrorFields(body);
+        const raw = buf.subarray(start, end);
+        const fields = decodeErrorFields(raw.subarray(5));
         if (e?.k === 'substitute') {
           e.run.error = { severity: 'ERROR', ...e.run.substitute! };
           out.push(encodeError(e.run.substitute!));
@@ -305,7 +319,8 @@ export class ResponseTracker {
         return;
       }
       case B.ReadyForQuery: {
-        this.txStatus = String.fromCharCode(body[0]) as TxStatus;
+        const st = buf[start + 5];
+        this.txStatus = st === 0x49 ? 'I' : st === 0x54 ? 'T' : 'E';
         if (e?.k === 'query') {
           e.run.finish();
           this.pop();
@@ -313,20 +328,21 @@ export class ResponseTracker {
           this.pop();
         } else throw new DesyncError('ReadyForQuery arrived that belongs to no Sync or Query');
         // Portals end with their transaction.
-        if (this.txStatus === 'I') this.portals.clear();
-        out.push(raw);
+        if (this.txStatus === 'I' && this.portals.size > 0) this.portals.clear();
+        out.pushRange(buf, start, end);
         return;
       }
       case B.ParameterStatus: {
-        const nul = body.indexOf(0);
-        const end = body.indexOf(0, nul + 1);
-        if (nul > 0 && end > nul) this.parameters.set(body.toString('utf8', 0, nul), body.toString('utf8', nul + 1, end));
-        out.push(raw);
+        const b = body();
+        const nul = b.indexOf(0);
+        const stop = b.indexOf(0, nul + 1);
+        if (nul > 0 && stop > nul) this.parameters.set(b.toString('utf8', 0, nul), b.toString('utf8', nul + 1, stop));
+        out.pushRange(buf, start, end);
         return;
       }
       default:
         // Notices, notifications, COPY sub-protocol, function-call results: pass through.
-        out.push(raw);
+        out.pushRange(buf, start, end);
     }
   }
 

@@ -27,6 +27,7 @@ import {
 } from '../wire/index.js';
 import { ScramClientExchange, md5PasswordResponse, tlsServerEndPointBinding } from '../auth/index.js';
 import { SocketReader } from './socket-reader.js';
+import { connectFast } from './fast-io.js';
 
 /** Why an upstream connection failed; `message` never contains credentials. */
 export class UpstreamError extends Error {
@@ -61,7 +62,7 @@ const MAX_UPSTREAM_STARTUP_MESSAGE = 1 << 20;
 
 function connectTcp(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const sock = net.connect({ host, port, noDelay: true });
+    const sock = connectFast(host, port);
     const timer = setTimeout(() => {
       sock.destroy();
       reject(new UpstreamError(`timed out after ${timeoutMs} ms connecting to the upstream`));
@@ -102,8 +103,9 @@ async function startTls(sock: net.Socket, db: DatabaseConfig): Promise<tls.TLSSo
       servername: net.isIP(host) ? undefined : host,
       rejectUnauthorized: db.tls === 'verify-full',
       ca: db.ca ? fs.readFileSync(db.ca) : undefined,
-      // verify-full also checks the host name (Node's default checkServerIdentity).
-      checkServerIdentity: db.tls === 'verify-full' ? tls.checkServerIdentity : () => undefined,
+      // verify-full also checks the host name. Check the configured host explicitly: with an
+      // existing socket and no servername (IP hosts), tls.connect would check 'localhost'.
+      checkServerIdentity: db.tls === 'verify-full' ? (_name, cert) => tls.checkServerIdentity(host, cert) : () => undefined,
     });
     t.once('secureConnect', () => {
       t.removeAllListeners('error');

@@ -8,6 +8,9 @@
  *
  * A handler may return `false` from onMessage to pause: the unprocessed bytes are
  * kept and processing continues on resume(). The caller pauses its socket meanwhile.
+ *
+ * Views passed to the handler are only valid during the call (the caller may
+ * reuse its read buffer); whatever the framer keeps across calls it copies.
  */
 import { ProtocolError } from './reader.js';
 import { typeName } from './codes.js';
@@ -15,10 +18,14 @@ import { typeName } from './codes.js';
 export interface FrameHandler {
   /** Whether messages of this type must be delivered whole to onMessage. */
   wantsWhole(type: number): boolean;
-  /** A whole message: `body` excludes, `raw` includes the 5-byte header. Return false to pause. */
-  onMessage(type: number, body: Buffer, raw: Buffer): boolean | void;
-  /** A piece of a streamed message (raw bytes, header included in the first piece). */
-  onStream(type: number, bytes: Buffer, first: boolean, last: boolean): void;
+  /**
+   * A whole message: bytes [start, end) of `buf`, header included (the body
+   * starts at start + 5). Passed as a range so the hot path allocates no views.
+   * Return false to pause.
+   */
+  onMessage(type: number, buf: Buffer, start: number, end: number): boolean | void;
+  /** A piece of a streamed message: bytes [start, end) of `buf` (header included in the first piece). */
+  onStream(type: number, buf: Buffer, start: number, end: number, first: boolean, last: boolean): void;
 }
 
 export class Framer {
@@ -82,26 +89,26 @@ export class Framer {
     let pos = 0;
     while (pos < len) {
       if (this.paused) {
-        this.pending = buf.subarray(pos);
+        this.pending = Buffer.from(buf.subarray(pos));
         return;
       }
       if (this.streamRemaining > 0) {
         const n = Math.min(this.streamRemaining, len - pos);
         this.streamRemaining -= n;
-        this.handler.onStream(this.streamType, buf.subarray(pos, pos + n), false, this.streamRemaining === 0);
+        this.handler.onStream(this.streamType, buf, pos, pos + n, false, this.streamRemaining === 0);
         pos += n;
         continue;
       }
       if (this.wholeParts) {
         const n = Math.min(this.wholeTotal - this.wholeFill, len - pos);
-        this.wholeParts.push(buf.subarray(pos, pos + n));
+        this.wholeParts.push(Buffer.from(buf.subarray(pos, pos + n)));
         this.wholeFill += n;
         pos += n;
         if (this.wholeFill === this.wholeTotal) {
           const raw = Buffer.concat(this.wholeParts, this.wholeTotal);
           this.wholeParts = null;
           this.wholeFill = 0;
-          if (this.handler.onMessage(this.wholeType, raw.subarray(5), raw) === false) this.paused = true;
+          if (this.handler.onMessage(this.wholeType, raw, 0, raw.length) === false) this.paused = true;
         }
         continue;
       }
@@ -118,11 +125,11 @@ export class Framer {
       const total = mlen + 1;
       if (this.handler.wantsWhole(type)) {
         if (len - pos >= total) {
-          const raw = buf.subarray(pos, pos + total);
+          const start = pos;
           pos += total;
-          if (this.handler.onMessage(type, raw.subarray(5), raw) === false) this.paused = true;
+          if (this.handler.onMessage(type, buf, start, pos) === false) this.paused = true;
         } else {
-          this.wholeParts = [buf.subarray(pos)];
+          this.wholeParts = [Buffer.from(buf.subarray(pos))];
           this.wholeFill = len - pos;
           this.wholeTotal = total;
           this.wholeType = type;
@@ -132,7 +139,7 @@ export class Framer {
         const n = Math.min(total, len - pos);
         this.streamType = type;
         this.streamRemaining = total - n;
-        this.handler.onStream(type, buf.subarray(pos, pos + n), true, n === total);
+        this.handler.onStream(type, buf, pos, pos + n, true, n === total);
         pos += n;
       }
     }

@@ -1,35 +1,56 @@
 /**
  * Collects the bytes to send to one peer while a chunk is processed, merging
- * adjacent views, so one incoming chunk costs one outgoing write.
+ * adjacent ranges of the same buffer without allocating, so one incoming
+ * chunk usually costs one outgoing write of one view.
  */
 export class Outbox {
   private parts: Buffer[] = [];
   private size = 0;
+  // The current contiguous run, kept as numbers until it must become a view.
+  private runBuf: Buffer | null = null;
+  private runStart = 0;
+  private runEnd = 0;
 
   get length(): number {
-    return this.size;
+    return this.size + (this.runEnd - this.runStart);
+  }
+
+  /** Append bytes [start, end) of `buf` (no copy). */
+  pushRange(buf: Buffer, start: number, end: number): void {
+    if (end <= start) return;
+    if (this.runBuf === buf && this.runEnd === start) {
+      this.runEnd = end;
+      return;
+    }
+    this.sealRun();
+    this.runBuf = buf;
+    this.runStart = start;
+    this.runEnd = end;
   }
 
   push(b: Buffer): void {
-    if (b.length === 0) return;
-    const n = this.parts.length;
-    if (n > 0) {
-      const last = this.parts[n - 1];
-      if (last.buffer === b.buffer && last.byteOffset + last.length === b.byteOffset) {
-        this.parts[n - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + b.length);
-        this.size += b.length;
-        return;
-      }
-    }
-    this.parts.push(b);
-    this.size += b.length;
+    this.pushRange(b, 0, b.length);
+  }
+
+  private sealRun(): void {
+    const rb = this.runBuf;
+    if (!rb) return;
+    const view = this.runStart === 0 && this.runEnd === rb.length ? rb : rb.subarray(this.runStart, this.runEnd);
+    this.parts.push(view);
+    this.size += view.length;
+    this.runBuf = null;
   }
 
   /** Take everything collected as one buffer (null when empty). */
   take(): Buffer | null {
-    const n = this.parts.length;
-    if (n === 0) return null;
-    const out = n === 1 ? this.parts[0] : Buffer.concat(this.parts, this.size);
+    if (this.parts.length === 0) {
+      const rb = this.runBuf;
+      if (!rb) return null;
+      this.runBuf = null;
+      return this.runStart === 0 && this.runEnd === rb.length ? rb : rb.subarray(this.runStart, this.runEnd);
+    }
+    this.sealRun();
+    const out = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.size);
     this.parts = [];
     this.size = 0;
     return out;

@@ -105,7 +105,7 @@ describe('pg (node-postgres)', () => {
       const got = new Promise<pg.Notification>((resolve) => a.on('notification', resolve));
       await b.query("notify warden_test, 'hello'");
       expect((await got).payload).toBe('hello');
-      const notice = new Promise<pg.NoticeMessage>((resolve) => a.on('notice', resolve));
+      const notice = new Promise<{ message?: string }>((resolve) => a.on('notice', resolve));
       await a.query("do $$ begin raise notice 'note %', 42; end $$");
       expect((await notice).message).toBe('note 42');
     } finally {

@@ -1,0 +1,110 @@
+/**
+ * Allocation-free reads for plain TCP sockets on the relay's hot path.
+ *
+ * Node's default socket reads allocate a fresh ArrayBuffer per read and push
+ * it through the Readable stream machinery; for a proxy moving many small
+ * messages that costs as much CPU as the relaying itself. A socket adopted
+ * here instead reads into one shared buffer (Node's documented `onread`
+ * option) and hands each chunk synchronously to its consumer.
+ *
+ * The contract that makes sharing safe: a chunk is only valid during the
+ * consumer's call. Anything kept longer (partial messages, queued writes) must
+ * be copied — `ownBytes()` does that for buffers headed to a socket write.
+ *
+ * Adopting an accepted socket moves its native handle into a new net.Socket
+ * constructed with `onread` (Node offers no `onread` for server sockets).
+ * That relies on the `_handle` property, so it is confined to this module and
+ * falls back to the ordinary socket if the property is not there; set
+ * WARDEN_FAST_IO=0 to disable it altogether.
+ */
+import net from 'node:net';
+
+const SHARED = Buffer.allocUnsafe(64 * 1024);
+export const FAST_IO_ENABLED = process.env.WARDEN_FAST_IO !== '0';
+
+export type ChunkConsumer = (chunk: Buffer) => void;
+
+interface FastState {
+  consumer: ChunkConsumer | null;
+  queued: Buffer[];
+}
+
+const fastSockets = new WeakMap<net.Socket, FastState>();
+
+function makeOnread(state: FastState): { buffer: Buffer; callback: (n: number) => boolean } {
+  return {
+    buffer: SHARED,
+    callback: (n: number) => {
+      const chunk = SHARED.subarray(0, n);
+      if (state.consumer) state.consumer(chunk);
+      else state.queued.push(Buffer.from(chunk));
+      return true;
+    },
+  };
+}
+
+/** Whether `b` is a view of the shared read buffer (valid only during a consumer call). */
+export function isTransient(b: Buffer): boolean {
+  return b.buffer === SHARED.buffer;
+}
+
+/** A buffer that stays valid after the current consumer call: copies shared-buffer views. */
+export function ownBytes(b: Buffer): Buffer {
+  return isTransient(b) ? Buffer.from(b) : b;
+}
+
+/** Connect to host:port with allocation-free reads. */
+export function connectFast(host: string, port: number): net.Socket {
+  if (!FAST_IO_ENABLED) return net.connect({ host, port, noDelay: true });
+  const state: FastState = { consumer: null, queued: [] };
+  const sock = net.connect({ host, port, noDelay: true, onread: makeOnread(state) });
+  fastSockets.set(sock, state);
+  return sock;
+}
+
+/**
+ * Take over an accepted (paused, never read) socket for allocation-free reads.
+ * Returns a new socket owning the connection, or `raw` itself when that is not possible.
+ */
+export function adoptFast(raw: net.Socket): net.Socket {
+  const holder = raw as unknown as { _handle?: object | null };
+  if (!FAST_IO_ENABLED || !holder._handle || raw.destroyed) return raw;
+  const state: FastState = { consumer: null, queued: [] };
+  const handle = holder._handle;
+  const sock = new net.Socket({
+    handle,
+    readable: true,
+    writable: true,
+    onread: makeOnread(state),
+  } as net.SocketConstructorOpts);
+  // The old wrapper no longer owns the handle: destroying it releases only the JS object.
+  holder._handle = null;
+  raw.destroy();
+  fastSockets.set(sock, state);
+  return sock;
+}
+
+/**
+ * Deliver the socket's incoming bytes to `consumer`. For adopted/fast sockets
+ * chunks are transient views; for any other stream they are ordinary buffers.
+ * Returns a function that detaches the consumer.
+ */
+export function consume(sock: net.Socket | import('node:stream').Duplex, consumer: ChunkConsumer): () => void {
+  const state = fastSockets.get(sock as net.Socket);
+  if (state) {
+    state.consumer = consumer;
+    const q = state.queued;
+    state.queued = [];
+    for (const b of q) consumer(b);
+    return () => {
+      if (state.consumer === consumer) state.consumer = null;
+    };
+  }
+  sock.on('data', consumer);
+  return () => sock.off('data', consumer);
+}
+
+/** Whether this socket delivers transient chunks. */
+export function isFast(sock: object): boolean {
+  return fastSockets.has(sock as net.Socket);
+}
