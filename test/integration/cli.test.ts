@@ -1,0 +1,114 @@
+/** The `warden` CLI as a user runs it: exit codes, one-line errors, --json, logs without secrets. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import path from 'node:path';
+import pg from 'pg';
+import { runCli, startWardenProcess, writeTempConfig } from '../helpers/warden-process.js';
+import { baseYaml, PASSWORDS, SVC_PASSWORD, startCluster } from '../helpers/warden-env.js';
+import type { PgCluster } from '../../src/embedded/pg-cluster.js';
+
+const minimal = (extra = '') => `version: 1
+listen: { host: 127.0.0.1, port: 0 }
+databases:
+  app:
+    upstream: postgres://svc:\${APP_DB_PASSWORD}@127.0.0.1:5432/app
+identities:
+  - name: alice
+    password: \${ALICE_PASSWORD}
+${extra}`;
+
+const ENV = { APP_DB_PASSWORD: 'top-secret-db-pw', ALICE_PASSWORD: 'alice-secret-pw' };
+
+describe('configuration errors', () => {
+  const cases: [string, string, RegExp][] = [
+    ['unknown top-level key', minimal('colour: blue'), /: colour: unknown key/],
+    ['unknown nested key', minimal().replace('port: 0', 'prot: 0'), /: listen\.prot: unknown key/],
+    ['missing env var', minimal().replace('${ALICE_PASSWORD}', '${NOT_SET_ANYWHERE}'), /identities\[0\]\.password: .*NOT_SET_ANYWHERE/],
+    ['bad url', minimal().replace('postgres://svc:${APP_DB_PASSWORD}@127.0.0.1:5432/app', 'http://nope'), /databases\.app\.upstream: /],
+    ['bad port', minimal().replace('port: 0', 'port: 99999'), /listen\.port: /],
+  ];
+  for (const [name, yaml, expected] of cases) {
+    it(`${name}: one line naming file and key, exit code 2, before listening`, async () => {
+      const file = writeTempConfig(yaml);
+      const r = await runCli(['start', '--config', file], ENV);
+      expect(r.code).toBe(2);
+      const lines = r.err.trim().split('\n');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain(file);
+      expect(lines[0]).toMatch(expected);
+      expect(r.err).not.toContain(ENV.APP_DB_PASSWORD);
+      expect(r.err).not.toContain(ENV.ALICE_PASSWORD);
+    });
+  }
+
+  it('a missing config file is a clear error with exit code 2', async () => {
+    const r = await runCli(['start', '--config', '/nonexistent/warden.yaml']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/\/nonexistent\/warden\.yaml: configuration file not found/);
+  });
+
+  it('no --config and no ./warden.yaml explains what to do', async () => {
+    const dir = fs.mkdtempSync(path.join(fs.realpathSync('/tmp'), 'warden-empty-'));
+    const r = await runCli(['config', 'check'], {}, dir);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/warden\.yaml does not exist/);
+  });
+
+  it('keys whose enforcement is not built yet refuse to start instead of failing open', async () => {
+    const file = writeTempConfig(minimal('audit:\n  store: jsonl:./audit.jsonl\n'));
+    const r = await runCli(['start', '--config', file], ENV);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/audit: .*not implemented.*refusing to start/);
+  });
+});
+
+describe('list and show', () => {
+  it('identities list/show and databases list, text and --json, never showing secrets', async () => {
+    const file = writeTempConfig(minimal());
+    const list = await runCli(['identities', 'list', '--config', file, '--json'], ENV);
+    expect(list.code).toBe(0);
+    expect(JSON.parse(list.out)).toEqual([{ name: 'alice', kind: 'human', groups: [], auth: 'password' }]);
+    const show = await runCli(['identity', 'show', 'alice', '--config', file], ENV);
+    expect(show.out).toContain('kind: human');
+    const missing = await runCli(['identity', 'show', 'zed', '--config', file], ENV);
+    expect(missing.code).toBe(1);
+    expect(missing.err).toContain('no identity named "zed"');
+    const dbs = await runCli(['databases', 'list', '--config', file, '--json'], ENV);
+    expect(JSON.parse(dbs.out)[0]).toMatchObject({ name: 'app', upstream: 'postgres://svc:***@127.0.0.1:5432/app' });
+    for (const r of [list, show, dbs]) expect(r.out + r.err).not.toContain(ENV.APP_DB_PASSWORD);
+  });
+});
+
+describe('a running warden', () => {
+  let cluster: PgCluster;
+  beforeAll(async () => {
+    cluster = await startCluster();
+  });
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  it('logs JSON lines with a session id and no secrets; SIGTERM stops it with exit 0', async () => {
+    const yaml = baseYaml(cluster.port).replace('port: 0', 'port: __PORT__');
+    const w = await startWardenProcess(yaml, {}, 'debug');
+    try {
+      const c = new pg.Client({ host: '127.0.0.1', port: w.port, user: 'alice', password: PASSWORDS.alice, database: 'app' });
+      await c.connect();
+      await c.query("select $1::text as v", ['parameter-value-never-logged']);
+      await c.end();
+      const bad = new pg.Client({ host: '127.0.0.1', port: w.port, user: 'alice', password: 'wrong-password-xyz', database: 'app' });
+      await expect(bad.connect()).rejects.toMatchObject({ code: '28P01' });
+    } finally {
+      expect(await w.stop()).toBe(0);
+    }
+    const lines = w.stderr().split('\n').filter((l) => l.startsWith('{'));
+    expect(lines.length).toBeGreaterThan(0);
+    for (const l of lines) {
+      const j = JSON.parse(l) as Record<string, unknown>;
+      expect(j.level).toBeTypeOf('string');
+      if (j.msg === 'connection refused' || j.msg === 'session started') expect(j.session).toMatch(/^[0-9a-f]{12}$/);
+    }
+    const all = w.stderr();
+    for (const secret of [PASSWORDS.alice, SVC_PASSWORD, 'wrong-password-xyz', 'parameter-value-never-logged']) expect(all).not.toContain(secret);
+  });
+});
