@@ -402,7 +402,7 @@ describe('errors', () => {
     { name: 'URL with an unencoded # in the password', text: 'version: 1\ndatabases:\n  app: { upstream: "postgres://u:p#w@h/d" }\n', key: 'databases.app.upstream', message: /^upstream URL has a user name or password containing \/ # or \? that must be percent-encoded/ },
     { name: 'URL with query parameters', text: 'version: 1\ndatabases:\n  app: { upstream: "postgres://u:pw@h/d?sslmode=require" }\n', key: 'databases.app.upstream', message: /^upstream URL query parameters and fragments are not supported/ },
     { name: 'port out of range', text: minimal('listen: { port: 70000 }\n'), key: 'listen.port', message: 'must be at most 65535' },
-    { name: 'port zero', text: minimal('admin: { port: 0 }\n'), key: 'admin.port', message: 'must be at least 1' },
+    { name: 'negative port', text: minimal('admin: { port: -1 }\n'), key: 'admin.port', message: 'must be at least 0' },
     { name: 'port not a number', text: minimal('listen: { port: abc }\n'), key: 'listen.port', message: 'expected a number, got a string' },
     { name: 'port not an integer', text: minimal('listen: { port: 64.5 }\n'), key: 'listen.port', message: 'must be an integer' },
     { name: 'bad version', text: 'version: 2\ndatabases: {}\n', key: 'version', message: 'unsupported version 2 (this Warden reads version 1)' },
@@ -517,7 +517,7 @@ describe('errors', () => {
 
   it('reports the first problem in document order', () => {
     const e = configError(`version: 1
-listen: { port: 0 }
+listen: { port: 70000 }
 databases:
   app: { upstream: "postgres://u:\${NOPE}@h/d", tls: bogus }
 zz: 1
@@ -526,7 +526,7 @@ zz: 1
     const e2 = configError(`version: 1
 databases:
   app: { upstream: "postgres://u:\${NOPE}@h/d", tls: bogus }
-listen: { port: 0 }
+listen: { port: 70000 }
 `);
     expect(e2.message).toBe(`${e2.file}: databases.app.upstream: environment variable NOPE is not set`);
   });
