@@ -5,12 +5,15 @@
 import type { WardenConfig } from './config/types.js';
 import type { Logger } from './log/logger.js';
 import { ProxyServer } from './proxy/server.js';
-import type { SessionHooks } from './proxy/hooks.js';
+import type { SessionHooks, StatementOutcome, Verdict } from './proxy/hooks.js';
+import { initSqlParser } from './sql/index.js';
+import { createStatementPolicy, type StatementPolicy } from './governance/statement-policy.js';
 
 export interface Warden {
   readonly host: string;
   readonly port: number;
   readonly proxy: ProxyServer;
+  readonly policy: StatementPolicy;
   close(): Promise<void>;
 }
 
@@ -40,23 +43,61 @@ export function assertEnforceable(config: WardenConfig): void {
   const fail = (key: string, what: string): never => {
     throw new UnsupportedConfigError(key, `${config.source}: ${key}: ${what}; refusing to start rather than run without it`);
   };
-  if (config.rules.length > 0) fail('rules', 'policy rules are not enforced by this version of Warden yet');
-  if (config.default === 'deny') fail('default', '`default: deny` is not enforced by this version of Warden yet');
-  if (config.sensitive && (Object.keys(config.sensitive.columns).length > 0 || config.sensitive.detect.length > 0)) {
-    fail('sensitive', 'masking of sensitive data is not implemented by this version of Warden yet');
-  }
+  // rules/default are enforced; `approve` and `mask` decisions fail closed (see governance/).
   if (config.audit) fail('audit', 'the audit log is not implemented by this version of Warden yet');
+}
+
+/** Chain two sets of hooks: `first` decides first; a refusal stops there. */
+export function composeHooks(first: SessionHooks, second: SessionHooks | undefined): SessionHooks {
+  if (!second) return first;
+  const a = first.statement;
+  const b = second.statement;
+  const merge = (x: Verdict, y: Verdict): Verdict => {
+    if (x.action === 'error' || !x.onDone) return y;
+    const d1 = x.onDone;
+    const d2 = y.onDone;
+    const onDone = (o: StatementOutcome): void => {
+      d1(o);
+      d2?.(o);
+    };
+    return { ...y, onDone };
+  };
+  return {
+    statement:
+      a && b
+        ? (s, stmt) => {
+            const v1 = a(s, stmt);
+            const then = (x: Verdict): Verdict | Promise<Verdict> => {
+              if (x.action === 'error') return x;
+              const v2 = b(s, stmt);
+              return v2 instanceof Promise ? v2.then((y) => merge(x, y)) : merge(x, v2);
+            };
+            return v1 instanceof Promise ? v1.then(then) : then(v1);
+          }
+        : (a ?? b),
+    sessionStart: (s) => {
+      first.sessionStart?.(s);
+      second.sessionStart?.(s);
+    },
+    sessionEnd: (s, r) => {
+      first.sessionEnd?.(s, r);
+      second.sessionEnd?.(s, r);
+    },
+  };
 }
 
 export async function startWarden(o: StartOptions): Promise<Warden> {
   assertEnforceable(o.config);
-  const proxy = new ProxyServer({ config: o.config, log: o.log, hooks: o.hooks });
+  await initSqlParser();
+  const policy = createStatementPolicy(o.config, o.log);
+  const proxy = new ProxyServer({ config: o.config, log: o.log, hooks: composeHooks(policy.hooks, o.hooks) });
   const addr = await proxy.listen();
   o.log.info({ host: addr.host, port: addr.port, config: o.config.source, configHash: o.config.hash }, 'warden listening');
   return {
     host: addr.host,
     port: addr.port,
     proxy,
+    policy,
     close: async () => {
       await proxy.close();
       o.log.info('warden stopped');

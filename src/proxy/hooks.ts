@@ -25,6 +25,8 @@ export interface SessionInfo {
   readonly parameters: ReadonlyMap<string, string>;
   /** Transaction status from the latest ReadyForQuery. */
   readonly txStatus: TxStatus;
+  /** The upstream session's search_path when it started (read by Warden; the protocol does not report it). */
+  readonly upstreamSearchPath?: string;
 }
 
 export type StatementSource =

@@ -147,7 +147,7 @@ export class ProxyServer {
       if (opts) forward.set('options', opts);
       let up;
       try {
-        up = await connectUpstream(db, forward);
+        up = await connectUpstream(db, forward, { probeSetting: this.hooks.statement ? 'search_path' : undefined });
       } catch (err) {
         const e = err as UpstreamError;
         log.warn({ database: db.name, upstream: db.upstream.redactedUrl, reason: e.message, upstreamError: e.upstream?.message, code: e.upstream?.code }, 'upstream connection failed');
@@ -171,6 +171,7 @@ export class ProxyServer {
         wardenSettings: hs.wardenSettings,
         parameters: up.parameters,
         txStatus: up.txStatus,
+        upstreamSearchPath: up.probed,
         hooks: this.hooks,
         log,
         maxMessageSize: this.config.listen.maxMessageSize,

@@ -74,6 +74,7 @@ export interface SessionOptions {
   wardenSettings: ReadonlyMap<string, string>;
   parameters: Map<string, string>;
   txStatus: TxStatus;
+  upstreamSearchPath?: string;
   hooks: SessionHooks;
   log: Logger;
   maxMessageSize: number;
@@ -92,6 +93,7 @@ export class Session implements SessionInfo {
   readonly tls: boolean;
   readonly startupParams: ReadonlyMap<string, string>;
   readonly wardenSettings: ReadonlyMap<string, string>;
+  readonly upstreamSearchPath?: string;
 
   private readonly client: Sock;
   private readonly upstream: Sock;
@@ -118,6 +120,7 @@ export class Session implements SessionInfo {
     this.tls = o.tls;
     this.startupParams = o.startupParams;
     this.wardenSettings = o.wardenSettings;
+    this.upstreamSearchPath = o.upstreamSearchPath;
     this.client = o.client;
     this.upstream = o.upstream;
     this.hooks = o.hooks;

@@ -19,6 +19,8 @@ import {
   encodePassword,
   encodeSASLInitialResponse,
   encodeCancelRequest,
+  encodeQuery,
+  decodeDataRow,
   encodeSASLResponse,
   encodeSSLRequest,
   encodeStartup,
@@ -52,10 +54,18 @@ export interface UpstreamConnection {
   txStatus: TxStatus;
   /** Bytes received after ReadyForQuery (normally none). */
   leftover: Buffer;
+  /** The value of `probeSetting`, when asked for. */
+  probed?: string;
 }
 
 export interface UpstreamOptions {
   connectTimeoutMs?: number;
+  /**
+   * A setting to read once the session is ready (e.g. `search_path`), before
+   * the client's traffic starts: Warden needs some session facts the protocol
+   * does not report.
+   */
+  probeSetting?: string;
 }
 
 const MAX_UPSTREAM_STARTUP_MESSAGE = 1 << 20;
@@ -201,8 +211,10 @@ export async function connectUpstream(
           case B.NegotiateProtocolVersion:
             break;
           case B.ReadyForQuery: {
+            const probed = opts.probeSetting ? await probe(socket, reader, opts.probeSetting) : undefined;
             const leftover = reader.detach();
             return {
+              probed,
               socket,
               tls: onTls,
               parameters,
@@ -225,6 +237,27 @@ export async function connectUpstream(
     socket.destroy();
     throw err;
   }
+}
+
+/** Read one setting with a simple query on a just-started session. */
+async function probe(socket: Duplex, reader: SocketReader, setting: string): Promise<string> {
+  socket.write(encodeQuery(`SELECT pg_catalog.current_setting(${quoteLiteral(setting)})`));
+  let value: string | undefined;
+  let error: PgErrorFields | undefined;
+  for (;;) {
+    const { type, body } = await reader.readMessage(MAX_UPSTREAM_STARTUP_MESSAGE);
+    if (type === B.DataRow) {
+      const cols = decodeDataRow(body);
+      value = cols[0]?.toString('utf8');
+    } else if (type === B.ErrorResponse) error = decodeErrorFields(body);
+    else if (type === B.ReadyForQuery) break;
+  }
+  if (error || value === undefined) throw new UpstreamError(`could not read ${setting} from the upstream (SQLSTATE ${error?.code ?? 'none'})`, error);
+  return value;
+}
+
+function quoteLiteral(s: string): string {
+  return `'${s.replace(/'/g, "''")}'`;
 }
 
 /** Send a CancelRequest to an upstream backend (fire and forget, bounded in time). */

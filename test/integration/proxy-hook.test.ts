@@ -122,7 +122,7 @@ describe('refusing statements', () => {
       expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
       const rejected = results[1] as PromiseRejectedResult;
       expect(rejected.reason).toMatchObject({ code: '42501' });
-      expect((results[5] as PromiseFulfilledResult<{ f: number }[]>).value[0].f).toBe(6);
+      expect((results[5] as unknown as PromiseFulfilledResult<{ f: number }[]>).value[0].f).toBe(6);
     } finally {
       await sql.end();
     }
