@@ -11,6 +11,9 @@ import type { WardenConfig } from '../config/types.js';
 import { createLogger, LOG_LEVELS } from '../log/logger.js';
 import { startWarden, UnsupportedConfigError } from '../app.js';
 import type { LevelWithSilent } from 'pino';
+import { analyzeSql, initSqlParser, parseSearchPath } from '../sql/index.js';
+import { PolicyError, decide, explainToJSON, formatExplain, formatPolicyTestReport, policyFromConfig, runPolicyTests } from '../policy/index.js';
+import { intentOf } from '../intent/sqlcommenter.js';
 
 const DEFAULT_CONFIG = './warden.yaml';
 
@@ -129,6 +132,76 @@ export function buildCli(): Command {
       out(o.json, row, () => `name: ${row.name}\nkind: ${row.kind}\ngroups: ${row.groups.join(', ') || '-'}\nauth: ${row.auth}`);
     });
 
+  const policy = program.command('policy').description('dry-run and test the policy');
+  policy
+    .command('explain <sql>')
+    .description('show how a statement is analysed and decided, without running it')
+    .addOption(configOption())
+    .requiredOption('--as <identity>', 'the identity that would run it')
+    .option('--database <name>', 'the database it would run on (default: the only one)')
+    .option('--intent <key=value...>', 'session intent, as warden.* startup options would give it')
+    .option('--client <address>', 'client address, for rules matching client ranges')
+    .option('--search-path <path>', 'the session search_path', '"$user", public')
+    .option('--json', 'machine-readable output')
+    .action(
+      async (
+        sql: string,
+        o: { config?: string; as: string; database?: string; intent?: string[]; client?: string; searchPath: string; json?: boolean },
+      ) => {
+        const c = load(o.config);
+        const identity = c.identities.find((i) => i.name === o.as);
+        if (!identity) throw new CliError(`no identity named "${o.as}" in ${c.source}`);
+        const names = Object.keys(c.databases);
+        const dbName = o.database ?? (names.length === 1 ? names[0] : undefined);
+        if (!dbName) throw new CliError(`--database is required: ${c.source} has several databases (${names.join(', ')})`);
+        const db = Object.hasOwn(c.databases, dbName) ? c.databases[dbName] : undefined;
+        if (!db) throw new CliError(`no database named "${dbName}" in ${c.source}`);
+        const searchPath = parseSearchPath(o.searchPath);
+        if (!searchPath) throw new CliError(`--search-path: not a valid search_path: ${o.searchPath}`);
+        const settings = new Map<string, string>();
+        for (const kv of o.intent ?? []) {
+          const eq = kv.indexOf('=');
+          if (eq <= 0) throw new CliError(`--intent takes key=value, got "${kv}"`);
+          settings.set(kv.slice(0, eq).replace(/^warden\./, '').toLowerCase(), kv.slice(eq + 1));
+        }
+        await initSqlParser();
+        const analysis = analyzeSql(sql, { searchPath, user: db.upstream.user });
+        const intent = intentOf(settings, sql);
+        const decision = decide(
+          {
+            identity,
+            session: { database: db.name, environment: db.environment, clientAddress: o.client, intent, now: new Date() },
+            analysis,
+          },
+          policyFromConfig(c),
+        );
+        out(o.json, { identity: identity.name, database: db.name, intent, ...explainToJSON(analysis, decision) }, () =>
+          [
+            `Identity: ${identity.name} (${identity.kind}${identity.groups.length ? `, groups ${identity.groups.join(', ')}` : ''}) on database ${db.name}${db.environment ? ` (${db.environment})` : ''}`,
+            `Intent: ${Object.keys(intent).length ? Object.entries(intent).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', ') : 'none given'}`,
+            formatExplain(analysis, decision),
+          ].join('\n'),
+        );
+      },
+    );
+  policy
+    .command('test <file>')
+    .description("run a policy test file (identity + SQL -> expected action); exits 1 on any mismatch")
+    .addOption(configOption())
+    .option('--json', 'machine-readable output')
+    .action(async (file: string, o: { config?: string; json?: boolean }) => {
+      const c = load(o.config);
+      let text: string;
+      try {
+        text = fs.readFileSync(file, 'utf8');
+      } catch (err) {
+        throw new CliError(`${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 2);
+      }
+      const report = await runPolicyTests(text, c);
+      out(o.json, report, () => formatPolicyTestReport(report));
+      if (report.failed > 0) process.exitCode = 1;
+    });
+
   return program;
 }
 
@@ -137,6 +210,10 @@ export async function main(argv: string[]): Promise<void> {
     await buildCli().parseAsync(argv);
   } catch (err) {
     if (err instanceof ConfigError) {
+      process.stderr.write(`error: ${err.message}\n`);
+      process.exit(2);
+    }
+    if (err instanceof PolicyError) {
       process.stderr.write(`error: ${err.message}\n`);
       process.exit(2);
     }

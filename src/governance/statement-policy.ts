@@ -4,9 +4,10 @@
  * session enforces. Fail-closed: an action this build cannot carry out
  * (approval, masking of sensitive values) refuses the statement.
  */
-import type { WardenConfig } from '../config/types.js';
+import type { RuleMatch, WardenConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
-import { AnalysisCache, PreparedStatements, parseSearchPath, type Analysis } from '../sql/index.js';
+import { AnalysisCache, PreparedStatements, parseSearchPath, type Analysis, type AnalyzeContext } from '../sql/index.js';
+import { isLiteralIndependent, literalShape } from '../sql/literal-shape.js';
 import { decide, policyFromConfig, type CompiledPolicy, type Decision } from '../policy/index.js';
 import { intentOf } from '../intent/sqlcommenter.js';
 import type { SessionHooks, SessionInfo, StatementOutcome, StatementSource, Verdict } from '../proxy/hooks.js';
@@ -16,6 +17,22 @@ interface PolicySessionState {
   searchPath: string[] | null;
   readonly defaultPath: string[] | null;
   readonly prepared: PreparedStatements;
+  /** The analysis context, rebuilt when the search_path changes (the cache keys on its identity). */
+  ctx: AnalyzeContext;
+  /**
+   * Verdicts already reached in this session, by statement text and by literal
+   * shape: valid while the session's context is unchanged (cleared when it
+   * changes) and only for decisions that depend on nothing else (no per-statement
+   * intent, no time-of-day rules, no session facts to track).
+   */
+  memo: Map<string, { verdict: Verdict; analysis: Analysis }>;
+}
+
+const MEMO_MAX = 512;
+
+function usesTime(m: RuleMatch | undefined): boolean {
+  if (!m) return false;
+  return m.time !== undefined || usesTime(m.not) || (m.any ?? []).some(usesTime);
 }
 
 export interface StatementPolicy {
@@ -30,6 +47,7 @@ const FORWARD: Verdict = Object.freeze({ action: 'forward' as const });
 
 export function createStatementPolicy(config: WardenConfig, log: Logger, cache = new AnalysisCache({ max: 10_000 })): StatementPolicy {
   const policy = policyFromConfig(config);
+  const timeDependent = config.rules.some((r) => usesTime(r.match));
   const detect = config.sensitive?.detect ?? [];
   const sessions = new WeakMap<SessionInfo, PolicySessionState>();
 
@@ -37,20 +55,26 @@ export function createStatementPolicy(config: WardenConfig, log: Logger, cache =
     let st = sessions.get(s);
     if (!st) {
       const p = s.upstreamSearchPath !== undefined ? parseSearchPath(s.upstreamSearchPath) : null;
-      st = { searchPath: p, defaultPath: p, prepared: new PreparedStatements() };
+      const prepared = new PreparedStatements();
+      st = { searchPath: p, defaultPath: p, prepared, ctx: contextFor(s, p, p, prepared), memo: new Map() };
       sessions.set(s, st);
     }
     return st;
   };
 
+  const contextFor = (s: SessionInfo, path: string[] | null, def: string[] | null, prepared: PreparedStatements): AnalyzeContext => ({
+    searchPath: path,
+    user: s.database.upstream.user,
+    defaultSearchPath: def ?? undefined,
+    // A getter: the session's prepared statements change under the same context.
+    get preparedStatements() {
+      return prepared.view;
+    },
+  });
+
   const decideFor = (s: SessionInfo, sql: string): { analysis: Analysis; decision: Decision } => {
     const st = stateOf(s);
-    const analysis = cache.analyze(sql, {
-      searchPath: st.searchPath,
-      user: s.database.upstream.user,
-      defaultSearchPath: st.defaultPath ?? undefined,
-      preparedStatements: st.prepared.view,
-    });
+    const analysis = cache.analyze(sql, st.ctx);
     const decision = decide(
       {
         identity: s.identity,
@@ -68,23 +92,42 @@ export function createStatementPolicy(config: WardenConfig, log: Logger, cache =
     return { analysis, decision };
   };
 
-  /** Keep the session facts the analysis depends on in step with what ran. */
-  const afterRun = (s: SessionInfo, st: PolicySessionState, analysis: Analysis, outcome: StatementOutcome): void => {
+  /**
+   * Keep the session facts the analysis depends on in step with what ran.
+   *
+   * The search_path is only taken as known after the one case whose effect is
+   * certain: a query string that is a single, non-LOCAL SET of search_path to a
+   * constant, sent with the simple protocol, that succeeded and left the
+   * session outside a transaction block. Anything else that touches it — in a
+   * transaction (may be rolled back), in a multi-statement string, failed (may
+   * or may not have applied), the extended protocol (completion is reported
+   * before Sync ends the implicit transaction) — makes it unknown, and unknown
+   * resolves unqualified names against every schema (fail closed).
+   */
+  const afterRun = (s: SessionInfo, st: PolicySessionState, analysis: Analysis, protocol: StatementSource['protocol'], outcome: StatementOutcome): void => {
     if (!analysis.ok) return;
     st.prepared.applyQuery(analysis, !outcome.error);
-    if (outcome.error) return;
-    for (const stmt of analysis.statements) {
-      if (stmt.searchPath === undefined) continue;
-      // A change inside a transaction block may still be rolled back: unknown is the safe answer.
-      const local = stmt.sets.some((c) => c.name === 'search_path' && c.local);
-      st.searchPath = local || s.txStatus !== 'I' ? null : stmt.searchPath ? [...stmt.searchPath] : null;
-    }
+    const touching = analysis.statements.filter((x) => x.searchPath !== undefined);
+    if (touching.length === 0) return;
+    const only = analysis.statements.length === 1 ? analysis.statements[0] : undefined;
+    const certain =
+      protocol === 'simple' &&
+      only !== undefined &&
+      !outcome.error &&
+      s.txStatus === 'I' &&
+      only.kind === 'set' &&
+      only.searchPath !== undefined &&
+      only.searchPath !== null &&
+      !only.sets.some((c) => c.local);
+    st.searchPath = certain && only?.searchPath ? [...only.searchPath] : null;
+    st.ctx = contextFor(s, st.searchPath, st.defaultPath, st.prepared);
+    st.memo.clear();
   };
 
-  const toVerdict = (s: SessionInfo, st: PolicySessionState, analysis: Analysis, d: Decision): Verdict => {
+  const toVerdict = (s: SessionInfo, st: PolicySessionState, analysis: Analysis, protocol: StatementSource['protocol'], d: Decision): Verdict => {
     const needsTracking =
       analysis.ok && analysis.statements.some((x) => x.searchPath !== undefined || x.prepare || x.deallocate || x.execute);
-    const onDone = needsTracking ? (o: StatementOutcome) => afterRun(s, st, analysis, o) : undefined;
+    const onDone = needsTracking ? (o: StatementOutcome) => afterRun(s, st, analysis, protocol, o) : undefined;
     switch (d.action) {
       case 'allow':
         return onDone ? { action: 'forward', onDone } : FORWARD;
@@ -101,7 +144,10 @@ export function createStatementPolicy(config: WardenConfig, log: Logger, cache =
         };
       }
       case 'mask': {
-        const reads = analysis.ok && analysis.statements.some((x) => x.classes.has('read') || x.classes.has('select'));
+        // Anything that returns rows (queries, RETURNING) could carry values the detectors would find.
+        const reads =
+          analysis.ok &&
+          analysis.statements.some((x) => x.classes.has('read') || x.kind === 'select' || x.columns.some((c) => c.usage === 'returning'));
         if (d.sensitiveTypes.length === 0 && (detect.length === 0 || !reads)) {
           return onDone ? { action: 'forward', onDone } : FORWARD;
         }
@@ -119,15 +165,35 @@ export function createStatementPolicy(config: WardenConfig, log: Logger, cache =
 
   const statement = (s: SessionInfo, stmt: StatementSource): Verdict => {
     const st = stateOf(s);
-    const { analysis, decision } = decideFor(s, stmt.sql);
-    if (stmt.protocol === 'extended' && stmt.statementName !== '') st.prepared.set(stmt.statementName, analysis);
-    if (decision.action !== 'allow') {
-      log.info(
-        { session: s.id, identity: s.identity.name, action: decision.action, rule: decision.decisive },
-        'statement refused by policy',
-      );
+    const sql = stmt.sql;
+    const memoable = !timeDependent && !sql.includes('/*');
+    let shape: string | null = null;
+    if (memoable) {
+      let hit = st.memo.get(sql);
+      if (!hit) {
+        shape = literalShape(sql);
+        if (shape !== null) hit = st.memo.get(shape);
+      }
+      if (hit) {
+        if (stmt.protocol === 'extended' && stmt.statementName !== '') st.prepared.set(stmt.statementName, hit.analysis);
+        if (hit.verdict.action === 'error') log.info({ session: s.id, identity: s.identity.name, message: hit.verdict.error.message }, 'statement refused by policy');
+        return hit.verdict;
+      }
     }
-    return toVerdict(s, st, analysis, decision);
+    const { analysis, decision } = decideFor(s, sql);
+    if (stmt.protocol === 'extended' && stmt.statementName !== '') st.prepared.set(stmt.statementName, analysis);
+    const refused = (v: Verdict): void => {
+      if (v.action === 'error') log.info({ session: s.id, identity: s.identity.name, action: decision.action, rule: decision.decisive }, 'statement refused by policy');
+    };
+    const verdict = toVerdict(s, st, analysis, stmt.protocol, decision);
+    refused(verdict);
+    if (memoable && !verdict.onDone && analysis.ok && !analysis.usesPrepared) {
+      if (st.memo.size >= MEMO_MAX) st.memo.clear();
+      st.memo.set(sql, { verdict, analysis });
+      // By shape only when the analysis holds for any literal values.
+      if (shape !== null && isLiteralIndependent(analysis)) st.memo.set(shape, { verdict, analysis });
+    }
+    return verdict;
   };
 
   return { hooks: { statement, sessionStart: (s) => void stateOf(s) }, cache, policy, decideFor };

@@ -17,7 +17,6 @@ import {
   decodeBind,
   decodeExecute,
   decodeParse,
-  decodeQuery,
   decodeTarget,
   encodeError,
   encodeParse,
@@ -231,19 +230,23 @@ export class Session implements SessionInfo {
 
   /** Returns false to pause the client framer while an asynchronous verdict is pending. */
   private onClientMessage(type: number, buf: Buffer, start: number, end: number): boolean {
+    if (type === F.Query) {
+      if (!this.hooks.statement) {
+        // The relay-only hot path: nothing to decide, nothing to decode.
+        this.tracker.query(NO_HOOK_RUN);
+        this.toUpstream.pushRange(buf, start, end);
+        return true;
+      }
+      // A Query body is one NUL-terminated string (decoded without a reader: hot path).
+      if (end - start < 6 || buf[end - 1] !== 0 || buf.indexOf(0, start + 5) !== end - 1) {
+        throw new ProtocolError('invalid Query message: expected one NUL-terminated string');
+      }
+      const sql = buf.toString('utf8', start + 5, end - 1);
+      return this.decide({ protocol: 'simple', sql }, (r, v) => this.applyQuery(r, v), buf.subarray(start, end));
+    }
     const raw = buf.subarray(start, end);
     const body = raw.subarray(5);
     switch (type) {
-      case F.Query: {
-        if (!this.hooks.statement) {
-          // The relay-only hot path: nothing to decide, nothing to decode.
-          this.tracker.query(NO_HOOK_RUN);
-          this.toUpstream.pushRange(buf, start, end);
-          return true;
-        }
-        const sql = decodeQuery(body);
-        return this.decide({ protocol: 'simple', sql }, (r, v) => this.applyQuery(r, v), raw);
-      }
       case F.Parse: {
         if (!this.hooks.statement) {
           this.tracker.parse('', NO_HOOK_STATEMENT);

@@ -16,6 +16,8 @@
  */
 import { analyzeSql, preparedStatementsAfter } from './analyze.js';
 import type { Analysis, AnalyzeContext } from './types.js';
+import { TwoGenerationCache } from './lru.js';
+import { isLiteralIndependent, literalShape } from './literal-shape.js';
 
 /** Counters of a cache. */
 export interface CacheStats {
@@ -34,23 +36,35 @@ export interface AnalysisCacheOptions {
   readonly maxSqlLength?: number;
 }
 
-/** Bounded LRU of analyses keyed by (query text, search_path, user). */
+/**
+ * Bounded cache of analyses keyed by (query text, search_path, user), plus a
+ * second level keyed by the text's literal shape (see literal-shape.ts) for
+ * statements whose analysis does not depend on literal values, so that
+ * `WHERE id = 1` and `WHERE id = 2` are parsed once.
+ *
+ * An analysis found by shape carries the `sql` of the text it was made from:
+ * use the statement's own text for anything shown or recorded.
+ */
 export class AnalysisCache {
-  private readonly map = new Map<string, Analysis>();
+  private readonly byText: TwoGenerationCache<string, Analysis>;
+  private readonly byShape: TwoGenerationCache<string, Analysis>;
+  private readonly contextKeys = new WeakMap<AnalyzeContext, string>();
   private readonly max: number;
   private readonly maxSqlLength: number;
   private hitCount = 0;
+  private shapeHitCount = 0;
   private missCount = 0;
-  private evictionCount = 0;
 
   constructor(options: AnalysisCacheOptions = {}) {
-    this.max = Math.max(1, options.max ?? 1000);
+    this.max = Math.max(2, options.max ?? 1000);
     this.maxSqlLength = options.maxSqlLength ?? 65536;
+    this.byText = new TwoGenerationCache(this.max);
+    this.byShape = new TwoGenerationCache(this.max);
   }
 
-  /** Number of lookups answered from the cache. */
+  /** Number of lookups answered from the cache (by text or by shape). */
   get hits(): number {
-    return this.hitCount;
+    return this.hitCount + this.shapeHitCount;
   }
 
   /** Number of lookups that had to analyse. */
@@ -58,10 +72,16 @@ export class AnalysisCache {
     return this.missCount;
   }
 
-  private static key(sql: string, ctx: AnalyzeContext): string {
-    const path = ctx.searchPath === null ? '\u0001unknown' : ctx.searchPath.join('\u0000');
-    const def = ctx.defaultSearchPath ? ctx.defaultSearchPath.join('\u0000') : '\u0001';
-    return `${path}\u0002${ctx.user ?? ''}\u0002${def}\u0002${sql}`;
+  /** The context part of the key; memoized per context object (sessions reuse theirs). */
+  private contextKey(ctx: AnalyzeContext): string {
+    let k = this.contextKeys.get(ctx);
+    if (k === undefined) {
+      const path = ctx.searchPath === null ? '\u0001unknown' : ctx.searchPath.join('\u0000');
+      const def = ctx.defaultSearchPath ? ctx.defaultSearchPath.join('\u0000') : '\u0001';
+      k = `${path}\u0002${ctx.user ?? ''}\u0002${def}\u0002`;
+      this.contextKeys.set(ctx, k);
+    }
+    return k;
   }
 
   /**
@@ -69,35 +89,46 @@ export class AnalysisCache {
    * cached unless it used the session's prepared statements or is too long).
    */
   analyze(sql: string, ctx: AnalyzeContext): Analysis {
-    const key = AnalysisCache.key(sql, ctx);
-    const hit = this.map.get(key);
+    const ck = this.contextKey(ctx);
+    const textKey = ck + sql;
+    const hit = this.byText.get(textKey);
     if (hit) {
       this.hitCount++;
-      this.map.delete(key);
-      this.map.set(key, hit);
       return hit;
+    }
+    const shape = literalShape(sql);
+    const shapeKey = shape === null ? null : ck + shape;
+    if (shapeKey !== null) {
+      const byShape = this.byShape.get(shapeKey);
+      if (byShape) {
+        this.shapeHitCount++;
+        return byShape;
+      }
     }
     this.missCount++;
     const analysis = analyzeSql(sql, ctx);
-    if ((!analysis.ok || !analysis.usesPrepared) && sql.length <= this.maxSqlLength) {
-      this.map.set(key, analysis);
-      while (this.map.size > this.max) {
-        const oldest = this.map.keys().next().value as string;
-        this.map.delete(oldest);
-        this.evictionCount++;
-      }
-    }
+    if (sql.length > this.maxSqlLength || (analysis.ok && analysis.usesPrepared)) return analysis;
+    if (shapeKey !== null && isLiteralIndependent(analysis)) this.byShape.set(shapeKey, analysis);
+    else this.byText.set(textKey, analysis);
     return analysis;
   }
 
   /** Current counters. */
-  stats(): CacheStats {
-    return { hits: this.hitCount, misses: this.missCount, size: this.map.size, max: this.max, evictions: this.evictionCount };
+  stats(): CacheStats & { readonly shapeHits: number } {
+    return {
+      hits: this.hits,
+      shapeHits: this.shapeHitCount,
+      misses: this.missCount,
+      size: this.byText.size + this.byShape.size,
+      max: this.max * 2,
+      evictions: this.byText.evictions + this.byShape.evictions,
+    };
   }
 
   /** Drops every entry (counters are kept). */
   clear(): void {
-    this.map.clear();
+    this.byText.clear();
+    this.byShape.clear();
   }
 }
 

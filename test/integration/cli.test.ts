@@ -112,3 +112,54 @@ describe('a running warden', () => {
     for (const secret of [PASSWORDS.alice, SVC_PASSWORD, 'wrong-password-xyz', 'parameter-value-never-logged']) expect(all).not.toContain(secret);
   });
 });
+
+describe('policy explain and policy test', () => {
+  const yaml = minimal(`rules:
+  - name: no-destructive-ddl
+    match: { statement: [drop, truncate] }
+    action: deny
+    reason: Destructive DDL is not run through Warden
+  - name: writes-need-ticket
+    match: { statement: [write], not: { intent: true } }
+    action: deny
+    reason: writes need a ticket
+`);
+
+  it('explain shows the analysis, the intent and the decision (text and --json)', async () => {
+    const file = writeTempConfig(yaml);
+    const t = await runCli(['policy', 'explain', '--config', file, '--as', 'alice', 'select 1; drop table orders'], ENV);
+    expect(t.code).toBe(0);
+    expect(t.out).toContain('Decision: DENY');
+    expect(t.out).toContain('no-destructive-ddl');
+    const j = await runCli(['policy', 'explain', '--config', file, '--as', 'alice', '--json', "/* ticket='OPS-12',reason='backfill%20fix' */ update t set x = 1"], ENV);
+    const parsed = JSON.parse(j.out) as { intent: Record<string, string>; decision: { action: string } };
+    expect(parsed.intent).toEqual({ ticket: 'OPS-12', reason: 'backfill fix' });
+    expect(parsed.decision.action).toBe('allow');
+    const noTicket = await runCli(['policy', 'explain', '--config', file, '--as', 'alice', '--json', 'update t set x = 1'], ENV);
+    expect(JSON.parse(noTicket.out).decision.action).toBe('deny');
+    const withOpt = await runCli(['policy', 'explain', '--config', file, '--as', 'alice', '--intent', 'warden.ticket=OPS-1', '--json', 'update t set x = 1'], ENV);
+    expect(JSON.parse(withOpt.out).decision.action).toBe('allow');
+    const unknown = await runCli(['policy', 'explain', '--config', file, '--as', 'mallory', 'select 1'], ENV);
+    expect(unknown.code).toBe(1);
+    expect(unknown.err).toContain('no identity named "mallory"');
+  });
+
+  it('policy test exits 0 when every case holds and 1 on a mismatch', async () => {
+    const file = writeTempConfig(yaml);
+    const ok = writeTempConfig(`cases:
+  - { identity: alice, sql: "DROP TABLE orders", expect: deny, rule: no-destructive-ddl }
+  - { identity: alice, sql: "SELECT 1", expect: allow }
+  - { identity: alice, sql: "UPDATE t SET x = 1", intent: { ticket: OPS-1 }, expect: allow }
+`);
+    const good = await runCli(['policy', 'test', ok, '--config', file], ENV);
+    expect(good.code, good.err).toBe(0);
+    expect(good.out).toContain('3 passed, 0 failed');
+    const bad = writeTempConfig(`cases:
+  - { identity: alice, sql: "DROP TABLE orders", expect: allow }
+`);
+    const failed = await runCli(['policy', 'test', bad, '--config', file], ENV);
+    expect(failed.code).toBe(1);
+    expect(failed.out).toContain('FAIL');
+    expect(failed.out).toContain('0 passed, 1 failed');
+  });
+});

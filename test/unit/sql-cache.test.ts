@@ -15,7 +15,7 @@ describe('AnalysisCache', () => {
     expect(a2).toBe(a1);
     expect(cache.hits).toBe(1);
     expect(cache.misses).toBe(1);
-    expect(cache.stats()).toEqual({ hits: 1, misses: 1, size: 1, max: 10, evictions: 0 });
+    expect(cache.stats()).toEqual({ hits: 1, shapeHits: 0, misses: 1, size: 1, max: 20, evictions: 0 });
   });
 
   it('keys by search_path too', () => {
@@ -27,18 +27,52 @@ describe('AnalysisCache', () => {
     expect(cache.misses).toBe(2);
   });
 
-  it('evicts the least recently used entry', () => {
+  it('evicts the least recently used entries (two generations)', () => {
     const cache = new AnalysisCache({ max: 2 });
     const ctx = { searchPath: ['public'] };
-    cache.analyze('SELECT 1', ctx);
-    cache.analyze('SELECT 2', ctx);
-    cache.analyze('SELECT 1', ctx); // 1 is now the most recent
-    cache.analyze('SELECT 3', ctx); // evicts 2
+    cache.analyze('SELECT * FROM a', ctx);
+    cache.analyze('SELECT * FROM b', ctx);
+    cache.analyze('SELECT * FROM a', ctx); // a is now the most recent
+    cache.analyze('SELECT * FROM c', ctx); // evicts b
     expect(cache.stats().evictions).toBe(1);
-    cache.analyze('SELECT 1', ctx);
+    cache.analyze('SELECT * FROM a', ctx);
     expect(cache.hits).toBe(2);
-    cache.analyze('SELECT 2', ctx);
+    cache.analyze('SELECT * FROM b', ctx);
     expect(cache.misses).toBe(4);
+    expect(cache.stats().size).toBeLessThanOrEqual(2);
+  });
+
+  it('shares one analysis across literal values of literal-independent statements', () => {
+    const cache = new AnalysisCache();
+    const ctx = { searchPath: ['public'] };
+    const a = cache.analyze('SELECT abalance FROM pgbench_accounts WHERE aid = 1', ctx);
+    const b = cache.analyze('SELECT abalance FROM pgbench_accounts WHERE aid = 99', ctx);
+    const c = cache.analyze("UPDATE t SET v = 'x' WHERE id = 3", ctx);
+    const d = cache.analyze("UPDATE t SET v = 'it''s' WHERE id = 4", ctx);
+    expect(b).toBe(a);
+    expect(d).toBe(c);
+    expect(cache.stats()).toMatchObject({ misses: 2, shapeHits: 2 });
+  });
+
+  it('never shares analyses whose meaning depends on a literal', () => {
+    const cache = new AnalysisCache();
+    const ctx = { searchPath: ['public'] };
+    const pairs: [string, string][] = [
+      ["SELECT nextval('harmless')", "SELECT nextval('billing.invoice_seq')"],
+      ["SELECT set_config('application_name', 'x', false)", "SELECT set_config('role', 'postgres', false)"],
+      ["DO 'BEGIN PERFORM 1; END'", "DO 'BEGIN DROP TABLE orders; END'"],
+      ["SET search_path = 'public'", "SET search_path = 'billing'"],
+      ["COPY t TO '/tmp/a'", "COPY t TO '/etc/passwd'"],
+      ["SELECT E'a'", "SELECT E'b'"],
+    ];
+    for (const [x, y] of pairs) {
+      const ax = cache.analyze(x, ctx);
+      const ay = cache.analyze(y, ctx);
+      expect(ay, y).not.toBe(ax);
+    }
+    expect(cache.stats().shapeHits).toBe(0);
+    const seq = cache.analyze("SELECT nextval('billing.invoice_seq')", ctx);
+    expect(seq.ok && seq.writes.map((r) => r.name)).toContain('billing.invoice_seq');
   });
 
   it('caches parse errors but not analyses that depend on prepared statements', () => {

@@ -1,0 +1,141 @@
+/**
+ * The "shape" of a query text: its tokens with every numeric and string
+ * literal replaced by a placeholder. Statements that differ only in literal
+ * values (pgbench's `WHERE aid = 4711`, an ORM's inlined ids) share one shape,
+ * so their analysis can be reused without parsing each text again.
+ *
+ * Correctness matters more than reach: a shape is produced only for texts in a
+ * subset where this scanner and PostgreSQL's lexer cannot disagree about where
+ * a literal starts and ends — ASCII only, no backslash (standard_conforming_strings),
+ * no `$` (dollar quotes, parameters), no comments, no prefixed strings (E'', U&'',
+ * B'', X''), no adjacent string continuation, no number glued to letters or
+ * dots. Anything else returns null and is analysed by text. Everything that is
+ * not a literal stays verbatim in the shape, so equal shapes mean equal texts
+ * up to literal values.
+ *
+ * Whether an analysis may be shared across literal values is decided
+ * separately (see `isLiteralIndependent`).
+ */
+import type { Analysis } from './types.js';
+
+const MAX_SHAPE_INPUT = 8192;
+
+function isIdentChar(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 95;
+}
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+function isSpace(c: number): boolean {
+  return c === 32 || c === 9 || c === 10 || c === 13 || c === 12;
+}
+
+export function literalShape(sql: string): string | null {
+  const n = sql.length;
+  if (n > MAX_SHAPE_INPUT) return null;
+  let out = '';
+  let i = 0;
+  let literals = 0;
+  let segStart = 0;
+  while (i < n) {
+    const c = sql.charCodeAt(i);
+    if (c > 126 || c === 92 /* \ */ || c === 36 /* $ */ || c === 0) return null;
+    if (c === 45 /* - */ && sql.charCodeAt(i + 1) === 45) return null; // -- comment
+    if (c === 47 /* / */ && sql.charCodeAt(i + 1) === 42) return null; // /* comment
+    if (c === 34 /* " */) {
+      // Quoted identifier: kept verbatim.
+      i++;
+      for (;;) {
+        if (i >= n) return null;
+        if (sql.charCodeAt(i) === 34) {
+          if (sql.charCodeAt(i + 1) === 34) {
+            i += 2;
+            continue;
+          }
+          i++;
+          break;
+        }
+        i++;
+      }
+      continue;
+    }
+    if (c === 39 /* ' */) {
+      const prev = i > 0 ? sql.charCodeAt(i - 1) : 32;
+      if (isIdentChar(prev) || prev === 38 /* & */ || prev === 39) return null; // E'' U&'' B'' X'' N''
+      let j = i + 1;
+      for (;;) {
+        if (j >= n) return null;
+        const d = sql.charCodeAt(j);
+        if (d === 92 || d > 126 || d === 0) return null;
+        if (d === 39) {
+          if (sql.charCodeAt(j + 1) === 39) {
+            j += 2;
+            continue;
+          }
+          j++;
+          break;
+        }
+        j++;
+      }
+      // 'a' <newline> 'b' is one literal in PostgreSQL: refuse any string followed by a string.
+      let k = j;
+      while (k < n && isSpace(sql.charCodeAt(k))) k++;
+      if (k < n && sql.charCodeAt(k) === 39) return null;
+      out += sql.slice(segStart, i) + '?s';
+      literals++;
+      i = j;
+      segStart = i;
+      continue;
+    }
+    if (isDigit(c) || (c === 46 /* . */ && isDigit(sql.charCodeAt(i + 1)))) {
+      const prev = i > 0 ? sql.charCodeAt(i - 1) : 32;
+      if (isIdentChar(prev)) {
+        // Part of an identifier such as t1: kept verbatim.
+        while (i < n && isIdentChar(sql.charCodeAt(i))) i++;
+        continue;
+      }
+      if (prev === 46 /* . */) return null;
+      let j = i;
+      while (j < n && isDigit(sql.charCodeAt(j))) j++;
+      if (sql.charCodeAt(j) === 46) {
+        j++;
+        while (j < n && isDigit(sql.charCodeAt(j))) j++;
+      }
+      const e = sql.charCodeAt(j);
+      if (e === 101 || e === 69) {
+        let k = j + 1;
+        const s = sql.charCodeAt(k);
+        if (s === 43 || s === 45) k++;
+        if (!isDigit(sql.charCodeAt(k))) return null;
+        while (k < n && isDigit(sql.charCodeAt(k))) k++;
+        j = k;
+      }
+      const after = j < n ? sql.charCodeAt(j) : 32;
+      if (isIdentChar(after) || after === 46 || after === 39 || after === 34) return null;
+      out += sql.slice(segStart, i) + '?n';
+      literals++;
+      i = j;
+      segStart = i;
+      continue;
+    }
+    i++;
+  }
+  if (literals === 0) return null;
+  return out + sql.slice(segStart);
+}
+
+/**
+ * Whether an analysis would be the same for any literal values in the text:
+ * plain DML/queries that call no functions (a function's literal argument can
+ * name what it touches: nextval('seq'), set_config, pg_read_file), change no
+ * settings and are not opaque. Anything else is cached by exact text only.
+ */
+export function isLiteralIndependent(a: Analysis): boolean {
+  if (!a.ok || a.opaque || a.functions.length > 0 || a.usesPrepared) return false;
+  for (const s of a.statements) {
+    if (s.kind !== 'select' && s.kind !== 'insert' && s.kind !== 'update' && s.kind !== 'delete') return false;
+    if (s.opaque || s.sets.length > 0 || s.roleChange || s.resetAll || s.alterSystem) return false;
+    if (s.prepare || s.execute || s.deallocate || s.searchPath !== undefined) return false;
+  }
+  return true;
+}

@@ -1,0 +1,47 @@
+/** The literal shape used to share analyses: produced only where it cannot misread a literal. */
+import { describe, expect, it } from 'vitest';
+import { literalShape } from '../../src/sql/literal-shape.js';
+
+describe('literalShape', () => {
+  it('abstracts numbers and plain strings, keeps everything else verbatim', () => {
+    expect(literalShape('SELECT abalance FROM pgbench_accounts WHERE aid = 4711;')).toBe('SELECT abalance FROM pgbench_accounts WHERE aid = ?n;');
+    expect(literalShape("select * from t where a = 'x''y' and b = 1.5e3 and c = .5")).toBe('select * from t where a = ?s and b = ?n and c = ?n');
+    expect(literalShape(`select "we'ird" from t1 where x = -3`)).toBe(`select "we'ird" from t1 where x = -?n`);
+    expect(literalShape("select date '2020-01-01'")).toBe('select date ?s');
+  });
+
+  it('refuses texts where PostgreSQL could read literals differently', () => {
+    for (const sql of [
+      "select E'a\\'; drop table x; --'",
+      "select 'a\\'; drop table x; --'",
+      "select U&'d!0061t' UESCAPE '!'",
+      "select B'101', X'1F'",
+      "select N'abc'",
+      "select 'a'\n'b'",
+      'select $1',
+      'select $$x$$',
+      'select 1 -- comment',
+      "select 1 /* ticket='x' */",
+      'select 0x1F',
+      'select 1_000',
+      'select 1e',
+      'select 1.2.3',
+      "select 'unterminated",
+      'select "unterminated',
+      "select 'é'",
+      'select 1 from t where x = 1abc',
+    ]) {
+      expect(literalShape(sql), sql).toBeNull();
+    }
+  });
+
+  it('returns null when there is no literal to abstract', () => {
+    expect(literalShape('select a from t1')).toBeNull();
+  });
+
+  it('keeps different statements apart', () => {
+    const a = literalShape("select * from t where a = 'drop table x'");
+    const b = literalShape("select * from t where a = 'x'; drop table x; select 'y'");
+    expect(a).not.toBe(b);
+  });
+});
