@@ -8,12 +8,15 @@ import { ProxyServer } from './proxy/server.js';
 import type { SessionHooks, StatementOutcome, Verdict } from './proxy/hooks.js';
 import { initSqlParser } from './sql/index.js';
 import { createStatementPolicy, type StatementPolicy } from './governance/statement-policy.js';
+import { startAdmin, type AdminServer } from './admin/server.js';
 
 export interface Warden {
   readonly host: string;
   readonly port: number;
   readonly proxy: ProxyServer;
   readonly policy: StatementPolicy;
+  /** The admin HTTP listener, when `admin:` is configured. */
+  readonly admin?: AdminServer;
   close(): Promise<void>;
 }
 
@@ -92,13 +95,32 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
   const policy = createStatementPolicy(o.config, o.log);
   const proxy = new ProxyServer({ config: o.config, log: o.log, hooks: composeHooks(policy.hooks, o.hooks) });
   const addr = await proxy.listen();
+  let admin: AdminServer | undefined;
+  if (o.config.admin) {
+    try {
+      admin = await startAdmin(
+        o.config.admin,
+        {
+          sessions: () => proxy.sessionCount,
+          statements: () => policy.stats,
+          analysisCache: () => policy.cache.stats(),
+        },
+        o.log,
+      );
+    } catch (err) {
+      await proxy.close();
+      throw err;
+    }
+  }
   o.log.info({ host: addr.host, port: addr.port, config: o.config.source, configHash: o.config.hash }, 'warden listening');
   return {
     host: addr.host,
     port: addr.port,
     proxy,
     policy,
+    admin,
     close: async () => {
+      await admin?.close();
       await proxy.close();
       o.log.info('warden stopped');
     },

@@ -63,9 +63,9 @@ export function buildCli(): Command {
         warden = await startWarden({ config, log });
       } catch (err) {
         if (err instanceof UnsupportedConfigError) throw new CliError(err.message, 2);
-        const e = err as NodeJS.ErrnoException;
+        const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
         if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') {
-          throw new CliError(`cannot listen on ${config.listen.host}:${config.listen.port}: ${e.code}`, 1);
+          throw new CliError(`cannot listen on ${e.address ?? config.listen.host}:${e.port ?? config.listen.port}: ${e.code}`, 1);
         }
         throw err;
       }

@@ -37,6 +37,8 @@ function usesTime(m: RuleMatch | undefined): boolean {
 
 export interface StatementPolicy {
   readonly hooks: SessionHooks;
+  /** Counters since start. */
+  readonly stats: { decided: number; refused: number };
   readonly cache: AnalysisCache;
   readonly policy: CompiledPolicy;
   /** Decide one statement for a session (exposed for `policy explain` and tests). */
@@ -163,7 +165,9 @@ export function createStatementPolicy(config: WardenConfig, log: Logger, cache =
     }
   };
 
+  const stats = { decided: 0, refused: 0 };
   const statement = (s: SessionInfo, stmt: StatementSource): Verdict => {
+    stats.decided++;
     const st = stateOf(s);
     const sql = stmt.sql;
     const memoable = !timeDependent && !sql.includes('/*');
@@ -176,6 +180,7 @@ export function createStatementPolicy(config: WardenConfig, log: Logger, cache =
       }
       if (hit) {
         if (stmt.protocol === 'extended' && stmt.statementName !== '') st.prepared.set(stmt.statementName, hit.analysis);
+        if (hit.verdict.action === 'error') stats.refused++;
         if (hit.verdict.action === 'error') log.info({ session: s.id, identity: s.identity.name, message: hit.verdict.error.message }, 'statement refused by policy');
         return hit.verdict;
       }
@@ -183,6 +188,7 @@ export function createStatementPolicy(config: WardenConfig, log: Logger, cache =
     const { analysis, decision } = decideFor(s, sql);
     if (stmt.protocol === 'extended' && stmt.statementName !== '') st.prepared.set(stmt.statementName, analysis);
     const refused = (v: Verdict): void => {
+      if (v.action === 'error') stats.refused++;
       if (v.action === 'error') log.info({ session: s.id, identity: s.identity.name, action: decision.action, rule: decision.decisive }, 'statement refused by policy');
     };
     const verdict = toVerdict(s, st, analysis, stmt.protocol, decision);
@@ -196,5 +202,5 @@ export function createStatementPolicy(config: WardenConfig, log: Logger, cache =
     return verdict;
   };
 
-  return { hooks: { statement, sessionStart: (s) => void stateOf(s) }, cache, policy, decideFor };
+  return { hooks: { statement, sessionStart: (s) => void stateOf(s) }, stats, cache, policy, decideFor };
 }
