@@ -105,13 +105,28 @@ const cases = [
 const targets = [
   { name: 'direct', baseline: true, description: 'straight to PostgreSQL over TCP', start: startDirect },
   { name: 'pgbouncer', baseline: true, description: 'PgBouncer, pool_mode=session', start: startPgBouncer },
-  wardenTarget('warden', 'Warden, no rules (default allow)', {}),
+  wardenTarget('warden', 'Warden, no rules (every statement still analysed: session safety)', {}),
+  // A realistic rule set (the product spec's): deny destructive DDL, agents read-only, billing
+  // writes need approval, mask PII for everyone but DBAs. pgbench's statements match the mask
+  // rule but touch no sensitive column, so they run; every statement is analysed and decided.
+  wardenTarget('warden_rules', 'Warden with a realistic rule set', {
+    sensitive: {
+      columns: {
+        'public.customers.email': 'email',
+        'public.customers.ssn': 'ssn',
+        'billing.*.card_number': 'credit_card',
+      },
+    },
+    rules: [
+      { name: 'no-destructive-ddl', match: { statement: ['drop', 'truncate'] }, action: 'deny', reason: 'Destructive DDL is not run through Warden' },
+      { name: 'agents-read-only', match: { kind: 'agent', statement: ['write', 'ddl'] }, action: 'deny' },
+      { name: 'billing-writes-need-approval', match: { statement: ['write'], tables: ['billing.*'] }, action: 'approve', approvers: { groups: ['dba'], count: 1 } },
+      { name: 'mask-pii-except-dba', match: { not: { groups: ['dba'] } }, action: 'mask' },
+    ],
+  }),
   // More Warden configurations are added like this; the fragment is deep-merged into the base
   // warden.yaml (objects merge, arrays and scalars replace). It may also be a function
-  // (ctx) => fragment, e.g. to put an audit file in ctx.dir.
-  // wardenTarget('warden_rules', 'Warden with rules', {
-  //   rules: [{ name: 'no-ddl', match: { statement: ['ddl'] }, action: 'deny' }],
-  // }),
+  // (ctx) => fragment, e.g. to put an audit file in ctx.dir:
   // wardenTarget('warden_audit', 'Warden with a JSONL audit', (ctx) => ({
   //   audit: { store: `jsonl:${path.join(ctx.dir, 'audit.jsonl')}`, on_failure: 'block' },
   // })),

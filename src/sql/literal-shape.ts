@@ -17,6 +17,7 @@
  * separately (see `isLiteralIndependent`).
  */
 import type { Analysis } from './types.js';
+import { functionEffect, SEQUENCE_FUNCTIONS } from './functions.js';
 
 const MAX_SHAPE_INPUT = 8192;
 
@@ -125,13 +126,22 @@ export function literalShape(sql: string): string | null {
 }
 
 /**
+ * Whether a function's literal arguments can change the analysis: the listed
+ * side-effect functions (set_config, pg_read_file, dblink, ...) and the
+ * sequence functions, whose argument names what they touch (nextval('seq')).
+ */
+function literalSensitiveFunction(name: string): boolean {
+  const bare = (name.includes('.') ? name.slice(name.lastIndexOf('.') + 1) : name).toLowerCase();
+  return functionEffect(name) !== undefined || Object.hasOwn(SEQUENCE_FUNCTIONS, bare);
+}
+
+/**
  * Whether an analysis would be the same for any literal values in the text:
- * plain DML/queries that call no functions (a function's literal argument can
- * name what it touches: nextval('seq'), set_config, pg_read_file), change no
- * settings and are not opaque. Anything else is cached by exact text only.
+ * plain DML/queries that call no literal-sensitive function, change no settings
+ * and are not opaque. Anything else is cached by exact text only.
  */
 export function isLiteralIndependent(a: Analysis): boolean {
-  if (!a.ok || a.opaque || a.functions.length > 0 || a.usesPrepared) return false;
+  if (!a.ok || a.opaque || a.usesPrepared || a.functions.some(literalSensitiveFunction)) return false;
   for (const s of a.statements) {
     if (s.kind !== 'select' && s.kind !== 'insert' && s.kind !== 'update' && s.kind !== 'delete') return false;
     if (s.opaque || s.sets.length > 0 || s.roleChange || s.resetAll || s.alterSystem) return false;

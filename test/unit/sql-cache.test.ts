@@ -52,6 +52,9 @@ describe('AnalysisCache', () => {
     expect(b).toBe(a);
     expect(d).toBe(c);
     expect(cache.stats()).toMatchObject({ misses: 2, shapeHits: 2 });
+    // Ordinary functions (aggregates) do not make the analysis depend on literals.
+    const e = cache.analyze('SELECT sum(amount) FROM orders WHERE id > 5', ctx);
+    expect(cache.analyze('SELECT sum(amount) FROM orders WHERE id > 6', ctx)).toBe(e);
   });
 
   it('never shares analyses whose meaning depends on a literal', () => {
