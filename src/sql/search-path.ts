@@ -26,14 +26,23 @@ export const DEFAULT_SEARCH_PATH: readonly string[] = ['$user', 'public'];
  * Returns `null` when the text is not a valid list.
  */
 export function parseSearchPath(text: string): string[] | null {
+  if (text.trim() === '') return [];
+  return splitIdentifierList(text, ',');
+}
+
+/**
+ * Splits `text` into identifiers separated by `sep`, as PostgreSQL's
+ * SplitIdentifierString does: white space around names and separators is
+ * skipped, unquoted names are lower-cased, double-quoted ones kept verbatim
+ * (`""` = a quote). Returns `null` when the text is not such a list.
+ */
+function splitIdentifierList(text: string, sep: ',' | '.'): string[] | null {
   const out: string[] = [];
   let i = 0;
   const n = text.length;
-  const skipWs = () => {
+  const skipWs = (): void => {
     while (i < n && /\s/.test(text[i]!)) i++;
   };
-  skipWs();
-  if (i >= n) return out;
   for (;;) {
     skipWs();
     let name = '';
@@ -54,14 +63,14 @@ export function parseSearchPath(text: string): string[] | null {
       }
     } else {
       const start = i;
-      while (i < n && text[i] !== ',' && !/\s/.test(text[i]!)) i++;
+      while (i < n && text[i] !== sep && !/\s/.test(text[i]!)) i++;
       name = text.slice(start, i).toLowerCase();
       if (name === '') return null;
     }
     out.push(name);
     skipWs();
     if (i >= n) break;
-    if (text[i] !== ',') return null;
+    if (text[i] !== sep) return null;
     i++;
   }
   return out;
@@ -173,38 +182,6 @@ export function resolveNameParts(parts: readonly string[], path: readonly string
  * Returns `null` when it is not a valid name.
  */
 export function parseQualifiedName(text: string): string[] | null {
-  const parts: string[] = [];
-  let i = 0;
-  const n = text.length;
-  while (i < n && /\s/.test(text[i]!)) i++;
-  for (;;) {
-    let name = '';
-    if (text[i] === '"') {
-      i++;
-      for (;;) {
-        if (i >= n) return null;
-        if (text[i] === '"') {
-          if (text[i + 1] === '"') {
-            name += '"';
-            i += 2;
-            continue;
-          }
-          i++;
-          break;
-        }
-        name += text[i++];
-      }
-    } else {
-      const start = i;
-      while (i < n && text[i] !== '.' && !/\s/.test(text[i]!)) i++;
-      name = text.slice(start, i).toLowerCase();
-      if (name === '') return null;
-    }
-    parts.push(name);
-    while (i < n && /\s/.test(text[i]!)) i++;
-    if (i >= n) break;
-    if (text[i] !== '.') return null;
-    i++;
-  }
-  return parts.length > 0 && parts.length <= 3 ? parts : null;
+  const parts = splitIdentifierList(text, '.');
+  return parts && parts.length > 0 && parts.length <= 3 ? parts : null;
 }

@@ -9,7 +9,6 @@ import net from 'node:net';
 import tls from 'node:tls';
 import fs from 'node:fs';
 import crypto from 'node:crypto';
-import type { Duplex } from 'node:stream';
 import pg from 'pg';
 import { ScramClientExchange, tlsServerEndPointBinding } from '../../src/auth/index.js';
 import { startWarden, type Warden } from '../../src/app.js';
@@ -21,113 +20,7 @@ import { makeTestCerts, type TestCerts } from '../helpers/certs.js';
 import { run, type RunResult } from '../helpers/psql.js';
 import { PASSWORDS, SVC_PASSWORD, startCluster } from '../helpers/warden-env.js';
 
-// ---- a tiny hand-written protocol client ------------------------------------------------------
-
-type ErrorFields = Record<string, string>;
-interface Msg {
-  type: string;
-  body: Buffer;
-}
-
-function startupPacket(params: Record<string, string>): Buffer {
-  const parts: Buffer[] = [Buffer.alloc(8)];
-  parts[0].writeInt32BE(3 << 16, 4);
-  for (const [k, v] of Object.entries(params)) parts.push(Buffer.from(`${k}\0${v}\0`, 'utf8'));
-  parts.push(Buffer.from([0]));
-  const pkt = Buffer.concat(parts);
-  pkt.writeInt32BE(pkt.length, 0);
-  return pkt;
-}
-
-const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
-
-function message(type: string, body: Buffer = Buffer.alloc(0)): Buffer {
-  const head = Buffer.alloc(5);
-  head.write(type, 0, 'latin1');
-  head.writeInt32BE(body.length + 4, 1);
-  return Buffer.concat([head, body]);
-}
-
-function saslInitial(mechanism: string, data: Buffer): Buffer {
-  const len = Buffer.alloc(4);
-  len.writeInt32BE(data.length);
-  return message('p', Buffer.concat([Buffer.from(mechanism + '\0'), len, data]));
-}
-
-function parseErrorFields(body: Buffer): ErrorFields {
-  const out: ErrorFields = {};
-  let pos = 0;
-  while (pos < body.length && body[pos] !== 0) {
-    const end = body.indexOf(0, pos + 1);
-    out[String.fromCharCode(body[pos])] = body.toString('utf8', pos + 1, end);
-    pos = end + 1;
-  }
-  return out;
-}
-
-class Wire {
-  private buf = Buffer.alloc(0);
-  private wake: (() => void) | null = null;
-  closed = false;
-  received = 0;
-
-  constructor(readonly sock: Duplex) {
-    sock.on('data', (d: Buffer) => {
-      this.received += d.length;
-      this.buf = Buffer.concat([this.buf, d]);
-      this.notify();
-    });
-    sock.on('close', () => {
-      this.closed = true;
-      this.notify();
-    });
-    sock.on('error', () => undefined);
-  }
-
-  private notify(): void {
-    const w = this.wake;
-    this.wake = null;
-    w?.();
-  }
-
-  private async waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!cond()) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${what}`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
-        this.wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-    }
-  }
-
-  write(b: Buffer): void {
-    this.sock.write(b);
-  }
-
-  async read(timeoutMs = 5_000): Promise<Msg> {
-    const complete = (): boolean => this.buf.length >= 5 && this.buf.length >= 1 + this.buf.readInt32BE(1);
-    await this.waitFor(() => complete() || this.closed, timeoutMs, 'a message');
-    if (!complete()) throw new Error('connection closed');
-    const len = this.buf.readInt32BE(1);
-    const msg = { type: String.fromCharCode(this.buf[0]), body: Buffer.from(this.buf.subarray(5, 1 + len)) };
-    this.buf = this.buf.subarray(1 + len);
-    return msg;
-  }
-
-  async closedWithin(timeoutMs = 3_000): Promise<boolean> {
-    try {
-      await this.waitFor(() => this.closed, timeoutMs, 'close');
-      return true;
-    } catch {
-      return false;
-    }
-  }
-}
+import { SSL_REQUEST, Wire, message, parseErrorFields, saslInitial, startupPacket, type ErrorFields, type Msg } from '../helpers/raw-wire.js';
 
 function tcpConnect(port: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
