@@ -122,8 +122,10 @@ export class ResponseTracker {
     this.push({ k: 'parse', name, info });
   }
 
+  /** A Bind; a run without rewriter or listener needs no portal record (nothing will ask for it). */
   bind(portal: string, run: StatementRun): void {
-    this.portals.set(portal, { run, described: false });
+    if (run.rewriter || run.onDone) this.portals.set(portal, { run, described: false });
+    else if (this.portals.size > 0) this.portals.delete(portal);
     this.push({ k: 'bind' });
   }
 

@@ -108,6 +108,18 @@ describe('deny', () => {
   });
 });
 
+describe('unparsable statements fail closed', () => {
+  it('a string PostgreSQL cannot parse is not forwarded when rules could apply', async () => {
+    const c = await env.connect('alice');
+    try {
+      await expect(c.query('DROP TABLE orders; SELEC broken')).rejects.toMatchObject({ code: '42501', message: /parse/i });
+      expect((await c.query('select count(*)::int as n from orders')).rows[0].n).toBe(1);
+    } finally {
+      await c.end();
+    }
+  });
+});
+
 describe('approve and mask fail closed until their features land', () => {
   it('a write to billing needs approval: refused with the rule named, nothing runs', async () => {
     const c = await env.connect('alice');
