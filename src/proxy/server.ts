@@ -12,7 +12,6 @@ import {
   encodeError,
   encodeReadyForQuery,
   encodeParameterStatus,
-  formatStartupOptions,
   ProtocolError,
 } from '../wire/index.js';
 import { makeScramVerifier, mockScramVerifier, parseScramVerifier, type ScramVerifier } from '../auth/index.js';
@@ -24,6 +23,7 @@ import { Session } from './session.js';
 import { connectUpstream, sendUpstreamCancel, UpstreamError } from './upstream.js';
 import { loadServerTls, type ServerTls } from './tls-context.js';
 import { adoptFast } from './fast-io.js';
+import { upstreamStartupParams } from './propagation.js';
 import type { SessionHooks } from './hooks.js';
 
 export interface ProxyServerOptions {
@@ -142,9 +142,8 @@ export class ProxyServer {
       }
       socket = hs.socket;
       const db = hs.database;
-      const forward = new Map(hs.forward);
-      const opts = formatStartupOptions(hs.optionSettings);
-      if (opts) forward.set('options', opts);
+      // on_behalf_of is propagated only from a verified source (tokens/JWT, later), never from a client's own option.
+      const forward = upstreamStartupParams(hs.forward, hs.optionSettings, hs.identity);
       let up;
       try {
         up = await connectUpstream(db, forward, { probeSetting: this.hooks.statement ? 'search_path' : undefined });
