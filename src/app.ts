@@ -9,6 +9,7 @@ import type { SessionHooks, StatementOutcome, Verdict } from './proxy/hooks.js';
 import { initSqlParser } from './sql/index.js';
 import { createStatementPolicy, type StatementPolicy } from './governance/statement-policy.js';
 import { startAdmin, type AdminServer } from './admin/server.js';
+import type { LoginRateLimitOptions } from './auth/rate-limit.js';
 
 export interface Warden {
   readonly host: string;
@@ -25,6 +26,8 @@ export interface StartOptions {
   log: Logger;
   /** Extra statement hooks (tests and embedding). */
   hooks?: SessionHooks;
+  /** Failed-login limits (default: 10 per identity and address per 5 minutes). */
+  loginRateLimit?: LoginRateLimitOptions;
 }
 
 /** Raised when a config asks for something this build cannot enforce yet. */
@@ -93,7 +96,7 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
   assertEnforceable(o.config);
   await initSqlParser();
   const policy = createStatementPolicy(o.config, o.log);
-  const proxy = new ProxyServer({ config: o.config, log: o.log, hooks: composeHooks(policy.hooks, o.hooks) });
+  const proxy = new ProxyServer({ config: o.config, log: o.log, hooks: composeHooks(policy.hooks, o.hooks), loginRateLimit: o.loginRateLimit });
   const addr = await proxy.listen();
   let admin: AdminServer | undefined;
   if (o.config.admin) {

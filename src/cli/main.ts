@@ -14,6 +14,7 @@ import type { LevelWithSilent } from 'pino';
 import { analyzeSql, initSqlParser, parseSearchPath } from '../sql/index.js';
 import { PolicyError, decide, explainToJSON, formatExplain, formatPolicyTestReport, policyFromConfig, runPolicyTests } from '../policy/index.js';
 import { intentOf } from '../intent/sqlcommenter.js';
+import { formatScramVerifier, makeScramVerifier } from '../auth/index.js';
 
 const DEFAULT_CONFIG = './warden.yaml';
 
@@ -119,6 +120,24 @@ export function buildCli(): Command {
       const c = load(o.config);
       const rows = c.identities.map((i) => ({ name: i.name, kind: i.kind, groups: i.groups, auth: i.scram ? 'scram' : 'password' }));
       out(o.json, rows, () => rows.map((r) => `${r.name}\t${r.kind}\t${r.groups.join(',') || '-'}\t${r.auth}`).join('\n'));
+    });
+  identities
+    .command('hash-password')
+    .description('print a SCRAM-SHA-256 verifier for `scram:` in the config; the password is read from WARDEN_PASSWORD or the first line of stdin, never from the command line')
+    .option('--iterations <n>', 'PBKDF2 iterations', '4096')
+    .action(async (o: { iterations: string }) => {
+      const iterations = Number(o.iterations);
+      if (!Number.isInteger(iterations) || iterations < 4096 || iterations > 10_000_000) {
+        throw new CliError('--iterations must be an integer from 4096 to 10000000', 2);
+      }
+      let password = process.env.WARDEN_PASSWORD;
+      if (password === undefined) {
+        const chunks: Buffer[] = [];
+        for await (const c of process.stdin) chunks.push(c as Buffer);
+        password = Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0];
+      }
+      if (!password) throw new CliError('no password: set WARDEN_PASSWORD or pipe it on stdin', 2);
+      process.stdout.write(formatScramVerifier(makeScramVerifier(password, { iterations })) + '\n');
     });
   identities
     .command('show <name>')

@@ -24,12 +24,15 @@ import { connectUpstream, sendUpstreamCancel, UpstreamError } from './upstream.j
 import { loadServerTls, type ServerTls } from './tls-context.js';
 import { adoptFast } from './fast-io.js';
 import { upstreamStartupParams } from './propagation.js';
+import { DEFAULT_LOGIN_RATE_LIMIT, LoginRateLimiter, type LoginRateLimitOptions } from '../auth/rate-limit.js';
 import type { SessionHooks } from './hooks.js';
 
 export interface ProxyServerOptions {
   config: WardenConfig;
   log: Logger;
   hooks?: SessionHooks;
+  /** Failed-login limits per (identity, client address); defaults to 10 per 5 minutes. */
+  loginRateLimit?: LoginRateLimitOptions;
   /** Time allowed from connect to the end of authentication (PostgreSQL's authentication_timeout). */
   authenticationTimeoutMs?: number;
 }
@@ -49,12 +52,14 @@ export class ProxyServer {
   private readonly config: WardenConfig;
   private readonly hooks: SessionHooks;
   private readonly authTimeoutMs: number;
+  private readonly logins: LoginRateLimiter;
 
   constructor(o: ProxyServerOptions) {
     this.config = o.config;
     this.log = o.log;
     this.hooks = o.hooks ?? {};
     this.authTimeoutMs = o.authenticationTimeoutMs ?? 60_000;
+    this.logins = new LoginRateLimiter(o.loginRateLimit ?? DEFAULT_LOGIN_RATE_LIMIT);
     if (o.config.listen.tls) this.tls = loadServerTls(o.config.listen.tls);
     for (const identity of o.config.identities) {
       const verifier = identity.scram ? parseScramVerifier(identity.scram) : makeScramVerifier(identity.password ?? '');
@@ -96,6 +101,22 @@ export class ProxyServer {
       verifierFor: (name) => this.verifiers.get(name),
       mockVerifier: (name) => mockScramVerifier(name, this.mockSecret),
       database: (name) => (Object.hasOwn(this.config.databases, name) ? this.config.databases[name] : undefined),
+      beforeAuth: (name, address) => {
+        const c = this.logins.check(name, address);
+        if (!c.allowed) {
+          this.log.warn({ identity: name, client: address }, 'login refused: too many failed attempts');
+          throw new FatalClientError(
+            '53300',
+            `too many failed login attempts for user "${name}" from this address`,
+            undefined,
+            `Try again in ${Math.ceil(c.retryAfterMs / 1000)} seconds.`,
+          );
+        }
+      },
+      afterAuth: (name, address, ok) => {
+        this.logins.record(name, address, ok);
+        if (!ok) this.log.info({ identity: name, client: address }, 'login failed');
+      },
       cancel: (pid, secret) => {
         const ok = this.cancels.cancel(pid, secret);
         this.log.debug({ pid, matched: ok }, 'cancel request');

@@ -9,6 +9,7 @@ import { startWarden, type Warden } from '../../src/app.js';
 import type { SessionHooks } from '../../src/proxy/hooks.js';
 import { silentLogger, createLogger } from '../../src/log/logger.js';
 import pg from 'pg';
+import type { LoginRateLimitOptions } from '../../src/auth/rate-limit.js';
 
 export const SVC_PASSWORD = 'svc-Secret-9f8e';
 export const PASSWORDS = { alice: 'alice-pw-1', bob: 'bob-pw-2', agent: 'agent-pw-3' } as const;
@@ -53,11 +54,13 @@ export async function startCluster(settings?: Record<string, string>): Promise<P
   return cluster;
 }
 
-export async function startEnv(o: { yaml?: (pgPort: number) => string; hooks?: SessionHooks; cluster?: PgCluster } = {}): Promise<TestEnv> {
+export async function startEnv(
+  o: { yaml?: (pgPort: number) => string; hooks?: SessionHooks; cluster?: PgCluster; loginRateLimit?: LoginRateLimitOptions } = {},
+): Promise<TestEnv> {
   const cluster = o.cluster ?? (await startCluster());
   const log = process.env.WARDEN_TEST_LOG ? createLogger('debug') : silentLogger();
   let config = parseConfig((o.yaml ?? ((p) => baseYaml(p)))(cluster.port), '/tmp/warden-test.yaml', {});
-  let warden = await startWarden({ config, log, hooks: o.hooks });
+  let warden = await startWarden({ config, log, hooks: o.hooks, loginRateLimit: o.loginRateLimit });
   const env: TestEnv = {
     cluster,
     get warden() {

@@ -163,3 +163,32 @@ describe('policy explain and policy test', () => {
     expect(failed.out).toContain('0 passed, 1 failed');
   });
 });
+
+describe('identity hash-password', () => {
+  let cluster: PgCluster;
+  beforeAll(async () => {
+    cluster = await startCluster();
+  });
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  it('prints a verifier that logs in through Warden; the password never comes from argv', async () => {
+    const r = await runCli(['identity', 'hash-password'], { WARDEN_PASSWORD: 'verifier-pw-1' });
+    expect(r.code).toBe(0);
+    const verifier = r.out.trim();
+    expect(verifier).toMatch(/^SCRAM-SHA-256\$4096:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+$/);
+    const yaml = baseYaml(cluster.port).replace('port: 0', 'port: __PORT__') + `  - name: verified\n    kind: service\n    scram: "${verifier}"\n`;
+    const w = await startWardenProcess(yaml);
+    try {
+      const c = new pg.Client({ host: '127.0.0.1', port: w.port, user: 'verified', password: 'verifier-pw-1', database: 'app' });
+      await c.connect();
+      expect((await c.query("select current_setting('warden.identity') as id")).rows[0].id).toBe('verified');
+      await c.end();
+      const bad = new pg.Client({ host: '127.0.0.1', port: w.port, user: 'verified', password: 'nope', database: 'app' });
+      await expect(bad.connect()).rejects.toMatchObject({ code: '28P01' });
+    } finally {
+      await w.stop();
+    }
+  });
+});
