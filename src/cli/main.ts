@@ -15,6 +15,7 @@ import { analyzeSql, initSqlParser, parseSearchPath } from '../sql/index.js';
 import { PolicyError, decide, explainToJSON, formatExplain, formatPolicyTestReport, policyFromConfig, runPolicyTests } from '../policy/index.js';
 import { intentOf } from '../intent/sqlcommenter.js';
 import { formatScramVerifier, makeScramVerifier } from '../auth/index.js';
+import { startDemo } from '../demo/demo.js';
 
 const DEFAULT_CONFIG = './warden.yaml';
 
@@ -45,6 +46,36 @@ function out(json: boolean | undefined, value: unknown, text: () => string): voi
 
 const configOption = (): Option => new Option('-c, --config <file>', `configuration file (default ${DEFAULT_CONFIG})`);
 
+/** No configuration anywhere: run the embedded demo (see src/demo). */
+async function runDemo(level: LevelWithSilent): Promise<void> {
+  const log = createLogger(level);
+  process.stderr.write('warden: no --config and no ./warden.yaml: starting the embedded demo (this takes a few seconds)\n');
+  let demo;
+  try {
+    demo = await startDemo(log);
+  } catch (err) {
+    throw new CliError(
+      `the demo could not start: ${(err as Error).message}\n` +
+        'It needs PostgreSQL server binaries (initdb, pg_ctl; e.g. apt-get install postgresql). ' +
+        'To run Warden against your own database instead, write a warden.yaml (see warden.example.yaml) and pass --config.',
+      1,
+    );
+  }
+  process.stdout.write(demo.banner);
+  let stopping = false;
+  const stop = (): void => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write('warden: stopping the demo\n');
+    void demo.stop().then(() => {
+      log.flush();
+      process.exit(0);
+    });
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
 export function buildCli(): Command {
   const program = new Command('warden')
     .description('Identity-aware governance proxy for PostgreSQL')
@@ -57,6 +88,10 @@ export function buildCli(): Command {
     .addOption(configOption())
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS as string[]).default('info'))
     .action(async (o: { config?: string; logLevel: LevelWithSilent }) => {
+      if (!o.config && !fs.existsSync(path.resolve(DEFAULT_CONFIG))) {
+        await runDemo(o.logLevel === 'info' ? 'warn' : o.logLevel);
+        return;
+      }
       const config = load(o.config);
       const log = createLogger(o.logLevel);
       let warden;

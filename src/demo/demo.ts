@@ -1,0 +1,141 @@
+/**
+ * `warden start` with no configuration: a guided demo on an embedded
+ * PostgreSQL (a private cluster in a temp dir), a small dataset, and the
+ * product spec's rules, so a newcomer sees Warden govern a real database
+ * without writing a config. Everything it starts is stopped, and the temp
+ * cluster removed, when it stops.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import pg from 'pg';
+import { startPgCluster, freePort, type PgCluster } from '../embedded/pg-cluster.js';
+import { parseConfig } from '../config/load.js';
+import { startWarden, type Warden } from '../app.js';
+import type { Logger } from '../log/logger.js';
+import { demoDatasetSql } from './dataset.js';
+
+export interface Demo {
+  readonly warden: Warden;
+  readonly cluster: PgCluster;
+  readonly banner: string;
+  stop(): Promise<void>;
+}
+
+const pw = (): string => crypto.randomBytes(9).toString('base64url');
+
+export function demoConfigYaml(o: { pgPort: number; svcPassword: string; port: number; adminPort: number; passwords: Record<'alice' | 'dana' | 'trainer', string> }): string {
+  return `version: 1
+listen: { host: 127.0.0.1, port: ${o.port} }
+admin: { host: 127.0.0.1, port: ${o.adminPort} }
+databases:
+  app:
+    upstream: postgres://warden_svc:${o.svcPassword}@127.0.0.1:${o.pgPort}/app
+    environment: demo
+identities:
+  - { name: alice, kind: human, groups: [analysts], password: "${o.passwords.alice}" }
+  - { name: dana, kind: human, groups: [dba], password: "${o.passwords.dana}" }
+  - { name: trainer, kind: agent, groups: [ml-pipelines], password: "${o.passwords.trainer}" }
+sensitive:
+  columns:
+    public.customers.email: email
+    public.customers.full_name: name
+    public.customers.phone: phone
+    public.customers.ssn: ssn
+    "billing.*.card_number": credit_card
+rules:
+  - name: no-destructive-ddl
+    match: { statement: [drop, truncate] }
+    action: deny
+    reason: Destructive DDL is not run through Warden
+  - name: agents-read-only
+    match: { kind: agent, statement: [write, ddl] }
+    action: deny
+  - name: billing-writes-need-approval
+    match: { statement: [write], tables: ["billing.*"] }
+    action: approve
+    approvers: { groups: [dba], count: 1 }
+  - name: mask-pii-except-dba
+    match: { not: { groups: [dba] } }
+    action: mask
+default: allow
+`;
+}
+
+async function portOr(preferred: number): Promise<number> {
+  const free = await freePort();
+  const ok = await new Promise<boolean>((resolve) => {
+    import('node:net').then(({ default: net }) => {
+      const s = net.createServer();
+      s.once('error', () => resolve(false));
+      s.listen(preferred, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+  });
+  return ok ? preferred : free;
+}
+
+export async function startDemo(log: Logger, o: { port?: number; adminPort?: number } = {}): Promise<Demo> {
+  const cluster = await startPgCluster();
+  try {
+    const svcPassword = pw();
+    await cluster.query(`CREATE ROLE warden_svc LOGIN PASSWORD '${svcPassword}'`);
+    await cluster.query('CREATE DATABASE app OWNER warden_svc');
+    const c = new pg.Client({ connectionString: cluster.url('app', 'warden_svc', svcPassword) });
+    await c.connect();
+    try {
+      await c.query(demoDatasetSql());
+    } finally {
+      await c.end();
+    }
+    const passwords = { alice: pw(), dana: pw(), trainer: pw() };
+    const port = o.port ?? (await portOr(6432));
+    const adminPort = o.adminPort ?? (await portOr(7070));
+    const yaml = demoConfigYaml({ pgPort: cluster.port, svcPassword, port, adminPort, passwords });
+    // Kept beside the cluster (removed on exit), so the CLI's other commands can be tried on it.
+    const configFile = path.join(path.dirname(cluster.dataDir), 'warden-demo.yaml');
+    fs.writeFileSync(configFile, yaml, { mode: 0o600 });
+    const config = parseConfig(yaml, configFile, {});
+    const warden = await startWarden({ config, log });
+    const psql = (who: keyof typeof passwords): string =>
+      `PGPASSWORD=${passwords[who]} psql "host=127.0.0.1 port=${warden.port} user=${who} dbname=app"`;
+    const banner = `
+Warden demo — an embedded PostgreSQL ${cluster.binDir.match(/postgresql\/(\d+)/)?.[1] ?? ''} with a small dataset, governed by Warden.
+
+  Warden (PostgreSQL protocol)  127.0.0.1:${warden.port}
+  Admin (health, metrics)       http://127.0.0.1:${warden.admin?.port ?? adminPort}/metrics
+  Upstream (private cluster)    127.0.0.1:${cluster.port}, data in ${cluster.dataDir} (removed on exit)
+
+Connect as each identity (passwords are random for this run):
+  analyst:  ${psql('alice')}
+  DBA:      ${psql('dana')}
+  AI agent: ${psql('trainer')}
+
+A short tour:
+  1. As the agent:   SELECT * FROM customers;      -- reads PII under rule mask-pii-except-dba:
+                                                     refused, because masking is not built yet (fail closed)
+                     SELECT id, city FROM customers; -- no sensitive column: allowed
+                     DROP TABLE orders;             -- denied by no-destructive-ddl (42501)
+                     INSERT INTO orders (item) VALUES ('x');  -- denied by agents-read-only
+  2. As the analyst: UPDATE billing.invoices SET status = 'paid' WHERE id = 1;
+                     -- needs approval by a DBA: refused for now (approvals are not built yet)
+  3. As anyone:      SET ROLE postgres;              -- denied: a client cannot change who it is
+                     SELECT current_setting('warden.identity');  -- who the database sees
+  Dry run a statement without connecting:
+     node bin/warden.js policy explain --config ${configFile} --as trainer "DELETE FROM orders"
+
+Press Ctrl-C to stop; the embedded cluster and its data are removed.
+`;
+    return {
+      warden,
+      cluster,
+      banner,
+      stop: async () => {
+        await warden.close();
+        await cluster.stop();
+      },
+    };
+  } catch (err) {
+    await cluster.stop();
+    throw err;
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * `npm start` with no configuration runs the embedded demo: follow its banner
+ * with real clients, then Ctrl-C, and check nothing is left behind.
+ */
+import { expect, it } from 'vitest';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { BIN } from '../helpers/warden-process.js';
+
+it('starts, answers as the banner says, and cleans up on SIGINT', async () => {
+  const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-demo-cwd-'));
+  const child = spawn(process.execPath, [BIN, 'start'], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const t0 = Date.now();
+  while (!out.includes('Press Ctrl-C') && child.exitCode === null && Date.now() - t0 < 60_000) await new Promise((r) => setTimeout(r, 100));
+  expect(out, err).toContain('Press Ctrl-C');
+
+  const login = (who: string) => {
+    const m = new RegExp(`PGPASSWORD=(\\S+) psql "host=127.0.0.1 port=(\\d+) user=${who} dbname=app"`).exec(out);
+    expect(m, `banner line for ${who}`).not.toBeNull();
+    return new pg.Client({ host: '127.0.0.1', port: Number(m![2]), user: who, password: m![1], database: 'app' });
+  };
+  const dataDir = /data in (\S+) \(removed on exit\)/.exec(out)![1];
+  expect(fs.existsSync(dataDir)).toBe(true);
+
+  const agent = login('trainer');
+  await agent.connect();
+  try {
+    await expect(agent.query('SELECT * FROM customers')).rejects.toMatchObject({ code: '42501', message: /mask-pii-except-dba/ });
+    expect((await agent.query('SELECT count(*)::int AS n FROM customers')).rows[0].n).toBe(40);
+    await expect(agent.query('DROP TABLE orders')).rejects.toMatchObject({ code: '42501', message: /no-destructive-ddl/ });
+    await expect(agent.query("INSERT INTO orders (item) VALUES ('x')")).rejects.toMatchObject({ code: '42501', message: /agents-read-only/ });
+  } finally {
+    await agent.end();
+  }
+  const analyst = login('alice');
+  await analyst.connect();
+  try {
+    await expect(analyst.query("UPDATE billing.invoices SET status = 'paid' WHERE id = 1")).rejects.toMatchObject({ code: '42501', message: /billing-writes-need-approval/ });
+  } finally {
+    await analyst.end();
+  }
+  const dba = login('dana');
+  await dba.connect();
+  try {
+    expect((await dba.query('SELECT email FROM customers WHERE id = 1')).rows[0].email).toMatch(/@/);
+  } finally {
+    await dba.end();
+  }
+
+  child.kill('SIGINT');
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  expect(code).toBe(0);
+  expect(fs.existsSync(dataDir)).toBe(false);
+  expect(fs.existsSync(path.dirname(dataDir))).toBe(false);
+  // No server process of the demo's cluster is left running.
+  expect(spawnSync('pgrep', ['-f', dataDir]).status).toBe(1);
+}, 120_000);
