@@ -13,7 +13,7 @@
  */
 import { BlockList, isIP } from 'node:net';
 import { z } from 'zod';
-import type { IdentityKind, MaskerName, RuleMatch } from './types.js';
+import type { IdentityKind, MaskerName, RuleMatch, UpstreamConfig } from './types.js';
 
 // ---------------------------------------------------------------------------------------------
 // Vocabularies
@@ -120,15 +120,9 @@ export function parseSize(input: unknown): Parsed<number> {
   return { ok: true, value: bytes };
 }
 
-export interface ParsedPostgresUrl {
+/** An upstream URL, parsed: the `UpstreamConfig` fields plus the scheme it was written with. */
+export interface ParsedPostgresUrl extends UpstreamConfig {
   scheme: 'postgres' | 'postgresql';
-  host: string;
-  port: number;
-  user: string;
-  password?: string;
-  database: string;
-  /** The URL rebuilt with the password replaced by `***`. */
-  redactedUrl: string;
 }
 
 /**
