@@ -203,13 +203,12 @@ export class ProxyServer {
         },
       });
       const upKey = up.backendKey;
-      const key = this.cancels.register({
-        cancel: () => {
-          sendUpstreamCancel(db, upKey.pid, upKey.secret).catch((err: Error) =>
-            log.warn({ reason: err.message }, 'forwarding a cancel request failed'),
-          );
-        },
-      });
+      session.cancel = () => {
+        sendUpstreamCancel(db, upKey.pid, upKey.secret).catch((err: Error) =>
+          log.warn({ reason: err.message }, 'forwarding a cancel request failed'),
+        );
+      };
+      const key = this.cancels.register(session);
       this.sessions.add(session);
       const hello: Buffer[] = [];
       for (const [k, v] of up.parameters) hello.push(encodeParameterStatus(k, v));

@@ -498,6 +498,11 @@ export class Session implements SessionInfo {
       );
     }
     this.closed = true;
+    // A client that vanished mid-statement: stop the statement upstream instead of letting it
+    // run to completion (PostgreSQL only notices a gone client when it next writes).
+    if (reason !== 'client sent Terminate' && reason !== 'upstream closed the connection' && this.tracker.pending > 0) {
+      this.cancel();
+    }
     this.tracker.abandon(reason);
     if (!this.upstream.destroyed) {
       if (reason !== 'client sent Terminate') this.upstream.write(encodeTerminate());

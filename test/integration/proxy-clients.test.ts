@@ -210,6 +210,26 @@ describe('postgres (porsager)', () => {
   });
 });
 
+describe('a client that vanishes', () => {
+  it('mid-statement: Warden cancels the statement upstream', async () => {
+    const c = await env.connect('bob');
+    c.on('error', () => undefined); // the test itself breaks the connection
+    const pid = (await c.query('select pg_backend_pid() as pid')).rows[0].pid as number;
+    void c.query('select pg_sleep(30)').catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 300));
+    (c as unknown as { connection: { stream: import('node:net').Socket } }).connection.stream.destroy();
+    const t0 = Date.now();
+    let state: string | null = 'active';
+    while (Date.now() - t0 < 5000) {
+      const r = await env.cluster.query(`select state from pg_stat_activity where pid = ${pid}`, 'app');
+      state = r.rows[0]?.state ?? null;
+      if (state !== 'active') break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(state).not.toBe('active');
+  });
+});
+
 describe('pgbench', () => {
   it('select-only (simple, extended, prepared) and TPC-B complete without errors', async () => {
     const base = ['-h', '127.0.0.1', '-p', String(env.warden.port), '-U', 'alice', 'app'];
