@@ -1,13 +1,14 @@
 /**
  * Collects the bytes to send to one peer while a chunk is processed, merging
- * adjacent ranges of the same buffer without allocating, so one incoming
- * chunk usually costs one outgoing write of one view.
+ * adjacent ranges of the same memory without allocating (whatever view objects
+ * they arrive as), so one incoming chunk usually costs one outgoing write of
+ * one view.
  */
 export class Outbox {
   private parts: Buffer[] = [];
   private size = 0;
-  // The current contiguous run, kept as numbers until it must become a view.
-  private runBuf: Buffer | null = null;
+  // The current contiguous run, as absolute offsets into one ArrayBuffer, until it must become a view.
+  private runAB: ArrayBufferLike | null = null;
   private runStart = 0;
   private runEnd = 0;
 
@@ -18,36 +19,40 @@ export class Outbox {
   /** Append bytes [start, end) of `buf` (no copy). */
   pushRange(buf: Buffer, start: number, end: number): void {
     if (end <= start) return;
-    if (this.runBuf === buf && this.runEnd === start) {
-      this.runEnd = end;
+    const absStart = buf.byteOffset + start;
+    if (this.runAB === buf.buffer && this.runEnd === absStart) {
+      this.runEnd = absStart + (end - start);
       return;
     }
     this.sealRun();
-    this.runBuf = buf;
-    this.runStart = start;
-    this.runEnd = end;
+    this.runAB = buf.buffer;
+    this.runStart = absStart;
+    this.runEnd = absStart + (end - start);
   }
 
   push(b: Buffer): void {
     this.pushRange(b, 0, b.length);
   }
 
+  private view(): Buffer {
+    return Buffer.from(this.runAB as ArrayBuffer, this.runStart, this.runEnd - this.runStart);
+  }
+
   private sealRun(): void {
-    const rb = this.runBuf;
-    if (!rb) return;
-    const view = this.runStart === 0 && this.runEnd === rb.length ? rb : rb.subarray(this.runStart, this.runEnd);
-    this.parts.push(view);
-    this.size += view.length;
-    this.runBuf = null;
+    if (!this.runAB) return;
+    const v = this.view();
+    this.parts.push(v);
+    this.size += v.length;
+    this.runAB = null;
   }
 
   /** Take everything collected as one buffer (null when empty). */
   take(): Buffer | null {
     if (this.parts.length === 0) {
-      const rb = this.runBuf;
-      if (!rb) return null;
-      this.runBuf = null;
-      return this.runStart === 0 && this.runEnd === rb.length ? rb : rb.subarray(this.runStart, this.runEnd);
+      if (!this.runAB) return null;
+      const v = this.view();
+      this.runAB = null;
+      return v;
     }
     this.sealRun();
     const out = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.size);
