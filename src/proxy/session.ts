@@ -290,7 +290,8 @@ export class Session implements SessionInfo {
         );
       }
       case F.Execute: {
-        if (!this.hooks.statement) {
+        // No portal with a rewriter or listener exists: the portal's name does not matter.
+        if (!this.hooks.statement || !this.tracker.hasPortals) {
           this.tracker.execute(null);
           this.toUpstream.pushRange(buf, start, end);
           return true;
@@ -305,7 +306,7 @@ export class Session implements SessionInfo {
         return true;
       }
       case F.Describe: {
-        if (!this.hooks.statement && (body[0] === 0x53 || body[0] === 0x50)) {
+        if ((!this.hooks.statement || !this.tracker.hasPortals) && (body[0] === 0x53 || body[0] === 0x50)) {
           this.tracker.describe(body[0] === 0x53 ? 'S' : 'P', null);
           this.toUpstream.pushRange(buf, start, end);
           return true;

@@ -83,6 +83,11 @@ export class ResponseTracker {
   /** Latest ParameterStatus values. */
   readonly parameters = new Map<string, string>();
 
+  /** Whether any portal is recorded (one with a rewriter or a listener). */
+  get hasPortals(): boolean {
+    return this.portals.size > 0;
+  }
+
   get pending(): number {
     return this.entries.length - this.head;
   }
