@@ -62,6 +62,20 @@ describe('deny', () => {
     expect(await count('select count(*)::int as n from orders')).toBe(1);
   });
 
+  it('psql: inside a transaction the refusal aborts it, as a PostgreSQL error would', async () => {
+    const r = await runPsql({
+      port: env.warden.port,
+      user: 'alice',
+      password: PASSWORDS.alice,
+      database: 'app',
+      args: ['-At', '-f', '-'],
+      input: "BEGIN;\nINSERT INTO orders VALUES (50, 'tx');\nDROP TABLE orders;\nSELECT 1;\nROLLBACK;\nSELECT count(*) FROM orders;\n",
+    });
+    expect(r.err).toContain('denied by rule "no-destructive-ddl"');
+    expect(r.err).toContain('current transaction is aborted');
+    expect(r.out.trim().split('\n').pop()).toBe('1');
+  });
+
   it('pg: simple and extended protocol, in and out of transactions', async () => {
     const c = await env.connect('alice');
     try {
