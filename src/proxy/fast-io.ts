@@ -103,8 +103,3 @@ export function consume(sock: net.Socket | import('node:stream').Duplex, consume
   sock.on('data', consumer);
   return () => sock.off('data', consumer);
 }
-
-/** Whether this socket delivers transient chunks. */
-export function isFast(sock: object): boolean {
-  return fastSockets.has(sock as net.Socket);
-}

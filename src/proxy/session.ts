@@ -17,6 +17,7 @@ import {
   decodeBind,
   decodeExecute,
   decodeParse,
+  decodeQueryAt,
   decodeTarget,
   encodeError,
   encodeParse,
@@ -225,8 +226,8 @@ export class Session implements SessionInfo {
       this.protocolFailure(err);
       return;
     }
+    // Client messages only ever produce bytes for the upstream (refusals come back from it).
     this.flushUpstream();
-    this.flushClient();
   }
 
   /** Returns false to pause the client framer while an asynchronous verdict is pending. */
@@ -238,11 +239,7 @@ export class Session implements SessionInfo {
         this.toUpstream.pushRange(buf, start, end);
         return true;
       }
-      // A Query body is one NUL-terminated string (decoded without a reader: hot path).
-      if (end - start < 6 || buf[end - 1] !== 0 || buf.indexOf(0, start + 5) !== end - 1) {
-        throw new ProtocolError('invalid Query message: expected one NUL-terminated string');
-      }
-      const sql = buf.toString('utf8', start + 5, end - 1);
+      const sql = decodeQueryAt(buf, start, end);
       return this.decide({ protocol: 'simple', sql }, (r, v) => this.applyQuery(r, v), buf.subarray(start, end));
     }
     const raw = buf.subarray(start, end);

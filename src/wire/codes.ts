@@ -8,8 +8,6 @@ export const CANCEL_REQUEST_CODE = 80877102;
 
 /** Like PostgreSQL's MAX_STARTUP_PACKET_LENGTH. */
 export const MAX_STARTUP_PACKET_LENGTH = 10000;
-/** Like PostgreSQL's PQ_LARGE_MESSAGE_LIMIT (MaxAllocSize - 1): 1 GiB. */
-export const DEFAULT_MAX_MESSAGE_SIZE = 0x3fffffff;
 
 const c = (s: string): number => s.charCodeAt(0);
 

@@ -45,10 +45,6 @@ export class Framer {
     private readonly maxLength: (type: number) => number = () => Number.MAX_SAFE_INTEGER,
   ) {}
 
-  get isPaused(): boolean {
-    return this.paused;
-  }
-
   /** Bytes held that are not yet processed (partial messages, or everything while paused). */
   get buffered(): number {
     return (this.pending?.length ?? 0) + this.wholeFill;

@@ -109,11 +109,16 @@ export function decodePasswordMessage(body: Buffer): string {
   return s;
 }
 
-export function decodeQuery(body: Buffer): string {
-  const r = new MessageReader(body, 'Query');
-  const s = r.cstring();
-  r.end();
-  return s;
+/**
+ * The SQL of a Query message held in bytes [start, end) of `buf` (header
+ * included): one NUL-terminated string. Range-based, without a reader object,
+ * because the relay calls it for every simple-protocol statement.
+ */
+export function decodeQueryAt(buf: Buffer, start: number, end: number): string {
+  if (end - start < 6 || buf[end - 1] !== 0 || buf.indexOf(0, start + 5) !== end - 1) {
+    throw new ProtocolError('invalid Query message: expected one NUL-terminated string');
+  }
+  return buf.toString('utf8', start + 5, end - 1);
 }
 
 export interface ParseMessage {

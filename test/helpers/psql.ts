@@ -43,3 +43,22 @@ export function runPsql(o: PsqlOptions): Promise<RunResult> {
     o.input,
   );
 }
+
+/** Run psql, press ^C (SIGINT) after `afterMs`, and report its stderr and how long it took to exit after the ^C. */
+export function psqlInterrupted(args: string[], env: NodeJS.ProcessEnv, afterMs = 1000): Promise<{ err: string; elapsedMs: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('psql', ['-X', ...args], { env });
+    let err = '';
+    let t0 = 0;
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    const timer = setTimeout(() => {
+      t0 = Date.now();
+      child.kill('SIGINT');
+    }, afterMs);
+    child.on('exit', () => {
+      clearTimeout(timer);
+      resolve({ err, elapsedMs: t0 ? Date.now() - t0 : 0 });
+    });
+  });
+}

@@ -1,7 +1,6 @@
 /** Real clients through Warden: psql, pg, postgres (porsager), pgbench. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
-import { run, runPsql } from '../helpers/psql.js';
+import { psqlInterrupted, run, runPsql } from '../helpers/psql.js';
 import pg from 'pg';
 import postgres from 'postgres';
 import { startEnv, PASSWORDS, type TestEnv } from '../helpers/warden-env.js';
@@ -48,18 +47,12 @@ describe('psql', () => {
   });
 
   it('a ^C cancels pg_sleep(30) through Warden quickly', async () => {
-    const child = spawn('psql', ['-X', '-h', '127.0.0.1', '-p', String(env.warden.port), '-U', 'alice', '-d', 'app', '-c', 'select pg_sleep(30)'], {
-      env: { ...process.env, PGPASSWORD: PASSWORDS.alice },
+    const { err, elapsedMs } = await psqlInterrupted(['-h', '127.0.0.1', '-p', String(env.warden.port), '-U', 'alice', '-d', 'app', '-c', 'select pg_sleep(30)'], {
+      ...process.env,
+      PGPASSWORD: PASSWORDS.alice,
     });
-    let err = '';
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    await new Promise((r) => setTimeout(r, 1000));
-    const t0 = Date.now();
-    child.kill('SIGINT');
-    await new Promise((r) => child.on('exit', r));
-    const elapsed = Date.now() - t0;
     expect(err).toContain('canceling statement due to user request');
-    expect(elapsed).toBeLessThan(5000);
+    expect(elapsedMs).toBeLessThan(5000);
   });
 });
 
