@@ -10,6 +10,12 @@ import { initSqlParser } from './sql/index.js';
 import { createStatementPolicy, type StatementPolicy } from './governance/statement-policy.js';
 import { startAdmin, type AdminServer } from './admin/server.js';
 import type { LoginRateLimitOptions } from './auth/rate-limit.js';
+import { defaultInstanceName, openAuditLog, type AuditLog } from './audit/log.js';
+import { createStatementAuditor } from './governance/statement-audit.js';
+import { createCatalogReader, type CatalogReader } from './governance/catalog-reader.js';
+
+/** Warden's version, recorded in `warden.start` audit events. */
+export const WARDEN_VERSION = '0.1.0';
 
 export interface Warden {
   readonly host: string;
@@ -18,6 +24,8 @@ export interface Warden {
   readonly policy: StatementPolicy;
   /** The admin HTTP listener, when `admin:` is configured. */
   readonly admin?: AdminServer;
+  /** The audit log, when `audit:` is configured. */
+  readonly audit?: AuditLog;
   close(): Promise<void>;
 }
 
@@ -49,8 +57,8 @@ export function assertEnforceable(config: WardenConfig): void {
   const fail = (key: string, what: string): never => {
     throw new UnsupportedConfigError(key, `${config.source}: ${key}: ${what}; refusing to start rather than run without it`);
   };
-  // rules/default are enforced; `approve` and `mask` decisions fail closed (see governance/).
-  if (config.audit) fail('audit', 'the audit log is not implemented by this version of Warden yet');
+  // rules/default and audit are enforced; `approve` and `mask` decisions fail closed (see governance/).
+  void fail;
 }
 
 /** Chain two sets of hooks: `first` decides first; a refusal stops there. */
@@ -89,15 +97,42 @@ export function composeHooks(first: SessionHooks, second: SessionHooks | undefin
       first.sessionEnd?.(s, r);
       second.sessionEnd?.(s, r);
     },
+    loginFailed: (e) => {
+      first.loginFailed?.(e);
+      second.loginFailed?.(e);
+    },
   };
 }
 
 export async function startWarden(o: StartOptions): Promise<Warden> {
   assertEnforceable(o.config);
   await initSqlParser();
-  const policy = createStatementPolicy(o.config, o.log);
+  let audit: AuditLog | undefined;
+  let catalog: CatalogReader | undefined;
+  if (o.config.audit) {
+    const instance = o.config.audit.instance ?? defaultInstanceName(o.config.listen.port);
+    try {
+      audit = await openAuditLog(o.config.audit, { instance, log: o.log });
+    } catch (err) {
+      throw new UnsupportedConfigError('audit', `${o.config.source}: audit: ${(err as Error).message}`);
+    }
+    catalog = createCatalogReader(o.log);
+  }
+  const auditor = audit ? createStatementAuditor({ audit, config: o.config, log: o.log, catalog }) : undefined;
+  const policy = createStatementPolicy(o.config, o.log, undefined, auditor);
   const proxy = new ProxyServer({ config: o.config, log: o.log, hooks: composeHooks(policy.hooks, o.hooks), loginRateLimit: o.loginRateLimit });
-  const addr = await proxy.listen();
+  let addr: { host: string; port: number };
+  try {
+    addr = await proxy.listen();
+  } catch (err) {
+    await audit?.close();
+    await catalog?.close();
+    throw err;
+  }
+  if (audit) {
+    audit.record('warden.start', { version: WARDEN_VERSION, pid: process.pid, host: addr.host, port: addr.port, instance: audit.instance });
+    audit.record('config.loaded', { source: o.config.source, hash: o.config.hash });
+  }
   let admin: AdminServer | undefined;
   if (o.config.admin) {
     try {
@@ -112,6 +147,8 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
       );
     } catch (err) {
       await proxy.close();
+      await audit?.close();
+      await catalog?.close();
       throw err;
     }
   }
@@ -122,9 +159,12 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
     proxy,
     policy,
     admin,
+    audit,
     close: async () => {
       await admin?.close();
       await proxy.close();
+      await catalog?.close();
+      await audit?.close({ type: 'warden.stop', data: { pid: process.pid } });
       o.log.info('warden stopped');
     },
   };

@@ -218,7 +218,7 @@ export class ChainWriter {
 }
 
 /** Signs a checkpoint for `record` with an Ed25519 private key. */
-export function signCheckpoint(record: AuditRecord, privateKey: KeyObject, ts: Date = new Date()): Checkpoint {
+export function signCheckpoint(record: Pick<AuditRecord, 'instance' | 'seq' | 'hash'>, privateKey: KeyObject, ts: Date = new Date()): Checkpoint {
   if (privateKey.type !== 'private' || privateKey.asymmetricKeyType !== 'ed25519') {
     throw new TypeError('signCheckpoint: an Ed25519 private key is required');
   }
@@ -252,6 +252,20 @@ export function keyIdOf(publicKey: KeyObject): string {
 
 /** Verifies a chain (in storage order) and optional checkpoints. Never throws on malformed records. */
 export function verifyChain(records: Iterable<AuditRecord>, opts: VerifyOptions = {}): VerifyReport {
+  const v = chainVerifier(opts);
+  for (const raw of records) v.push(raw);
+  return v.finish();
+}
+
+/** {@link verifyChain} over records read asynchronously (a store), in bounded memory. */
+export async function verifyChainAsync(records: AsyncIterable<AuditRecord>, opts: VerifyOptions = {}): Promise<VerifyReport> {
+  const v = chainVerifier(opts);
+  for await (const raw of records) v.push(raw);
+  return v.finish();
+}
+
+/** Incremental verifier: push records in storage order, then finish. */
+export function chainVerifier(opts: VerifyOptions = {}): { push(raw: AuditRecord): void; finish(): VerifyReport } {
   const problems: VerifyProblem[] = [];
   const start: ChainHead = opts.startAfter ?? { seq: 0, hash: GENESIS };
   const checkpoints: readonly unknown[] = Array.isArray(opts.checkpoints) ? opts.checkpoints : [];
@@ -269,7 +283,7 @@ export function verifyChain(records: Iterable<AuditRecord>, opts: VerifyOptions 
   let prevLabel = start.seq === 0 ? 'GENESIS' : `record ${start.seq}`;
   let index = -1;
 
-  for (const raw of records) {
+  const push = (raw: AuditRecord): void => {
     index++;
     const rec: Partial<Record<keyof AuditRecord, unknown>> =
       raw !== null && typeof raw === 'object' ? (raw as Partial<Record<keyof AuditRecord, unknown>>) : {};
@@ -348,7 +362,9 @@ export function verifyChain(records: Iterable<AuditRecord>, opts: VerifyOptions 
       list.push({ index, hash: rec.hash });
       atCheckpoint.set(seq, list);
     }
-  }
+  };
+
+  const finish = (): VerifyReport => {
   const recordCount = index + 1;
 
   // 5. Checkpoints.
@@ -411,6 +427,8 @@ export function verifyChain(records: Iterable<AuditRecord>, opts: VerifyOptions 
   });
 
   return { ok: problems.length === 0, records: recordCount, lastSeq: highSeq, problems };
+  };
+  return { push, finish };
 }
 
 function sha256Hex(text: string): string {

@@ -16,35 +16,8 @@ import { PolicyError, decide, explainToJSON, formatExplain, formatPolicyTestRepo
 import { intentOf } from '../intent/sqlcommenter.js';
 import { formatScramVerifier, makeScramVerifier } from '../auth/index.js';
 import { startDemo } from '../demo/demo.js';
-
-const DEFAULT_CONFIG = './warden.yaml';
-
-class CliError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode = 1,
-  ) {
-    super(message);
-  }
-}
-
-function load(file: string | undefined): WardenConfig {
-  const p = path.resolve(file ?? DEFAULT_CONFIG);
-  if (!fs.existsSync(p)) {
-    if (file) throw new CliError(`${p}: configuration file not found`, 2);
-    throw new CliError(
-      `no configuration: ${p} does not exist. Pass --config FILE (see docs/configuration.md; an example is in the README).`,
-      2,
-    );
-  }
-  return loadConfig(p);
-}
-
-function out(json: boolean | undefined, value: unknown, text: () => string): void {
-  process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : text() + '\n');
-}
-
-const configOption = (): Option => new Option('-c, --config <file>', `configuration file (default ${DEFAULT_CONFIG})`);
+import { CliError, configOption, DEFAULT_CONFIG, load, out } from './common.js';
+import { registerAuditCommands } from './audit-commands.js';
 
 /** No configuration anywhere: run the embedded demo (see src/demo). */
 async function runDemo(level: LevelWithSilent): Promise<void> {
@@ -255,6 +228,8 @@ export function buildCli(): Command {
       out(o.json, report, () => formatPolicyTestReport(report));
       if (report.failed > 0) process.exitCode = 1;
     });
+
+  registerAuditCommands(program);
 
   return program;
 }

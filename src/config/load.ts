@@ -453,6 +453,19 @@ function normalize(raw: RawConfig, ctx: Context): WardenConfig {
   };
   if (raw.admin) config.admin = { host: raw.admin.host, port: raw.admin.port };
   if (raw.state) config.state = { store: normalizeStore(ctx, raw.state.store) };
-  if (raw.audit) config.audit = { store: normalizeStore(ctx, raw.audit.store), onFailure: raw.audit.on_failure };
+  if (raw.audit) {
+    config.audit = stripUndefined({
+      store: normalizeStore(ctx, raw.audit.store),
+      onFailure: raw.audit.on_failure,
+      instance: raw.audit.instance,
+      signingKey: raw.audit.signing_key !== undefined ? resolvePath(ctx, raw.audit.signing_key) : undefined,
+      checkpointEvery: raw.audit.checkpoint_every,
+      checkpointIntervalMs: raw.audit.checkpoint_interval ?? 60_000,
+      retentionMs: raw.audit.retention,
+      stream: raw.audit.stream.map((x) =>
+        x === 'stdout' ? { kind: 'stdout' as const } : 'webhook' in x ? { kind: 'webhook' as const, url: x.webhook } : { kind: 'otlp' as const, url: x.otlp },
+      ),
+    });
+  }
   return config;
 }

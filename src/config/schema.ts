@@ -574,9 +574,52 @@ const StateSchema = strictObject({
   store: storeSchema(false),
 });
 
+function durationSchema() {
+  return z.unknown().transform((v, ctx) => {
+    const r = parseDuration(v);
+    if (!r.ok) {
+      ctx.addIssue({ code: 'custom', message: r.error });
+      return z.NEVER;
+    }
+    return r.value;
+  });
+}
+
+const httpUrl = (schemes: string[], example: string) =>
+  z.string().superRefine((v, ctx) => {
+    let ok = false;
+    try {
+      const u = new URL(v);
+      ok = schemes.includes(u.protocol) && u.hostname !== '';
+    } catch {
+      ok = false;
+    }
+    if (!ok) ctx.addIssue({ code: 'custom', message: `must be ${example}` });
+  });
+
+const AuditStreamSchema = z.union([
+  z.literal('stdout'),
+  strictObject({ webhook: httpUrl(['http:', 'https:'], 'an http:// or https:// URL') }),
+  strictObject({ otlp: httpUrl(['http:', 'https:'], 'an OTLP/HTTP logs URL such as http://127.0.0.1:4318/v1/logs') }),
+]);
+
 const AuditSchema = strictObject({
   store: storeSchema(true),
   on_failure: z.enum(['block', 'continue']).default('block'),
+  /** This Warden's chain name; several instances sharing a store need distinct names. */
+  instance: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/, 'letters, digits and . _ : - (at most 100, starting with a letter or digit)')
+    .optional(),
+  /** PEM file with the Ed25519 private key that signs checkpoints. */
+  signing_key: z.string().min(1).optional(),
+  /** Sign a checkpoint after this many records (and at least every checkpoint_interval). */
+  checkpoint_every: z.number().int().min(1).max(10_000_000).default(1000),
+  checkpoint_interval: durationSchema().optional(),
+  /** Delete records older than this (e.g. 400d); absent: keep everything. */
+  retention: durationSchema().optional(),
+  /** Also send every durable record to these sinks (best effort, after the store). */
+  stream: z.array(AuditStreamSchema).default([]),
 });
 
 function uniqueNames(what: string, list: string) {

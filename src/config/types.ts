@@ -121,9 +121,22 @@ export interface StoreConfig {
   location: string;
 }
 
+export type AuditStreamConfig = { kind: 'stdout' } | { kind: 'webhook'; url: string } | { kind: 'otlp'; url: string };
+
 export interface AuditConfig {
   store: StoreConfig;
   onFailure: 'block' | 'continue';
+  /** Name of this Warden's hash chain (default: `<hostname>:<listen port>`). */
+  instance?: string;
+  /** Absolute path of the PEM Ed25519 private key that signs checkpoints. */
+  signingKey?: string;
+  /** Records between signed checkpoints. */
+  checkpointEvery: number;
+  /** Longest time between checkpoints while records arrive (ms). */
+  checkpointIntervalMs: number;
+  /** Records older than this are pruned (ms); absent: kept forever. */
+  retentionMs?: number;
+  stream: AuditStreamConfig[];
 }
 
 export interface WardenConfig {

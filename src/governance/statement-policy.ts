@@ -11,6 +11,7 @@ import { isLiteralIndependent, literalShape } from '../sql/literal-shape.js';
 import { decide, policyFromConfig, type CompiledPolicy, type Decision } from '../policy/index.js';
 import { intentOf } from '../intent/sqlcommenter.js';
 import type { SessionHooks, SessionInfo, StatementOutcome, StatementSource, Verdict } from '../proxy/hooks.js';
+import type { StatementAuditor } from './statement-audit.js';
 
 interface PolicySessionState {
   /** The session's search_path; null when unknown (unqualified names then match every schema). */
@@ -25,7 +26,7 @@ interface PolicySessionState {
    * changes) and only for decisions that depend on nothing else (no per-statement
    * intent, no time-of-day rules, no session facts to track).
    */
-  memo: Map<string, { verdict: Verdict; analysis: Analysis }>;
+  memo: Map<string, { verdict: Verdict; analysis: Analysis; decision: Decision }>;
 }
 
 const MEMO_MAX = 512;
@@ -47,7 +48,12 @@ export interface StatementPolicy {
 
 const FORWARD: Verdict = Object.freeze({ action: 'forward' as const });
 
-export function createStatementPolicy(config: WardenConfig, log: Logger, cache = new AnalysisCache({ max: 10_000 })): StatementPolicy {
+export function createStatementPolicy(
+  config: WardenConfig,
+  log: Logger,
+  cache = new AnalysisCache({ max: 10_000 }),
+  auditor?: StatementAuditor,
+): StatementPolicy {
   const policy = policyFromConfig(config);
   const timeDependent = config.rules.some((r) => usesTime(r.match));
   const detect = config.sensitive?.detect ?? [];
@@ -166,7 +172,13 @@ export function createStatementPolicy(config: WardenConfig, log: Logger, cache =
   };
 
   const stats = { decided: 0, refused: 0 };
-  const statement = (s: SessionInfo, stmt: StatementSource): Verdict => {
+  const statement = (s: SessionInfo, stmt: StatementSource): Verdict | Promise<Verdict> => {
+    if (!auditor) return decideStatement(s, stmt).verdict;
+    const d = decideStatement(s, stmt);
+    return auditor.statement(s, stmt, d.analysis, d.decision, d.verdict);
+  };
+
+  const decideStatement = (s: SessionInfo, stmt: StatementSource): { verdict: Verdict; analysis: Analysis; decision: Decision } => {
     stats.decided++;
     const st = stateOf(s);
     const sql = stmt.sql;
@@ -182,7 +194,7 @@ export function createStatementPolicy(config: WardenConfig, log: Logger, cache =
         if (stmt.protocol === 'extended' && stmt.statementName !== '') st.prepared.set(stmt.statementName, hit.analysis);
         if (hit.verdict.action === 'error') stats.refused++;
         if (hit.verdict.action === 'error') log.info({ session: s.id, identity: s.identity.name, message: hit.verdict.error.message }, 'statement refused by policy');
-        return hit.verdict;
+        return hit;
       }
     }
     const { analysis, decision } = decideFor(s, sql);
@@ -195,12 +207,23 @@ export function createStatementPolicy(config: WardenConfig, log: Logger, cache =
     refused(verdict);
     if (memoable && !verdict.onDone && analysis.ok && !analysis.usesPrepared) {
       if (st.memo.size >= MEMO_MAX) st.memo.clear();
-      st.memo.set(sql, { verdict, analysis });
+      st.memo.set(sql, { verdict, analysis, decision });
       // By shape only when the analysis holds for any literal values.
-      if (shape !== null && isLiteralIndependent(analysis)) st.memo.set(shape, { verdict, analysis });
+      if (shape !== null && isLiteralIndependent(analysis)) st.memo.set(shape, { verdict, analysis, decision });
     }
-    return verdict;
+    return { verdict, analysis, decision };
   };
 
-  return { hooks: { statement, sessionStart: (s) => void stateOf(s) }, stats, cache, policy, decideFor };
+  const hooks: SessionHooks = auditor
+    ? {
+        statement,
+        sessionStart: (s) => {
+          stateOf(s);
+          auditor.sessionStart(s);
+        },
+        sessionEnd: (s, r) => auditor.sessionEnd(s, r),
+        loginFailed: (e) => auditor.loginFailed(e),
+      }
+    : { statement, sessionStart: (s) => void stateOf(s) };
+  return { hooks, stats, cache, policy, decideFor };
 }

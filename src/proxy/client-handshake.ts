@@ -24,6 +24,12 @@ import { SocketReader } from './socket-reader.js';
 import { FatalClientError } from './errors.js';
 import type { ServerTls } from './tls-context.js';
 
+/** Facts about a login attempt for the auth callbacks. */
+export interface AuthDetail {
+  readonly tls: boolean;
+  readonly database: string;
+}
+
 export interface HandshakeContext {
   readonly tls?: ServerTls;
   /** The verifier of an identity, or undefined when unknown. */
@@ -34,9 +40,9 @@ export interface HandshakeContext {
   /** Route a CancelRequest (returns nothing to the client either way). */
   cancel(pid: number, secret: Buffer): void;
   /** Before an authentication attempt: throw a FatalClientError to refuse (rate limit). */
-  beforeAuth?(name: string, address: string): void;
+  beforeAuth?(name: string, address: string, detail: AuthDetail): void;
   /** After an authentication attempt. */
-  afterAuth?(name: string, address: string, ok: boolean): void;
+  afterAuth?(name: string, address: string, ok: boolean, detail: AuthDetail): void;
   /**
    * The connection now runs over TLS: from here on anything sent to the client
    * (a FATAL refusal included) must go through `socket`, not the raw TCP socket.
@@ -206,14 +212,15 @@ export async function clientHandshake(
   for (const [k, v] of settings) classify(k, v, true);
 
   // ---- SCRAM-SHA-256 -------------------------------------------------------
-  ctx.beforeAuth?.(user, address);
+  const authDetail: AuthDetail = { tls: onTls, database: dbName };
+  ctx.beforeAuth?.(user, address, authDetail);
   const known = ctx.verifierFor(user);
   const exchange = new ScramServerExchange({
     verifier: known?.verifier ?? ctx.mockVerifier(user),
     channelBinding: onTls ? ctx.tls?.channelBinding : undefined,
   });
   const authFailed = (): FatalClientError => {
-    ctx.afterAuth?.(user, address, false);
+    ctx.afterAuth?.(user, address, false, authDetail);
     return new FatalClientError('28P01', `password authentication failed for user "${user}"`);
   };
   socket.write(encodeAuthSASL(exchange.mechanisms()));
@@ -222,14 +229,14 @@ export async function clientHandshake(
   const r1 = exchange.handleClientFirst(init.mechanism, init.data);
   if (!r1.ok) {
     // A malformed exchange or a mechanism we did not offer is a protocol violation, not a wrong password.
-    ctx.afterAuth?.(user, address, false);
+    ctx.afterAuth?.(user, address, false, authDetail);
     throw new FatalClientError('28000', `SCRAM authentication failed: ${r1.error}`);
   }
   socket.write(encodeAuth(AUTH.SASLContinue, r1.serverFirst));
   const second = await reader.readMessage(Math.min(maxMessageSize, 1 << 16), [F.Password]);
   const r2 = exchange.handleClientFinal(second.body);
   if (!r2.ok || !known) throw authFailed();
-  ctx.afterAuth?.(user, address, true);
+  ctx.afterAuth?.(user, address, true, authDetail);
   socket.write(encodeAuth(AUTH.SASLFinal, r2.serverFinal));
 
   const database = ctx.database(dbName);

@@ -81,6 +81,16 @@ export interface StatementHook {
   (session: SessionInfo, statement: StatementSource): Verdict | Promise<Verdict>;
 }
 
+/** A login that did not succeed (wrong password, unknown identity, or refused by the rate limit). */
+export interface LoginFailure {
+  /** The user name the client gave (may not be a known identity). */
+  readonly identity: string;
+  readonly clientAddress: string;
+  readonly database?: string;
+  readonly reason: 'authentication failed' | 'rate limited';
+  readonly tls: boolean;
+}
+
 export interface SessionHooks {
   /** Decide each statement. Absent: every statement is forwarded unchanged. */
   readonly statement?: StatementHook;
@@ -88,4 +98,6 @@ export interface SessionHooks {
   readonly sessionStart?: (session: SessionInfo) => void;
   /** A session ended (either side closed). */
   readonly sessionEnd?: (session: SessionInfo, reason: string) => void;
+  /** A client failed to log in. */
+  readonly loginFailed?: (event: LoginFailure) => void;
 }

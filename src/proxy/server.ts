@@ -101,10 +101,11 @@ export class ProxyServer {
       verifierFor: (name) => this.verifiers.get(name),
       mockVerifier: (name) => mockScramVerifier(name, this.mockSecret),
       database: (name) => (Object.hasOwn(this.config.databases, name) ? this.config.databases[name] : undefined),
-      beforeAuth: (name, address) => {
+      beforeAuth: (name, address, detail) => {
         const c = this.logins.check(name, address);
         if (!c.allowed) {
           this.log.warn({ identity: name, client: address }, 'login refused: too many failed attempts');
+          this.hooks.loginFailed?.({ identity: name, clientAddress: address, database: detail.database, reason: 'rate limited', tls: detail.tls });
           throw new FatalClientError(
             '53300',
             `too many failed login attempts for user "${name}" from this address`,
@@ -113,9 +114,12 @@ export class ProxyServer {
           );
         }
       },
-      afterAuth: (name, address, ok) => {
+      afterAuth: (name, address, ok, detail) => {
         this.logins.record(name, address, ok);
-        if (!ok) this.log.info({ identity: name, client: address }, 'login failed');
+        if (!ok) {
+          this.log.info({ identity: name, client: address }, 'login failed');
+          this.hooks.loginFailed?.({ identity: name, clientAddress: address, database: detail.database, reason: 'authentication failed', tls: detail.tls });
+        }
       },
       cancel: (pid, secret) => {
         const ok = this.cancels.cancel(pid, secret);

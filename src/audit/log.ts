@@ -1,0 +1,364 @@
+/**
+ * The audit log Warden writes to: chains records (chain.ts), group-commits them
+ * to a store, signs checkpoints and streams durable records to sinks.
+ *
+ * ## Group commit
+ * Records queue up while one batch is being written; when the write is done the
+ * whole queue becomes the next batch, so under load one fsync covers many
+ * statements. Seqs and hashes are assigned when a batch is formed, so a batch
+ * that fails to write leaves no hole in the chain: the head goes back to the last
+ * durable record.
+ *
+ * ## Write-ahead and failure
+ * {@link AuditLog.writeAhead} resolves once the record is durable; the proxy only
+ * forwards the statement then. When the store fails:
+ * - `block` (default): write-ahead records of the failed batch are rejected
+ *   ({@link AuditUnavailableError}) and their statements refused; other records
+ *   (completions, session ends) are kept and retried with backoff.
+ * - `continue`: every record is kept and retried; statements run meanwhile.
+ * Kept records are bounded ({@link MAX_BACKLOG}); beyond that the oldest are
+ * dropped, counted, and an `audit.records_lost` record says how many once the
+ * store is back.
+ */
+import crypto, { type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import type { AuditConfig } from '../config/types.js';
+import type { Logger } from '../log/logger.js';
+import type { JsonValue } from './canonical.js';
+import { ChainWriter, signCheckpoint, type AuditRecord, type ChainHead, type Checkpoint } from './chain.js';
+import type { AuditStore } from './store.js';
+import { openAuditStore } from './open.js';
+import type { AuditSink } from './sinks.js';
+import { createSinks } from './sinks.js';
+
+/** Records kept in memory while the store fails. */
+export const MAX_BACKLOG = 100_000;
+/** A write that takes longer than this fails (the store is considered unavailable). */
+const WRITE_TIMEOUT_MS = 10_000;
+
+export type AuditData = Record<string, JsonValue | undefined>;
+
+export class AuditUnavailableError extends Error {
+  constructor(reason: string) {
+    super(`audit log unavailable (${reason})`);
+    this.name = 'AuditUnavailableError';
+  }
+}
+
+interface Entry {
+  type: string;
+  data: AuditData;
+  ts: Date;
+  /** Write-ahead: its caller waits and is refused if the write fails. */
+  gate: boolean;
+  resolve?: (seq: number) => void;
+  reject?: (err: Error) => void;
+}
+
+export interface AuditLogOptions {
+  store: AuditStore;
+  instance: string;
+  onFailure: 'block' | 'continue';
+  log: Logger;
+  signingKey?: KeyObject;
+  checkpointEvery?: number;
+  checkpointIntervalMs?: number;
+  retentionMs?: number;
+  sinks?: AuditSink[];
+}
+
+export interface AuditStats {
+  written: number;
+  batches: number;
+  failures: number;
+  lost: number;
+  backlog: number;
+  healthy: boolean;
+  lastError?: string;
+}
+
+export class AuditLog {
+  readonly store: AuditStore;
+  readonly instance: string;
+  readonly onFailure: 'block' | 'continue';
+  #chain: ChainWriter;
+  #queue: Entry[] = [];
+  #writing: Promise<void> | null = null;
+  #retryTimer: NodeJS.Timeout | null = null;
+  #backoffMs = 0;
+  #closed = false;
+  #lostPending = 0;
+  #sinceCheckpoint = 0;
+  #lastCheckpoint: ChainHead;
+  #checkpointTimer: NodeJS.Timeout | null = null;
+  #retentionTimer: NodeJS.Timeout | null = null;
+  readonly #o: AuditLogOptions;
+  readonly stats: AuditStats = { written: 0, batches: 0, failures: 0, lost: 0, backlog: 0, healthy: true };
+
+  private constructor(o: AuditLogOptions, head: ChainHead | null) {
+    this.#o = o;
+    this.store = o.store;
+    this.instance = o.instance;
+    this.onFailure = o.onFailure;
+    this.#chain = new ChainWriter({ instance: o.instance, last: head ?? undefined });
+    this.#lastCheckpoint = this.#chain.head;
+    if (o.signingKey) {
+      const every = o.checkpointIntervalMs ?? 60_000;
+      this.#checkpointTimer = setInterval(() => void this.checkpoint().catch(() => undefined), every);
+      this.#checkpointTimer.unref();
+    }
+    if (o.retentionMs !== undefined) {
+      const run = () => void this.prune(new Date(Date.now() - o.retentionMs!)).catch((err: Error) => o.log.error({ reason: err.message }, 'audit retention failed'));
+      this.#retentionTimer = setInterval(run, Math.min(o.retentionMs, 3_600_000));
+      this.#retentionTimer.unref();
+    }
+  }
+
+  /** Opens the log on a store, resuming the instance's chain where it ends. */
+  static async open(o: AuditLogOptions): Promise<AuditLog> {
+    const head = await o.store.head(o.instance);
+    return new AuditLog(o, head);
+  }
+
+  /** The last durable record of this instance's chain. */
+  get head(): ChainHead {
+    return this.#chain.head;
+  }
+
+  /**
+   * Write-ahead: resolves with the record's seq once it is durable. In `block`
+   * mode rejects with {@link AuditUnavailableError} when it cannot be written;
+   * in `continue` mode resolves at once (seq 0) when the store is failing.
+   */
+  writeAhead(type: string, data: AuditData): Promise<number> {
+    if (this.#closed) return Promise.reject(new AuditUnavailableError('Warden is shutting down'));
+    if (this.onFailure === 'continue' && !this.stats.healthy) {
+      this.#enqueue({ type, data, ts: new Date(), gate: false });
+      return Promise.resolve(0);
+    }
+    return new Promise<number>((resolve, reject) => {
+      this.#enqueue({ type, data, ts: new Date(), gate: this.onFailure === 'block', resolve, reject });
+    });
+  }
+
+  /** Records an event without waiting; it is kept and retried while the store fails. */
+  record(type: string, data: AuditData): void {
+    if (this.#closed) {
+      this.#o.log.error({ type }, 'audit record after close dropped');
+      return;
+    }
+    this.#enqueue({ type, data, ts: new Date(), gate: false });
+  }
+
+  #enqueue(e: Entry): void {
+    this.#queue.push(e);
+    if (this.#queue.length > MAX_BACKLOG) {
+      const dropped = this.#queue.splice(0, this.#queue.length - MAX_BACKLOG);
+      for (const d of dropped) d.reject?.(new AuditUnavailableError('audit backlog full'));
+      this.#lostPending += dropped.length;
+      this.stats.lost += dropped.length;
+      this.#o.log.error({ dropped: dropped.length }, 'audit backlog full: records dropped');
+    }
+    this.stats.backlog = this.#queue.length;
+    // A waiting write-ahead record does not wait for the backoff.
+    if (e.gate && this.#retryTimer) {
+      clearTimeout(this.#retryTimer);
+      this.#retryTimer = null;
+    }
+    if (!this.#writing && !this.#retryTimer) this.#writing = this.#drain();
+  }
+
+  async #drain(): Promise<void> {
+    // Let the current event-loop turn add its records to this batch.
+    await new Promise<void>((r) => setImmediate(r));
+    while (this.#queue.length > 0) {
+      if (this.#lostPending > 0) {
+        this.#queue.unshift({ type: 'audit.records_lost', data: { count: this.#lostPending, reason: this.stats.lastError ?? 'backlog full' }, ts: new Date(), gate: false });
+        this.#lostPending = 0;
+      }
+      const batch = this.#queue;
+      this.#queue = [];
+      this.stats.backlog = 0;
+      const before = this.#chain.head;
+      const records: AuditRecord[] = [];
+      try {
+        for (const e of batch) records.push(this.#chain.append(e.type, e.data, e.ts));
+      } catch (err) {
+        // Not encodable (a bug in an event builder): never write a broken record; fail its callers.
+        this.#chain = new ChainWriter({ instance: this.instance, last: before });
+        this.#o.log.error({ reason: (err as Error).message }, 'audit record not encodable');
+        for (const e of batch) e.reject?.(new AuditUnavailableError('record not encodable'));
+        continue;
+      }
+      try {
+        await withTimeout(this.store.append(records), WRITE_TIMEOUT_MS);
+      } catch (err) {
+        this.#chain = new ChainWriter({ instance: this.instance, last: before });
+        this.#failed(batch, err as Error);
+        if (this.#queue.length > 0 && !this.#queue.some((e) => e.gate)) {
+          this.#scheduleRetry();
+          this.#writing = null;
+          return;
+        }
+        continue;
+      }
+      this.stats.written += records.length;
+      this.stats.batches++;
+      if (!this.stats.healthy) this.#o.log.warn({ store: this.store.description }, 'audit store writable again');
+      this.stats.healthy = true;
+      this.stats.lastError = undefined;
+      this.#backoffMs = 0;
+      records.forEach((r, i) => batch[i].resolve?.(r.seq));
+      for (const s of this.#o.sinks ?? []) s.send(records);
+      this.#sinceCheckpoint += records.length;
+      if (this.#o.signingKey && this.#sinceCheckpoint >= (this.#o.checkpointEvery ?? 1000)) void this.checkpoint().catch(() => undefined);
+    }
+    this.#writing = null;
+  }
+
+  #failed(batch: Entry[], err: Error): void {
+    this.stats.failures++;
+    const reason = err.message;
+    if (this.stats.healthy || this.stats.lastError !== reason) this.#o.log.error({ store: this.store.description, reason }, 'audit write failed');
+    this.stats.healthy = false;
+    this.stats.lastError = reason;
+    const keep: Entry[] = [];
+    for (const e of batch) {
+      if (e.gate) {
+        e.reject?.(new AuditUnavailableError(reason));
+        continue;
+      }
+      // `continue` mode: a statement waiting on its record runs without it; the record is retried.
+      e.resolve?.(0);
+      e.resolve = undefined;
+      e.reject = undefined;
+      keep.push(e);
+    }
+    // Kept records go first, in their original order.
+    this.#queue = keep.concat(this.#queue);
+    this.stats.backlog = this.#queue.length;
+  }
+
+  #scheduleRetry(): void {
+    this.#backoffMs = Math.min(this.#backoffMs ? this.#backoffMs * 2 : 100, 5_000);
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = null;
+      if (!this.#writing && this.#queue.length > 0) this.#writing = this.#drain();
+    }, this.#backoffMs);
+    this.#retryTimer.unref();
+  }
+
+  /** Waits until everything queued so far was written (or failed). */
+  async flush(): Promise<void> {
+    while (this.#writing) await this.#writing;
+  }
+
+  /** Signs and stores a checkpoint of the current head (no-op without a key or new records). */
+  async checkpoint(): Promise<Checkpoint | null> {
+    const key = this.#o.signingKey;
+    if (!key) return null;
+    await this.flush();
+    const head = this.#chain.head;
+    if (head.seq === 0 || head.seq === this.#lastCheckpoint.seq) return null;
+    const cp = signCheckpoint({ instance: this.instance, seq: head.seq, hash: head.hash }, key);
+    await this.store.saveCheckpoint(cp);
+    this.#lastCheckpoint = head;
+    this.#sinceCheckpoint = 0;
+    return cp;
+  }
+
+  /**
+   * Deletes records older than `before` and records that it did: the
+   * `audit.pruned` record names the last deleted record, so verification can
+   * start after it and a deletion at the front is still detected.
+   */
+  async prune(before: Date): Promise<number> {
+    await this.flush();
+    let last: AuditRecord | undefined;
+    for await (const r of this.store.query({ instance: this.instance, until: before.toISOString(), descending: true, limit: 1 })) last = r;
+    if (!last) return 0;
+    await this.writeAhead('audit.pruned', { before: before.toISOString(), through_seq: last.seq, through_hash: last.hash });
+    const n = await this.store.prune(before.toISOString(), this.instance);
+    this.#o.log.info({ before: before.toISOString(), records: n }, 'audit records pruned');
+    return n;
+  }
+
+  async close(finalRecord?: { type: string; data: AuditData }): Promise<void> {
+    if (this.#closed) return;
+    if (finalRecord) this.record(finalRecord.type, finalRecord.data);
+    this.#closed = true;
+    if (this.#checkpointTimer) clearInterval(this.#checkpointTimer);
+    if (this.#retentionTimer) clearInterval(this.#retentionTimer);
+    if (this.#retryTimer) {
+      clearTimeout(this.#retryTimer);
+      this.#retryTimer = null;
+      this.#writing = this.#drain();
+    }
+    await this.flush();
+    if (this.#queue.length > 0) this.#o.log.error({ records: this.#queue.length }, 'audit records not written at shutdown');
+    try {
+      await this.checkpoint();
+    } catch (err) {
+      this.#o.log.error({ reason: (err as Error).message }, 'final audit checkpoint failed');
+    }
+    for (const s of this.#o.sinks ?? []) await s.close();
+    await this.store.close();
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let t: NodeJS.Timeout;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      t = setTimeout(() => reject(new Error(`write took longer than ${ms / 1000} s`)), ms);
+      t.unref();
+    }),
+  ]).finally(() => clearTimeout(t));
+}
+
+/** Reads an Ed25519 private key (PEM, PKCS#8) for signing checkpoints. */
+export function loadSigningKey(file: string): KeyObject {
+  let pem: Buffer;
+  try {
+    pem = readFileSync(file);
+  } catch (err) {
+    throw new Error(`audit.signing_key: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  let key: KeyObject;
+  try {
+    key = crypto.createPrivateKey(pem);
+  } catch {
+    throw new Error(`audit.signing_key: ${file} is not a PEM private key`);
+  }
+  if (key.asymmetricKeyType !== 'ed25519') throw new Error(`audit.signing_key: ${file} is a ${key.asymmetricKeyType ?? 'unknown'} key; an Ed25519 key is required`);
+  return key;
+}
+
+/** Default chain name of this process: host name and listen port. */
+export function defaultInstanceName(port: number): string {
+  return `${hostname()}:${port}`;
+}
+
+/** Opens the configured store and the log on it. */
+export async function openAuditLog(cfg: AuditConfig, o: { instance: string; log: Logger }): Promise<AuditLog> {
+  const signingKey = cfg.signingKey ? loadSigningKey(cfg.signingKey) : undefined;
+  const store = await openAuditStore(cfg.store);
+  try {
+    return await AuditLog.open({
+      store,
+      instance: o.instance,
+      onFailure: cfg.onFailure,
+      log: o.log,
+      signingKey,
+      checkpointEvery: cfg.checkpointEvery,
+      checkpointIntervalMs: cfg.checkpointIntervalMs,
+      retentionMs: cfg.retentionMs,
+      sinks: createSinks(cfg.stream, o.log),
+    });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+}

@@ -1,0 +1,213 @@
+/**
+ * The SQLite audit database (better-sqlite3, synchronous): schema, appends,
+ * searches. Used directly by readers (CLI, admin API) and, for appends, from
+ * a worker thread (see store-sqlite.ts) so that fsync never blocks the proxy.
+ *
+ * Records are stored verbatim (ts and data as the exact text that was hashed)
+ * with their index terms in a side table, so searches by identity, session,
+ * table or action use indexes instead of scanning a million rows.
+ */
+import Database from 'better-sqlite3';
+import type { AuditRecord, ChainHead, Checkpoint } from './chain.js';
+import { indexTermsOf, normalizeTime, type AuditQuery } from './store.js';
+
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS records (
+  instance TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  ts TEXT NOT NULL,
+  type TEXT NOT NULL,
+  data TEXT NOT NULL,
+  prev TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  identity TEXT,
+  session TEXT,
+  PRIMARY KEY (instance, seq)
+);
+CREATE INDEX IF NOT EXISTS records_ts ON records (ts);
+CREATE INDEX IF NOT EXISTS records_identity ON records (identity, ts);
+CREATE INDEX IF NOT EXISTS records_session ON records (session, seq);
+CREATE INDEX IF NOT EXISTS records_type ON records (type, ts);
+CREATE TABLE IF NOT EXISTS terms (
+  kind TEXT NOT NULL,
+  value TEXT NOT NULL,
+  instance TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  PRIMARY KEY (kind, value, instance, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (
+  instance TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  hash TEXT NOT NULL,
+  ts TEXT NOT NULL,
+  signature TEXT NOT NULL,
+  key_id TEXT NOT NULL,
+  PRIMARY KEY (instance, seq)
+);
+`;
+
+interface RecordRow {
+  instance: string;
+  seq: number;
+  ts: string;
+  type: string;
+  data: string;
+  prev: string;
+  hash: string;
+}
+
+/** A row as a record; data that is not JSON comes back as `{ malformed: text }` so verification flags it. */
+function toRecord(r: RecordRow): AuditRecord {
+  let data: AuditRecord['data'];
+  try {
+    const parsed: unknown = JSON.parse(r.data);
+    data = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as AuditRecord['data']) : { malformed: r.data };
+  } catch {
+    data = { malformed: r.data };
+  }
+  return { seq: r.seq, ts: r.ts, instance: r.instance, type: r.type, data, prev: r.prev, hash: r.hash };
+}
+
+export class DuplicateSeqError extends Error {
+  constructor(instance: string, seq: number) {
+    super(
+      `audit store already has record ${seq} of instance "${instance}": another Warden is writing the same chain (give each instance its own audit.instance)`,
+    );
+    this.name = 'DuplicateSeqError';
+  }
+}
+
+export class SqliteAuditDb {
+  readonly db: Database.Database;
+  readonly #insert: Database.Statement;
+  readonly #term: Database.Statement;
+  readonly #appendTx: (records: readonly AuditRecord[]) => void;
+
+  constructor(
+    readonly path: string,
+    opts: { readOnly?: boolean } = {},
+  ) {
+    this.db = new Database(path, opts.readOnly ? { readonly: true, fileMustExist: true } : {});
+    this.db.pragma('busy_timeout = 5000');
+    if (!opts.readOnly) {
+      this.db.pragma('journal_mode = WAL');
+      // FULL: a commit is fsync'd to the WAL before it is acknowledged (power-loss safe).
+      this.db.pragma('synchronous = FULL');
+      this.db.exec(SCHEMA);
+      this.db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
+    }
+    const version = this.db.prepare('SELECT value FROM meta WHERE key = ?').pluck().get('schema_version') as string | undefined;
+    if (version !== String(SCHEMA_VERSION)) throw new Error(`${path}: not a Warden audit database (schema version ${version ?? 'missing'})`);
+    this.#insert = this.db.prepare(
+      'INSERT INTO records (instance, seq, ts, type, data, prev, hash, identity, session) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.#term = this.db.prepare('INSERT OR IGNORE INTO terms (kind, value, instance, seq) VALUES (?, ?, ?, ?)');
+    this.#appendTx = this.db.transaction((records: readonly AuditRecord[]) => {
+      for (const r of records) {
+        const t = indexTermsOf(r);
+        try {
+          this.#insert.run(r.instance, r.seq, r.ts, r.type, JSON.stringify(r.data), r.prev, r.hash, t.identity ?? null, t.session ?? null);
+        } catch (err) {
+          if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new DuplicateSeqError(r.instance, r.seq);
+          throw err;
+        }
+        for (const v of t.tables) this.#term.run('table', v, r.instance, r.seq);
+        for (const v of t.actions) this.#term.run('action', v, r.instance, r.seq);
+      }
+    });
+  }
+
+  /** Atomically and durably stores a batch. */
+  append(records: readonly AuditRecord[]): void {
+    if (records.length > 0) this.#appendTx(records);
+  }
+
+  head(instance: string): ChainHead | null {
+    const r = this.db.prepare('SELECT seq, hash FROM records WHERE instance = ? ORDER BY seq DESC LIMIT 1').get(instance) as ChainHead | undefined;
+    return r ?? null;
+  }
+
+  instances(): string[] {
+    return this.db.prepare('SELECT DISTINCT instance FROM records ORDER BY instance').pluck().all() as string[];
+  }
+
+  /** Matching records; iterates lazily. */
+  *query(q: AuditQuery): Generator<AuditRecord> {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (q.instance !== undefined) (where.push('r.instance = ?'), args.push(q.instance));
+    if (q.fromSeq !== undefined) (where.push('r.seq >= ?'), args.push(q.fromSeq));
+    if (q.toSeq !== undefined) (where.push('r.seq <= ?'), args.push(q.toSeq));
+    if (q.since !== undefined) (where.push('r.ts >= ?'), args.push(normalizeTime(q.since)));
+    if (q.until !== undefined) (where.push('r.ts < ?'), args.push(normalizeTime(q.until)));
+    if (q.types && q.types.length > 0) {
+      const ors = q.types.map((t) => {
+        if (t.endsWith('.')) {
+          args.push(`${t.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+          return "r.type LIKE ? ESCAPE '\\'";
+        }
+        args.push(t);
+        return 'r.type = ?';
+      });
+      where.push(`(${ors.join(' OR ')})`);
+    }
+    if (q.identity !== undefined) (where.push('r.identity = ?'), args.push(q.identity));
+    if (q.session !== undefined) (where.push('r.session = ?'), args.push(q.session));
+    for (const [kind, value] of [
+      ['table', q.table],
+      ['action', q.action],
+    ] as const) {
+      if (value === undefined) continue;
+      where.push('EXISTS (SELECT 1 FROM terms t WHERE t.kind = ? AND t.value = ? AND t.instance = r.instance AND t.seq = r.seq)');
+      args.push(kind, value.toLowerCase());
+    }
+    const dir = q.descending ? 'DESC' : 'ASC';
+    const order = q.instance !== undefined ? `r.seq ${dir}` : `r.ts ${dir}, r.instance ${dir}, r.seq ${dir}`;
+    const sql = `SELECT r.instance, r.seq, r.ts, r.type, r.data, r.prev, r.hash FROM records r${
+      where.length ? ` WHERE ${where.join(' AND ')}` : ''
+    } ORDER BY ${order}${q.limit !== undefined ? ` LIMIT ${Math.max(0, Math.floor(q.limit))}` : ''}`;
+    for (const row of this.db.prepare(sql).iterate(...args) as IterableIterator<RecordRow>) yield toRecord(row);
+  }
+
+  /** One instance's chain in seq order (storage order for verification). */
+  *chain(instance: string, fromSeq = 1): Generator<AuditRecord> {
+    const stmt = this.db.prepare(
+      'SELECT instance, seq, ts, type, data, prev, hash FROM records WHERE instance = ? AND seq >= ? ORDER BY seq',
+    );
+    for (const row of stmt.iterate(instance, fromSeq) as IterableIterator<RecordRow>) yield toRecord(row);
+  }
+
+  saveCheckpoint(cp: Checkpoint): void {
+    this.db
+      .prepare('INSERT OR REPLACE INTO checkpoints (instance, seq, hash, ts, signature, key_id) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(cp.instance, cp.seq, cp.hash, cp.ts, cp.signature, cp.keyId);
+  }
+
+  checkpoints(instance?: string): Checkpoint[] {
+    const rows = (
+      instance === undefined
+        ? this.db.prepare('SELECT * FROM checkpoints ORDER BY instance, seq').all()
+        : this.db.prepare('SELECT * FROM checkpoints WHERE instance = ? ORDER BY seq').all(instance)
+    ) as { instance: string; seq: number; hash: string; ts: string; signature: string; key_id: string }[];
+    return rows.map((r) => ({ instance: r.instance, seq: r.seq, hash: r.hash, ts: r.ts, signature: r.signature, keyId: r.key_id }));
+  }
+
+  prune(before: string, instance?: string): number {
+    const t = normalizeTime(before);
+    return this.db.transaction(() => {
+      const cond = instance === undefined ? 'ts < ?' : 'ts < ? AND instance = ?';
+      const args = instance === undefined ? [t] : [t, instance];
+      this.db
+        .prepare(`DELETE FROM terms WHERE (instance, seq) IN (SELECT instance, seq FROM records WHERE ${cond})`)
+        .run(...args);
+      return this.db.prepare(`DELETE FROM records WHERE ${cond}`).run(...args).changes;
+    })();
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

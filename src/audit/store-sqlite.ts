@@ -1,0 +1,144 @@
+/**
+ * `sqlite:` audit store: the default, embedded store (WAL, synchronous=FULL).
+ *
+ * Appends go to a worker thread holding the write connection (see
+ * sqlite-worker.ts); reads use a connection on the calling thread. Read-only
+ * opens (CLI verify / search / export) start no worker.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { AuditRecord, ChainHead, Checkpoint } from './chain.js';
+import { DuplicateSeqError, SqliteAuditDb } from './sqlite-db.js';
+import type { AuditQuery, AuditStore } from './store.js';
+
+/**
+ * The compiled worker script. Under the test runner this module runs from
+ * src/ (TypeScript), where no .js worker exists: use the build's copy in dist/.
+ */
+function workerScript(): string {
+  const here = fileURLToPath(new URL('./sqlite-worker.js', import.meta.url));
+  if (existsSync(here)) return here;
+  const built = path.resolve(path.dirname(here), '../../dist/audit/sqlite-worker.js');
+  if (existsSync(built)) return built;
+  throw new Error(`audit: sqlite worker script not found (${here}); run npm run build`);
+}
+
+interface Reply {
+  id: number;
+  ok: boolean;
+  error?: string;
+  code?: string;
+  name?: string;
+}
+
+class SqliteAuditStore implements AuditStore {
+  readonly description: string;
+  #nextId = 1;
+  readonly #pending = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+  #worker: Worker | undefined;
+  #closed = false;
+
+  constructor(
+    private readonly file: string,
+    private readonly reader: SqliteAuditDb,
+    writable: boolean,
+  ) {
+    this.description = `sqlite:${file}`;
+    if (writable) this.#startWorker();
+  }
+
+  #startWorker(): void {
+    const w = new Worker(workerScript(), { workerData: { path: this.file } });
+    w.unref();
+    w.on('message', (m: Reply) => {
+      const p = this.#pending.get(m.id);
+      if (!p) return;
+      this.#pending.delete(m.id);
+      if (m.ok) p.resolve();
+      else if (m.name === 'DuplicateSeqError') p.reject(Object.assign(new Error(m.error), { name: m.name }));
+      else p.reject(Object.assign(new Error(`${this.description}: ${m.error}`), { code: m.code }));
+    });
+    const fail = (err: Error): void => {
+      this.#worker = undefined;
+      for (const [, p] of this.#pending) p.reject(new Error(`${this.description}: audit writer stopped: ${err.message}`));
+      this.#pending.clear();
+    };
+    w.on('error', fail);
+    w.on('exit', (code) => {
+      if (!this.#closed) fail(new Error(`worker exited with code ${code}`));
+    });
+    this.#worker = w;
+  }
+
+  async head(instance: string): Promise<ChainHead | null> {
+    return this.reader.head(instance);
+  }
+
+  append(records: readonly AuditRecord[]): Promise<void> {
+    if (this.#closed) return Promise.reject(new Error(`${this.description}: store is closed`));
+    if (!this.#worker) {
+      if (this.reader.db.readonly) return Promise.reject(new Error(`${this.description}: opened read-only`));
+      this.#startWorker();
+    }
+    const id = this.#nextId++;
+    return new Promise<void>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      // Keep the process alive while a write is in flight.
+      this.#worker!.ref();
+      this.#worker!.postMessage({ id, records });
+    }).finally(() => {
+      if (this.#pending.size === 0) this.#worker?.unref();
+    });
+  }
+
+  async *query(q: AuditQuery): AsyncGenerator<AuditRecord> {
+    yield* this.reader.query(q);
+  }
+
+  async *chain(instance: string, fromSeq?: number): AsyncGenerator<AuditRecord> {
+    yield* this.reader.chain(instance, fromSeq);
+  }
+
+  async instances(): Promise<string[]> {
+    return this.reader.instances();
+  }
+
+  async saveCheckpoint(cp: Checkpoint): Promise<void> {
+    this.reader.saveCheckpoint(cp);
+  }
+
+  async checkpoints(instance?: string): Promise<Checkpoint[]> {
+    return this.reader.checkpoints(instance);
+  }
+
+  async prune(before: string, instance?: string): Promise<number> {
+    return this.reader.prune(before, instance);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const w = this.#worker;
+    this.#worker = undefined;
+    if (w) await w.terminate();
+    this.reader.close();
+  }
+}
+
+/**
+ * Opens (creating when writable) a SQLite audit database. Errors name the file
+ * (missing directory, not writable, not a Warden database).
+ */
+export async function openSqliteStore(file: string, opts: { readOnly?: boolean } = {}): Promise<AuditStore> {
+  let reader: SqliteAuditDb;
+  try {
+    reader = new SqliteAuditDb(file, { readOnly: opts.readOnly });
+  } catch (err) {
+    throw new Error(`sqlite:${file}: ${(err as Error).message}`);
+  }
+  return new SqliteAuditStore(file, reader, !opts.readOnly);
+}
+
+export { DuplicateSeqError };

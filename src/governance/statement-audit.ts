@@ -1,0 +1,326 @@
+/**
+ * Audit on the wire: turns sessions, statements, their decisions and outcomes
+ * into audit events, write-ahead.
+ *
+ * - A statement that will run gets a `statement.begin` record that is durable
+ *   *before* the statement is forwarded; when the audit log cannot write it
+ *   (`on_failure: block`) the statement is refused with 58030 and the reason.
+ *   Its completion (`statement.end`: tags, rows, duration, SQLSTATE) follows.
+ * - A statement Warden refuses gets one `statement.refused` record.
+ * - DDL: the affected objects' catalog definitions are read before the
+ *   statement runs and again once the session is outside a transaction
+ *   (`schema.change`, with a short diff), so "who changed this table, when and
+ *   why" is one search.
+ *
+ * Sensitive values: when a statement touches a column classified sensitive,
+ * its text is recorded with constants replaced by `$n` and its bind parameters
+ * as `<masked>`.
+ */
+import type { WardenConfig } from '../config/types.js';
+import type { Logger } from '../log/logger.js';
+import { canonicalJson, type JsonValue } from '../audit/canonical.js';
+import { AuditUnavailableError, type AuditData, type AuditLog } from '../audit/log.js';
+import type { Analysis, AnalysisOk, RelationRef } from '../sql/index.js';
+import { parseSearchPath, quoteIdent } from '../sql/search-path.js';
+import { normalizeSql } from '../sql/normalize.js';
+import type { Decision } from '../policy/index.js';
+import { intentOf } from '../intent/sqlcommenter.js';
+import type { SessionInfo, StatementOutcome, StatementSource, Verdict } from '../proxy/hooks.js';
+import type { LoginFailure } from '../proxy/hooks.js';
+import { ddlTargets, diffDefinitions, targetKey, type ObjectDefinition } from '../audit/catalog-snapshot.js';
+import type { CatalogReader } from './catalog-reader.js';
+
+/** Longest statement text kept in a record (characters). */
+export const MAX_SQL = 16_384;
+/** Longest bind parameter kept (characters of text, or bytes of binary shown as hex). */
+export const MAX_PARAM = 256;
+export const MASKED = '<masked>';
+
+export interface StatementAuditor {
+  /** Record a decided statement; for a forwarded one, resolves once its record is durable. */
+  statement(s: SessionInfo, stmt: StatementSource, analysis: Analysis, decision: Decision | null, verdict: Verdict): Verdict | Promise<Verdict>;
+  sessionStart(s: SessionInfo): void;
+  sessionEnd(s: SessionInfo, reason: string): void;
+  loginFailed(e: LoginFailure): void;
+}
+
+interface SessionAudit {
+  readonly started: number;
+  statements: number;
+  refused: number;
+  /** DDL whose after-state is read once the session is outside a transaction. */
+  pendingDdl: { seq: number; targets: DdlTarget[]; before: Record<string, ObjectDefinition | null> }[];
+}
+
+function cap(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}…(${text.length} chars)` : text;
+}
+
+/** A bind parameter as recorded: text, `\x…` hex for binary, null. */
+export function formatParam(value: Buffer | null, format: number): string | null {
+  if (value === null) return null;
+  if (format === 1) {
+    const hex = value.subarray(0, MAX_PARAM).toString('hex');
+    return `\\x${hex}${value.length > MAX_PARAM ? `…(${value.length} bytes)` : ''}`;
+  }
+  return cap(value.toString('utf8'), MAX_PARAM);
+}
+
+function paramFormat(formats: readonly number[], i: number): number {
+  return formats.length === 0 ? 0 : formats.length === 1 ? formats[0] : (formats[i] ?? 0);
+}
+
+/** Affected rows from a command tag (`UPDATE 3`, `INSERT 0 1`, `SELECT 5`, `COPY 7`). */
+export function rowsOfTag(tag: string): number | null {
+  const m = /^(?:INSERT \d+|UPDATE|DELETE|SELECT|MOVE|FETCH|COPY|MERGE) (\d+)$/.exec(tag);
+  return m ? Number(m[1]) : null;
+}
+
+/**
+ * The names a relation reference is recorded under: as qualified, or for an
+ * unqualified name every schema it could resolve to (so a search by
+ * `schema.table` finds it whichever the search_path picked).
+ */
+export function relationNames(r: RelationRef): string[] {
+  if (r.qualified) return [r.name];
+  const schemas = r.candidates.filter((c) => c !== '*');
+  if (schemas.length === 0) return [r.name];
+  return schemas.map((c) => `${quoteIdent(c)}.${r.table === '*' ? '*' : quoteIdent(r.table)}`);
+}
+
+/**
+ * Objects whose definitions a DDL statement may change: the analysis' targets,
+ * with an unqualified relation name expanded to every schema it could resolve
+ * to (the ones that do not exist read as null before and after, and are left
+ * out of the record).
+ */
+function schemaTargets(statements: AnalysisOk['statements'], s: SessionInfo): DdlTarget[] {
+  const base: DdlTarget[] = ddlTargets(statements).map((t) => ({ ...t, guess: false }));
+  if (base.length === 0) return base;
+  const seen = new Set(base.map((t) => `${t.schema}\u0000${t.name}`));
+  const out = [...base];
+  // The analysis resolves an unqualified CREATE to the path's first schema even when
+  // that one does not exist ("$user"); PostgreSQL takes the first that does.
+  const path = (s.upstreamSearchPath !== undefined ? parseSearchPath(s.upstreamSearchPath) : null) ?? [];
+  const user = s.database.upstream.user;
+  const pathSchemas = path.map((x) => (x === '$user' ? user : x));
+  for (const st of statements) {
+    if (!st.classes.has('ddl') && !st.classes.has('drop')) continue;
+    for (const w of st.writes) {
+      if (w.table === '*') continue;
+      const fromPath = !w.qualified || pathSchemas.includes(w.schema);
+      if (!fromPath) continue;
+      for (const c of [...w.candidates, ...pathSchemas]) {
+        const k = `${c}\u0000${w.table}`;
+        if (c === '*' || seen.has(k)) continue;
+        seen.add(k);
+        out.push({ schema: c, name: w.table, guess: true });
+      }
+    }
+  }
+  return out;
+}
+
+interface DdlTarget {
+  schema: string;
+  name: string;
+  /** Added because the name could resolve there; left out of the record when unchanged. */
+  guess: boolean;
+}
+
+export function createStatementAuditor(o: {
+  audit: AuditLog;
+  config: WardenConfig;
+  log: Logger;
+  catalog?: CatalogReader;
+}): StatementAuditor {
+  const { audit, log, catalog } = o;
+  const sessions = new WeakMap<SessionInfo, SessionAudit>();
+  const stateOf = (s: SessionInfo): SessionAudit => {
+    let st = sessions.get(s);
+    if (!st) {
+      st = { started: Date.now(), statements: 0, refused: 0, pendingDdl: [] };
+      sessions.set(s, st);
+    }
+    return st;
+  };
+
+  const who = (s: SessionInfo): AuditData => ({
+    session: s.id,
+    identity: s.identity.name,
+    kind: s.identity.kind,
+    database: s.database.name,
+    environment: s.database.environment,
+  });
+
+  const describe = (s: SessionInfo, stmt: StatementSource, analysis: Analysis, decision: Decision | null): AuditData => {
+    const sensitive = decision !== null && decision.sensitiveTypes.length > 0;
+    let sql = stmt.sql;
+    if (sensitive) sql = normalizeSql(sql) ?? '<statement withheld: touches sensitive columns and could not be normalized>';
+    const data: AuditData = {
+      ...who(s),
+      protocol: stmt.protocol,
+      sql: cap(sql, MAX_SQL),
+      intent: intentOf(s.wardenSettings, stmt.sql),
+      application_name: s.startupParams.get('application_name'),
+    };
+    if (stmt.protocol === 'extended') {
+      if (stmt.statementName !== '') data.statement_name = stmt.statementName;
+      if (stmt.params.length > 0) data.params = stmt.params.map((p, i) => (sensitive && p !== null ? MASKED : formatParam(p, paramFormat(stmt.paramFormats, i))));
+    }
+    if (analysis.ok) {
+      const names = (l: readonly RelationRef[]) => [...new Set(l.flatMap(relationNames))];
+      data.tables = [...new Set([...names(analysis.reads), ...names(analysis.writes)])];
+      data.reads = names(analysis.reads);
+      data.writes = names(analysis.writes);
+      data.classes = [...analysis.classes].sort();
+      data.kinds = [...new Set(analysis.statements.map((x) => x.kind))];
+      if (analysis.opaque) data.opaque = true;
+    } else {
+      data.parse_error = analysis.error;
+    }
+    if (decision) {
+      data.decision = {
+        action: decision.action,
+        rule: decision.decisive,
+        reason: decision.reason,
+        matched: decision.matched.map((m) => ({ rule: m.rule, action: m.action, certain: m.certain })),
+      };
+      if (decision.sensitiveTypes.length > 0) data.sensitive = [...decision.sensitiveTypes];
+    }
+    return data;
+  };
+
+  const flushDdl = (s: SessionInfo, st: SessionAudit): void => {
+    if (!catalog || st.pendingDdl.length === 0) return;
+    const pending = st.pendingDdl;
+    st.pendingDdl = [];
+    for (const p of pending) {
+      void catalog
+        .snapshot(s.database, p.targets)
+        .then((after) => schemaChange(s, p, after))
+        .catch((err: Error) => schemaChange(s, p, null, err.message));
+    }
+  };
+
+  const schemaChange = (
+    s: SessionInfo,
+    p: SessionAudit['pendingDdl'][number],
+    after: Record<string, ObjectDefinition | null> | null,
+    error?: string,
+  ): void => {
+    const objects: Record<string, JsonValue> = {};
+    const tables: string[] = [];
+    for (const t of p.targets) {
+      const key = targetKey(t);
+      const b = p.before[key] ?? null;
+      const a = after ? (after[key] ?? null) : null;
+      if (b === null && a === null && p.targets.length > 1) continue;
+      if (t.guess && after && canonicalJson(b as unknown as JsonValue) === canonicalJson(a as unknown as JsonValue)) continue;
+      tables.push(key);
+      objects[key] = {
+        before: b as unknown as JsonValue,
+        after: after ? (a as unknown as JsonValue) : undefined,
+        changes: after ? diffDefinitions(b, a) : undefined,
+      };
+    }
+    audit.record('schema.change', { ...who(s), statement_seq: p.seq, tables, objects, error });
+  };
+
+  const statement = (s: SessionInfo, stmt: StatementSource, analysis: Analysis, decision: Decision | null, verdict: Verdict): Verdict | Promise<Verdict> => {
+    const st = stateOf(s);
+    if (st.pendingDdl.length > 0 && s.txStatus === 'I') flushDdl(s, st);
+    if (verdict.action === 'error') {
+      st.refused++;
+      audit.record('statement.refused', { ...describe(s, stmt, analysis, decision), sqlstate: verdict.error.code, error: verdict.error.message });
+      return verdict;
+    }
+    st.statements++;
+    const data = describe(s, stmt, analysis, decision);
+    const targets = catalog && analysis.ok ? schemaTargets(analysis.statements, s) : [];
+    const begin = async (): Promise<Verdict> => {
+      let before: Record<string, ObjectDefinition | null> | null = null;
+      if (targets.length > 0 && catalog) {
+        try {
+          before = await catalog.snapshot(s.database, targets);
+        } catch (err) {
+          data.catalog_error = (err as Error).message;
+        }
+      }
+      let seq: number;
+      try {
+        seq = await audit.writeAhead('statement.begin', data);
+      } catch (err) {
+        const reason = err instanceof AuditUnavailableError ? err.message : `audit log failed (${(err as Error).message})`;
+        log.warn({ session: s.id, identity: s.identity.name, reason }, 'statement refused: not recorded');
+        return {
+          action: 'error',
+          error: {
+            code: '58030',
+            message: `${reason}; the statement was not run because audit.on_failure is block`,
+            hint: 'Warden runs no statement it cannot record. Try again when the audit store is writable.',
+          },
+        };
+      }
+      const started = process.hrtime.bigint();
+      const inner = verdict.onDone;
+      const onDone = (out: StatementOutcome): void => {
+        inner?.(out);
+        const affected = out.tags.map(rowsOfTag).filter((n): n is number => n !== null);
+        audit.record('statement.end', {
+          session: s.id,
+          identity: s.identity.name,
+          begin_seq: seq,
+          tags: out.tags.length > 0 ? [...out.tags] : undefined,
+          rows: out.rows,
+          affected: affected.length > 0 ? affected.reduce((a, b) => a + b, 0) : undefined,
+          duration_ms: Number(process.hrtime.bigint() - started) / 1e6,
+          sqlstate: out.error?.code,
+          error: out.error ? cap(out.error.message, 1024) : undefined,
+        });
+        if (targets.length > 0 && catalog) {
+          st.pendingDdl.push({ seq, targets, before: before ?? {} });
+          if (s.txStatus === 'I' && stmt.protocol === 'simple') flushDdl(s, st);
+        }
+      };
+      return { ...verdict, onDone };
+    };
+    return begin();
+  };
+
+  return {
+    statement,
+    sessionStart(s) {
+      stateOf(s);
+      audit.record('session.start', {
+        ...who(s),
+        groups: [...s.identity.groups],
+        client_address: s.clientAddress,
+        client_port: s.clientPort,
+        tls: s.tls,
+        application_name: s.startupParams.get('application_name'),
+        intent: Object.fromEntries(s.wardenSettings),
+      });
+    },
+    sessionEnd(s, reason) {
+      const st = stateOf(s);
+      flushDdl(s, st);
+      audit.record('session.end', {
+        ...who(s),
+        reason,
+        duration_ms: Date.now() - st.started,
+        statements: st.statements,
+        refused: st.refused,
+      });
+    },
+    loginFailed(e) {
+      audit.record('login.failed', {
+        identity: e.identity,
+        client_address: e.clientAddress,
+        database: e.database,
+        reason: e.reason,
+        tls: e.tls,
+      });
+    },
+  };
+}
