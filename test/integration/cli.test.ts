@@ -3,6 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
+import { generateKeyPairSync } from 'node:crypto';
+import { tmpdir } from 'node:os';
 import { runCli, startWardenProcess, writeTempConfig } from '../helpers/warden-process.js';
 import { baseYaml, PASSWORDS, SVC_PASSWORD, startCluster } from '../helpers/warden-env.js';
 import type { PgCluster } from '../../src/embedded/pg-cluster.js';
@@ -54,11 +56,21 @@ describe('configuration errors', () => {
     expect(r.err).toMatch(/warden\.yaml does not exist/);
   });
 
-  it('keys whose enforcement is not built yet refuse to start instead of failing open', async () => {
-    const file = writeTempConfig(minimal('audit:\n  store: jsonl:./audit.jsonl\n'));
+  it('an audit store that cannot be opened refuses to start (nothing would be recorded)', async () => {
+    const file = writeTempConfig(minimal('audit:\n  store: jsonl:/nonexistent-dir-for-warden/audit.jsonl\n'));
     const r = await runCli(['start', '--config', file], ENV);
     expect(r.code).toBe(2);
-    expect(r.err).toMatch(/audit: .*not implemented.*refusing to start/);
+    expect(r.err).toMatch(/audit: .*nonexistent-dir-for-warden/);
+  });
+
+  it('an audit signing key that is not Ed25519 refuses to start', async () => {
+    const dir = fs.mkdtempSync(path.join(tmpdir(), 'warden-key-'));
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 1024 });
+    fs.writeFileSync(path.join(dir, 'k.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    const file = writeTempConfig(minimal(`audit:\n  store: jsonl:${dir}/a.jsonl\n  signing_key: ${dir}/k.pem\n`));
+    const r = await runCli(['start', '--config', file], ENV);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/signing_key: .*k\.pem is a rsa key; an Ed25519 key is required/);
   });
 });
 
