@@ -9,6 +9,7 @@ import type { SessionHooks, StatementOutcome, Verdict } from './proxy/hooks.js';
 import { initSqlParser } from './sql/index.js';
 import { createStatementPolicy, type StatementPolicy } from './governance/statement-policy.js';
 import { startAdmin, type AdminServer } from './admin/server.js';
+import { createAdminAuthenticator } from './admin/auth.js';
 import type { LoginRateLimitOptions } from './auth/rate-limit.js';
 import { defaultInstanceName, openAuditLog, type AuditLog } from './audit/log.js';
 import { createStatementAuditor } from './governance/statement-audit.js';
@@ -144,6 +145,12 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
           analysisCache: () => policy.cache.stats(),
         },
         o.log,
+        {
+          audit,
+          auth: createAdminAuthenticator(o.config.identities, {
+            loginFailed: (e) => audit?.record('login.failed', { identity: e.identity, client_address: e.clientAddress, reason: e.reason, channel: 'admin-api' }),
+          }),
+        },
       );
     } catch (err) {
       await proxy.close();

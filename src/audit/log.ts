@@ -126,6 +126,11 @@ export class AuditLog {
     return this.#chain.head;
   }
 
+  /** The public half of the checkpoint signing key, when there is one. */
+  get publicKey(): KeyObject | undefined {
+    return this.#o.signingKey ? crypto.createPublicKey(this.#o.signingKey) : undefined;
+  }
+
   /**
    * Write-ahead: resolves with the record's seq once it is durable. In `block`
    * mode rejects with {@link AuditUnavailableError} when it cannot be written;

@@ -25,6 +25,7 @@ export {
 export {
   SCRAM_DEFAULT_ITERATIONS,
   SCRAM_DEFAULT_SALT_LEN,
+  checkScramPassword,
   formatScramVerifier,
   makeScramVerifier,
   mockScramVerifier,

@@ -110,3 +110,18 @@ export function mockScramVerifier(
     doomed: true,
   };
 }
+
+/**
+ * Whether `password` matches a stored verifier (for password logins that are
+ * not SCRAM exchanges, e.g. HTTP Basic on the admin API). Runs the full key
+ * derivation even for a mock verifier, so the time taken does not reveal
+ * whether the identity exists.
+ */
+export async function checkScramPassword(password: string, v: ScramVerifier): Promise<boolean> {
+  const salted = await new Promise<Buffer>((resolve, reject) =>
+    crypto.pbkdf2(scramPasswordBytes(password), v.salt, v.iterations, SCRAM_KEY_LEN, 'sha256', (err, key) => (err ? reject(err) : resolve(key))),
+  );
+  const storedKey = sha256(hmacSha256(salted, 'Client Key'));
+  const same = crypto.timingSafeEqual(storedKey, v.storedKey);
+  return same && !v.doomed;
+}

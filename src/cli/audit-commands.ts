@@ -13,7 +13,8 @@ import { parseStore, parseDuration } from '../config/schema.js';
 import type { StoreConfig } from '../config/types.js';
 import { openAuditStore } from '../audit/open.js';
 import type { AuditQuery, AuditStore } from '../audit/store.js';
-import { chainVerifier, keyIdOf, type AuditRecord, type Checkpoint, type ChainHead, type VerifyReport } from '../audit/chain.js';
+import { keyIdOf, type AuditRecord, type Checkpoint } from '../audit/chain.js';
+import { verifyStore } from '../audit/verify-store.js';
 import { csvHeader, formatRecordLine, toCsvRow } from '../audit/format.js';
 import { CliError, configOption, load, out } from './common.js';
 
@@ -91,50 +92,6 @@ function readCheckpointFile(file: string): Checkpoint[] {
         throw new CliError(`${file}: line ${i + 1} is not JSON`, 2);
       }
     });
-}
-
-/**
- * Where verification of an instance's chain starts: at GENESIS, or after the
- * records a retention run pruned, as the `audit.pruned` record in the chain
- * (itself covered by the chain) says.
- */
-async function startOf(store: AuditStore, instance: string): Promise<ChainHead | undefined> {
-  let first: AuditRecord | undefined;
-  for await (const r of store.chain(instance)) {
-    first = r;
-    break;
-  }
-  if (!first || first.seq <= 1) return undefined;
-  for await (const p of store.query({ instance, types: ['audit.pruned'] })) {
-    const d = p.data as { through_seq?: unknown; through_hash?: unknown };
-    if (d.through_seq === first.seq - 1 && d.through_hash === first.prev) return { seq: first.seq - 1, hash: first.prev };
-  }
-  return undefined;
-}
-
-export interface InstanceVerification {
-  instance: string;
-  report: VerifyReport;
-  checkpoints: number;
-  startAfter?: ChainHead;
-}
-
-export async function verifyStore(
-  store: AuditStore,
-  o: { instance?: string; checkpoints?: Checkpoint[]; publicKey?: KeyObject },
-): Promise<InstanceVerification[]> {
-  const fromFile = o.checkpoints ?? [];
-  const instances = o.instance ? [o.instance] : [...new Set([...(await store.instances()), ...fromFile.map((c) => c.instance)])].sort();
-  const results: InstanceVerification[] = [];
-  for (const instance of instances) {
-    const stored = await store.checkpoints(instance);
-    const all = [...stored, ...fromFile.filter((c) => c.instance === instance)];
-    const startAfter = await startOf(store, instance);
-    const v = chainVerifier({ instance, checkpoints: all, publicKey: o.publicKey, startAfter });
-    for await (const r of store.chain(instance)) v.push(r);
-    results.push({ instance, report: v.finish(), checkpoints: all.length, startAfter });
-  }
-  return results;
 }
 
 export function registerAuditCommands(program: Command): void {

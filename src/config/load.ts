@@ -451,7 +451,14 @@ function normalize(raw: RawConfig, ctx: Context): WardenConfig {
       webhook: raw.approvals.webhook,
     }),
   };
-  if (raw.admin) config.admin = { host: raw.admin.host, port: raw.admin.port };
+  if (raw.admin) {
+    config.admin = stripUndefined({
+      host: raw.admin.host,
+      port: raw.admin.port,
+      auditors: raw.admin.auditors,
+      tls: raw.admin.tls ? { cert: resolvePath(ctx, raw.admin.tls.cert), key: resolvePath(ctx, raw.admin.tls.key) } : undefined,
+    });
+  }
   if (raw.state) config.state = { store: normalizeStore(ctx, raw.state.store) };
   if (raw.audit) {
     config.audit = stripUndefined({

@@ -442,6 +442,9 @@ const ListenSchema = strictObject({
 const AdminSchema = strictObject({
   host: nonEmpty.default(DEFAULT_ADMIN_HOST),
   port: port.default(DEFAULT_ADMIN_PORT),
+  /** Groups whose members may read the audit log through the API. */
+  auditors: z.array(nonEmpty).default([]),
+  tls: strictObject({ cert: nonEmpty, key: nonEmpty }).optional(),
 });
 
 const upstreamUrl = z.string().superRefine((v, ctx) => {

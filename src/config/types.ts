@@ -31,6 +31,10 @@ export interface ListenConfig {
 export interface AdminConfig {
   host: string;
   port: number;
+  /** Groups whose members may read the audit log through the admin API. */
+  auditors: string[];
+  /** Serve HTTPS with this certificate and key (absolute paths). */
+  tls?: { cert: string; key: string };
 }
 
 export interface UpstreamConfig {

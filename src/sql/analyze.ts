@@ -20,7 +20,7 @@ import { functionEffect, SEQUENCE_FUNCTIONS } from './functions.js';
 import { parseStatements, scanTokens, sliceBytes, type ParseNode } from './parser.js';
 import { extractPlpgsql } from './plpgsql.js';
 import {
-  creationSchema,
+  creationCandidates,
   parseQualifiedName,
   parseSearchPath,
   qualifiedRelation,
@@ -1480,8 +1480,13 @@ function analyzeNode(stmt: Obj, b: Builder, text: string): void {
       b.kind = 'create';
       const rv = unwrapAs(n['relation'], 'RangeVar');
       if (rv && typeof rv['relname'] === 'string' && typeof rv['schemaname'] !== 'string' && rv['relpersistence'] !== 't') {
-        const s = creationSchema(b.env.searchPath, b.env.user);
-        b.addWrite(s ? qualifiedRelation(s, rv['relname']) : resolveUnqualified(rv['relname'], b.env.searchPath, b.env.user));
+        // The first existing schema of the path gets it: every one of them is a candidate.
+        const cands = creationCandidates(b.env.searchPath, b.env.user);
+        b.addWrite(
+          cands && cands.length > 0
+            ? { ...qualifiedRelation(cands[0]!, rv['relname']), qualified: false, candidates: cands }
+            : resolveUnqualified(rv['relname'], b.env.searchPath, b.env.user),
+        );
         const rest: Obj = { ...n };
         delete rest['relation'];
         walkDdl(rest, b);

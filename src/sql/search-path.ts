@@ -170,6 +170,22 @@ export function creationSchema(path: readonly string[] | null, user?: string): s
   return null;
 }
 
+/**
+ * Every schema an unqualified CREATE could put its object in: PostgreSQL takes
+ * the first schema of the path that exists, and which exist is not known here
+ * (`$user` often does not). `null` when the path is unknown.
+ */
+export function creationCandidates(path: readonly string[] | null, user?: string): string[] | null {
+  if (path === null) return null;
+  const out: string[] = [];
+  for (const raw of path) {
+    const s = raw === '$user' ? user : raw;
+    if (!s || s === 'pg_catalog' || isTempSchema(s) || out.includes(s)) continue;
+    out.push(s);
+  }
+  return out;
+}
+
 /** Resolves a relation given as name parts (`[table]`, `[schema, table]`, `[db, schema, table]`). */
 export function resolveNameParts(parts: readonly string[], path: readonly string[] | null, user?: string): RelationRef {
   if (parts.length >= 2) return qualifiedRelation(parts[parts.length - 2]!, parts[parts.length - 1]!);

@@ -30,6 +30,7 @@ rules:
     match: { statement: [drop] }
     action: deny
     reason: Destructive DDL is not run through Warden
+admin: { host: 127.0.0.1, port: 0, auditors: [analysts] }
 audit:
   store: sqlite:${dbFile}
   instance: wire-test
@@ -162,6 +163,43 @@ describe('audit on the wire', () => {
     expect(report.records).toBeGreaterThan(10);
     const first = (await records(reader, { instance: 'wire-test', limit: 2 })).map((r) => r.type);
     expect(first).toEqual(['warden.start', 'config.loaded']);
+  });
+
+  it('serves the audit log to auditors on the admin API, authenticated', async () => {
+    const base = `http://127.0.0.1:${env.warden.admin!.port}/api/v1`;
+    const basic = (user: string, pw: string) => ({ authorization: `Basic ${Buffer.from(`${user}:${pw}`).toString('base64')}` });
+    const anon = await fetch(`${base}/audit/records`);
+    expect(anon.status).toBe(401);
+    expect(anon.headers.get('www-authenticate')).toMatch(/^Basic/);
+    const wrong = await fetch(`${base}/audit/records`, { headers: basic('alice', 'not-her-password') });
+    expect(wrong.status).toBe(401);
+    const notAuditor = await fetch(`${base}/audit/records`, { headers: basic('bob', PASSWORDS.bob) });
+    expect(notAuditor.status).toBe(403);
+    expect(((await notAuditor.json()) as { error: string }).error).toMatch(/admin\.auditors/);
+
+    const res = await fetch(`${base}/audit/records?identity=bob&type=statement.begin&table=public.gadgets&order=asc`, { headers: basic('alice', PASSWORDS.alice) });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { records: { type: string; data: { identity: string; sql: string } }[] };
+    expect(body.records.length).toBeGreaterThanOrEqual(3);
+    expect(body.records[0].data.sql).toBe('CREATE TABLE gadgets (id int)');
+    for (const r of body.records) expect(r).toMatchObject({ type: 'statement.begin', data: { identity: 'bob' } });
+    const bad = await fetch(`${base}/audit/records?limit=0`, { headers: basic('alice', PASSWORDS.alice) });
+    expect(bad.status).toBe(400);
+    const verify = (await (await fetch(`${base}/audit/verify`, { headers: basic('alice', PASSWORDS.alice) })).json()) as { ok: boolean };
+    expect(verify.ok).toBe(true);
+    const cps = (await (await fetch(`${base}/audit/checkpoints`, { headers: basic('alice', PASSWORDS.alice) })).json()) as { checkpoints: unknown[] };
+    expect(cps.checkpoints.length).toBeGreaterThan(0);
+    // The failed API login is an audit event too, without the password.
+    const fails = await waitFor(async () => {
+      const e = await records(reader, { types: ['login.failed'] });
+      const api = e.filter((x) => x.data.channel === 'admin-api');
+      return api.length > 0 ? api : undefined;
+    }, 'admin login.failed');
+    expect(fails[0].data.identity).toBe('alice');
+    expect(JSON.stringify(fails)).not.toContain('not-her-password');
+    const metrics = await (await fetch(`http://127.0.0.1:${env.warden.admin!.port}/metrics`)).text();
+    expect(metrics).toMatch(/^warden_audit_healthy 1$/m);
+    expect(Number(/^warden_audit_records_written_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(10);
   });
 
   it('refuses statements with 58030 while the store cannot be written, and recovers', async () => {

@@ -184,3 +184,39 @@ describe('helpers', () => {
     expect(normalizeSql("SELECT * FROM t WHERE a = 'x'")).toBe('SELECT * FROM t WHERE a = $1');
   });
 });
+
+describe('unqualified CREATE', () => {
+  it('counts every schema of the path as where the object may go ("$user" often does not exist)', () => {
+    const a = analyzeSql('CREATE TABLE gadgets (id int)', { searchPath: ['$user', 'public'], user: 'svc' });
+    if (!a.ok) throw new Error(a.error);
+    const w = a.statements[0].writes[0];
+    expect(w.qualified).toBe(false);
+    expect(w.candidates).toEqual(['svc', 'public']);
+    expect(w.schema).toBe('svc');
+  });
+
+  it('a rule on public.* tables matches an unqualified CREATE TABLE', async () => {
+    const { decide, policyFromConfig } = await import('../../src/policy/index.js');
+    const { parseConfig } = await import('../../src/config/load.js');
+    const config = parseConfig(
+      `version: 1
+listen: { host: 127.0.0.1, port: 6432 }
+databases: { app: { upstream: "postgres://u:p@127.0.0.1:5432/app" } }
+identities: [{ name: a, kind: human, password: pw }]
+rules:
+  - name: no-public-ddl
+    match: { statement: [ddl], tables: ["public.*"] }
+    action: deny
+`,
+      '/tmp/x.yaml',
+      {},
+    );
+    const analysis = analyzeSql('CREATE TABLE gadgets (id int)', { searchPath: ['$user', 'public'], user: 'svc' });
+    const d = decide(
+      { identity: { name: 'a', kind: 'human', groups: [] }, session: { database: 'app', clientAddress: '127.0.0.1', intent: {}, now: new Date() }, analysis },
+      policyFromConfig(config),
+    );
+    expect(d.action).toBe('deny');
+    expect(d.decisive).toBe('no-public-ddl');
+  });
+});
