@@ -124,12 +124,19 @@ const targets = [
       { name: 'mask-pii-except-dba', match: { not: { groups: ['dba'] } }, action: 'mask' },
     ],
   }),
+  // The audit log on (sqlite, the default store): every statement's record is durable (fsync'd
+  // by the writer thread, group-committed) before the statement is forwarded. Compare with
+  // `warden` (audit off) as ratios to direct.
+  wardenTarget('warden_audit', 'Warden with the audit log (sqlite, write-ahead, on_failure: block)', (ctx) => ({
+    audit: { store: `sqlite:${path.join(ctx.dir, 'audit.db')}`, on_failure: 'block' },
+  })),
+  // The same with the JSONL store (one write + fdatasync per group commit).
+  wardenTarget('warden_audit_jsonl', 'Warden with the audit log (jsonl)', (ctx) => ({
+    audit: { store: `jsonl:${path.join(ctx.dir, 'audit.jsonl')}`, on_failure: 'block' },
+  })),
   // More Warden configurations are added like this; the fragment is deep-merged into the base
   // warden.yaml (objects merge, arrays and scalars replace). It may also be a function
-  // (ctx) => fragment, e.g. to put an audit file in ctx.dir:
-  // wardenTarget('warden_audit', 'Warden with a JSONL audit', (ctx) => ({
-  //   audit: { store: `jsonl:${path.join(ctx.dir, 'audit.jsonl')}`, on_failure: 'block' },
-  // })),
+  // (ctx) => fragment, with ctx.dir a private temp dir.
 ];
 
 /* ------------------------------------------------------------------------------------------ */

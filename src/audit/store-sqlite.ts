@@ -78,6 +78,15 @@ class SqliteAuditStore implements AuditStore {
 
   append(records: readonly AuditRecord[]): Promise<void> {
     if (this.#closed) return Promise.reject(new Error(`${this.description}: store is closed`));
+    // An in-memory database exists only on its own connection: write on this thread.
+    if (this.file === ':memory:') {
+      try {
+        this.reader.append(records);
+        return Promise.resolve();
+      } catch (err) {
+        return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      }
+    }
     if (!this.#worker) {
       if (this.reader.db.readonly) return Promise.reject(new Error(`${this.description}: opened read-only`));
       this.#startWorker();
@@ -138,7 +147,7 @@ export async function openSqliteStore(file: string, opts: { readOnly?: boolean }
   } catch (err) {
     throw new Error(`sqlite:${file}: ${(err as Error).message}`);
   }
-  return new SqliteAuditStore(file, reader, !opts.readOnly);
+  return new SqliteAuditStore(file, reader, !opts.readOnly && file !== ':memory:');
 }
 
 export { DuplicateSeqError };

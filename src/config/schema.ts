@@ -620,7 +620,19 @@ const AuditSchema = strictObject({
   checkpoint_every: z.number().int().min(1).max(10_000_000).default(1000),
   checkpoint_interval: durationSchema().optional(),
   /** Delete records older than this (e.g. 400d); absent: keep everything. */
-  retention: durationSchema().optional(),
+  retention: z
+    .unknown()
+    .transform((v, ctx) => {
+      const days = typeof v === 'string' ? /^\s*(\d{1,6})\s*d\s*$/.exec(v) : null;
+      if (days) return Number(days[1]) * 86_400_000;
+      const r = parseDuration(v);
+      if (!r.ok) {
+        ctx.addIssue({ code: 'custom', message: `${r.error}, or a number of days such as 400d` });
+        return z.NEVER;
+      }
+      return r.value;
+    })
+    .optional(),
   /** Also send every durable record to these sinks (best effort, after the store). */
   stream: z.array(AuditStreamSchema).default([]),
 });
