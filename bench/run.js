@@ -130,7 +130,15 @@ const targets = [
   wardenTarget('warden_audit', 'Warden with the audit log (sqlite, write-ahead, on_failure: block)', (ctx) => ({
     audit: { store: `sqlite:${path.join(ctx.dir, 'audit.db')}`, on_failure: 'block' },
   })),
-  // The same with the JSONL store (one write + fdatasync per group commit).
+  // The same with `durability: os`: records reach the OS before statements run (survive a crash
+  // of Warden, like kill -9) but are not fsync'd per group commit.
+  wardenTarget('warden_audit_os', 'Warden with the audit log (sqlite, durability: os)', (ctx) => ({
+    audit: { store: `sqlite:${path.join(ctx.dir, 'audit.db')}`, on_failure: 'block', durability: 'os' },
+  })),
+  wardenTarget('warden_audit_jsonl_os', 'Warden with the audit log (jsonl, durability: os)', (ctx) => ({
+    audit: { store: `jsonl:${path.join(ctx.dir, 'audit.jsonl')}`, on_failure: 'block', durability: 'os' },
+  })),
+  // The JSONL store (one write + fdatasync per group commit).
   wardenTarget('warden_audit_jsonl', 'Warden with the audit log (jsonl)', (ctx) => ({
     audit: { store: `jsonl:${path.join(ctx.dir, 'audit.jsonl')}`, on_failure: 'block' },
   })),

@@ -26,7 +26,56 @@ export type JsonValue = JsonPrimitive | JsonValue[] | { [key: string]: JsonValue
 
 /** Encodes `value` as canonical JSON (see module docs). Throws `TypeError` on non-JSON input. */
 export function canonicalJson(value: JsonValue): string {
-  return encode(value, '$', []);
+  // The fast encoder builds no error paths; on any problem the careful one
+  // (below) runs again to throw with the offending path.
+  try {
+    return fast(value, 0);
+  } catch {
+    return encode(value, '$', []);
+  }
+}
+
+/** Depth beyond which a structure is taken as cyclic by the fast path. */
+const MAX_FAST_DEPTH = 64;
+
+function fast(value: unknown, depth: number): string {
+  if (value === null) return 'null';
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value);
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'number':
+      if (!Number.isFinite(value)) throw new TypeError('non-finite');
+      return JSON.stringify(value);
+    case 'object':
+      break;
+    default:
+      throw new TypeError('unsupported');
+  }
+  if (depth > MAX_FAST_DEPTH) throw new TypeError('too deep');
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      if (item === undefined) throw new TypeError('undefined element');
+      out += (i === 0 ? '' : ',') + fast(item, depth + 1);
+    }
+    return out + ']';
+  }
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) throw new TypeError('unsupported object');
+  const record = value as Record<string, unknown>;
+  const keys = Object.keys(record).sort();
+  let out = '{';
+  let first = true;
+  for (const key of keys) {
+    const member = record[key];
+    if (member === undefined) continue;
+    out += (first ? '' : ',') + JSON.stringify(key) + ':' + fast(member, depth + 1);
+    first = false;
+  }
+  return out + '}';
 }
 
 function encode(value: unknown, path: string, stack: object[]): string {

@@ -198,19 +198,25 @@ export class ChainWriter {
    */
   append(type: string, data: Record<string, JsonValue | undefined>, ts: Date = new Date()): AuditRecord {
     if (typeof type !== 'string' || type === '') throw new TypeError('ChainWriter: type must be a non-empty string');
-    const copy = JSON.parse(canonicalJson(data)) as unknown;
+    const dataJson = canonicalJson(data);
+    const copy = JSON.parse(dataJson) as unknown;
     if (copy === null || typeof copy !== 'object' || Array.isArray(copy)) {
       throw new TypeError('ChainWriter: data must be a plain object');
     }
-    const body: Omit<AuditRecord, 'hash'> = {
-      seq: this.#seq + 1,
-      ts: ts.toISOString(),
+    const seq = this.#seq + 1;
+    const tsText = ts.toISOString();
+    // canonicalJson({ seq, ts, instance, type, data, prev }) with the data already encoded:
+    // members in sorted key order (data, instance, prev, seq, ts, type).
+    const canonical = `{"data":${dataJson},"instance":${JSON.stringify(this.instance)},"prev":${JSON.stringify(this.#hash)},"seq":${seq},"ts":${JSON.stringify(tsText)},"type":${JSON.stringify(type)}}`;
+    const record: AuditRecord = {
+      seq,
+      ts: tsText,
       instance: this.instance,
       type,
       data: copy as Record<string, JsonValue>,
       prev: this.#hash,
+      hash: sha256Hex(canonical),
     };
-    const record: AuditRecord = { ...body, hash: hashRecord(body) };
     this.#seq = record.seq;
     this.#hash = record.hash;
     return record;

@@ -34,6 +34,8 @@ import { createSinks } from './sinks.js';
 
 /** Records kept in memory while the store fails. */
 export const MAX_BACKLOG = 100_000;
+/** Records nobody waits for are written at the latest this long after they arrive. */
+const LAZY_FLUSH_MS = 20;
 /** A write that takes longer than this fails (the store is considered unavailable). */
 const WRITE_TIMEOUT_MS = 10_000;
 
@@ -86,6 +88,7 @@ export class AuditLog {
   #queue: Entry[] = [];
   #writing: Promise<void> | null = null;
   #retryTimer: NodeJS.Timeout | null = null;
+  #lazyTimer: NodeJS.Timeout | null = null;
   #backoffMs = 0;
   #closed = false;
   #lostPending = 0;
@@ -166,12 +169,28 @@ export class AuditLog {
       this.#o.log.error({ dropped: dropped.length }, 'audit backlog full: records dropped');
     }
     this.stats.backlog = this.#queue.length;
-    // A waiting write-ahead record does not wait for the backoff.
-    if (e.gate && this.#retryTimer) {
+    // A waiting write-ahead record does not wait for the backoff, nor for the lazy flush.
+    const urgent = e.gate || e.resolve !== undefined;
+    if (urgent && this.#retryTimer) {
       clearTimeout(this.#retryTimer);
       this.#retryTimer = null;
     }
-    if (!this.#writing && !this.#retryTimer) this.#writing = this.#drain();
+    if (urgent && this.#lazyTimer) {
+      clearTimeout(this.#lazyTimer);
+      this.#lazyTimer = null;
+    }
+    if (this.#writing || this.#retryTimer) return;
+    if (urgent) {
+      this.#writing = this.#drain();
+    } else if (!this.#lazyTimer) {
+      // Nobody waits for this record: let it ride with the next write-ahead record's
+      // commit (one commit instead of two), or go on its own shortly.
+      this.#lazyTimer = setTimeout(() => {
+        this.#lazyTimer = null;
+        if (!this.#writing && !this.#retryTimer && this.#queue.length > 0) this.#writing = this.#drain();
+      }, LAZY_FLUSH_MS);
+      this.#lazyTimer.unref();
+    }
   }
 
   async #drain(): Promise<void> {
@@ -256,6 +275,11 @@ export class AuditLog {
 
   /** Waits until everything queued so far was written (or failed). */
   async flush(): Promise<void> {
+    if (this.#lazyTimer) {
+      clearTimeout(this.#lazyTimer);
+      this.#lazyTimer = null;
+      if (!this.#writing && !this.#retryTimer && this.#queue.length > 0) this.#writing = this.#drain();
+    }
     while (this.#writing) await this.#writing;
   }
 
@@ -349,7 +373,7 @@ export function defaultInstanceName(port: number): string {
 /** Opens the configured store and the log on it. */
 export async function openAuditLog(cfg: AuditConfig, o: { instance: string; log: Logger }): Promise<AuditLog> {
   const signingKey = cfg.signingKey ? loadSigningKey(cfg.signingKey) : undefined;
-  const store = await openAuditStore(cfg.store);
+  const store = await openAuditStore(cfg.store, { durability: cfg.durability });
   try {
     return await AuditLog.open({
       store,

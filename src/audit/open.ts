@@ -2,7 +2,7 @@
 import type { StoreConfig } from '../config/types.js';
 import type { AuditStore } from './store.js';
 
-export async function openAuditStore(cfg: StoreConfig, opts: { readOnly?: boolean } = {}): Promise<AuditStore> {
+export async function openAuditStore(cfg: StoreConfig, opts: { readOnly?: boolean; durability?: 'fsync' | 'os' } = {}): Promise<AuditStore> {
   switch (cfg.kind) {
     case 'sqlite': {
       const { openSqliteStore } = await import('./store-sqlite.js');

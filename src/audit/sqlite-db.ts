@@ -28,9 +28,8 @@ CREATE TABLE IF NOT EXISTS records (
   PRIMARY KEY (instance, seq)
 );
 CREATE INDEX IF NOT EXISTS records_ts ON records (ts);
-CREATE INDEX IF NOT EXISTS records_identity ON records (identity, ts);
-CREATE INDEX IF NOT EXISTS records_session ON records (session, seq);
-CREATE INDEX IF NOT EXISTS records_type ON records (type, ts);
+CREATE INDEX IF NOT EXISTS records_identity ON records (identity, ts) WHERE identity IS NOT NULL;
+CREATE INDEX IF NOT EXISTS records_session ON records (session, seq) WHERE session IS NOT NULL;
 CREATE TABLE IF NOT EXISTS terms (
   kind TEXT NOT NULL,
   value TEXT NOT NULL,
@@ -71,6 +70,38 @@ function toRecord(r: RecordRow): AuditRecord {
   return { seq: r.seq, ts: r.ts, instance: r.instance, type: r.type, data, prev: r.prev, hash: r.hash };
 }
 
+/** A record as stored: data as JSON text and its index terms, ready to insert (cheap to post to a worker). */
+export interface StoredRow {
+  instance: string;
+  seq: number;
+  ts: string;
+  type: string;
+  data: string;
+  prev: string;
+  hash: string;
+  identity: string | null;
+  session: string | null;
+  tables: string[];
+  actions: string[];
+}
+
+export function toStoredRow(r: AuditRecord): StoredRow {
+  const t = indexTermsOf(r);
+  return {
+    instance: r.instance,
+    seq: r.seq,
+    ts: r.ts,
+    type: r.type,
+    data: JSON.stringify(r.data),
+    prev: r.prev,
+    hash: r.hash,
+    identity: t.identity ?? null,
+    session: t.session ?? null,
+    tables: t.tables,
+    actions: t.actions,
+  };
+}
+
 export class DuplicateSeqError extends Error {
   constructor(instance: string, seq: number) {
     super(
@@ -84,18 +115,19 @@ export class SqliteAuditDb {
   readonly db: Database.Database;
   readonly #insert: Database.Statement;
   readonly #term: Database.Statement;
-  readonly #appendTx: (records: readonly AuditRecord[]) => void;
+  readonly #appendTx: (rows: readonly StoredRow[]) => void;
 
   constructor(
     readonly path: string,
-    opts: { readOnly?: boolean } = {},
+    opts: { readOnly?: boolean; durability?: 'fsync' | 'os' } = {},
   ) {
     this.db = new Database(path, opts.readOnly ? { readonly: true, fileMustExist: true } : {});
     this.db.pragma('busy_timeout = 5000');
     if (!opts.readOnly) {
       this.db.pragma('journal_mode = WAL');
       // FULL: a commit is fsync'd to the WAL before it is acknowledged (power-loss safe).
-      this.db.pragma('synchronous = FULL');
+      // NORMAL (durability: os): written to the OS, fsync'd at checkpoints (survives a process crash).
+      this.db.pragma(opts.durability === 'os' ? 'synchronous = NORMAL' : 'synchronous = FULL');
       this.db.exec(SCHEMA);
       this.db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
     }
@@ -105,24 +137,27 @@ export class SqliteAuditDb {
       'INSERT INTO records (instance, seq, ts, type, data, prev, hash, identity, session) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
     this.#term = this.db.prepare('INSERT OR IGNORE INTO terms (kind, value, instance, seq) VALUES (?, ?, ?, ?)');
-    this.#appendTx = this.db.transaction((records: readonly AuditRecord[]) => {
-      for (const r of records) {
-        const t = indexTermsOf(r);
+    this.#appendTx = this.db.transaction((rows: readonly StoredRow[]) => {
+      for (const r of rows) {
         try {
-          this.#insert.run(r.instance, r.seq, r.ts, r.type, JSON.stringify(r.data), r.prev, r.hash, t.identity ?? null, t.session ?? null);
+          this.#insert.run(r.instance, r.seq, r.ts, r.type, r.data, r.prev, r.hash, r.identity, r.session);
         } catch (err) {
           if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new DuplicateSeqError(r.instance, r.seq);
           throw err;
         }
-        for (const v of t.tables) this.#term.run('table', v, r.instance, r.seq);
-        for (const v of t.actions) this.#term.run('action', v, r.instance, r.seq);
+        for (const v of r.tables) this.#term.run('table', v, r.instance, r.seq);
+        for (const v of r.actions) this.#term.run('action', v, r.instance, r.seq);
       }
     });
   }
 
   /** Atomically and durably stores a batch. */
   append(records: readonly AuditRecord[]): void {
-    if (records.length > 0) this.#appendTx(records);
+    this.appendRows(records.map(toStoredRow));
+  }
+
+  appendRows(rows: readonly StoredRow[]): void {
+    if (rows.length > 0) this.#appendTx(rows);
   }
 
   head(instance: string): ChainHead | null {
@@ -154,15 +189,24 @@ export class SqliteAuditDb {
       });
       where.push(`(${ors.join(' OR ')})`);
     }
-    if (q.identity !== undefined) (where.push('r.identity = ?'), args.push(q.identity));
-    if (q.session !== undefined) (where.push('r.session = ?'), args.push(q.session));
-    for (const [kind, value] of [
-      ['table', q.table],
-      ['action', q.action],
-    ] as const) {
-      if (value === undefined) continue;
-      where.push('EXISTS (SELECT 1 FROM terms t WHERE t.kind = ? AND t.value = ? AND t.instance = r.instance AND t.seq = r.seq)');
-      args.push(kind, value.toLowerCase());
+    if (q.identity !== undefined) (where.push('r.identity IS NOT NULL AND r.identity = ?'), args.push(q.identity));
+    if (q.session !== undefined) (where.push('r.session IS NOT NULL AND r.session = ?'), args.push(q.session));
+    if (q.table !== undefined) {
+      const t = q.table.toLowerCase();
+      if (t.includes('.')) {
+        where.push("EXISTS (SELECT 1 FROM terms t WHERE t.kind = 'table' AND t.value = ? AND t.instance = r.instance AND t.seq = r.seq)");
+        args.push(t);
+      } else {
+        // A bare table name: in any schema.
+        where.push(
+          "EXISTS (SELECT 1 FROM terms t WHERE t.kind = 'table' AND (t.value = ? OR t.value LIKE ? ESCAPE '\\') AND t.instance = r.instance AND t.seq = r.seq)",
+        );
+        args.push(t, `%.${t.replace(/[\\%_]/g, (c) => `\\${c}`)}`);
+      }
+    }
+    if (q.action !== undefined) {
+      where.push("EXISTS (SELECT 1 FROM terms t WHERE t.kind = 'action' AND t.value = ? AND t.instance = r.instance AND t.seq = r.seq)");
+      args.push(q.action.toLowerCase());
     }
     const dir = q.descending ? 'DESC' : 'ASC';
     const order = q.instance !== undefined ? `r.seq ${dir}` : `r.ts ${dir}, r.instance ${dir}, r.seq ${dir}`;

@@ -27,6 +27,8 @@ import { type AuditQuery, type AuditStore, matchesQuery, normalizeTime } from '.
 export interface JsonlStoreOptions {
   /** Open for reading only (CLI verify / search / export): no file is created, repaired or written. */
   readOnly?: boolean;
+  /** `os`: do not fdatasync each batch (survives a crash of Warden, not of the machine). */
+  durability?: 'fsync' | 'os';
 }
 
 /**
@@ -34,7 +36,9 @@ export interface JsonlStoreOptions {
  * Rejects when the directory does not exist, or (read-only) the file does not.
  */
 export async function openJsonlStore(path: string, opts: JsonlStoreOptions = {}): Promise<AuditStore> {
-  return JsonlStore.open(nodePath.resolve(path), opts.readOnly === true);
+  const store = await JsonlStore.open(nodePath.resolve(path), opts.readOnly === true);
+  store.fsync = opts.durability !== 'os';
+  return store;
 }
 
 const NL = 0x0a;
@@ -55,6 +59,8 @@ class JsonlStore implements AuditStore {
   /** Serializes appends, checkpoint writes, prunes and close. */
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
+  /** fdatasync each appended batch before acknowledging it. */
+  fsync = true;
 
   private constructor(file: string, readOnly: boolean, handle: FileHandle | null, size: number) {
     this.#file = file;
@@ -130,7 +136,7 @@ class JsonlStore implements AuditStore {
       const buf = Buffer.from(text, 'utf8');
       try {
         await writeAll(handle, buf);
-        await handle.datasync();
+        if (this.fsync) await handle.datasync();
       } catch (err) {
         // Do not leave a torn line for the next batch to be glued onto.
         await handle.truncate(this.#size).catch(() => undefined);

@@ -23,6 +23,8 @@ export interface PostgresStoreOptions {
   readOnly?: boolean;
   /** Schema holding the tables; default `warden_audit`. */
   schema?: string;
+  /** `os`: commit appends with synchronous_commit = off (a server crash may lose the last ones). */
+  durability?: 'fsync' | 'os';
 }
 
 const PAGE = 1000;
@@ -35,6 +37,7 @@ export async function openPostgresStore(url: string, opts: PostgresStoreOptions 
     throw new Error(`postgres audit store ${conn.description}: invalid schema name ${JSON.stringify(schema)}`);
   }
   const store = new PostgresStore(url, conn, schema, opts.readOnly === true);
+  store.asyncCommit = opts.durability === 'os';
   try {
     await store.init();
   } catch (err) {
@@ -174,6 +177,8 @@ class PostgresStore implements AuditStore {
   /** Quoted schema name, for SQL. */
   readonly #s: string;
   readonly #readOnly: boolean;
+  /** Commit appends without waiting for the WAL flush (durability: os). */
+  asyncCommit = false;
   readonly #pool: pg.Pool;
   #writer: pg.Client | null = null;
   #writerBroken = false;
@@ -291,6 +296,7 @@ class PostgresStore implements AuditStore {
       }
       try {
         await c.query('BEGIN');
+        if (this.asyncCommit) await c.query('SET LOCAL synchronous_commit = off');
         await c.query(
           `INSERT INTO ${this.#s}.records (instance, seq, ts, type, data, prev, hash, identity, session)
            SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])`,
@@ -340,10 +346,15 @@ class PostgresStore implements AuditStore {
     }
     if (q.identity !== undefined) where.push(`r.identity = ${p(q.identity)}`);
     if (q.session !== undefined) where.push(`r.session = ${p(q.session)}`);
-    for (const [kind, value] of [['table', q.table], ['action', q.action]] as const) {
-      if (value === undefined) continue;
+    if (q.table !== undefined) {
+      const t = q.table.toLowerCase();
+      // A bare table name matches it in any schema.
+      const match = t.includes('.') ? `t.value = ${p(t)}` : `(t.value = ${p(t)} OR t.value LIKE ${p(`%.${t.replace(/[\\%_]/g, (ch) => `\\${ch}`)}`)})`;
+      where.push(`EXISTS (SELECT 1 FROM ${this.#s}.terms t WHERE t.kind = 'table' AND ${match} AND t.instance = r.instance AND t.seq = r.seq)`);
+    }
+    if (q.action !== undefined) {
       where.push(
-        `EXISTS (SELECT 1 FROM ${this.#s}.terms t WHERE t.kind = ${p(kind)} AND t.value = ${p(value.toLowerCase())} AND t.instance = r.instance AND t.seq = r.seq)`,
+        `EXISTS (SELECT 1 FROM ${this.#s}.terms t WHERE t.kind = 'action' AND t.value = ${p(q.action.toLowerCase())} AND t.instance = r.instance AND t.seq = r.seq)`,
       );
     }
     const limit = q.limit === undefined ? Infinity : Math.max(0, Math.floor(q.limit));

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { AuditRecord, ChainHead, Checkpoint } from './chain.js';
-import { DuplicateSeqError, SqliteAuditDb } from './sqlite-db.js';
+import { DuplicateSeqError, SqliteAuditDb, toStoredRow } from './sqlite-db.js';
 import type { AuditQuery, AuditStore } from './store.js';
 
 /**
@@ -39,18 +39,22 @@ class SqliteAuditStore implements AuditStore {
   readonly #pending = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
   #worker: Worker | undefined;
   #closed = false;
+  /** Appends run on the calling thread (no worker). */
+  readonly inline: boolean;
 
   constructor(
     private readonly file: string,
     private readonly reader: SqliteAuditDb,
     writable: boolean,
+    private readonly durability: 'fsync' | 'os' = 'fsync',
   ) {
     this.description = `sqlite:${file}`;
-    if (writable) this.#startWorker();
+    this.inline = file === ':memory:' || durability === 'os';
+    if (writable && !this.inline) this.#startWorker();
   }
 
   #startWorker(): void {
-    const w = new Worker(workerScript(), { workerData: { path: this.file } });
+    const w = new Worker(workerScript(), { workerData: { path: this.file, durability: this.durability } });
     w.unref();
     w.on('message', (m: Reply) => {
       const p = this.#pending.get(m.id);
@@ -78,8 +82,9 @@ class SqliteAuditStore implements AuditStore {
 
   append(records: readonly AuditRecord[]): Promise<void> {
     if (this.#closed) return Promise.reject(new Error(`${this.description}: store is closed`));
-    // An in-memory database exists only on its own connection: write on this thread.
-    if (this.file === ':memory:') {
+    // An in-memory database exists only on its own connection, and without fsync a commit is
+    // cheaper than the hand-off to a thread: write on this thread.
+    if (this.inline) {
       try {
         this.reader.append(records);
         return Promise.resolve();
@@ -96,7 +101,7 @@ class SqliteAuditStore implements AuditStore {
       this.#pending.set(id, { resolve, reject });
       // Keep the process alive while a write is in flight.
       this.#worker!.ref();
-      this.#worker!.postMessage({ id, records });
+      this.#worker!.postMessage({ id, rows: records.map(toStoredRow) });
     }).finally(() => {
       if (this.#pending.size === 0) this.#worker?.unref();
     });
@@ -140,14 +145,14 @@ class SqliteAuditStore implements AuditStore {
  * Opens (creating when writable) a SQLite audit database. Errors name the file
  * (missing directory, not writable, not a Warden database).
  */
-export async function openSqliteStore(file: string, opts: { readOnly?: boolean } = {}): Promise<AuditStore> {
+export async function openSqliteStore(file: string, opts: { readOnly?: boolean; durability?: 'fsync' | 'os' } = {}): Promise<AuditStore> {
   let reader: SqliteAuditDb;
   try {
-    reader = new SqliteAuditDb(file, { readOnly: opts.readOnly });
+    reader = new SqliteAuditDb(file, { readOnly: opts.readOnly, durability: opts.durability });
   } catch (err) {
     throw new Error(`sqlite:${file}: ${(err as Error).message}`);
   }
-  return new SqliteAuditStore(file, reader, !opts.readOnly && file !== ':memory:');
+  return new SqliteAuditStore(file, reader, !opts.readOnly, opts.durability ?? 'fsync');
 }
 
 export { DuplicateSeqError };

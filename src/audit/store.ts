@@ -25,7 +25,7 @@ export interface AuditQuery {
   types?: string[];
   identity?: string;
   session?: string;
-  /** A table (`schema.table`, or `table` matching any schema) the statement read or changed. */
+  /** A table (`schema.table`, or a bare `table` matching any schema) the statement read or changed. */
   table?: string;
   /**
    * An action: a decision (`allow`, `deny`, `mask`, `approve`), a statement class
@@ -75,12 +75,7 @@ export function indexTermsOf(r: Pick<AuditRecord, 'data'>): IndexTerms {
   const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
   const list = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string' && x !== '') : []);
   const tables = new Set<string>();
-  for (const t of list(d.tables)) {
-    const lt = t.toLowerCase();
-    tables.add(lt);
-    const dot = lt.lastIndexOf('.');
-    if (dot > 0) tables.add(lt.slice(dot + 1));
-  }
+  for (const t of list(d.tables)) tables.add(t.toLowerCase());
   const actions = new Set<string>();
   const decision = d.decision as Record<string, unknown> | undefined;
   if (decision && typeof decision === 'object') {
@@ -104,7 +99,7 @@ export function matchesQuery(r: AuditRecord, q: AuditQuery): boolean {
     const terms = indexTermsOf(r);
     if (q.identity !== undefined && terms.identity !== q.identity) return false;
     if (q.session !== undefined && terms.session !== q.session) return false;
-    if (q.table !== undefined && !terms.tables.includes(q.table.toLowerCase())) return false;
+    if (q.table !== undefined && !terms.tables.some((t) => tableMatches(t, q.table!))) return false;
     if (q.action !== undefined && !terms.actions.includes(q.action.toLowerCase())) return false;
   }
   return true;
@@ -115,4 +110,14 @@ export function normalizeTime(t: string): string {
   const d = new Date(t);
   if (Number.isNaN(d.getTime())) throw new RangeError(`not a time: "${t}" (expected ISO-8601, e.g. 2026-11-27T10:00:00Z)`);
   return d.toISOString();
+}
+
+/**
+ * Whether an indexed table name matches a `table` filter: `schema.table`
+ * exactly, or a bare `table` in any schema (case-insensitive).
+ */
+export function tableMatches(indexed: string, filter: string): boolean {
+  const f = filter.toLowerCase();
+  if (indexed === f) return true;
+  return !f.includes('.') && indexed.endsWith(`.${f}`);
 }

@@ -464,6 +464,7 @@ function normalize(raw: RawConfig, ctx: Context): WardenConfig {
     config.audit = stripUndefined({
       store: normalizeStore(ctx, raw.audit.store),
       onFailure: raw.audit.on_failure,
+      durability: raw.audit.durability,
       instance: raw.audit.instance,
       signingKey: raw.audit.signing_key !== undefined ? resolvePath(ctx, raw.audit.signing_key) : undefined,
       checkpointEvery: raw.audit.checkpoint_every,

@@ -609,6 +609,7 @@ const AuditStreamSchema = z.union([
 const AuditSchema = strictObject({
   store: storeSchema(true),
   on_failure: z.enum(['block', 'continue']).default('block'),
+  durability: z.enum(['fsync', 'os']).default('fsync'),
   /** This Warden's chain name; several instances sharing a store need distinct names. */
   instance: z
     .string()

@@ -130,6 +130,12 @@ export type AuditStreamConfig = { kind: 'stdout' } | { kind: 'webhook'; url: str
 export interface AuditConfig {
   store: StoreConfig;
   onFailure: 'block' | 'continue';
+  /**
+   * `fsync` (default): a record is on stable storage before its statement runs (survives a
+   * power loss). `os`: handed to the operating system (survives a crash of Warden, not of the
+   * machine); much cheaper per statement.
+   */
+  durability: 'fsync' | 'os';
   /** Name of this Warden's hash chain (default: `<hostname>:<listen port>`). */
   instance?: string;
   /** Absolute path of the PEM Ed25519 private key that signs checkpoints. */

@@ -91,18 +91,15 @@ const findPhone: Finder = ({ text, digits }, add) => {
 };
 
 /**
- * The length of the longest prefix of `s` that ends with a digit, is followed by a non-digit
- * (a group boundary) or the end, and passes `valid`; 0 when none. Lets a greedy candidate like
- * "4242 4242 4242 4242 5" still yield its valid leading part.
+ * The length of the longest prefix of `s` that ends with a digit, is the whole of `s` or is
+ * followed by a space (a group boundary, not the middle of "4567-12" or "192.168"), and passes
+ * `valid`; 0 when none. Lets a greedy candidate like "4242 4242 4242 4242 5" still yield its
+ * valid leading part.
  */
 function longestValidPrefix(s: string, valid: (p: string) => boolean): number {
   for (let end = s.length; end > 0; end--) {
     const c = s.charCodeAt(end - 1);
-    if (c < 48 || c > 57) continue;
-    if (end < s.length) {
-      const n = s.charCodeAt(end);
-      if (n >= 48 && n <= 57) continue;
-    }
+    if (c < 48 || c > 57 || (end < s.length && s[end] !== ' ')) continue;
     if (valid(s.slice(0, end))) return end;
   }
   return 0;

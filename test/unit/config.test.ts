@@ -120,7 +120,7 @@ describe('the example configuration', () => {
 
     expect(cfg.approvals).toEqual({ mode: 'hold', timeoutMs: 600_000, webhook: 'http://127.0.0.1:9999/hook' });
     expect(cfg.state).toEqual({ store: { kind: 'sqlite', location: join(dir, 'warden-state.db') } });
-    expect(cfg.audit).toEqual({ store: { kind: 'sqlite', location: join(dir, 'warden-audit.db') }, onFailure: 'block', checkpointEvery: 1000, checkpointIntervalMs: 60_000, stream: [] });
+    expect(cfg.audit).toEqual({ store: { kind: 'sqlite', location: join(dir, 'warden-audit.db') }, onFailure: 'block', durability: 'fsync', checkpointEvery: 1000, checkpointIntervalMs: 60_000, stream: [] });
   });
 
   it('fails without its environment variables, naming the first missing one and its key', () => {
@@ -181,7 +181,7 @@ audit:
     expect(cfg.admin).toEqual({ host: '127.0.0.1', port: 7070, auditors: [] });
     expect(cfg.identities[0]).toEqual({ name: 'bob', kind: 'human', groups: [], password: 'x' });
     expect(cfg.rules[0].approvers).toEqual({ groups: ['dba'], count: 1 });
-    expect(cfg.audit).toEqual({ store: { kind: 'jsonl', location: join(dir, 'sub', 'logs', 'audit.jsonl') }, onFailure: 'block', checkpointEvery: 1000, checkpointIntervalMs: 60_000, stream: [] });
+    expect(cfg.audit).toEqual({ store: { kind: 'jsonl', location: join(dir, 'sub', 'logs', 'audit.jsonl') }, onFailure: 'block', durability: 'fsync', checkpointEvery: 1000, checkpointIntervalMs: 60_000, stream: [] });
   });
 });
 
@@ -241,7 +241,7 @@ default: deny
     expect(cfg.listen.maxMessageSize).toBe(64 * 1024 * 1024);
     expect(cfg.approvals).toEqual({ mode: 'reject', timeoutMs: 5_400_000 });
     expect(cfg.state?.store).toEqual({ kind: 'postgres', location: 'postgres://st:stpw@pg:5432/state' });
-    expect(cfg.audit).toEqual({ store: { kind: 'sqlite', location: '/var/lib/warden/audit.db' }, onFailure: 'continue', checkpointEvery: 1000, checkpointIntervalMs: 60_000, stream: [] });
+    expect(cfg.audit).toEqual({ store: { kind: 'sqlite', location: '/var/lib/warden/audit.db' }, onFailure: 'continue', durability: 'fsync', checkpointEvery: 1000, checkpointIntervalMs: 60_000, stream: [] });
     expect(cfg.default).toBe('deny');
     expect(cfg.rules[0].match).toEqual({
       statement: ['delete'],
