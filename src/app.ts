@@ -14,6 +14,7 @@ import type { LoginRateLimitOptions } from './auth/rate-limit.js';
 import { defaultInstanceName, openAuditLog, type AuditLog } from './audit/log.js';
 import { createStatementAuditor } from './governance/statement-audit.js';
 import { createCatalogReader, type CatalogReader } from './governance/catalog-reader.js';
+import { createMaskingService } from './governance/masking.js';
 
 /** Warden's version, recorded in `warden.start` audit events. */
 export const WARDEN_VERSION = '0.1.0';
@@ -119,8 +120,11 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
     }
     catalog = createCatalogReader(o.log);
   }
+  const masks = o.config.rules.some((r) => r.action === 'mask');
+  if (masks && !catalog) catalog = createCatalogReader(o.log);
+  const masking = masks && catalog ? createMaskingService(o.config, catalog, o.log) : undefined;
   const auditor = audit ? createStatementAuditor({ audit, config: o.config, log: o.log, catalog }) : undefined;
-  const policy = createStatementPolicy(o.config, o.log, undefined, auditor);
+  const policy = createStatementPolicy(o.config, o.log, undefined, auditor, masking);
   const proxy = new ProxyServer({ config: o.config, log: o.log, hooks: composeHooks(policy.hooks, o.hooks), loginRateLimit: o.loginRateLimit });
   let addr: { host: string; port: number };
   try {

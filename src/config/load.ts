@@ -438,11 +438,12 @@ function normalize(raw: RawConfig, ctx: Context): WardenConfig {
     listen,
     databases,
     identities,
-    sensitive: {
+    sensitive: stripUndefined({
       columns: raw.sensitive.columns,
       detect: raw.sensitive.detect,
       maskers: raw.sensitive.maskers,
-    },
+      key: raw.sensitive.key,
+    }),
     rules,
     default: raw.default,
     approvals: stripUndefined({

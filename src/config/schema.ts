@@ -515,6 +515,8 @@ const SensitiveSchema = strictObject({
       }
     })
     .default({}),
+  /** Secret for the deterministic fakes (HMAC key); at least 16 characters. Usually ${ENV}. */
+  key: z.string().min(16, 'must be at least 16 characters (use a long random secret, e.g. from an env var)').optional(),
 });
 
 const ApproversSchema = strictObject({

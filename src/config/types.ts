@@ -109,6 +109,8 @@ export interface SensitiveConfig {
   detect: string[];
   /** type name → masker. */
   maskers: Record<string, MaskerName>;
+  /** Secret keying the deterministic fakes and hashes. Never log it. Absent: random per start. */
+  key?: string;
 }
 
 export interface ApprovalsConfig {

@@ -7,6 +7,7 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { startPgCluster, freePort, type PgCluster } from '../embedded/pg-cluster.js';
@@ -24,10 +25,20 @@ export interface Demo {
 
 const pw = (): string => crypto.randomBytes(9).toString('base64url');
 
-export function demoConfigYaml(o: { pgPort: number; svcPassword: string; port: number; adminPort: number; passwords: Record<'alice' | 'dana' | 'trainer', string> }): string {
+export function demoConfigYaml(o: {
+  pgPort: number;
+  svcPassword: string;
+  port: number;
+  adminPort: number;
+  passwords: Record<'alice' | 'dana' | 'trainer', string>;
+  /** Where the audit log is kept (sqlite), and its checkpoint signing key. */
+  auditDb: string;
+  signingKey: string;
+  maskKey: string;
+}): string {
   return `version: 1
 listen: { host: 127.0.0.1, port: ${o.port} }
-admin: { host: 127.0.0.1, port: ${o.adminPort} }
+admin: { host: 127.0.0.1, port: ${o.adminPort}, auditors: [dba] }
 databases:
   app:
     upstream: postgres://warden_svc:${o.svcPassword}@127.0.0.1:${o.pgPort}/app
@@ -43,6 +54,16 @@ sensitive:
     public.customers.phone: phone
     public.customers.ssn: ssn
     "billing.*.card_number": credit_card
+  detect: [email, credit_card, ssn]
+  maskers:
+    ssn: partial
+    credit_card: partial
+  key: "${o.maskKey}"
+audit:
+  store: "sqlite:${o.auditDb}"
+  instance: demo
+  signing_key: "${o.signingKey}"
+  checkpoint_every: 100
 rules:
   - name: no-destructive-ddl
     match: { statement: [drop, truncate] }
@@ -90,7 +111,16 @@ export async function startDemo(log: Logger, o: { port?: number; adminPort?: num
     const passwords = { alice: pw(), dana: pw(), trainer: pw() };
     const port = o.port ?? (await portOr(6432));
     const adminPort = o.adminPort ?? (await portOr(7070));
-    const yaml = demoConfigYaml({ pgPort: cluster.port, svcPassword, port, adminPort, passwords });
+    // The audit log outlives the demo (named in the banner); its chain goes on across runs.
+    const auditDir = path.join(os.tmpdir(), 'warden-demo-audit');
+    fs.mkdirSync(auditDir, { recursive: true, mode: 0o700 });
+    const auditDb = path.join(auditDir, 'audit.db');
+    const signingKey = path.join(auditDir, 'signing.pem');
+    if (!fs.existsSync(signingKey)) {
+      const { privateKey } = crypto.generateKeyPairSync('ed25519');
+      fs.writeFileSync(signingKey, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    }
+    const yaml = demoConfigYaml({ pgPort: cluster.port, svcPassword, port, adminPort, passwords, auditDb, signingKey, maskKey: pw() + pw() });
     // Kept beside the cluster (removed on exit), so the CLI's other commands can be tried on it.
     const configFile = path.join(path.dirname(cluster.dataDir), 'warden-demo.yaml');
     fs.writeFileSync(configFile, yaml, { mode: 0o600 });
@@ -111,17 +141,25 @@ Connect as each identity (passwords are random for this run):
   AI agent: ${psql('trainer')}
 
 A short tour:
-  1. As the agent:   SELECT * FROM customers;      -- reads PII under rule mask-pii-except-dba:
-                                                     refused, because masking is not built yet (fail closed)
-                     SELECT id, city FROM customers; -- no sensitive column: allowed
+  1. As the agent:   SELECT * FROM customers;      -- PII comes back masked (rule mask-pii-except-dba):
+                                                     realistic fakes, the same fake for the same value
+                     SELECT id FROM customers WHERE email LIKE 'a%';  -- refused: a filter on a masked
+                                                     column would reveal the real values
                      DROP TABLE orders;             -- denied by no-destructive-ddl (42501)
                      INSERT INTO orders (item) VALUES ('x');  -- denied by agents-read-only
   2. As the analyst: UPDATE billing.invoices SET status = 'paid' WHERE id = 1;
                      -- needs approval by a DBA: refused for now (approvals are not built yet)
+     As the DBA:     SELECT full_name, email, ssn FROM customers LIMIT 3;  -- the real values
   3. As anyone:      SET ROLE postgres;              -- denied: a client cannot change who it is
                      SELECT current_setting('warden.identity');  -- who the database sees
+  4. The audit log: every session, statement and refusal above, hash-chained:
+     node bin/warden.js audit tail --config ${configFile}
+     node bin/warden.js audit verify --config ${configFile}
   Dry run a statement without connecting:
      node bin/warden.js policy explain --config ${configFile} --as trainer "DELETE FROM orders"
+
+The audit log is kept after the demo stops: ${auditDb}
+  (read it then with: node bin/warden.js audit tail --store sqlite:${auditDb})
 
 Press Ctrl-C to stop; the embedded cluster and its data are removed.
 `;

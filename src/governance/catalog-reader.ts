@@ -1,6 +1,6 @@
 /**
- * Reads object definitions from an upstream database's catalog for the audit
- * of DDL, over one internal connection per database (service credentials,
+ * Reads an upstream database's catalog (object definitions for the audit of
+ * DDL, sensitive columns for masking), over one internal connection per database (service credentials,
  * application_name `warden:catalog`), opened on first use and reopened after
  * an error. Queries are serialized per connection and time-limited.
  */
@@ -14,6 +14,8 @@ const TIMEOUT_MS = 5_000;
 
 export interface CatalogReader {
   snapshot(db: DatabaseConfig, targets: readonly { schema: string; name: string }[]): Promise<Record<string, ObjectDefinition | null>>;
+  /** Run one catalog query on the database's internal connection. */
+  query(db: DatabaseConfig, sql: string, params: unknown[]): Promise<{ rows: Record<string, unknown>[] }>;
   close(): Promise<void>;
 }
 
@@ -54,6 +56,10 @@ export function createCatalogReader(log: Logger): CatalogReader {
     async snapshot(db, targets) {
       const c = await connect(db);
       return snapshotObjects((sql, params) => c.query(sql, params), targets);
+    },
+    async query(db, sql, params) {
+      const c = await connect(db);
+      return c.query(sql, params);
     },
     async close() {
       const all = [...clients.values()];

@@ -277,6 +277,7 @@ export function createStatementAuditor(o: {
           duration_ms: Number(process.hrtime.bigint() - started) / 1e6,
           sqlstate: out.error?.code,
           error: out.error ? cap(out.error.message, 1024) : undefined,
+          masked: verdict.action === 'forward' && verdict.masking && verdict.masking.columns.length > 0 ? [...verdict.masking.columns] : undefined,
         });
         if (targets.length > 0 && catalog) {
           st.pendingDdl.push({ seq, targets, before: before ?? {} });

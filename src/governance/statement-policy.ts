@@ -12,6 +12,7 @@ import { decide, policyFromConfig, type CompiledPolicy, type Decision } from '..
 import { intentOf } from '../intent/sqlcommenter.js';
 import type { SessionHooks, SessionInfo, StatementOutcome, StatementSource, Verdict } from '../proxy/hooks.js';
 import type { StatementAuditor } from './statement-audit.js';
+import type { MaskingService } from './masking.js';
 
 interface PolicySessionState {
   /** The session's search_path; null when unknown (unqualified names then match every schema). */
@@ -53,6 +54,7 @@ export function createStatementPolicy(
   log: Logger,
   cache = new AnalysisCache({ max: 10_000 }),
   auditor?: StatementAuditor,
+  masking?: MaskingService,
 ): StatementPolicy {
   const policy = policyFromConfig(config);
   const timeDependent = config.rules.some((r) => usesTime(r.match));
@@ -135,7 +137,15 @@ export function createStatementPolicy(
   const toVerdict = (s: SessionInfo, st: PolicySessionState, analysis: Analysis, protocol: StatementSource['protocol'], d: Decision): Verdict => {
     const needsTracking =
       analysis.ok && analysis.statements.some((x) => x.searchPath !== undefined || x.prepare || x.deallocate || x.execute);
-    const onDone = needsTracking ? (o: StatementOutcome) => afterRun(s, st, analysis, protocol, o) : undefined;
+    // After DDL the sensitive columns may have changed: masking re-reads them.
+    const ddl = masking !== undefined && analysis.ok && (analysis.classes.has('ddl') || analysis.classes.has('drop'));
+    const onDone =
+      needsTracking || ddl
+        ? (o: StatementOutcome) => {
+            if (needsTracking) afterRun(s, st, analysis, protocol, o);
+            if (ddl) masking!.invalidate(s.database.name);
+          }
+        : undefined;
     switch (d.action) {
       case 'allow':
         return onDone ? { action: 'forward', onDone } : FORWARD;
@@ -152,6 +162,8 @@ export function createStatementPolicy(
         };
       }
       case 'mask': {
+        // With masking: a placeholder, replaced per run by the masking verdict (see finalize).
+        if (masking) return onDone ? { action: 'forward', onDone } : FORWARD;
         // Anything that returns rows (queries, RETURNING) could carry values the detectors would find.
         const reads =
           analysis.ok &&
@@ -172,10 +184,29 @@ export function createStatementPolicy(
   };
 
   const stats = { decided: 0, refused: 0 };
+
+  /** A `mask` decision's verdict is made for each run (its row masker keeps per-run state). */
+  const finalize = (s: SessionInfo, analysis: Analysis, d: Decision, base: Verdict): Verdict | Promise<Verdict> => {
+    if (d.action !== 'mask' || !masking || base.action === 'error') return base;
+    const withDone = (x: Verdict): Verdict => {
+      if (x.action === 'error') {
+        stats.refused++;
+        log.info({ session: s.id, identity: s.identity.name, rule: d.decisive }, 'statement refused: masking cannot cover it');
+        return x;
+      }
+      return base.onDone ? { ...x, onDone: base.onDone } : x;
+    };
+    const v = masking.verdict(s, analysis, d);
+    return v instanceof Promise ? v.then(withDone) : withDone(v);
+  };
+
   const statement = (s: SessionInfo, stmt: StatementSource): Verdict | Promise<Verdict> => {
-    if (!auditor) return decideStatement(s, stmt).verdict;
     const d = decideStatement(s, stmt);
-    return auditor.statement(s, stmt, d.analysis, d.decision, d.verdict);
+    const verdict = finalize(s, d.analysis, d.decision, d.verdict);
+    if (!auditor) return verdict;
+    return verdict instanceof Promise
+      ? verdict.then((v) => auditor.statement(s, stmt, d.analysis, d.decision, v))
+      : auditor.statement(s, stmt, d.analysis, d.decision, verdict);
   };
 
   const decideStatement = (s: SessionInfo, stmt: StatementSource): { verdict: Verdict; analysis: Analysis; decision: Decision } => {

@@ -48,6 +48,8 @@ export interface RowRewriter {
   describe(fields: readonly FieldDescription[]): void;
   /** Return `raw` unchanged, or a new encoded DataRow message to send instead. */
   rewrite(raw: Buffer, body: Buffer): Buffer;
+  /** The statement's error: return fields to send instead (e.g. with values scrubbed), or undefined to pass it on. */
+  error?(fields: PgErrorFields): PgErrorFields | undefined;
 }
 
 export interface StatementOutcome {
@@ -65,6 +67,8 @@ export type Verdict =
   | {
       readonly action: 'forward';
       readonly rows?: RowRewriter;
+      /** Masking applied: the names of the result columns masked, filled as results are described. */
+      readonly masking?: { readonly columns: string[] };
       /** Called once when the statement's responses are complete (or it was discarded). */
       readonly onDone?: (outcome: StatementOutcome) => void;
     }

@@ -317,7 +317,8 @@ export class ResponseTracker {
         }
         const run = this.runOf(e);
         if (run) run.error = fields;
-        out.push(raw);
+        const scrubbed = run?.rewriter?.error?.(fields);
+        out.push(scrubbed ? encodeError(scrubbed) : raw);
         if (e && e.k !== 'query' && fields.severity !== 'FATAL' && fields.severity !== 'PANIC') {
           run?.finish();
           if (e.k !== 'sync') this.pop();

@@ -251,7 +251,11 @@ class Builder {
     }
     return [...set];
   }
-  addColumn(column: string, usage: ColumnUsage, from: readonly RelationRef[], relation?: string): void {
+  /** The clause being walked (see {@link ColumnRef.clause}); undefined outside any. */
+  clause: ColumnUsage | undefined;
+  /** A join condition holds a constant or a parameter. */
+  joinConstant = false;
+  addColumn(column: string, usage: ColumnUsage, from: readonly RelationRef[], relation?: string, clause: ColumnUsage = this.clause ?? usage): void {
     const uniq: RelationRef[] = [];
     const seen = new Set<string>();
     for (const r of from) {
@@ -261,12 +265,12 @@ class Builder {
         uniq.push(r);
       }
     }
-    const key = `${usage}\u0000${column}\u0000${relation ?? ''}\u0000${[...seen].sort().join('\u0002')}`;
+    const key = `${usage}\u0000${clause}\u0000${column}\u0000${relation ?? ''}\u0000${[...seen].sort().join('\u0002')}`;
     if (this.columns.has(key)) return;
     const ref: ColumnRef =
       relation !== undefined
-        ? Object.freeze({ column, usage, relation, from: Object.freeze(uniq) })
-        : Object.freeze({ column, usage, from: Object.freeze(uniq) });
+        ? Object.freeze({ column, usage, clause, relation, from: Object.freeze(uniq) })
+        : Object.freeze({ column, usage, clause, from: Object.freeze(uniq) });
     this.columns.set(key, ref);
   }
   opaque(reason: string): void {
@@ -303,7 +307,8 @@ class Builder {
     }
     for (const r of sa.reads) this.addRead(r);
     for (const r of sa.writes) (opts.asReads ? this.addRead(r) : this.addWrite(r));
-    for (const c of sa.columns) this.addColumn(c.column, c.usage, c.from, c.relation);
+    for (const c of sa.columns) this.addColumn(c.column, c.usage, c.from, c.relation, c.clause);
+    if (sa.joinConstant) this.joinConstant = true;
     for (const f of sa.functions) this.functions.add(f);
     for (const n of sa.notes) this.note(n);
     if (opts.effects) {
@@ -353,6 +358,7 @@ class Builder {
       roleChange: this.roleChange,
       resetAll: this.resetAll,
       alterSystem: this.alterSystem,
+      joinConstant: this.joinConstant,
       notes: Object.freeze([...this.notes]),
       ...(this.prepare ? { prepare: Object.freeze(this.prepare) } : {}),
       ...(this.execute ? { execute: Object.freeze(this.execute) } : {}),
@@ -371,15 +377,23 @@ class Builder {
 const QUERY_TYPES = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
 
 function walkExpr(node: unknown, usage: ColumnUsage, scope: Scope | null, b: Builder): void {
-  if (Array.isArray(node)) {
-    for (const x of node) walkExpr(x, usage, scope, b);
-    return;
-  }
-  if (!isObj(node)) return;
-  for (const [key, value] of Object.entries(node)) {
-    const c0 = key.charCodeAt(0);
-    if (c0 >= 65 && c0 <= 90 && isObj(value)) walkNode(key, value, usage, scope, b);
-    else if (typeof value === 'object' && value !== null) walkExpr(value, usage, scope, b);
+  // The clause sticks: once inside a WHERE, ORDER BY, ... everything below (function
+  // arguments, subqueries' select lists) is in that clause for leak checks.
+  const saved = b.clause;
+  if (usage !== 'function-arg' && (saved === undefined || saved === 'projection')) b.clause = usage;
+  try {
+    if (Array.isArray(node)) {
+      for (const x of node) walkExpr(x, usage, scope, b);
+      return;
+    }
+    if (!isObj(node)) return;
+    for (const [key, value] of Object.entries(node)) {
+      const c0 = key.charCodeAt(0);
+      if (c0 >= 65 && c0 <= 90 && isObj(value)) walkNode(key, value, usage, scope, b);
+      else if (typeof value === 'object' && value !== null) walkExpr(value, usage, scope, b);
+    }
+  } finally {
+    b.clause = saved;
   }
 }
 
@@ -395,8 +409,11 @@ function walkNode(type: string, n: Obj, usage: ColumnUsage, scope: Scope | null,
       walkExpr(n['testexpr'], usage, scope, b);
       visitQuery(n['subselect'], scope, b);
       return;
-    case 'TypeName':
     case 'A_Const':
+    case 'ParamRef':
+      if (b.clause === 'join') b.joinConstant = true;
+      return;
+    case 'TypeName':
     case 'String':
       return;
     case 'RangeVar': {

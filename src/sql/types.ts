@@ -95,6 +95,12 @@ export type ColumnUsage =
 export interface ColumnRef {
   readonly column: string;
   readonly usage: ColumnUsage;
+  /**
+   * The clause the reference sits in, for leak checks: like `usage`, but a reference
+   * inside a function's arguments or a subquery keeps the clause around it
+   * (`WHERE lower(email) = 'x'` is a `predicate`, `SELECT lower(email)` a `projection`).
+   */
+  readonly clause: ColumnUsage;
   /** Display name of the base relation when it resolved to exactly one. */
   readonly relation?: string;
   /**
@@ -144,6 +150,8 @@ export interface StatementAnalysis {
   readonly resetAll: boolean;
   /** ALTER SYSTEM. */
   readonly alterSystem: boolean;
+  /** A join condition (JOIN ... ON / USING) compares with a constant or a parameter. */
+  readonly joinConstant: boolean;
   /** For PREPARE: the name and the analysis of the prepared statement (also what `kind`/`classes` describe). */
   readonly prepare?: { readonly name: string; readonly statement: StatementAnalysis };
   /** For EXECUTE: the prepared statement name and whether it was known. */

@@ -1,0 +1,102 @@
+/**
+ * Masking on the wire: the verdict for a statement whose decision is `mask`.
+ *
+ * 1. A statement PostgreSQL's parser rejects, or one that uses a sensitive
+ *    column where masking cannot follow it (masking/leaks.ts), is refused with
+ *    42501 naming the rule and the reason.
+ * 2. Otherwise it is forwarded with a {@link RowMasker}: sensitive base columns
+ *    are recognised by the table OID and attribute number of each
+ *    RowDescription, through a per-database map of sensitive columns read from
+ *    the catalog (refreshed when older than {@link MAP_MAX_AGE_MS}, when the
+ *    statement reads a relation the map does not know, and after DDL).
+ */
+import crypto from 'node:crypto';
+import type { DatabaseConfig, MaskerName, WardenConfig } from '../config/types.js';
+import type { Logger } from '../log/logger.js';
+import type { Analysis } from '../sql/index.js';
+import type { Decision } from '../policy/index.js';
+import { compileSensitive } from '../policy/sensitive.js';
+import type { SessionInfo, Verdict } from '../proxy/hooks.js';
+import { checkMaskable } from '../masking/leaks.js';
+import { deriveMaskKey } from '../masking/maskers.js';
+import { RowMasker } from '../masking/row-masker.js';
+import { loadSensitiveMap, type SensitiveColumnMap } from '../masking/sensitive-catalog.js';
+import type { CatalogReader } from './catalog-reader.js';
+
+/** The sensitive-column map is re-read when older than this. */
+export const MAP_MAX_AGE_MS = 30_000;
+
+export interface MaskingService {
+  /** The verdict for a `mask` decision (synchronous when the sensitive-column map is at hand). */
+  verdict(s: SessionInfo, analysis: Analysis, decision: Decision): Verdict | Promise<Verdict>;
+  /** Forget a database's map (after DDL). */
+  invalidate(database: string): void;
+}
+
+export function createMaskingService(config: WardenConfig, catalog: CatalogReader, log: Logger): MaskingService {
+  const sensitive = compileSensitive(config.sensitive?.columns);
+  const detect = config.sensitive?.detect ?? [];
+  const maskers = config.sensitive?.maskers ?? {};
+  const maskerFor = (type: string): MaskerName => (Object.hasOwn(maskers, type) ? maskers[type]! : 'fake');
+  let key: Buffer;
+  if (config.sensitive?.key) key = deriveMaskKey(config.sensitive.key);
+  else {
+    key = deriveMaskKey(crypto.randomBytes(32));
+    if (sensitive.entries.length > 0) log.warn('sensitive.key is not set: masked values are consistent only until Warden restarts');
+  }
+  const maps = new Map<string, Promise<SensitiveColumnMap>>();
+  /** Maps already loaded, for the synchronous path. */
+  const ready = new Map<string, SensitiveColumnMap>();
+
+  const load = (db: DatabaseConfig): Promise<SensitiveColumnMap> => {
+    const p = loadSensitiveMap((sql, params) => catalog.query(db, sql, params), sensitive);
+    maps.set(db.name, p);
+    p.then(
+      (m) => {
+        if (maps.get(db.name) === p) ready.set(db.name, m);
+      },
+      () => {
+        if (maps.get(db.name) === p) maps.delete(db.name);
+      },
+    );
+    return p;
+  };
+
+  const usable = (map: SensitiveColumnMap, analysis: Analysis): boolean =>
+    Date.now() - map.loadedAt <= MAP_MAX_AGE_MS &&
+    !(analysis.ok && analysis.reads.some((r) => r.table !== '*' && !r.candidates.includes('*') && !r.candidates.some((c) => map.hasRelation(c, r.table))));
+
+  const mapFor = async (db: DatabaseConfig, analysis: Analysis): Promise<SensitiveColumnMap> => {
+    const map = await (maps.get(db.name) ?? load(db));
+    return usable(map, analysis) ? map : load(db);
+  };
+
+  const refuse = (decision: Decision, why: string): Verdict => ({
+    action: 'error',
+    error: { code: '42501', message: `rule "${decision.decisive}" masks sensitive data, and ${why}` },
+  });
+
+  return {
+    verdict(s, analysis, decision) {
+      if (!analysis.ok) return refuse(decision, `the statement could not be parsed (${analysis.error})`);
+      const check = checkMaskable(analysis, sensitive);
+      if (!check.ok) return refuse(decision, check.reason);
+      const computedType = check.sensitiveOutput ? (check.types.length === 1 ? check.types[0]! : 'text') : null;
+      const forward = (map: SensitiveColumnMap): Verdict => {
+        const columns: string[] = [];
+        const rows = new RowMasker({ map, computedType, detect, key, maskerFor, scrubErrors: check.types.length > 0, onPlan: (m) => columns.push(...m) });
+        return { action: 'forward', rows, masking: { columns } };
+      };
+      const at = ready.get(s.database.name);
+      if (at && usable(at, analysis)) return forward(at);
+      return mapFor(s.database, analysis).then(forward, (err: Error) => {
+        log.error({ database: s.database.name, reason: err.message }, 'cannot read the sensitive columns from the catalog');
+        return refuse(decision, 'Warden could not read which columns are sensitive from the catalog, so it cannot mask the result');
+      });
+    },
+    invalidate(database) {
+      maps.delete(database);
+      ready.delete(database);
+    },
+  };
+}

@@ -1,0 +1,84 @@
+/**
+ * Masks the DataRows of one statement's results, column by column, streaming
+ * (one row at a time, never the whole result).
+ *
+ * For each RowDescription the plan of every column is fixed:
+ * - a base column (table OID + attribute number) that the sensitive map says is
+ *   sensitive → masked as its type with the type's masker;
+ * - a computed column (no table OID) while the statement computes from
+ *   sensitive values → masked as a whole (`computedType`): fail-closed, a
+ *   computed column that happens not to carry sensitive data is masked too;
+ * - any other column → scanned by the `sensitive.detect` detectors, when set.
+ * A value that cannot be masked in its type becomes NULL, never the original.
+ */
+import type { MaskerName } from '../config/types.js';
+import type { RowRewriter } from '../proxy/hooks.js';
+import { decodeDataRow, encodeDataRow, type FieldDescription, type PgErrorFields } from '../wire/index.js';
+import { scrubError } from './scrub.js';
+import { maskCell, maskCellSpans } from './cell.js';
+import type { SensitiveColumnMap } from './sensitive-catalog.js';
+
+export interface RowMaskerOptions {
+  readonly map: SensitiveColumnMap;
+  /** Type to mask computed columns as; null when the statement computes nothing from sensitive values. */
+  readonly computedType: string | null;
+  readonly detect: readonly string[];
+  readonly key: Buffer;
+  readonly maskerFor: (type: string) => MaskerName;
+  /** Scrub values out of the statement's error (it touches sensitive columns). */
+  readonly scrubErrors?: boolean;
+  /** Called once per result set with the number of masked columns (for the audit). */
+  readonly onPlan?: (masked: readonly string[]) => void;
+}
+
+type Plan = { kind: 'mask'; type: string; masker: MaskerName; typeOid: number; format: 0 | 1 } | { kind: 'scan'; typeOid: number; format: 0 | 1 } | null;
+
+export class RowMasker implements RowRewriter {
+  #plans: Plan[] = [];
+  #active = false;
+
+  constructor(private readonly o: RowMaskerOptions) {}
+
+  describe(fields: readonly FieldDescription[]): void {
+    const masked: string[] = [];
+    this.#plans = fields.map((f) => {
+      const format = (f.format === 1 ? 1 : 0) as 0 | 1;
+      let type: string | null | undefined = null;
+      if (f.tableOid !== 0 && f.columnAttr > 0) type = this.o.map.lookup(f.tableOid, f.columnAttr);
+      else if (f.tableOid === 0 || f.columnAttr <= 0) type = this.o.computedType;
+      if (typeof type === 'string') {
+        masked.push(f.name);
+        return { kind: 'mask', type, masker: this.o.maskerFor(type), typeOid: f.typeOid, format };
+      }
+      return this.o.detect.length > 0 ? { kind: 'scan', typeOid: f.typeOid, format } : null;
+    });
+    this.#active = this.#plans.some((p) => p !== null);
+    this.o.onPlan?.(masked);
+  }
+
+  error(fields: PgErrorFields): PgErrorFields | undefined {
+    return this.o.scrubErrors ? scrubError(fields, this.o.key, this.o.maskerFor) : undefined;
+  }
+
+  rewrite(raw: Buffer, body: Buffer): Buffer {
+    if (!this.#active) return raw;
+    const cells = decodeDataRow(body);
+    let changed = false;
+    for (let i = 0; i < cells.length; i++) {
+      const cell = cells[i];
+      const plan = this.#plans[i];
+      if (cell === null || cell === undefined || !plan) continue;
+      if (plan.kind === 'mask') {
+        cells[i] = maskCell(cell, plan.typeOid, plan.format, plan.type, plan.masker, this.o.key);
+        changed = true;
+      } else {
+        const out = maskCellSpans(cell, plan.typeOid, plan.format, this.o.detect, this.o.key, this.o.maskerFor);
+        if (out !== cell) {
+          cells[i] = out;
+          changed = true;
+        }
+      }
+    }
+    return changed ? encodeDataRow(cells) : raw;
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * Which result columns are sensitive, by the table OID and attribute number a
+ * RowDescription reports — PostgreSQL resolves those through aliases,
+ * subqueries and CTEs to the base column.
+ *
+ * The map is read from one database's catalog: every user column whose
+ * `schema.table.column` matches `sensitive.columns`. A view (or materialized
+ * view) that depends on a sensitive column — directly or through other views —
+ * has *all* its columns treated as sensitive (its column lineage is not known
+ * here): a column with the same name as a sensitive column it uses gets that
+ * type, the others the view's only sensitive type, or `text` when it has
+ * several. Over-masking a view is the fail-closed choice.
+ */
+import type { RelationRef } from '../sql/types.js';
+import { matchRelation, YES } from '../policy/patterns.js';
+import type { CompiledSensitive } from '../policy/sensitive.js';
+
+export type Querier = (sql: string, params: unknown[]) => Promise<{ rows: Record<string, unknown>[] }>;
+
+export interface SensitiveColumnMap {
+  /** The sensitive type of a column; null: not sensitive; undefined: relation unknown to the map. */
+  lookup(relid: number, attnum: number): string | null | undefined;
+  /** Relations known, by `schema.table` (unquoted, lower-case as stored). */
+  hasRelation(schema: string, table: string): boolean;
+  /** When it was read (ms since epoch). */
+  readonly loadedAt: number;
+}
+
+const COLUMNS_SQL = `
+SELECT c.oid::int8 AS relid, n.nspname AS schema, c.relname AS rel, c.relkind::text AS kind, a.attnum::int AS attnum, a.attname AS col
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+  AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'`;
+
+const VIEW_DEPS_SQL = `
+SELECT DISTINCT r.ev_class::int8 AS viewid, d.refobjid::int8 AS relid, d.refobjsubid::int AS attnum
+FROM pg_catalog.pg_depend d
+JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
+WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass
+  AND d.refclassid = 'pg_catalog.pg_class'::regclass
+  AND d.refobjsubid > 0 AND d.refobjid <> r.ev_class`;
+
+function typeFor(sensitive: CompiledSensitive, schema: string, table: string, column: string): string | null {
+  const ref: RelationRef = { name: `${schema}.${table}`, schema, table, qualified: true, candidates: [schema] };
+  for (const e of sensitive.entries) {
+    if (e.pattern.column?.test(column) && matchRelation(e.pattern, ref) === YES) return e.type;
+  }
+  return null;
+}
+
+/** Reads the map for one database. */
+export async function loadSensitiveMap(q: Querier, sensitive: CompiledSensitive): Promise<SensitiveColumnMap> {
+  const cols = (await q(COLUMNS_SQL, [])).rows;
+  const byRel = new Map<number, { kind: string; columns: Map<number, { name: string; type: string | null }> }>();
+  const names = new Set<string>();
+  for (const r of cols) {
+    const relid = Number(r.relid);
+    const schema = String(r.schema);
+    const rel = String(r.rel);
+    names.add(`${schema}\u0000${rel}`);
+    let e = byRel.get(relid);
+    if (!e) {
+      e = { kind: String(r.kind), columns: new Map() };
+      byRel.set(relid, e);
+    }
+    const col = String(r.col);
+    e.columns.set(Number(r.attnum), { name: col, type: sensitive.entries.length > 0 ? typeFor(sensitive, schema, rel, col) : null });
+  }
+  // Views: propagate through dependencies until nothing changes (views of views).
+  if (sensitive.entries.length > 0) {
+    const deps = (await q(VIEW_DEPS_SQL, [])).rows.map((r) => ({ view: Number(r.viewid), rel: Number(r.relid), attnum: Number(r.attnum) }));
+    for (let round = 0; round < 16; round++) {
+      let changed = false;
+      const used = new Map<number, Map<string, string>>(); // view → sensitive column name → type
+      for (const d of deps) {
+        const t = byRel.get(d.rel)?.columns.get(d.attnum);
+        if (!t?.type) continue;
+        let m = used.get(d.view);
+        if (!m) used.set(d.view, (m = new Map()));
+        m.set(t.name, t.type);
+      }
+      for (const [view, m] of used) {
+        const v = byRel.get(view);
+        if (!v) continue;
+        const only = new Set(m.values());
+        for (const c of v.columns.values()) {
+          const t = m.get(c.name) ?? (only.size === 1 ? [...only][0]! : 'text');
+          if (c.type === null) {
+            c.type = t;
+            changed = true;
+          }
+        }
+      }
+      if (!changed) break;
+    }
+  }
+  return {
+    loadedAt: Date.now(),
+    lookup(relid, attnum) {
+      const e = byRel.get(relid);
+      if (!e) return undefined;
+      return e.columns.get(attnum)?.type ?? null;
+    },
+    hasRelation(schema, table) {
+      return names.has(`${schema}\u0000${table}`);
+    },
+  };
+}
