@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { BIN } from '../helpers/warden-process.js';
+import { BIN, runCli } from '../helpers/warden-process.js';
 
 it('starts, answers as the banner says, and cleans up on SIGINT', async () => {
   const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-demo-cwd-'));
@@ -64,6 +64,13 @@ it('starts, answers as the banner says, and cleans up on SIGINT', async () => {
   child.kill('SIGINT');
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
   expect(code).toBe(0);
+  // The audit log the banner names survives the demo and holds the tour, verifiably.
+  const auditStore = /audit tail --store (sqlite:[^\s)]+)/.exec(out)![1];
+  const tail = await runCli(['audit', 'search', '--store', auditStore, '--identity', 'trainer', '--action', 'deny', '--json']);
+  expect(tail.code, tail.err).toBe(0);
+  expect(tail.out).toMatch(/DROP TABLE orders/);
+  const verify = await runCli(['audit', 'verify', '--store', auditStore]);
+  expect(verify.code, verify.out).toBe(0);
   expect(fs.existsSync(dataDir)).toBe(false);
   expect(fs.existsSync(path.dirname(dataDir))).toBe(false);
   // No server process of the demo's cluster is left running.
