@@ -93,6 +93,9 @@ const cases = [
   { name: 'select_only', description: 'built-in select-only script, simple protocol', args: ['-S', '-M', 'simple'] },
   { name: 'select_only_extended', description: 'built-in select-only script, extended protocol', args: ['-S', '-M', 'extended'] },
   { name: 'tpcb', description: 'built-in TPC-B-like script (5 statements in a transaction), simple protocol', args: ['-M', 'simple'] },
+  // Ten rows of four columns per statement: with `warden_mask`, `filler` (char(84)) is a
+  // sensitive column, so every row has a masked cell (compare with `warden`, unmasked).
+  { name: 'select_rows', description: '10 rows × 4 columns per statement (bench/scripts/select_rows.sql), extended protocol', args: ['-M', 'extended', '-f', path.join(path.dirname(fileURLToPath(import.meta.url)), 'scripts', 'select_rows.sql')] },
 ];
 
 /**
@@ -123,6 +126,12 @@ const targets = [
       { name: 'billing-writes-need-approval', match: { statement: ['write'], tables: ['billing.*'] }, action: 'approve', approvers: { groups: ['dba'], count: 1 } },
       { name: 'mask-pii-except-dba', match: { not: { groups: ['dba'] } }, action: 'mask' },
     ],
+  }),
+  // Masking: pgbench_accounts.filler is classified sensitive and masked (fake, type-preserving)
+  // for the bencher; every statement goes through the masking verdict and the row masker.
+  wardenTarget('warden_mask', 'Warden masking a sensitive column (filler) for the bencher', {
+    sensitive: { columns: { 'public.pgbench_accounts.filler': 'name' }, key: 'bench-mask-key-0123456789' },
+    rules: [{ name: 'mask-for-everyone', match: { identity: [WARDEN_IDENTITY] }, action: 'mask' }],
   }),
   // The audit log on (sqlite, the default store): every statement's record is durable (fsync'd
   // by the writer thread, group-committed) before the statement is forwarded. Compare with

@@ -15,6 +15,9 @@ import { defaultInstanceName, openAuditLog, type AuditLog } from './audit/log.js
 import { createStatementAuditor } from './governance/statement-audit.js';
 import { createCatalogReader, type CatalogReader } from './governance/catalog-reader.js';
 import { createMaskingService } from './governance/masking.js';
+import { createApprovalService, type ApprovalService } from './governance/approvals.js';
+import { openStateStore } from './store/open.js';
+import type { StateStore } from './store/types.js';
 
 /** Warden's version, recorded in `warden.start` audit events. */
 export const WARDEN_VERSION = '0.1.0';
@@ -124,7 +127,23 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
   if (masks && !catalog) catalog = createCatalogReader(o.log);
   const masking = masks && catalog ? createMaskingService(o.config, catalog, o.log) : undefined;
   const auditor = audit ? createStatementAuditor({ audit, config: o.config, log: o.log, catalog }) : undefined;
-  const policy = createStatementPolicy(o.config, o.log, undefined, auditor, masking);
+  let approvals: ApprovalService | undefined;
+  if (o.config.rules.some((r) => r.action === 'approve')) {
+    let state: StateStore;
+    try {
+      state = await openStateStore(o.config.state?.store ?? { kind: 'sqlite', location: ':memory:' });
+    } catch (err) {
+      await audit?.close();
+      await catalog?.close();
+      throw new UnsupportedConfigError('state', `${o.config.source}: state: ${(err as Error).message}`);
+    }
+    if (!o.config.state) o.log.warn('approve rules without state.store: approval requests are kept in memory and lost when Warden stops');
+    if (!o.config.admin) o.log.warn('approve rules without admin: nobody can approve requests (the approvals API is served on the admin listener)');
+    const instance = o.config.audit?.instance ?? defaultInstanceName(o.config.listen.port);
+    const adminUrl = o.config.admin ? `${o.config.admin.tls ? 'https' : 'http'}://${o.config.admin.host}:${o.config.admin.port}` : undefined;
+    approvals = createApprovalService({ config: o.config, store: state, log: o.log, audit, instance, adminUrl });
+  }
+  const policy = createStatementPolicy(o.config, o.log, undefined, auditor, masking, approvals);
   const proxy = new ProxyServer({ config: o.config, log: o.log, hooks: composeHooks(policy.hooks, o.hooks), loginRateLimit: o.loginRateLimit });
   let addr: { host: string; port: number };
   try {
@@ -132,6 +151,7 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
   } catch (err) {
     await audit?.close();
     await catalog?.close();
+    await approvals?.close();
     throw err;
   }
   if (audit) {
@@ -151,6 +171,7 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
         o.log,
         {
           audit,
+          approvals,
           auth: createAdminAuthenticator(o.config.identities, {
             loginFailed: (e) => audit?.record('login.failed', { identity: e.identity, client_address: e.clientAddress, reason: e.reason, channel: 'admin-api' }),
           }),
@@ -160,6 +181,7 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
       await proxy.close();
       await audit?.close();
       await catalog?.close();
+      await approvals?.close();
       throw err;
     }
   }
@@ -175,6 +197,7 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
       await admin?.close();
       await proxy.close();
       await catalog?.close();
+      await approvals?.close();
       await audit?.close({ type: 'warden.stop', data: { pid: process.pid } });
       o.log.info('warden stopped');
     },

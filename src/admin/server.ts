@@ -9,6 +9,8 @@ import type { IdentityConfig } from '../config/types.js';
 import type { AuditLog } from '../audit/log.js';
 import type { AdminAuthenticator } from './auth.js';
 import { registerAuditRoutes } from './audit-routes.js';
+import { registerApprovalRoutes } from './approval-routes.js';
+import type { ApprovalService } from '../governance/approvals.js';
 import { Registry, Gauge, collectDefaultMetrics } from 'prom-client';
 import type { AdminConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
@@ -21,6 +23,7 @@ export interface AdminSources {
 
 export interface AdminServices {
   auth?: AdminAuthenticator;
+  approvals?: ApprovalService;
   audit?: AuditLog;
   /** Groups allowed to read the audit log. */
   auditors?: readonly string[];
@@ -84,6 +87,7 @@ export function buildAdmin(sources: AdminSources, services: AdminServices = {}, 
       req.identity = r.identity;
     });
     api.get('/whoami', async (req) => ({ name: req.identity!.name, kind: req.identity!.kind, groups: req.identity!.groups }));
+    if (services.approvals) registerApprovalRoutes(api, services.approvals);
     if (services.audit) {
       const auditors = services.auditors ?? [];
       const onlyAuditors = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {

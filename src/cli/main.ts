@@ -18,6 +18,7 @@ import { formatScramVerifier, makeScramVerifier } from '../auth/index.js';
 import { startDemo } from '../demo/demo.js';
 import { CliError, configOption, DEFAULT_CONFIG, load, out } from './common.js';
 import { registerAuditCommands } from './audit-commands.js';
+import { registerApprovalCommands } from './approvals-commands.js';
 
 /** No configuration anywhere: run the embedded demo (see src/demo). */
 async function runDemo(level: LevelWithSilent): Promise<void> {
@@ -230,6 +231,7 @@ export function buildCli(): Command {
     });
 
   registerAuditCommands(program);
+  registerApprovalCommands(program);
 
   return program;
 }

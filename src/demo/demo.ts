@@ -35,6 +35,7 @@ export function demoConfigYaml(o: {
   auditDb: string;
   signingKey: string;
   maskKey: string;
+  stateDb: string;
 }): string {
   return `version: 1
 listen: { host: 127.0.0.1, port: ${o.port} }
@@ -59,6 +60,11 @@ sensitive:
     ssn: partial
     credit_card: partial
   key: "${o.maskKey}"
+state:
+  store: "sqlite:${o.stateDb}"
+approvals:
+  mode: hold
+  timeout: 10m
 audit:
   store: "sqlite:${o.auditDb}"
   instance: demo
@@ -120,9 +126,10 @@ export async function startDemo(log: Logger, o: { port?: number; adminPort?: num
       const { privateKey } = crypto.generateKeyPairSync('ed25519');
       fs.writeFileSync(signingKey, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
     }
-    const yaml = demoConfigYaml({ pgPort: cluster.port, svcPassword, port, adminPort, passwords, auditDb, signingKey, maskKey: pw() + pw() });
     // Kept beside the cluster (removed on exit), so the CLI's other commands can be tried on it.
     const configFile = path.join(path.dirname(cluster.dataDir), 'warden-demo.yaml');
+    const stateDb = path.join(path.dirname(cluster.dataDir), 'warden-state.db');
+    const yaml = demoConfigYaml({ pgPort: cluster.port, svcPassword, port, adminPort, passwords, auditDb, signingKey, maskKey: pw() + pw(), stateDb });
     fs.writeFileSync(configFile, yaml, { mode: 0o600 });
     const config = parseConfig(yaml, configFile, {});
     const warden = await startWarden({ config, log });
@@ -132,7 +139,7 @@ export async function startDemo(log: Logger, o: { port?: number; adminPort?: num
 Warden demo — an embedded PostgreSQL ${cluster.binDir.match(/postgresql\/(\d+)/)?.[1] ?? ''} with a small dataset, governed by Warden.
 
   Warden (PostgreSQL protocol)  127.0.0.1:${warden.port}
-  Admin (health, metrics)       http://127.0.0.1:${warden.admin?.port ?? adminPort}/metrics
+  Admin (API, health, metrics)  http://127.0.0.1:${warden.admin?.port ?? adminPort}/metrics
   Upstream (private cluster)    127.0.0.1:${cluster.port}, data in ${cluster.dataDir} (removed on exit)
 
 Connect as each identity (passwords are random for this run):
@@ -148,7 +155,11 @@ A short tour:
                      DROP TABLE orders;             -- denied by no-destructive-ddl (42501)
                      INSERT INTO orders (item) VALUES ('x');  -- denied by agents-read-only
   2. As the analyst: UPDATE billing.invoices SET status = 'paid' WHERE id = 1;
-                     -- needs approval by a DBA: refused for now (approvals are not built yet)
+                     -- waits on the wire for a DBA's approval (rule billing-writes-need-approval).
+     In a second terminal, the DBA looks and approves:
+       WARDEN_PASSWORD=${passwords.dana} node bin/warden.js approvals list --config ${configFile} --as dana
+       WARDEN_PASSWORD=${passwords.dana} node bin/warden.js approvals approve <id> --config ${configFile} --as dana --reason "month-end close"
+                     -- the analyst's UPDATE then runs and returns UPDATE 1
      As the DBA:     SELECT full_name, email, ssn FROM customers LIMIT 3;  -- the real values
   3. As anyone:      SET ROLE postgres;              -- denied: a client cannot change who it is
                      SELECT current_setting('warden.identity');  -- who the database sees

@@ -13,6 +13,7 @@ import { intentOf } from '../intent/sqlcommenter.js';
 import type { SessionHooks, SessionInfo, StatementOutcome, StatementSource, Verdict } from '../proxy/hooks.js';
 import type { StatementAuditor } from './statement-audit.js';
 import type { MaskingService } from './masking.js';
+import type { ApprovalService } from './approvals.js';
 
 interface PolicySessionState {
   /** The session's search_path; null when unknown (unqualified names then match every schema). */
@@ -55,6 +56,7 @@ export function createStatementPolicy(
   cache = new AnalysisCache({ max: 10_000 }),
   auditor?: StatementAuditor,
   masking?: MaskingService,
+  approvals?: ApprovalService,
 ): StatementPolicy {
   const policy = policyFromConfig(config);
   const timeDependent = config.rules.some((r) => usesTime(r.match));
@@ -152,6 +154,8 @@ export function createStatementPolicy(
       case 'deny':
         return { action: 'error', error: { code: '42501', message: d.reason } };
       case 'approve': {
+        // With approvals: a placeholder, replaced per run by the approval verdict (see finalize).
+        if (approvals) return onDone ? { action: 'forward', onDone } : FORWARD;
         const a = d.approvals[0];
         return {
           action: 'error',
@@ -185,9 +189,25 @@ export function createStatementPolicy(
 
   const stats = { decided: 0, refused: 0 };
 
-  /** A `mask` decision's verdict is made for each run (its row masker keeps per-run state). */
-  const finalize = (s: SessionInfo, analysis: Analysis, d: Decision, base: Verdict): Verdict | Promise<Verdict> => {
-    if (d.action !== 'mask' || !masking || base.action === 'error') return base;
+  /**
+   * `mask` and `approve` verdicts are made for each run: a row masker keeps
+   * per-run state, an approval waits for its own request.
+   */
+  const finalize = (s: SessionInfo, stmt: StatementSource, analysis: Analysis, d: Decision, base: Verdict): Verdict | Promise<Verdict> => {
+    if (base.action === 'error') return base;
+    if (d.action === 'approve' && approvals) {
+      // Once approved: masked when a mask rule applies too.
+      const next = (): Verdict | Promise<Verdict> => (d.masked && masking ? masked(s, analysis, d, base) : base);
+      return approvals.verdict(s, stmt, analysis, d, next).then((v) => {
+        if (v.action === 'error') stats.refused++;
+        return v;
+      });
+    }
+    if (d.action !== 'mask' || !masking) return base;
+    return masked(s, analysis, d, base);
+  };
+
+  const masked = (s: SessionInfo, analysis: Analysis, d: Decision, base: Verdict): Verdict | Promise<Verdict> => {
     const withDone = (x: Verdict): Verdict => {
       if (x.action === 'error') {
         stats.refused++;
@@ -196,13 +216,13 @@ export function createStatementPolicy(
       }
       return base.onDone ? { ...x, onDone: base.onDone } : x;
     };
-    const v = masking.verdict(s, analysis, d);
+    const v = masking!.verdict(s, analysis, d);
     return v instanceof Promise ? v.then(withDone) : withDone(v);
   };
 
   const statement = (s: SessionInfo, stmt: StatementSource): Verdict | Promise<Verdict> => {
     const d = decideStatement(s, stmt);
-    const verdict = finalize(s, d.analysis, d.decision, d.verdict);
+    const verdict = finalize(s, stmt, d.analysis, d.decision, d.verdict);
     if (!auditor) return verdict;
     return verdict instanceof Promise
       ? verdict.then((v) => auditor.statement(s, stmt, d.analysis, d.decision, v))

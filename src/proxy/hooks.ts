@@ -27,6 +27,11 @@ export interface SessionInfo {
   readonly txStatus: TxStatus;
   /** The upstream session's search_path when it started (read by Warden; the protocol does not report it). */
   readonly upstreamSearchPath?: string;
+  /**
+   * Be told when the client cancels its statement (CancelRequest) or the session
+   * ends — e.g. while a verdict is pending. Returns a function that unsubscribes.
+   */
+  onInterrupt(listener: (why: 'cancel' | 'closed') => void): () => void;
 }
 
 export type StatementSource =

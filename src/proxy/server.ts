@@ -208,6 +208,7 @@ export class ProxyServer {
       });
       const upKey = up.backendKey;
       session.cancel = () => {
+        if (!session.isClosed) session.interrupt('cancel');
         sendUpstreamCancel(db, upKey.pid, upKey.secret).catch((err: Error) =>
           log.warn({ reason: err.message }, 'forwarding a cancel request failed'),
         );

@@ -189,6 +189,29 @@ export class Session implements SessionInfo {
   /** Forward a CancelRequest to this session's upstream backend (set by the server). */
   cancel: () => void = () => undefined;
 
+  readonly #interruptListeners = new Set<(why: 'cancel' | 'closed') => void>();
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Be told when the client cancels (CancelRequest) or the session ends, e.g. while a verdict is pending. */
+  onInterrupt(listener: (why: 'cancel' | 'closed') => void): () => void {
+    this.#interruptListeners.add(listener);
+    return () => this.#interruptListeners.delete(listener);
+  }
+
+  /** Tell the listeners (see {@link onInterrupt}). */
+  interrupt(why: 'cancel' | 'closed'): void {
+    for (const l of [...this.#interruptListeners]) {
+      try {
+        l(why);
+      } catch (err) {
+        this.log.error({ err }, 'interrupt listener failed');
+      }
+    }
+  }
+
   // ---- flow control --------------------------------------------------------
 
   private updateFlow(): void {
@@ -496,6 +519,7 @@ export class Session implements SessionInfo {
       );
     }
     this.closed = true;
+    this.interrupt('closed');
     // A client that vanished mid-statement: stop the statement upstream instead of letting it
     // run to completion (PostgreSQL only notices a gone client when it next writes).
     if (reason !== 'client sent Terminate' && reason !== 'upstream closed the connection' && this.tracker.pending > 0) {

@@ -47,7 +47,21 @@ it('starts, answers as the banner says, and cleans up on SIGINT', async () => {
   const analyst = login('alice');
   await analyst.connect();
   try {
-    await expect(analyst.query("UPDATE billing.invoices SET status = 'paid' WHERE id = 1")).rejects.toMatchObject({ code: '42501', message: /billing-writes-need-approval/ });
+    // Held for a DBA's approval, given from a "second terminal" with the banner's commands.
+    const held = analyst.query("UPDATE billing.invoices SET status = 'paid' WHERE id = 1");
+    const danaPw = /WARDEN_PASSWORD=(\S+) node bin\/warden\.js approvals list/.exec(out)![1];
+    const configFile = /approvals list --config (\S+) --as dana/.exec(out)![1];
+    let id: string | undefined;
+    for (let i = 0; i < 50 && !id; i++) {
+      const list = await runCli(['approvals', 'list', '--config', configFile, '--as', 'dana', '--json'], { WARDEN_PASSWORD: danaPw });
+      expect(list.code, list.err).toBe(0);
+      id = (JSON.parse(list.out) as { id: string }[])[0]?.id;
+      if (!id) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(id).toBeDefined();
+    const approve = await runCli(['approvals', 'approve', id!, '--config', configFile, '--as', 'dana', '--reason', 'month-end close'], { WARDEN_PASSWORD: danaPw });
+    expect(approve.code, approve.err).toBe(0);
+    expect((await held).rowCount).toBe(1);
   } finally {
     await analyst.end();
   }
@@ -69,6 +83,9 @@ it('starts, answers as the banner says, and cleans up on SIGINT', async () => {
   const tail = await runCli(['audit', 'search', '--store', auditStore, '--identity', 'trainer', '--action', 'deny', '--json']);
   expect(tail.code, tail.err).toBe(0);
   expect(tail.out).toMatch(/DROP TABLE orders/);
+  const approvals = await runCli(['audit', 'search', '--store', auditStore, '--type', 'approval.', '--json', '--since', '10m']);
+  expect(approvals.out).toMatch(/"approval.requested"/);
+  expect(approvals.out).toMatch(/"approval.decided".*"dana"|"dana".*"approval.decided"/);
   const verify = await runCli(['audit', 'verify', '--store', auditStore]);
   expect(verify.code, verify.out).toBe(0);
   expect(fs.existsSync(dataDir)).toBe(false);

@@ -27,6 +27,8 @@ rules:
     match: { not: { groups: [dba] } }
     action: mask
 default: allow
+# Reject mode: a statement that needs approval fails at once (these tests check what needs it).
+approvals: { mode: reject }
 `;
 
 let env: TestEnv;
@@ -134,7 +136,7 @@ describe('unparsable statements fail closed', () => {
   });
 });
 
-describe('approve fails closed until approvals land; mask masks', () => {
+describe('approve (reject mode) refuses at once with a request id; mask masks', () => {
   it('a write to billing needs approval: refused with the rule named, nothing runs', async () => {
     const c = await env.connect('alice');
     try {

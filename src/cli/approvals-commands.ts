@@ -1,0 +1,167 @@
+/**
+ * `warden approvals list | show | approve | deny` and `warden grants list |
+ * revoke`: a client of the admin API of the Warden named by the config
+ * (`admin.host`/`admin.port`), authenticated as `--as IDENTITY` (or
+ * WARDEN_IDENTITY) with the password or token in WARDEN_PASSWORD — never on
+ * the command line.
+ */
+import { Command, Option } from 'commander';
+import type { WardenConfig } from '../config/types.js';
+import { CliError, configOption, load, out } from './common.js';
+
+interface ApiRequest {
+  id: string;
+  status: string;
+  identity: string;
+  onBehalfOf?: string;
+  database: string;
+  environment?: string;
+  sql: string;
+  params?: (string | null)[];
+  rules: { rule: string; reason?: string; groups: string[]; count: number }[];
+  tables: string[];
+  intent: Record<string, string>;
+  mode: string;
+  createdAt: string;
+  expiresAt: string;
+  decisions: { approver: string; decision: string; reason: string; at: string }[];
+}
+
+interface Grant {
+  id: string;
+  identity: string;
+  rule: string;
+  database?: string;
+  expiresAt: string;
+  revokedAt?: string;
+}
+
+function client(config: WardenConfig, as: string | undefined) {
+  if (!config.admin) throw new CliError(`${config.source}: admin: not configured — approvals are decided through the admin API`, 2);
+  const who = as ?? process.env.WARDEN_IDENTITY;
+  if (!who) throw new CliError('--as IDENTITY is required (or set WARDEN_IDENTITY)', 2);
+  const password = process.env.WARDEN_PASSWORD;
+  if (!password) throw new CliError(`set WARDEN_PASSWORD to ${who}'s password or token (it is never taken from the command line)`, 2);
+  const host = config.admin.host === '0.0.0.0' || config.admin.host === '::' ? '127.0.0.1' : config.admin.host;
+  const base = `${config.admin.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${config.admin.port}/api/v1`;
+  const auth = `Basic ${Buffer.from(`${who}:${password}`).toString('base64')}`;
+  return async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+    let res: Response;
+    try {
+      res = await fetch(`${base}${path}`, {
+        method,
+        headers: { authorization: auth, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        body: body !== undefined ? JSON.stringify(body) : undefined,
+        signal: AbortSignal.timeout(15_000),
+      });
+    } catch (err) {
+      throw new CliError(`cannot reach the admin API at ${base}: ${(err as Error).message} (is Warden running?)`, 1);
+    }
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = { error: text };
+    }
+    if (!res.ok) throw new CliError(`${(json as { error?: string }).error ?? `HTTP ${res.status}`} (HTTP ${res.status})`, 1);
+    return json as T;
+  };
+}
+
+function formatRequest(r: ApiRequest): string {
+  const lines = [
+    `${r.id}  ${r.status}  ${r.mode}`,
+    `  who:      ${r.identity}${r.onBehalfOf ? ` on behalf of ${r.onBehalfOf}` : ''}`,
+    `  where:    ${r.database}${r.environment ? ` (${r.environment})` : ''}`,
+    `  rules:    ${r.rules.map((x) => `${x.rule} (${x.count} of ${x.groups.join('/')})${x.reason ? `: ${x.reason}` : ''}`).join('; ')}`,
+    `  sql:      ${r.sql.replace(/\s+/g, ' ')}`,
+  ];
+  if (r.params && r.params.length > 0) lines.push(`  params:   ${JSON.stringify(r.params)}`);
+  if (r.tables.length > 0) lines.push(`  tables:   ${r.tables.join(', ')}`);
+  if (Object.keys(r.intent).length > 0) lines.push(`  intent:   ${Object.entries(r.intent).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  lines.push(`  created:  ${r.createdAt}, expires ${r.expiresAt}`);
+  for (const d of r.decisions) lines.push(`  ${d.decision === 'approve' ? 'approved' : 'denied'} by ${d.approver} at ${d.at}: ${d.reason}`);
+  return lines.join('\n');
+}
+
+const asOption = (): Option => new Option('--as <identity>', 'act as this identity (password or token from WARDEN_PASSWORD)');
+
+export function registerApprovalCommands(program: Command): void {
+  const approvals = program.command('approvals').description('statements waiting for approval, and decisions on them');
+
+  approvals
+    .command('list')
+    .description('approval requests, newest first (pending by default)')
+    .addOption(configOption())
+    .addOption(asOption())
+    .addOption(new Option('--status <status>', 'which requests').choices(['pending', 'approved', 'denied', 'expired', 'cancelled', 'used', 'all']).default('pending'))
+    .option('--json', 'machine-readable output')
+    .action(async (o: { config?: string; as?: string; status: string; json?: boolean }) => {
+      const api = client(load(o.config), o.as);
+      const q = o.status === 'all' ? '' : `?status=${o.status}`;
+      const { requests } = await api<{ requests: ApiRequest[] }>('GET', `/approvals${q}`);
+      out(o.json, requests, () =>
+        requests.length === 0
+          ? `no ${o.status === 'all' ? '' : `${o.status} `}approval requests`
+          : requests.map((r) => `${r.id}  ${r.status.padEnd(9)} ${r.identity.padEnd(12)} ${r.database.padEnd(10)} ${r.rules.map((x) => x.rule).join(',')}  ${r.sql.replace(/\s+/g, ' ').slice(0, 80)}`).join('\n'),
+      );
+    });
+
+  approvals
+    .command('show <id>')
+    .description('one request: the statement, the rules, the decisions')
+    .addOption(configOption())
+    .addOption(asOption())
+    .option('--json', 'machine-readable output')
+    .action(async (id: string, o: { config?: string; as?: string; json?: boolean }) => {
+      const api = client(load(o.config), o.as);
+      const r = await api<ApiRequest>('GET', `/approvals/${encodeURIComponent(id)}`);
+      out(o.json, r, () => formatRequest(r));
+    });
+
+  for (const decision of ['approve', 'deny'] as const) {
+    const cmd = approvals
+      .command(`${decision} <id>`)
+      .description(decision === 'approve' ? 'approve a request (with --grant N: let the identity run such statements for N minutes)' : 'deny a request')
+      .addOption(configOption())
+      .addOption(asOption())
+      .requiredOption('--reason <text>', 'why (recorded in the audit log)')
+      .option('--json', 'machine-readable output');
+    if (decision === 'approve') cmd.option('--grant <minutes>', 'approve as a just-in-time grant for this many minutes');
+    cmd.action(async (id: string, o: { config?: string; as?: string; reason: string; grant?: string; json?: boolean }) => {
+      const api = client(load(o.config), o.as);
+      let grant: number | undefined;
+      if (o.grant !== undefined) {
+        grant = Number(o.grant);
+        if (!Number.isInteger(grant) || grant < 1) throw new CliError(`--grant: "${o.grant}" is not a whole number of minutes`, 2);
+      }
+      const r = await api<ApiRequest>('POST', `/approvals/${encodeURIComponent(id)}/${decision}`, { reason: o.reason, ...(grant !== undefined ? { grant_minutes: grant } : {}) });
+      out(o.json, r, () => `${r.id}: ${r.status}${r.status === 'pending' ? ' (more approvals needed)' : ''}`);
+    });
+  }
+
+  const grants = program.command('grants').description('just-in-time grants given with approvals approve --grant');
+  grants
+    .command('list')
+    .addOption(configOption())
+    .addOption(asOption())
+    .option('--all', 'include expired and revoked grants')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { config?: string; as?: string; all?: boolean; json?: boolean }) => {
+      const api = client(load(o.config), o.as);
+      const { grants: list } = await api<{ grants: Grant[] }>('GET', `/grants${o.all ? '?all=true' : ''}`);
+      out(o.json, list, () =>
+        list.length === 0 ? 'no grants' : list.map((g) => `${g.id}  ${g.identity.padEnd(12)} ${g.rule}  until ${g.expiresAt}${g.revokedAt ? ` (revoked ${g.revokedAt})` : ''}`).join('\n'),
+      );
+    });
+  grants
+    .command('revoke <id>')
+    .addOption(configOption())
+    .addOption(asOption())
+    .action(async (id: string, o: { config?: string; as?: string }) => {
+      const api = client(load(o.config), o.as);
+      await api('DELETE', `/grants/${encodeURIComponent(id)}`);
+      process.stdout.write(`${id}: revoked\n`);
+    });
+}

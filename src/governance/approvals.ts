@@ -1,0 +1,339 @@
+/**
+ * Approvals on the wire: the verdict for a statement whose decision is
+ * `approve`, and the decisions that release it.
+ *
+ * - **hold** (default): a request is created in the state store and the
+ *   statement waits on the wire — the session holds the client's messages, other
+ *   sessions go on — until enough approvers approve (the very statement is then
+ *   forwarded on the same session and its real result returned), someone denies
+ *   it, it expires (`approvals.timeout`), or the client cancels or disconnects
+ *   (nothing runs). A wait inside a transaction keeps the transaction.
+ * - **reject**: the statement fails at once with the request id; once approved,
+ *   the identical statement (same normalized text and parameters) from the same
+ *   identity runs once.
+ * - **grants**: an approver may approve for N minutes: the identity may then run
+ *   statements matching the same rules without asking, until the grant expires.
+ *
+ * Quorum: every approve rule that matched needs `count` distinct approvers from
+ * its `groups`; one deny denies; nobody decides their own request. Decisions
+ * made on another Warden instance sharing a PostgreSQL state store reach the
+ * waiting statement through the store's notifications.
+ */
+import crypto from 'node:crypto';
+import type { IdentityConfig, WardenConfig } from '../config/types.js';
+import type { Logger } from '../log/logger.js';
+import type { Analysis } from '../sql/index.js';
+import { normalizeSql } from '../sql/normalize.js';
+import type { Decision } from '../policy/index.js';
+import type { SessionInfo, StatementSource, Verdict } from '../proxy/hooks.js';
+import type { AuditLog } from '../audit/log.js';
+import type { ApprovalRequest, ApprovalStatus, GrantRecord, StateStore } from '../store/types.js';
+import { newId } from '../store/ids.js';
+import { intentOf } from '../intent/sqlcommenter.js';
+
+export class ApprovalError extends Error {
+  constructor(
+    readonly status: 400 | 403 | 404 | 409,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ApprovalError';
+  }
+}
+
+export interface ApprovalService {
+  /** The verdict for an `approve` decision; `next` is the verdict to use once approved. */
+  verdict(s: SessionInfo, stmt: StatementSource, analysis: Analysis, decision: Decision, next: () => Verdict | Promise<Verdict>): Promise<Verdict>;
+  list(o?: { status?: ApprovalStatus; limit?: number }): Promise<ApprovalRequest[]>;
+  get(id: string): Promise<ApprovalRequest>;
+  decide(id: string, approver: IdentityConfig, decision: 'approve' | 'deny', reason: string, grantMinutes?: number): Promise<ApprovalRequest>;
+  grants(all?: boolean): Promise<GrantRecord[]>;
+  revokeGrant(id: string, by: IdentityConfig): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface ApprovalServiceOptions {
+  config: WardenConfig;
+  store: StateStore;
+  log: Logger;
+  audit?: AuditLog;
+  instance: string;
+  /** Base URL of the admin API, for links in notifications. */
+  adminUrl?: string;
+}
+
+const MAX_GRANT_MINUTES = 24 * 60;
+
+function fmtDuration(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  return `${Math.round(ms / 1000)}s`;
+}
+
+/** Same statement, same parameters, same database: the key of a reject-mode approval. */
+export function statementFingerprint(database: string, sql: string, params: readonly (string | null)[]): string {
+  const text = normalizeSql(sql) ?? sql;
+  return crypto.createHash('sha256').update(JSON.stringify([database, text, sql, params])).digest('hex');
+}
+
+/** The status a request has after its decisions (see module docs). */
+export function statusAfter(r: ApprovalRequest, approverGroups: (name: string) => readonly string[]): ApprovalStatus {
+  if (r.decisions.some((d) => d.decision === 'deny')) return 'denied';
+  const approvers = r.decisions.filter((d) => d.decision === 'approve').map((d) => d.approver);
+  const met = r.rules.every((rule) => {
+    const n = new Set(approvers.filter((a) => approverGroups(a).some((g) => rule.groups.includes(g)))).size;
+    return n >= rule.count;
+  });
+  return met ? 'approved' : 'pending';
+}
+
+export function createApprovalService(o: ApprovalServiceOptions): ApprovalService {
+  const { config, store, log, audit } = o;
+  const mode = config.approvals?.mode ?? 'hold';
+  const timeoutMs = config.approvals?.timeoutMs ?? 600_000;
+  const identities = new Map(config.identities.map((i) => [i.name, i]));
+  const groupsOf = (name: string): readonly string[] => identities.get(name)?.groups ?? [];
+  /** Same-instance waiters, woken at once by decide(). */
+  const waiters = new Map<string, Set<() => void>>();
+  const wake = (id: string): void => {
+    for (const w of waiters.get(id) ?? []) w();
+  };
+
+  const describeRequest = (r: ApprovalRequest): Record<string, unknown> => ({
+    id: r.id,
+    status: r.status,
+    identity: r.identity,
+    on_behalf_of: r.onBehalfOf,
+    database: r.database,
+    environment: r.environment,
+    sql: r.sql,
+    params: r.params,
+    tables: r.tables,
+    classes: r.classes,
+    rules: r.rules,
+    intent: r.intent,
+    mode: r.mode,
+    created_at: r.createdAt,
+    expires_at: r.expiresAt,
+    decisions: r.decisions,
+  });
+
+  const notify = async (r: ApprovalRequest): Promise<void> => {
+    const url = config.approvals?.webhook;
+    if (!url) return;
+    const who = r.onBehalfOf ? `${r.identity} (on behalf of ${r.onBehalfOf})` : r.identity;
+    const link = o.adminUrl ? `${o.adminUrl}/api/v1/approvals/${r.id}` : undefined;
+    const body = {
+      text:
+        `Warden: ${who} asks to run a statement on ${r.database}${r.environment ? ` (${r.environment})` : ''} — ` +
+        `${r.rules.map((x) => `rule ${x.rule}${x.reason ? ` (${x.reason})` : ''}`).join(', ')}.\n` +
+        `\`\`\`${r.sql.slice(0, 1500)}\`\`\`\n` +
+        `Approve: warden approvals approve ${r.id} --as <you> --reason "..."` +
+        (link ? `\nDetails: ${link}` : ''),
+      request: describeRequest(r),
+      links: { show: link, approve: link ? `${link}/approve` : undefined, deny: link ? `${link}/deny` : undefined },
+    };
+    let delay = 500;
+    for (let attempt = 1; attempt <= 5; attempt++) {
+      try {
+        const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(5_000) });
+        if (res.ok) return;
+        throw new Error(`HTTP ${res.status}`);
+      } catch (err) {
+        log.warn({ request: r.id, attempt, reason: (err as Error).message }, 'approval webhook failed');
+        if (attempt === 5) return;
+        await new Promise((res) => setTimeout(res, delay).unref());
+        delay *= 2;
+      }
+    }
+  };
+
+  const refuse = (code: string, message: string, hint?: string): Verdict => ({ action: 'error', error: { code, message, ...(hint ? { hint } : {}) } });
+
+  /** Waits until the request leaves `pending`; the outcome. */
+  const waitFor = (s: SessionInfo, r: ApprovalRequest): Promise<ApprovalStatus> =>
+    new Promise<ApprovalStatus>((resolve) => {
+      let done = false;
+      const cleanups: (() => void)[] = [];
+      const finish = (st: ApprovalStatus): void => {
+        if (done) return;
+        done = true;
+        for (const c of cleanups) c();
+        resolve(st);
+      };
+      const check = (): void => {
+        store.getRequest(r.id).then(
+          (cur) => {
+            if (cur && cur.status !== 'pending') finish(cur.status);
+          },
+          (err: Error) => log.warn({ request: r.id, reason: err.message }, 'reading an approval request failed'),
+        );
+      };
+      const set = waiters.get(r.id) ?? new Set();
+      set.add(check);
+      waiters.set(r.id, set);
+      cleanups.push(() => {
+        set.delete(check);
+        if (set.size === 0) waiters.delete(r.id);
+      });
+      const unwatch = store.watch?.(r.id, check);
+      if (unwatch) cleanups.push(unwatch);
+      const move = (to: ApprovalStatus): void => {
+        store.setStatus(r.id, 'pending', to, new Date().toISOString()).then(
+          (won) => (won ? finish(to) : check()),
+          (err: Error) => {
+            log.error({ request: r.id, reason: err.message }, 'updating an approval request failed');
+            finish(to);
+          },
+        );
+      };
+      const timer = setTimeout(() => move('expired'), Math.max(0, Date.parse(r.expiresAt) - Date.now()));
+      cleanups.push(() => clearTimeout(timer));
+      cleanups.push(s.onInterrupt(() => move('cancelled')));
+      // Without notifications from the store, look now and then.
+      if (!unwatch) {
+        const poll = setInterval(check, 1_000);
+        cleanups.push(() => clearInterval(poll));
+      }
+    });
+
+  const record = (type: string, data: Record<string, unknown>): void => audit?.record(type, data as never);
+
+  return {
+    async verdict(s, stmt, analysis, decision, next) {
+      const now = new Date();
+      const rules = decision.approvals.map((a) => ({ rule: a.rule, reason: a.reason, groups: [...(a.approvers?.groups ?? [])], count: a.approvers?.count ?? 1 }));
+      // A just-in-time grant covering every rule that asks.
+      const grants = await store.activeGrants(s.identity.name, now.toISOString());
+      const covering = rules.map((r) => grants.find((g) => g.rule === r.rule && (g.database === undefined || g.database === s.database.name)));
+      if (covering.every((g) => g !== undefined)) {
+        record('approval.grant_used', { session: s.id, identity: s.identity.name, grants: covering.map((g) => g!.id), rules: rules.map((r) => r.rule) });
+        return next();
+      }
+      const params = stmt.protocol === 'extended' ? stmt.params.map((p) => (p === null ? null : p.toString('utf8').slice(0, 256))) : [];
+      const sensitive = decision.sensitiveTypes.length > 0;
+      const fingerprint = statementFingerprint(s.database.name, stmt.sql, params);
+      if (mode === 'reject') {
+        const ok = await store.findApproved(s.identity.name, fingerprint, now.toISOString());
+        if (ok && (await store.setStatus(ok.id, 'approved', 'used', now.toISOString()))) {
+          record('approval.used', { session: s.id, identity: s.identity.name, request: ok.id });
+          return next();
+        }
+      }
+      const sql = sensitive ? (normalizeSql(stmt.sql) ?? '<statement withheld: touches sensitive columns>') : stmt.sql;
+      const req = await store.createRequest({
+        id: newId('apr'),
+        identity: s.identity.name,
+        database: s.database.name,
+        environment: s.database.environment,
+        sql: sql.slice(0, 16_384),
+        fingerprint,
+        params: sensitive ? params.map((p) => (p === null ? null : '<masked>')) : params,
+        rules,
+        tables: analysis.ok ? [...new Set([...analysis.reads, ...analysis.writes].map((r) => r.name))] : [],
+        classes: analysis.ok ? [...analysis.classes].sort() : [],
+        intent: intentOf(s.wardenSettings, stmt.sql),
+        instance: o.instance,
+        session: s.id,
+        mode,
+        createdAt: now.toISOString(),
+        expiresAt: new Date(now.getTime() + timeoutMs).toISOString(),
+      });
+      record('approval.requested', { session: s.id, identity: s.identity.name, request: req.id, mode, rules: rules.map((r) => r.rule), tables: req.tables as string[], sql: req.sql });
+      log.info({ session: s.id, identity: s.identity.name, request: req.id, mode }, 'statement needs approval');
+      void notify(req);
+      const how = `warden approvals approve ${req.id} --as <approver> --reason "..."`;
+      const ruleText = rules.map((r) => `"${r.rule}"${r.reason ? ` (${r.reason})` : ''}`).join(', ');
+      if (mode === 'reject') {
+        return refuse(
+          '42501',
+          `rule ${ruleText} requires approval: request ${req.id} was created; run the identical statement again once it is approved`,
+          `An approver (${rules.map((r) => `${r.count} of ${r.groups.join('/')}`).join('; ')}) approves it with: ${how}. It expires in ${fmtDuration(timeoutMs)}.`,
+        );
+      }
+      const outcome = await waitFor(s, req);
+      const final = await store.getRequest(req.id).catch(() => null);
+      record('approval.resolved', { session: s.id, identity: s.identity.name, request: req.id, status: outcome });
+      switch (outcome) {
+        case 'approved': {
+          await store.setStatus(req.id, 'approved', 'used', new Date().toISOString()).catch(() => false);
+          return next();
+        }
+        case 'denied': {
+          const d = final?.decisions.find((x) => x.decision === 'deny');
+          return refuse('42501', `approval request ${req.id} for rule ${ruleText} was denied${d ? ` by ${d.approver}: ${d.reason}` : ''}; the statement was not run`);
+        }
+        case 'expired':
+          return refuse('42501', `approval request ${req.id} for rule ${ruleText} expired after ${fmtDuration(timeoutMs)} without enough approvals; the statement was not run`);
+        case 'cancelled':
+          return refuse('57014', `canceling statement due to user request: approval request ${req.id} was cancelled and the statement was not run`);
+        default:
+          return refuse('42501', `approval request ${req.id} ended as ${outcome}; the statement was not run`);
+      }
+    },
+
+    list: (q) => store.listRequests(q),
+
+    async get(id) {
+      const r = await store.getRequest(id);
+      if (!r) throw new ApprovalError(404, `no approval request ${id}`);
+      return r;
+    },
+
+    async decide(id, approver, decision, reason, grantMinutes) {
+      if (!reason || !reason.trim()) throw new ApprovalError(400, 'a reason is required for every decision');
+      if (grantMinutes !== undefined && (!Number.isFinite(grantMinutes) || grantMinutes <= 0 || grantMinutes > MAX_GRANT_MINUTES)) {
+        throw new ApprovalError(400, `grant minutes must be more than 0 and at most ${MAX_GRANT_MINUTES}`);
+      }
+      const r = await store.getRequest(id);
+      if (!r) throw new ApprovalError(404, `no approval request ${id}`);
+      if (r.identity === approver.name || r.onBehalfOf === approver.name) throw new ApprovalError(403, `${approver.name} cannot decide their own request`);
+      const eligible = r.rules.some((rule) => approver.groups.some((g) => rule.groups.includes(g)));
+      if (!eligible) {
+        throw new ApprovalError(403, `${approver.name} is not an approver of this request (needs a group among ${[...new Set(r.rules.flatMap((x) => x.groups))].join(', ')})`);
+      }
+      if (r.status !== 'pending') throw new ApprovalError(409, `approval request ${id} is ${r.status}, not pending`);
+      let updated: ApprovalRequest;
+      try {
+        updated = await store.addDecision(id, { approver: approver.name, decision, reason: reason.trim(), at: new Date().toISOString() }, (cur) => statusAfter(cur, groupsOf));
+      } catch (err) {
+        throw new ApprovalError(409, (err as Error).message);
+      }
+      record('approval.decided', { identity: approver.name, request: id, decision, reason: reason.trim(), status: updated.status, grant_minutes: grantMinutes });
+      if (updated.status === 'approved' && grantMinutes !== undefined && decision === 'approve') {
+        const now = Date.now();
+        for (const rule of updated.rules) {
+          const g: GrantRecord = {
+            id: newId('grt'),
+            identity: updated.identity,
+            rule: rule.rule,
+            database: updated.database,
+            requestId: id,
+            createdAt: new Date(now).toISOString(),
+            expiresAt: new Date(now + grantMinutes * 60_000).toISOString(),
+          };
+          await store.putGrant(g);
+          record('grant.created', { identity: approver.name, grant: g.id, to: g.identity, rule: g.rule, expires_at: g.expiresAt, request: id });
+        }
+      }
+      wake(id);
+      return updated;
+    },
+
+    grants: (all) => store.listGrants({ all }),
+
+    async revokeGrant(id, by) {
+      const g = (await store.listGrants({ all: true })).find((x) => x.id === id);
+      if (!g || g.revokedAt) throw new ApprovalError(404, `no active grant ${id}`);
+      const rule = config.rules.find((r) => r.name === g.rule);
+      const groups = rule?.approvers?.groups ?? [];
+      if (by.name !== g.identity && !by.groups.some((x) => groups.includes(x))) {
+        throw new ApprovalError(403, `${by.name} may not revoke grant ${id} (needs a group among ${groups.join(', ') || 'the rule approvers'}, or be its holder)`);
+      }
+      if (!(await store.revokeGrant(id, new Date().toISOString()))) throw new ApprovalError(404, `no active grant ${id}`);
+      record('grant.revoked', { identity: by.name, grant: id });
+    },
+
+    close: () => store.close(),
+  };
+}
