@@ -18,6 +18,7 @@ import { formatScramVerifier, makeScramVerifier } from '../auth/index.js';
 import { startDemo } from '../demo/demo.js';
 import { CliError, configOption, DEFAULT_CONFIG, load, out } from './common.js';
 import { registerAuditCommands } from './audit-commands.js';
+import { starterConfig } from './init-template.js';
 import { registerApprovalCommands } from './approvals-commands.js';
 
 /** No configuration anywhere: run the embedded demo (see src/demo). */
@@ -228,6 +229,27 @@ export function buildCli(): Command {
       const report = await runPolicyTests(text, c);
       out(o.json, report, () => formatPolicyTestReport(report));
       if (report.failed > 0) process.exitCode = 1;
+    });
+
+  program
+    .command('init')
+    .description('write a commented starter warden.yaml for your own database')
+    .option('-o, --output <file>', 'where to write it', DEFAULT_CONFIG)
+    .option('--database <name>', 'the database name clients will use', 'app')
+    .option('--upstream <url>', 'the real database (use ${APP_DB_PASSWORD} for the password)', 'postgres://warden_svc:${APP_DB_PASSWORD}@127.0.0.1:5432/app')
+    .option('--environment <label>', 'a label rules can match', 'production')
+    .option('--force', 'overwrite an existing file')
+    .action((o: { output: string; database: string; upstream: string; environment: string; force?: boolean }) => {
+      const file = path.resolve(o.output);
+      if (fs.existsSync(file) && !o.force) throw new CliError(`${file} exists; pass --force to overwrite it`, 1);
+      if (/^postgres(ql)?:\/\/[^:/@]+:(?!\$\{)[^@]+@/.test(o.upstream)) {
+        throw new CliError('--upstream: put the password in an environment variable, e.g. postgres://warden_svc:${APP_DB_PASSWORD}@host:5432/db', 2);
+      }
+      fs.writeFileSync(file, starterConfig({ database: o.database, upstream: o.upstream, environment: o.environment }), { mode: 0o600, flag: o.force ? 'w' : 'wx' });
+      process.stdout.write(
+        `wrote ${file}\nNext: set APP_DB_PASSWORD (Warden's database password), ALICE_PASSWORD, DANA_PASSWORD and WARDEN_MASK_KEY, then:\n` +
+          `  warden config check --config ${o.output}\n  warden start --config ${o.output}\n`,
+      );
     });
 
   registerAuditCommands(program);

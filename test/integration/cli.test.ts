@@ -74,6 +74,27 @@ describe('configuration errors', () => {
   });
 });
 
+describe('init', () => {
+  it('writes a commented starter config that checks out, and never overwrites or embeds a password', async () => {
+    const dir = fs.mkdtempSync(path.join(tmpdir(), 'warden-init-'));
+    const file = path.join(dir, 'warden.yaml');
+    const r = await runCli(['init', '--output', file, '--database', 'shop', '--environment', 'staging']);
+    expect(r.code, r.err).toBe(0);
+    const text = fs.readFileSync(file, 'utf8');
+    expect(text).toMatch(/^# Warden configuration/);
+    expect(text).toContain('  shop:');
+    const env = { APP_DB_PASSWORD: 'x', ALICE_PASSWORD: 'a', DANA_PASSWORD: 'd', WARDEN_MASK_KEY: '0123456789abcdef0' };
+    const check = await runCli(['config', 'check', '--config', file, '--json'], env);
+    expect(check.code, check.err).toBe(0);
+    const again = await runCli(['init', '--output', file]);
+    expect(again.code).toBe(1);
+    expect(again.err).toMatch(/exists; pass --force/);
+    const secret = await runCli(['init', '--output', path.join(dir, 'x.yaml'), '--upstream', 'postgres://u:hunter2@db/app']);
+    expect(secret.code).toBe(2);
+    expect(fs.existsSync(path.join(dir, 'x.yaml'))).toBe(false);
+  });
+});
+
 describe('list and show', () => {
   it('identities list/show and databases list, text and --json, never showing secrets', async () => {
     const file = writeTempConfig(minimal());
