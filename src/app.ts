@@ -17,6 +17,8 @@ import { createCatalogReader, type CatalogReader } from './governance/catalog-re
 import { createMaskingService } from './governance/masking.js';
 import { createApprovalService, type ApprovalService } from './governance/approvals.js';
 import { openStateStore } from './store/open.js';
+import { createTokenService, type TokenService } from './governance/tokens.js';
+import { OidcVerifier } from './auth/oidc.js';
 import type { StateStore } from './store/types.js';
 
 /** Warden's version, recorded in `warden.start` audit events. */
@@ -109,6 +111,30 @@ export function composeHooks(first: SessionHooks, second: SessionHooks | undefin
   };
 }
 
+/**
+ * Ends a session at its next statement once the credential it logged in with
+ * (a token, an OIDC token) has expired or been revoked.
+ */
+export function credentialGuard(tokens: TokenService | undefined): SessionHooks {
+  return {
+    statement: (s) => {
+      const a = s.auth;
+      if (a.method === 'password') return FORWARD_VERDICT;
+      const now = new Date();
+      const what = a.method === 'token' ? `token ${a.tokenId ?? ''}`.trim() : 'the OIDC token';
+      if (a.expiresAt && now >= a.expiresAt) {
+        return { action: 'error', fatal: true, error: { code: '28000', message: `${what} this session logged in with expired at ${a.expiresAt.toISOString()}; log in again` } };
+      }
+      if (a.method === 'token' && a.tokenId && tokens && !tokens.stillValid(a.tokenId, now)) {
+        return { action: 'error', fatal: true, error: { code: '28000', message: `${what} this session logged in with was revoked; log in again` } };
+      }
+      return FORWARD_VERDICT;
+    },
+  };
+}
+
+const FORWARD_VERDICT: Verdict = Object.freeze({ action: 'forward' as const });
+
 export async function startWarden(o: StartOptions): Promise<Warden> {
   assertEnforceable(o.config);
   await initSqlParser();
@@ -128,8 +154,10 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
   const masking = masks && catalog ? createMaskingService(o.config, catalog, o.log) : undefined;
   const auditor = audit ? createStatementAuditor({ audit, config: o.config, log: o.log, catalog }) : undefined;
   let approvals: ApprovalService | undefined;
-  if (o.config.rules.some((r) => r.action === 'approve')) {
-    let state: StateStore;
+  let tokens: TokenService | undefined;
+  const approves = o.config.rules.some((r) => r.action === 'approve');
+  let state: StateStore | undefined;
+  if (approves || o.config.state) {
     try {
       state = await openStateStore(o.config.state?.store ?? { kind: 'sqlite', location: ':memory:' });
     } catch (err) {
@@ -137,6 +165,11 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
       await catalog?.close();
       throw new UnsupportedConfigError('state', `${o.config.source}: state: ${(err as Error).message}`);
     }
+  }
+  if (state && o.config.state) tokens = createTokenService(state, o.log);
+  const oidc = o.config.oidc ? new OidcVerifier(o.config.oidc) : undefined;
+  if (oidc && !o.config.listen.tls) o.log.warn('oidc is configured but listen.tls is not: OIDC logins need TLS, so none can succeed');
+  if (state && approves) {
     if (!o.config.state) o.log.warn('approve rules without state.store: approval requests are kept in memory and lost when Warden stops');
     if (!o.config.admin) o.log.warn('approve rules without admin: nobody can approve requests (the approvals API is served on the admin listener)');
     const instance = o.config.audit?.instance ?? defaultInstanceName(o.config.listen.port);
@@ -144,7 +177,14 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
     approvals = createApprovalService({ config: o.config, store: state, log: o.log, audit, instance, adminUrl });
   }
   const policy = createStatementPolicy(o.config, o.log, undefined, auditor, masking, approvals);
-  const proxy = new ProxyServer({ config: o.config, log: o.log, hooks: composeHooks(policy.hooks, o.hooks), loginRateLimit: o.loginRateLimit });
+  const proxy = new ProxyServer({
+    config: o.config,
+    log: o.log,
+    hooks: composeHooks(credentialGuard(tokens), composeHooks(policy.hooks, o.hooks)),
+    loginRateLimit: o.loginRateLimit,
+    tokens,
+    oidc,
+  });
   let addr: { host: string; port: number };
   try {
     addr = await proxy.listen();
@@ -196,8 +236,10 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
     close: async () => {
       await admin?.close();
       await proxy.close();
+      tokens?.close();
       await catalog?.close();
-      await approvals?.close();
+      if (approvals) await approvals.close();
+      else await state?.close();
       await audit?.close({ type: 'warden.stop', data: { pid: process.pid } });
       o.log.info('warden stopped');
     },

@@ -7,8 +7,9 @@
  * Later credentials (tokens, OIDC) plug in as further {@link Credential} kinds.
  */
 import crypto from 'node:crypto';
+import { identityVerifier } from '../auth/identity-verifier.js';
 import type { IdentityConfig } from '../config/types.js';
-import { checkScramPassword, makeScramVerifier, mockScramVerifier, parseScramVerifier, type ScramVerifier } from '../auth/index.js';
+import { checkScramPassword, mockScramVerifier, type ScramVerifier } from '../auth/index.js';
 import { LoginRateLimiter, DEFAULT_LOGIN_RATE_LIMIT, type LoginRateLimitOptions } from '../auth/rate-limit.js';
 
 export type AuthResult =
@@ -41,7 +42,7 @@ export function createAdminAuthenticator(
 ): AdminAuthenticator {
   const verifiers = new Map<string, { identity: IdentityConfig; verifier: ScramVerifier }>();
   for (const identity of identities) {
-    const verifier = identity.scram ? parseScramVerifier(identity.scram) : makeScramVerifier(identity.password ?? '');
+    const verifier = identityVerifier(identity);
     if (verifier) verifiers.set(identity.name, { identity, verifier });
   }
   const mockSecret = crypto.randomBytes(32);

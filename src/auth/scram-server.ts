@@ -29,6 +29,13 @@ export { tlsServerEndPointHash } from './channel-binding.js';
 export interface ScramServerOptions {
   /** The role's verifier, or a {@link mockScramVerifier} for unknown roles. */
   verifier: ScramVerifier;
+  /**
+   * Other secrets the role may log in with (short-lived tokens): their keys were
+   * derived with the same salt and iteration count as `verifier`, so one
+   * server-first message serves them all; the proof is checked against each.
+   * Each is tried in constant time; the one that matched is reported.
+   */
+  alternatives?: () => readonly { readonly id: string; readonly storedKey: Buffer; readonly serverKey: Buffer }[];
   /** Hash of our TLS certificate; when set, SCRAM-SHA-256-PLUS is offered. */
   channelBinding?: ChannelBinding | undefined;
   /** Source of the raw server nonce (default: 18 random bytes, as PostgreSQL). */
@@ -36,7 +43,7 @@ export interface ScramServerOptions {
 }
 
 export type ScramServerFirstResult = { ok: true; serverFirst: Buffer } | { ok: false; error: string };
-export type ScramServerFinalResult = { ok: true; serverFinal: Buffer } | { ok: false; error: string };
+export type ScramServerFinalResult = { ok: true; serverFinal: Buffer; /** The alternative that matched, if not the verifier. */ alternative?: string } | { ok: false; error: string };
 
 type Failure = { ok: false; error: string };
 
@@ -51,6 +58,7 @@ function reject(message: string): never {
 
 export class ScramServerExchange {
   private readonly verifier: ScramVerifier;
+  private readonly alternatives: ScramServerOptions['alternatives'];
   private readonly binding: ChannelBinding | undefined;
   private readonly nonceBytes: () => Buffer;
   private state: 'start' | 'continue' | 'done' | 'failed' = 'start';
@@ -61,6 +69,7 @@ export class ScramServerExchange {
 
   constructor(opts: ScramServerOptions) {
     this.verifier = opts.verifier;
+    this.alternatives = opts.alternatives;
     const cb = opts.channelBinding;
     this.binding = cb && cb.data.length > 0 ? cb : undefined;
     this.nonceBytes = opts.nonceBytes ?? (() => crypto.randomBytes(SCRAM_NONCE_BYTES));
@@ -89,13 +98,22 @@ export class ScramServerExchange {
     return this.step('continue', () => {
       const { withoutProof, proof } = this.readClientFinal(data);
       const authMessage = `${this.clientFirstBare},${this.serverFirst},${withoutProof}`;
-      const { storedKey, serverKey } = this.verifier;
-      const clientKey = xorBuffers(proof, clientSignature(storedKey, authMessage));
-      const matches = constantTimeEqual(sha256(clientKey), storedKey);
-      if (!matches || this.verifier.doomed === true) reject(SCRAM_AUTH_FAILED);
+      const check = (storedKey: Buffer): boolean => constantTimeEqual(sha256(xorBuffers(proof, clientSignature(storedKey, authMessage))), storedKey);
+      let serverKey: Buffer | undefined;
+      let alternative: string | undefined;
+      if (check(this.verifier.storedKey) && this.verifier.doomed !== true) serverKey = this.verifier.serverKey;
+      else {
+        for (const alt of this.alternatives?.() ?? []) {
+          if (check(alt.storedKey) && serverKey === undefined) {
+            serverKey = alt.serverKey;
+            alternative = alt.id;
+          }
+        }
+      }
+      if (serverKey === undefined) reject(SCRAM_AUTH_FAILED);
       this.state = 'done';
       const v = serverSignature(serverKey, authMessage).toString('base64');
-      return { ok: true, serverFinal: Buffer.from(`v=${v}`, 'utf8') };
+      return { ok: true, serverFinal: Buffer.from(`v=${v}`, 'utf8'), ...(alternative !== undefined ? { alternative } : {}) };
     });
   }
 

@@ -20,6 +20,7 @@ import { CliError, configOption, DEFAULT_CONFIG, load, out } from './common.js';
 import { registerAuditCommands } from './audit-commands.js';
 import { starterConfig } from './init-template.js';
 import { registerApprovalCommands } from './approvals-commands.js';
+import { registerTokenCommands } from './token-commands.js';
 
 /** No configuration anywhere: run the embedded demo (see src/demo). */
 async function runDemo(level: LevelWithSilent): Promise<void> {
@@ -254,6 +255,7 @@ export function buildCli(): Command {
 
   registerAuditCommands(program);
   registerApprovalCommands(program);
+  registerTokenCommands(program);
 
   return program;
 }

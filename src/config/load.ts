@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
+import { resolveOidcPaths } from '../auth/oidc-config.js';
 import type { z } from 'zod';
 import { ConfigSchema, parsePostgresUrl, type RawConfig, type RawStore } from './schema.js';
 import type {
@@ -461,6 +462,7 @@ function normalize(raw: RawConfig, ctx: Context): WardenConfig {
     });
   }
   if (raw.state) config.state = { store: normalizeStore(ctx, raw.state.store) };
+  if (raw.oidc) config.oidc = resolveOidcPaths(raw.oidc, ctx.baseDir);
   if (raw.audit) {
     config.audit = stripUndefined({
       store: normalizeStore(ctx, raw.audit.store),

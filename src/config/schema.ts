@@ -13,6 +13,7 @@
  */
 import { BlockList, isIP } from 'node:net';
 import { z } from 'zod';
+import { OidcSchema } from '../auth/oidc-config.js';
 import type { IdentityKind, MaskerName, RuleMatch, UpstreamConfig } from './types.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -675,6 +676,7 @@ export const ConfigSchema = strictObject({
   approvals: ApprovalsSchema.default(() => ApprovalsSchema.parse({})),
   state: StateSchema.optional(),
   audit: AuditSchema.optional(),
+  oidc: OidcSchema.optional(),
 });
 
 /** What ConfigSchema produces: defaults applied, formats converted, paths not yet resolved. */

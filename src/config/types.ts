@@ -7,6 +7,8 @@
  * config file's directory, URLs parsed. Every other module consumes only this.
  */
 
+import type { OidcSettings } from '../auth/oidc-config.js';
+
 export type TlsMode = 'disable' | 'require' | 'verify-full';
 export type IdentityKind = 'human' | 'service' | 'agent';
 export type RuleAction = 'allow' | 'deny' | 'mask' | 'approve';
@@ -167,4 +169,6 @@ export interface WardenConfig {
   approvals?: ApprovalsConfig;
   state?: { store: StoreConfig };
   audit?: AuditConfig;
+  /** OIDC logins: a JWT from this identity provider as the password (over TLS). */
+  oidc?: OidcSettings;
 }

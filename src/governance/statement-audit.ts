@@ -149,6 +149,7 @@ export function createStatementAuditor(o: {
     session: s.id,
     identity: s.identity.name,
     kind: s.identity.kind,
+    on_behalf_of: s.auth.onBehalfOf,
     database: s.database.name,
     environment: s.database.environment,
   });
@@ -299,6 +300,9 @@ export function createStatementAuditor(o: {
         client_address: s.clientAddress,
         client_port: s.clientPort,
         tls: s.tls,
+        auth: s.auth.method,
+        token: s.auth.tokenId,
+        credential_expires_at: s.auth.expiresAt?.toISOString(),
         application_name: s.startupParams.get('application_name'),
         intent: Object.fromEntries(s.wardenSettings),
       });

@@ -48,6 +48,25 @@ export interface HandshakeContext {
    * (a FATAL refusal included) must go through `socket`, not the raw TCP socket.
    */
   onTls?(socket: tls.TLSSocket): void;
+  /** Short-lived tokens the identity may log in with on this database (checked in the same SCRAM exchange). */
+  credentials?(name: string, database: string): Promise<readonly { id: string; storedKey: Buffer; serverKey: Buffer; expiresAt: Date; onBehalfOf?: string }[]>;
+  /**
+   * OIDC: a JWT as the password of a name that is not a configured identity,
+   * only over TLS (the token must be sent in the clear). Resolves to the
+   * identity the token proves, or a reason.
+   */
+  oidc?(name: string, jwt: string): Promise<{ ok: true; identity: IdentityConfig; expiresAt: Date; onBehalfOf?: string; actor?: string } | { ok: false; reason: string }>;
+}
+
+/** How a session's client authenticated. */
+export interface SessionAuth {
+  readonly method: 'password' | 'token' | 'oidc';
+  /** The token's id (method token). */
+  readonly tokenId?: string;
+  /** When the credential stops being valid: the session ends at its next statement after it. */
+  readonly expiresAt?: Date;
+  /** The user an agent acts for (a token's --on-behalf-of, an OIDC `act` claim's subject). */
+  readonly onBehalfOf?: string;
 }
 
 export type HandshakeResult =
@@ -57,6 +76,7 @@ export type HandshakeResult =
       socket: net.Socket | tls.TLSSocket;
       tls: boolean;
       identity: IdentityConfig;
+      auth: SessionAuth;
       database: DatabaseConfig;
       /** Startup parameters to forward upstream (no user/database/options/warden.*). */
       forward: Map<string, string>;
@@ -215,14 +235,49 @@ export async function clientHandshake(
   const authDetail: AuthDetail = { tls: onTls, database: dbName };
   ctx.beforeAuth?.(user, address, authDetail);
   const known = ctx.verifierFor(user);
+  // Without TLS nobody can log in with an OIDC token: say so on every failed login
+  // (for every name alike, so it tells nothing about which names exist).
+  const oidcHint = ctx.oidc && !onTls ? 'To log in with an OIDC token (JWT) as the password, connect with TLS (sslmode=require).' : undefined;
+  const authFailed = (detail?: string): FatalClientError => {
+    ctx.afterAuth?.(user, address, false, authDetail);
+    return new FatalClientError('28P01', `password authentication failed for user "${user}"`, detail, oidcHint);
+  };
+
+  // ---- OIDC: a JWT as the password, over TLS, for a name that is not a configured identity
+  if (!known && ctx.oidc && onTls) {
+    socket.write(encodeAuth(AUTH.CleartextPassword));
+    const msg = await reader.readMessage(Math.min(maxMessageSize, 1 << 16), [F.Password]);
+    const nul = msg.body.indexOf(0);
+    const jwt = msg.body.subarray(0, nul < 0 ? msg.body.length : nul).toString('utf8');
+    const r = await ctx.oidc(user, jwt);
+    if (!r.ok) throw authFailed(r.reason);
+    ctx.afterAuth?.(user, address, true, authDetail);
+    const database = ctx.database(dbName);
+    if (!database) throw new FatalClientError('3D000', `database "${dbName}" does not exist`);
+    socket.write(encodeAuth(AUTH.Ok));
+    const startupParams = new Map(params);
+    startupParams.delete('options');
+    return {
+      kind: 'session',
+      socket,
+      tls: onTls,
+      identity: r.identity,
+      auth: { method: 'oidc', expiresAt: r.expiresAt, ...(r.onBehalfOf ? { onBehalfOf: r.onBehalfOf } : {}) },
+      database,
+      forward,
+      startupParams,
+      wardenSettings,
+      optionSettings,
+      leftover: reader.detach(),
+    };
+  }
+
+  const tokens = known && ctx.credentials ? await ctx.credentials(user, dbName) : [];
   const exchange = new ScramServerExchange({
     verifier: known?.verifier ?? ctx.mockVerifier(user),
     channelBinding: onTls ? ctx.tls?.channelBinding : undefined,
+    alternatives: () => tokens,
   });
-  const authFailed = (): FatalClientError => {
-    ctx.afterAuth?.(user, address, false, authDetail);
-    return new FatalClientError('28P01', `password authentication failed for user "${user}"`);
-  };
   socket.write(encodeAuthSASL(exchange.mechanisms()));
   const first = await reader.readMessage(Math.min(maxMessageSize, 1 << 16), [F.Password]);
   const init = decodeSASLInitialResponse(first.body);
@@ -236,6 +291,7 @@ export async function clientHandshake(
   const second = await reader.readMessage(Math.min(maxMessageSize, 1 << 16), [F.Password]);
   const r2 = exchange.handleClientFinal(second.body);
   if (!r2.ok || !known) throw authFailed();
+  const token = r2.alternative !== undefined ? tokens.find((t) => t.id === r2.alternative) : undefined;
   ctx.afterAuth?.(user, address, true, authDetail);
   socket.write(encodeAuth(AUTH.SASLFinal, r2.serverFinal));
 
@@ -250,6 +306,9 @@ export async function clientHandshake(
     socket,
     tls: onTls,
     identity: known.identity,
+    auth: token
+      ? { method: 'token', tokenId: token.id, expiresAt: token.expiresAt, ...(token.onBehalfOf ? { onBehalfOf: token.onBehalfOf } : {}) }
+      : { method: 'password' },
     database,
     forward,
     startupParams,

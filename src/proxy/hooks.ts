@@ -8,11 +8,14 @@
  */
 import type { FieldDescription, PgErrorFields, TxStatus } from '../wire/index.js';
 import type { DatabaseConfig, IdentityConfig } from '../config/types.js';
+import type { SessionAuth } from './client-handshake.js';
 
 export interface SessionInfo {
   /** Warden's session id (also on every log line). */
   readonly id: string;
   readonly identity: IdentityConfig;
+  /** How the client authenticated (password, token, OIDC), with the credential's expiry. */
+  readonly auth: SessionAuth;
   readonly database: DatabaseConfig;
   readonly clientAddress: string;
   readonly clientPort: number;
@@ -81,6 +84,8 @@ export type Verdict =
       readonly action: 'error';
       /** What the client receives instead of the statement's result (severity ERROR). */
       readonly error: ErrorVerdictFields;
+      /** End the session with this error as FATAL (e.g. its credential expired). */
+      readonly fatal?: boolean;
       readonly onDone?: (outcome: StatementOutcome) => void;
     };
 

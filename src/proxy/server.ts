@@ -5,6 +5,7 @@
  */
 import net from 'node:net';
 import crypto from 'node:crypto';
+import { identityVerifier } from '../auth/identity-verifier.js';
 import type { WardenConfig, IdentityConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
 import {
@@ -14,7 +15,7 @@ import {
   encodeParameterStatus,
   ProtocolError,
 } from '../wire/index.js';
-import { makeScramVerifier, mockScramVerifier, parseScramVerifier, type ScramVerifier } from '../auth/index.js';
+import { mockScramVerifier, type ScramVerifier } from '../auth/index.js';
 import { CancelMap } from './cancel-map.js';
 import { clientHandshake, type HandshakeContext } from './client-handshake.js';
 import { FatalClientError } from './errors.js';
@@ -24,6 +25,8 @@ import { connectUpstream, sendUpstreamCancel, UpstreamError } from './upstream.j
 import { loadServerTls, type ServerTls } from './tls-context.js';
 import { adoptFast } from './fast-io.js';
 import { upstreamStartupParams } from './propagation.js';
+import type { TokenService } from '../governance/tokens.js';
+import type { OidcVerifier } from '../auth/oidc.js';
 import { DEFAULT_LOGIN_RATE_LIMIT, LoginRateLimiter, type LoginRateLimitOptions } from '../auth/rate-limit.js';
 import type { SessionHooks } from './hooks.js';
 
@@ -35,6 +38,10 @@ export interface ProxyServerOptions {
   loginRateLimit?: LoginRateLimitOptions;
   /** Time allowed from connect to the end of authentication (PostgreSQL's authentication_timeout). */
   authenticationTimeoutMs?: number;
+  /** Short-lived tokens (from the state store). */
+  tokens?: TokenService;
+  /** OIDC logins (a JWT as the password, over TLS). */
+  oidc?: OidcVerifier;
 }
 
 /** Upstream startup errors whose text is safe to show the client (no credentials in them). */
@@ -53,6 +60,8 @@ export class ProxyServer {
   private readonly hooks: SessionHooks;
   private readonly authTimeoutMs: number;
   private readonly logins: LoginRateLimiter;
+  private readonly tokens?: TokenService;
+  private readonly oidc?: OidcVerifier;
 
   constructor(o: ProxyServerOptions) {
     this.config = o.config;
@@ -60,9 +69,11 @@ export class ProxyServer {
     this.hooks = o.hooks ?? {};
     this.authTimeoutMs = o.authenticationTimeoutMs ?? 60_000;
     this.logins = new LoginRateLimiter(o.loginRateLimit ?? DEFAULT_LOGIN_RATE_LIMIT);
+    this.tokens = o.tokens;
+    this.oidc = o.oidc;
     if (o.config.listen.tls) this.tls = loadServerTls(o.config.listen.tls);
     for (const identity of o.config.identities) {
-      const verifier = identity.scram ? parseScramVerifier(identity.scram) : makeScramVerifier(identity.password ?? '');
+      const verifier = identityVerifier(identity);
       if (!verifier) throw new Error(`identity ${identity.name}: invalid SCRAM verifier`);
       this.verifiers.set(identity.name, { identity, verifier });
     }
@@ -121,6 +132,18 @@ export class ProxyServer {
           this.hooks.loginFailed?.({ identity: name, clientAddress: address, database: detail.database, reason: 'authentication failed', tls: detail.tls });
         }
       },
+      credentials: this.tokens ? (name, database) => this.tokens!.credentials(name, database) : undefined,
+      oidc: this.oidc
+        ? async (name, jwt) => {
+            const r = await this.oidc!.verify(jwt);
+            if (!r.ok) return r;
+            // The startup user names who logs in: the token's identity (the actor, for an act claim).
+            if (r.identity.name !== name) return { ok: false, reason: `the token is for "${r.identity.name}", not "${name}"` };
+            if (this.verifiers.has(name)) return { ok: false, reason: `"${name}" is a configured identity: log in with its password or a token` };
+            const identity: IdentityConfig = { name: r.identity.name, kind: r.identity.kind, groups: [...r.identity.groups] };
+            return { ok: true, identity, expiresAt: r.expiresAt, ...(r.onBehalfOf ? { onBehalfOf: r.onBehalfOf } : {}), ...(r.actor ? { actor: r.actor } : {}) };
+          }
+        : undefined,
       cancel: (pid, secret) => {
         const ok = this.cancels.cancel(pid, secret);
         this.log.debug({ pid, matched: ok }, 'cancel request');
@@ -168,7 +191,7 @@ export class ProxyServer {
       socket = hs.socket;
       const db = hs.database;
       // on_behalf_of is propagated only from a verified source (tokens/JWT, later), never from a client's own option.
-      const forward = upstreamStartupParams(hs.forward, hs.optionSettings, hs.identity);
+      const forward = upstreamStartupParams(hs.forward, hs.optionSettings, hs.identity, hs.auth.onBehalfOf);
       let up;
       try {
         up = await connectUpstream(db, forward, { probeSetting: this.hooks.statement ? 'search_path' : undefined });
@@ -187,6 +210,7 @@ export class ProxyServer {
         client: socket,
         upstream: up.socket,
         identity: hs.identity,
+        auth: hs.auth,
         database: db,
         clientAddress,
         clientPort,

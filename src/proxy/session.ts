@@ -29,6 +29,7 @@ import {
 } from '../wire/index.js';
 import { MessageWriter } from '../wire/writer.js';
 import type { SessionHooks, SessionInfo, StatementSource, Verdict } from './hooks.js';
+import type { SessionAuth } from './client-handshake.js';
 import { DesyncError, ResponseTracker, StatementRun } from './tracker.js';
 import { consume, ownBytes } from './fast-io.js';
 
@@ -68,6 +69,7 @@ export interface SessionOptions {
   upstream: Sock;
   identity: IdentityConfig;
   database: DatabaseConfig;
+  auth: SessionAuth;
   clientAddress: string;
   clientPort: number;
   tls: boolean;
@@ -89,6 +91,7 @@ export class Session implements SessionInfo {
   readonly id: string;
   readonly identity: IdentityConfig;
   readonly database: DatabaseConfig;
+  readonly auth: SessionAuth;
   readonly clientAddress: string;
   readonly clientPort: number;
   readonly tls: boolean;
@@ -115,6 +118,7 @@ export class Session implements SessionInfo {
   constructor(o: SessionOptions) {
     this.id = o.id;
     this.identity = o.identity;
+    this.auth = o.auth;
     this.database = o.database;
     this.clientAddress = o.clientAddress;
     this.clientPort = o.clientPort;
@@ -255,6 +259,7 @@ export class Session implements SessionInfo {
 
   /** Returns false to pause the client framer while an asynchronous verdict is pending. */
   private onClientMessage(type: number, buf: Buffer, start: number, end: number): boolean {
+    if (this.closed) return false;
     if (type === F.Query) {
       if (!this.hooks.statement) {
         // The relay-only hot path: nothing to decide, nothing to decode.
@@ -407,6 +412,7 @@ export class Session implements SessionInfo {
       this.waitingForHook = false;
       try {
         apply(kept, verdict);
+        if (this.closed) return;
         this.clientFramer.resume();
       } catch (err) {
         this.protocolFailure(err);
@@ -428,6 +434,10 @@ export class Session implements SessionInfo {
   }
 
   private applyQuery(raw: Buffer, v: Verdict): void {
+    if (v.action === 'error' && v.fatal) {
+      this.fatal(v.error);
+      return;
+    }
     if (v.action === 'forward') {
       this.tracker.query(v.rows || v.onDone ? new StatementRun(v.rows, v.onDone) : NO_HOOK_RUN);
       this.toUpstream.push(raw);
@@ -437,6 +447,10 @@ export class Session implements SessionInfo {
   }
 
   private applyBind(raw: Buffer, portal: string, v: Verdict): void {
+    if (v.action === 'error' && v.fatal) {
+      this.fatal(v.error);
+      return;
+    }
     if (v.action === 'forward') {
       this.tracker.bind(portal, v.rows || v.onDone ? new StatementRun(v.rows, v.onDone) : NO_HOOK_RUN);
       this.toUpstream.push(raw);

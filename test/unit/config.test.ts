@@ -375,7 +375,7 @@ describe('errors', () => {
       name: 'unknown key at the top level',
       text: minimal('listn: {}\n'),
       key: 'listn',
-      message: /^unknown key \(expected one of version, listen, admin, databases, identities, sensitive, rules, default, approvals, state, audit\)$/,
+      message: /^unknown key \(expected one of version, listen, admin, databases, identities, sensitive, rules, default, approvals, state, audit, oidc\)$/,
     },
     {
       name: 'unknown key nested',
