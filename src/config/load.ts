@@ -425,7 +425,7 @@ function normalize(raw: RawConfig, ctx: Context): WardenConfig {
   }
 
   const identities: IdentityConfig[] = raw.identities.map((id) =>
-    stripUndefined({ name: id.name, kind: id.kind, groups: id.groups, password: id.password, scram: id.scram }),
+    stripUndefined({ name: id.name, kind: id.kind, groups: id.groups, role: id.role, password: id.password, scram: id.scram }),
   );
 
   const rules: RuleConfig[] = raw.rules.map((r) =>

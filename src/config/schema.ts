@@ -468,6 +468,8 @@ const IdentitySchema = strictObject({
   name: nonEmpty,
   kind: identityKind.default('human'),
   groups: z.array(nonEmpty).default([]),
+  /** Upstream role the identity's sessions run as (the service role must be a member). */
+  role: z.string().regex(/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/, 'a PostgreSQL role name (letters, digits, _ and $; at most 63)').optional(),
   password: nonEmpty.optional(),
   scram: z
     .string()

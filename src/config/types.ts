@@ -65,6 +65,8 @@ export interface IdentityConfig {
   name: string;
   kind: IdentityKind;
   groups: string[];
+  /** Upstream role its sessions run as (`SET ROLE` done by Warden at startup; clients cannot change it). */
+  role?: string;
   /** Plain password (usually from ${ENV}). Exactly one of password / scram is set. */
   password?: string;
   /** A SCRAM-SHA-256 verifier: `SCRAM-SHA-256$<iter>:<salt b64>$<StoredKey b64>:<ServerKey b64>`. */

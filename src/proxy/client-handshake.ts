@@ -272,7 +272,8 @@ export async function clientHandshake(
     };
   }
 
-  const tokens = known && ctx.credentials ? await ctx.credentials(user, dbName) : [];
+  // Looked up for unknown names too: the same work whether the identity exists or not.
+  const tokens = ctx.credentials ? await ctx.credentials(user, dbName) : [];
   const exchange = new ScramServerExchange({
     verifier: known?.verifier ?? ctx.mockVerifier(user),
     channelBinding: onTls ? ctx.tls?.channelBinding : undefined,

@@ -23,6 +23,9 @@ export function identitySettings(identity: IdentityConfig, onBehalfOf?: string):
     ['warden.groups', identity.groups.join(',')],
   ];
   if (onBehalfOf) out.push(['warden.on_behalf_of', onBehalfOf]);
+  // The session's role from the start: SET ROLE / RESET ROLE / RESET ALL are refused by
+  // the session-safety rule, and a RESET would come back to this value anyway.
+  if (identity.role) out.push(['role', identity.role]);
   return out;
 }
 

@@ -5,13 +5,16 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { startEnv, type TestEnv } from '../helpers/warden-env.js';
+import { baseYaml, startCluster, startEnv, type TestEnv } from '../helpers/warden-env.js';
 import { prefixedApplicationName } from '../../src/proxy/propagation.js';
 
 let env: TestEnv;
 
 beforeAll(async () => {
-  env = await startEnv();
+  const cluster = await startCluster();
+  await cluster.query('CREATE ROLE agent_ro NOLOGIN; GRANT agent_ro TO warden_svc;', 'app');
+  // The agent's sessions run as agent_ro upstream (identities[].role).
+  env = await startEnv({ cluster, yaml: (p) => baseYaml(p).replace('  - name: agent\n    kind: agent\n', '  - name: agent\n    kind: agent\n    role: agent_ro\n') });
   // The table belongs to the superuser; warden_svc is subject to RLS (not the owner, not BYPASSRLS).
   await env.cluster.query(
     `create table notes (owner text not null, body text);
@@ -24,7 +27,30 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  const cluster = env?.cluster;
   await env?.stop();
+  await cluster?.stop();
+});
+
+describe('per-identity upstream role', () => {
+  it('the agent runs as its role, which it cannot leave; others run as the service role', async () => {
+    const agent = await env.connect('agent');
+    try {
+      expect((await agent.query('SELECT current_user AS u, session_user AS s')).rows[0]).toEqual({ u: 'agent_ro', s: 'warden_svc' });
+      await expect(agent.query('RESET ROLE')).rejects.toMatchObject({ code: '42501' });
+      await expect(agent.query('SET ROLE warden_svc')).rejects.toMatchObject({ code: '42501' });
+      await expect(agent.query("SELECT set_config('role', 'warden_svc', false)")).rejects.toMatchObject({ code: '42501' });
+      expect((await agent.query('SELECT current_user AS u')).rows[0].u).toBe('agent_ro');
+    } finally {
+      await agent.end();
+    }
+    const alice = await env.connect('alice');
+    try {
+      expect((await alice.query('SELECT current_user AS u')).rows[0].u).toBe('warden_svc');
+    } finally {
+      await alice.end();
+    }
+  });
 });
 
 describe('upstream session settings', () => {
