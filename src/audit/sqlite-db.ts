@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS records (
   session TEXT,
   PRIMARY KEY (instance, seq)
 );
-CREATE INDEX IF NOT EXISTS records_ts ON records (ts);
+DROP INDEX IF EXISTS records_ts;
+CREATE INDEX IF NOT EXISTS records_time ON records (ts, instance, seq);
 CREATE INDEX IF NOT EXISTS records_identity ON records (identity, ts) WHERE identity IS NOT NULL;
 CREATE INDEX IF NOT EXISTS records_session ON records (session, seq) WHERE session IS NOT NULL;
 CREATE TABLE IF NOT EXISTS terms (
@@ -191,21 +192,23 @@ export class SqliteAuditDb {
     }
     if (q.identity !== undefined) (where.push('r.identity IS NOT NULL AND r.identity = ?'), args.push(q.identity));
     if (q.session !== undefined) (where.push('r.session IS NOT NULL AND r.session = ?'), args.push(q.session));
+    // Table and action filters are answered from the terms index first (a set of
+    // record keys), instead of probing the terms once per record.
     if (q.table !== undefined) {
       const t = q.table.toLowerCase();
       if (t.includes('.')) {
-        where.push("EXISTS (SELECT 1 FROM terms t WHERE t.kind = 'table' AND t.value = ? AND t.instance = r.instance AND t.seq = r.seq)");
+        where.push("(r.instance, r.seq) IN (SELECT t.instance, t.seq FROM terms t WHERE t.kind = 'table' AND t.value = ?)");
         args.push(t);
       } else {
         // A bare table name: in any schema.
         where.push(
-          "EXISTS (SELECT 1 FROM terms t WHERE t.kind = 'table' AND (t.value = ? OR t.value LIKE ? ESCAPE '\\') AND t.instance = r.instance AND t.seq = r.seq)",
+          "(r.instance, r.seq) IN (SELECT t.instance, t.seq FROM terms t WHERE t.kind = 'table' AND (t.value = ? OR t.value LIKE ? ESCAPE '\\'))",
         );
         args.push(t, `%.${t.replace(/[\\%_]/g, (c) => `\\${c}`)}`);
       }
     }
     if (q.action !== undefined) {
-      where.push("EXISTS (SELECT 1 FROM terms t WHERE t.kind = 'action' AND t.value = ? AND t.instance = r.instance AND t.seq = r.seq)");
+      where.push("(r.instance, r.seq) IN (SELECT t.instance, t.seq FROM terms t WHERE t.kind = 'action' AND t.value = ?)");
       args.push(q.action.toLowerCase());
     }
     const dir = q.descending ? 'DESC' : 'ASC';
