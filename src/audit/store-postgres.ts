@@ -17,6 +17,7 @@
 import pg from 'pg';
 import type { AuditRecord, ChainHead, Checkpoint } from './chain.js';
 import { type AuditQuery, type AuditStore, indexTermsOf, normalizeTime } from './store.js';
+import { parsePgUrl, type PgUrlInfo } from '../util/pg-url.js';
 
 export interface PostgresStoreOptions {
   /** Read only (CLI verify / search / export): the schema must exist; nothing is written. */
@@ -31,7 +32,7 @@ const PAGE = 1000;
 
 /** Opens the store at `url` (`postgres://user:password@host:port/db`). */
 export async function openPostgresStore(url: string, opts: PostgresStoreOptions = {}): Promise<AuditStore> {
-  const conn = parseUrl(url);
+  const conn = parsePgUrl(url, 'postgres audit store');
   const schema = opts.schema ?? 'warden_audit';
   if (schema === '' || Buffer.byteLength(schema) > 63) {
     throw new Error(`postgres audit store ${conn.description}: invalid schema name ${JSON.stringify(schema)}`);
@@ -47,53 +48,7 @@ export async function openPostgresStore(url: string, opts: PostgresStoreOptions 
   return store;
 }
 
-interface Conn {
-  description: string;
-  /** An Error about `what` with the cause's message, password redacted (the cause is not attached). */
-  error(what: string, cause: unknown): Error;
-}
-
-/** The URL without password (or query string), and an error factory that redacts secrets. */
-function parseUrl(url: string): Conn {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new Error('postgres audit store: invalid URL (expected postgres://user:password@host:port/db)');
-  }
-  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
-    throw new Error(`postgres audit store: invalid URL scheme ${JSON.stringify(u.protocol)} (expected postgres://)`);
-  }
-  const secrets = new Set<string>();
-  const add = (s: string | null): void => {
-    if (s) {
-      secrets.add(s);
-      try {
-        secrets.add(decodeURIComponent(s));
-      } catch {
-        // not percent-encoded
-      }
-    }
-  };
-  add(u.password);
-  add(u.searchParams.get('password'));
-  const description = `${u.protocol}//${u.username ? `${u.username}@` : ''}${u.host}${u.pathname}`;
-  const redact = (text: string): string => {
-    let out = text;
-    for (const s of [...secrets].sort((a, b) => b.length - a.length)) out = out.split(s).join('***');
-    return out;
-  };
-  return {
-    description,
-    error(what: string, cause: unknown): Error {
-      const msg = cause instanceof Error ? cause.message : String(cause);
-      const err = new Error(redact(`postgres audit store ${description}: ${what}: ${msg}`));
-      const code = (cause as { code?: unknown } | null)?.code;
-      if (typeof code === 'string') Object.assign(err, { code });
-      return err;
-    },
-  };
-}
+type Conn = PgUrlInfo;
 
 function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;

@@ -238,6 +238,15 @@ export async function clientHandshake(
   // Without TLS nobody can log in with an OIDC token: say so on every failed login
   // (for every name alike, so it tells nothing about which names exist).
   const oidcHint = ctx.oidc && !onTls ? 'To log in with an OIDC token (JWT) as the password, connect with TLS (sslmode=require).' : undefined;
+  /** Authentication succeeded: AuthenticationOk and the session's facts. */
+  const authenticated = (identity: IdentityConfig, auth: SessionAuth): HandshakeResult => {
+    const database = ctx.database(dbName);
+    if (!database) throw new FatalClientError('3D000', `database "${dbName}" does not exist`);
+    socket.write(encodeAuth(AUTH.Ok));
+    const startupParams = new Map(params);
+    startupParams.delete('options');
+    return { kind: 'session', socket, tls: onTls, identity, auth, database, forward, startupParams, wardenSettings, optionSettings, leftover: reader.detach() };
+  };
   const authFailed = (detail?: string): FatalClientError => {
     ctx.afterAuth?.(user, address, false, authDetail);
     return new FatalClientError('28P01', `password authentication failed for user "${user}"`, detail, oidcHint);
@@ -252,24 +261,7 @@ export async function clientHandshake(
     const r = await ctx.oidc(user, jwt);
     if (!r.ok) throw authFailed(r.reason);
     ctx.afterAuth?.(user, address, true, authDetail);
-    const database = ctx.database(dbName);
-    if (!database) throw new FatalClientError('3D000', `database "${dbName}" does not exist`);
-    socket.write(encodeAuth(AUTH.Ok));
-    const startupParams = new Map(params);
-    startupParams.delete('options');
-    return {
-      kind: 'session',
-      socket,
-      tls: onTls,
-      identity: r.identity,
-      auth: { method: 'oidc', expiresAt: r.expiresAt, ...(r.onBehalfOf ? { onBehalfOf: r.onBehalfOf } : {}) },
-      database,
-      forward,
-      startupParams,
-      wardenSettings,
-      optionSettings,
-      leftover: reader.detach(),
-    };
+    return authenticated(r.identity, { method: 'oidc', expiresAt: r.expiresAt, ...(r.onBehalfOf ? { onBehalfOf: r.onBehalfOf } : {}) });
   }
 
   // Looked up for unknown names too: the same work whether the identity exists or not.
@@ -295,26 +287,10 @@ export async function clientHandshake(
   const token = r2.alternative !== undefined ? tokens.find((t) => t.id === r2.alternative) : undefined;
   ctx.afterAuth?.(user, address, true, authDetail);
   socket.write(encodeAuth(AUTH.SASLFinal, r2.serverFinal));
-
-  const database = ctx.database(dbName);
-  if (!database) throw new FatalClientError('3D000', `database "${dbName}" does not exist`);
-  socket.write(encodeAuth(AUTH.Ok));
-
-  const startupParams = new Map(params);
-  startupParams.delete('options');
-  return {
-    kind: 'session',
-    socket,
-    tls: onTls,
-    identity: known.identity,
-    auth: token
+  return authenticated(
+    known.identity,
+    token
       ? { method: 'token', tokenId: token.id, expiresAt: token.expiresAt, ...(token.onBehalfOf ? { onBehalfOf: token.onBehalfOf } : {}) }
       : { method: 'password' },
-    database,
-    forward,
-    startupParams,
-    wardenSettings,
-    optionSettings,
-    leftover: reader.detach(),
-  };
+  );
 }

@@ -48,6 +48,7 @@ import {
   type TokenRow,
 } from './common.js';
 import type { ApprovalDecision, ApprovalRequest, ApprovalStatus, GrantRecord, NewApprovalRequest, StateStore, TokenRecord } from './types.js';
+import { parsePgUrl, type PgUrlInfo } from '../util/pg-url.js';
 
 export interface PostgresStateOptions {
   /** Schema holding the tables; default `warden_state`. */
@@ -59,7 +60,7 @@ const JSON_COLUMNS: ReadonlySet<string> = new Set(['params', 'rules', 'tables', 
 
 /** Opens the store at `url` (`postgres://user:password@host:port/db`), creating its schema if needed. */
 export async function openPostgresState(url: string, opts: PostgresStateOptions = {}): Promise<StateStore> {
-  const conn = parseUrl(url);
+  const conn = parsePgUrl(url, 'postgres state store');
   const schema = opts.schema ?? 'warden_state';
   if (schema === '' || Buffer.byteLength(schema) > 63) {
     throw new Error(`postgres state store ${conn.description}: invalid schema name ${JSON.stringify(schema)}`);
@@ -74,52 +75,7 @@ export async function openPostgresState(url: string, opts: PostgresStateOptions 
   return store;
 }
 
-interface Conn {
-  description: string;
-  /** An Error about `what` with the cause's message, password redacted (the cause is not attached). */
-  error(what: string, cause: unknown): Error;
-}
-
-/** The URL without password (or query string), and an error factory that redacts secrets. */
-function parseUrl(url: string): Conn {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new Error('postgres state store: invalid URL (expected postgres://user:password@host:port/db)');
-  }
-  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
-    throw new Error(`postgres state store: invalid URL scheme ${JSON.stringify(u.protocol)} (expected postgres://)`);
-  }
-  const secrets = new Set<string>();
-  const add = (s: string | null): void => {
-    if (!s) return;
-    secrets.add(s);
-    try {
-      secrets.add(decodeURIComponent(s));
-    } catch {
-      // not percent-encoded
-    }
-  };
-  add(u.password);
-  add(u.searchParams.get('password'));
-  const description = `${u.protocol}//${u.username ? `${u.username}@` : ''}${u.host}${u.pathname}`;
-  const redact = (text: string): string => {
-    let out = text;
-    for (const s of [...secrets].sort((a, b) => b.length - a.length)) out = out.split(s).join('***');
-    return out;
-  };
-  return {
-    description,
-    error(what: string, cause: unknown): Error {
-      const msg = cause instanceof Error ? cause.message : String(cause);
-      const err = new Error(redact(`postgres state store ${description}: ${what}: ${msg}`));
-      const code = (cause as { code?: unknown } | null)?.code;
-      if (typeof code === 'string') Object.assign(err, { code });
-      return err;
-    },
-  };
-}
+type Conn = PgUrlInfo;
 
 function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
