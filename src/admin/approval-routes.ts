@@ -10,11 +10,13 @@
  * - `DELETE /api/v1/grants/:id` — revoke a grant (approvers of its rule)
  *
  * Who may decide is checked by the service: an identity in one of the rule's
- * approver groups, never the requester.
+ * approver groups, never the requester. Requests are visible to their
+ * requester, the approvers of their rules, and `admin.auditors`.
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { ApprovalError, type ApprovalService } from '../governance/approvals.js';
-import type { ApprovalStatus } from '../store/types.js';
+import type { ApprovalRequest, ApprovalStatus } from '../store/types.js';
+import type { IdentityConfig } from '../config/types.js';
 
 const STATUSES: readonly ApprovalStatus[] = ['pending', 'approved', 'denied', 'expired', 'cancelled', 'used'];
 
@@ -23,7 +25,14 @@ function fail(reply: FastifyReply, err: unknown): FastifyReply {
   throw err;
 }
 
-export function registerApprovalRoutes(app: FastifyInstance, approvals: ApprovalService): void {
+/** Who may see a request: its requester, an approver of one of its rules, or an auditor. */
+export function canSee(who: IdentityConfig, r: ApprovalRequest, auditors: readonly string[]): boolean {
+  if (r.identity === who.name || r.onBehalfOf === who.name) return true;
+  if (who.groups.some((g) => auditors.includes(g))) return true;
+  return r.rules.some((rule) => who.groups.some((g) => rule.groups.includes(g)));
+}
+
+export function registerApprovalRoutes(app: FastifyInstance, approvals: ApprovalService, auditors: readonly string[] = []): void {
   app.get('/approvals', async (req, reply) => {
     const q = req.query as { status?: string; limit?: string };
     if (q.status !== undefined && !STATUSES.includes(q.status as ApprovalStatus)) {
@@ -31,12 +40,16 @@ export function registerApprovalRoutes(app: FastifyInstance, approvals: Approval
     }
     const limit = q.limit === undefined ? 100 : Number(q.limit);
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > 1000) return reply.code(400).send({ error: 'limit: expected an integer from 1 to 1000' });
-    return { requests: await approvals.list({ status: q.status as ApprovalStatus | undefined, limit }) };
+    const all = await approvals.list({ status: q.status as ApprovalStatus | undefined, limit });
+    return { requests: all.filter((r) => canSee(req.identity!, r, auditors)) };
   });
 
   app.get('/approvals/:id', async (req, reply) => {
     try {
-      return await approvals.get((req.params as { id: string }).id);
+      const r = await approvals.get((req.params as { id: string }).id);
+      // Not one's business: the same answer as a request that does not exist.
+      if (!canSee(req.identity!, r, auditors)) return reply.code(404).send({ error: `no approval request ${r.id}` });
+      return r;
     } catch (err) {
       return fail(reply, err);
     }

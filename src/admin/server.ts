@@ -87,7 +87,7 @@ export function buildAdmin(sources: AdminSources, services: AdminServices = {}, 
       req.identity = r.identity;
     });
     api.get('/whoami', async (req) => ({ name: req.identity!.name, kind: req.identity!.kind, groups: req.identity!.groups }));
-    if (services.approvals) registerApprovalRoutes(api, services.approvals);
+    if (services.approvals) registerApprovalRoutes(api, services.approvals, services.auditors ?? []);
     if (services.audit) {
       const auditors = services.auditors ?? [];
       const onlyAuditors = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {

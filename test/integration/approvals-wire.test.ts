@@ -112,6 +112,10 @@ describe('approvals (hold mode)', () => {
       expect(req).toMatchObject({ identity: 'alice', rules: [{ rule: 'billing-writes-need-approval' }] });
       expect(req.sql).toContain("UPDATE billing.invoices SET status = 'paid'");
       expect(await status(env.cluster, 1)).toBe('open'); // nothing ran yet
+      // Someone who is neither the requester, an approver nor an auditor does not see it.
+      const nosy = await fetch(`http://127.0.0.1:${env.warden.admin!.port}/api/v1/approvals?status=pending`, { headers: basic('bob', PASSWORDS.bob) });
+      expect(((await nosy.json()) as { requests: unknown[] }).requests).toEqual([]);
+      expect((await fetch(`http://127.0.0.1:${env.warden.admin!.port}/api/v1/approvals/${req.id}`, { headers: basic('bob', PASSWORDS.bob) })).status).toBe(404);
       // Other sessions are not blocked meanwhile.
       const other = await env.connect('bob');
       expect((await other.query('SELECT count(*)::int AS n FROM billing.invoices')).rows[0].n).toBe(20);
