@@ -429,7 +429,7 @@ function normalize(raw: RawConfig, ctx: Context): WardenConfig {
   );
 
   const rules: RuleConfig[] = raw.rules.map((r) =>
-    stripUndefined({ name: r.name, match: r.match, action: r.action, reason: r.reason, approvers: r.approvers }),
+    stripUndefined({ name: r.name, match: r.match, action: r.action, reason: r.reason, approvers: r.approvers, strict: r.strict }),
   );
 
   const config: WardenConfig = {

@@ -533,7 +533,12 @@ const RuleSchema = strictObject({
   action: z.enum(RULE_ACTIONS),
   reason: nonEmpty.optional(),
   approvers: ApproversSchema.optional(),
+  /** mask rules: false lets statements filter, order or group on masked columns (see docs/masking.md). */
+  strict: z.boolean().optional(),
 }).superRefine((rule, ctx) => {
+  if (rule.strict !== undefined && rule.action !== 'mask') {
+    ctx.addIssue({ code: 'custom', path: ['strict'], message: `only allowed when action is mask (this rule's action is ${rule.action})` });
+  }
   if (rule.action === 'approve' && rule.approvers === undefined) {
     ctx.addIssue({ code: 'custom', path: ['approvers'], message: 'required when action is approve (e.g. approvers: { groups: [dba], count: 1 })' });
   } else if (rule.action !== 'approve' && rule.approvers !== undefined) {

@@ -105,6 +105,8 @@ export interface RuleConfig {
   action: RuleAction;
   reason?: string;
   approvers?: { groups: string[]; count: number };
+  /** mask rules: `false` relaxes the refusal of uses masking cannot follow (filters, ordering, ...). */
+  strict?: boolean;
 }
 
 export interface SensitiveConfig {

@@ -44,6 +44,11 @@ export function createMaskingService(config: WardenConfig, catalog: CatalogReade
     key = deriveMaskKey(crypto.randomBytes(32));
     if (sensitive.entries.length > 0) log.warn('sensitive.key is not set: masked values are consistent only until Warden restarts');
   }
+  const relaxedRules = new Set(config.rules.filter((r) => r.action === 'mask' && r.strict === false).map((r) => r.name));
+  const relaxedFor = (d: Decision): boolean => {
+    const masks = d.matched.filter((m) => m.action === 'mask');
+    return masks.length > 0 && masks.every((m) => relaxedRules.has(m.rule));
+  };
   const maps = new Map<string, Promise<SensitiveColumnMap>>();
   /** Maps already loaded, for the synchronous path. */
   const ready = new Map<string, SensitiveColumnMap>();
@@ -79,7 +84,10 @@ export function createMaskingService(config: WardenConfig, catalog: CatalogReade
   return {
     verdict(s, analysis, decision) {
       if (!analysis.ok) return refuse(decision, `the statement could not be parsed (${analysis.error})`);
-      const check = checkMaskable(analysis, sensitive);
+      let check = checkMaskable(analysis, sensitive);
+      // Relaxed when every mask rule that applies says strict: false (outputs are still masked).
+      // COPY output is never masked: not relaxed.
+      if (!check.ok && relaxedFor(decision) && !analysis.statements.some((x) => x.kind === 'copy')) check = { ok: true, sensitiveOutput: true, types: [...sensitive.types].sort() };
       if (!check.ok) return refuse(decision, check.reason);
       const computedType = check.sensitiveOutput ? (check.types.length === 1 ? check.types[0]! : 'text') : null;
       const forward = (map: SensitiveColumnMap): Verdict => {

@@ -222,4 +222,22 @@ describe('masking on the wire', () => {
     expect(outcomes.filter((o) => o.startsWith('ok ')).length).toBeGreaterThan(20);
     expect(outcomes.filter((o) => o.startsWith('42501 ')).length).toBeGreaterThan(15);
   }, 120_000);
+
+  it('a mask rule with strict: false lets its identities filter on masked columns; outputs stay masked, COPY stays refused', async () => {
+    await env.restart({
+      yaml: baseYaml(env.cluster.port, RULES.replace('    action: mask\n', '    action: mask\n    strict: false\n')).replace(
+        '  - name: bob\n    kind: service\n',
+        '  - name: bob\n    kind: service\n    groups: [dba]\n',
+      ),
+    });
+    const c = await env.connect('alice');
+    try {
+      const r = await c.query(`SELECT id, email FROM customers WHERE email LIKE 'ann%' ORDER BY ssn`);
+      expect(r.rows.map((x) => x.id)).toEqual([1]);
+      expect(leaks(JSON.stringify(r.rows))).toEqual([]);
+      await expect(c.query('COPY customers TO STDOUT')).rejects.toMatchObject({ code: '42501' });
+    } finally {
+      await c.end();
+    }
+  });
 });
