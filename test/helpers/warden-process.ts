@@ -77,14 +77,21 @@ export function rssBytes(pid: number): number {
   return m ? Number(m[1]) * 1024 : 0;
 }
 
-/** Run the CLI to completion. */
-export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): Promise<{ code: number | null; out: string; err: string }> {
+/** Run the CLI to completion (killed after `timeoutMs`, so a command that unexpectedly keeps running cannot outlive the test). */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT, timeoutMs = 50_000): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, cwd });
     let out = '';
     let err = '';
+    const timer = setTimeout(() => {
+      err += `\n[runCli] killed after ${timeoutMs} ms`;
+      child.kill('SIGKILL');
+    }, timeoutMs);
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('close', (code) => resolve({ code, out, err }));
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out, err });
+    });
   });
 }

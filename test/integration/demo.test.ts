@@ -2,7 +2,7 @@
  * `npm start` with no configuration runs the embedded demo: follow its banner
  * with real clients, then Ctrl-C, and check nothing is left behind.
  */
-import { expect, it } from 'vitest';
+import { expect, it, onTestFinished } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -13,6 +13,10 @@ import { BIN, runCli } from '../helpers/warden-process.js';
 it('starts, answers as the banner says, and cleans up on SIGINT', async () => {
   const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-demo-cwd-'));
   const child = spawn(process.execPath, [BIN, 'start'], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Whatever happens below, do not leave the demo (and its cluster) running.
+  onTestFinished(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+  });
   let out = '';
   let err = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
