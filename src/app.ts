@@ -56,17 +56,6 @@ export class UnsupportedConfigError extends Error {
   }
 }
 
-/**
- * Refuse configs whose meaning this build cannot honour yet, instead of
- * silently ignoring them in a way that fails open.
- */
-export function assertEnforceable(config: WardenConfig): void {
-  const fail = (key: string, what: string): never => {
-    throw new UnsupportedConfigError(key, `${config.source}: ${key}: ${what}; refusing to start rather than run without it`);
-  };
-  // rules/default and audit are enforced; `approve` and `mask` decisions fail closed (see governance/).
-  void fail;
-}
 
 /** Chain two sets of hooks: `first` decides first; a refusal stops there. */
 export function composeHooks(first: SessionHooks, second: SessionHooks | undefined): SessionHooks {
@@ -136,7 +125,6 @@ export function credentialGuard(tokens: TokenService | undefined): SessionHooks 
 const FORWARD_VERDICT: Verdict = Object.freeze({ action: 'forward' as const });
 
 export async function startWarden(o: StartOptions): Promise<Warden> {
-  assertEnforceable(o.config);
   await initSqlParser();
   let audit: AuditLog | undefined;
   let catalog: CatalogReader | undefined;

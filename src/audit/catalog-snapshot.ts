@@ -29,6 +29,7 @@
  */
 import { canonicalJson, type JsonValue } from './canonical.js';
 import { parseStatements, type ParseNode } from '../sql/parser.js';
+import { RELATION_OBJECTS } from '../sql/analyze.js';
 import { creationSchema, relationName } from '../sql/search-path.js';
 import type { StatementAnalysis } from '../sql/types.js';
 
@@ -485,15 +486,6 @@ export async function snapshotObjects(
 const ROUTINE_OBJECTS = new Set(['OBJECT_FUNCTION', 'OBJECT_PROCEDURE', 'OBJECT_ROUTINE', 'OBJECT_AGGREGATE']);
 /** Object types whose names are types. */
 const TYPE_OBJECTS = new Set(['OBJECT_TYPE', 'OBJECT_DOMAIN']);
-/** Object types that are relations (their RenameStmt has a `relation`). */
-const RELATION_OBJECTS = new Set([
-  'OBJECT_TABLE',
-  'OBJECT_VIEW',
-  'OBJECT_MATVIEW',
-  'OBJECT_SEQUENCE',
-  'OBJECT_INDEX',
-  'OBJECT_FOREIGN_TABLE',
-]);
 
 function node(v: unknown): ParseNode | undefined {
   return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as ParseNode) : undefined;

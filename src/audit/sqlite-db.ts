@@ -49,15 +49,8 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 );
 `;
 
-interface RecordRow {
-  instance: string;
-  seq: number;
-  ts: string;
-  type: string;
-  data: string;
-  prev: string;
-  hash: string;
-}
+/** The columns a record is read back from. */
+type RecordRow = Omit<StoredRow, 'identity' | 'session' | 'tables' | 'actions'>;
 
 /** A row as a record; data that is not JSON comes back as `{ malformed: text }` so verification flags it. */
 function toRecord(r: RecordRow): AuditRecord {

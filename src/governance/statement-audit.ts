@@ -21,7 +21,7 @@ import type { Logger } from '../log/logger.js';
 import { canonicalJson, type JsonValue } from '../audit/canonical.js';
 import { AuditUnavailableError, type AuditData, type AuditLog } from '../audit/log.js';
 import type { Analysis, AnalysisOk, RelationRef } from '../sql/index.js';
-import { parseSearchPath, quoteIdent } from '../sql/search-path.js';
+import { quoteIdent } from '../sql/search-path.js';
 import { normalizeSql } from '../sql/normalize.js';
 import type { Decision } from '../policy/index.js';
 import { intentOf } from '../intent/sqlcommenter.js';
@@ -94,23 +94,16 @@ export function relationNames(r: RelationRef): string[] {
  * to (the ones that do not exist read as null before and after, and are left
  * out of the record).
  */
-function schemaTargets(statements: AnalysisOk['statements'], s: SessionInfo): DdlTarget[] {
+function schemaTargets(statements: AnalysisOk['statements']): DdlTarget[] {
   const base: DdlTarget[] = ddlTargets(statements).map((t) => ({ ...t, guess: false }));
   if (base.length === 0) return base;
   const seen = new Set(base.map((t) => `${t.schema}\u0000${t.name}`));
   const out = [...base];
-  // The analysis resolves an unqualified CREATE to the path's first schema even when
-  // that one does not exist ("$user"); PostgreSQL takes the first that does.
-  const path = (s.upstreamSearchPath !== undefined ? parseSearchPath(s.upstreamSearchPath) : null) ?? [];
-  const user = s.database.upstream.user;
-  const pathSchemas = path.map((x) => (x === '$user' ? user : x));
   for (const st of statements) {
     if (!st.classes.has('ddl') && !st.classes.has('drop')) continue;
     for (const w of st.writes) {
-      if (w.table === '*') continue;
-      const fromPath = !w.qualified || pathSchemas.includes(w.schema);
-      if (!fromPath) continue;
-      for (const c of [...w.candidates, ...pathSchemas]) {
+      if (w.table === '*' || w.qualified) continue;
+      for (const c of w.candidates) {
         const k = `${c}\u0000${w.table}`;
         if (c === '*' || seen.has(k)) continue;
         seen.add(k);
@@ -238,7 +231,7 @@ export function createStatementAuditor(o: {
     }
     st.statements++;
     const data = describe(s, stmt, analysis, decision);
-    const targets = catalog && analysis.ok ? schemaTargets(analysis.statements, s) : [];
+    const targets = catalog && analysis.ok ? schemaTargets(analysis.statements) : [];
     const begin = async (): Promise<Verdict> => {
       let before: Record<string, ObjectDefinition | null> | null = null;
       if (targets.length > 0 && catalog) {

@@ -917,7 +917,7 @@ for (const t of [
   KIND_BY_TYPE[t] = 'drop';
 
 /** Object types whose names are relations (for DROP / COMMENT / SECURITY LABEL / RENAME). */
-const RELATION_OBJECTS = new Set([
+export const RELATION_OBJECTS: ReadonlySet<string> = new Set([
   'OBJECT_TABLE',
   'OBJECT_VIEW',
   'OBJECT_MATVIEW',
