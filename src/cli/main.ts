@@ -32,8 +32,9 @@ async function runDemo(level: LevelWithSilent): Promise<void> {
   } catch (err) {
     throw new CliError(
       `the demo could not start: ${(err as Error).message}\n` +
-        'It needs PostgreSQL server binaries (initdb, pg_ctl; e.g. apt-get install postgresql). ' +
-        'To run Warden against your own database instead, write a warden.yaml (see warden.example.yaml) and pass --config.',
+        'It runs a private PostgreSQL cluster when the server binaries are found (initdb, pg_ctl; e.g. apt-get install postgresql), ' +
+        'otherwise PGlite (npm install puts it in node_modules); WARDEN_DEMO_UPSTREAM=postgresql|pglite picks one. ' +
+        'To run Warden against your own database instead, write a warden.yaml (warden init) and pass --config.',
       1,
     );
   }

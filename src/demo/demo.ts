@@ -1,16 +1,18 @@
 /**
  * `warden start` with no configuration: a guided demo on an embedded
- * PostgreSQL (a private cluster in a temp dir), a small dataset, and the
- * product spec's rules, so a newcomer sees Warden govern a real database
- * without writing a config. Everything it starts is stopped, and the temp
- * cluster removed, when it stops.
+ * upstream — a private PostgreSQL cluster in a temp dir when PostgreSQL's
+ * binaries are found, otherwise PGlite in memory (one session at a time) —
+ * with a small dataset and the product spec's rules, so a newcomer sees Warden
+ * govern a real database without writing a config. Everything it starts is
+ * stopped, and its temp files removed, when it stops.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { startPgCluster, freePort, type PgCluster } from '../embedded/pg-cluster.js';
+import { startPgCluster, findPgBinDir, freePort } from '../embedded/pg-cluster.js';
+import { startPglite } from '../embedded/pglite.js';
 import { parseConfig } from '../config/load.js';
 import { startWarden, type Warden } from '../app.js';
 import type { Logger } from '../log/logger.js';
@@ -18,16 +20,89 @@ import { demoDatasetSql } from './dataset.js';
 
 export interface Demo {
   readonly warden: Warden;
-  readonly cluster: PgCluster;
+  readonly upstream: DemoUpstream;
   readonly banner: string;
   stop(): Promise<void>;
+}
+
+/** The database the demo governs. */
+export interface DemoUpstream {
+  readonly kind: 'postgresql' | 'pglite';
+  /** Where Warden connects, with the service credentials. */
+  readonly url: string;
+  /** The banner's line about it. */
+  readonly description: string;
+  stop(): Promise<void>;
+}
+
+/** Which embedded upstream: WARDEN_DEMO_UPSTREAM (postgresql | pglite), else PostgreSQL when its binaries are found. */
+async function chooseUpstream(): Promise<'postgresql' | 'pglite'> {
+  const asked = process.env.WARDEN_DEMO_UPSTREAM;
+  if (asked === 'postgresql' || asked === 'pglite') return asked;
+  if (asked) throw new Error(`WARDEN_DEMO_UPSTREAM must be postgresql or pglite, not ${JSON.stringify(asked)}`);
+  try {
+    await findPgBinDir();
+    return 'postgresql';
+  } catch {
+    return 'pglite';
+  }
+}
+
+/** Start the embedded upstream and load the demo dataset into it. */
+async function startUpstream(kind: 'postgresql' | 'pglite', log: Logger): Promise<DemoUpstream> {
+  if (kind === 'pglite') {
+    const p = await startPglite({ onWarning: (message) => log.warn({ upstream: 'pglite' }, message) });
+    try {
+      await loadDataset(p.url());
+    } catch (err) {
+      await p.stop();
+      throw err;
+    }
+    return {
+      kind,
+      url: p.url(),
+      description:
+        `PGlite ${p.version} (PostgreSQL in WebAssembly, in memory) 127.0.0.1:${p.port}\n` +
+        '                                PGlite serves one session at a time: a session waits while another runs\n' +
+        '                                a statement or has a transaction open (PostgreSQL binaries were not found)',
+      stop: () => p.stop(),
+    };
+  }
+  const cluster = await startPgCluster();
+  try {
+    const svcPassword = pw();
+    await cluster.query(`CREATE ROLE warden_svc LOGIN PASSWORD '${svcPassword}'`);
+    await cluster.query('CREATE DATABASE app OWNER warden_svc');
+    const url = cluster.url('app', 'warden_svc', svcPassword);
+    await loadDataset(url);
+    const version = cluster.binDir.match(/postgresql\/(\d+)/)?.[1] ?? '';
+    return {
+      kind,
+      url,
+      description: `PostgreSQL ${version} (private cluster) 127.0.0.1:${cluster.port}, data in ${cluster.dataDir} (removed on exit)`,
+      stop: () => cluster.stop(),
+    };
+  } catch (err) {
+    await cluster.stop();
+    throw err;
+  }
+}
+
+async function loadDataset(url: string): Promise<void> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    await c.query(demoDatasetSql());
+  } finally {
+    await c.end();
+  }
 }
 
 const pw = (): string => crypto.randomBytes(9).toString('base64url');
 
 export function demoConfigYaml(o: {
-  pgPort: number;
-  svcPassword: string;
+  /** The upstream, with the service credentials. */
+  upstreamUrl: string;
   port: number;
   adminPort: number;
   passwords: Record<'alice' | 'dana' | 'trainer', string>;
@@ -42,7 +117,7 @@ listen: { host: 127.0.0.1, port: ${o.port} }
 admin: { host: 127.0.0.1, port: ${o.adminPort}, auditors: [dba] }
 databases:
   app:
-    upstream: postgres://warden_svc:${o.svcPassword}@127.0.0.1:${o.pgPort}/app
+    upstream: ${o.upstreamUrl}
     environment: demo
 identities:
   - { name: alice, kind: human, groups: [analysts], password: "${o.passwords.alice}" }
@@ -102,18 +177,14 @@ async function portOr(preferred: number): Promise<number> {
 }
 
 export async function startDemo(log: Logger, o: { port?: number; adminPort?: number } = {}): Promise<Demo> {
-  const cluster = await startPgCluster();
+  const upstream = await startUpstream(await chooseUpstream(), log);
+  // The demo's own files (its config, the approvals state), removed on exit.
+  const demoDir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-demo-'));
+  const cleanup = async (): Promise<void> => {
+    await upstream.stop();
+    fs.rmSync(demoDir, { recursive: true, force: true });
+  };
   try {
-    const svcPassword = pw();
-    await cluster.query(`CREATE ROLE warden_svc LOGIN PASSWORD '${svcPassword}'`);
-    await cluster.query('CREATE DATABASE app OWNER warden_svc');
-    const c = new pg.Client({ connectionString: cluster.url('app', 'warden_svc', svcPassword) });
-    await c.connect();
-    try {
-      await c.query(demoDatasetSql());
-    } finally {
-      await c.end();
-    }
     const passwords = { alice: pw(), dana: pw(), trainer: pw() };
     const port = o.port ?? (await portOr(6432));
     const adminPort = o.adminPort ?? (await portOr(7070));
@@ -126,21 +197,21 @@ export async function startDemo(log: Logger, o: { port?: number; adminPort?: num
       const { privateKey } = crypto.generateKeyPairSync('ed25519');
       fs.writeFileSync(signingKey, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
     }
-    // Kept beside the cluster (removed on exit), so the CLI's other commands can be tried on it.
-    const configFile = path.join(path.dirname(cluster.dataDir), 'warden-demo.yaml');
-    const stateDb = path.join(path.dirname(cluster.dataDir), 'warden-state.db');
-    const yaml = demoConfigYaml({ pgPort: cluster.port, svcPassword, port, adminPort, passwords, auditDb, signingKey, maskKey: pw() + pw(), stateDb });
+    const configFile = path.join(demoDir, 'warden-demo.yaml');
+    const stateDb = path.join(demoDir, 'warden-state.db');
+    const yaml = demoConfigYaml({ upstreamUrl: upstream.url, port, adminPort, passwords, auditDb, signingKey, maskKey: pw() + pw(), stateDb });
     fs.writeFileSync(configFile, yaml, { mode: 0o600 });
     const config = parseConfig(yaml, configFile, {});
     const warden = await startWarden({ config, log });
     const psql = (who: keyof typeof passwords): string =>
       `PGPASSWORD=${passwords[who]} psql "host=127.0.0.1 port=${warden.port} user=${who} dbname=app"`;
     const banner = `
-Warden demo — an embedded PostgreSQL ${cluster.binDir.match(/postgresql\/(\d+)/)?.[1] ?? ''} with a small dataset, governed by Warden.
+Warden demo — an embedded ${upstream.kind === 'pglite' ? 'PGlite' : 'PostgreSQL'} with a small dataset, governed by Warden.
 
   Warden (PostgreSQL protocol)  127.0.0.1:${warden.port}
   Admin (API, health, metrics)  http://127.0.0.1:${warden.admin?.port ?? adminPort}/metrics
-  Upstream (private cluster)    127.0.0.1:${cluster.port}, data in ${cluster.dataDir} (removed on exit)
+  Upstream                      ${upstream.description}
+  Demo config and state         ${demoDir} (removed on exit)
 
 Connect as each identity (passwords are random for this run):
   analyst:  ${psql('alice')}
@@ -172,19 +243,19 @@ A short tour:
 The audit log is kept after the demo stops: ${auditDb}
   (read it then with: node bin/warden.js audit tail --store sqlite:${auditDb})
 
-Press Ctrl-C to stop; the embedded cluster and its data are removed.
+Press Ctrl-C to stop; the embedded ${upstream.kind === 'pglite' ? 'PGlite and its data are' : 'cluster and its data are'} removed.
 `;
     return {
       warden,
-      cluster,
+      upstream,
       banner,
       stop: async () => {
         await warden.close();
-        await cluster.stop();
+        await cleanup();
       },
     };
   } catch (err) {
-    await cluster.stop();
+    await cleanup();
     throw err;
   }
 }

@@ -10,9 +10,14 @@ import path from 'node:path';
 import pg from 'pg';
 import { BIN, runCli } from '../helpers/warden-process.js';
 
-it('starts, answers as the banner says, and cleans up on SIGINT', async () => {
+// PostgreSQL's binaries are there in the test harness; PGlite is what a machine without them gets.
+it.each(['postgresql', 'pglite'] as const)('on %s: starts, answers as the banner says, and cleans up on SIGINT', async (upstream) => {
   const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-demo-cwd-'));
-  const child = spawn(process.execPath, [BIN, 'start'], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'start'], {
+    cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, WARDEN_DEMO_UPSTREAM: upstream },
+  });
   // Whatever happens below, do not leave the demo (and its cluster) running.
   onTestFinished(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
@@ -31,12 +36,17 @@ it('starts, answers as the banner says, and cleans up on SIGINT', async () => {
     expect(m, `banner line for ${who}`).not.toBeNull();
     return new pg.Client({ host: '127.0.0.1', port: Number(m![2]), user: who, password: m![1], database: 'app' });
   };
-  const dataDir = /data in (\S+) \(removed on exit\)/.exec(out)![1];
-  expect(fs.existsSync(dataDir)).toBe(true);
+  const demoDir = /Demo config and state\s+(\S+) \(removed on exit\)/.exec(out)![1];
+  expect(fs.existsSync(demoDir)).toBe(true);
+  const dataDir = upstream === 'postgresql' ? /data in (\S+) \(removed on exit\)/.exec(out)![1] : undefined;
+  if (dataDir) expect(fs.existsSync(dataDir)).toBe(true);
+  if (upstream === 'pglite') expect(out).toMatch(/PGlite serves one session at a time/);
 
+  // The agent's session stays open through the tour: the others' sessions come and go beside it.
   const agent = login('trainer');
   await agent.connect();
-  try {
+  onTestFinished(() => agent.end().catch(() => undefined));
+  {
     // Masked: realistic fakes, never the real values (the DBA sees those below).
     const masked = await agent.query('SELECT id, email, ssn FROM customers WHERE id = 1');
     expect(masked.rows[0].email).toMatch(/@/);
@@ -45,14 +55,24 @@ it('starts, answers as the banner says, and cleans up on SIGINT', async () => {
     expect((await agent.query('SELECT count(*)::int AS n FROM customers')).rows[0].n).toBe(40);
     await expect(agent.query('DROP TABLE orders')).rejects.toMatchObject({ code: '42501', message: /no-destructive-ddl/ });
     await expect(agent.query("INSERT INTO orders (item) VALUES ('x')")).rejects.toMatchObject({ code: '42501', message: /agents-read-only/ });
-  } finally {
-    await agent.end();
   }
   const analyst = login('alice');
   await analyst.connect();
+  let realEmail = '';
   try {
     // Held for a DBA's approval, given from a "second terminal" with the banner's commands.
     const held = analyst.query("UPDATE billing.invoices SET status = 'paid' WHERE id = 1");
+    // While it waits, the DBA (another session) reads the real values.
+    const dba = login('dana');
+    await dba.connect();
+    try {
+      realEmail = (await dba.query('SELECT email FROM customers WHERE id = 1')).rows[0].email as string;
+      expect(realEmail).toMatch(/@/);
+      expect(realEmail).not.toBe(maskedEmail);
+      expect((await dba.query("SELECT current_setting('warden.identity') AS who")).rows[0].who).toBe('dana');
+    } finally {
+      await dba.end();
+    }
     const danaPw = /WARDEN_PASSWORD=(\S+) node bin\/warden\.js approvals list/.exec(out)![1];
     const configFile = /approvals list --config (\S+) --as dana/.exec(out)![1];
     let id: string | undefined;
@@ -66,18 +86,15 @@ it('starts, answers as the banner says, and cleans up on SIGINT', async () => {
     const approve = await runCli(['approvals', 'approve', id!, '--config', configFile, '--as', 'dana', '--reason', 'month-end close'], { WARDEN_PASSWORD: danaPw });
     expect(approve.code, approve.err).toBe(0);
     expect((await held).rowCount).toBe(1);
+    expect((await analyst.query("SELECT current_setting('warden.identity') AS who")).rows[0].who).toBe('alice');
   } finally {
     await analyst.end();
   }
-  const dba = login('dana');
-  await dba.connect();
-  try {
-    const real = (await dba.query('SELECT email FROM customers WHERE id = 1')).rows[0].email as string;
-    expect(real).toMatch(/@/);
-    expect(real).not.toBe(maskedEmail);
-  } finally {
-    await dba.end();
-  }
+  // Each session is still who it logged in as, and still masked.
+  expect((await agent.query("SELECT current_setting('warden.identity') AS who")).rows[0].who).toBe('trainer');
+  expect((await agent.query('SELECT email FROM customers WHERE id = 1')).rows[0].email).toBe(maskedEmail);
+  expect((await agent.query('SELECT status FROM billing.invoices WHERE id = 1')).rows[0].status).toBe('paid');
+  await agent.end();
 
   child.kill('SIGINT');
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
@@ -92,8 +109,11 @@ it('starts, answers as the banner says, and cleans up on SIGINT', async () => {
   expect(approvals.out).toMatch(/"approval.decided".*"dana"|"dana".*"approval.decided"/);
   const verify = await runCli(['audit', 'verify', '--store', auditStore]);
   expect(verify.code, verify.out).toBe(0);
-  expect(fs.existsSync(dataDir)).toBe(false);
-  expect(fs.existsSync(path.dirname(dataDir))).toBe(false);
-  // No server process of the demo's cluster is left running.
-  expect(spawnSync('pgrep', ['-f', dataDir]).status).toBe(1);
+  expect(fs.existsSync(demoDir)).toBe(false);
+  if (dataDir) {
+    expect(fs.existsSync(dataDir)).toBe(false);
+    expect(fs.existsSync(path.dirname(dataDir))).toBe(false);
+    // No server process of the demo's cluster is left running.
+    expect(spawnSync('pgrep', ['-f', dataDir]).status).toBe(1);
+  }
 }, 120_000);
