@@ -2,7 +2,10 @@
  * Reads an upstream database's catalog (object definitions for the audit of
  * DDL, sensitive columns for masking), over one internal connection per database (service credentials,
  * application_name `warden:catalog`), opened on first use and reopened after
- * an error. Queries are serialized per connection and time-limited.
+ * an error. Queries are serialized per connection and time-limited twice: by
+ * the server (statement_timeout) and by Warden, for a query that never starts
+ * (an upstream that stalls, or PGlite busy with another session's
+ * transaction); the connection is then dropped and the caller fails closed.
  */
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
@@ -48,18 +51,39 @@ export function createCatalogReader(log: Logger): CatalogReader {
         },
       );
       clients.set(db.name, p);
+      const mine = p;
+      // Ended (after a timeout, or by the server): the next query opens a new connection.
+      c.on('end', () => {
+        if (clients.get(db.name) === mine) clients.delete(db.name);
+      });
     }
     return p;
+  };
+
+  /** One query, failing after TIMEOUT_MS + 1 s however the upstream behaves; a timed-out connection is not reused. */
+  const timed = async (db: DatabaseConfig, c: pg.Client, sql: string, params: unknown[]): Promise<pg.QueryResult<Record<string, unknown>>> => {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        void c.end().catch(() => undefined);
+        reject(new Error(`reading the catalog of ${db.name} timed out after ${(TIMEOUT_MS + 1_000) / 1000} s`));
+      }, TIMEOUT_MS + 1_000);
+    });
+    try {
+      return await Promise.race([c.query(sql, params), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   };
 
   return {
     async snapshot(db, targets) {
       const c = await connect(db);
-      return snapshotObjects((sql, params) => c.query(sql, params), targets);
+      return snapshotObjects((sql, params) => timed(db, c, sql, params), targets);
     },
     async query(db, sql, params) {
       const c = await connect(db);
-      return c.query(sql, params);
+      return timed(db, c, sql, params);
     },
     async close() {
       const all = [...clients.values()];
