@@ -182,6 +182,8 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
     await approvals?.close();
     throw err;
   }
+  // The sensitive columns are read before the first statement needs them.
+  if (masking) for (const db of Object.values(o.config.databases)) masking.warm(db);
   if (audit) {
     audit.record('warden.start', { version: WARDEN_VERSION, pid: process.pid, host: addr.host, port: addr.port, instance: audit.instance });
     audit.record('config.loaded', { source: o.config.source, hash: o.config.hash });
@@ -225,6 +227,7 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
       await admin?.close();
       await proxy.close();
       tokens?.close();
+      masking?.close();
       await catalog?.close();
       if (approvals) await approvals.close();
       else await state?.close();

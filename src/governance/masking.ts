@@ -8,7 +8,11 @@
  *    are recognised by the table OID and attribute number of each
  *    RowDescription, through a per-database map of sensitive columns read from
  *    the catalog (refreshed when older than {@link MAP_MAX_AGE_MS}, when the
- *    statement reads a relation the map does not know, and after DDL).
+ *    statement reads a relation the map does not know, and after DDL). While a
+ *    database is in use its map is also re-read in the background every half
+ *    of that age, so statements seldom wait for the catalog — and a read that
+ *    must wait its turn (PGlite, behind another session's transaction) does
+ *    not hold a statement up.
  */
 import crypto from 'node:crypto';
 import type { DatabaseConfig, MaskerName, WardenConfig } from '../config/types.js';
@@ -31,6 +35,10 @@ export interface MaskingService {
   verdict(s: SessionInfo, analysis: Analysis, decision: Decision): Verdict | Promise<Verdict>;
   /** Forget a database's map (after DDL). */
   invalidate(database: string): void;
+  /** Read a database's map ahead of its first statement (errors are logged, not thrown). */
+  warm(db: DatabaseConfig): void;
+  /** Stop the background refreshes. */
+  close(): void;
 }
 
 export function createMaskingService(config: WardenConfig, catalog: CatalogReader, log: Logger): MaskingService {
@@ -52,19 +60,38 @@ export function createMaskingService(config: WardenConfig, catalog: CatalogReade
   const maps = new Map<string, Promise<SensitiveColumnMap>>();
   /** Maps already loaded, for the synchronous path. */
   const ready = new Map<string, SensitiveColumnMap>();
+  /** Databases whose map a statement used since it was last read: those are refreshed in the background. */
+  const used = new Set<string>();
+  const timers = new Map<string, NodeJS.Timeout>();
+  let closed = false;
 
   const load = (db: DatabaseConfig): Promise<SensitiveColumnMap> => {
     const p = loadSensitiveMap((sql, params) => catalog.query(db, sql, params), sensitive);
     maps.set(db.name, p);
+    used.delete(db.name);
     p.then(
       (m) => {
-        if (maps.get(db.name) === p) ready.set(db.name, m);
+        if (maps.get(db.name) !== p) return;
+        ready.set(db.name, m);
+        scheduleRefresh(db);
       },
       () => {
         if (maps.get(db.name) === p) maps.delete(db.name);
       },
     );
     return p;
+  };
+
+  const scheduleRefresh = (db: DatabaseConfig): void => {
+    clearTimeout(timers.get(db.name));
+    if (closed) return;
+    const t = setTimeout(() => {
+      timers.delete(db.name);
+      if (closed || !used.has(db.name)) return; // idle: the next statement reads it again if needed
+      load(db).catch((err: Error) => log.warn({ database: db.name, reason: err.message }, 'background refresh of the sensitive columns failed'));
+    }, MAP_MAX_AGE_MS / 2);
+    t.unref();
+    timers.set(db.name, t);
   };
 
   const usable = (map: SensitiveColumnMap, analysis: Analysis): boolean =>
@@ -95,6 +122,7 @@ export function createMaskingService(config: WardenConfig, catalog: CatalogReade
         const rows = new RowMasker({ map, computedType, detect, key, maskerFor, scrubErrors: check.types.length > 0, onPlan: (m) => columns.push(...m) });
         return { action: 'forward', rows, masking: { columns } };
       };
+      used.add(s.database.name);
       const at = ready.get(s.database.name);
       if (at && usable(at, analysis)) return forward(at);
       return mapFor(s.database, analysis).then(forward, (err: Error) => {
@@ -105,6 +133,15 @@ export function createMaskingService(config: WardenConfig, catalog: CatalogReade
     invalidate(database) {
       maps.delete(database);
       ready.delete(database);
+    },
+    warm(db) {
+      if (maps.has(db.name) || closed) return;
+      load(db).catch((err: Error) => log.warn({ database: db.name, reason: err.message }, 'cannot read the sensitive columns from the catalog yet'));
+    },
+    close() {
+      closed = true;
+      for (const t of timers.values()) clearTimeout(t);
+      timers.clear();
     },
   };
 }
