@@ -13,6 +13,7 @@ import { BIN, runCli } from '../helpers/warden-process.js';
 // PostgreSQL's binaries are there in the test harness; PGlite is what a machine without them gets.
 it.each(['postgresql', 'pglite'] as const)('on %s: starts, answers as the banner says, and cleans up on SIGINT', async (upstream) => {
   const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-demo-cwd-'));
+  onTestFinished(() => fs.rmSync(cwd, { recursive: true, force: true }));
   const child = spawn(process.execPath, [BIN, 'start'], {
     cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
