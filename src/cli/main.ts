@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, loadConfig } from '../config/load.js';
 import type { WardenConfig } from '../config/types.js';
 import { createLogger, LOG_LEVELS } from '../log/logger.js';
@@ -23,12 +23,18 @@ import { registerApprovalCommands } from './approvals-commands.js';
 import { registerTokenCommands } from './token-commands.js';
 
 /** No configuration anywhere: run the embedded demo (see src/demo). */
-async function runDemo(level: LevelWithSilent): Promise<void> {
+function parsePort(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n > 65535) throw new InvalidArgumentError('a port is an integer from 0 to 65535');
+  return n;
+}
+
+async function runDemo(level: LevelWithSilent, ports: { port?: number; adminPort?: number }): Promise<void> {
   const log = createLogger(level);
   process.stderr.write('warden: no --config and no ./warden.yaml: starting the embedded demo (this takes a few seconds)\n');
   let demo;
   try {
-    demo = await startDemo(log);
+    demo = await startDemo(log, ports);
   } catch (err) {
     throw new CliError(
       `the demo could not start: ${(err as Error).message}\n` +
@@ -64,12 +70,19 @@ export function buildCli(): Command {
     .description('run the proxy')
     .addOption(configOption())
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS as string[]).default('info'))
-    .action(async (o: { config?: string; logLevel: LevelWithSilent }) => {
+    .option('--port <port>', "listen on this port instead of the config's listen.port (the demo: instead of 6432)", parsePort)
+    .option('--admin-port <port>', "serve the admin API on this port instead of the config's admin.port (the demo: instead of 7070)", parsePort)
+    .action(async (o: { config?: string; logLevel: LevelWithSilent; port?: number; adminPort?: number }) => {
       if (!o.config && !fs.existsSync(path.resolve(DEFAULT_CONFIG))) {
-        await runDemo(o.logLevel === 'info' ? 'warn' : o.logLevel);
+        await runDemo(o.logLevel === 'info' ? 'warn' : o.logLevel, { port: o.port, adminPort: o.adminPort });
         return;
       }
-      const config = load(o.config);
+      let config = load(o.config);
+      if (o.port !== undefined) config = { ...config, listen: { ...config.listen, port: o.port } };
+      if (o.adminPort !== undefined) {
+        if (!config.admin) throw new CliError(`--admin-port: ${config.source} has no admin section`, 2);
+        config = { ...config, admin: { ...config.admin, port: o.adminPort } };
+      }
       const log = createLogger(o.logLevel);
       let warden;
       try {

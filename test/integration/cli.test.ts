@@ -21,6 +21,18 @@ ${extra}`;
 
 const ENV = { APP_DB_PASSWORD: 'top-secret-db-pw', ALICE_PASSWORD: 'alice-secret-pw' };
 
+describe('start --port / --admin-port', () => {
+  it('refuse a bad port, and an admin port when the config has no admin section, with exit code 2', async () => {
+    const file = writeTempConfig(minimal());
+    const bad = await runCli(['start', '--config', file, '--port', 'http'], ENV);
+    expect(bad.code).not.toBe(0);
+    expect(bad.err).toMatch(/--port.*a port is an integer from 0 to 65535/);
+    const noAdmin = await runCli(['start', '--config', file, '--admin-port', '7071'], ENV);
+    expect(noAdmin.code).toBe(2);
+    expect(noAdmin.err).toMatch(/--admin-port: .* has no admin section/);
+  });
+});
+
 describe('configuration errors', () => {
   const cases: [string, string, RegExp][] = [
     ['unknown top-level key', minimal('colour: blue'), /: colour: unknown key/],

@@ -8,21 +8,32 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { BIN, runCli } from '../helpers/warden-process.js';
+import { BIN, ROOT, runCli } from '../helpers/warden-process.js';
+import { freePort } from '../../src/embedded/free-port.js';
 
 // PostgreSQL's binaries are there in the test harness; PGlite is what a machine without them gets.
 it.each(['postgresql', 'pglite'] as const)('on %s: starts, answers as the banner says, and cleans up on SIGINT', async (upstream) => {
+  const [port, adminPort] = [await freePort(), await freePort()];
+  const args = ['--port', String(port), '--admin-port', String(adminPort)];
+  const env = { ...process.env, WARDEN_DEMO_UPSTREAM: upstream };
+  // `npm start` as the README says, in its own process group so that SIGINT reaches it the way a
+  // terminal's Ctrl-C does. A developer's own ./warden.yaml in the checkout would start that
+  // instead of the demo: then run the same command from an empty directory.
   const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-demo-cwd-'));
   onTestFinished(() => fs.rmSync(cwd, { recursive: true, force: true }));
-  const child = spawn(process.execPath, [BIN, 'start'], {
-    cwd,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, WARDEN_DEMO_UPSTREAM: upstream },
-  });
+  const viaNpm = !fs.existsSync(path.join(ROOT, 'warden.yaml'));
+  const child = viaNpm
+    ? spawn('npm', ['start', '--silent', '--', ...args], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(process.execPath, [BIN, 'start', ...args], { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const group = (signal: NodeJS.Signals): void => {
+    try {
+      process.kill(-child.pid!, signal);
+    } catch {
+      /* already gone */
+    }
+  };
   // Whatever happens below, do not leave the demo (and its cluster) running.
-  onTestFinished(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-  });
+  onTestFinished(() => group('SIGTERM'));
   let out = '';
   let err = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -30,6 +41,8 @@ it.each(['postgresql', 'pglite'] as const)('on %s: starts, answers as the banner
   const t0 = Date.now();
   while (!out.includes('Press Ctrl-C') && child.exitCode === null && Date.now() - t0 < 60_000) await new Promise((r) => setTimeout(r, 100));
   expect(out, err).toContain('Press Ctrl-C');
+  expect(out).toContain(`Warden (PostgreSQL protocol)  127.0.0.1:${port}`);
+  expect(out).toContain(`http://127.0.0.1:${adminPort}/metrics`);
 
   let maskedEmail = "";
   const login = (who: string) => {
@@ -42,6 +55,16 @@ it.each(['postgresql', 'pglite'] as const)('on %s: starts, answers as the banner
   const dataDir = upstream === 'postgresql' ? /data in (\S+) \(removed on exit\)/.exec(out)![1] : undefined;
   if (dataDir) expect(fs.existsSync(dataDir)).toBe(true);
   if (upstream === 'pglite') expect(out).toMatch(/PGlite serves one session at a time/);
+
+  // The banner's psql line, pasted into a shell as it is.
+  const psqlLine = (who: string): string => new RegExp(`(PGPASSWORD=\\S+ psql "host=127.0.0.1 port=\\d+ user=${who} dbname=app")`).exec(out)![1];
+  const shell = spawnSync('sh', ['-c', `${psqlLine('trainer')} -X -A -t -c 'SELECT email FROM customers WHERE id = 2' -c 'DROP TABLE orders'`], { encoding: 'utf8', timeout: 30_000 });
+  expect(shell.stdout).toMatch(/@/);
+  expect(shell.stderr).toMatch(/ERROR:\s+denied by rule "no-destructive-ddl"/);
+  const dbaShell = spawnSync('sh', ['-c', `${psqlLine('dana')} -X -A -t -c 'SELECT email FROM customers WHERE id = 2'`], { encoding: 'utf8', timeout: 30_000 });
+  expect(dbaShell.status, dbaShell.stderr).toBe(0);
+  expect(dbaShell.stdout.trim()).toMatch(/@/);
+  expect(dbaShell.stdout.trim()).not.toBe(shell.stdout.trim()); // the agent's was a fake
 
   // The agent's session stays open through the tour: the others' sessions come and go beside it.
   const agent = login('trainer');
@@ -101,9 +124,22 @@ it.each(['postgresql', 'pglite'] as const)('on %s: starts, answers as the banner
   expect((await agent.query('SELECT status FROM billing.invoices WHERE id = 1')).rows[0].status).toBe('paid');
   await agent.end();
 
-  child.kill('SIGINT');
-  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-  expect(code).toBe(0);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  group('SIGINT');
+  // Warden exits 0; npm itself, interrupted too, ends by the same signal (as in a terminal).
+  expect([{ code: 0, signal: null }, { code: null, signal: 'SIGINT' }]).toContainEqual(await exited);
+  expect(err).toContain('stopping the demo');
+  // Nothing of the demo is left running: no process of its group (npm may end before Warden has
+  // finished stopping: give that 15 s), no listener on its ports.
+  const groupGone = async (): Promise<boolean> => {
+    for (let i = 0; i < 150; i++) {
+      if (spawnSync('pgrep', ['-g', String(child.pid)]).status === 1) return true;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return false;
+  };
+  expect(await groupGone()).toBe(true);
+  await expect(new pg.Client({ host: '127.0.0.1', port, user: 'x', connectionTimeoutMillis: 2000 }).connect()).rejects.toThrow(/ECONNREFUSED/);
   // The audit log the banner names survives the demo and holds the tour, verifiably.
   const auditStore = /audit tail --store (sqlite:[^\s)]+)/.exec(out)![1];
   const tail = await runCli(['audit', 'search', '--store', auditStore, '--identity', 'trainer', '--action', 'deny', '--json']);
