@@ -28,7 +28,7 @@ import {
   type TxStatus,
 } from '../wire/index.js';
 import { MessageWriter } from '../wire/writer.js';
-import type { SessionHooks, SessionInfo, StatementSource, Verdict } from './hooks.js';
+import { FORWARD, type SessionHooks, type SessionInfo, type StatementSource, type Verdict } from './hooks.js';
 import type { SessionAuth } from './client-handshake.js';
 import { DesyncError, ResponseTracker, StatementRun } from './tracker.js';
 import { consume, ownBytes } from './fast-io.js';
@@ -267,8 +267,7 @@ export class Session implements SessionInfo {
         this.toUpstream.pushRange(buf, start, end);
         return true;
       }
-      const sql = decodeQueryAt(buf, start, end);
-      return this.decide({ protocol: 'simple', sql }, (r, v) => this.applyQuery(r, v), buf.subarray(start, end));
+      return this.decide({ protocol: 'simple', sql: decodeQueryAt(buf, start, end) }, buf, start, end);
     }
     const raw = buf.subarray(start, end);
     const body = raw.subarray(5);
@@ -293,13 +292,12 @@ export class Session implements SessionInfo {
         const b = decodeBind(body);
         const info = this.tracker.lookupStatement(b.statement);
         if (!info) {
-          this.applyBind(raw, b.portal, {
+          this.applyBind(buf, start, end, b.portal, {
             action: 'error',
             error: { code: '26000', message: `prepared statement "${b.statement}" does not exist` },
           });
           return true;
         }
-        // Copy the parameters: the verdict may be asynchronous and `raw` belongs to the framer's chunk.
         return this.decide(
           {
             protocol: 'extended',
@@ -310,8 +308,9 @@ export class Session implements SessionInfo {
             paramFormats: b.paramFormats,
             params: b.params,
           },
-          (r, v) => this.applyBind(r, b.portal, v),
-          raw,
+          buf,
+          start,
+          end,
         );
       }
       case F.Execute: {
@@ -383,35 +382,37 @@ export class Session implements SessionInfo {
   }
 
   /**
-   * Ask the hook; apply synchronously when it answers synchronously (the hot
-   * path), otherwise pause the client until the verdict arrives.
+   * Ask the hook about the statement whose message (a Query or a Bind) is
+   * bytes [start, end) of `buf`; apply synchronously when it answers
+   * synchronously (the hot path), otherwise pause the client until the verdict
+   * arrives. Ranges and no closures: this runs for every statement.
    */
-  private decide(stmt: StatementSource, apply: (raw: Buffer, v: Verdict) => void, raw: Buffer): boolean {
+  private decide(stmt: StatementSource, buf: Buffer, start: number, end: number): boolean {
     const hook = this.hooks.statement;
     if (!hook) {
-      apply(raw, { action: 'forward' });
+      this.apply(stmt, buf, start, end, FORWARD);
       return true;
     }
     let v: Verdict | Promise<Verdict>;
     try {
       v = hook(this, stmt);
     } catch (err) {
-      apply(raw, this.hookFailure(err));
+      this.apply(stmt, buf, start, end, this.hookFailure(err));
       return true;
     }
     if (!(v instanceof Promise)) {
-      apply(raw, v);
+      this.apply(stmt, buf, start, end, v);
       return true;
     }
     // The message outlives this read: keep a copy of it.
-    const kept = Buffer.from(raw);
+    const kept = Buffer.from(buf.subarray(start, end));
     this.waitingForHook = true;
     this.updateFlow();
     v.catch((err: unknown) => this.hookFailure(err)).then((verdict) => {
       if (this.closed) return;
       this.waitingForHook = false;
       try {
-        apply(kept, verdict);
+        this.apply(stmt, kept, 0, kept.length, verdict);
         if (this.closed) return;
         this.clientFramer.resume();
       } catch (err) {
@@ -433,27 +434,33 @@ export class Session implements SessionInfo {
     };
   }
 
-  private applyQuery(raw: Buffer, v: Verdict): void {
+  /** Carry out the verdict on the statement's message, bytes [start, end) of `buf`. */
+  private apply(stmt: StatementSource, buf: Buffer, start: number, end: number, v: Verdict): void {
+    if (stmt.protocol === 'simple') this.applyQuery(buf, start, end, v);
+    else this.applyBind(buf, start, end, stmt.portal, v);
+  }
+
+  private applyQuery(buf: Buffer, start: number, end: number, v: Verdict): void {
     if (v.action === 'error' && v.fatal) {
       this.fatal(v.error);
       return;
     }
     if (v.action === 'forward') {
       this.tracker.query(v.rows || v.onDone ? new StatementRun(v.rows, v.onDone) : NO_HOOK_RUN);
-      this.toUpstream.push(raw);
+      this.toUpstream.pushRange(buf, start, end);
     } else {
       this.refuse(new StatementRun(undefined, v.onDone, v.error), true);
     }
   }
 
-  private applyBind(raw: Buffer, portal: string, v: Verdict): void {
+  private applyBind(buf: Buffer, start: number, end: number, portal: string, v: Verdict): void {
     if (v.action === 'error' && v.fatal) {
       this.fatal(v.error);
       return;
     }
     if (v.action === 'forward') {
       this.tracker.bind(portal, v.rows || v.onDone ? new StatementRun(v.rows, v.onDone) : NO_HOOK_RUN);
-      this.toUpstream.push(raw);
+      this.toUpstream.pushRange(buf, start, end);
     } else {
       this.tracker.dropPortal(portal);
       this.refuse(new StatementRun(undefined, v.onDone, v.error), false);

@@ -7,25 +7,28 @@
 export class Outbox {
   private parts: Buffer[] = [];
   private size = 0;
-  // The current contiguous run, as absolute offsets into one ArrayBuffer, until it must become a view.
-  private runAB: ArrayBufferLike | null = null;
+  // The current contiguous run: absolute offsets into the memory of `runBuf`, until it must
+  // become a view. Ranges of the run's own view object extend it without asking for their
+  // ArrayBuffer (`.buffer` is a slow accessor, and the common case pushes ranges of one chunk).
+  private runBuf: Buffer | null = null;
   private runStart = 0;
   private runEnd = 0;
 
   get length(): number {
-    return this.size + (this.runEnd - this.runStart);
+    return this.size + (this.runBuf === null ? 0 : this.runEnd - this.runStart);
   }
 
   /** Append bytes [start, end) of `buf` (no copy). */
   pushRange(buf: Buffer, start: number, end: number): void {
     if (end <= start) return;
     const absStart = buf.byteOffset + start;
-    if (this.runAB === buf.buffer && this.runEnd === absStart) {
+    const run = this.runBuf;
+    if (run !== null && this.runEnd === absStart && (run === buf || run.buffer === buf.buffer)) {
       this.runEnd = absStart + (end - start);
       return;
     }
     this.sealRun();
-    this.runAB = buf.buffer;
+    this.runBuf = buf;
     this.runStart = absStart;
     this.runEnd = absStart + (end - start);
   }
@@ -34,25 +37,26 @@ export class Outbox {
     this.pushRange(b, 0, b.length);
   }
 
-  private view(): Buffer {
-    return Buffer.from(this.runAB as ArrayBuffer, this.runStart, this.runEnd - this.runStart);
+  private view(run: Buffer): Buffer {
+    return Buffer.from(run.buffer, this.runStart, this.runEnd - this.runStart);
   }
 
   private sealRun(): void {
-    if (!this.runAB) return;
-    const v = this.view();
+    const run = this.runBuf;
+    if (run === null) return;
+    const v = this.view(run);
     this.parts.push(v);
     this.size += v.length;
-    this.runAB = null;
+    this.runBuf = null;
   }
 
   /** Take everything collected as one buffer (null when empty). */
   take(): Buffer | null {
     if (this.parts.length === 0) {
-      if (!this.runAB) return null;
-      const v = this.view();
-      this.runAB = null;
-      return v;
+      const run = this.runBuf;
+      if (run === null) return null;
+      this.runBuf = null;
+      return this.view(run);
     }
     this.sealRun();
     const out = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.size);
