@@ -5,25 +5,11 @@
  * sqlite-worker.ts); reads use a connection on the calling thread. Read-only
  * opens (CLI verify / search / export) start no worker.
  */
-import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { AuditRecord, ChainHead, Checkpoint } from './chain.js';
 import { DuplicateSeqError, SqliteAuditDb, toStoredRow } from './sqlite-db.js';
 import type { AuditQuery, AuditStore } from './store.js';
-
-/**
- * The compiled worker script. Under the test runner this module runs from
- * src/ (TypeScript), where no .js worker exists: use the build's copy in dist/.
- */
-function workerScript(): string {
-  const here = fileURLToPath(new URL('./sqlite-worker.js', import.meta.url));
-  if (existsSync(here)) return here;
-  const built = path.resolve(path.dirname(here), '../../dist/audit/sqlite-worker.js');
-  if (existsSync(built)) return built;
-  throw new Error(`audit: sqlite worker script not found (${here}); run npm run build`);
-}
+import { workerScript } from '../util/worker-script.js';
 
 interface Reply {
   id: number;
@@ -54,7 +40,7 @@ class SqliteAuditStore implements AuditStore {
   }
 
   #startWorker(): void {
-    const w = new Worker(workerScript(), { workerData: { path: this.file, durability: this.durability } });
+    const w = new Worker(workerScript(import.meta.url, 'sqlite-worker.js', 'audit', 'audit: sqlite worker script'), { workerData: { path: this.file, durability: this.durability } });
     w.unref();
     w.on('message', (m: Reply) => {
       const p = this.#pending.get(m.id);

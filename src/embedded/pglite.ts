@@ -6,9 +6,7 @@
  * session at a time (pglite-gate.ts).
  */
 import { Worker } from 'node:worker_threads';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { workerScript } from '../util/worker-script.js';
 import type { PgliteWorkerData, PgliteWorkerMessage } from './pglite-worker.js';
 
 export interface EmbeddedPglite {
@@ -21,18 +19,10 @@ export interface EmbeddedPglite {
   stop(): Promise<void>;
 }
 
-function workerScript(): string {
-  const here = fileURLToPath(new URL('./pglite-worker.js', import.meta.url));
-  if (existsSync(here)) return here;
-  const built = path.resolve(path.dirname(here), '../../dist/embedded/pglite-worker.js');
-  if (existsSync(built)) return built;
-  throw new Error(`PGlite worker script not found (${here}); run npm run build`);
-}
-
 export async function startPglite(o: { port?: number; onWarning?: (message: string) => void; timeoutMs?: number } = {}): Promise<EmbeddedPglite> {
   const host = '127.0.0.1';
   const data: PgliteWorkerData = { host, port: o.port ?? 0 };
-  const worker = new Worker(workerScript(), { workerData: data });
+  const worker = new Worker(workerScript(import.meta.url, 'pglite-worker.js', 'embedded', 'PGlite worker script'), { workerData: data });
   let stopped: Promise<void> | null = null;
   const ready = await new Promise<{ port: number; version: string }>((resolve, reject) => {
     const timer = setTimeout(() => {
