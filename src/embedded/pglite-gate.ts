@@ -1,6 +1,8 @@
 /**
  * A PostgreSQL-protocol front for PGlite's socket server that makes its
- * connections take turns. PGlite is one backend: its socket server queues the
+ * connections take turns, and asks them for a password (SCRAM-SHA-256):
+ * PGlite's own server trusts everyone, so it listens on a Unix socket in a
+ * private directory and only the gate is on TCP. PGlite is one backend: its socket server queues the
  * messages of all connections onto it, so without turns the extended-protocol
  * messages of two clients interleave (one's Bind lands on the other's Parse),
  * and every SET — Warden's `warden.identity` included — is shared by all.
@@ -19,7 +21,9 @@
  * a statement that fails with 0A000 and says why.
  */
 import net from 'node:net';
+import { ScramServerExchange, makeScramVerifier } from '../auth/index.js';
 import {
+  AUTH,
   B,
   CANCEL_REQUEST_CODE,
   F,
@@ -31,7 +35,10 @@ import {
   decodeErrorFields,
   decodeParse,
   decodeQueryAt,
+  decodeSASLInitialResponse,
   decodeStartupPacket,
+  encodeAuth,
+  encodeAuthSASL,
   encodeError,
   encodeParse,
   encodeQuery,
@@ -51,8 +58,10 @@ export interface TurnGate {
 }
 
 export interface TurnGateOptions {
-  /** PGlite's socket server. */
-  upstream: { host: string; port: number };
+  /** PGlite's socket server (a Unix socket in a private directory: PGlite itself asks for no password). */
+  upstream: { path: string };
+  /** What clients must log in with (SCRAM-SHA-256, any user name). */
+  password: string;
   host?: string;
   port?: number;
   /** Told about problems the gate handles itself (a setting that could not be restored, ...). */
@@ -132,7 +141,7 @@ export async function startTurnGate(o: TurnGateOptions): Promise<TurnGate> {
     /** The startup packet arrived: connect to PGlite and wait for the turn. */
     begin(startupPacket: Buffer, params: ReadonlyMap<string, string>): void {
       this.startup = startupSettings(params);
-      const up = net.connect({ host: o.upstream.host, port: o.upstream.port, noDelay: true });
+      const up = net.connect({ path: o.upstream.path });
       this.upstream = up;
       up.on('data', (chunk: Buffer) => {
         try {
@@ -261,48 +270,85 @@ export async function startTurnGate(o: TurnGateOptions): Promise<TurnGate> {
     }
   }
 
+  const verifier = makeScramVerifier(o.password);
   const server = net.createServer({ noDelay: true }, (client) => {
     client.on('error', () => undefined);
     let conn: GateConnection | null = null;
     let pending = Buffer.alloc(0);
-    client.on('close', () => conn?.close());
+    let startup: { packet: Buffer; params: ReadonlyMap<string, string> } | null = null;
+    let scram: ScramServerExchange | null = null;
+    let scramStarted = false;
+    const refuse = (code: string, message: string): void => {
+      client.end(encodeError({ severity: 'FATAL', code, message }));
+      pending = Buffer.alloc(0);
+    };
+    // Unauthenticated connections get 30 s.
+    const authTimer = setTimeout(() => {
+      if (!conn) refuse('08P01', 'authentication timed out');
+    }, 30_000);
+    authTimer.unref();
+    client.on('close', () => {
+      clearTimeout(authTimer);
+      conn?.close();
+    });
     client.on('data', (chunk: Buffer) => {
       if (conn) {
         conn.fromClient(chunk);
         return;
       }
       pending = Buffer.concat([pending, chunk]);
-      // Startup phase: SSL/GSS requests answered 'N', a cancel request refused, then the startup packet.
-      while (!conn && pending.length >= 4) {
-        const len = pending.readInt32BE(0);
-        if (len < 8 || len > MAX_STARTUP_PACKET_LENGTH) {
-          client.end(encodeError({ severity: 'FATAL', code: '08P01', message: 'invalid startup packet length' }));
-          return;
-        }
+      // Startup: SSL/GSS requests answered 'N', a cancel request refused, the startup packet,
+      // then SCRAM-SHA-256 with the gate's password; then the connection is PGlite's.
+      while (!conn && !client.writableEnded) {
+        const typed = startup !== null;
+        const head = typed ? 5 : 4;
+        if (pending.length < head) return;
+        const len = pending.readInt32BE(typed ? 1 : 0) + (typed ? 1 : 0);
+        if (len < head + (typed ? 0 : 4) || len > MAX_STARTUP_PACKET_LENGTH) return refuse('08P01', 'invalid startup packet length');
         if (pending.length < len) return;
-        const packet = pending.subarray(0, len);
+        const packet = Buffer.from(pending.subarray(0, len));
         pending = pending.subarray(len);
-        const code = packet.readInt32BE(4);
-        if (code === SSL_REQUEST_CODE || code === GSSENC_REQUEST_CODE) {
-          client.write('N');
+        if (!typed) {
+          const code = packet.readInt32BE(4);
+          if (code === SSL_REQUEST_CODE || code === GSSENC_REQUEST_CODE) {
+            client.write('N');
+            continue;
+          }
+          if (code === CANCEL_REQUEST_CODE) return void client.end();
+          try {
+            const p = decodeStartupPacket(packet.subarray(4));
+            if (p.kind !== 'startup' || p.major !== 3) throw new Error('unsupported protocol version');
+            startup = { packet, params: p.params };
+          } catch (err) {
+            return refuse('08P01', (err as Error).message);
+          }
+          scram = new ScramServerExchange({ verifier });
+          client.write(encodeAuthSASL(scram.mechanisms()));
           continue;
         }
-        if (code === CANCEL_REQUEST_CODE) {
-          client.end();
-          return;
+        if (packet[0] !== F.Password || !scram || !startup) return refuse('08P01', 'expected a SASL response');
+        const body = packet.subarray(5);
+        const user = startup.params.get('user') ?? '';
+        if (!scramStarted) {
+          scramStarted = true;
+          let first;
+          try {
+            const m = decodeSASLInitialResponse(body);
+            first = scram.handleClientFirst(m.mechanism, m.data);
+          } catch (err) {
+            return refuse('08P01', (err as Error).message);
+          }
+          if (!first.ok) return refuse('28P01', `password authentication failed for user "${user}"`);
+          client.write(encodeAuth(AUTH.SASLContinue, first.serverFirst));
+          continue;
         }
-        let params: ReadonlyMap<string, string>;
-        try {
-          const p = decodeStartupPacket(packet.subarray(4));
-          if (p.kind !== 'startup' || p.major !== 3) throw new Error('unsupported protocol version');
-          params = p.params;
-        } catch (err) {
-          client.end(encodeError({ severity: 'FATAL', code: '08P01', message: (err as Error).message }));
-          return;
-        }
+        const final = scram.handleClientFinal(body);
+        if (!final.ok) return refuse('28P01', `password authentication failed for user "${user}"`);
+        client.write(encodeAuth(AUTH.SASLFinal, final.serverFinal));
+        clearTimeout(authTimer);
         conn = new GateConnection(client);
         open.add(conn);
-        conn.begin(Buffer.from(packet), params);
+        conn.begin(startup.packet, startup.params);
         if (pending.length) conn.fromClient(Buffer.from(pending));
       }
     });

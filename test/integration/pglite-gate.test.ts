@@ -14,7 +14,7 @@ const warnings: string[] = [];
 const clients: pg.Client[] = [];
 
 async function client(identity: string, extra: Partial<pg.ClientConfig> = {}): Promise<pg.Client> {
-  const c = new pg.Client({ host: lite.host, port: lite.port, user: 'postgres', database: 'postgres', options: `-c warden.identity=${identity}`, ...extra });
+  const c = new pg.Client({ host: lite.host, port: lite.port, user: 'postgres', password: lite.password, database: 'postgres', options: `-c warden.identity=${identity}`, ...extra });
   await c.connect();
   clients.push(c);
   return c;
@@ -81,7 +81,7 @@ describe('PGlite behind the turn gate', () => {
   });
 
   it('serves postgres.js (named prepared statements), and psql with COPY TO; refuses COPY FROM STDIN, which would break PGlite', async () => {
-    const sqls = [1, 2].map((n) => postgres({ host: lite.host, port: lite.port, user: 'postgres', database: 'postgres', max: 1, connection: { application_name: `js${n}` } }));
+    const sqls = [1, 2].map((n) => postgres({ host: lite.host, port: lite.port, user: 'postgres', password: lite.password, database: 'postgres', max: 1, connection: { application_name: `js${n}` } }));
     try {
       const results = await Promise.all(
         Array.from({ length: 20 }, (_, i) => sqls[i % 2]`SELECT name, ${i}::int AS i, current_setting('application_name') AS app FROM items WHERE id = ${i + 2}`),
@@ -90,7 +90,7 @@ describe('PGlite behind the turn gate', () => {
     } finally {
       await Promise.all(sqls.map((s) => s.end()));
     }
-    const psql = (args: string[], input?: string) => runPsql({ port: lite.port, user: 'postgres', password: 'unused', database: 'postgres', args, input });
+    const psql = (args: string[], input?: string) => runPsql({ port: lite.port, user: 'postgres', password: lite.password, database: 'postgres', args, input });
     const out = await psql(['-v', 'ON_ERROR_STOP=1', '-c', 'COPY (SELECT id FROM items WHERE id <= 3 ORDER BY id) TO STDOUT']);
     expect(out.code, out.err).toBe(0);
     expect(out.out).toBe('1\n2\n3\n');
@@ -104,11 +104,18 @@ describe('PGlite behind the turn gate', () => {
     expect((await a.query('SELECT count(*)::int AS n FROM items')).rows[0].n).toBe(100);
   });
 
-  it('answers SSLRequest with N and refuses a cancel request without harm', async () => {
+  it('asks for the password (SCRAM), answers SSLRequest with N, and is not reachable around it', async () => {
     const c = await client('dave', { ssl: false });
     expect((await c.query('SELECT 1 AS one')).rows[0].one).toBe(1);
-    const s = new pg.Client({ host: lite.host, port: lite.port, user: 'postgres', database: 'postgres', ssl: { rejectUnauthorized: false } });
+    const s = new pg.Client({ host: lite.host, port: lite.port, user: 'postgres', password: lite.password, database: 'postgres', ssl: { rejectUnauthorized: false } });
     await expect(s.connect()).rejects.toThrow(/SSL/i);
+    const wrong = new pg.Client({ host: lite.host, port: lite.port, user: 'postgres', password: 'guess', database: 'postgres' });
+    await expect(wrong.connect()).rejects.toMatchObject({ code: '28P01' });
+    const none = new pg.Client({ host: lite.host, port: lite.port, user: 'postgres', database: 'postgres' });
+    await expect(none.connect()).rejects.toThrow();
+    // PGlite's own (passwordless) server is not on TCP at all: the gate's port is the only one.
+    expect(lite.url()).toBe(`postgres://postgres:${lite.password}@127.0.0.1:${lite.port}/postgres`);
+    expect((await c.query('SELECT 2 AS two')).rows[0].two).toBe(2);
     expect(warnings).toEqual([]);
   });
 });
