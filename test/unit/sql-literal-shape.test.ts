@@ -30,6 +30,9 @@ describe('literalShape', () => {
       'select "unterminated',
       "select 'é'",
       'select 1 from t where x = 1abc',
+      'select 1 \\ 2',
+      'select x.1',
+      'select t1.5 from t1',
     ]) {
       expect(literalShape(sql), sql).toBeNull();
     }
