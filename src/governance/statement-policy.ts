@@ -23,12 +23,20 @@ interface PolicySessionState {
   /** The analysis context, rebuilt when the search_path changes (the cache keys on its identity). */
   ctx: AnalyzeContext;
   /**
-   * Verdicts already reached in this session, by statement text and by literal
-   * shape: valid while the session's context is unchanged (cleared when it
-   * changes) and only for decisions that depend on nothing else (no per-statement
-   * intent, no time-of-day rules, no session facts to track).
+   * Verdicts already reached in this session, by literal shape (when the
+   * analysis holds for any literal values) or else by statement text: valid
+   * while the session's context is unchanged (cleared when it changes) and only
+   * for decisions that depend on nothing else (no per-statement intent, no
+   * time-of-day rules, no session facts to track). Two maps, like the analysis
+   * cache's: a text can look like another text's shape.
    */
-  memo: Map<string, { verdict: Verdict; analysis: Analysis; decision: Decision }>;
+  memo: { readonly byText: Map<string, Memoized>; readonly byShape: Map<string, Memoized> };
+}
+
+interface Memoized {
+  readonly verdict: Verdict;
+  readonly analysis: Analysis;
+  readonly decision: Decision;
 }
 
 const MEMO_MAX = 512;
@@ -68,7 +76,7 @@ export function createStatementPolicy(
     if (!st) {
       const p = s.upstreamSearchPath !== undefined ? parseSearchPath(s.upstreamSearchPath) : null;
       const prepared = new PreparedStatements();
-      st = { searchPath: p, defaultPath: p, prepared, ctx: contextFor(s, p, p, prepared), memo: new Map() };
+      st = { searchPath: p, defaultPath: p, prepared, ctx: contextFor(s, p, p, prepared), memo: { byText: new Map(), byShape: new Map() } };
       sessions.set(s, st);
     }
     return st;
@@ -133,7 +141,8 @@ export function createStatementPolicy(
       !only.sets.some((c) => c.local);
     st.searchPath = certain && only?.searchPath ? [...only.searchPath] : null;
     st.ctx = contextFor(s, st.searchPath, st.defaultPath, st.prepared);
-    st.memo.clear();
+    st.memo.byText.clear();
+    st.memo.byShape.clear();
   };
 
   const toVerdict = (s: SessionInfo, st: PolicySessionState, analysis: Analysis, protocol: StatementSource['protocol'], d: Decision): Verdict => {
@@ -236,11 +245,9 @@ export function createStatementPolicy(
     const memoable = !timeDependent && !sql.includes('/*');
     let shape: string | null = null;
     if (memoable) {
-      let hit = st.memo.get(sql);
-      if (!hit) {
-        shape = literalShape(sql);
-        if (shape !== null) hit = st.memo.get(shape);
-      }
+      // By shape first: texts with literals (inlined ids, pgbench) seldom repeat exactly.
+      shape = literalShape(sql);
+      const hit = (shape !== null ? st.memo.byShape.get(shape) : undefined) ?? st.memo.byText.get(sql);
       if (hit) {
         if (stmt.protocol === 'extended' && stmt.statementName !== '') st.prepared.set(stmt.statementName, hit.analysis);
         if (hit.verdict.action === 'error') stats.refused++;
@@ -257,10 +264,10 @@ export function createStatementPolicy(
     const verdict = toVerdict(s, st, analysis, stmt.protocol, decision);
     refused(verdict);
     if (memoable && !verdict.onDone && analysis.ok && !analysis.usesPrepared) {
-      if (st.memo.size >= MEMO_MAX) st.memo.clear();
-      st.memo.set(sql, { verdict, analysis, decision });
       // By shape only when the analysis holds for any literal values.
-      if (shape !== null && isLiteralIndependent(analysis)) st.memo.set(shape, { verdict, analysis, decision });
+      const [map, key] = shape !== null && isLiteralIndependent(analysis) ? [st.memo.byShape, shape] : [st.memo.byText, sql];
+      if (map.size >= MEMO_MAX) map.clear();
+      map.set(key, { verdict, analysis, decision });
     }
     return { verdict, analysis, decision };
   };
