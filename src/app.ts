@@ -5,7 +5,7 @@
 import type { WardenConfig } from './config/types.js';
 import type { Logger } from './log/logger.js';
 import { ProxyServer } from './proxy/server.js';
-import type { SessionHooks, StatementOutcome, Verdict } from './proxy/hooks.js';
+import type { SessionHooks, SessionInfo, StatementOutcome, StatementSource, Verdict } from './proxy/hooks.js';
 import { initSqlParser } from './sql/index.js';
 import { createStatementPolicy, type StatementPolicy } from './governance/statement-policy.js';
 import { startAdmin, type AdminServer } from './admin/server.js';
@@ -72,17 +72,18 @@ export function composeHooks(first: SessionHooks, second: SessionHooks | undefin
     };
     return { ...y, onDone };
   };
+  // A function of its own, not a closure per statement: this runs for every statement.
+  const next = (x: Verdict, s: SessionInfo, stmt: StatementSource): Verdict | Promise<Verdict> => {
+    if (x.action === 'error' || !b) return x;
+    const v2 = b(s, stmt);
+    return v2 instanceof Promise ? v2.then((y) => merge(x, y)) : merge(x, v2);
+  };
   return {
     statement:
       a && b
         ? (s, stmt) => {
             const v1 = a(s, stmt);
-            const then = (x: Verdict): Verdict | Promise<Verdict> => {
-              if (x.action === 'error') return x;
-              const v2 = b(s, stmt);
-              return v2 instanceof Promise ? v2.then((y) => merge(x, y)) : merge(x, v2);
-            };
-            return v1 instanceof Promise ? v1.then(then) : then(v1);
+            return v1 instanceof Promise ? v1.then((x) => next(x, s, stmt)) : next(v1, s, stmt);
           }
         : (a ?? b),
     sessionStart: (s) => {

@@ -71,9 +71,6 @@ export class DesyncError extends Error {
   readonly code = '08P01';
 }
 
-/** Upstream message types the tracker needs whole (everything but bulk data). */
-const STREAMABLE = new Set<number>([B.DataRow, B.CopyData]);
-
 export class ResponseTracker {
   private entries: Entry[] = [];
   private head = 0;
@@ -180,10 +177,9 @@ export class ResponseTracker {
 
   // ---- server side --------------------------------------------------------
 
-  /** Whether the upstream message of this type must be delivered whole. */
+  /** Whether the upstream message of this type must be delivered whole (everything but bulk data, DataRow and CopyData). */
   wantsWhole(type: number): boolean {
-    if (!STREAMABLE.has(type)) return true;
-    if (type !== B.DataRow) return false;
+    if (type !== B.DataRow) return type !== B.CopyData;
     const e = this.front();
     if (!e) return false;
     if (e.k === 'query') return e.run.rewriter !== undefined;

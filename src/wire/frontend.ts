@@ -115,10 +115,15 @@ export function decodePasswordMessage(body: Buffer): string {
  * because the relay calls it for every simple-protocol statement.
  */
 export function decodeQueryAt(buf: Buffer, start: number, end: number): string {
-  if (end - start < 6 || buf[end - 1] !== 0 || buf.indexOf(0, start + 5) !== end - 1) {
-    throw new ProtocolError('invalid Query message: expected one NUL-terminated string');
-  }
-  return buf.toString('utf8', start + 5, end - 1);
+  if (end - start < 6 || buf[end - 1] !== 0) throw invalidQuery();
+  const sql = buf.toString('utf8', start + 5, end - 1);
+  // A NUL byte decodes to U+0000 and nothing else does: a string search instead of a byte scan.
+  if (sql.includes('\0')) throw invalidQuery();
+  return sql;
+}
+
+function invalidQuery(): ProtocolError {
+  return new ProtocolError('invalid Query message: expected one NUL-terminated string');
 }
 
 export interface ParseMessage {
