@@ -404,8 +404,18 @@ export class Session implements SessionInfo {
       this.apply(stmt, buf, start, end, v);
       return true;
     }
-    // The message outlives this read: keep a copy of it.
+    // The message outlives this read: keep a copy of it. The hook reads the statement's bind
+    // parameters after its own awaits too (the audit record, an approval request): they are
+    // views of the read buffer, which the next read of any socket overwrites, so they become
+    // copies now, in the array the hook holds.
     const kept = Buffer.from(buf.subarray(start, end));
+    if (stmt.protocol === 'extended') {
+      const params = stmt.params as (Buffer | null)[];
+      for (let i = 0; i < params.length; i++) {
+        const p = params[i];
+        if (p) params[i] = Buffer.from(p);
+      }
+    }
     this.waitingForHook = true;
     this.updateFlow();
     v.catch((err: unknown) => this.hookFailure(err)).then((verdict) => {

@@ -13,6 +13,7 @@ import { decodeDataRow, encodeDataRow, type FieldDescription } from '../../src/w
 
 let env: TestEnv;
 const outcomes: { sql: string; outcome: StatementOutcome }[] = [];
+const seenParams: string[] = [];
 
 /** Upper-cases every text value of columns named `secret`. */
 class UpperSecret implements RowRewriter {
@@ -38,6 +39,15 @@ const hooks: SessionHooks = {
     if (/crash_the_hook/.test(stmt.sql)) throw new Error('hook exploded');
     if (/slow_hook/.test(stmt.sql)) {
       return new Promise((resolve) => setTimeout(() => resolve({ action: 'forward', onDone }), 100));
+    }
+    if (/slow_params/.test(stmt.sql) && stmt.protocol === 'extended') {
+      // Reads the parameters only after the wait, as the audit and approvals do.
+      return new Promise((resolve) =>
+        setTimeout(() => {
+          seenParams.push(stmt.params.map((p) => p?.toString('utf8') ?? null).join(','));
+          resolve({ action: 'forward', onDone });
+        }, 100),
+      );
     }
     if (/secret/.test(stmt.sql)) return { action: 'forward', rows: new UpperSecret(), onDone };
     return { action: 'forward', onDone };
@@ -174,6 +184,25 @@ describe('refusing statements', () => {
 });
 
 describe('asynchronous verdicts', () => {
+  it('a hook that reads bind parameters after it waits sees them as sent, whatever other sessions send meanwhile', async () => {
+    const slow = new pg.Client({ host: '127.0.0.1', port: env.warden.port, user: 'alice', password: PASSWORDS.alice, database: 'app' });
+    const busy = new pg.Client({ host: '127.0.0.1', port: env.warden.port, user: 'alice', password: PASSWORDS.alice, database: 'app' });
+    await slow.connect();
+    await busy.connect();
+    try {
+      const wanted = ['first-' + 'a'.repeat(40), 'second-' + 'b'.repeat(40)];
+      const pending = slow.query('SELECT $1::text AS a, $2::text AS b /* slow_params */', wanted);
+      // Meanwhile another session's traffic goes through the same read buffer.
+      for (let i = 0; i < 20; i++) await busy.query('SELECT $1::text AS x', ['zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz' + i]);
+      const r = await pending;
+      expect(r.rows[0]).toEqual({ a: wanted[0], b: wanted[1] });
+      expect(seenParams.at(-1)).toBe(wanted.join(','));
+    } finally {
+      await slow.end();
+      await busy.end();
+    }
+  });
+
   it('waits for the verdict, keeps order under pipelining', async () => {
     const sql = postgres({ ...env.client(), username: 'alice', max: 1, onnotice: () => undefined } as postgres.Options<Record<string, never>>);
     try {
