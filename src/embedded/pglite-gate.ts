@@ -103,10 +103,12 @@ export async function startTurnGate(o: TurnGateOptions): Promise<TurnGate> {
         onMessage: (type, buf, start, end) => {
           this.sending(type);
           const msg = buf.subarray(start, end);
-          if (type === F.Query && copiesFromStdin(decodeQueryAt(buf, start, end))) this.write(encodeQuery(COPY_FROM_STDIN_REFUSAL));
-          else if (type === F.Parse && copiesFromStdin(decodeParse(msg.subarray(5)).sql)) {
-            this.write(encodeParse(decodeParse(msg.subarray(5)).name, COPY_FROM_STDIN_REFUSAL));
-          } else this.write(msg);
+          if (type === F.Query) {
+            this.write(copiesFromStdin(decodeQueryAt(buf, start, end)) ? encodeQuery(COPY_FROM_STDIN_REFUSAL) : msg);
+            return;
+          }
+          const parse = decodeParse(msg.subarray(5));
+          this.write(copiesFromStdin(parse.sql) ? encodeParse(parse.name, COPY_FROM_STDIN_REFUSAL) : msg);
         },
         onStream: (type, buf, start, end, first) => {
           if (first) {
@@ -130,8 +132,7 @@ export async function startTurnGate(o: TurnGateOptions): Promise<TurnGate> {
 
     /** The client starts sending a message of this type. */
     private sending(type: number): void {
-      this.state.sent(type);
-      if (type === F.Query || type === F.Sync || type === F.FunctionCall) this.groups.push({ kind: 'client' });
+      if (this.state.sent(type)) this.groups.push({ kind: 'client' });
     }
 
     private write(b: Buffer): void {

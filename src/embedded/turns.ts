@@ -59,23 +59,24 @@ export class ConversationState {
   /** The transaction status of the last ReadyForQuery. */
   status: 'I' | 'T' | 'E' = 'I';
 
-  /** The client started sending a message of this type. */
-  sent(type: number): void {
+  /** The client started sending a message of this type. True when it is answered by a ReadyForQuery of its own. */
+  sent(type: number): boolean {
     switch (type) {
       case F.Query:
       case F.Sync:
       case F.FunctionCall:
         this.outstanding++;
         this.openBatch = false;
-        break;
+        return true;
       // Part of a COPY the outstanding Query (or Execute) is running; a Flush asks for nothing.
       case F.CopyData:
       case F.CopyDone:
       case F.CopyFail:
       case F.Flush:
-        break;
+        return false;
       default:
         this.openBatch = true;
+        return false;
     }
   }
 
