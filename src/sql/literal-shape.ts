@@ -7,7 +7,7 @@
  * Correctness matters more than reach: a shape is produced only for texts in a
  * subset where this scanner and PostgreSQL's lexer cannot disagree about where
  * a literal starts and ends — ASCII only, no backslash (standard_conforming_strings),
- * no `$` (dollar quotes, parameters), no comments, no prefixed strings (E'', U&'',
+ * no `$` (dollar quotes, parameters), no `?` (the placeholders' own character), no comments, no prefixed strings (E'', U&'',
  * B'', X''), no adjacent string continuation, no number glued to letters or
  * dots. Anything else returns null and is analysed by text. Everything that is
  * not a literal stays verbatim in the shape, so equal shapes mean equal texts
@@ -33,13 +33,13 @@ function isSpace(c: number): boolean {
 
 /**
  * The ASCII characters the scan passes over without a second look (1): not a
- * quote, digit, `.`, `-`, `/`, `$`, `\`, NUL or DEL. Letters, spaces and most
+ * quote, digit, `.`, `-`, `/`, `?`, `$`, `\`, NUL or DEL. Letters, spaces and most
  * punctuation, so most of a text is skipped by one table lookup per character.
  */
 const PLAIN = (() => {
   const t = new Uint8Array(128);
   for (let c = 1; c < 127; c++) t[c] = 1;
-  for (const c of [0x22 /* " */, 0x24 /* $ */, 0x27 /* ' */, 0x2d /* - */, 0x2e /* . */, 0x2f /* / */, 0x5c /* \ */]) t[c] = 0;
+  for (const c of [0x22 /* " */, 0x24 /* $ */, 0x27 /* ' */, 0x2d /* - */, 0x2e /* . */, 0x2f /* / */, 0x3f /* ? */, 0x5c /* \ */]) t[c] = 0;
   for (let c = 0x30; c <= 0x39; c++) t[c] = 0; // digits
   return t;
 })();
@@ -57,7 +57,9 @@ export function literalShape(sql: string): string | null {
       i++;
       continue;
     }
-    if (c > 126 || c === 92 /* \ */ || c === 36 /* $ */ || c === 0) return null;
+    // `?` is refused too: the placeholders are spelled with it, so a text holding one verbatim
+    // (a `?` operator) could take the shape of a text with a literal in that place.
+    if (c > 126 || c === 92 /* \ */ || c === 36 /* $ */ || c === 63 /* ? */ || c === 0) return null;
     if (c === 45 /* - */ && sql.charCodeAt(i + 1) === 45) return null; // -- comment
     if (c === 47 /* / */ && sql.charCodeAt(i + 1) === 42) return null; // /* comment
     if (c === 34 /* " */) {

@@ -33,6 +33,10 @@ describe('literalShape', () => {
       'select 1 \\ 2',
       'select x.1',
       'select t1.5 from t1',
+      // `?` spells the placeholders: a text holding one could share another text's shape.
+      'select ?n, 5 from t',
+      "select ?s, 'x' from t",
+      "select data ? 'key' from t",
     ]) {
       expect(literalShape(sql), sql).toBeNull();
     }

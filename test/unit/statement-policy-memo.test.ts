@@ -13,7 +13,7 @@ databases:
 identities:
   - { name: bob, kind: service, password: x }
 rules:
-  - { name: no-n, match: { columns: ["public.t.n"] }, action: deny }
+  - { name: no-n, match: { columns: ["public.t.n", "public.t.s"] }, action: deny }
 `,
   '/test/warden.yaml',
   {},
@@ -68,5 +68,20 @@ describe('statement verdict memo', () => {
     // applies a prefix operator `?` to the denied column n.
     expect(decide('SELECT 5 FROM t')).toBe('forward');
     expect(decide('SELECT ?n FROM t')).toBe('error');
+  });
+
+  it('does not confuse a text that spells a placeholder next to a real literal with another text', () => {
+    // Both texts have literals, and `?n` spelled in the second makes its shape
+    // `SELECT ?n, ?n FROM t`, the first one's shape. Its analysis must be its own.
+    for (const [first, second] of [
+      ['SELECT 1, 5 FROM t', 'SELECT ?n, 5 FROM t'],
+      ["SELECT 'x', 5 FROM t", 'SELECT ?s, 5 FROM t'],
+    ]) {
+      const decide = start();
+      expect(decide(first)).toBe('forward');
+      expect(decide(second)).toBe('error');
+      // A fresh session: the shared analysis cache must not answer for it either.
+      expect(start()(second)).toBe('error');
+    }
   });
 });
