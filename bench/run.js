@@ -26,7 +26,8 @@ if (argv.includes('--help') || argv.includes('-h')) {
   console.log(`usage: node bench/run.js [--quick]
   --quick   5 s per run, 1 round (smoke test)
 env: BENCH_SECONDS (15) BENCH_ROUNDS (2) BENCH_CLIENTS (8) BENCH_THREADS (2 if clients even, else 1)
-     BENCH_SCALE (10) BENCH_TARGETS (comma list, default all) BENCH_CASES (comma list, default all)`);
+     BENCH_SCALE (10) BENCH_TARGETS (comma list, default all but the node_relay references)
+     BENCH_CASES (comma list, default all) BENCH_WARDEN_NODE_FLAGS (extra node flags for Warden)`);
   process.exit(0);
 }
 
@@ -80,6 +81,8 @@ function redact(s) {
 const DB = 'bench';
 const SVC_ROLE = 'warden_svc';
 const WARDEN_IDENTITY = 'bencher';
+/** Extra node flags for Warden's process (BENCH_WARDEN_NODE_FLAGS, space-separated), for experiments such as --single-threaded-gc. */
+const WARDEN_NODE_FLAGS = (process.env.BENCH_WARDEN_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Cases and targets: extend these lists to add workloads or proxies/configurations            */
@@ -108,6 +111,9 @@ const cases = [
 const targets = [
   { name: 'direct', baseline: true, description: 'straight to PostgreSQL over TCP', start: startDirect },
   { name: 'pgbouncer', baseline: true, description: 'PgBouncer, pool_mode=session', start: startPgBouncer },
+  // References for a Node.js proxy, run only when named in BENCH_TARGETS (see bench/README.md).
+  { name: 'node_relay', baseline: false, optIn: true, description: 'a bare Node.js socket.pipe() relay, no framing (bench/node-relay.js)', start: (ctx) => startNodeRelay(ctx, 'pipe') },
+  { name: 'node_relay_onread', baseline: false, optIn: true, description: "a bare Node.js relay reading like Warden's (net onread), no framing", start: (ctx) => startNodeRelay(ctx, 'onread') },
   wardenTarget('warden', 'Warden, no rules (every statement still analysed: session safety)', {}),
   // A realistic rule set (the product spec's): deny destructive DDL, agents read-only, billing
   // writes need approval, mask PII for everyone but DBAs. pgbench's statements match the mask
@@ -318,6 +324,21 @@ async function startDirect(ctx) {
   return { host: '127.0.0.1', port: ctx.cluster.port, user: SVC_ROLE, password: secrets.svcPassword, stop: async () => {} };
 }
 
+async function startNodeRelay(ctx, mode) {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'warden-bench-relay-'));
+  ctx.tmpDirs.push(dir);
+  const port = await ctx.freePort();
+  const logFile = path.join(dir, 'relay.log');
+  const entry = spawnServer(`node_relay_${mode}`, process.execPath, [path.join(ROOT, 'bench', 'node-relay.js'), String(port), '127.0.0.1', String(ctx.cluster.port), mode], { cwd: ROOT, logFile });
+  try {
+    await waitForPort(entry, '127.0.0.1', port, 10_000, logFile);
+  } catch (err) {
+    await stopServer(entry);
+    throw err;
+  }
+  return { host: '127.0.0.1', port, user: SVC_ROLE, password: secrets.svcPassword, alive: () => !entry.exited, stop: () => stopServer(entry) };
+}
+
 async function findOrInstallPgBouncer() {
   let bin = which('pgbouncer', ['/usr/sbin', '/usr/local/sbin', '/sbin']);
   if (bin) return bin;
@@ -426,7 +447,7 @@ function wardenTarget(name, description, fragment) {
       const entry = spawnServer(
         name,
         process.execPath,
-        [path.join(ROOT, 'bin', 'warden.js'), 'start', '--config', yamlFile, '--log-level', 'warn'],
+        [...WARDEN_NODE_FLAGS, path.join(ROOT, 'bin', 'warden.js'), 'start', '--config', yamlFile, '--log-level', 'warn'],
         { cwd: ROOT, logFile },
       );
       try {
@@ -642,7 +663,7 @@ async function loadClusterModule() {
 
 function selectByEnv(list, envName) {
   const want = envList(envName);
-  if (!want) return list;
+  if (!want) return list.filter((x) => !x.optIn);
   const unknown = want.filter((w) => !list.some((x) => x.name === w));
   if (unknown.length) throw new Error(`${envName}: unknown name(s) ${unknown.join(', ')}; known: ${list.map((x) => x.name).join(', ')}`);
   return list.filter((x) => want.includes(x.name));

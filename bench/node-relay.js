@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+// A bare Node.js TCP relay, the bench's reference for what any proxy written for Node.js can
+// reach on this machine: every byte from a client goes to the upstream and back, with no
+// framing and no authentication of its own (clients log in to PostgreSQL through it).
+//
+//   node bench/node-relay.js LISTEN_PORT UPSTREAM_HOST UPSTREAM_PORT [pipe|onread]
+//
+// pipe    socket.pipe() both ways: the "bare Node.js relay" of issue 2's acceptance text.
+// onread  reads into one preallocated buffer (net's `onread` option, as Warden's relay does)
+//         and writes a copy of each chunk: the cheapest reading Node offers.
+import net from 'node:net';
+
+const [listenPort, upHost, upPort, mode = 'pipe'] = process.argv.slice(2);
+if (!listenPort || !upHost || !upPort || (mode !== 'pipe' && mode !== 'onread')) {
+  console.error('usage: node bench/node-relay.js LISTEN_PORT UPSTREAM_HOST UPSTREAM_PORT [pipe|onread]');
+  process.exit(2);
+}
+
+function closeBoth(a, b) {
+  const end = () => {
+    a.destroy();
+    b.destroy();
+  };
+  for (const s of [a, b]) {
+    s.on('error', end);
+    s.on('close', end);
+  }
+}
+
+function relayPipe(client) {
+  const up = net.connect({ host: upHost, port: Number(upPort), noDelay: true });
+  client.pipe(up).pipe(client);
+  closeBoth(client, up);
+}
+
+const SHARED = Buffer.allocUnsafe(64 * 1024);
+const forwardTo = (peer) => ({
+  buffer: SHARED,
+  callback: (n) => {
+    // A copy: the write may complete after the next read reuses SHARED.
+    peer().write(Buffer.from(SHARED.subarray(0, n)));
+    return true;
+  },
+});
+
+function relayOnread(accepted) {
+  let client = null;
+  const up = net.connect({ host: upHost, port: Number(upPort), noDelay: true, onread: forwardTo(() => client) });
+  // Accepted sockets take no `onread`: move the paused socket's handle into one that does.
+  const handle = accepted._handle;
+  accepted._handle = null;
+  accepted.destroy();
+  client = new net.Socket({ handle, readable: true, writable: true, onread: forwardTo(() => up) });
+  client.resume();
+  closeBoth(client, up);
+}
+
+const server = net.createServer({ noDelay: true, pauseOnConnect: mode === 'onread' }, mode === 'onread' ? relayOnread : relayPipe);
+server.listen(Number(listenPort), '127.0.0.1', () => console.log(`node-relay (${mode}) listening on 127.0.0.1:${listenPort}`));
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(0));
