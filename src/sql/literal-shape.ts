@@ -7,9 +7,9 @@
  * Correctness matters more than reach: a shape is produced only for texts in a
  * subset where this scanner and PostgreSQL's lexer cannot disagree about where
  * a literal starts and ends — ASCII only, no backslash (standard_conforming_strings),
- * no `$` (dollar quotes, parameters), no `?` (the placeholders' own character), no comments, no prefixed strings (E'', U&'',
- * B'', X''), no adjacent string continuation, no number glued to letters or
- * dots. Anything else returns null and is analysed by text. Everything that is
+ * no `$` (dollar quotes, parameters), no `?` (the placeholders' own character),
+ * no comments, no prefixed strings (E'', U&'', B'', X''), no adjacent string
+ * continuation, no number glued to letters or dots. Anything else returns null and is analysed by text. Everything that is
  * not a literal stays verbatim in the shape, so equal shapes mean equal texts
  * up to literal values.
  *
