@@ -309,6 +309,18 @@ async function waitForPort(entry, host, port, timeoutMs, logFile) {
   }
 }
 
+/** Spawn a server and wait until it listens on 127.0.0.1:port; stopped again if it does not. */
+async function spawnListening(name, cmd, args, { cwd, logFile, port, timeoutMs }) {
+  const entry = spawnServer(name, cmd, args, { cwd, logFile });
+  try {
+    await waitForPort(entry, '127.0.0.1', port, timeoutMs, logFile);
+  } catch (err) {
+    await stopServer(entry);
+    throw err;
+  }
+  return entry;
+}
+
 function indent(s, pad = '    ') {
   return s
     .split('\n')
@@ -329,13 +341,8 @@ async function startNodeRelay(ctx, mode) {
   ctx.tmpDirs.push(dir);
   const port = await ctx.freePort();
   const logFile = path.join(dir, 'relay.log');
-  const entry = spawnServer(`node_relay_${mode}`, process.execPath, [path.join(ROOT, 'bench', 'node-relay.js'), String(port), '127.0.0.1', String(ctx.cluster.port), mode], { cwd: ROOT, logFile });
-  try {
-    await waitForPort(entry, '127.0.0.1', port, 10_000, logFile);
-  } catch (err) {
-    await stopServer(entry);
-    throw err;
-  }
+  const args = [path.join(ROOT, 'bench', 'node-relay.js'), String(port), '127.0.0.1', String(ctx.cluster.port), mode];
+  const entry = await spawnListening(`node_relay_${mode}`, process.execPath, args, { cwd: ROOT, logFile, port, timeoutMs: 10_000 });
   return { host: '127.0.0.1', port, user: SVC_ROLE, password: secrets.svcPassword, alive: () => !entry.exited, stop: () => stopServer(entry) };
 }
 
@@ -398,12 +405,11 @@ async function startPgBouncer(ctx) {
     args = ['-u', 'postgres', '--', bin, ...args];
   }
   const consoleLog = path.join(dir, 'console.log');
-  const entry = spawnServer('pgbouncer', cmd, args, { cwd: dir, logFile: consoleLog });
+  let entry;
   try {
-    await waitForPort(entry, '127.0.0.1', port, 15_000, consoleLog);
+    entry = await spawnListening('pgbouncer', cmd, args, { cwd: dir, logFile: consoleLog, port, timeoutMs: 15_000 });
   } catch (err) {
     const log = (await tail(logFile)).trim();
-    await stopServer(entry);
     throw new Error(`${err.message}${log ? `\n  pgbouncer.log:\n${indent(log)}` : ''}`);
   }
   const version = spawnSync(bin, ['--version'], { encoding: 'utf8' }).stdout?.split('\n')[0]?.trim();
@@ -444,18 +450,8 @@ function wardenTarget(name, description, fragment) {
       await writeFile(yamlFile, YAML.stringify(deepMerge(base, extra ?? {})), { mode: 0o600 });
 
       const logFile = path.join(dir, 'warden.log');
-      const entry = spawnServer(
-        name,
-        process.execPath,
-        [...WARDEN_NODE_FLAGS, path.join(ROOT, 'bin', 'warden.js'), 'start', '--config', yamlFile, '--log-level', 'warn'],
-        { cwd: ROOT, logFile },
-      );
-      try {
-        await waitForPort(entry, '127.0.0.1', port, 20_000, logFile);
-      } catch (err) {
-        await stopServer(entry);
-        throw err;
-      }
+      const args = [...WARDEN_NODE_FLAGS, path.join(ROOT, 'bin', 'warden.js'), 'start', '--config', yamlFile, '--log-level', 'warn'];
+      const entry = await spawnListening(name, process.execPath, args, { cwd: ROOT, logFile, port, timeoutMs: 20_000 });
       return {
         host: '127.0.0.1',
         port,
