@@ -11,7 +11,7 @@
 import net from 'node:net';
 
 const [listenPort, upHost, upPort, mode = 'pipe'] = process.argv.slice(2);
-if (!listenPort || !upHost || !upPort || (mode !== 'pipe' && mode !== 'onread')) {
+if (!listenPort || !upHost || !upPort || !['pipe', 'onread', 'native'].includes(mode)) {
   console.error('usage: node bench/node-relay.js LISTEN_PORT UPSTREAM_HOST UPSTREAM_PORT [pipe|onread]');
   process.exit(2);
 }
@@ -55,6 +55,37 @@ function relayOnread(accepted) {
   closeBoth(client, up);
 }
 
-const server = net.createServer({ noDelay: true, pauseOnConnect: mode === 'onread' }, mode === 'onread' ? relayOnread : relayPipe);
+// native: Warden's native socket I/O (native/warden_io.c), a callback into JavaScript per read.
+import { createRequire } from 'node:module';
+let io;
+function relayNative(accepted) {
+  io ??= createRequire(import.meta.url)('../native/build/Release/warden_io.node');
+  const buf = io.readBuffer;
+  const up = net.connect({ host: upHost, port: Number(upPort), noDelay: true });
+  up.once('connect', () => {
+    const pair = {};
+    const closeAll = () => {
+      if (pair.closed) return;
+      pair.closed = true;
+      io.destroy(pair.c);
+      io.destroy(pair.u);
+    };
+    const fwd = (to) => (n) => {
+      if (io.write(pair[to], buf, 0, n) < 0) closeAll();
+    };
+    pair.c = io.open(accepted._handle.fd, fwd('u'), () => {}, closeAll, {});
+    pair.u = io.open(up._handle.fd, fwd('c'), () => {}, closeAll, {});
+    accepted.destroy();
+    up.destroy();
+    io.setReading(pair.c, true);
+    io.setReading(pair.u, true);
+  });
+  up.on('error', () => accepted.destroy());
+}
+
+const server = net.createServer(
+  { noDelay: true, pauseOnConnect: mode !== 'pipe' },
+  mode === 'onread' ? relayOnread : mode === 'native' ? relayNative : relayPipe,
+);
 server.listen(Number(listenPort), '127.0.0.1', () => console.log(`node-relay (${mode}) listening on 127.0.0.1:${listenPort}`));
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(0));

@@ -114,6 +114,7 @@ const targets = [
   // References for a Node.js proxy, run only when named in BENCH_TARGETS (see bench/README.md).
   { name: 'node_relay', baseline: false, optIn: true, description: 'a bare Node.js socket.pipe() relay, no framing (bench/node-relay.js)', start: (ctx) => startNodeRelay(ctx, 'pipe') },
   { name: 'node_relay_onread', baseline: false, optIn: true, description: "a bare Node.js relay reading like Warden's (net onread), no framing", start: (ctx) => startNodeRelay(ctx, 'onread') },
+  { name: 'node_relay_native', baseline: false, optIn: true, description: "a bare relay through Warden's native socket I/O, a JavaScript call per read", start: (ctx) => startNodeRelay(ctx, 'native') },
   wardenTarget('warden', 'Warden, no rules (every statement still analysed: session safety)', {}),
   // A realistic rule set (the product spec's): deny destructive DDL, agents read-only, billing
   // writes need approval, mask PII for everyone but DBAs. pgbench's statements match the mask

@@ -45,9 +45,18 @@ function makeOnread(state: FastState): { buffer: Buffer; callback: (n: number) =
   };
 }
 
-/** Whether `b` is a view of the shared read buffer (valid only during a consumer call). */
+/** Another read buffer shared the same way (native-io's), set once at its load. */
+let otherMemory: ArrayBufferLike | null = null;
+
+/** Register the memory of another reader's shared buffer, so its views count as transient too. */
+export function registerTransientMemory(memory: ArrayBufferLike): void {
+  otherMemory = memory;
+}
+
+/** Whether `b` is a view of a shared read buffer (valid only during a consumer call). */
 export function isTransient(b: Buffer): boolean {
-  return b.buffer === SHARED_MEMORY;
+  const m = b.buffer;
+  return m === SHARED_MEMORY || m === otherMemory;
 }
 
 /** A buffer that stays valid after the current consumer call: copies shared-buffer views. */
@@ -88,6 +97,12 @@ export function adoptFast(raw: net.Socket): net.Socket {
   raw.destroy();
   fastSockets.set(sock, state);
   return sock;
+}
+
+/** Bytes a fast socket has read while no consumer was attached (0 for other sockets). */
+export function queuedFast(sock: net.Socket | import('node:stream').Duplex): number {
+  const state = fastSockets.get(sock as net.Socket);
+  return state ? state.queued.reduce((n, b) => n + b.length, 0) : 0;
 }
 
 /**

@@ -24,6 +24,7 @@ import { Session } from './session.js';
 import { connectUpstream, sendUpstreamCancel, UpstreamError } from './upstream.js';
 import { loadServerTls, type ServerTls } from './tls-context.js';
 import { adoptFast } from './fast-io.js';
+import { adoptNative } from './native-io.js';
 import { upstreamStartupParams } from './propagation.js';
 import type { TokenService } from '../governance/tokens.js';
 import type { OidcVerifier } from '../auth/oidc.js';
@@ -205,10 +206,13 @@ export class ProxyServer {
         throw new FatalClientError('08006', `could not connect to database "${db.name}": ${e.message}`);
       }
       clearTimeout(timer);
+      // Plain TCP on both sides relays through the native addon when it is there (see native-io.ts).
+      const client = adoptNative(socket) ?? socket;
+      const upstream = adoptNative(up.socket) ?? up.socket;
       const session = new Session({
         id,
-        client: socket,
-        upstream: up.socket,
+        client,
+        upstream,
         identity: hs.identity,
         auth: hs.auth,
         database: db,
@@ -244,7 +248,7 @@ export class ProxyServer {
       hello.push(encodeBackendKeyData(key.pid, key.secret));
       hello.push(...up.notices);
       hello.push(encodeReadyForQuery(up.txStatus));
-      socket.write(Buffer.concat(hello));
+      client.write(Buffer.concat(hello));
       log.info(
         {
           identity: hs.identity.name,

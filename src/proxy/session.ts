@@ -31,9 +31,27 @@ import { MessageWriter } from '../wire/writer.js';
 import { FORWARD, type SessionHooks, type SessionInfo, type StatementSource, type Verdict } from './hooks.js';
 import type { SessionAuth } from './client-handshake.js';
 import { DesyncError, ResponseTracker, StatementRun } from './tracker.js';
-import { consume, ownBytes } from './fast-io.js';
+import { ownBytes } from './fast-io.js';
+import { NativeSocket, consumeSocket } from './native-io.js';
 
-type Sock = net.Socket | tls.TLSSocket;
+/** What a session needs of each side's socket: net.Socket, tls.TLSSocket and NativeSocket all are. */
+export interface RelaySocket {
+  readonly destroyed: boolean;
+  write(b: Uint8Array): boolean;
+  pause(): unknown;
+  resume(): unknown;
+  end(): unknown;
+  destroy(): unknown;
+  on(event: 'drain' | 'close', listener: () => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+}
+
+type Sock = net.Socket | tls.TLSSocket | NativeSocket;
+
+/** Write bytes that may be a transient read chunk: Node's sockets need a copy, the native one copies what it keeps. */
+function send(sock: Sock, b: Buffer): boolean {
+  return sock instanceof NativeSocket ? sock.write(b) : sock.write(ownBytes(b));
+}
 
 /**
  * What Warden sends upstream in place of a refused statement: a Parse that
@@ -101,6 +119,9 @@ export class Session implements SessionInfo {
 
   private readonly client: Sock;
   private readonly upstream: Sock;
+  /** The same sockets, seen through what every kind offers alike. */
+  private readonly clientSide: RelaySocket;
+  private readonly upstreamSide: RelaySocket;
   private readonly hooks: SessionHooks;
   private readonly log: Logger;
   private readonly tracker = new ResponseTracker();
@@ -126,8 +147,8 @@ export class Session implements SessionInfo {
     this.startupParams = o.startupParams;
     this.wardenSettings = o.wardenSettings;
     this.upstreamSearchPath = o.upstreamSearchPath;
-    this.client = o.client;
-    this.upstream = o.upstream;
+    this.client = this.clientSide = o.client;
+    this.upstream = this.upstreamSide = o.upstream;
     this.hooks = o.hooks;
     this.log = o.log;
     this.onClose = o.onClose;
@@ -166,20 +187,22 @@ export class Session implements SessionInfo {
   /** Start relaying. */
   start(): void {
     const { client, upstream } = this;
-    consume(client, (chunk) => this.fromClient(chunk));
-    consume(upstream, (chunk) => this.fromUpstream(chunk));
-    client.on('drain', () => {
+    consumeSocket(client, (chunk) => this.fromClient(chunk));
+    consumeSocket(upstream, (chunk) => this.fromUpstream(chunk));
+    const c = this.clientSide;
+    const u = this.upstreamSide;
+    c.on('drain', () => {
       this.clientFull = false;
       this.updateFlow();
     });
-    upstream.on('drain', () => {
+    u.on('drain', () => {
       this.upstreamFull = false;
       this.updateFlow();
     });
-    client.on('error', (err) => this.end(`client error: ${err.message}`));
-    upstream.on('error', (err) => this.end(`upstream error: ${err.message}`));
-    client.on('close', () => this.end('client closed the connection'));
-    upstream.on('close', () => this.end('upstream closed the connection'));
+    c.on('error', (err) => this.end(`client error: ${err.message}`));
+    u.on('error', (err) => this.end(`upstream error: ${err.message}`));
+    c.on('close', () => this.end('client closed the connection'));
+    u.on('close', () => this.end('upstream closed the connection'));
     this.hooks.sessionStart?.(this);
     if (this.pendingUpstream.length) this.fromUpstream(this.pendingUpstream);
     if (this.pendingClient.length) this.fromClient(this.pendingClient);
@@ -229,7 +252,7 @@ export class Session implements SessionInfo {
   private flushUpstream(): void {
     const b = this.toUpstream.take();
     // A view of the shared read buffer must be copied: a write may complete later.
-    if (b && !this.upstream.destroyed && !this.upstream.write(ownBytes(b))) {
+    if (b && !this.upstream.destroyed && !send(this.upstream, b)) {
       this.upstreamFull = true;
       this.updateFlow();
     }
@@ -237,7 +260,7 @@ export class Session implements SessionInfo {
 
   private flushClient(): void {
     const b = this.toClient.take();
-    if (b && !this.client.destroyed && !this.client.write(ownBytes(b))) {
+    if (b && !this.client.destroyed && !send(this.client, b)) {
       this.clientFull = true;
       this.updateFlow();
     }
@@ -559,13 +582,13 @@ export class Session implements SessionInfo {
     this.tracker.abandon(reason);
     if (!this.upstream.destroyed) {
       if (reason !== 'client sent Terminate') this.upstream.write(encodeTerminate());
-      this.upstream.end();
+      this.upstreamSide.end();
     }
-    if (!this.client.destroyed) this.client.end();
+    if (!this.client.destroyed) this.clientSide.end();
     // Do not wait forever for peers that never close.
     setTimeout(() => {
-      this.client.destroy();
-      this.upstream.destroy();
+      this.clientSide.destroy();
+      this.upstreamSide.destroy();
     }, 5_000).unref();
     this.log.debug({ reason }, 'session ended');
     this.hooks.sessionEnd?.(this, reason);

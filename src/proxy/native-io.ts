@@ -1,0 +1,261 @@
+/**
+ * Native socket I/O for the relay's hot path: a plain TCP connection handed
+ * to the `warden_io` addon (native/warden_io.c) once its session starts.
+ *
+ * Why: with Node's net.Socket, every read and every write runs several
+ * microseconds of stream machinery in JavaScript (state checks, write
+ * requests, deferred after-write callbacks, a copy of each chunk that may be
+ * written later). A session relays one small message each way per statement,
+ * so that machinery is most of a proxy's CPU. The addon polls the descriptor on
+ * Node's own event loop (no thread, no hand-off), reads into one buffer shared
+ * with JavaScript and writes with send(), copying only what the kernel does not
+ * take at once. Framing, decisions and masking stay in JavaScript: the session
+ * sees a chunk per read and makes a write call per flush, as before.
+ *
+ * A {@link NativeSocket} offers the part of net.Socket a session uses: write
+ * (false when bytes are queued; 'drain' when they are gone), pause/resume,
+ * end (FIN once the queue drains; reads are discarded until the peer closes),
+ * destroy, and the 'error' and 'close' events.
+ *
+ * Read chunks are transient, like fast-io's: valid only during the consumer's
+ * call. A write may be given a transient chunk: the addon copies what it keeps.
+ *
+ * The addon is built by `npm install` (scripts/build-native.js). When it is
+ * missing, fails to load, or WARDEN_NATIVE_IO=0, sessions use Node's sockets.
+ * TLS connections always do (the TLS layer is Node's).
+ */
+import { EventEmitter } from 'node:events';
+import { createRequire } from 'node:module';
+import { constants as osConstants } from 'node:os';
+import type net from 'node:net';
+import type { Duplex } from 'node:stream';
+import tls from 'node:tls';
+import { consume, queuedFast, registerTransientMemory, type ChunkConsumer } from './fast-io.js';
+
+/** An open connection inside the addon (opaque to JavaScript). */
+type NativeHandle = { readonly __nativeConnection: unique symbol };
+
+interface Binding {
+  /** The buffer every read lands in; chunks are views of it. */
+  readonly readBuffer: Buffer;
+  /** Take over (a duplicate of) the connected socket `fd`; callbacks get `resource` as `this`. */
+  open(fd: number, onRead: (n: number) => void, onDrain: () => void, onError: (errno: number) => void, resource: object): NativeHandle;
+  setReading(h: NativeHandle, on: boolean): void;
+  /** 1: all sent; 0: the rest is queued (wait for onDrain); negative: -errno. */
+  write(h: NativeHandle, buf: Buffer, start: number, end: number): number;
+  queued(h: NativeHandle): number;
+  /** Shut down the write side once the queue is empty (reading goes on until the caller destroys). */
+  end(h: NativeHandle): void;
+  destroy(h: NativeHandle): void;
+}
+
+function load(): { binding: Binding | null; reason: string } {
+  if (process.env.WARDEN_NATIVE_IO === '0') return { binding: null, reason: 'disabled by WARDEN_NATIVE_IO=0' };
+  try {
+    const require = createRequire(import.meta.url);
+    // From src/proxy and dist/proxy alike.
+    const binding = require('../../native/build/Release/warden_io.node') as Binding;
+    if (!Buffer.isBuffer(binding.readBuffer) || typeof binding.open !== 'function') return { binding: null, reason: 'the addon does not have the expected interface' };
+    return { binding, reason: 'loaded' };
+  } catch (err) {
+    return { binding: null, reason: `the addon could not be loaded (${(err as Error).message.split('\n')[0]}); run npm install to build it` };
+  }
+}
+
+const loaded = load();
+const binding = loaded.binding;
+const READ_BUFFER = binding?.readBuffer;
+if (READ_BUFFER) registerTransientMemory(READ_BUFFER.buffer);
+
+/** Whether sessions relay through the addon, and why not when they do not. */
+export const nativeIo: { readonly available: boolean; readonly reason: string } = Object.freeze({
+  available: binding !== null,
+  reason: loaded.reason,
+});
+
+const errnoNames = new Map<number, string>(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
+
+function errnoError(errno: number): NodeJS.ErrnoException {
+  const code = errnoNames.get(errno) ?? `errno ${errno}`;
+  const err: NodeJS.ErrnoException = new Error(`${code === 'ECONNRESET' ? 'connection reset by peer' : code === 'EPIPE' ? 'broken pipe' : 'socket error'} (${code})`);
+  err.code = code;
+  err.errno = -errno;
+  return err;
+}
+
+type Consumer = ChunkConsumer;
+
+export class NativeSocket extends EventEmitter {
+  #handle: NativeHandle | null;
+  #consumer: Consumer | null = null;
+  /** Copies of chunks read while no consumer was attached. */
+  #queued: Buffer[] = [];
+  #wantRead = false;
+  #ending = false;
+  #eof = false;
+  #destroyed = false;
+
+  /** @internal Use {@link adoptNative}. */
+  constructor(b: Binding, fd: number) {
+    super();
+    this.#handle = b.open(
+      fd,
+      (n) => this.#onRead(n),
+      () => this.#onDrain(),
+      (errno) => this.#onError(errno),
+      this,
+    );
+  }
+
+  get destroyed(): boolean {
+    return this.#destroyed;
+  }
+
+  get writable(): boolean {
+    return !this.#destroyed && !this.#ending;
+  }
+
+  /** Bytes accepted by write() that the kernel has not taken yet. */
+  get writableLength(): number {
+    return this.#handle ? binding!.queued(this.#handle) : 0;
+  }
+
+  /** Deliver incoming chunks to `consumer` (null detaches); chunks read meanwhile are delivered first. */
+  setConsumer(consumer: Consumer | null): void {
+    this.#consumer = consumer;
+    if (!consumer || this.#queued.length === 0) return;
+    const q = this.#queued;
+    this.#queued = [];
+    for (const b of q) consumer(b);
+  }
+
+  #onRead(n: number): void {
+    if (this.#ending) return; // after end(): read only to notice the peer closing
+    const chunk = READ_BUFFER!.subarray(0, n);
+    const c = this.#consumer;
+    if (c) c(chunk);
+    else this.#queued.push(Buffer.from(chunk));
+  }
+
+  #onDrain(): void {
+    if (this.#destroyed) return;
+    if (this.#ending && this.#eof) {
+      this.destroy();
+      return;
+    }
+    this.emit('drain');
+  }
+
+  #onError(errno: number): void {
+    if (this.#destroyed) return;
+    if (errno === 0) {
+      // The peer closed its side: like net.Socket without allowHalfOpen, finish writing and close.
+      this.#eof = true;
+      if (!this.#ending) {
+        this.#ending = true;
+        binding!.end(this.#handle!);
+      }
+      if (binding!.queued(this.#handle!) === 0) this.destroy();
+      return;
+    }
+    this.destroy(errnoError(errno));
+  }
+
+  /**
+   * Send bytes [start, end) of `buf` (all of it by default); `buf` may be a
+   * transient chunk. False when some of it waits in the queue: wait for 'drain'.
+   */
+  write(buf: Buffer | Uint8Array, start = 0, end = buf.length): boolean {
+    if (this.#destroyed || this.#ending || !this.#handle) return false;
+    if (end <= start) return true;
+    const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+    const rc = binding!.write(this.#handle, b, start, end);
+    if (rc > 0) return true;
+    if (rc === 0) return false;
+    const err = errnoError(-rc);
+    process.nextTick(() => this.destroy(err));
+    return false;
+  }
+
+  pause(): this {
+    this.#setReading(false);
+    return this;
+  }
+
+  resume(): this {
+    this.#setReading(true);
+    return this;
+  }
+
+  #setReading(on: boolean): void {
+    // After end(), reading stays on (to notice the peer's close) whatever the caller asks.
+    const want = this.#ending ? true : on;
+    if (this.#destroyed || want === this.#wantRead) return;
+    this.#wantRead = want;
+    binding!.setReading(this.#handle!, want);
+  }
+
+  /** Write `data` if given, then send FIN once everything queued is sent; closes when the peer does. */
+  end(data?: Buffer | Uint8Array): this {
+    if (this.#destroyed || this.#ending) return this;
+    if (data) this.write(data);
+    if (this.#destroyed) return this;
+    this.#ending = true;
+    binding!.end(this.#handle!);
+    this.#setReading(true);
+    if (this.#eof && binding!.queued(this.#handle!) === 0) this.destroy();
+    return this;
+  }
+
+  /** Close now, dropping anything queued; 'error' (when given) then 'close' follow on the next tick. */
+  destroy(err?: Error): this {
+    if (this.#destroyed) return this;
+    this.#destroyed = true;
+    const h = this.#handle;
+    this.#handle = null;
+    this.#consumer = null;
+    this.#queued = [];
+    if (h) binding!.destroy(h);
+    process.nextTick(() => {
+      if (err) this.emit('error', err);
+      this.emit('close', err !== undefined);
+    });
+    return this;
+  }
+}
+
+/**
+ * Move a connected plain-TCP socket (its reader detached) to the addon.
+ * Returns the new socket, or null when the socket cannot move (TLS, no
+ * descriptor, no addon, bytes buffered in Node); the caller then keeps using
+ * `sock`.
+ */
+export function adoptNative(sock: net.Socket | tls.TLSSocket): NativeSocket | null {
+  if (!binding || sock instanceof tls.TLSSocket || sock.destroyed || sock.connecting) return null;
+  const handle = (sock as unknown as { _handle?: { fd?: unknown; readStop?: () => number } | null })._handle;
+  const fd = handle?.fd;
+  // Bytes Node has read or has yet to write stay with Node's socket: do not move it then.
+  if (!handle || typeof fd !== 'number' || fd < 0 || sock.writableLength > 0 || sock.readableLength > 0 || queuedFast(sock) > 0) return null;
+  // Nothing may be read by Node from here on.
+  sock.pause();
+  handle.readStop?.();
+  let socket: NativeSocket;
+  try {
+    socket = new NativeSocket(binding, fd);
+  } catch {
+    return null;
+  }
+  // The addon holds its own duplicate of the descriptor: closing Node's copy leaves the connection open.
+  sock.destroy();
+  return socket;
+}
+
+/** Deliver a socket's incoming bytes to `consumer` (see fast-io's consume); returns a detach function. */
+export function consumeSocket(sock: NativeSocket | net.Socket | Duplex, consumer: ChunkConsumer): () => void {
+  if (sock instanceof NativeSocket) {
+    sock.setConsumer(consumer);
+    return () => sock.setConsumer(null);
+  }
+  return consume(sock, consumer);
+}
+
