@@ -134,7 +134,13 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   conn *c = (conn *)h->data;
   if (c->closing) return;
   if (status < 0) {
-    call_js(c, c->on_error, -status);
+    /* libuv stops the handle and says UV_EBADF for any POLLERR: the socket knows the real error. */
+    c->events = 0;
+    c->want_read = 0;
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err == 0) err = status == UV_EBADF ? ECONNRESET : -status;
+    call_js(c, c->on_error, err);
     return;
   }
   if ((events & UV_WRITABLE) && c->q_len > 0) {

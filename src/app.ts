@@ -5,6 +5,7 @@
 import type { WardenConfig } from './config/types.js';
 import type { Logger } from './log/logger.js';
 import { ProxyServer } from './proxy/server.js';
+import { nativeIo } from './proxy/native-io.js';
 import type { SessionHooks, SessionInfo, StatementOutcome, StatementSource, Verdict } from './proxy/hooks.js';
 import { initSqlParser } from './sql/index.js';
 import { createStatementPolicy, type StatementPolicy } from './governance/statement-policy.js';
@@ -216,7 +217,10 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
       throw err;
     }
   }
-  o.log.info({ host: addr.host, port: addr.port, config: o.config.source, configHash: o.config.hash }, 'warden listening');
+  o.log.info({ host: addr.host, port: addr.port, config: o.config.source, configHash: o.config.hash, socketIo: nativeIo.available ? 'native' : 'node' }, 'warden listening');
+  if (!nativeIo.available && process.env.WARDEN_NATIVE_IO !== '0') {
+    o.log.warn({ reason: nativeIo.reason }, 'native socket I/O unavailable: sessions relay through Node.js sockets, which costs more CPU per statement');
+  }
   return {
     host: addr.host,
     port: addr.port,
