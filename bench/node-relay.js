@@ -55,30 +55,46 @@ function relayOnread(accepted) {
   closeBoth(client, up);
 }
 
-// native: Warden's native socket I/O (native/warden_io.c), a callback into JavaScript per read.
+// native: Warden's native socket I/O (native/warden_io.c): reads of a loop iteration come to
+// JavaScript in one batch, writes are direct send() calls.
 import { createRequire } from 'node:module';
 let io;
+const peers = [];
+function onBatch(count) {
+  const ev = io.events;
+  for (let i = 0; i < count; i++) {
+    const [id, kind, a, b] = ev.subarray(i * 4, i * 4 + 4);
+    const p = peers[id];
+    if (!p || p.closed) continue;
+    if (kind === io.EV_READ) {
+      if (io.write(p.peer, io.arena, a, b) < 0) p.close();
+    } else if (kind === io.EV_EOF || kind === io.EV_ERROR) p.close();
+  }
+}
 function relayNative(accepted) {
-  io ??= createRequire(import.meta.url)('../native/build/Release/warden_io.node');
-  const buf = io.readBuffer;
+  if (!io) {
+    io = createRequire(import.meta.url)('../native/build/Release/warden_io.node');
+    io.init(onBatch, {});
+  }
   const up = net.connect({ host: upHost, port: Number(upPort), noDelay: true });
   up.once('connect', () => {
-    const pair = {};
-    const closeAll = () => {
-      if (pair.closed) return;
-      pair.closed = true;
-      io.destroy(pair.c);
-      io.destroy(pair.u);
+    const cid = peers.length;
+    const uid = cid + 1;
+    const c = io.open(accepted._handle.fd, cid);
+    const u = io.open(up._handle.fd, uid);
+    const state = { closed: false };
+    state.close = () => {
+      if (state.closed) return;
+      state.closed = true;
+      io.destroy(c);
+      io.destroy(u);
     };
-    const fwd = (to) => (n) => {
-      if (io.write(pair[to], buf, 0, n) < 0) closeAll();
-    };
-    pair.c = io.open(accepted._handle.fd, fwd('u'), () => {}, closeAll, {});
-    pair.u = io.open(up._handle.fd, fwd('c'), () => {}, closeAll, {});
+    peers[cid] = { peer: u, ...state, close: state.close, get closed() { return state.closed; } };
+    peers[uid] = { peer: c, close: state.close, get closed() { return state.closed; } };
     accepted.destroy();
     up.destroy();
-    io.setReading(pair.c, true);
-    io.setReading(pair.u, true);
+    io.setReading(c, true);
+    io.setReading(u, true);
   });
   up.on('error', () => accepted.destroy());
 }

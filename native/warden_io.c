@@ -2,46 +2,62 @@
  * Warden's native socket I/O for the relay hot path (see src/proxy/native-io.ts).
  *
  * Node's net.Socket costs several microseconds of JavaScript per read and per
- * write (stream state, write requests, deferred callbacks). A relay that moves
- * one small message each way per statement spends most of its CPU there. This
- * addon owns a connected socket's file descriptor (a dup of the one Node held),
- * polls it on Node's own event loop with uv_poll, reads into one buffer shared
- * with JavaScript, and writes synchronously with send(), queueing only what the
- * kernel does not take. JavaScript sees one call per read and makes one call
- * per write; everything else (framing, decisions) stays in JavaScript.
+ * write (stream state, write requests, deferred callbacks), and every call
+ * from C++ into JavaScript costs a callback scope of its own. A relay that
+ * moves one small message each way per statement spends most of its CPU there.
  *
- * Contract: the read buffer is valid only during the onRead call.
+ * This addon owns connected sockets (duplicates of the descriptors Node held)
+ * and polls them with uv_poll on Node's own event loop: no thread, no
+ * hand-off. In the poll phase it only reads: each readable socket's bytes are
+ * appended to one arena, and an event (socket id, kind, start, end) to one
+ * table, both shared with JavaScript. In the check phase of the same loop
+ * iteration it calls JavaScript once for everything that happened, however
+ * many sockets were ready. Writes are synchronous send() calls; what the
+ * kernel does not take is queued here and sent when the socket is writable.
+ *
+ * Contract: the arena's bytes are valid only during the batch call.
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <uv.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define READ_SIZE (64 * 1024)
+#define ARENA_SIZE (4 * READ_SIZE)
+#define MAX_EVENTS 512
+
+/* Event kinds, as JavaScript reads them (native-io.ts keeps the same numbers). */
+enum { EV_READ = 1, EV_DRAIN = 2, EV_EOF = 3, EV_ERROR = 4 };
 
 typedef struct conn {
   uv_poll_t poll;
-  napi_env env;
+  int32_t id;
   int fd;
   int want_read;
   int events;       /* events the poll is started with (0: stopped) */
   int closing;      /* uv_close called */
   int end_after_drain;
-  int in_callback;
   int refs;         /* the poll handle and the JavaScript external: freed when both are gone */
   char *q;          /* bytes the kernel has not taken yet */
   size_t q_off, q_len, q_cap;
-  napi_ref on_read, on_drain, on_error, resource;
-  napi_async_context actx;
 } conn;
 
-static char *read_buf;
-static napi_ref read_buf_ref;
+static napi_env the_env;
+static char *arena;
+static size_t arena_used;
+static int32_t *events;
+static uint32_t event_count;
+static napi_ref batch_fn;
+static napi_ref batch_recv;
+static napi_async_context batch_ctx;
+static uv_check_t check_handle;
+static int check_ready;
 
 #define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, NULL, #call " failed"); return NULL; } } while (0)
 
@@ -60,24 +76,16 @@ static void release(conn *c) {
   if (--c->refs == 0) free(c);
 }
 
-/* The poll handle is closed: close the descriptor and drop the references to JavaScript. */
 static void on_close(uv_handle_t *h) {
   conn *c = (conn *)h->data;
-  napi_env env = c->env;
   close(c->fd);
   c->fd = -1;
   free(c->q);
   c->q = NULL;
   c->q_len = c->q_off = c->q_cap = 0;
-  napi_delete_reference(env, c->on_read);
-  napi_delete_reference(env, c->on_drain);
-  napi_delete_reference(env, c->on_error);
-  napi_async_destroy(env, c->actx);
-  napi_delete_reference(env, c->resource);
   release(c);
 }
 
-/* The JavaScript external was collected. */
 static void on_finalize(napi_env env, void *data, void *hint) {
   release((conn *)data);
 }
@@ -88,25 +96,46 @@ static void do_close(conn *c) {
   uv_close((uv_handle_t *)&c->poll, on_close);
 }
 
-/* Call a JavaScript callback with one number, as a top-level callback (ticks and microtasks run after). */
-static void call_js(conn *c, napi_ref fn_ref, double arg) {
-  napi_env env = c->env;
+/* Hand every event collected so far to JavaScript in one call. */
+static void deliver(void) {
+  if (event_count == 0) return;
+  napi_env env = the_env;
+  uint32_t n = event_count;
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
-  napi_value fn, recv, argv[1];
-  napi_get_reference_value(env, fn_ref, &fn);
-  napi_get_reference_value(env, c->resource, &recv);
-  napi_create_double(env, arg, &argv[0]);
-  c->in_callback++;
-  napi_value result;
-  napi_status st = napi_make_callback(env, c->actx, recv, fn, 1, argv, &result);
-  c->in_callback--;
+  napi_value fn, recv, argv[1], result;
+  napi_get_reference_value(env, batch_fn, &fn);
+  napi_get_reference_value(env, batch_recv, &recv);
+  napi_create_uint32(env, n, &argv[0]);
+  napi_status st = napi_make_callback(env, batch_ctx, recv, fn, 1, argv, &result);
+  /* Whatever JavaScript did with them, these events are done: the arena is reused. */
+  event_count = 0;
+  arena_used = 0;
   if (st == napi_pending_exception) {
     napi_value exc;
     napi_get_and_clear_last_exception(env, &exc);
     napi_fatal_exception(env, exc);
   }
   napi_close_handle_scope(env, scope);
+}
+
+static void add_event(conn *c, int32_t kind, int32_t a, int32_t b) {
+  if (event_count == MAX_EVENTS) deliver();
+  int32_t *e = events + 4 * event_count++;
+  e[0] = c->id;
+  e[1] = kind;
+  e[2] = a;
+  e[3] = b;
+}
+
+static void on_check(uv_check_t *h) {
+  uv_check_stop(h);
+  deliver();
+}
+
+/* Deliver in this loop iteration's check phase. */
+static void want_check(void) {
+  if (!uv_is_active((uv_handle_t *)&check_handle)) uv_check_start(&check_handle, on_check);
 }
 
 static void flush_queue(conn *c) {
@@ -118,7 +147,7 @@ static void flush_queue(conn *c) {
       int e = errno;
       c->q_len = 0;
       update_poll(c);
-      call_js(c, c->on_error, e);
+      add_event(c, EV_ERROR, e, 0);
       return;
     }
     c->q_off += (size_t)n;
@@ -127,10 +156,10 @@ static void flush_queue(conn *c) {
   c->q_off = 0;
   update_poll(c);
   if (c->end_after_drain) shutdown(c->fd, SHUT_WR);
-  call_js(c, c->on_drain, 0);
+  add_event(c, EV_DRAIN, 0, 0);
 }
 
-static void on_poll(uv_poll_t *h, int status, int events) {
+static void on_poll(uv_poll_t *h, int status, int ev) {
   conn *c = (conn *)h->data;
   if (c->closing) return;
   if (status < 0) {
@@ -140,37 +169,34 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     int err = 0;
     socklen_t len = sizeof(err);
     if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err == 0) err = status == UV_EBADF ? ECONNRESET : -status;
-    call_js(c, c->on_error, err);
+    add_event(c, EV_ERROR, err, 0);
+    want_check();
     return;
   }
-  if ((events & UV_WRITABLE) && c->q_len > 0) {
-    flush_queue(c);
-    if (c->closing) return;
-  }
-  if ((events & UV_READABLE) && c->want_read) {
-    for (int i = 0; i < 16 && c->want_read && !c->closing; i++) {
-      ssize_t n = recv(c->fd, read_buf, READ_SIZE, 0);
+  if ((ev & UV_WRITABLE) && c->q_len > 0) flush_queue(c);
+  if ((ev & UV_READABLE) && c->want_read) {
+    if (ARENA_SIZE - arena_used < READ_SIZE) deliver();
+    for (;;) {
+      ssize_t n = recv(c->fd, arena + arena_used, READ_SIZE, 0);
       if (n > 0) {
-        call_js(c, c->on_read, (double)n);
-        if (n < READ_SIZE) break;
-        continue;
-      }
-      if (n == 0) {
+        add_event(c, EV_READ, (int32_t)arena_used, (int32_t)(arena_used + (size_t)n));
+        arena_used += (size_t)n;
+      } else if (n == 0) {
         c->want_read = 0;
         update_poll(c);
-        call_js(c, c->on_error, 0);
-        break;
-      }
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        add_event(c, EV_EOF, 0, 0);
+      } else if (errno == EINTR) {
+        continue;
+      } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
         int e = errno;
         c->want_read = 0;
         update_poll(c);
-        call_js(c, c->on_error, e);
+        add_event(c, EV_ERROR, e, 0);
       }
       break;
     }
   }
+  if (event_count > 0) want_check();
 }
 
 static conn *unwrap(napi_env env, napi_value v) {
@@ -182,13 +208,44 @@ static conn *unwrap(napi_env env, napi_value v) {
   return (conn *)p;
 }
 
-/* open(fd, onRead, onDrain, onError, resource) -> external. Dups fd; the caller closes its own. */
-static napi_value js_open(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
+/* init(onBatch, resource): the one JavaScript function every batch goes to. */
+static napi_value js_init(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t fd;
+  if (the_env != NULL) {
+    napi_throw_error(env, NULL, "already initialized");
+    return NULL;
+  }
+  uv_loop_t *loop;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  if (uv_check_init(loop, &check_handle) != 0) {
+    napi_throw_error(env, NULL, "uv_check_init failed");
+    return NULL;
+  }
+  uv_unref((uv_handle_t *)&check_handle);
+  CHECK(napi_create_reference(env, argv[0], 1, &batch_fn));
+  CHECK(napi_create_reference(env, argv[1], 1, &batch_recv));
+  napi_value name;
+  CHECK(napi_create_string_utf8(env, "WardenNativeSocketBatch", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_async_init(env, argv[1], name, &batch_ctx));
+  the_env = env;
+  check_ready = 1;
+  return NULL;
+}
+
+/* open(fd, id) -> external. Takes a duplicate of fd; the caller closes its own. */
+static napi_value js_open(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (env != the_env || !check_ready) {
+    napi_throw_error(env, NULL, "native socket I/O is not initialized for this thread");
+    return NULL;
+  }
+  int32_t fd, id;
   CHECK(napi_get_value_int32(env, argv[0], &fd));
+  CHECK(napi_get_value_int32(env, argv[1], &id));
   int nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (nfd < 0) {
     napi_throw_error(env, NULL, strerror(errno));
@@ -202,8 +259,8 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "out of memory");
     return NULL;
   }
-  c->env = env;
   c->fd = nfd;
+  c->id = id;
   uv_loop_t *loop;
   CHECK(napi_get_uv_event_loop(env, &loop));
   if (uv_poll_init_socket(loop, &c->poll, nfd) != 0) {
@@ -213,16 +270,14 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     return NULL;
   }
   c->poll.data = c;
-  CHECK(napi_create_reference(env, argv[1], 1, &c->on_read));
-  CHECK(napi_create_reference(env, argv[2], 1, &c->on_drain));
-  CHECK(napi_create_reference(env, argv[3], 1, &c->on_error));
-  CHECK(napi_create_reference(env, argv[4], 1, &c->resource));
-  napi_value name;
-  CHECK(napi_create_string_utf8(env, "WardenNativeSocket", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_async_init(env, argv[4], name, &c->actx));
-  napi_value ext;
   c->refs = 2;
-  CHECK(napi_create_external(env, c, on_finalize, NULL, &ext));
+  napi_value ext;
+  if (napi_create_external(env, c, on_finalize, NULL, &ext) != napi_ok) {
+    c->refs = 1;
+    do_close(c);
+    napi_throw_error(env, NULL, "napi_create_external failed");
+    return NULL;
+  }
   return ext;
 }
 
@@ -240,7 +295,7 @@ static napi_value js_set_reading(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* write(conn, buffer, start, end) -> 1 all sent, 0 queued (wait for drain), -errno on error. */
+/* write(conn, buffer, start, end) -> 1 all sent, 0 queued (a drain event follows), -errno on error. */
 static napi_value js_write(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
@@ -328,7 +383,7 @@ static napi_value js_end(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* destroy(conn): close now, dropping anything queued. */
+/* destroy(conn): close now, dropping anything queued. Events already collected for it are still delivered. */
 static napi_value js_destroy(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -341,13 +396,36 @@ static napi_value js_destroy(napi_env env, napi_callback_info info) {
 }
 
 static napi_value init(napi_env env, napi_value exports) {
-  napi_value buf;
+  napi_value arena_buf, events_ab, events_arr;
   void *data;
-  CHECK(napi_create_buffer(env, READ_SIZE, &data, &buf));
-  read_buf = data;
-  CHECK(napi_create_reference(env, buf, 1, &read_buf_ref));
+  if (arena == NULL) {
+    CHECK(napi_create_buffer(env, ARENA_SIZE, &data, &arena_buf));
+    arena = data;
+    napi_ref keep;
+    CHECK(napi_create_reference(env, arena_buf, 1, &keep));
+    CHECK(napi_create_arraybuffer(env, MAX_EVENTS * 4 * sizeof(int32_t), &data, &events_ab));
+    events = data;
+    CHECK(napi_create_reference(env, events_ab, 1, &keep));
+    CHECK(napi_create_typedarray(env, napi_int32_array, MAX_EVENTS * 4, events_ab, 0, &events_arr));
+  } else {
+    /* A second instance (a worker thread) gets no shared memory: open() refuses it. */
+    CHECK(napi_create_buffer(env, 0, &data, &arena_buf));
+    CHECK(napi_create_arraybuffer(env, 0, &data, &events_ab));
+    CHECK(napi_create_typedarray(env, napi_int32_array, 0, events_ab, 0, &events_arr));
+  }
+  napi_value c_read, c_drain, c_eof, c_error;
+  CHECK(napi_create_int32(env, EV_READ, &c_read));
+  CHECK(napi_create_int32(env, EV_DRAIN, &c_drain));
+  CHECK(napi_create_int32(env, EV_EOF, &c_eof));
+  CHECK(napi_create_int32(env, EV_ERROR, &c_error));
   napi_property_descriptor props[] = {
-    {"readBuffer", NULL, NULL, NULL, NULL, buf, napi_enumerable, NULL},
+    {"arena", NULL, NULL, NULL, NULL, arena_buf, napi_enumerable, NULL},
+    {"events", NULL, NULL, NULL, NULL, events_arr, napi_enumerable, NULL},
+    {"EV_READ", NULL, NULL, NULL, NULL, c_read, napi_enumerable, NULL},
+    {"EV_DRAIN", NULL, NULL, NULL, NULL, c_drain, napi_enumerable, NULL},
+    {"EV_EOF", NULL, NULL, NULL, NULL, c_eof, napi_enumerable, NULL},
+    {"EV_ERROR", NULL, NULL, NULL, NULL, c_error, napi_enumerable, NULL},
+    {"init", NULL, js_init, NULL, NULL, NULL, napi_enumerable, NULL},
     {"open", NULL, js_open, NULL, NULL, NULL, napi_enumerable, NULL},
     {"setReading", NULL, js_set_reading, NULL, NULL, NULL, napi_enumerable, NULL},
     {"write", NULL, js_write, NULL, NULL, NULL, napi_enumerable, NULL},

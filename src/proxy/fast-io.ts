@@ -24,7 +24,12 @@ const SHARED = Buffer.allocUnsafe(64 * 1024);
 const SHARED_MEMORY = SHARED.buffer;
 export const FAST_IO_ENABLED = process.env.WARDEN_FAST_IO !== '0';
 
-export type ChunkConsumer = (chunk: Buffer) => void;
+/**
+ * Takes bytes [start, end) of `buf`: a range, so the hot path makes no view
+ * per read. For fast and native sockets `buf` is a shared read buffer, valid
+ * only during the call.
+ */
+export type ChunkConsumer = (buf: Buffer, start: number, end: number) => void;
 
 interface FastState {
   consumer: ChunkConsumer | null;
@@ -37,9 +42,8 @@ function makeOnread(state: FastState): { buffer: Buffer; callback: (n: number) =
   return {
     buffer: SHARED,
     callback: (n: number) => {
-      const chunk = SHARED.subarray(0, n);
-      if (state.consumer) state.consumer(chunk);
-      else state.queued.push(Buffer.from(chunk));
+      if (state.consumer) state.consumer(SHARED, 0, n);
+      else state.queued.push(Buffer.from(SHARED.subarray(0, n)));
       return true;
     },
   };
@@ -116,11 +120,12 @@ export function consume(sock: net.Socket | import('node:stream').Duplex, consume
     state.consumer = consumer;
     const q = state.queued;
     state.queued = [];
-    for (const b of q) consumer(b);
+    for (const b of q) consumer(b, 0, b.length);
     return () => {
       if (state.consumer === consumer) state.consumer = null;
     };
   }
-  sock.on('data', consumer);
-  return () => sock.off('data', consumer);
+  const onData = (chunk: Buffer): void => consumer(chunk, 0, chunk.length);
+  sock.on('data', onData);
+  return () => sock.off('data', onData);
 }

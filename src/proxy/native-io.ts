@@ -36,12 +36,20 @@ import { consume, queuedFast, registerTransientMemory, type ChunkConsumer } from
 type NativeHandle = { readonly __nativeConnection: unique symbol };
 
 interface Binding {
-  /** The buffer every read lands in; chunks are views of it. */
-  readonly readBuffer: Buffer;
-  /** Take over (a duplicate of) the connected socket `fd`; callbacks get `resource` as `this`. */
-  open(fd: number, onRead: (n: number) => void, onDrain: () => void, onError: (errno: number) => void, resource: object): NativeHandle;
+  /** Where the bytes of a batch's reads are (valid only during the batch call). */
+  readonly arena: Buffer;
+  /** A batch's events: [socket id, kind, a, b] each (see EV_*). */
+  readonly events: Int32Array;
+  readonly EV_READ: number;
+  readonly EV_DRAIN: number;
+  readonly EV_EOF: number;
+  readonly EV_ERROR: number;
+  /** Set the function each loop iteration's events go to (once per process). */
+  init(onBatch: (count: number) => void, resource: object): void;
+  /** Take over (a duplicate of) the connected socket `fd`; its events carry `id`. */
+  open(fd: number, id: number): NativeHandle;
   setReading(h: NativeHandle, on: boolean): void;
-  /** 1: all sent; 0: the rest is queued (wait for onDrain); negative: -errno. */
+  /** 1: all sent; 0: the rest is queued (an EV_DRAIN event follows once it is sent); negative: -errno. */
   write(h: NativeHandle, buf: Buffer, start: number, end: number): number;
   queued(h: NativeHandle): number;
   /** Shut down the write side once the queue is empty (reading goes on until the caller destroys). */
@@ -49,23 +57,57 @@ interface Binding {
   destroy(h: NativeHandle): void;
 }
 
+/** Open sockets by the id their events carry; ids are reused once a socket is gone. */
+const byId: (NativeSocket | undefined)[] = [];
+const freeIds: number[] = [];
+
 function load(): { binding: Binding | null; reason: string } {
   if (process.env.WARDEN_NATIVE_IO === '0') return { binding: null, reason: 'disabled by WARDEN_NATIVE_IO=0' };
+  let binding: Binding;
   try {
     const require = createRequire(import.meta.url);
     // From src/proxy and dist/proxy alike.
-    const binding = require('../../native/build/Release/warden_io.node') as Binding;
-    if (!Buffer.isBuffer(binding.readBuffer) || typeof binding.open !== 'function') return { binding: null, reason: 'the addon does not have the expected interface' };
-    return { binding, reason: 'loaded' };
+    binding = require('../../native/build/Release/warden_io.node') as Binding;
   } catch (err) {
     return { binding: null, reason: `the addon could not be loaded (${(err as Error).message.split('\n')[0]}); run npm install to build it` };
+  }
+  if (!Buffer.isBuffer(binding.arena) || !(binding.events instanceof Int32Array) || typeof binding.init !== 'function') {
+    return { binding: null, reason: 'the addon does not have the expected interface' };
+  }
+  try {
+    binding.init(onBatch, {});
+  } catch (err) {
+    return { binding: null, reason: `the addon could not start (${(err as Error).message})` };
+  }
+  return { binding, reason: 'loaded' };
+}
+
+/** Everything that happened on the addon's sockets in one loop iteration. */
+function onBatch(count: number): void {
+  const ev = EVENTS!;
+  const arena = ARENA!;
+  const b = binding!;
+  for (let i = 0, at = 0; i < count; i++, at += 4) {
+    const s = byId[ev[at]];
+    if (s === undefined) continue; // destroyed earlier in this batch
+    const kind = ev[at + 1];
+    try {
+      if (kind === b.EV_READ) s._read(arena, ev[at + 2], ev[at + 3]);
+      else if (kind === b.EV_DRAIN) s._drain();
+      else if (kind === b.EV_EOF) s._eof();
+      else s._error(ev[at + 2]);
+    } catch (err) {
+      // A consumer that throws ends its own socket, never the batch (other sessions' events).
+      s.destroy(err instanceof Error ? err : new Error(String(err)));
+    }
   }
 }
 
 const loaded = load();
 const binding = loaded.binding;
-const READ_BUFFER = binding?.readBuffer;
-if (READ_BUFFER) registerTransientMemory(READ_BUFFER.buffer);
+const ARENA = binding?.arena;
+const EVENTS = binding?.events;
+if (ARENA) registerTransientMemory(ARENA.buffer);
 
 /** Whether sessions relay through the addon, and why not when they do not. */
 export const nativeIo: { readonly available: boolean; readonly reason: string } = Object.freeze({
@@ -83,11 +125,10 @@ function errnoError(errno: number): NodeJS.ErrnoException {
   return err;
 }
 
-type Consumer = ChunkConsumer;
-
 export class NativeSocket extends EventEmitter {
   #handle: NativeHandle | null;
-  #consumer: Consumer | null = null;
+  readonly #id: number;
+  #consumer: ChunkConsumer | null = null;
   /** Copies of chunks read while no consumer was attached. */
   #queued: Buffer[] = [];
   #wantRead = false;
@@ -98,13 +139,10 @@ export class NativeSocket extends EventEmitter {
   /** @internal Use {@link adoptNative}. */
   constructor(b: Binding, fd: number) {
     super();
-    this.#handle = b.open(
-      fd,
-      (n) => this.#onRead(n),
-      () => this.#onDrain(),
-      (errno) => this.#onError(errno),
-      this,
-    );
+    const id = freeIds.pop() ?? byId.length;
+    this.#handle = b.open(fd, id);
+    this.#id = id;
+    byId[id] = this;
   }
 
   get destroyed(): boolean {
@@ -120,24 +158,25 @@ export class NativeSocket extends EventEmitter {
     return this.#handle ? binding!.queued(this.#handle) : 0;
   }
 
-  /** Deliver incoming chunks to `consumer` (null detaches); chunks read meanwhile are delivered first. */
-  setConsumer(consumer: Consumer | null): void {
+  /** Deliver incoming bytes to `consumer` (null detaches); chunks read meanwhile are delivered first. */
+  setConsumer(consumer: ChunkConsumer | null): void {
     this.#consumer = consumer;
     if (!consumer || this.#queued.length === 0) return;
     const q = this.#queued;
     this.#queued = [];
-    for (const b of q) consumer(b);
+    for (const b of q) consumer(b, 0, b.length);
   }
 
-  #onRead(n: number): void {
-    if (this.#ending) return; // after end(): read only to notice the peer closing
-    const chunk = READ_BUFFER!.subarray(0, n);
+  /** @internal Bytes [start, end) of the batch's arena arrived. */
+  _read(arena: Buffer, start: number, end: number): void {
+    if (this.#ending || this.#destroyed) return; // after end(): read only to notice the peer closing
     const c = this.#consumer;
-    if (c) c(chunk);
-    else this.#queued.push(Buffer.from(chunk));
+    if (c) c(arena, start, end);
+    else this.#queued.push(Buffer.from(arena.subarray(start, end)));
   }
 
-  #onDrain(): void {
+  /** @internal Everything queued has been sent. */
+  _drain(): void {
     if (this.#destroyed) return;
     if (this.#ending && this.#eof) {
       this.destroy();
@@ -146,19 +185,20 @@ export class NativeSocket extends EventEmitter {
     this.emit('drain');
   }
 
-  #onError(errno: number): void {
+  /** @internal The peer closed its side: like net.Socket without allowHalfOpen, finish writing and close. */
+  _eof(): void {
     if (this.#destroyed) return;
-    if (errno === 0) {
-      // The peer closed its side: like net.Socket without allowHalfOpen, finish writing and close.
-      this.#eof = true;
-      if (!this.#ending) {
-        this.#ending = true;
-        binding!.end(this.#handle!);
-      }
-      if (binding!.queued(this.#handle!) === 0) this.destroy();
-      return;
+    this.#eof = true;
+    if (!this.#ending) {
+      this.#ending = true;
+      binding!.end(this.#handle!);
     }
-    this.destroy(errnoError(errno));
+    if (binding!.queued(this.#handle!) === 0) this.destroy();
+  }
+
+  /** @internal The socket failed (errno). */
+  _error(errno: number): void {
+    if (!this.#destroyed) this.destroy(errnoError(errno));
   }
 
   /**
@@ -216,6 +256,8 @@ export class NativeSocket extends EventEmitter {
     this.#consumer = null;
     this.#queued = [];
     if (h) binding!.destroy(h);
+    byId[this.#id] = undefined;
+    freeIds.push(this.#id);
     process.nextTick(() => {
       if (err) this.emit('error', err);
       this.emit('close', err !== undefined);

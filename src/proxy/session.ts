@@ -48,9 +48,13 @@ export interface RelaySocket {
 
 type Sock = net.Socket | tls.TLSSocket | NativeSocket;
 
-/** Write bytes that may be a transient read chunk: Node's sockets need a copy, the native one copies what it keeps. */
-function send(sock: Sock, b: Buffer): boolean {
-  return sock instanceof NativeSocket ? sock.write(b) : sock.write(ownBytes(b));
+/**
+ * Write bytes [start, end) of `b`, which may be a transient read chunk: Node's
+ * sockets need a copy, the native one copies only what it must keep.
+ */
+function send(sock: Sock, b: Buffer, start: number, end: number): boolean {
+  if (sock instanceof NativeSocket) return sock.write(b, start, end);
+  return sock.write(ownBytes(start === 0 && end === b.length ? b : b.subarray(start, end)));
 }
 
 /**
@@ -187,8 +191,8 @@ export class Session implements SessionInfo {
   /** Start relaying. */
   start(): void {
     const { client, upstream } = this;
-    consumeSocket(client, (chunk) => this.fromClient(chunk));
-    consumeSocket(upstream, (chunk) => this.fromUpstream(chunk));
+    consumeSocket(client, (buf, start, end) => this.fromClient(buf, start, end));
+    consumeSocket(upstream, (buf, start, end) => this.fromUpstream(buf, start, end));
     const c = this.clientSide;
     const u = this.upstreamSide;
     c.on('drain', () => {
@@ -204,8 +208,8 @@ export class Session implements SessionInfo {
     c.on('close', () => this.end('client closed the connection'));
     u.on('close', () => this.end('upstream closed the connection'));
     this.hooks.sessionStart?.(this);
-    if (this.pendingUpstream.length) this.fromUpstream(this.pendingUpstream);
-    if (this.pendingClient.length) this.fromClient(this.pendingClient);
+    if (this.pendingUpstream.length) this.fromUpstream(this.pendingUpstream, 0, this.pendingUpstream.length);
+    if (this.pendingClient.length) this.fromClient(this.pendingClient, 0, this.pendingClient.length);
     this.pendingClient = this.pendingUpstream = Buffer.alloc(0);
     this.updateFlow();
   }
@@ -250,17 +254,18 @@ export class Session implements SessionInfo {
   }
 
   private flushUpstream(): void {
-    const b = this.toUpstream.take();
-    // A view of the shared read buffer must be copied: a write may complete later.
-    if (b && !this.upstream.destroyed && !send(this.upstream, b)) {
+    const out = this.toUpstream;
+    const b = out.takeRange();
+    if (b && !this.upstream.destroyed && !send(this.upstream, b, out.rangeStart, out.rangeEnd)) {
       this.upstreamFull = true;
       this.updateFlow();
     }
   }
 
   private flushClient(): void {
-    const b = this.toClient.take();
-    if (b && !this.client.destroyed && !send(this.client, b)) {
+    const out = this.toClient;
+    const b = out.takeRange();
+    if (b && !this.client.destroyed && !send(this.client, b, out.rangeStart, out.rangeEnd)) {
       this.clientFull = true;
       this.updateFlow();
     }
@@ -268,10 +273,10 @@ export class Session implements SessionInfo {
 
   // ---- client → upstream ---------------------------------------------------
 
-  private fromClient(chunk: Buffer): void {
+  private fromClient(buf: Buffer, start: number, end: number): void {
     if (this.closed) return;
     try {
-      this.clientFramer.push(chunk);
+      this.clientFramer.push(buf, start, end);
     } catch (err) {
       this.protocolFailure(err);
       return;
@@ -512,10 +517,10 @@ export class Session implements SessionInfo {
 
   // ---- upstream → client ---------------------------------------------------
 
-  private fromUpstream(chunk: Buffer): void {
+  private fromUpstream(buf: Buffer, start: number, end: number): void {
     if (this.closed) return;
     try {
-      this.serverFramer.push(chunk);
+      this.serverFramer.push(buf, start, end);
     } catch (err) {
       this.flushClient();
       if (err instanceof DesyncError) {

@@ -17,7 +17,8 @@ export class SocketReader {
   private buf: Buffer = Buffer.alloc(0);
   private waiter: (() => void) | null = null;
   private failure: Error | null = null;
-  private readonly onData = (chunk: Buffer): void => {
+  private readonly onData = (buf: Buffer, start: number, end: number): void => {
+    const chunk = start === 0 && end === buf.length ? buf : buf.subarray(start, end);
     this.buf = this.buf.length === 0 ? ownBytes(chunk) : Buffer.concat([this.buf, chunk]);
     this.wake();
   };

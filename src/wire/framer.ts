@@ -50,12 +50,15 @@ export class Framer {
     return (this.pending?.length ?? 0) + this.wholeFill;
   }
 
-  push(chunk: Buffer): void {
+  /** Feed bytes [start, end) of `chunk` (all of it by default). */
+  push(chunk: Buffer, start = 0, end = chunk.length): void {
     if (this.pending) {
-      chunk = Buffer.concat([this.pending, chunk]);
+      const joined = Buffer.concat([this.pending, chunk.subarray(start, end)]);
       this.pending = null;
+      this.run(joined, 0, joined.length);
+      return;
     }
-    this.run(chunk);
+    this.run(chunk, start, end);
   }
 
   pause(): void {
@@ -68,24 +71,24 @@ export class Framer {
     if (this.running) return; // resumed from inside a handler: run() continues
     const p = this.pending;
     this.pending = null;
-    if (p) this.run(p);
+    if (p) this.run(p, 0, p.length);
   }
 
-  private run(buf: Buffer): void {
+  private run(buf: Buffer, start: number, end: number): void {
     this.running = true;
     try {
-      this.loop(buf);
+      this.loop(buf, start, end);
     } finally {
       this.running = false;
     }
   }
 
-  private loop(buf: Buffer): void {
-    const len = buf.length;
-    let pos = 0;
+  /** Frames bytes [start, len) of `buf`. */
+  private loop(buf: Buffer, start: number, len: number): void {
+    let pos = start;
     while (pos < len) {
       if (this.paused) {
-        this.pending = Buffer.from(buf.subarray(pos));
+        this.pending = Buffer.from(buf.subarray(pos, len));
         return;
       }
       if (this.streamRemaining > 0) {
@@ -109,7 +112,7 @@ export class Framer {
         continue;
       }
       if (len - pos < 5) {
-        this.pending = Buffer.from(buf.subarray(pos)); // tiny copy: the chunk may be large
+        this.pending = Buffer.from(buf.subarray(pos, len)); // tiny copy: the chunk may be large
         return;
       }
       const type = buf[pos];
@@ -125,7 +128,7 @@ export class Framer {
           pos += total;
           if (this.handler.onMessage(type, buf, start, pos) === false) this.paused = true;
         } else {
-          this.wholeParts = [Buffer.from(buf.subarray(pos))];
+          this.wholeParts = [Buffer.from(buf.subarray(pos, len))];
           this.wholeFill = len - pos;
           this.wholeTotal = total;
           this.wholeType = type;

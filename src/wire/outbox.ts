@@ -50,6 +50,34 @@ export class Outbox {
     this.runBuf = null;
   }
 
+  /** Where the bytes are in the buffer the last takeRange() returned: [rangeStart, rangeEnd). */
+  rangeStart = 0;
+  rangeEnd = 0;
+
+  /**
+   * Take everything collected as bytes [rangeStart, rangeEnd) of the returned
+   * buffer (null when empty): no view is made when it is one run of one buffer,
+   * the common case of a chunk relayed whole.
+   */
+  takeRange(): Buffer | null {
+    const run = this.runBuf;
+    if (this.parts.length === 0 && run !== null) {
+      const start = this.runStart - run.byteOffset;
+      const end = this.runEnd - run.byteOffset;
+      // A run may have grown past its first view (ranges of other views of the same memory).
+      if (start >= 0 && end <= run.length) {
+        this.runBuf = null;
+        this.rangeStart = start;
+        this.rangeEnd = end;
+        return run;
+      }
+    }
+    const out = this.take();
+    this.rangeStart = 0;
+    this.rangeEnd = out === null ? 0 : out.length;
+    return out;
+  }
+
   /** Take everything collected as one buffer (null when empty). */
   take(): Buffer | null {
     if (this.parts.length === 0) {

@@ -26,9 +26,55 @@ describe('Outbox', () => {
   });
 });
 
+describe('Outbox.takeRange', () => {
+  it('gives one run of one buffer as a range of that same buffer, no view made', () => {
+    const arena = Buffer.from('xxabcdefyy');
+    const o = new Outbox();
+    o.pushRange(arena, 2, 5);
+    o.pushRange(arena, 5, 8);
+    const b = o.takeRange()!;
+    expect(b).toBe(arena);
+    expect(b.toString('latin1', o.rangeStart, o.rangeEnd)).toBe('abcdef');
+    expect(o.takeRange()).toBeNull();
+  });
+
+  it('gives a run that grew past its first view as a view of all of it', () => {
+    const arena = Buffer.from('0123456789');
+    const o = new Outbox();
+    o.push(arena.subarray(0, 4)); // the run starts as this 4-byte view...
+    o.pushRange(arena.subarray(4), 0, 6); // ...and grows with a range of another view of the same memory
+    const b = o.takeRange()!;
+    expect(b.toString('latin1', o.rangeStart, o.rangeEnd)).toBe('0123456789');
+  });
+
+  it('joins several pieces into one buffer', () => {
+    const o = new Outbox();
+    o.push(Buffer.from('ab'));
+    o.push(Buffer.from('cd'));
+    const b = o.takeRange()!;
+    expect(b.toString('latin1', o.rangeStart, o.rangeEnd)).toBe('abcd');
+    expect([o.rangeStart, o.rangeEnd]).toEqual([0, 4]);
+  });
+});
+
 describe('Framer', () => {
   const stream = Buffer.concat([encodeQuery('select 1'), encodeParse('s1', 'select $1', [23]), encodeSync(), encodeQuery('')]);
   const expected = ['Q', 'P', 'S', 'Q'];
+
+  it('frames only the given range of a chunk, at every split into two ranges of one buffer', () => {
+    // Like a read arena: other bytes before and after the range must never be read as messages.
+    const arena = Buffer.concat([Buffer.from('garbage!'), stream, Buffer.from('more garbage')]);
+    const from = 8;
+    const to = 8 + stream.length;
+    for (let cut = from; cut <= to; cut++) {
+      const seen: string[] = [];
+      const f = new Framer({ wantsWhole: () => true, onMessage: (t) => void seen.push(String.fromCharCode(t)), onStream: () => undefined });
+      f.push(arena, from, cut);
+      f.push(arena, cut, to);
+      expect(seen, `cut at ${cut}`).toEqual(expected);
+      expect(f.buffered).toBe(0);
+    }
+  });
 
   it('delivers the same messages whatever the chunk boundaries (every cut point, and byte by byte)', () => {
     const run = (chunks: Buffer[]) => {
