@@ -60,6 +60,12 @@ interface Binding {
 /** Open sockets by the id their events carry; ids are reused once a socket is gone. */
 const byId: (NativeSocket | undefined)[] = [];
 const freeIds: number[] = [];
+/**
+ * Ids freed during a batch: reused only after it, so a later event of the
+ * batch for a socket that was just destroyed can never reach a new socket.
+ */
+const batchFreed: number[] = [];
+let inBatch = false;
 
 function load(): { binding: Binding | null; reason: string } {
   if (process.env.WARDEN_NATIVE_IO === '0') return { binding: null, reason: 'disabled by WARDEN_NATIVE_IO=0' };
@@ -84,9 +90,16 @@ function load(): { binding: Binding | null; reason: string } {
 
 /** Everything that happened on the addon's sockets in one loop iteration. */
 function onBatch(count: number): void {
-  const ev = EVENTS!;
-  const arena = ARENA!;
-  const b = binding!;
+  inBatch = true;
+  try {
+    dispatch(EVENTS!, ARENA!, binding!, count);
+  } finally {
+    inBatch = false;
+    while (batchFreed.length > 0) freeIds.push(batchFreed.pop()!);
+  }
+}
+
+function dispatch(ev: Int32Array, arena: Buffer, b: Binding, count: number): void {
   for (let i = 0, at = 0; i < count; i++, at += 4) {
     const s = byId[ev[at]];
     if (s === undefined) continue; // destroyed earlier in this batch
@@ -257,7 +270,7 @@ export class NativeSocket extends EventEmitter {
     this.#queued = [];
     if (h) binding!.destroy(h);
     byId[this.#id] = undefined;
-    freeIds.push(this.#id);
+    (inBatch ? batchFreed : freeIds).push(this.#id);
     process.nextTick(() => {
       if (err) this.emit('error', err);
       this.emit('close', err !== undefined);

@@ -202,6 +202,41 @@ runIf('NativeSocket', () => {
     await peerClosed;
   });
 
+  it("a socket destroyed during a batch never passes its remaining events to a socket opened after it", async () => {
+    const x = await pair();
+    const y = await pair();
+    // Z: accepted and waiting, adopted from inside X's consumer (in the middle of a batch).
+    const server = net.createServer({ pauseOnConnect: true });
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const acceptedZ = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+    const peerZ = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    peerZ.on('error', () => undefined);
+    open.push(peerZ);
+    const rawZ = await acceptedZ;
+    let z: NativeSocket | null = null;
+    const toZ: string[] = [];
+    consumeSocket(x.ours, () => {
+      if (z) return;
+      y.ours.destroy();
+      z = adoptNative(rawZ);
+      open.push(z!);
+      consumeSocket(z!, (b, start, end) => toZ.push(b.toString('latin1', start, end)));
+      z!.resume();
+    });
+    consumeSocket(y.ours, () => undefined);
+    x.ours.resume();
+    y.ours.resume();
+    // Both arrive before Warden's side polls again: one batch, X's event first.
+    x.peer.write('x');
+    y.peer.write('for y only');
+    await expect.poll(() => z !== null).toBe(true);
+    peerZ.write('for z');
+    await expect.poll(() => toZ.join('')).toBe('for z');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(toZ.join('')).toBe('for z');
+  });
+
   it('many sockets opened and closed do not leak descriptors', async () => {
     const fds = (): number => fs.readdirSync('/proc/self/fd').length;
     const before = fds();
