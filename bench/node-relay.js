@@ -67,7 +67,7 @@ function onBatch(count) {
     const p = peers[id];
     if (!p || p.closed) continue;
     if (kind === io.EV_READ) {
-      if (io.write(p.peer, io.arena, a, b) < 0) p.close();
+      if (io.writeArena(p.peer, a, b) < 0) p.close();
     } else if (kind === io.EV_EOF || kind === io.EV_ERROR) p.close();
   }
 }
@@ -78,19 +78,20 @@ function relayNative(accepted) {
   }
   const up = net.connect({ host: upHost, port: Number(upPort), noDelay: true });
   up.once('connect', () => {
-    const cid = peers.length;
-    const uid = cid + 1;
-    const c = io.open(accepted._handle.fd, cid);
-    const u = io.open(up._handle.fd, uid);
+    // Ids are never reused here: the relay only runs for a bench.
+    const c = peers.length;
+    const u = c + 1;
+    io.open(accepted._handle.fd, c);
+    io.open(up._handle.fd, u);
     const state = { closed: false };
-    state.close = () => {
+    const close = () => {
       if (state.closed) return;
       state.closed = true;
       io.destroy(c);
       io.destroy(u);
     };
-    peers[cid] = { peer: u, ...state, close: state.close, get closed() { return state.closed; } };
-    peers[uid] = { peer: c, close: state.close, get closed() { return state.closed; } };
+    peers[c] = { peer: u, close, get closed() { return state.closed; } };
+    peers[u] = { peer: c, close, get closed() { return state.closed; } };
     accepted.destroy();
     up.destroy();
     io.setReading(c, true);

@@ -43,10 +43,13 @@ typedef struct conn {
   int events;       /* events the poll is started with (0: stopped) */
   int closing;      /* uv_close called */
   int end_after_drain;
-  int refs;         /* the poll handle and the JavaScript external: freed when both are gone */
   char *q;          /* bytes the kernel has not taken yet */
   size_t q_off, q_len, q_cap;
 } conn;
+
+/* Open connections by the id JavaScript gave them (JavaScript reuses an id only once its socket is gone). */
+static conn **table;
+static uint32_t table_size;
 
 static napi_env the_env;
 static char *arena;
@@ -72,27 +75,17 @@ static void update_poll(conn *c) {
   else uv_poll_start(&c->poll, ev, on_poll);
 }
 
-static void release(conn *c) {
-  if (--c->refs == 0) free(c);
-}
-
 static void on_close(uv_handle_t *h) {
   conn *c = (conn *)h->data;
   close(c->fd);
-  c->fd = -1;
   free(c->q);
-  c->q = NULL;
-  c->q_len = c->q_off = c->q_cap = 0;
-  release(c);
-}
-
-static void on_finalize(napi_env env, void *data, void *hint) {
-  release((conn *)data);
+  free(c);
 }
 
 static void do_close(conn *c) {
   if (c->closing) return;
   c->closing = 1;
+  if ((uint32_t)c->id < table_size && table[c->id] == c) table[c->id] = NULL;
   uv_close((uv_handle_t *)&c->poll, on_close);
 }
 
@@ -199,13 +192,11 @@ static void on_poll(uv_poll_t *h, int status, int ev) {
   if (event_count > 0) want_check();
 }
 
-static conn *unwrap(napi_env env, napi_value v) {
-  void *p = NULL;
-  if (napi_get_value_external(env, v, &p) != napi_ok || p == NULL) {
-    napi_throw_type_error(env, NULL, "not a native connection");
-    return NULL;
-  }
-  return (conn *)p;
+/* The open connection with this id, or NULL (closed, or never opened). */
+static conn *lookup(napi_env env, napi_value v) {
+  int32_t id;
+  if (napi_get_value_int32(env, v, &id) != napi_ok || id < 0 || (uint32_t)id >= table_size) return NULL;
+  return table[id];
 }
 
 /* init(onBatch, resource): the one JavaScript function every batch goes to. */
@@ -234,7 +225,7 @@ static napi_value js_init(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* open(fd, id) -> external. Takes a duplicate of fd; the caller closes its own. */
+/* open(fd, id): take over a duplicate of fd (the caller closes its own) under id, which must be free. */
 static napi_value js_open(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -246,6 +237,22 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   int32_t fd, id;
   CHECK(napi_get_value_int32(env, argv[0], &fd));
   CHECK(napi_get_value_int32(env, argv[1], &id));
+  if (id < 0 || id > (1 << 24) || ((uint32_t)id < table_size && table[id] != NULL)) {
+    napi_throw_range_error(env, NULL, "socket id in use or out of range");
+    return NULL;
+  }
+  if ((uint32_t)id >= table_size) {
+    uint32_t size = table_size ? table_size : 64;
+    while (size <= (uint32_t)id) size *= 2;
+    conn **t = realloc(table, size * sizeof(conn *));
+    if (!t) {
+      napi_throw_error(env, NULL, "out of memory");
+      return NULL;
+    }
+    memset(t + table_size, 0, (size - table_size) * sizeof(conn *));
+    table = t;
+    table_size = size;
+  }
   int nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (nfd < 0) {
     napi_throw_error(env, NULL, strerror(errno));
@@ -270,22 +277,15 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     return NULL;
   }
   c->poll.data = c;
-  c->refs = 2;
-  napi_value ext;
-  if (napi_create_external(env, c, on_finalize, NULL, &ext) != napi_ok) {
-    c->refs = 1;
-    do_close(c);
-    napi_throw_error(env, NULL, "napi_create_external failed");
-    return NULL;
-  }
-  return ext;
+  table[id] = c;
+  return NULL;
 }
 
 static napi_value js_set_reading(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  conn *c = unwrap(env, argv[0]);
+  conn *c = lookup(env, argv[0]);
   if (!c) return NULL;
   bool on;
   CHECK(napi_get_value_bool(env, argv[1], &on));
@@ -295,13 +295,22 @@ static napi_value js_set_reading(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* write(conn, buffer, start, end) -> 1 all sent, 0 queued (a drain event follows), -errno on error. */
+/* Send bytes [start, end) of data (len bytes): 1 all sent, 0 queued (a drain event follows), -errno on error. */
+static int do_write(conn *c, const char *data, size_t len, int32_t start, int32_t end);
+
+static napi_value result(napi_env env, int rc) {
+  napi_value out;
+  CHECK(napi_create_int32(env, rc, &out));
+  return out;
+}
+
+/* write(id, buffer, start, end) -> see do_write. */
 static napi_value js_write(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  conn *c = unwrap(env, argv[0]);
-  if (!c) return NULL;
+  conn *c = lookup(env, argv[0]);
+  if (!c) return result(env, -EPIPE);
   char *data;
   size_t len;
   CHECK(napi_get_buffer_info(env, argv[1], (void **)&data, &len));
@@ -312,6 +321,38 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "write range out of bounds");
     return NULL;
   }
+  int rc = do_write(c, data, len, start, end);
+  if (rc == -ENOMEM) {
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  return result(env, rc);
+}
+
+/* writeArena(id, start, end): write bytes of the current batch's arena (the relay's common case). */
+static napi_value js_write_arena(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  conn *c = lookup(env, argv[0]);
+  if (!c) return result(env, -EPIPE);
+  int32_t start, end;
+  CHECK(napi_get_value_int32(env, argv[1], &start));
+  CHECK(napi_get_value_int32(env, argv[2], &end));
+  if (start < 0 || end < start || (size_t)end > ARENA_SIZE) {
+    napi_throw_range_error(env, NULL, "write range out of bounds");
+    return NULL;
+  }
+  int rc = do_write(c, arena, ARENA_SIZE, start, end);
+  if (rc == -ENOMEM) {
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  return result(env, rc);
+}
+
+static int do_write(conn *c, const char *data, size_t len, int32_t start, int32_t end) {
+  (void)len;
   int rc = 1;
   const char *p = data + start;
   size_t n = (size_t)(end - start);
@@ -341,10 +382,7 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
         size_t cap = c->q_cap ? c->q_cap : 16384;
         while (cap < c->q_len + n) cap *= 2;
         char *nq = realloc(c->q, cap);
-        if (!nq) {
-          napi_throw_error(env, NULL, "out of memory");
-          return NULL;
-        }
+        if (!nq) return -ENOMEM;
         c->q = nq;
         c->q_cap = cap;
       }
@@ -354,9 +392,7 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
       rc = 0;
     }
   }
-  napi_value out;
-  CHECK(napi_create_int32(env, rc, &out));
-  return out;
+  return rc;
 }
 
 /* Bytes queued in user space (not yet taken by the kernel). */
@@ -364,10 +400,9 @@ static napi_value js_queued(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  conn *c = unwrap(env, argv[0]);
-  if (!c) return NULL;
+  conn *c = lookup(env, argv[0]);
   napi_value out;
-  CHECK(napi_create_double(env, (double)c->q_len, &out));
+  CHECK(napi_create_double(env, c ? (double)c->q_len : 0, &out));
   return out;
 }
 
@@ -376,7 +411,7 @@ static napi_value js_end(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  conn *c = unwrap(env, argv[0]);
+  conn *c = lookup(env, argv[0]);
   if (!c || c->closing || c->end_after_drain) return NULL;
   c->end_after_drain = 1;
   if (c->q_len == 0) shutdown(c->fd, SHUT_WR);
@@ -388,7 +423,7 @@ static napi_value js_destroy(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  conn *c = unwrap(env, argv[0]);
+  conn *c = lookup(env, argv[0]);
   if (!c || c->closing) return NULL;
   c->want_read = 0;
   do_close(c);
@@ -429,6 +464,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"open", NULL, js_open, NULL, NULL, NULL, napi_enumerable, NULL},
     {"setReading", NULL, js_set_reading, NULL, NULL, NULL, napi_enumerable, NULL},
     {"write", NULL, js_write, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"writeArena", NULL, js_write_arena, NULL, NULL, NULL, napi_enumerable, NULL},
     {"queued", NULL, js_queued, NULL, NULL, NULL, napi_enumerable, NULL},
     {"end", NULL, js_end, NULL, NULL, NULL, napi_enumerable, NULL},
     {"destroy", NULL, js_destroy, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -32,9 +32,6 @@ import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { consume, queuedFast, registerTransientMemory, type ChunkConsumer } from './fast-io.js';
 
-/** An open connection inside the addon (opaque to JavaScript). */
-type NativeHandle = { readonly __nativeConnection: unique symbol };
-
 interface Binding {
   /** Where the bytes of a batch's reads are (valid only during the batch call). */
   readonly arena: Buffer;
@@ -46,15 +43,21 @@ interface Binding {
   readonly EV_ERROR: number;
   /** Set the function each loop iteration's events go to (once per process). */
   init(onBatch: (count: number) => void, resource: object): void;
-  /** Take over (a duplicate of) the connected socket `fd`; its events carry `id`. */
-  open(fd: number, id: number): NativeHandle;
-  setReading(h: NativeHandle, on: boolean): void;
+  /**
+   * Take over (a duplicate of) the connected socket `fd` under `id`, which its
+   * events carry and every other call names. An id is reused only once its
+   * socket is destroyed; calls naming a closed socket do nothing (write: -EPIPE).
+   */
+  open(fd: number, id: number): void;
+  setReading(id: number, on: boolean): void;
   /** 1: all sent; 0: the rest is queued (an EV_DRAIN event follows once it is sent); negative: -errno. */
-  write(h: NativeHandle, buf: Buffer, start: number, end: number): number;
-  queued(h: NativeHandle): number;
+  write(id: number, buf: Buffer, start: number, end: number): number;
+  /** write() of bytes [start, end) of the arena, during the batch that delivered them. */
+  writeArena(id: number, start: number, end: number): number;
+  queued(id: number): number;
   /** Shut down the write side once the queue is empty (reading goes on until the caller destroys). */
-  end(h: NativeHandle): void;
-  destroy(h: NativeHandle): void;
+  end(id: number): void;
+  destroy(id: number): void;
 }
 
 /** Open sockets by the id their events carry; ids are reused once a socket is gone. */
@@ -139,8 +142,9 @@ function errnoError(errno: number): NodeJS.ErrnoException {
 }
 
 export class NativeSocket extends EventEmitter {
-  #handle: NativeHandle | null;
   readonly #id: number;
+  /** Open in the addon (until destroy). */
+  #open: boolean;
   #consumer: ChunkConsumer | null = null;
   /** Copies of chunks read while no consumer was attached. */
   #queued: Buffer[] = [];
@@ -153,7 +157,8 @@ export class NativeSocket extends EventEmitter {
   constructor(b: Binding, fd: number) {
     super();
     const id = freeIds.pop() ?? byId.length;
-    this.#handle = b.open(fd, id);
+    b.open(fd, id);
+    this.#open = true;
     this.#id = id;
     byId[id] = this;
   }
@@ -168,7 +173,7 @@ export class NativeSocket extends EventEmitter {
 
   /** Bytes accepted by write() that the kernel has not taken yet. */
   get writableLength(): number {
-    return this.#handle ? binding!.queued(this.#handle) : 0;
+    return this.#open ? binding!.queued(this.#id) : 0;
   }
 
   /** Deliver incoming bytes to `consumer` (null detaches); chunks read meanwhile are delivered first. */
@@ -204,9 +209,9 @@ export class NativeSocket extends EventEmitter {
     this.#eof = true;
     if (!this.#ending) {
       this.#ending = true;
-      binding!.end(this.#handle!);
+      binding!.end(this.#id);
     }
-    if (binding!.queued(this.#handle!) === 0) this.destroy();
+    if (binding!.queued(this.#id) === 0) this.destroy();
   }
 
   /** @internal The socket failed (errno). */
@@ -219,10 +224,11 @@ export class NativeSocket extends EventEmitter {
    * transient chunk. False when some of it waits in the queue: wait for 'drain'.
    */
   write(buf: Buffer | Uint8Array, start = 0, end = buf.length): boolean {
-    if (this.#destroyed || this.#ending || !this.#handle) return false;
+    if (this.#destroyed || this.#ending) return false;
     if (end <= start) return true;
-    const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
-    const rc = binding!.write(this.#handle, b, start, end);
+    let rc: number;
+    if (buf === ARENA) rc = binding!.writeArena(this.#id, start, end);
+    else rc = binding!.write(this.#id, Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength), start, end);
     if (rc > 0) return true;
     if (rc === 0) return false;
     const err = errnoError(-rc);
@@ -245,7 +251,7 @@ export class NativeSocket extends EventEmitter {
     const want = this.#ending ? true : on;
     if (this.#destroyed || want === this.#wantRead) return;
     this.#wantRead = want;
-    binding!.setReading(this.#handle!, want);
+    binding!.setReading(this.#id, want);
   }
 
   /** Write `data` if given, then send FIN once everything queued is sent; closes when the peer does. */
@@ -254,9 +260,9 @@ export class NativeSocket extends EventEmitter {
     if (data) this.write(data);
     if (this.#destroyed) return this;
     this.#ending = true;
-    binding!.end(this.#handle!);
+    binding!.end(this.#id);
     this.#setReading(true);
-    if (this.#eof && binding!.queued(this.#handle!) === 0) this.destroy();
+    if (this.#eof && binding!.queued(this.#id) === 0) this.destroy();
     return this;
   }
 
@@ -264,11 +270,10 @@ export class NativeSocket extends EventEmitter {
   destroy(err?: Error): this {
     if (this.#destroyed) return this;
     this.#destroyed = true;
-    const h = this.#handle;
-    this.#handle = null;
     this.#consumer = null;
     this.#queued = [];
-    if (h) binding!.destroy(h);
+    if (this.#open) binding!.destroy(this.#id);
+    this.#open = false;
     byId[this.#id] = undefined;
     (inBatch ? batchFreed : freeIds).push(this.#id);
     process.nextTick(() => {

@@ -30,7 +30,7 @@ import {
 import { MessageWriter } from '../wire/writer.js';
 import { FORWARD, type SessionHooks, type SessionInfo, type StatementSource, type Verdict } from './hooks.js';
 import type { SessionAuth } from './client-handshake.js';
-import { DesyncError, ResponseTracker, StatementRun } from './tracker.js';
+import { DesyncError, ResponseTracker, StatementRun, type PreparedInfo } from './tracker.js';
 import { ownBytes } from './fast-io.js';
 import { NativeSocket, consumeSocket } from './native-io.js';
 
@@ -74,6 +74,9 @@ const SYNC = encodeSync();
  */
 const NO_HOOK_RUN = new StatementRun(undefined, undefined);
 const NO_HOOK_STATEMENT = Object.freeze({ sql: '', paramTypes: [] as number[] });
+
+/** Parse bodies up to this size are remembered for the next Parse (one per session). */
+const LAST_PARSE_MAX = 4096;
 
 /** The portal name of a Bind body (its first C string). */
 function portalName(body: Buffer): string {
@@ -133,6 +136,8 @@ export class Session implements SessionInfo {
   private readonly serverFramer: Framer;
   private readonly toUpstream = new Outbox();
   private readonly toClient = new Outbox();
+  /** The last Parse message's body and its decoding (see onClientMessage). */
+  private lastParse: { readonly bytes: Buffer; readonly name: string; readonly info: PreparedInfo } | null = null;
   private waitingForHook = false;
   private upstreamFull = false;
   private clientFull = false;
@@ -297,8 +302,8 @@ export class Session implements SessionInfo {
       }
       return this.decide({ protocol: 'simple', sql: decodeQueryAt(buf, start, end) }, buf, start, end);
     }
-    const raw = buf.subarray(start, end);
-    const body = raw.subarray(5);
+    // Views of the message are made only where a decoder needs one: this runs for every message.
+    const bodyAt = start + 5;
     switch (type) {
       case F.Parse: {
         if (!this.hooks.statement) {
@@ -306,18 +311,27 @@ export class Session implements SessionInfo {
           this.toUpstream.pushRange(buf, start, end);
           return true;
         }
-        const p = decodeParse(body);
-        this.tracker.parse(p.name, { sql: p.sql, paramTypes: p.paramTypes });
-        this.toUpstream.push(raw);
+        // Clients re-send the same Parse (an unnamed statement per execution): same bytes, same decoding.
+        const last = this.lastParse;
+        const len = end - bodyAt;
+        if (last !== null && last.bytes.length === len && buf.compare(last.bytes, 0, len, bodyAt, end) === 0) {
+          this.tracker.parse(last.name, last.info);
+        } else {
+          const p = decodeParse(buf.subarray(bodyAt, end));
+          const info: PreparedInfo = Object.freeze({ sql: p.sql, paramTypes: Object.freeze(p.paramTypes) });
+          this.tracker.parse(p.name, info);
+          if (len <= LAST_PARSE_MAX) this.lastParse = { bytes: Buffer.from(buf.subarray(bodyAt, end)), name: p.name, info };
+        }
+        this.toUpstream.pushRange(buf, start, end);
         return true;
       }
       case F.Bind: {
         if (!this.hooks.statement) {
-          this.tracker.bind(portalName(body), NO_HOOK_RUN);
+          this.tracker.bind(portalName(buf.subarray(bodyAt, end)), NO_HOOK_RUN);
           this.toUpstream.pushRange(buf, start, end);
           return true;
         }
-        const b = decodeBind(body);
+        const b = decodeBind(buf.subarray(bodyAt, end));
         const info = this.tracker.lookupStatement(b.statement);
         if (!info) {
           this.applyBind(buf, start, end, b.portal, {
@@ -348,30 +362,31 @@ export class Session implements SessionInfo {
           this.toUpstream.pushRange(buf, start, end);
           return true;
         }
-        const { portal } = decodeExecute(body);
+        const { portal } = decodeExecute(buf.subarray(bodyAt, end));
         if (this.tracker.needsDescribe(portal)) {
           this.toUpstream.push(encodeDescribePortal(portal));
           this.tracker.describe('P', portal, true);
         }
         this.tracker.execute(portal);
-        this.toUpstream.push(raw);
+        this.toUpstream.pushRange(buf, start, end);
         return true;
       }
       case F.Describe: {
-        if ((!this.hooks.statement || !this.tracker.hasPortals) && (body[0] === 0x53 || body[0] === 0x50)) {
-          this.tracker.describe(body[0] === 0x53 ? 'S' : 'P', null);
+        const what = end > bodyAt ? buf[bodyAt] : -1;
+        if ((!this.hooks.statement || !this.tracker.hasPortals) && (what === 0x53 || what === 0x50)) {
+          this.tracker.describe(what === 0x53 ? 'S' : 'P', null);
           this.toUpstream.pushRange(buf, start, end);
           return true;
         }
-        const { target, name } = decodeTarget(body, 'Describe');
+        const { target, name } = decodeTarget(buf.subarray(bodyAt, end), 'Describe');
         this.tracker.describe(target, name);
-        this.toUpstream.push(raw);
+        this.toUpstream.pushRange(buf, start, end);
         return true;
       }
       case F.Close: {
-        const { target, name } = decodeTarget(body, 'Close');
+        const { target, name } = decodeTarget(buf.subarray(bodyAt, end), 'Close');
         this.tracker.close(target, name);
-        this.toUpstream.push(raw);
+        this.toUpstream.pushRange(buf, start, end);
         return true;
       }
       case F.Sync:
@@ -393,14 +408,14 @@ export class Session implements SessionInfo {
         });
         if (!this.hooks.statement) {
           this.tracker.query(new StatementRun(undefined, undefined));
-          this.toUpstream.push(raw);
+          this.toUpstream.pushRange(buf, start, end);
           return true;
         }
         this.refuse(run, true);
         return true;
       }
       case F.Terminate:
-        this.toUpstream.push(raw);
+        this.toUpstream.pushRange(buf, start, end);
         this.flushUpstream();
         this.end('client sent Terminate');
         return false;

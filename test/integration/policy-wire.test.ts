@@ -95,6 +95,24 @@ describe('deny', () => {
     }
   });
 
+  it('extended protocol: a Parse of the same length as the one before is decided on its own text', async () => {
+    // Warden reuses the decoding of a Parse whose bytes repeat; equal length is not equal bytes.
+    const c = await env.connect('agent');
+    try {
+      const allowed = 'select id from orders where id > $1';
+      const denied = 'delete from orders where id > $1';
+      const same = denied.padEnd(allowed.length, ' ');
+      expect(same.length).toBe(allowed.length);
+      for (let i = 0; i < 3; i++) {
+        expect((await c.query(allowed, [0])).rows).toEqual([{ id: 1 }]);
+        await expect(c.query(same, [0])).rejects.toMatchObject({ code: '42501', message: /agents-read-only/ });
+      }
+      expect(await count('select count(*)::int as n from orders')).toBe(1);
+    } finally {
+      await c.end();
+    }
+  });
+
   it('agents cannot write, wherever the write hides', async () => {
     const sql = postgres({ ...env.client('agent'), username: 'agent', max: 1, onnotice: () => undefined } as postgres.Options<Record<string, never>>);
     try {
