@@ -63,6 +63,11 @@ static uv_check_t check_handle;
 static int check_ready;
 
 #define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, NULL, #call " failed"); return NULL; } } while (0)
+/* The first n arguments of a JavaScript call, in argv (missing ones are undefined). */
+#define ARGS(n) \
+  size_t argc = (n); \
+  napi_value argv[(n)]; \
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL))
 
 static void on_poll(uv_poll_t *h, int status, int events);
 
@@ -201,9 +206,7 @@ static conn *lookup(napi_env env, napi_value v) {
 
 /* init(onBatch, resource): the one JavaScript function every batch goes to. */
 static napi_value js_init(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(2);
   if (the_env != NULL) {
     napi_throw_error(env, NULL, "already initialized");
     return NULL;
@@ -227,9 +230,7 @@ static napi_value js_init(napi_env env, napi_callback_info info) {
 
 /* open(fd, id): take over a duplicate of fd (the caller closes its own) under id, which must be free. */
 static napi_value js_open(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(2);
   if (env != the_env || !check_ready) {
     napi_throw_error(env, NULL, "native socket I/O is not initialized for this thread");
     return NULL;
@@ -282,9 +283,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_set_reading(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(2);
   conn *c = lookup(env, argv[0]);
   if (!c) return NULL;
   bool on;
@@ -295,10 +294,20 @@ static napi_value js_set_reading(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* Send bytes [start, end) of data (len bytes): 1 all sent, 0 queued (a drain event follows), -errno on error. */
-static int do_write(conn *c, const char *data, size_t len, int32_t start, int32_t end);
+/* Send n bytes at p: 1 all sent, 0 the rest queued (a drain event follows), -errno on error. */
+static int do_write(conn *c, const char *p, size_t n);
 
-static napi_value result(napi_env env, int rc) {
+/* Write bytes [start, end) of data (len bytes long) and give JavaScript the result. */
+static napi_value write_range(napi_env env, conn *c, const char *data, size_t len, int32_t start, int32_t end) {
+  if (start < 0 || end < start || (size_t)end > len) {
+    napi_throw_range_error(env, NULL, "write range out of bounds");
+    return NULL;
+  }
+  int rc = c ? do_write(c, data + start, (size_t)(end - start)) : -EPIPE;
+  if (rc == -ENOMEM) {
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
   napi_value out;
   CHECK(napi_create_int32(env, rc, &out));
   return out;
@@ -306,56 +315,27 @@ static napi_value result(napi_env env, int rc) {
 
 /* write(id, buffer, start, end) -> see do_write. */
 static napi_value js_write(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  conn *c = lookup(env, argv[0]);
-  if (!c) return result(env, -EPIPE);
+  ARGS(4);
   char *data;
   size_t len;
-  CHECK(napi_get_buffer_info(env, argv[1], (void **)&data, &len));
   int32_t start, end;
+  CHECK(napi_get_buffer_info(env, argv[1], (void **)&data, &len));
   CHECK(napi_get_value_int32(env, argv[2], &start));
   CHECK(napi_get_value_int32(env, argv[3], &end));
-  if (start < 0 || end < start || (size_t)end > len) {
-    napi_throw_range_error(env, NULL, "write range out of bounds");
-    return NULL;
-  }
-  int rc = do_write(c, data, len, start, end);
-  if (rc == -ENOMEM) {
-    napi_throw_error(env, NULL, "out of memory");
-    return NULL;
-  }
-  return result(env, rc);
+  return write_range(env, lookup(env, argv[0]), data, len, start, end);
 }
 
 /* writeArena(id, start, end): write bytes of the current batch's arena (the relay's common case). */
 static napi_value js_write_arena(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  conn *c = lookup(env, argv[0]);
-  if (!c) return result(env, -EPIPE);
+  ARGS(3);
   int32_t start, end;
   CHECK(napi_get_value_int32(env, argv[1], &start));
   CHECK(napi_get_value_int32(env, argv[2], &end));
-  if (start < 0 || end < start || (size_t)end > ARENA_SIZE) {
-    napi_throw_range_error(env, NULL, "write range out of bounds");
-    return NULL;
-  }
-  int rc = do_write(c, arena, ARENA_SIZE, start, end);
-  if (rc == -ENOMEM) {
-    napi_throw_error(env, NULL, "out of memory");
-    return NULL;
-  }
-  return result(env, rc);
+  return write_range(env, lookup(env, argv[0]), arena, ARENA_SIZE, start, end);
 }
 
-static int do_write(conn *c, const char *data, size_t len, int32_t start, int32_t end) {
-  (void)len;
+static int do_write(conn *c, const char *p, size_t n) {
   int rc = 1;
-  const char *p = data + start;
-  size_t n = (size_t)(end - start);
   if (c->closing || c->end_after_drain) {
     rc = -EPIPE;
   } else {
@@ -397,9 +377,7 @@ static int do_write(conn *c, const char *data, size_t len, int32_t start, int32_
 
 /* Bytes queued in user space (not yet taken by the kernel). */
 static napi_value js_queued(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(1);
   conn *c = lookup(env, argv[0]);
   napi_value out;
   CHECK(napi_create_double(env, c ? (double)c->q_len : 0, &out));
@@ -408,9 +386,7 @@ static napi_value js_queued(napi_env env, napi_callback_info info) {
 
 /* end(conn): shut down the write side once the queue has drained (reading is left as it is). */
 static napi_value js_end(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(1);
   conn *c = lookup(env, argv[0]);
   if (!c || c->closing || c->end_after_drain) return NULL;
   c->end_after_drain = 1;
@@ -420,9 +396,7 @@ static napi_value js_end(napi_env env, napi_callback_info info) {
 
 /* destroy(conn): close now, dropping anything queued. Events already collected for it are still delivered. */
 static napi_value js_destroy(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(1);
   conn *c = lookup(env, argv[0]);
   if (!c || c->closing) return NULL;
   c->want_read = 0;
