@@ -310,12 +310,28 @@ export function adoptNative(sock: net.Socket | tls.TLSSocket): NativeSocket | nu
   return socket;
 }
 
-/** Deliver a socket's incoming bytes to `consumer` (see fast-io's consume); returns a detach function. */
-export function consumeSocket(sock: NativeSocket | net.Socket | Duplex, consumer: ChunkConsumer): () => void {
+/** What a session needs of each side's socket: net.Socket, tls.TLSSocket and NativeSocket all are. */
+export interface RelaySocket {
+  readonly destroyed: boolean;
+  write(b: Uint8Array): boolean;
+  pause(): unknown;
+  resume(): unknown;
+  end(): unknown;
+  destroy(): unknown;
+  on(event: 'drain' | 'close', listener: () => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+}
+
+/**
+ * Deliver a socket's incoming bytes to `consumer` (see fast-io's consume);
+ * returns a detach function. A socket that is not a NativeSocket is one of
+ * Node's streams.
+ */
+export function consumeSocket(sock: RelaySocket, consumer: ChunkConsumer): () => void {
   if (sock instanceof NativeSocket) {
     sock.setConsumer(consumer);
     return () => sock.setConsumer(null);
   }
-  return consume(sock, consumer);
+  return consume(sock as Duplex, consumer);
 }
 

@@ -4,8 +4,6 @@
  * before it is forwarded. Streams with backpressure in both directions, so
  * memory stays bounded whatever the result size.
  */
-import type net from 'node:net';
-import type tls from 'node:tls';
 import type { Logger } from '../log/logger.js';
 import type { DatabaseConfig, IdentityConfig } from '../config/types.js';
 import {
@@ -32,21 +30,9 @@ import { FORWARD, type SessionHooks, type SessionInfo, type StatementSource, typ
 import type { SessionAuth } from './client-handshake.js';
 import { DesyncError, ResponseTracker, StatementRun, type PreparedInfo } from './tracker.js';
 import { ownBytes } from './fast-io.js';
-import { NativeSocket, consumeSocket } from './native-io.js';
+import { NativeSocket, consumeSocket, type RelaySocket } from './native-io.js';
 
-/** What a session needs of each side's socket: net.Socket, tls.TLSSocket and NativeSocket all are. */
-export interface RelaySocket {
-  readonly destroyed: boolean;
-  write(b: Uint8Array): boolean;
-  pause(): unknown;
-  resume(): unknown;
-  end(): unknown;
-  destroy(): unknown;
-  on(event: 'drain' | 'close', listener: () => void): unknown;
-  on(event: 'error', listener: (err: Error) => void): unknown;
-}
-
-type Sock = net.Socket | tls.TLSSocket | NativeSocket;
+type Sock = RelaySocket;
 
 /**
  * Write bytes [start, end) of `b`, which may be a transient read chunk: Node's
@@ -126,9 +112,6 @@ export class Session implements SessionInfo {
 
   private readonly client: Sock;
   private readonly upstream: Sock;
-  /** The same sockets, seen through what every kind offers alike. */
-  private readonly clientSide: RelaySocket;
-  private readonly upstreamSide: RelaySocket;
   private readonly hooks: SessionHooks;
   private readonly log: Logger;
   private readonly tracker = new ResponseTracker();
@@ -156,8 +139,8 @@ export class Session implements SessionInfo {
     this.startupParams = o.startupParams;
     this.wardenSettings = o.wardenSettings;
     this.upstreamSearchPath = o.upstreamSearchPath;
-    this.client = this.clientSide = o.client;
-    this.upstream = this.upstreamSide = o.upstream;
+    this.client = o.client;
+    this.upstream = o.upstream;
     this.hooks = o.hooks;
     this.log = o.log;
     this.onClose = o.onClose;
@@ -198,20 +181,18 @@ export class Session implements SessionInfo {
     const { client, upstream } = this;
     consumeSocket(client, (buf, start, end) => this.fromClient(buf, start, end));
     consumeSocket(upstream, (buf, start, end) => this.fromUpstream(buf, start, end));
-    const c = this.clientSide;
-    const u = this.upstreamSide;
-    c.on('drain', () => {
+    client.on('drain', () => {
       this.clientFull = false;
       this.updateFlow();
     });
-    u.on('drain', () => {
+    upstream.on('drain', () => {
       this.upstreamFull = false;
       this.updateFlow();
     });
-    c.on('error', (err) => this.end(`client error: ${err.message}`));
-    u.on('error', (err) => this.end(`upstream error: ${err.message}`));
-    c.on('close', () => this.end('client closed the connection'));
-    u.on('close', () => this.end('upstream closed the connection'));
+    client.on('error', (err) => this.end(`client error: ${err.message}`));
+    upstream.on('error', (err) => this.end(`upstream error: ${err.message}`));
+    client.on('close', () => this.end('client closed the connection'));
+    upstream.on('close', () => this.end('upstream closed the connection'));
     this.hooks.sessionStart?.(this);
     if (this.pendingUpstream.length) this.fromUpstream(this.pendingUpstream, 0, this.pendingUpstream.length);
     if (this.pendingClient.length) this.fromClient(this.pendingClient, 0, this.pendingClient.length);
@@ -602,13 +583,13 @@ export class Session implements SessionInfo {
     this.tracker.abandon(reason);
     if (!this.upstream.destroyed) {
       if (reason !== 'client sent Terminate') this.upstream.write(encodeTerminate());
-      this.upstreamSide.end();
+      this.upstream.end();
     }
-    if (!this.client.destroyed) this.clientSide.end();
+    if (!this.client.destroyed) this.client.end();
     // Do not wait forever for peers that never close.
     setTimeout(() => {
-      this.clientSide.destroy();
-      this.upstreamSide.destroy();
+      this.client.destroy();
+      this.upstream.destroy();
     }, 5_000).unref();
     this.log.debug({ reason }, 'session ended');
     this.hooks.sessionEnd?.(this, reason);
