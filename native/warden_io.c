@@ -60,7 +60,6 @@ static napi_ref batch_fn;
 static napi_ref batch_recv;
 static napi_async_context batch_ctx;
 static uv_check_t check_handle;
-static int check_ready;
 
 #define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, NULL, #call " failed"); return NULL; } } while (0)
 /* The first n arguments of a JavaScript call, in argv (missing ones are undefined). */
@@ -224,14 +223,13 @@ static napi_value js_init(napi_env env, napi_callback_info info) {
   CHECK(napi_create_string_utf8(env, "WardenNativeSocketBatch", NAPI_AUTO_LENGTH, &name));
   CHECK(napi_async_init(env, argv[1], name, &batch_ctx));
   the_env = env;
-  check_ready = 1;
   return NULL;
 }
 
 /* open(fd, id): take over a duplicate of fd (the caller closes its own) under id, which must be free. */
 static napi_value js_open(napi_env env, napi_callback_info info) {
   ARGS(2);
-  if (env != the_env || !check_ready) {
+  if (env != the_env) {
     napi_throw_error(env, NULL, "native socket I/O is not initialized for this thread");
     return NULL;
   }
