@@ -142,9 +142,8 @@ function errnoError(errno: number): NodeJS.ErrnoException {
 }
 
 export class NativeSocket extends EventEmitter {
+  /** The addon's name for the socket; open there until destroy(). */
   readonly #id: number;
-  /** Open in the addon (until destroy). */
-  #open: boolean;
   #consumer: ChunkConsumer | null = null;
   /** Copies of chunks read while no consumer was attached. */
   #queued: Buffer[] = [];
@@ -158,7 +157,6 @@ export class NativeSocket extends EventEmitter {
     super();
     const id = freeIds.pop() ?? byId.length;
     b.open(fd, id);
-    this.#open = true;
     this.#id = id;
     byId[id] = this;
   }
@@ -173,7 +171,7 @@ export class NativeSocket extends EventEmitter {
 
   /** Bytes accepted by write() that the kernel has not taken yet. */
   get writableLength(): number {
-    return this.#open ? binding!.queued(this.#id) : 0;
+    return this.#destroyed ? 0 : binding!.queued(this.#id);
   }
 
   /** Deliver incoming bytes to `consumer` (null detaches); chunks read meanwhile are delivered first. */
@@ -207,11 +205,8 @@ export class NativeSocket extends EventEmitter {
   _eof(): void {
     if (this.#destroyed) return;
     this.#eof = true;
-    if (!this.#ending) {
-      this.#ending = true;
-      binding!.end(this.#id);
-    }
-    if (binding!.queued(this.#id) === 0) this.destroy();
+    if (!this.#ending) this.end();
+    else if (binding!.queued(this.#id) === 0) this.destroy();
   }
 
   /** @internal The socket failed (errno). */
@@ -272,8 +267,7 @@ export class NativeSocket extends EventEmitter {
     this.#destroyed = true;
     this.#consumer = null;
     this.#queued = [];
-    if (this.#open) binding!.destroy(this.#id);
-    this.#open = false;
+    binding!.destroy(this.#id);
     byId[this.#id] = undefined;
     (inBatch ? batchFreed : freeIds).push(this.#id);
     process.nextTick(() => {
