@@ -20,11 +20,15 @@ import type { IdentityKind, MaskerName, RuleMatch, UpstreamConfig } from './type
 // Vocabularies
 // ---------------------------------------------------------------------------------------------
 
-/** Statement classes `match.statement` accepts (spec README). */
+/**
+ * Statement classes `match.statement` accepts: the spec's kinds and groups, plus Warden's extra
+ * classes (src/sql/types.ts STATEMENT_EXTRA_CLASSES; a unit test keeps the two lists equal).
+ */
 export const STATEMENT_CLASSES = [
   'select', 'insert', 'update', 'delete', 'merge', 'copy', 'create', 'alter', 'drop',
   'truncate', 'grant', 'revoke', 'set', 'call', 'do', 'explain', 'transaction', 'other',
   'read', 'write', 'ddl', 'opaque',
+  'comment', 'lock', 'maintenance',
 ] as const;
 export type StatementClass = (typeof STATEMENT_CLASSES)[number];
 

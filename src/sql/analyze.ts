@@ -772,6 +772,8 @@ function visitInsert(n: Obj, parent: Scope | null, b: Builder): void {
       }
       walkExpr(infer['whereClause'], 'predicate', scope, b);
     }
+    // ON CONFLICT ... DO UPDATE updates the conflicting row: the statement is also an `update`.
+    if (oc['action'] === 'ONCONFLICT_UPDATE') b.classes.add('update');
     assignTargets(oc['targetList'], r, scope, b);
     walkExpr(oc['whereClause'], 'predicate', scope, b);
   }
@@ -953,6 +955,24 @@ function objectTarget(objtype: unknown, object: unknown, b: Builder): void {
   } else if (objtype === 'OBJECT_SCHEMA' && parts.length) {
     b.addWrite(schemaWide(parts[0]!));
   }
+}
+
+/** Every relation of the database (VACUUM or REINDEX DATABASE without a list, DROP OWNED, ...). */
+const EVERY_RELATION: RelationRef = Object.freeze({ name: '*.*', schema: '*', table: '*', qualified: false, candidates: Object.freeze(['*']) });
+
+/** The relations a maintenance command rewrites: those it names, else a schema or every relation. */
+function maintenanceTargets(type: string, n: Obj, b: Builder): void {
+  if (type === 'CheckPointStmt') return;
+  if (type === 'ReindexStmt' && n['kind'] === 'REINDEX_OBJECT_SCHEMA' && typeof n['name'] === 'string') {
+    b.addWrite(schemaWide(n['name']));
+    return;
+  }
+  if (type === 'ReindexStmt' && n['kind'] === 'REINDEX_OBJECT_SYSTEM') {
+    b.addWrite(schemaWide('pg_catalog'));
+    return;
+  }
+  const named = b.collect(() => walkDdl(type === 'VacuumStmt' ? n['rels'] : n['relation'], b));
+  if (named.length === 0) b.addWrite(EVERY_RELATION);
 }
 
 /**
@@ -1408,19 +1428,23 @@ function analyzeNode(stmt: Obj, b: Builder, text: string): void {
       b.kind = 'other';
       b.opaque('LOAD loads a shared library into the server');
       return;
+    case 'LockStmt':
+      // PostgreSQL asks UPDATE/DELETE/TRUNCATE privilege for every mode above ACCESS SHARE;
+      // Warden counts every mode as a write (fail-closed): it blocks other sessions.
+      b.kind = 'other';
+      b.classes.add('lock');
+      b.classes.add('write');
+      walkDdl(n['relations'], b);
+      return;
     case 'CheckPointStmt':
     case 'VacuumStmt':
     case 'ClusterStmt':
     case 'ReindexStmt':
-    case 'LockStmt':
-      b.kind = 'other';
-      b.effect = true;
-      walkDdl(n, b);
-      return;
     case 'RefreshMatViewStmt':
       b.kind = 'other';
+      b.classes.add('maintenance');
       b.classes.add('write');
-      walkDdl(n, b);
+      maintenanceTargets(type, n, b);
       return;
     case 'ConstraintsSetStmt':
       b.kind = 'set';
@@ -1452,8 +1476,22 @@ function analyzeNode(stmt: Obj, b: Builder, text: string): void {
     case 'AlterDefaultPrivilegesStmt': {
       b.kind = 'alter';
       b.classes.add(obj(n['action'])?.['is_grant'] ? 'grant' : 'revoke');
+      // Relations created later in the schemas named (IN SCHEMA), else anywhere.
+      const schemas = arr(n['options']).flatMap((o) => {
+        const d = unwrapAs(o, 'DefElem');
+        return d?.['defname'] === 'schemas' ? nameParts(d['arg']) : [];
+      });
+      if (schemas.length) for (const s of schemas) b.addWrite(schemaWide(s));
+      else b.addWrite(EVERY_RELATION);
       return;
     }
+    case 'DropOwnedStmt':
+    case 'ReassignOwnedStmt':
+    case 'AlterTableMoveAllStmt':
+      // Every object a role owns / every table of a tablespace: any relation.
+      b.kind = KIND_BY_TYPE[type]!;
+      b.addWrite(EVERY_RELATION);
+      return;
     case 'CreateTableAsStmt': {
       b.kind = 'create';
       const into = obj(n['into']);

@@ -45,8 +45,11 @@ export type StatementGroup = (typeof STATEMENT_GROUPS)[number];
 /**
  * Extra class names Warden understands beyond the spec's kinds and groups.
  * `comment`: COMMENT ON (kind `other`, group `ddl`).
+ * `lock`: LOCK TABLE (kind `other`, group `write`: it blocks other sessions' access).
+ * `maintenance`: VACUUM, ANALYZE, CLUSTER, REINDEX, REFRESH MATERIALIZED VIEW, CHECKPOINT
+ * (kind `other`, group `write`: they rewrite a relation's storage, indexes or statistics).
  */
-export const STATEMENT_EXTRA_CLASSES = ['comment'] as const;
+export const STATEMENT_EXTRA_CLASSES = ['comment', 'lock', 'maintenance'] as const;
 
 /** A name `match.statement` may use: a kind, a group, or an extra class. */
 export type StatementClass = StatementKind | StatementGroup | (typeof STATEMENT_EXTRA_CLASSES)[number];
