@@ -20,9 +20,15 @@
  * Read chunks are transient, like fast-io's: valid only during the consumer's
  * call. A write may be given a transient chunk: the addon copies what it keeps.
  *
- * The addon is built by `npm install` (scripts/build-native.js). When it is
- * missing, fails to load, or WARDEN_NATIVE_IO=0, sessions use Node's sockets.
- * TLS connections always do (the TLS layer is Node's).
+ * The addon is built by `npm install` (scripts/build-native.js), on Linux
+ * only. When it is missing, fails to load, or WARDEN_NATIVE_IO=0, sessions use
+ * Node's sockets. TLS connections always do (the TLS layer is Node's).
+ * WARDEN_NATIVE_IO_ADDON names another build of it to load instead (the
+ * sanitizer run, scripts/native-sanitize.sh, uses it).
+ *
+ * Each thread that loads this module gets its own instance of the addon
+ * (arena, event table, sockets): a NativeSocket belongs to the thread that
+ * adopted it.
  */
 import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
@@ -37,20 +43,26 @@ interface Binding {
   readonly arena: Buffer;
   /** A batch's events: [socket id, kind, a, b] each (see EV_*). */
   readonly events: Int32Array;
+  /** An event dropped because its socket was destroyed after it was collected. */
+  readonly EV_NONE: number;
   readonly EV_READ: number;
   readonly EV_DRAIN: number;
   readonly EV_EOF: number;
   readonly EV_ERROR: number;
-  /** Set the function each loop iteration's events go to (once per process). */
+  /** Set the function each loop iteration's events go to (once per thread). */
   init(onBatch: (count: number) => void, resource: object): void;
   /**
    * Take over (a duplicate of) the connected socket `fd` under `id`, which its
    * events carry and every other call names. An id is reused only once its
-   * socket is destroyed; calls naming a closed socket do nothing (write: -EPIPE).
+   * socket is destroyed (destroy drops the events still queued for it, so the
+   * id is free at once); calls naming a closed socket do nothing (write: -EPIPE).
    */
   open(fd: number, id: number): void;
   setReading(id: number, on: boolean): void;
-  /** 1: all sent; 0: the rest is queued (an EV_DRAIN event follows once it is sent); negative: -errno. */
+  /**
+   * 1: all sent; 0: the rest is queued (an EV_DRAIN event follows once it is sent); negative: -errno
+   * (-EFAULT: the bytes are in the arena but not of the current batch; nothing was sent).
+   */
   write(id: number, buf: Buffer, start: number, end: number): number;
   /** write() of bytes [start, end) of the arena, during the batch that delivered them. */
   writeArena(id: number, start: number, end: number): number;
@@ -72,15 +84,16 @@ let inBatch = false;
 
 function load(): { binding: Binding | null; reason: string } {
   if (process.env.WARDEN_NATIVE_IO === '0') return { binding: null, reason: 'disabled by WARDEN_NATIVE_IO=0' };
+  if (process.platform !== 'linux') return { binding: null, reason: `the addon is built and tested on Linux only, not ${process.platform}` };
   let binding: Binding;
   try {
     const require = createRequire(import.meta.url);
     // From src/proxy and dist/proxy alike.
-    binding = require('../../native/build/Release/warden_io.node') as Binding;
+    binding = require(process.env.WARDEN_NATIVE_IO_ADDON || '../../native/build/Release/warden_io.node') as Binding;
   } catch (err) {
     return { binding: null, reason: `the addon could not be loaded (${(err as Error).message.split('\n')[0]}); run npm install to build it` };
   }
-  if (!Buffer.isBuffer(binding.arena) || !(binding.events instanceof Int32Array) || typeof binding.init !== 'function') {
+  if (!Buffer.isBuffer(binding.arena) || !(binding.events instanceof Int32Array) || typeof binding.init !== 'function' || binding.EV_NONE !== 0) {
     return { binding: null, reason: 'the addon does not have the expected interface' };
   }
   try {
@@ -104,9 +117,10 @@ function onBatch(count: number): void {
 
 function dispatch(ev: Int32Array, arena: Buffer, b: Binding, count: number): void {
   for (let i = 0, at = 0; i < count; i++, at += 4) {
+    const kind = ev[at + 1];
+    if (kind === 0) continue; // EV_NONE: its socket was destroyed after the event was collected
     const s = byId[ev[at]];
     if (s === undefined) continue; // destroyed earlier in this batch
-    const kind = ev[at + 1];
     try {
       if (kind === b.EV_READ) s._read(arena, ev[at + 2], ev[at + 3]);
       else if (kind === b.EV_DRAIN) s._drain();
@@ -135,7 +149,15 @@ const errnoNames = new Map<number, string>(Object.entries(osConstants.errno).map
 
 function errnoError(errno: number): NodeJS.ErrnoException {
   const code = errnoNames.get(errno) ?? `errno ${errno}`;
-  const err: NodeJS.ErrnoException = new Error(`${code === 'ECONNRESET' ? 'connection reset by peer' : code === 'EPIPE' ? 'broken pipe' : 'socket error'} (${code})`);
+  const what =
+    code === 'ECONNRESET'
+      ? 'connection reset by peer'
+      : code === 'EPIPE'
+        ? 'broken pipe'
+        : code === 'EFAULT'
+          ? 'write of read-buffer bytes outside the batch that delivered them (a Warden bug: the socket is closed rather than send bytes that may be another session\'s)'
+          : 'socket error';
+  const err: NodeJS.ErrnoException = new Error(`${what} (${code})`);
   err.code = code;
   err.errno = -errno;
   return err;
