@@ -28,7 +28,7 @@ export const STATEMENT_CLASSES = [
   'select', 'insert', 'update', 'delete', 'merge', 'copy', 'create', 'alter', 'drop',
   'truncate', 'grant', 'revoke', 'set', 'call', 'do', 'explain', 'transaction', 'other',
   'read', 'write', 'ddl', 'opaque',
-  'comment', 'lock', 'maintenance',
+  'comment', 'lock', 'maintenance', 'code',
 ] as const;
 export type StatementClass = (typeof STATEMENT_CLASSES)[number];
 

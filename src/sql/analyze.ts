@@ -19,6 +19,7 @@
 import { functionEffect, SEQUENCE_FUNCTIONS } from './functions.js';
 import { parseStatements, scanTokens, sliceBytes, type ParseNode } from './parser.js';
 import { extractPlpgsql } from './plpgsql.js';
+import { analyzeRoutineBody, routineSource, type BodyAnalysis, type NestedAnalyzer } from './code.js';
 import {
   creationCandidates,
   parseQualifiedName,
@@ -224,6 +225,8 @@ class Builder {
   execute?: { name: string; found: boolean };
   deallocate?: { name: string | null };
   searchPath?: readonly string[] | null;
+  /** What the code this statement defines does (see StatementAnalysis.body). */
+  body?: StatementAnalysis;
   /** > 0 while visiting a definition (view query, DDL expression) that does not run now. */
   definition = 0;
   /** PL/pgSQL variable names: column references to them are not columns. */
@@ -363,6 +366,7 @@ class Builder {
       ...(this.prepare ? { prepare: Object.freeze(this.prepare) } : {}),
       ...(this.execute ? { execute: Object.freeze(this.execute) } : {}),
       ...(this.deallocate ? { deallocate: Object.freeze(this.deallocate) } : {}),
+      ...(this.body ? { body: this.body } : {}),
       ...(this.searchPath !== undefined
         ? { searchPath: this.searchPath === null ? null : Object.freeze([...this.searchPath]) }
         : {}),
@@ -1228,6 +1232,76 @@ function analyzeDo(n: Obj, b: Builder): void {
   if (!dynamic) b.note('DO block of static SQL: analysed as that SQL');
 }
 
+/** The statement analyser for SQL inside code (function bodies, rule actions): texts or parsed statements. */
+function nestedAnalyzer(env: Env): NestedAnalyzer {
+  return (sql, variables) => {
+    if (typeof sql === 'string') return analyzeNested(sql, env, variables);
+    if (env.depth >= MAX_DEPTH) return 'nested too deeply to analyse';
+    env.depth++;
+    try {
+      const nb = new Builder(env);
+      if (variables) nb.variables = variables;
+      analyzeNode(sql, nb, '');
+      return [nb.finish(0, '')];
+    } finally {
+      env.depth--;
+    }
+  };
+}
+
+/** One statement (kind `do`) holding what a body does; settings it changes stay inside it. */
+function bodyStatement(parts: BodyAnalysis, env: Env, fill?: (body: Builder) => void): StatementAnalysis {
+  const saved = env.searchPath;
+  const body = new Builder(env);
+  body.kind = 'do';
+  try {
+    for (const p of parts.parts) body.absorb(p.sa, { kinds: p.asStatement, effects: true });
+    fill?.(body);
+  } finally {
+    env.searchPath = saved;
+  }
+  for (const r of parts.opaque) body.opaque(r);
+  for (const n of parts.notes) body.note(n);
+  body.searchPath = undefined;
+  return body.finish(0, '');
+}
+
+/** CREATE FUNCTION / PROCEDURE: the statement carries what its body does. */
+function defineRoutine(n: Obj, b: Builder, text: string): void {
+  const src = routineSource(n);
+  const saved = b.env.searchPath;
+  let parts: BodyAnalysis;
+  try {
+    parts = analyzeRoutineBody(src, text, nestedAnalyzer(b.env));
+  } finally {
+    b.env.searchPath = saved;
+  }
+  const body = bodyStatement(parts, b.env);
+  b.body = body;
+  b.absorb(body, { kinds: false, effects: true });
+  b.searchPath = undefined;
+  b.note(`${src.kind} ${src.name}(): classified by what its body does when called`);
+}
+
+/** CREATE RULE: the statement carries what the rule's actions do. */
+function defineRule(n: Obj, b: Builder, text: string): void {
+  const r = b.rangeVar(n['relation']);
+  if (r) b.addWrite(r);
+  const name = typeof n['rulename'] === 'string' ? n['rulename'] : '?';
+  const body = bodyStatement({ parts: [], opaque: [], notes: [] }, b.env, (body) => {
+    for (const act of arr(n['actions'])) {
+      const inner = new Builder(b.env);
+      analyzeNode(obj(act) ?? {}, inner, text);
+      body.absorb(inner.finish(0, text), { kinds: true, effects: true });
+    }
+    walkExpr(n['whereClause'], 'predicate', null, body);
+  });
+  b.body = body;
+  b.absorb(body, { kinds: false, effects: true });
+  b.searchPath = undefined;
+  b.note(`rule ${name}: classified by what its actions do when they fire`);
+}
+
 /** For a dynamic EXECUTE: the command string when the expression is a constant. */
 function analyzeConstantString(expr: string): string | undefined {
   const parsed = parseStatements(`SELECT ${expr}`);
@@ -1494,6 +1568,7 @@ function analyzeNode(stmt: Obj, b: Builder, text: string): void {
       return;
     case 'CreateTableAsStmt': {
       b.kind = 'create';
+      if (n['objtype'] === 'OBJECT_MATVIEW') b.classes.add('code');
       const into = obj(n['into']);
       const r = into ? b.rangeVar(into['rel']) : undefined;
       if (r) b.addWrite(r);
@@ -1503,6 +1578,7 @@ function analyzeNode(stmt: Obj, b: Builder, text: string): void {
     }
     case 'ViewStmt': {
       b.kind = 'create';
+      b.classes.add('code');
       const r = b.rangeVar(n['view']);
       if (r) b.addWrite(r);
       b.definition++;
@@ -1548,17 +1624,35 @@ function analyzeNode(stmt: Obj, b: Builder, text: string): void {
       } else walkDdl(n, b);
       return;
     }
-    case 'CreateFunctionStmt': {
+    case 'CreateFunctionStmt':
       b.kind = 'create';
-      b.note('a function body is not analysed; calling it later is not opaque (see limits)');
+      b.classes.add('code');
+      defineRoutine(n, b, text);
+      return;
+    case 'RuleStmt':
+      b.kind = 'create';
+      b.classes.add('code');
+      defineRule(n, b, text);
+      return;
+    case 'CreateTrigStmt':
+    case 'CreateEventTrigStmt': {
+      // The trigger runs its function: recorded as a call, so the function's body is
+      // looked up and judged with this statement (governance/code-catalog.ts).
+      b.kind = 'create';
+      b.classes.add('code');
+      walkDdl(n, b);
+      const fname = strings(n['funcname']).join('.');
+      if (fname) {
+        b.functions.add(fname);
+        b.note(`the trigger runs ${fname}(): judged by what that function does`);
+      }
       return;
     }
-    case 'RuleStmt': {
+    case 'CreatePolicyStmt':
       b.kind = 'create';
-      const r = b.rangeVar(n['relation']);
-      if (r) b.addWrite(r);
+      b.classes.add('code');
+      walkDdl(n, b);
       return;
-    }
     case 'AlterTableStmt': {
       b.kind = 'alter';
       walkDdl(n, b);

@@ -50,7 +50,16 @@ const DYNAMIC_KEYS = new Set(['dynquery']);
  */
 export function extractPlpgsql(body: string): PlpgsqlExtraction {
   const tag = dollarTag(body);
-  const res = parsePlpgsqlFunction(`CREATE FUNCTION pg_temp.warden_do() RETURNS void LANGUAGE plpgsql AS ${tag}${body}${tag}`);
+  return extractPlpgsqlFunction(`CREATE FUNCTION pg_temp.warden_do() RETURNS void LANGUAGE plpgsql AS ${tag}${body}${tag}`);
+}
+
+/**
+ * Parses a whole `CREATE [OR REPLACE] FUNCTION | PROCEDURE ... LANGUAGE plpgsql`
+ * statement (its signature declares the parameters, and `RETURNS trigger` the
+ * trigger variables) and lists the SQL of its body, like {@link extractPlpgsql}.
+ */
+export function extractPlpgsqlFunction(createSql: string): PlpgsqlExtraction {
+  const res = parsePlpgsqlFunction(createSql);
   if (!res.ok) return { ok: false, error: res.failure.message };
   const pieces: PlpgsqlPiece[] = [];
   const variables = new Set<string>();

@@ -48,8 +48,11 @@ export type StatementGroup = (typeof STATEMENT_GROUPS)[number];
  * `lock`: LOCK TABLE (kind `other`, group `write`: it blocks other sessions' access).
  * `maintenance`: VACUUM, ANALYZE, CLUSTER, REINDEX, REFRESH MATERIALIZED VIEW, CHECKPOINT
  * (kind `other`, group `write`: they rewrite a relation's storage, indexes or statistics).
+ * `code`: defines code that runs later (CREATE FUNCTION | PROCEDURE | TRIGGER | RULE |
+ * EVENT TRIGGER | POLICY | VIEW | MATERIALIZED VIEW, kind `create`, group `ddl`); the
+ * statement also carries what that code would do (see {@link StatementAnalysis.body}).
  */
-export const STATEMENT_EXTRA_CLASSES = ['comment', 'lock', 'maintenance'] as const;
+export const STATEMENT_EXTRA_CLASSES = ['comment', 'lock', 'maintenance', 'code'] as const;
 
 /** A name `match.statement` may use: a kind, a group, or an extra class. */
 export type StatementClass = StatementKind | StatementGroup | (typeof STATEMENT_EXTRA_CLASSES)[number];
@@ -168,6 +171,13 @@ export interface StatementAnalysis {
   readonly searchPath?: readonly string[] | null;
   /** Human-readable notes on how the statement was classified. */
   readonly notes: readonly string[];
+  /**
+   * For a statement that defines code (class `code`: CREATE FUNCTION / PROCEDURE,
+   * CREATE RULE): what that code does when it runs, as a statement of kind `do`
+   * (its classes, relations, columns, calls). Already merged into this
+   * statement's own classes and relations.
+   */
+  readonly body?: StatementAnalysis;
 }
 
 /** A successfully parsed query string. */
