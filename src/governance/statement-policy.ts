@@ -14,6 +14,7 @@ import type { SessionHooks, SessionInfo, StatementOutcome, StatementSource, Verd
 import type { StatementAuditor } from './statement-audit.js';
 import type { MaskingService } from './masking.js';
 import type { ApprovalService } from './approvals.js';
+import { LEXING_SETTINGS } from '../wire/client-text.js';
 
 interface PolicySessionState {
   /** The session's search_path; null when unknown (unqualified names then match every schema). */
@@ -40,6 +41,21 @@ interface Memoized {
 }
 
 const MEMO_MAX = 512;
+
+/**
+ * Whether running the statement may change how PostgreSQL reads the session's
+ * later texts: it sets client_encoding or standard_conforming_strings, sets or
+ * resets settings Warden cannot name, or has effects Warden cannot see.
+ */
+function mayChangeLexing(a: Analysis): boolean {
+  if (!a.ok) return false;
+  if (a.opaque) return true;
+  for (const x of a.statements) {
+    if (x.resetAll || x.kind === 'do' || x.kind === 'call') return true;
+    for (const c of x.sets) if (c.name === '*' || LEXING_SETTINGS.has(c.name)) return true;
+  }
+  return false;
+}
 
 function usesTime(m: RuleMatch | undefined): boolean {
   if (!m) return false;
@@ -229,8 +245,19 @@ export function createStatementPolicy(
     return v instanceof Promise ? v.then(withDone) : withDone(v);
   };
 
+  /** A text Warden cannot read as PostgreSQL will (see wire/client-text.ts): refused, and recorded. */
+  const unreadable = (s: SessionInfo, stmt: StatementSource, error: NonNullable<StatementSource['unreadable']>): Verdict | Promise<Verdict> => {
+    stats.decided++;
+    stats.refused++;
+    log.info({ session: s.id, identity: s.identity.name, code: error.code, message: error.message }, 'statement refused: Warden cannot read it as PostgreSQL will');
+    const verdict: Verdict = { action: 'error', error };
+    return auditor ? auditor.statement(s, stmt, { ok: false, sql: stmt.sql, error: error.message }, null, verdict) : verdict;
+  };
+
   const statement = (s: SessionInfo, stmt: StatementSource): Verdict | Promise<Verdict> => {
+    if (stmt.unreadable) return unreadable(s, stmt, stmt.unreadable);
     const d = decideStatement(s, stmt);
+    if (mayChangeLexing(d.analysis)) s.lexingMayChange?.();
     const verdict = finalize(s, stmt, d.analysis, d.decision, d.verdict);
     if (!auditor) return verdict;
     return verdict instanceof Promise

@@ -9,6 +9,7 @@
 import type { FieldDescription, PgErrorFields, TxStatus } from '../wire/index.js';
 import type { DatabaseConfig, IdentityConfig } from '../config/types.js';
 import type { SessionAuth } from './client-handshake.js';
+import type { UnreadableText } from '../wire/client-text.js';
 
 export interface SessionInfo {
   /** Warden's session id (also on every log line). */
@@ -35,13 +36,25 @@ export interface SessionInfo {
    * ends — e.g. while a verdict is pending. Returns a function that unsubscribes.
    */
   onInterrupt(listener: (why: 'cancel' | 'closed') => void): () => void;
+  /**
+   * The statement being decided may change how PostgreSQL reads later texts
+   * (client_encoding, standard_conforming_strings, or effects Warden cannot see):
+   * until the session is next idle, only texts that read the same either way are accepted.
+   */
+  lexingMayChange?(): void;
 }
 
 export type StatementSource =
-  | { readonly protocol: 'simple'; readonly sql: string }
+  | { readonly protocol: 'simple'; readonly sql: string; readonly unreadable?: UnreadableText }
   | {
       readonly protocol: 'extended';
       readonly sql: string;
+      /**
+       * Set when Warden cannot read the text exactly as PostgreSQL will (client_encoding,
+       * standard_conforming_strings: see wire/client-text.ts); `sql` is then only a best effort
+       * for the record, and the statement must be refused with this error.
+       */
+      readonly unreadable?: UnreadableText;
       readonly statementName: string;
       readonly portal: string;
       readonly paramTypes: readonly number[];

@@ -26,6 +26,7 @@ import {
   type TxStatus,
 } from '../wire/index.js';
 import { MessageWriter } from '../wire/writer.js';
+import { ClientText } from '../wire/client-text.js';
 import { FORWARD, type SessionHooks, type SessionInfo, type StatementSource, type Verdict } from './hooks.js';
 import type { SessionAuth } from './client-handshake.js';
 import { DesyncError, ResponseTracker, StatementRun, type PreparedInfo } from './tracker.js';
@@ -119,8 +120,10 @@ export class Session implements SessionInfo {
   private readonly serverFramer: Framer;
   private readonly toUpstream = new Outbox();
   private readonly toClient = new Outbox();
-  /** The last Parse message's body and its decoding (see onClientMessage). */
-  private lastParse: { readonly bytes: Buffer; readonly name: string; readonly info: PreparedInfo } | null = null;
+  /** The last Parse message's body and its decoding (see onClientMessage), valid for one reading of texts. */
+  private lastParse: { readonly bytes: Buffer; readonly name: string; readonly info: PreparedInfo; readonly epoch: number } | null = null;
+  /** How PostgreSQL will read this session's SQL texts (client_encoding, standard_conforming_strings). */
+  private readonly text: ClientText;
   private waitingForHook = false;
   private upstreamFull = false;
   private clientFull = false;
@@ -148,6 +151,7 @@ export class Session implements SessionInfo {
     this.pendingUpstream = o.upstreamLeftover;
     for (const [k, v] of o.parameters) this.tracker.parameters.set(k, v);
     this.tracker.txStatus = o.txStatus;
+    this.text = new ClientText(o.parameters);
 
     const max = o.maxMessageSize;
     this.clientFramer = new Framer(
@@ -281,7 +285,11 @@ export class Session implements SessionInfo {
         this.toUpstream.pushRange(buf, start, end);
         return true;
       }
-      return this.decide({ protocol: 'simple', sql: decodeQueryAt(buf, start, end) }, buf, start, end);
+      const sql = decodeQueryAt(buf, start, end);
+      if (this.text.fast) return this.decide({ protocol: 'simple', sql }, buf, start, end);
+      const read = this.text.read(buf, start + 5, end - 1);
+      const stmt: StatementSource = typeof read === 'string' ? { protocol: 'simple', sql: read } : { protocol: 'simple', sql, unreadable: read };
+      return this.decide(stmt, buf, start, end);
     }
     // Views of the message are made only where a decoder needs one: this runs for every message.
     const bodyAt = start + 5;
@@ -295,13 +303,14 @@ export class Session implements SessionInfo {
         // Clients re-send the same Parse (an unnamed statement per execution): same bytes, same decoding.
         const last = this.lastParse;
         const len = end - bodyAt;
-        if (last !== null && last.bytes.length === len && buf.compare(last.bytes, 0, len, bodyAt, end) === 0) {
+        const epoch = this.text.epoch;
+        if (last !== null && last.epoch === epoch && last.bytes.length === len && buf.compare(last.bytes, 0, len, bodyAt, end) === 0) {
           this.tracker.parse(last.name, last.info);
         } else {
           const p = decodeParse(buf.subarray(bodyAt, end));
-          const info: PreparedInfo = Object.freeze({ sql: p.sql, paramTypes: Object.freeze(p.paramTypes) });
+          const info: PreparedInfo = Object.freeze(this.text.fast ? { sql: p.sql, paramTypes: Object.freeze(p.paramTypes) } : this.readParse(p.sql, p.paramTypes, buf, bodyAt));
           this.tracker.parse(p.name, info);
-          if (len <= LAST_PARSE_MAX) this.lastParse = { bytes: Buffer.from(buf.subarray(bodyAt, end)), name: p.name, info };
+          if (len <= LAST_PARSE_MAX) this.lastParse = { bytes: Buffer.from(buf.subarray(bodyAt, end)), name: p.name, info, epoch };
         }
         this.toUpstream.pushRange(buf, start, end);
         return true;
@@ -325,6 +334,7 @@ export class Session implements SessionInfo {
           {
             protocol: 'extended',
             sql: info.sql,
+            unreadable: info.unreadable,
             statementName: b.statement,
             portal: b.portal,
             paramTypes: info.paramTypes,
@@ -403,6 +413,20 @@ export class Session implements SessionInfo {
       default:
         throw new ProtocolError(`invalid frontend message type ${type}${type >= 32 && type < 127 ? ` (${typeName(type)})` : ''}`);
     }
+  }
+
+  /** A Parse's text as PostgreSQL will read it (off the fast path): its bytes follow the statement name. */
+  private readParse(lossy: string, paramTypes: number[], buf: Buffer, bodyAt: number): PreparedInfo {
+    const from = buf.indexOf(0, bodyAt) + 1;
+    const read = this.text.read(buf, from, buf.indexOf(0, from));
+    return typeof read === 'string'
+      ? { sql: read, paramTypes: Object.freeze(paramTypes) }
+      : { sql: lossy, paramTypes: Object.freeze(paramTypes), unreadable: read };
+  }
+
+  /** See {@link SessionInfo.lexingMayChange}. */
+  lexingMayChange(): void {
+    this.text.mayChange();
   }
 
   /**
@@ -534,6 +558,8 @@ export class Session implements SessionInfo {
   private onServerMessage(type: number, buf: Buffer, start: number, end: number): void {
     if (type === B.ErrorResponse && this.isFatal(buf, start + 5)) this.upstreamFatal = true;
     this.tracker.onMessage(type, buf, start, end, this.toClient);
+    if (type === B.ParameterStatus) this.text.update(this.tracker.parameters);
+    else if (type === B.ReadyForQuery && !this.text.isSettled && this.tracker.pending === 0 && this.tracker.txStatus === 'I') this.text.settle();
   }
 
   private isFatal(buf: Buffer, at: number): boolean {

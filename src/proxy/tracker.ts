@@ -19,6 +19,7 @@ import {
   type PgErrorFields,
   type TxStatus,
 } from '../wire/index.js';
+import type { UnreadableText } from '../wire/client-text.js';
 import type { ErrorVerdictFields, RowRewriter, StatementOutcome } from './hooks.js';
 
 /** One statement's verdict and what happened to it. */
@@ -48,6 +49,8 @@ export class StatementRun {
 export interface PreparedInfo {
   readonly sql: string;
   readonly paramTypes: readonly number[];
+  /** Set when Warden could not read the text as PostgreSQL will (see wire/client-text.ts): a Bind of it is refused. */
+  readonly unreadable?: UnreadableText;
 }
 
 interface Portal {
