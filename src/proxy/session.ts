@@ -62,6 +62,12 @@ const SYNC = encodeSync();
 const NO_HOOK_RUN = new StatementRun(undefined, undefined);
 const NO_HOOK_STATEMENT = Object.freeze({ sql: '', paramTypes: [] as number[] });
 
+/** The message a verdict applies to (see Session.decide). */
+type MessageKind = 0 | 1 | 2;
+const QUERY: MessageKind = 0;
+const BIND: MessageKind = 1;
+const EXECUTE: MessageKind = 2;
+
 /** Parse bodies up to this size are remembered for the next Parse (one per session). */
 const LAST_PARSE_MAX = 4096;
 
@@ -278,6 +284,11 @@ export class Session implements SessionInfo {
   /** Returns false to pause the client framer while an asynchronous verdict is pending. */
   private onClientMessage(type: number, buf: Buffer, start: number, end: number): boolean {
     if (this.closed) return false;
+    if (this.tracker.skipping && type !== F.Sync && type !== F.Terminate) {
+      // The upstream is discarding every message until Sync after an error in this extended
+      // batch: like PostgreSQL, Warden ignores the message — nothing to decide, nothing to send.
+      return true;
+    }
     if (type === F.Query) {
       if (!this.hooks.statement) {
         // The relay-only hot path: nothing to decide, nothing to decode.
@@ -317,7 +328,7 @@ export class Session implements SessionInfo {
       }
       case F.Bind: {
         if (!this.hooks.statement) {
-          this.tracker.bind(portalName(buf.subarray(bodyAt, end)), NO_HOOK_RUN);
+          this.tracker.bindUndecided();
           this.toUpstream.pushRange(buf, start, end);
           return true;
         }
@@ -347,25 +358,34 @@ export class Session implements SessionInfo {
         );
       }
       case F.Execute: {
-        // No portal with a rewriter or listener exists: the portal's name does not matter.
-        if (!this.hooks.statement || !this.tracker.hasPortals) {
+        if (!this.hooks.statement) {
           this.tracker.execute(null);
           this.toUpstream.pushRange(buf, start, end);
           return true;
         }
-        const { portal } = decodeExecute(buf.subarray(bodyAt, end));
-        if (this.tracker.needsDescribe(portal)) {
-          this.toUpstream.push(encodeDescribePortal(portal));
-          this.tracker.describe('P', portal, true);
+        // The unnamed portal (nearly every Execute) without decoding.
+        const portal = end > bodyAt && buf[bodyAt] === 0 ? '' : decodeExecute(buf.subarray(bodyAt, end)).portal;
+        if (this.tracker.trusted(portal)) {
+          // The portal of a Bind Warden decided: that verdict covers it.
+          if (this.tracker.needsDescribe(portal)) {
+            this.toUpstream.push(encodeDescribePortal(portal));
+            this.tracker.describe('P', portal, true);
+          }
+          this.tracker.execute(portal);
+          this.toUpstream.pushRange(buf, start, end);
+          return true;
         }
-        this.tracker.execute(portal);
-        this.toUpstream.pushRange(buf, start, end);
-        return true;
+        return this.decideExecute(portal, buf, start, end);
       }
       case F.Describe: {
         const what = end > bodyAt ? buf[bodyAt] : -1;
-        if ((!this.hooks.statement || !this.tracker.hasPortals) && (what === 0x53 || what === 0x50)) {
+        if (!this.hooks.statement && (what === 0x53 || what === 0x50)) {
           this.tracker.describe(what === 0x53 ? 'S' : 'P', null);
+          this.toUpstream.pushRange(buf, start, end);
+          return true;
+        }
+        if (what === 0x50 && end === bodyAt + 2 && buf[bodyAt + 1] === 0) {
+          this.tracker.describe('P', '');
           this.toUpstream.pushRange(buf, start, end);
           return true;
         }
@@ -430,26 +450,53 @@ export class Session implements SessionInfo {
   }
 
   /**
-   * Ask the hook about the statement whose message (a Query or a Bind) is
-   * bytes [start, end) of `buf`; apply synchronously when it answers
-   * synchronously (the hot path), otherwise pause the client until the verdict
-   * arrives. Ranges and no closures: this runs for every statement.
+   * An Execute of a portal {@link ResponseTracker.trusted} does not vouch for:
+   * a SQL cursor (DECLARE, WITH HOLD, a function's refcursor), or a portal of a
+   * Bind whose record another statement, a transaction end or a failed Bind
+   * made uncertain. A named portal is decided as the equivalent FETCH (same
+   * analysis, policy, masking and audit); the unnamed portal, which only a
+   * Bind creates, is refused.
    */
-  private decide(stmt: StatementSource, buf: Buffer, start: number, end: number): boolean {
+  private decideExecute(portal: string, buf: Buffer, start: number, end: number): boolean {
+    if (portal === '') {
+      this.applyExecute(buf, start, end, portal, {
+        action: 'error',
+        error: {
+          code: '0A000',
+          message: 'Warden cannot tell which statement the unnamed portal holds now (another statement ran, or a Sync was sent, since its Bind), so the Execute was not run',
+          hint: 'Send a Bind again before the Execute, or use a named cursor and FETCH.',
+        },
+      });
+      return true;
+    }
+    const { maxRows } = decodeExecute(buf.subarray(start + 5, end));
+    const sql = `FETCH FORWARD ${maxRows > 0 ? maxRows : 'ALL'} FROM "${portal.replace(/"/g, '""')}"`;
+    const stmt: StatementSource = { protocol: 'extended', sql, statementName: '', portal, paramTypes: [], paramFormats: [], params: [] };
+    return this.decide(stmt, buf, start, end, EXECUTE);
+  }
+
+  /**
+   * Ask the hook about the statement whose message (a Query, a Bind, or an
+   * Execute decided on its own) is bytes [start, end) of `buf`; apply
+   * synchronously when it answers synchronously (the hot path), otherwise
+   * pause the client until the verdict arrives. Ranges and no closures: this
+   * runs for every statement.
+   */
+  private decide(stmt: StatementSource, buf: Buffer, start: number, end: number, kind: MessageKind = stmt.protocol === 'simple' ? QUERY : BIND): boolean {
     const hook = this.hooks.statement;
     if (!hook) {
-      this.apply(stmt, buf, start, end, FORWARD);
+      this.apply(kind, stmt, buf, start, end, FORWARD);
       return true;
     }
     let v: Verdict | Promise<Verdict>;
     try {
       v = hook(this, stmt);
     } catch (err) {
-      this.apply(stmt, buf, start, end, this.hookFailure(err));
+      this.apply(kind, stmt, buf, start, end, this.hookFailure(err));
       return true;
     }
     if (!(v instanceof Promise)) {
-      this.apply(stmt, buf, start, end, v);
+      this.apply(kind, stmt, buf, start, end, v);
       return true;
     }
     // The message outlives this read: keep a copy of it. The hook reads the statement's bind
@@ -470,7 +517,7 @@ export class Session implements SessionInfo {
       if (this.closed) return;
       this.waitingForHook = false;
       try {
-        this.apply(stmt, kept, 0, kept.length, verdict);
+        this.apply(kind, stmt, kept, 0, kept.length, verdict);
         if (this.closed) return;
         this.clientFramer.resume();
       } catch (err) {
@@ -493,9 +540,26 @@ export class Session implements SessionInfo {
   }
 
   /** Carry out the verdict on the statement's message, bytes [start, end) of `buf`. */
-  private apply(stmt: StatementSource, buf: Buffer, start: number, end: number, v: Verdict): void {
+  private apply(kind: MessageKind, stmt: StatementSource, buf: Buffer, start: number, end: number, v: Verdict): void {
     if (stmt.protocol === 'simple') this.applyQuery(buf, start, end, v);
-    else this.applyBind(buf, start, end, stmt.portal, v);
+    else if (kind === BIND) this.applyBind(buf, start, end, stmt.portal, v);
+    else this.applyExecute(buf, start, end, stmt.portal, v);
+  }
+
+  private applyExecute(buf: Buffer, start: number, end: number, portal: string, v: Verdict): void {
+    if (v.action === 'error' && v.fatal) {
+      this.fatal(v.error);
+      return;
+    }
+    if (v.action === 'forward') {
+      const run = new StatementRun(v.rows, v.onDone);
+      // The rewriter must see the columns: a hidden Describe of the portal first.
+      if (run.rewriter) this.toUpstream.push(encodeDescribePortal(portal));
+      this.tracker.executeDecided(run, run.rewriter !== undefined);
+      this.toUpstream.pushRange(buf, start, end);
+    } else {
+      this.refuse(new StatementRun(undefined, v.onDone, v.error), false);
+    }
   }
 
   private applyQuery(buf: Buffer, start: number, end: number, v: Verdict): void {

@@ -6,8 +6,13 @@
  * statements and portals Warden knows, and reports when each statement ends.
  *
  * PostgreSQL's rules it mirrors: after an error in the extended protocol the
- * server discards every message until Sync; a simple Query ends with its own
- * ReadyForQuery; portals end with their transaction.
+ * server discards every message until Sync — including messages the client
+ * sends after the error arrived, when no Sync was sent yet (see `skipping`);
+ * a simple Query ends with its own ReadyForQuery; portals end with their
+ * transaction.
+ *
+ * It also says which Executes run a portal Warden saw bound (see `trusted`):
+ * every other Execute must be decided on its own.
  */
 import {
   B,
@@ -53,20 +58,27 @@ export interface PreparedInfo {
   readonly unreadable?: UnreadableText;
 }
 
+/** A portal Warden bound (a forwarded Bind), or the stand-in for an Execute decided on its own. */
 interface Portal {
   readonly run: StatementRun;
   described: boolean;
+  /** Syncs and Queries sent before its Bind (see `trusted`). */
+  readonly segment: number;
+  /** The upstream answered its Bind with BindComplete. */
+  confirmed: boolean;
+  /** Statements executed before its Bind or its latest Execute (see `trusted`). */
+  epoch: number;
 }
 
 type Entry =
   | { k: 'parse'; name: string; info: PreparedInfo }
-  | { k: 'bind' }
+  | { k: 'bind'; portal: Portal | undefined; name: string }
   | { k: 'describe-stmt'; hidden: boolean; gotParams: boolean }
   | { k: 'describe-portal'; portal: Portal | undefined; hidden: boolean }
   | { k: 'execute'; portal: Portal | undefined }
   | { k: 'close'; target: 'S' | 'P'; name: string }
-  | { k: 'sync' }
-  | { k: 'query'; run: StatementRun }
+  | { k: 'sync'; segment: number }
+  | { k: 'query'; run: StatementRun; segment: number }
   | { k: 'substitute'; run: StatementRun };
 
 /** The tracker lost the protocol's thread: the session must end (fail closed). */
@@ -74,18 +86,72 @@ export class DesyncError extends Error {
   readonly code = '08P01';
 }
 
+/**
+ * The outcome recorded for a statement PostgreSQL never ran because an
+ * earlier message of its extended-protocol batch failed (it skips messages up
+ * to Sync). The client sees nothing for it, as with PostgreSQL.
+ */
+export const SKIPPED: PgErrorFields = Object.freeze({
+  severity: 'ERROR',
+  code: '25P02',
+  message: 'not run: an earlier message of the same extended-protocol batch failed, so PostgreSQL skipped the messages up to Sync',
+});
+
 export class ResponseTracker {
   private entries: Entry[] = [];
   private head = 0;
   private readonly statements = new Map<string, PreparedInfo>();
+  /** Named portals Warden bound; the unnamed one apart (it is bound for nearly every statement). */
   private readonly portals = new Map<string, Portal>();
+  private unnamed: Portal | undefined;
+  /** Syncs and Queries sent so far. */
+  private segment = 0;
+  /** Statements executed so far (Queries and Executes sent). */
+  private epoch = 0;
+  /**
+   * The upstream is discarding messages until the next Sync, and Warden has
+   * not sent that Sync yet: an extended-protocol error arrived after
+   * everything sent so far. Requests sent meanwhile get no answer.
+   */
+  skipping = false;
   txStatus: TxStatus = 'I';
   /** Latest ParameterStatus values. */
   readonly parameters = new Map<string, string>();
 
-  /** Whether any portal is recorded (one with a rewriter or a listener). */
-  get hasPortals(): boolean {
-    return this.portals.size > 0;
+  private portalNamed(name: string): Portal | undefined {
+    return name === '' ? this.unnamed : this.portals.get(name);
+  }
+
+  private forget(name: string, only?: Portal): void {
+    if (name === '') {
+      if (only === undefined || this.unnamed === only) this.unnamed = undefined;
+    } else if (only === undefined || this.portals.get(name) === only) this.portals.delete(name);
+  }
+
+  /**
+   * Whether an Execute of portal `name` now surely runs the portal of a Bind
+   * Warden decided and forwarded, so that Bind's verdict covers it. The
+   * allowlist (anything else is decided on its own, see session.ts):
+   *
+   * 1. Warden forwarded a Bind of `name` in this session, and since then the
+   *    client sent no Close of it, Warden refused no Bind of it, the upstream
+   *    did not fail that Bind, and no ReadyForQuery with status idle (the
+   *    transaction ended) answered a Sync or Query sent after it;
+   * 2. no statement was executed since that Bind (no Query, no Execute of
+   *    another portal, no Execute of this name decided on its own): any
+   *    statement may end the transaction, CLOSE the portal, or DECLARE or open
+   *    (a function's refcursor) another portal of the same name — WITH HOLD
+   *    cursors outlive transactions. Executes of the portal under this rule
+   *    do not count, so a driver fetching in chunks keeps its portal;
+   * 3. the upstream confirmed the Bind (BindComplete), or no Sync was sent
+   *    since it — then if the Bind fails, PostgreSQL skips the Execute too.
+   *
+   * Pipelining: rules 2 and 3 hold on what was *sent*, so a ReadyForQuery
+   * still on its way cannot make a stale record look current.
+   */
+  trusted(name: string): boolean {
+    const p = this.portalNamed(name);
+    return p !== undefined && p.epoch === this.epoch && (p.confirmed || p.segment === this.segment);
   }
 
   get pending(): number {
@@ -93,7 +159,18 @@ export class ResponseTracker {
   }
 
   private push(e: Entry): void {
+    if (this.skipping) {
+      // PostgreSQL discards it unanswered (it is skipping until Sync).
+      const run = e.k === 'query' || e.k === 'substitute' ? e.run : e.k === 'execute' ? e.portal?.run : undefined;
+      if (run) this.skipRun(run);
+      return;
+    }
     this.entries.push(e);
+  }
+
+  private skipRun(run: StatementRun): void {
+    if (!run.error) run.error = SKIPPED;
+    run.finish();
   }
 
   private front(): Entry | undefined {
@@ -127,11 +204,22 @@ export class ResponseTracker {
     this.push({ k: 'parse', name, info });
   }
 
-  /** A Bind; a run without rewriter or listener needs no portal record (nothing will ask for it). */
+  /** A Bind Warden decided and forwarded: its portal now runs under `run` (see `trusted`). */
   bind(portal: string, run: StatementRun): void {
-    if (run.rewriter || run.onDone) this.portals.set(portal, { run, described: false });
-    else if (this.portals.size > 0) this.portals.delete(portal);
-    this.push({ k: 'bind' });
+    if (this.skipping) {
+      // The upstream ignores this Bind: whatever portal of this name exists, it is not this one.
+      this.forget(portal);
+      return;
+    }
+    const p: Portal = { run, described: false, segment: this.segment, confirmed: false, epoch: this.epoch };
+    if (portal === '') this.unnamed = p;
+    else this.portals.set(portal, p);
+    this.push({ k: 'bind', portal: p, name: portal });
+  }
+
+  /** A Bind in a session without a statement hook: nothing is decided, no portal is recorded. */
+  bindUndecided(): void {
+    this.push({ k: 'bind', portal: undefined, name: '' });
   }
 
   /** A refused statement: its error replaces the upstream's error for the injected failing message. */
@@ -139,43 +227,67 @@ export class ResponseTracker {
     this.push({ k: 'substitute', run });
   }
 
-  /** A refused Bind leaves no portal behind (PostgreSQL drops a portal whose Bind failed). */
+  /** A refused Bind: Warden knows nothing of the portal of that name any more. */
   dropPortal(portal: string): void {
-    this.portals.delete(portal);
+    this.forget(portal);
   }
 
   /** `name` null: the portal does not matter (nothing rewrites its rows). */
   describe(target: 'S' | 'P', name: string | null, hidden = false): void {
     if (target === 'S') this.push({ k: 'describe-stmt', hidden, gotParams: false });
     else {
-      const portal = name === null ? undefined : this.portals.get(name);
-      if (portal) portal.described = true;
+      // Only a trusted record is the portal being described.
+      const portal = name !== null && this.trusted(name) ? this.portalNamed(name) : undefined;
+      if (portal && !this.skipping) portal.described = true;
       this.push({ k: 'describe-portal', portal, hidden });
     }
   }
 
-  /** Whether an Execute of this portal needs a hidden Describe first (a rewriter must see the columns). */
+  /** Whether an Execute of this (trusted) portal needs a hidden Describe first (a rewriter must see the columns). */
   needsDescribe(portal: string): boolean {
-    const p = this.portals.get(portal);
+    const p = this.portalNamed(portal);
     return p !== undefined && p.run.rewriter !== undefined && !p.described;
   }
 
-  /** `portal` null: the portal does not matter (nothing rewrites or counts its rows). */
+  /**
+   * An Execute of a trusted portal (`trusted`), under its Bind's verdict;
+   * `portal` null: in a session without a statement hook (nothing is decided).
+   */
   execute(portal: string | null): void {
-    this.push({ k: 'execute', portal: portal === null ? undefined : this.portals.get(portal) });
+    this.epoch++;
+    let p: Portal | undefined;
+    if (portal !== null) {
+      p = this.portalNamed(portal);
+      if (p) p.epoch = this.epoch;
+    }
+    this.push({ k: 'execute', portal: p });
+  }
+
+  /**
+   * An Execute decided on its own (the portal is not one `trusted` vouches
+   * for): its rows go through `run`. With `describe`, a hidden Describe of the
+   * portal goes first (the run's rewriter must see the columns).
+   */
+  executeDecided(run: StatementRun, describe: boolean): void {
+    const p: Portal = { run, described: describe, segment: this.segment, confirmed: true, epoch: -1 };
+    if (describe) this.push({ k: 'describe-portal', portal: p, hidden: true });
+    this.epoch++;
+    this.push({ k: 'execute', portal: p });
   }
 
   close(target: 'S' | 'P', name: string): void {
-    if (target === 'P') this.portals.delete(name);
+    if (target === 'P') this.forget(name);
     this.push({ k: 'close', target, name });
   }
 
   sync(): void {
-    this.push({ k: 'sync' });
+    this.skipping = false;
+    this.push({ k: 'sync', segment: this.segment++ });
   }
 
   query(run: StatementRun): void {
-    this.push({ k: 'query', run });
+    this.epoch++;
+    this.push({ k: 'query', run, segment: this.segment++ });
   }
 
   // ---- server side --------------------------------------------------------
@@ -198,13 +310,27 @@ export class ResponseTracker {
     else if (e?.k === 'execute' && e.portal) e.portal.run.rows++;
   }
 
-  /** Drop entries the server will never answer (after an extended-protocol error) up to the Sync. */
+  /**
+   * Drop entries the server will never answer (after an extended-protocol
+   * error) up to the Sync; when no Sync was sent yet, everything sent until
+   * the next one is discarded as well (`skipping`).
+   */
   private discardUntilSync(): void {
-    for (let e = this.front(); e && e.k !== 'sync'; e = this.front()) {
-      if (e.k === 'substitute') e.run.finish();
-      else if (e.k === 'execute') e.portal?.run.finish();
+    let e = this.front();
+    for (; e && e.k !== 'sync'; e = this.front()) {
+      if (e.k === 'substitute' || e.k === 'query') this.skipRun(e.run);
+      else if (e.k === 'execute' && e.portal) this.skipRun(e.portal.run);
+      else if (e.k === 'bind' && e.portal) this.forget(e.name, e.portal);
       this.pop();
     }
+    if (!e) this.skipping = true;
+  }
+
+  /** The transaction of the requests up to segment `segment` ended: so did their portals. */
+  private portalsEnded(segment: number): void {
+    if (this.unnamed && this.unnamed.segment <= segment) this.unnamed = undefined;
+    if (this.portals.size === 0) return;
+    for (const [name, p] of this.portals) if (p.segment <= segment) this.portals.delete(name);
   }
 
   private runOf(e: Entry | undefined): StatementRun | undefined {
@@ -271,6 +397,7 @@ export class ResponseTracker {
         return;
       case B.BindComplete:
         if (e?.k !== 'bind') throw new DesyncError('BindComplete arrived that belongs to no Bind');
+        if (e.portal) e.portal.confirmed = true;
         out.pushRange(buf, start, end);
         this.pop();
         return;
@@ -320,6 +447,8 @@ export class ResponseTracker {
         out.push(scrubbed ? encodeError(scrubbed) : raw);
         if (e && e.k !== 'query' && fields.severity !== 'FATAL' && fields.severity !== 'PANIC') {
           run?.finish();
+          // A failed Bind leaves no portal Warden can vouch for (an older one of that name may remain).
+          if (e.k === 'bind' && e.portal) this.forget(e.name, e.portal);
           if (e.k !== 'sync') this.pop();
           this.discardUntilSync();
         }
@@ -328,14 +457,17 @@ export class ResponseTracker {
       case B.ReadyForQuery: {
         const st = buf[start + 5];
         this.txStatus = st === 0x49 ? 'I' : st === 0x54 ? 'T' : 'E';
+        let segment: number;
         if (e?.k === 'query') {
           e.run.finish();
+          segment = e.segment;
           this.pop();
         } else if (e?.k === 'sync') {
+          segment = e.segment;
           this.pop();
         } else throw new DesyncError('ReadyForQuery arrived that belongs to no Sync or Query');
-        // Portals end with their transaction.
-        if (this.txStatus === 'I' && this.portals.size > 0) this.portals.clear();
+        // Portals end with their transaction: those bound before this Sync (later ones are in a later one).
+        if (this.txStatus === 'I') this.portalsEnded(segment);
         out.pushRange(buf, start, end);
         return;
       }
