@@ -15,6 +15,7 @@ import type { LoginRateLimitOptions } from './auth/rate-limit.js';
 import { defaultInstanceName, openAuditLog, type AuditLog } from './audit/log.js';
 import { createStatementAuditor } from './governance/statement-audit.js';
 import { createCatalogReader, type CatalogReader } from './governance/catalog-reader.js';
+import { createCodeCatalog } from './governance/code-catalog.js';
 import { createMaskingService } from './governance/masking.js';
 import { createApprovalService, type ApprovalService } from './governance/approvals.js';
 import { openStateStore } from './store/open.js';
@@ -166,7 +167,14 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
     const adminUrl = o.config.admin ? `${o.config.admin.tls ? 'https' : 'http'}://${o.config.admin.host}:${o.config.admin.port}` : undefined;
     approvals = createApprovalService({ config: o.config, store: state, log: o.log, audit, instance, adminUrl });
   }
-  const policy = createStatementPolicy(o.config, o.log, undefined, auditor, masking, approvals);
+  // Functions, triggers and rules are read from the catalog when some rule could use what they do.
+  if (o.config.rules.length > 0 && !catalog) catalog = createCatalogReader(o.log);
+  const reader = catalog;
+  const code =
+    o.config.rules.length > 0 && reader
+      ? createCodeCatalog({ query: (db, sql) => reader.query(db, sql, []), log: o.log })
+      : undefined;
+  const policy = createStatementPolicy(o.config, o.log, undefined, auditor, masking, approvals, code);
   const proxy = new ProxyServer({
     config: o.config,
     log: o.log,

@@ -420,6 +420,7 @@ function normalize(raw: RawConfig, ctx: Context): WardenConfig {
       environment: db.environment,
       tls: db.tls,
       ca: db.ca === undefined ? undefined : readableFile(ctx, formatKeyPath(['databases', name, 'ca']), db.ca),
+      trustedFunctions: db.trusted_functions,
     };
     Object.defineProperty(databases, name, { value: stripUndefined(entry), enumerable: true, writable: true, configurable: true });
   }

@@ -462,6 +462,10 @@ const DatabaseSchema = strictObject({
   environment: nonEmpty.optional(),
   tls: z.enum(TLS_MODES).default('disable'),
   ca: nonEmpty.optional(),
+  /** Functions the operator vouches for: `schema.name`, `*` matches any characters but `.` (`util.*`). */
+  trusted_functions: z
+    .array(z.string().regex(/^[^.\s]+\.[^.\s]+$/, 'a function pattern schema.name, e.g. util.* or pay.refund'))
+    .optional(),
 }).superRefine((db, ctx) => {
   if (db.ca !== undefined && db.tls === 'disable') {
     ctx.addIssue({ code: 'custom', path: ['ca'], message: 'has no effect with tls: disable (set tls: require or verify-full)' });

@@ -59,6 +59,11 @@ export interface DatabaseConfig {
   tls: TlsMode;
   /** Optional CA bundle path for tls: verify-full (absolute). */
   ca?: string;
+  /**
+   * Functions operators vouch for (`schema.name` patterns, `*` = any characters but `.`):
+   * calling them is not judged by their body, and a body Warden cannot read is not opaque.
+   */
+  trustedFunctions?: readonly string[];
 }
 
 export interface IdentityConfig {

@@ -14,6 +14,7 @@ import type { SessionHooks, SessionInfo, StatementOutcome, StatementSource, Verd
 import type { StatementAuditor } from './statement-audit.js';
 import type { MaskingService } from './masking.js';
 import type { ApprovalService } from './approvals.js';
+import type { CodeCatalog } from './code-catalog.js';
 import { LEXING_SETTINGS } from '../wire/client-text.js';
 
 interface PolicySessionState {
@@ -32,6 +33,10 @@ interface PolicySessionState {
    * cache's: a text can look like another text's shape.
    */
   memo: { readonly byText: Map<string, Memoized>; readonly byShape: Map<string, Memoized> };
+  /** The code catalog's version for the session's database when the memo was filled (a new version clears it). */
+  memoVersion: number;
+  /** DDL ran in a transaction that is still open: the code catalog is dropped again once it ends. */
+  ddlPending: boolean;
 }
 
 interface Memoized {
@@ -41,6 +46,13 @@ interface Memoized {
 }
 
 const MEMO_MAX = 512;
+
+/** A statement decided: its analysis (with the code it runs), the decision and the verdict. */
+interface Decided {
+  readonly verdict: Verdict;
+  readonly analysis: Analysis;
+  readonly decision: Decision;
+}
 
 /**
  * Whether running the statement may change how PostgreSQL reads the session's
@@ -68,8 +80,10 @@ export interface StatementPolicy {
   readonly stats: { decided: number; refused: number };
   readonly cache: AnalysisCache;
   readonly policy: CompiledPolicy;
-  /** Decide one statement for a session (exposed for `policy explain` and tests). */
+  /** Decide one statement for a session (exposed for `policy explain` and tests); called code is not looked up. */
   decideFor(session: SessionInfo, sql: string): { analysis: Analysis; decision: Decision };
+  /** Functions, triggers and rules read from the catalog (absent when no rule could use them). */
+  readonly code?: CodeCatalog;
 }
 
 const FORWARD: Verdict = Object.freeze({ action: 'forward' as const });
@@ -81,6 +95,7 @@ export function createStatementPolicy(
   auditor?: StatementAuditor,
   masking?: MaskingService,
   approvals?: ApprovalService,
+  code?: CodeCatalog,
 ): StatementPolicy {
   const policy = policyFromConfig(config);
   const timeDependent = config.rules.some((r) => usesTime(r.match));
@@ -92,7 +107,15 @@ export function createStatementPolicy(
     if (!st) {
       const p = s.upstreamSearchPath !== undefined ? parseSearchPath(s.upstreamSearchPath) : null;
       const prepared = new PreparedStatements();
-      st = { searchPath: p, defaultPath: p, prepared, ctx: contextFor(s, p, p, prepared), memo: { byText: new Map(), byShape: new Map() } };
+      st = {
+        searchPath: p,
+        defaultPath: p,
+        prepared,
+        ctx: contextFor(s, p, p, prepared),
+        memo: { byText: new Map(), byShape: new Map() },
+        memoVersion: code ? code.version(s.database.name) : 0,
+        ddlPending: false,
+      };
       sessions.set(s, st);
     }
     return st;
@@ -108,9 +131,10 @@ export function createStatementPolicy(
     },
   });
 
-  const decideFor = (s: SessionInfo, sql: string): { analysis: Analysis; decision: Decision } => {
-    const st = stateOf(s);
-    const analysis = cache.analyze(sql, st.ctx);
+  const decideFor = (s: SessionInfo, sql: string): { analysis: Analysis; decision: Decision } =>
+    decideAnalysis(s, sql, cache.analyze(sql, stateOf(s).ctx));
+
+  const decideAnalysis = (s: SessionInfo, sql: string, analysis: Analysis): { analysis: Analysis; decision: Decision } => {
     const decision = decide(
       {
         identity: s.identity,
@@ -164,13 +188,23 @@ export function createStatementPolicy(
   const toVerdict = (s: SessionInfo, st: PolicySessionState, analysis: Analysis, protocol: StatementSource['protocol'], d: Decision): Verdict => {
     const needsTracking =
       analysis.ok && analysis.statements.some((x) => x.searchPath !== undefined || x.prepare || x.deallocate || x.execute);
+    const anyDdl = analysis.ok && (analysis.classes.has('ddl') || analysis.classes.has('drop'));
     // After DDL the sensitive columns may have changed: masking re-reads them.
-    const ddl = masking !== undefined && analysis.ok && (analysis.classes.has('ddl') || analysis.classes.has('drop'));
+    const ddl = masking !== undefined && anyDdl;
+    // After DDL (or code Warden cannot see) functions, triggers and rules may have changed:
+    // read again now, and once more when the transaction ends (the catalog connection
+    // sees the change only after COMMIT).
+    const codeDdl = code !== undefined && (anyDdl || (analysis.ok && analysis.opaque) || st.ddlPending);
     const onDone =
-      needsTracking || ddl
+      needsTracking || ddl || codeDdl
         ? (o: StatementOutcome) => {
             if (needsTracking) afterRun(s, st, analysis, protocol, o);
             if (ddl) masking!.invalidate(s.database.name);
+            if (codeDdl) {
+              code!.invalidate(s.database.name);
+              // Extended protocol: completion comes before Sync commits; look again after it.
+              st.ddlPending = s.txStatus !== 'I' || protocol === 'extended';
+            }
           }
         : undefined;
     switch (d.action) {
@@ -257,6 +291,10 @@ export function createStatementPolicy(
   const statement = (s: SessionInfo, stmt: StatementSource): Verdict | Promise<Verdict> => {
     if (stmt.unreadable) return unreadable(s, stmt, stmt.unreadable);
     const d = decideStatement(s, stmt);
+    return d instanceof Promise ? d.then((x) => decided(s, stmt, x)) : decided(s, stmt, d);
+  };
+
+  const decided = (s: SessionInfo, stmt: StatementSource, d: Decided): Verdict | Promise<Verdict> => {
     if (mayChangeLexing(d.analysis)) s.lexingMayChange?.();
     const verdict = finalize(s, stmt, d.analysis, d.decision, d.verdict);
     if (!auditor) return verdict;
@@ -265,11 +303,24 @@ export function createStatementPolicy(
       : auditor.statement(s, stmt, d.analysis, d.decision, verdict);
   };
 
-  const decideStatement = (s: SessionInfo, stmt: StatementSource): { verdict: Verdict; analysis: Analysis; decision: Decision } => {
+  const decideStatement = (s: SessionInfo, stmt: StatementSource): Decided | Promise<Decided> => {
     stats.decided++;
     const st = stateOf(s);
     const sql = stmt.sql;
-    const memoable = !timeDependent && !sql.includes('/*');
+    if (code) {
+      if (st.ddlPending && s.txStatus === 'I') {
+        // The transaction that ran DDL has ended (the COMMIT went by without a verdict of ours).
+        code.invalidate(s.database.name);
+        st.ddlPending = false;
+      }
+      const v = code.version(s.database.name);
+      if (v !== st.memoVersion) {
+        st.memo.byText.clear();
+        st.memo.byShape.clear();
+        st.memoVersion = v;
+      }
+    }
+    const memoable = !timeDependent && !sql.includes('/*') && !st.ddlPending;
     let shape: string | null = null;
     if (memoable) {
       // By shape first: texts with literals (inlined ids, pgbench) seldom repeat exactly.
@@ -282,7 +333,16 @@ export function createStatementPolicy(
         return hit;
       }
     }
-    const { analysis, decision } = decideFor(s, sql);
+    const raw = cache.analyze(sql, st.ctx);
+    // The code the statement runs (functions, triggers, rules): from the catalog, cached per catalog version.
+    const resolved = code ? code.resolve(s.database, raw, st.ctx) : raw;
+    if (resolved instanceof Promise) return resolved.then((a) => decideResolved(s, st, stmt, a, memoable, shape));
+    return decideResolved(s, st, stmt, resolved, memoable, shape);
+  };
+
+  const decideResolved = (s: SessionInfo, st: PolicySessionState, stmt: StatementSource, resolved: Analysis, memoable: boolean, shape: string | null): Decided => {
+    const sql = stmt.sql;
+    const { analysis, decision } = decideAnalysis(s, sql, resolved);
     if (stmt.protocol === 'extended' && stmt.statementName !== '') st.prepared.set(stmt.statementName, analysis);
     const refused = (v: Verdict): void => {
       if (v.action === 'error') stats.refused++;
@@ -290,7 +350,7 @@ export function createStatementPolicy(
     };
     const verdict = toVerdict(s, st, analysis, stmt.protocol, decision);
     refused(verdict);
-    if (memoable && !verdict.onDone && analysis.ok && !analysis.usesPrepared) {
+    if (memoable && !verdict.onDone && analysis.ok && !analysis.usesPrepared && (!code || code.version(s.database.name) === st.memoVersion)) {
       // By shape only when the analysis holds for any literal values.
       const [map, key] = shape !== null && isLiteralIndependent(analysis) ? [st.memo.byShape, shape] : [st.memo.byText, sql];
       if (map.size >= MEMO_MAX) map.clear();
@@ -306,9 +366,18 @@ export function createStatementPolicy(
           stateOf(s);
           auditor.sessionStart(s);
         },
-        sessionEnd: (s, r) => auditor.sessionEnd(s, r),
+        sessionEnd: (s, r) => {
+          if (code && sessions.get(s)?.ddlPending) code.invalidate(s.database.name);
+          auditor.sessionEnd(s, r);
+        },
         loginFailed: (e) => auditor.loginFailed(e),
       }
-    : { statement, sessionStart: (s) => void stateOf(s) };
-  return { hooks, stats, cache, policy, decideFor };
+    : {
+        statement,
+        sessionStart: (s) => void stateOf(s),
+        sessionEnd: (s) => {
+          if (code && sessions.get(s)?.ddlPending) code.invalidate(s.database.name);
+        },
+      };
+  return { hooks, stats, cache, policy, decideFor, ...(code ? { code } : {}) };
 }

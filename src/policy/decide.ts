@@ -140,13 +140,16 @@ function decideStatement(s: StatementAnalysis, input: DecisionInput, policy: Com
     });
   }
   const matched = records.map((e) => Object.freeze(e.rec));
+  // A refusal or a hold that comes from what Warden cannot see says what that is.
+  const unseen = (action: RuleAction, certain: boolean): string =>
+    s.opaque && !certain && (action === 'deny' || action === 'approve') ? `; Warden cannot see all it would do: ${s.opaqueReasons.join('; ')}` : '';
   if (matched.length === 0) {
     const action = policy.defaultAction;
     return {
       index: s.index,
       action,
       decisive: BUILTIN_RULES.default,
-      reason: ruleReason(action, BUILTIN_RULES.default),
+      reason: ruleReason(action, BUILTIN_RULES.default) + unseen(action, false),
       matched,
       sensitiveTypes: sortedTypes(sensitive),
     };
@@ -158,7 +161,7 @@ function decideStatement(s: StatementAnalysis, input: DecisionInput, policy: Com
     index: s.index,
     action,
     decisive: decisive.rule,
-    reason: ruleReason(action, decisive.rule, decisive.reason),
+    reason: ruleReason(action, decisive.rule, decisive.reason) + unseen(action, decisive.certain),
     matched,
     sensitiveTypes: sortedTypes(sensitive),
   };

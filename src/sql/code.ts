@@ -296,16 +296,22 @@ function effectSummary(e: CodeEffect): string[] {
   return out;
 }
 
-/** A statement analysis with the effects of the code it runs added. */
-export function statementWithCodeEffects(sa: StatementAnalysis, effects: readonly CodeEffect[]): StatementAnalysis {
-  if (effects.length === 0) return sa;
+/**
+ * A statement analysis with the effects of the code it runs added.
+ *
+ * @param lift opaque reasons that no longer hold now that the code was read
+ *   (`CALL p(): a procedure's body is not visible`)
+ */
+export function statementWithCodeEffects(sa: StatementAnalysis, effects: readonly CodeEffect[], lift: readonly string[] = []): StatementAnalysis {
+  if (effects.length === 0 && !sa.opaqueReasons.some((r) => lift.includes(r))) return sa;
   const classes = new Set<StatementClass>(sa.classes);
   const reads = new Map(sa.reads.map((r) => [relKey(r), r] as const));
   const writes = new Map(sa.writes.map((r) => [relKey(r), r] as const));
   const columns = new Map(sa.columns.map((c) => [colKey(c), c] as const));
   const functions = new Set(sa.functions);
   const sets: SettingChange[] = [...sa.sets];
-  const opaqueReasons = [...sa.opaqueReasons];
+  const opaqueReasons = sa.opaqueReasons.filter((r) => !lift.includes(r));
+  if (opaqueReasons.length === 0) classes.delete('opaque');
   const notes = [...sa.notes];
   let { roleChange, resetAll, alterSystem } = sa;
   let changes = false;
@@ -354,15 +360,22 @@ export function statementWithCodeEffects(sa: StatementAnalysis, effects: readonl
   });
 }
 
-/** An analysis with the effects of code added per statement (by index); the same object when there is nothing to add. */
-export function withCodeEffects(a: Analysis, effects: ReadonlyMap<number, readonly CodeEffect[]>): Analysis {
-  if (!a.ok || effects.size === 0) return a;
+/**
+ * An analysis with the effects of code added per statement (by index); the same
+ * object when there is nothing to add. `lifts`: per statement, opaque reasons
+ * that no longer hold (see {@link statementWithCodeEffects}).
+ */
+export function withCodeEffects(
+  a: Analysis,
+  effects: ReadonlyMap<number, readonly CodeEffect[]>,
+  lifts: ReadonlyMap<number, readonly string[]> = new Map(),
+): Analysis {
+  if (!a.ok || (effects.size === 0 && lifts.size === 0)) return a;
   let changed = false;
   const statements = a.statements.map((s) => {
-    const e = effects.get(s.index);
-    if (!e || e.length === 0) return s;
-    changed = true;
-    return statementWithCodeEffects(s, e);
+    const next = statementWithCodeEffects(s, effects.get(s.index) ?? [], lifts.get(s.index) ?? []);
+    if (next !== s) changed = true;
+    return next;
   });
   if (!changed) return a;
   const classes = new Set<StatementClass>();

@@ -1,0 +1,540 @@
+/**
+ * What a statement runs besides its own text: the bodies of the user functions
+ * and procedures it calls, and the triggers and rules of the tables it writes,
+ * read from the upstream's catalog and analysed with the statement analyser
+ * (src/sql/code.ts), recursively to a bounded depth. The result is the
+ * statement's analysis with those effects added ("writes pay.ledger via
+ * pay.refund()"), or made opaque with a reason that names the code Warden could
+ * not see and how an operator can vouch for it (`trusted_functions`).
+ *
+ * Cost. A statement that calls no function outside `pg_catalog.` and writes no
+ * table is returned as it is, with no lookup. Otherwise one per-database index
+ * answers synchronously once loaded: which function names exist outside
+ * pg_catalog/information_schema, which names are built in, and which tables
+ * have enabled triggers or rules. Function definitions and their analyses are
+ * cached, and so is each analysis' enriched form. Everything is dropped (a new
+ * catalog version) when DDL passes through Warden (see statement-policy.ts) and
+ * at the latest `CODE_CACHE_TTL_MS` after it was read, for changes made around
+ * Warden.
+ *
+ * Fail closed: a name not in the catalog (e.g. a function created in a
+ * transaction that is still open, which Warden's catalog connection cannot
+ * see), a `pg_temp` function, a body in a language Warden cannot read, dynamic
+ * SQL, a nesting deeper than {@link MAX_CODE_DEPTH}, or a catalog that cannot be
+ * read makes the statement opaque.
+ *
+ * @module
+ */
+import type { DatabaseConfig } from '../config/types.js';
+import type { Logger } from '../log/logger.js';
+import { analyzeSql, parseSearchPath, type Analysis, type AnalysisOk, type AnalyzeContext, type StatementAnalysis } from '../sql/index.js';
+import { READABLE_LANGUAGES, withCodeEffects, type CodeEffect } from '../sql/code.js';
+
+/** Calls followed into function bodies at most this deep. */
+export const MAX_CODE_DEPTH = 8;
+/** Cached catalog facts are read again at the latest after this long (ms). */
+export const CODE_CACHE_TTL_MS = 30_000;
+
+/** Runs a (multi-statement, simple-protocol) catalog query on the database's internal connection. */
+export type CatalogQueryFn = (db: DatabaseConfig, sql: string) => Promise<unknown>;
+
+export interface CodeCatalog {
+  /**
+   * The analysis with the effects of the code it runs; the same object when it
+   * runs none; a Promise when the catalog must be read first.
+   */
+  resolve(db: DatabaseConfig, analysis: Analysis, ctx: AnalyzeContext): Analysis | Promise<Analysis>;
+  /** Drops what is cached for a database (a new catalog version). */
+  invalidate(database: string): void;
+  /** The database's catalog version: changes whenever its cached facts are dropped. */
+  version(database: string): number;
+  /** Catalog queries sent since start. */
+  readonly stats: { queries: number };
+}
+
+interface FnDef {
+  readonly schema: string;
+  readonly name: string;
+  readonly oid: string;
+  readonly language: string;
+  /** prokind: f function, p procedure, a aggregate, w window. */
+  readonly kind: string;
+  readonly definer: boolean;
+  readonly config: readonly string[];
+  /** pg_get_functiondef() for SQL and PL/pgSQL functions and procedures. */
+  readonly def: string | null;
+  readonly args: string;
+}
+
+interface TableCode {
+  readonly kind: 'trigger' | 'rule';
+  readonly name: string;
+  readonly relation: string;
+  /** The trigger's function. */
+  readonly fn?: { readonly schema: string; readonly name: string };
+  /** The rule's actions, or why they cannot be read. */
+  readonly rule?: StatementAnalysis | string;
+}
+
+interface Index {
+  /** Function names in pg_catalog / information_schema. */
+  readonly builtin: ReadonlySet<string>;
+  /** Function name → schemas (other than pg_catalog, information_schema and temporary ones) that have one. */
+  readonly user: ReadonlyMap<string, readonly string[]>;
+  /** `schema\0table` → its enabled triggers and rules. */
+  readonly tables: ReadonlyMap<string, readonly TableCode[]>;
+  /** `table` → the same, for names whose schema is unknown. */
+  readonly tablesByName: ReadonlyMap<string, readonly TableCode[]>;
+}
+
+interface DbState {
+  readonly version: number;
+  index?: Index;
+  indexLoading?: Promise<void>;
+  readonly fns: Map<string, readonly FnDef[]>;
+  readonly fnLoading: Map<string, Promise<void>>;
+  /** `oid\0search_path` → the body's effect, or why it cannot be seen. */
+  readonly bodies: Map<string, StatementAnalysis | string>;
+  readonly enriched: WeakMap<Analysis, { readonly pathKey: string; readonly result: Analysis }>;
+  timer?: NodeJS.Timeout;
+}
+
+const BUILTIN_SCHEMAS = new Set(['pg_catalog', 'information_schema']);
+
+function isTempSchema(s: string): boolean {
+  return s === 'pg_temp' || s.startsWith('pg_temp_');
+}
+
+/** A DML statement: fires triggers and rules of the tables it writes. */
+function firesTriggers(s: StatementAnalysis): boolean {
+  if (s.writes.length === 0) return false;
+  const c = s.classes;
+  return c.has('insert') || c.has('update') || c.has('delete') || c.has('merge') || c.has('truncate') || (c.has('copy') && c.has('write'));
+}
+
+function callsUserCode(s: StatementAnalysis): boolean {
+  for (const f of s.functions) if (!f.startsWith('pg_catalog.') && !f.startsWith('information_schema.')) return true;
+  return false;
+}
+
+/** Whether any statement may run code: calls a function not qualified with pg_catalog, or writes rows. */
+export function mayRunCode(a: Analysis): boolean {
+  if (!a.ok) return false;
+  for (const s of a.statements) if (callsUserCode(s) || firesTriggers(s)) return true;
+  return false;
+}
+
+function splitName(name: string): { schema?: string; bare: string } {
+  const i = name.lastIndexOf('.');
+  if (i < 0) return { bare: name };
+  const head = name.slice(0, i);
+  const j = head.lastIndexOf('.');
+  return { schema: j < 0 ? head : head.slice(j + 1), bare: name.slice(i + 1) };
+}
+
+/** A `trusted_functions` pattern (`util.*`, `pay.refund`, `*.slugify`) as a matcher of `schema.name`. */
+export function trustedMatcher(patterns: readonly string[] | undefined): (schema: string, name: string) => boolean {
+  if (!patterns || patterns.length === 0) return () => false;
+  const res = patterns.map((p) => {
+    const esc = p.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^.]*');
+    return new RegExp(`^${esc}$`);
+  });
+  return (schema, name) => {
+    const full = `${schema}.${name}`;
+    return res.some((r) => r.test(full));
+  };
+}
+
+function sqlLiteral(s: string): string {
+  return `'${s.replace(/'/g, "''")}'`;
+}
+
+/** The SELECT results of a multi-statement simple query, in order. */
+function selects(res: unknown): Record<string, unknown>[][] {
+  const list = Array.isArray(res) ? res : [res];
+  const out: Record<string, unknown>[][] = [];
+  for (const r of list as { command?: string; rows?: Record<string, unknown>[] }[]) {
+    if (r && r.command === 'SELECT') out.push(r.rows ?? []);
+  }
+  return out;
+}
+
+// Every query first sets search_path to pg_catalog for its implicit transaction,
+// so pg_get_functiondef / pg_get_ruledef qualify every name they print.
+const PIN_PATH = "SELECT pg_catalog.set_config('search_path', 'pg_catalog', true);";
+
+const INDEX_SQL = `${PIN_PATH}
+SELECT DISTINCT p.proname AS name, n.nspname AS schema
+  FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast%';
+SELECT n.nspname AS schema, c.relname AS rel, 'trigger' AS what, t.tgname AS name,
+       fn.nspname AS fschema, f.proname AS fname, NULL::text AS def
+  FROM pg_catalog.pg_trigger t
+  JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  JOIN pg_catalog.pg_proc f ON f.oid = t.tgfoid JOIN pg_catalog.pg_namespace fn ON fn.oid = f.pronamespace
+ WHERE NOT t.tgisinternal AND t.tgenabled <> 'D'
+UNION ALL
+SELECT n.nspname, c.relname, 'rule', r.rulename, NULL, NULL, pg_catalog.pg_get_ruledef(r.oid)
+  FROM pg_catalog.pg_rewrite r
+  JOIN pg_catalog.pg_class c ON c.oid = r.ev_class JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+ WHERE r.rulename <> '_RETURN' AND r.ev_enabled <> 'D';`;
+
+function functionsSql(keys: readonly { schema: string; name: string }[]): string {
+  const json = JSON.stringify(keys.map((k) => [k.schema, k.name]));
+  return `${PIN_PATH}
+SELECT n.nspname AS schema, p.proname AS name, p.oid::text AS oid, l.lanname AS language, p.prokind::text AS kind,
+       p.prosecdef AS definer, p.proconfig AS config, pg_catalog.pg_get_function_identity_arguments(p.oid) AS args,
+       CASE WHEN p.prokind IN ('f', 'p') AND l.lanname IN ('sql', 'plpgsql') THEN pg_catalog.pg_get_functiondef(p.oid) END AS def
+  FROM pg_catalog.pg_proc p
+  JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+  JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+ WHERE (n.nspname, p.proname) IN (SELECT x->>0, x->>1 FROM pg_catalog.json_array_elements(${sqlLiteral(json)}::pg_catalog.json) x);`;
+}
+
+/** The hint every opaque reason ends with. */
+function vouch(db: DatabaseConfig, what: string): string {
+  return `an operator can vouch for it with databases.${db.name}.trusted_functions: ["${what}"]`;
+}
+
+export interface CodeCatalogOptions {
+  readonly query: CatalogQueryFn;
+  readonly log?: Logger;
+  /** Default {@link CODE_CACHE_TTL_MS}. */
+  readonly ttlMs?: number;
+}
+
+export function createCodeCatalog(options: CodeCatalogOptions): CodeCatalog {
+  const ttl = options.ttlMs ?? CODE_CACHE_TTL_MS;
+  const states = new Map<string, DbState>();
+  const versions = new Map<string, number>();
+  const stats = { queries: 0 };
+  const trusted = new Map<string, (schema: string, name: string) => boolean>();
+
+  const trustOf = (db: DatabaseConfig) => {
+    let t = trusted.get(db.name);
+    if (!t) {
+      t = trustedMatcher(db.trustedFunctions);
+      trusted.set(db.name, t);
+    }
+    return t;
+  };
+
+  const version = (name: string): number => versions.get(name) ?? 0;
+
+  const invalidate = (name: string): void => {
+    const st = states.get(name);
+    if (st?.timer) clearTimeout(st.timer);
+    states.delete(name);
+    versions.set(name, version(name) + 1);
+  };
+
+  const stateOf = (db: DatabaseConfig): DbState => {
+    let st = states.get(db.name);
+    if (!st) {
+      st = { version: version(db.name), fns: new Map(), fnLoading: new Map(), bodies: new Map(), enriched: new WeakMap() };
+      states.set(db.name, st);
+    }
+    return st;
+  };
+
+  /** Starts the TTL of a state once it holds catalog facts. */
+  const arm = (db: DatabaseConfig, st: DbState): void => {
+    if (st.timer || states.get(db.name) !== st) return;
+    st.timer = setTimeout(() => {
+      if (states.get(db.name) === st) invalidate(db.name);
+    }, ttl);
+    st.timer.unref?.();
+  };
+
+  const run = async (db: DatabaseConfig, sql: string): Promise<Record<string, unknown>[][]> => {
+    stats.queries++;
+    // The first result is PIN_PATH's.
+    return selects(await options.query(db, sql)).slice(1);
+  };
+
+  const loadIndex = (db: DatabaseConfig, st: DbState): Promise<void> => {
+    st.indexLoading ??= run(db, INDEX_SQL).then(
+      ([names = [], code = []]) => {
+        const builtin = new Set<string>();
+        const user = new Map<string, string[]>();
+        for (const r of names) {
+          const name = String(r['name']);
+          const schema = String(r['schema']);
+          if (BUILTIN_SCHEMAS.has(schema)) builtin.add(name);
+          else {
+            const l = user.get(name);
+            if (l) l.push(schema);
+            else user.set(name, [schema]);
+          }
+        }
+        const tables = new Map<string, TableCode[]>();
+        const tablesByName = new Map<string, TableCode[]>();
+        for (const r of code) {
+          const schema = String(r['schema']);
+          const rel = String(r['rel']);
+          const relation = `${schema}.${rel}`;
+          let tc: TableCode;
+          if (r['what'] === 'trigger') {
+            tc = { kind: 'trigger', name: String(r['name']), relation, fn: { schema: String(r['fschema']), name: String(r['fname']) } };
+          } else {
+            const a = analyzeSql(String(r['def'] ?? ''), { searchPath: ['pg_catalog'] });
+            const body = a.ok ? a.statements[0]?.body : undefined;
+            tc = { kind: 'rule', name: String(r['name']), relation, rule: body ?? `rule ${String(r['name'])} on ${relation} cannot be read (${a.ok ? 'no actions found' : a.error})` };
+          }
+          const k = `${schema}\u0000${rel}`;
+          tables.set(k, [...(tables.get(k) ?? []), tc]);
+          tablesByName.set(rel, [...(tablesByName.get(rel) ?? []), tc]);
+        }
+        st.index = { builtin, user, tables, tablesByName };
+        arm(db, st);
+      },
+      (err: Error) => {
+        st.indexLoading = undefined;
+        throw err;
+      },
+    );
+    return st.indexLoading;
+  };
+
+  const loadFunctions = (db: DatabaseConfig, st: DbState, keys: readonly string[]): Promise<void> => {
+    const todo = keys.filter((k) => !st.fns.has(k) && !st.fnLoading.has(k));
+    const waits = keys.map((k) => st.fnLoading.get(k)).filter((p): p is Promise<void> => p !== undefined);
+    if (todo.length > 0) {
+      const parsed = todo.map((k) => {
+        const i = k.indexOf('\u0000');
+        return { schema: k.slice(0, i), name: k.slice(i + 1) };
+      });
+      const p = run(db, functionsSql(parsed)).then(
+        ([rows = []]) => {
+          for (const k of todo) st.fns.set(k, []);
+          for (const r of rows) {
+            const d: FnDef = {
+              schema: String(r['schema']),
+              name: String(r['name']),
+              oid: String(r['oid']),
+              language: String(r['language']),
+              kind: String(r['kind']),
+              definer: r['definer'] === true,
+              config: Array.isArray(r['config']) ? (r['config'] as unknown[]).map(String) : [],
+              def: typeof r['def'] === 'string' ? r['def'] : null,
+              args: String(r['args'] ?? ''),
+            };
+            const k = `${d.schema}\u0000${d.name}`;
+            st.fns.set(k, [...(st.fns.get(k) ?? []), d]);
+          }
+          for (const k of todo) st.fnLoading.delete(k);
+          arm(db, st);
+        },
+        (err: Error) => {
+          for (const k of todo) st.fnLoading.delete(k);
+          throw err;
+        },
+      );
+      for (const k of todo) st.fnLoading.set(k, p);
+      waits.push(p);
+    }
+    return Promise.all(waits).then(() => undefined);
+  };
+
+  /** What a function's body does (cached per search_path), or why Warden cannot see it. */
+  const bodyOf = (st: DbState, db: DatabaseConfig, d: FnDef, ctx: AnalyzeContext, pathKey: string): StatementAnalysis | string => {
+    const what = `${d.schema}.${d.name}`;
+    if (d.kind === 'a' || d.kind === 'w') return `calls ${what}(${d.args}): a user-defined ${d.kind === 'a' ? 'aggregate' : 'window function'} runs code Warden does not read; ${vouch(db, what)}`;
+    if (!READABLE_LANGUAGES.has(d.language)) return `calls ${what}(${d.args}): LANGUAGE ${d.language}, which Warden cannot read; ${vouch(db, what)}`;
+    if (d.def === null) return `calls ${what}(${d.args}): its definition could not be read; ${vouch(db, what)}`;
+    const fixed = d.config.find((c) => c.toLowerCase().startsWith('search_path='));
+    const path = fixed !== undefined ? parseSearchPath(fixed.slice('search_path='.length)) : ctx.searchPath;
+    const key = `${d.oid}\u0000${fixed !== undefined ? `=${fixed}` : pathKey}`;
+    const hit = st.bodies.get(key);
+    if (hit !== undefined) return hit;
+    const a = analyzeSql(d.def, { searchPath: path, ...(ctx.user !== undefined ? { user: ctx.user } : {}) });
+    let body = a.ok ? a.statements[0]?.body : undefined;
+    // What the body does that Warden cannot see: say how to vouch for the function.
+    if (body?.opaque) body = Object.freeze({ ...body, opaqueReasons: Object.freeze(body.opaqueReasons.map((r) => `${r}; ${vouch(db, what)}`)) });
+    const out: StatementAnalysis | string = body ?? `calls ${what}(${d.args}): Warden cannot analyse its definition (${a.ok ? 'no body' : a.error}); ${vouch(db, what)}`;
+    st.bodies.set(key, out);
+    return out;
+  };
+
+  interface Need {
+    index: boolean;
+    fns: Set<string>;
+  }
+
+  /** The code effects of one statement; records in `need` what must be read first. */
+  const effectsOf = (
+    st: DbState,
+    db: DatabaseConfig,
+    s: StatementAnalysis,
+    ctx: AnalyzeContext,
+    pathKey: string,
+    need: Need,
+    failure: string | undefined,
+  ): { effects: CodeEffect[]; lift: string[] } => {
+    const effects: CodeEffect[] = [];
+    const lift: string[] = [];
+    const index = st.index;
+    const trust = trustOf(db);
+    const seen = new Set<string>();
+    const notReadable = (via: string) => `${via}: Warden could not read the catalog of ${db.name} to see what it does (${failure})`;
+    if (!index) {
+      if (failure !== undefined) {
+        if (callsUserCode(s)) effects.push({ via: 'functions', opaque: notReadable(`calls ${s.functions.join(', ')}`) });
+        if (firesTriggers(s)) effects.push({ via: 'triggers', opaque: notReadable(`writes ${s.writes.map((r) => r.name).join(', ')}, whose triggers and rules`) });
+      } else need.index = true;
+      return { effects, lift };
+    }
+    const inPath = (schema: string): boolean => {
+      const p = ctx.searchPath;
+      if (p === null) return true;
+      return p.some((x) => x === schema || (x === '$user' && ctx.user === schema));
+    };
+
+    /** Follows the code `sa` runs (calls and triggers), `depth` calls deep. */
+    const follow = (sa: StatementAnalysis, depth: number): void => {
+      for (const f of sa.functions) call(f, depth);
+      if (firesTriggers(sa)) for (const r of sa.writes) triggersOf(r.schema, r.table, r.qualified ? [r.schema] : r.candidates, depth);
+    };
+
+    const runFunction = (schema: string, name: string, via: string, depth: number): boolean => {
+      const key = `${schema}\u0000${name}`;
+      const what = `${schema}.${name}`;
+      if (trust(schema, name)) {
+        effects.push({ via, note: `${what}() is trusted by the configuration (trusted_functions): its body is not judged` });
+        return true;
+      }
+      if (seen.has(key)) return true;
+      const defs = st.fns.get(key);
+      if (defs === undefined) {
+        if (failure !== undefined) effects.push({ via, opaque: notReadable(`calls ${what}()`) });
+        else need.fns.add(key);
+        return false;
+      }
+      seen.add(key);
+      if (defs.length === 0) {
+        effects.push({ via, opaque: `calls ${what}(), which is not in the catalog Warden reads (created in a transaction that is still open?); ${vouch(db, what)}` });
+        return false;
+      }
+      if (depth >= MAX_CODE_DEPTH) {
+        effects.push({ via, opaque: `calls ${what}() more than ${MAX_CODE_DEPTH} calls deep; ${vouch(db, what)}` });
+        return false;
+      }
+      let ok = true;
+      for (const d of defs) {
+        const body = bodyOf(st, db, d, ctx, pathKey);
+        const dvia = `${via}${d.definer ? ' (SECURITY DEFINER)' : ''}`;
+        if (typeof body === 'string') {
+          effects.push({ via: dvia, opaque: body });
+          ok = false;
+          continue;
+        }
+        effects.push({ via: dvia, body });
+        follow(body, depth + 1);
+      }
+      return ok;
+    };
+
+    const call = (fname: string, depth: number): void => {
+      const { schema, bare } = splitName(fname);
+      if (schema !== undefined) {
+        if (BUILTIN_SCHEMAS.has(schema)) return;
+        if (isTempSchema(schema)) {
+          if (trust('pg_temp', bare)) return;
+          effects.push({
+            via: `${fname}()`,
+            opaque: `calls ${fname}(), a function in the session's temporary schema, which Warden's catalog connection cannot see; ${vouch(db, `pg_temp.${bare}`)}`,
+          });
+          return;
+        }
+        if (!(index.user.get(bare) ?? []).includes(schema)) {
+          if (trust(schema, bare)) return;
+          effects.push({ via: `${fname}()`, opaque: `calls ${fname}(), which is not in the catalog Warden reads (created in a transaction that is still open?); ${vouch(db, `${schema}.${bare}`)}` });
+          return;
+        }
+        if (runFunction(schema, bare, `${schema}.${bare}()`, depth)) liftCall(fname);
+        return;
+      }
+      const schemas = (index.user.get(bare) ?? []).filter(inPath);
+      if (schemas.length === 0) {
+        if (index.builtin.has(bare)) return;
+        effects.push({ via: `${bare}()`, opaque: `calls ${bare}(), which is not in the catalog Warden reads (created in a transaction that is still open?); ${vouch(db, `<schema>.${bare}`)}` });
+        return;
+      }
+      let all = true;
+      for (const sch of schemas) all = runFunction(sch, bare, `${sch}.${bare}()`, depth) && all;
+      if (all) liftCall(fname);
+    };
+
+    /** A CALL whose procedure Warden could read is no longer opaque for that reason. */
+    const liftCall = (fname: string): void => {
+      lift.push(`CALL ${fname}(): a procedure's body is not visible`);
+    };
+
+    const triggersOf = (schema: string, table: string, candidates: readonly string[], depth: number): void => {
+      const codes: TableCode[] = [];
+      if (candidates.includes('*') || table === '*') {
+        for (const c of table === '*' ? [...index.tables.entries()].filter(([k]) => candidates.includes('*') || candidates.includes(k.split('\u0000')[0]!)).flatMap(([, v]) => v) : (index.tablesByName.get(table) ?? [])) codes.push(c);
+      } else {
+        for (const c of candidates.length ? candidates : [schema]) codes.push(...(index.tables.get(`${c}\u0000${table}`) ?? []));
+      }
+      for (const c of codes) {
+        const key = `${c.kind}\u0000${c.relation}\u0000${c.name}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        const via = `${c.kind} ${c.name} on ${c.relation}`;
+        if (c.kind === 'rule') {
+          if (typeof c.rule === 'string') effects.push({ via, opaque: c.rule });
+          else if (c.rule) {
+            effects.push({ via, body: c.rule });
+            if (depth < MAX_CODE_DEPTH) follow(c.rule, depth + 1);
+            else effects.push({ via, opaque: `${via} is nested more than ${MAX_CODE_DEPTH} levels deep` });
+          }
+        } else if (c.fn) {
+          runFunction(c.fn.schema, c.fn.name, `${via} → ${c.fn.schema}.${c.fn.name}()`, depth);
+        }
+      }
+    };
+
+    follow(s, 0);
+    return { effects, lift };
+  };
+
+  const compute = (st: DbState, db: DatabaseConfig, a: AnalysisOk, ctx: AnalyzeContext, pathKey: string, need: Need, failure?: string): Analysis => {
+    const per = new Map<number, CodeEffect[]>();
+    const lifts = new Map<number, string[]>();
+    for (const s of a.statements) {
+      if (!callsUserCode(s) && !firesTriggers(s)) continue;
+      const { effects, lift } = effectsOf(st, db, s, ctx, pathKey, need, failure);
+      if (effects.length) per.set(s.index, effects);
+      if (lift.length) lifts.set(s.index, lift);
+    }
+    return withCodeEffects(a, per, lifts);
+  };
+
+  const resolve = (db: DatabaseConfig, analysis: Analysis, ctx: AnalyzeContext): Analysis | Promise<Analysis> => {
+    if (!analysis.ok || !mayRunCode(analysis)) return analysis;
+    const pathKey = ctx.searchPath === null ? '\u0001' : ctx.searchPath.join('\u0000');
+    const attempt = (round: number): Analysis | Promise<Analysis> => {
+      const st = stateOf(db);
+      const hit = st.enriched.get(analysis);
+      if (hit && hit.pathKey === pathKey) return hit.result;
+      const need: Need = { index: false, fns: new Set() };
+      const result = compute(st, db, analysis, ctx, pathKey, need);
+      if (!need.index && need.fns.size === 0) {
+        st.enriched.set(analysis, { pathKey, result });
+        return result;
+      }
+      const load = need.index ? loadIndex(db, st) : loadFunctions(db, st, [...need.fns]);
+      return load.then(
+        () => (round >= 2 * MAX_CODE_DEPTH + 2 ? compute(st, db, analysis, ctx, pathKey, need, 'too many catalog reads for one statement') : attempt(round + 1)),
+        (err: Error) => {
+          options.log?.warn({ database: db.name, reason: err.message }, 'reading functions, triggers and rules from the catalog failed');
+          return compute(st, db, analysis, ctx, pathKey, { index: false, fns: new Set() }, err.message);
+        },
+      );
+    };
+    return attempt(0);
+  };
+
+  return { resolve, invalidate, version, stats };
+}
