@@ -2,7 +2,10 @@
  * Approvals API on the admin listener (authenticated; see admin/auth.ts):
  *
  * - `GET  /api/v1/approvals?status=pending&limit=50` — requests, newest first
- * - `GET  /api/v1/approvals/:id` — one request with its decisions
+ * - `GET  /api/v1/approvals/:id` — one request with its decisions; `?full=true`: the statement
+ *   text and parameters in full even above the cap (docs/approvals.md)
+ * - `GET  /api/v1/approvals/:id/sql` — the statement text exactly as stored (text/plain), with
+ *   its length and SHA-256 in the `x-warden-sql-length` / `x-warden-sql-sha256` headers
  * - `POST /api/v1/approvals/:id/approve` `{ "reason": "...", "grant_minutes": 30 }` —
  *   the authenticated identity approves (optionally as a just-in-time grant)
  * - `POST /api/v1/approvals/:id/deny` `{ "reason": "..." }`
@@ -41,15 +44,31 @@ export function registerApprovalRoutes(app: FastifyInstance, approvals: Approval
     const limit = q.limit === undefined ? 100 : Number(q.limit);
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > 1000) return reply.code(400).send({ error: 'limit: expected an integer from 1 to 1000' });
     const all = await approvals.list({ status: q.status as ApprovalStatus | undefined, limit });
-    return { requests: all.filter((r) => canSee(req.identity!, r, auditors)) };
+    return { requests: all.filter((r) => canSee(req.identity!, r, auditors)).map((r) => approvals.view(r)) };
   });
 
   app.get('/approvals/:id', async (req, reply) => {
+    const q = req.query as { full?: string };
     try {
       const r = await approvals.get((req.params as { id: string }).id);
       // Not one's business: the same answer as a request that does not exist.
       if (!canSee(req.identity!, r, auditors)) return reply.code(404).send({ error: `no approval request ${r.id}` });
-      return r;
+      return approvals.view(r, q.full === 'true' || q.full === '1');
+    } catch (err) {
+      return fail(reply, err);
+    }
+  });
+
+  app.get('/approvals/:id/sql', async (req, reply) => {
+    try {
+      const r = await approvals.get((req.params as { id: string }).id);
+      if (!canSee(req.identity!, r, auditors)) return reply.code(404).send({ error: `no approval request ${r.id}` });
+      const v = approvals.view(r, true);
+      return reply
+        .header('content-type', 'text/plain; charset=utf-8')
+        .header('x-warden-sql-length', String(v.sqlLength))
+        .header('x-warden-sql-sha256', v.sqlSha256)
+        .send(r.sql);
     } catch (err) {
       return fail(reply, err);
     }
@@ -62,7 +81,7 @@ export function registerApprovalRoutes(app: FastifyInstance, approvals: Approval
       if (body.grant_minutes !== undefined && typeof body.grant_minutes !== 'number') return reply.code(400).send({ error: 'grant_minutes: expected a number of minutes' });
       if (decision === 'deny' && body.grant_minutes !== undefined) return reply.code(400).send({ error: 'grant_minutes: only when approving' });
       try {
-        return await approvals.decide((req.params as { id: string }).id, req.identity!, decision, body.reason, body.grant_minutes as number | undefined);
+        return approvals.view(await approvals.decide((req.params as { id: string }).id, req.identity!, decision, body.reason, body.grant_minutes as number | undefined));
       } catch (err) {
         return fail(reply, err);
       }

@@ -7,6 +7,7 @@
  */
 import { Command, Option } from 'commander';
 import type { WardenConfig } from '../config/types.js';
+import { count, visibleText } from '../governance/approval-text.js';
 import { CliError, configOption, load, out } from './common.js';
 
 interface ApiRequest {
@@ -16,10 +17,16 @@ interface ApiRequest {
   onBehalfOf?: string;
   database: string;
   environment?: string;
+  /** In full up to the server's cap, else cut with a marker (`sqlTruncated`). */
   sql: string;
+  sqlLength: number;
+  sqlSha256: string;
+  sqlTruncated: boolean;
   params?: (string | null)[];
+  paramsTruncated?: number[];
   rules: { rule: string; reason?: string; groups: string[]; count: number }[];
   tables: string[];
+  classes?: string[];
   intent: Record<string, string>;
   mode: string;
   createdAt: string;
@@ -69,15 +76,43 @@ function client(config: WardenConfig, as: string | undefined) {
   };
 }
 
+/** Characters of SQL in one line of `approvals list`. */
+const LIST_SQL = 80;
+
+/** One line of `approvals list`: the statement abbreviated, visibly, with its full length. */
+function listSql(r: ApiRequest): string {
+  const flat = visibleText(r.sql).replace(/\r?\n/g, ' ⏎ ').replace(/\t/g, ' ');
+  if (flat.length <= LIST_SQL && !r.sqlTruncated) return flat;
+  return `${flat.slice(0, LIST_SQL)}… [${count(r.sqlLength)} characters: approvals show ${r.id}]`;
+}
+
+/**
+ * The statement exactly as stored, line by line (whitespace kept: flattening would let a
+ * `--` comment seem to hide what follows it), with characters that could hide text escaped.
+ */
+function sqlBlock(r: ApiRequest): string[] {
+  const lines = [`  sql:      ${count(r.sqlLength)} characters, sha256 ${r.sqlSha256}${r.sqlTruncated ? ' — CUT below; the full text: --full' : ''}`];
+  for (const l of visibleText(r.sql).split(/\r?\n/)) lines.push(`    | ${l}`);
+  if (r.sqlTruncated) lines.push(`  NOTE: only the first part of the statement is shown (${count(r.sqlLength)} characters in all): warden approvals show ${r.id} --full`);
+  return lines;
+}
+
 function formatRequest(r: ApiRequest): string {
   const lines = [
     `${r.id}  ${r.status}  ${r.mode}`,
     `  who:      ${r.identity}${r.onBehalfOf ? ` on behalf of ${r.onBehalfOf}` : ''}`,
     `  where:    ${r.database}${r.environment ? ` (${r.environment})` : ''}`,
     `  rules:    ${r.rules.map((x) => `${x.rule} (${x.count} of ${x.groups.join('/')})${x.reason ? `: ${x.reason}` : ''}`).join('; ')}`,
-    `  sql:      ${r.sql.replace(/\s+/g, ' ')}`,
+    ...sqlBlock(r),
   ];
-  if (r.params && r.params.length > 0) lines.push(`  params:   ${JSON.stringify(r.params)}`);
+  if (r.params && r.params.length > 0) {
+    lines.push('  params:');
+    r.params.forEach((p, i) => {
+      const cut = r.paramsTruncated?.includes(i) ? '  (CUT: the full value with --full)' : '';
+      lines.push(`    $${i + 1} = ${p === null ? 'NULL' : visibleText(JSON.stringify(p))}${cut}`);
+    });
+  }
+  if (r.classes && r.classes.length > 0) lines.push(`  classes:  ${r.classes.join(', ')}`);
   if (r.tables.length > 0) lines.push(`  tables:   ${r.tables.join(', ')}`);
   if (Object.keys(r.intent).length > 0) lines.push(`  intent:   ${Object.entries(r.intent).map(([k, v]) => `${k}=${v}`).join(' ')}`);
   lines.push(`  created:  ${r.createdAt}, expires ${r.expiresAt}`);
@@ -104,7 +139,7 @@ export function registerApprovalCommands(program: Command): void {
       out(o.json, requests, () =>
         requests.length === 0
           ? `no ${o.status === 'all' ? '' : `${o.status} `}approval requests`
-          : requests.map((r) => `${r.id}  ${r.status.padEnd(9)} ${r.identity.padEnd(12)} ${r.database.padEnd(10)} ${r.rules.map((x) => x.rule).join(',')}  ${r.sql.replace(/\s+/g, ' ').slice(0, 80)}`).join('\n'),
+          : requests.map((r) => `${r.id}  ${r.status.padEnd(9)} ${r.identity.padEnd(12)} ${r.database.padEnd(10)} ${r.rules.map((x) => x.rule).join(',')}  ${listSql(r)}`).join('\n'),
       );
     });
 
@@ -113,10 +148,11 @@ export function registerApprovalCommands(program: Command): void {
     .description('one request: the statement, the rules, the decisions')
     .addOption(configOption())
     .addOption(asOption())
+    .option('--full', 'the statement and parameters in full, even above the cap (1 MiB)')
     .option('--json', 'machine-readable output')
-    .action(async (id: string, o: { config?: string; as?: string; json?: boolean }) => {
+    .action(async (id: string, o: { config?: string; as?: string; full?: boolean; json?: boolean }) => {
       const api = client(load(o.config), o.as);
-      const r = await api<ApiRequest>('GET', `/approvals/${encodeURIComponent(id)}`);
+      const r = await api<ApiRequest>('GET', `/approvals/${encodeURIComponent(id)}${o.full ? '?full=true' : ''}`);
       out(o.json, r, () => formatRequest(r));
     });
 

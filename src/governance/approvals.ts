@@ -30,6 +30,7 @@ import type { AuditLog } from '../audit/log.js';
 import type { ApprovalRequest, ApprovalStatus, GrantRecord, StateStore } from '../store/types.js';
 import { newId } from '../store/ids.js';
 import { intentOf } from '../intent/sqlcommenter.js';
+import { abbreviate, APPROVAL_TEXT_CAP, approvalParam, count, shownText, visibleText } from './approval-text.js';
 
 export class ApprovalError extends Error {
   constructor(
@@ -46,6 +47,8 @@ export interface ApprovalService {
   verdict(s: SessionInfo, stmt: StatementSource, analysis: Analysis, decision: Decision, next: () => Verdict | Promise<Verdict>): Promise<Verdict>;
   list(o?: { status?: ApprovalStatus; limit?: number }): Promise<ApprovalRequest[]>;
   get(id: string): Promise<ApprovalRequest>;
+  /** A request as shown to approvers: text up to the service's cap, else a visible marker; `full`: all of it. */
+  view(r: ApprovalRequest, full?: boolean): ApprovalView;
   decide(id: string, approver: IdentityConfig, decision: 'approve' | 'deny', reason: string, grantMinutes?: number): Promise<ApprovalRequest>;
   grants(all?: boolean): Promise<GrantRecord[]>;
   revokeGrant(id: string, by: IdentityConfig): Promise<void>;
@@ -60,7 +63,59 @@ export interface ApprovalServiceOptions {
   instance: string;
   /** Base URL of the admin API, for links in notifications. */
   adminUrl?: string;
+  /** Characters of statement text (and of each parameter) the API, webhook and audit carry before a marker; default {@link APPROVAL_TEXT_CAP}. */
+  textCap?: number;
 }
+
+/**
+ * An approval request as the API, the webhook and the CLI show it: the statement text and
+ * each parameter in full up to the cap, else cut with a visible marker (full length, SHA-256
+ * of the full text, the command that prints it); `sqlLength` and `sqlSha256` always describe
+ * the full text the store keeps.
+ */
+export type ApprovalView = ApprovalRequest & {
+  readonly sqlLength: number;
+  readonly sqlSha256: string;
+  readonly sqlTruncated: boolean;
+  /** Indexes of parameters cut at the cap (absent when none was). */
+  readonly paramsTruncated?: readonly number[];
+};
+
+/** The command that prints a request's full text. */
+export function fullTextCommand(id: string): string {
+  return `warden approvals show ${id} --full (or GET /api/v1/approvals/${id}?full=true)`;
+}
+
+/** A request as shown to approvers (see {@link ApprovalView}); `full` shows the whole text whatever its length. */
+export function approvalView(r: ApprovalRequest, o: { full?: boolean; cap?: number } = {}): ApprovalView {
+  const cap = o.full ? Number.POSITIVE_INFINITY : (o.cap ?? APPROVAL_TEXT_CAP);
+  const how = fullTextCommand(r.id);
+  const sql = shownText(r.sql, cap, how);
+  const cut: number[] = [];
+  const params = r.params?.map((p, i) => {
+    if (p === null) return null;
+    const shown = shownText(p, cap, how);
+    if (shown.truncated) cut.push(i);
+    return shown.text;
+  });
+  return {
+    ...r,
+    sql: sql.text,
+    ...(params !== undefined ? { params } : {}),
+    sqlLength: sql.length,
+    sqlSha256: sql.sha256,
+    sqlTruncated: sql.truncated,
+    ...(cut.length > 0 ? { paramsTruncated: cut } : {}),
+  };
+}
+
+/** A code fence inside a Slack code block would end it early: break it up visibly (`` `). */
+function fenceSafe(text: string): string {
+  return text.replace(/```/g, '`` `');
+}
+
+/** Characters of SQL in the webhook's `text` (the chat message); the full text is in `request.sql`. */
+const WEBHOOK_TEXT_SQL = 1500;
 
 const MAX_GRANT_MINUTES = 24 * 60;
 
@@ -99,24 +154,44 @@ export function createApprovalService(o: ApprovalServiceOptions): ApprovalServic
     for (const w of waiters.get(id) ?? []) w();
   };
 
-  const describeRequest = (r: ApprovalRequest): Record<string, unknown> => ({
-    id: r.id,
-    status: r.status,
-    identity: r.identity,
-    on_behalf_of: r.onBehalfOf,
-    database: r.database,
-    environment: r.environment,
-    sql: r.sql,
-    params: r.params,
-    tables: r.tables,
-    classes: r.classes,
-    rules: r.rules,
-    intent: r.intent,
-    mode: r.mode,
-    created_at: r.createdAt,
-    expires_at: r.expiresAt,
-    decisions: r.decisions,
-  });
+  const textCap = o.textCap ?? APPROVAL_TEXT_CAP;
+  const describeRequest = (r: ApprovalRequest): Record<string, unknown> => {
+    const v = approvalView(r, { cap: textCap });
+    return {
+      id: r.id,
+      status: r.status,
+      identity: r.identity,
+      on_behalf_of: r.onBehalfOf,
+      database: r.database,
+      environment: r.environment,
+      sql: v.sql,
+      sql_length: v.sqlLength,
+      sql_sha256: v.sqlSha256,
+      sql_truncated: v.sqlTruncated,
+      params: v.params,
+      ...(v.paramsTruncated ? { params_truncated: v.paramsTruncated } : {}),
+      tables: r.tables,
+      classes: r.classes,
+      rules: r.rules,
+      intent: r.intent,
+      mode: r.mode,
+      created_at: r.createdAt,
+      expires_at: r.expiresAt,
+      decisions: r.decisions,
+    };
+  };
+
+  /** The statement for the chat message: in full when short, else cut with the length, hash and the command for the rest. */
+  const chatSql = (r: ApprovalRequest): string => {
+    const flat = fenceSafe(visibleText(r.sql));
+    const fences = r.sql.includes('```') ? '\n(each ``` of the statement is shown as `` `)' : '';
+    if (flat.length <= WEBHOOK_TEXT_SQL) return `\`\`\`${flat}\`\`\`${fences}`;
+    const v = approvalView(r, { cap: 0 });
+    return (
+      `\`\`\`${flat.slice(0, WEBHOOK_TEXT_SQL)}\`\`\`${fences}\n` +
+      `…[cut: showing ${count(WEBHOOK_TEXT_SQL)} of ${count(v.sqlLength)} characters; sha256 ${v.sqlSha256}; full text: ${fullTextCommand(r.id)}]`
+    );
+  };
 
   const notify = async (r: ApprovalRequest): Promise<void> => {
     const url = config.approvals?.webhook;
@@ -127,7 +202,8 @@ export function createApprovalService(o: ApprovalServiceOptions): ApprovalServic
       text:
         `Warden: ${who} asks to run a statement on ${r.database}${r.environment ? ` (${r.environment})` : ''} — ` +
         `${r.rules.map((x) => `rule ${x.rule}${x.reason ? ` (${x.reason})` : ''}`).join(', ')}.\n` +
-        `\`\`\`${r.sql.slice(0, 1500)}\`\`\`\n` +
+        `${chatSql(r)}\n` +
+        (r.params && r.params.length > 0 ? `Parameters: ${abbreviate(JSON.stringify(r.params), WEBHOOK_TEXT_SQL)}\n` : '') +
         `Approve: warden approvals approve ${r.id} --as <you> --reason "..."` +
         (link ? `\nDetails: ${link}` : ''),
       request: describeRequest(r),
@@ -210,7 +286,11 @@ export function createApprovalService(o: ApprovalServiceOptions): ApprovalServic
         record('approval.grant_used', { session: s.id, identity: s.identity.name, grants: covering.map((g) => g!.id), rules: rules.map((r) => r.rule) });
         return next();
       }
-      const params = stmt.protocol === 'extended' ? stmt.params.map((p) => (p === null ? null : p.toString('utf8').slice(0, 256))) : [];
+      // Parameters in full (binary ones as hex): the approver sees them and the reject-mode key covers all of them.
+      const params =
+        stmt.protocol === 'extended'
+          ? stmt.params.map((p, i) => approvalParam(p, stmt.paramFormats.length === 0 ? 0 : stmt.paramFormats.length === 1 ? stmt.paramFormats[0]! : (stmt.paramFormats[i] ?? 0)))
+          : [];
       const sensitive = decision.sensitiveTypes.length > 0;
       const fingerprint = statementFingerprint(s.database.name, stmt.sql, params);
       if (mode === 'reject') {
@@ -226,7 +306,7 @@ export function createApprovalService(o: ApprovalServiceOptions): ApprovalServic
         identity: s.identity.name,
         database: s.database.name,
         environment: s.database.environment,
-        sql: sql.slice(0, 16_384),
+        sql, // in full: the store keeps what the approver approves (see approval-text.ts)
         fingerprint,
         params: sensitive ? params.map((p) => (p === null ? null : '<masked>')) : params,
         rules,
@@ -239,7 +319,21 @@ export function createApprovalService(o: ApprovalServiceOptions): ApprovalServic
         createdAt: now.toISOString(),
         expiresAt: new Date(now.getTime() + timeoutMs).toISOString(),
       });
-      record('approval.requested', { session: s.id, identity: s.identity.name, request: req.id, mode, rules: rules.map((r) => r.rule), tables: req.tables as string[], sql: req.sql });
+      const shown = approvalView(req, { cap: textCap });
+      record('approval.requested', {
+        session: s.id,
+        identity: s.identity.name,
+        request: req.id,
+        mode,
+        rules: rules.map((r) => r.rule),
+        tables: req.tables as string[],
+        sql: shown.sql,
+        sql_length: shown.sqlLength,
+        sql_sha256: shown.sqlSha256,
+        ...(shown.sqlTruncated ? { sql_truncated: true } : {}),
+        ...(shown.params && shown.params.length > 0 ? { params: shown.params } : {}),
+        ...(shown.paramsTruncated ? { params_truncated: shown.paramsTruncated } : {}),
+      });
       log.info({ session: s.id, identity: s.identity.name, request: req.id, mode }, 'statement needs approval');
       void notify(req);
       const how = `warden approvals approve ${req.id} --as <approver> --reason "..."`;
@@ -273,6 +367,8 @@ export function createApprovalService(o: ApprovalServiceOptions): ApprovalServic
     },
 
     list: (q) => store.listRequests(q),
+
+    view: (r, full) => approvalView(r, { full, cap: textCap }),
 
     async get(id) {
       const r = await store.getRequest(id);
