@@ -7,6 +7,9 @@ import net from 'node:net';
 import tls from 'node:tls';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NativeSocket, adoptNative, consumeSocket, nativeIo } from '../../src/proxy/native-io.js';
 import { adoptFast, consume, isTransient, queuedFast } from '../../src/proxy/fast-io.js';
@@ -252,6 +255,81 @@ runIf('NativeSocket', () => {
     }
     await new Promise((r) => setTimeout(r, 100));
     expect(fds()).toBeLessThanOrEqual(before + 5);
+  });
+});
+
+/**
+ * A worker thread with its own instance of the addon: it echoes on its own socket (id 0, like the
+ * main thread's first) and exits with a socket still open.
+ */
+const WORKER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const net = require('node:net');
+const b = require(workerData.addon);
+let got = '';
+b.init((count) => {
+  for (let i = 0, at = 0; i < count; i++, at += 4) {
+    if (b.events[at + 1] !== b.EV_READ) continue;
+    got += b.arena.toString('latin1', b.events[at + 2], b.events[at + 3]);
+    b.writeArena(b.events[at], b.events[at + 2], b.events[at + 3]);
+    if (got.length >= workerData.expect) parentPort.postMessage(got);
+  }
+}, {});
+const server = net.createServer({ pauseOnConnect: true }, (s) => {
+  b.open(s._handle.fd, 0);
+  b.setReading(0, true);
+  s._handle.readStop();
+  s.destroy();
+});
+server.listen(0, '127.0.0.1', () => parentPort.postMessage({ port: server.address().port }));
+`;
+
+runIf('one instance per thread', () => {
+  it('a worker thread has its own arena, events and socket ids; it ends with sockets open and the main thread carries on', async () => {
+    const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+    const addon = process.env.WARDEN_NATIVE_IO_ADDON || path.join(root, 'native/build/Release/warden_io.node');
+    const main = await pair();
+    const toMain: string[] = [];
+    consumeSocket(main.ours, (b, start, end) => {
+      toMain.push(b.toString('latin1', start, end));
+      main.ours.write(b, start, end);
+    });
+    main.ours.resume();
+    const mainEcho = collect(main.peer);
+
+    const forWorker = 'w'.repeat(5000);
+    const worker = new Worker(WORKER, { eval: true, workerData: { addon, expect: forWorker.length } });
+    const messages: unknown[] = [];
+    worker.on('message', (m) => messages.push(m));
+    const workerError = new Promise<Error>((r) => worker.once('error', r));
+    await expect.poll(() => messages.length, { timeout: 5000 }).toBeGreaterThan(0);
+    const { port } = messages[0] as { port: number };
+    const wpeer = net.connect(port, '127.0.0.1');
+    wpeer.on('error', () => undefined);
+    open.push(wpeer);
+    const workerEcho = collect(wpeer);
+    await new Promise((r) => wpeer.once('connect', r));
+
+    // Both at once, interleaved.
+    for (let i = 0; i < 50; i++) {
+      main.peer.write('m'.repeat(100));
+      wpeer.write(forWorker.slice(i * 100, i * 100 + 100));
+    }
+    await expect.poll(() => messages.length, { timeout: 5000 }).toBe(2);
+    expect(messages[1]).toBe(forWorker);
+    await expect.poll(() => workerEcho().toString('latin1'), { timeout: 5000 }).toBe(forWorker);
+    await expect.poll(() => toMain.join(''), { timeout: 5000 }).toBe('m'.repeat(5000));
+    await expect.poll(() => mainEcho().toString('latin1')).toBe('m'.repeat(5000));
+
+    // The worker ends with its socket open: its instance closes it (the peer sees the close).
+    const peerClosed = new Promise<void>((r) => wpeer.once('close', () => r()));
+    expect(await worker.terminate()).toBe(1);
+    await peerClosed;
+    await Promise.race([workerError.then((e) => Promise.reject(e)), new Promise((r) => setTimeout(r, 50))]);
+
+    // The main thread's instance is untouched.
+    main.peer.write('after');
+    await expect.poll(() => toMain.join('')).toBe('m'.repeat(5000) + 'after');
   });
 });
 
