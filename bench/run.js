@@ -27,7 +27,9 @@ if (argv.includes('--help') || argv.includes('-h')) {
   --quick   5 s per run, 1 round (smoke test)
 env: BENCH_SECONDS (15) BENCH_ROUNDS (2) BENCH_CLIENTS (8) BENCH_THREADS (2 if clients even, else 1)
      BENCH_SCALE (10) BENCH_TARGETS (comma list, default all but the node_relay references)
-     BENCH_CASES (comma list, default all) BENCH_WARDEN_NODE_FLAGS (extra node flags for Warden)`);
+     BENCH_CASES (comma list, default all) BENCH_WARDEN_NODE_FLAGS (extra node flags for Warden)
+     BENCH_BASE_ROOT (another built checkout: adds <target>_base targets run from it)
+     BENCH_BASE_TARGETS (comma list, default warden,warden_rules)`);
   process.exit(0);
 }
 
@@ -162,6 +164,21 @@ const targets = [
   // warden.yaml (objects merge, arrays and scalars replace). It may also be a function
   // (ctx) => fragment, with ctx.dir a private temp dir.
 ];
+
+// BENCH_BASE_ROOT=/path/to/another/built/checkout adds `<target>_base` for each Warden target
+// named in BENCH_BASE_TARGETS (default: warden, warden_rules), run from that checkout in the same
+// run: a change's cost is measured against the code before it, interleaved, on the same machine.
+if (process.env.BENCH_BASE_ROOT) {
+  const baseRoot = path.resolve(process.env.BENCH_BASE_ROOT);
+  for (const name of envList('BENCH_BASE_TARGETS') ?? ['warden', 'warden_rules']) {
+    const t = targets.find((x) => x.name === name && x.fragment !== undefined);
+    if (!t) {
+      console.error(`bench: BENCH_BASE_TARGETS: ${name} is not a Warden target`);
+      process.exit(2);
+    }
+    targets.push(wardenTarget(`${name}_base`, `${t.description}, from ${baseRoot}`, t.fragment, baseRoot));
+  }
+}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Process helpers                                                                             */
@@ -429,11 +446,12 @@ function deepMerge(base, extra) {
 }
 
 /** A Warden target; `fragment` (object or (ctx) => object) is merged into the base warden.yaml. */
-function wardenTarget(name, description, fragment) {
+function wardenTarget(name, description, fragment, root = ROOT) {
   return {
     name,
     baseline: false,
     description,
+    fragment,
     async start(ctx) {
       const dir = await mkdtemp(path.join(os.tmpdir(), `warden-bench-${name}-`));
       ctx.tmpDirs.push(dir);
@@ -451,8 +469,8 @@ function wardenTarget(name, description, fragment) {
       await writeFile(yamlFile, YAML.stringify(deepMerge(base, extra ?? {})), { mode: 0o600 });
 
       const logFile = path.join(dir, 'warden.log');
-      const args = [...WARDEN_NODE_FLAGS, path.join(ROOT, 'bin', 'warden.js'), 'start', '--config', yamlFile, '--log-level', 'warn'];
-      const entry = await spawnListening(name, process.execPath, args, { cwd: ROOT, logFile, port, timeoutMs: 20_000 });
+      const args = [...WARDEN_NODE_FLAGS, path.join(root, 'bin', 'warden.js'), 'start', '--config', yamlFile, '--log-level', 'warn'];
+      const entry = await spawnListening(name, process.execPath, args, { cwd: root, logFile, port, timeoutMs: 20_000 });
       return {
         host: '127.0.0.1',
         port,
