@@ -14,6 +14,9 @@ import type { LevelWithSilent } from 'pino';
 import { analyzeSql, initSqlParser, parseSearchPath } from '../sql/index.js';
 import { PolicyError, decide, explainToJSON, formatExplain, formatPolicyTestReport, policyFromConfig, runPolicyTests } from '../policy/index.js';
 import { intentOf } from '../intent/sqlcommenter.js';
+import { createCatalogReader } from '../governance/catalog-reader.js';
+import { createCodeCatalog, mayRunCode } from '../governance/code-catalog.js';
+import { silentLogger } from '../log/logger.js';
 import { formatScramVerifier, makeScramVerifier } from '../auth/index.js';
 import { startDemo } from '../demo/demo.js';
 import { CliError, configOption, DEFAULT_CONFIG, load, out } from './common.js';
@@ -186,11 +189,12 @@ export function buildCli(): Command {
     .option('--intent <key=value...>', 'session intent, as warden.* startup options would give it')
     .option('--client <address>', 'client address, for rules matching client ranges')
     .option('--search-path <path>', 'the session search_path', '"$user", public')
+    .option('--no-catalog', "do not read the functions, triggers and rules the statement runs from the database's catalog")
     .option('--json', 'machine-readable output')
     .action(
       async (
         sql: string,
-        o: { config?: string; as: string; database?: string; intent?: string[]; client?: string; searchPath: string; json?: boolean },
+        o: { config?: string; as: string; database?: string; intent?: string[]; client?: string; searchPath: string; catalog: boolean; json?: boolean },
       ) => {
         const c = load(o.config);
         const identity = c.identities.find((i) => i.name === o.as);
@@ -209,7 +213,31 @@ export function buildCli(): Command {
           settings.set(kv.slice(0, eq).replace(/^warden\./, '').toLowerCase(), kv.slice(eq + 1));
         }
         await initSqlParser();
-        const analysis = analyzeSql(sql, { searchPath, user: db.upstream.user });
+        const ctx = { searchPath, user: db.upstream.user };
+        let analysis = analyzeSql(sql, ctx);
+        // What the statement runs besides its text (function bodies, triggers, rules) is in the
+        // database's catalog: read it as the live Warden does, when the upstream is reachable.
+        let catalog: { read: boolean; note: string } | undefined;
+        if (mayRunCode(analysis)) {
+          if (!o.catalog) {
+            catalog = { read: false, note: 'not read (--no-catalog): the functions this statement calls and the triggers and rules of the tables it writes are not judged here' };
+          } else {
+            const reader = createCatalogReader(silentLogger());
+            try {
+              await reader.query(db, 'SELECT 1', []);
+              const code = createCodeCatalog({ query: (d, q) => reader.query(d, q, []) });
+              analysis = await code.resolve(db, analysis, ctx);
+              catalog = { read: true, note: `functions, triggers and rules read from ${db.upstream.redactedUrl}` };
+            } catch (err) {
+              catalog = {
+                read: false,
+                note: `not read (${(err as Error).message}): the functions this statement calls and the triggers and rules of the tables it writes are not judged here; the running Warden reads them and refuses what it cannot see`,
+              };
+            } finally {
+              await reader.close();
+            }
+          }
+        }
         const intent = intentOf(settings, sql);
         const decision = decide(
           {
@@ -219,10 +247,11 @@ export function buildCli(): Command {
           },
           policyFromConfig(c),
         );
-        out(o.json, { identity: identity.name, database: db.name, intent, ...explainToJSON(analysis, decision) }, () =>
+        out(o.json, { identity: identity.name, database: db.name, intent, ...(catalog ? { catalog } : {}), ...explainToJSON(analysis, decision) }, () =>
           [
             `Identity: ${identity.name} (${identity.kind}${identity.groups.length ? `, groups ${identity.groups.join(', ')}` : ''}) on database ${db.name}${db.environment ? ` (${db.environment})` : ''}`,
             `Intent: ${Object.keys(intent).length ? Object.entries(intent).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', ') : 'none given'}`,
+            ...(catalog ? [`Catalog: ${catalog.note}`] : []),
             formatExplain(analysis, decision),
           ].join('\n'),
         );

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import postgres from 'postgres';
 import { startEnv, baseYaml, PASSWORDS, type TestEnv } from '../helpers/warden-env.js';
 import { runPsql } from '../helpers/psql.js';
+import { runCli, writeTempConfig } from '../helpers/warden-process.js';
 
 const RULES = `rules:
   - name: no-destructive-ddl
@@ -264,4 +265,30 @@ describe('cost', () => {
       await c.end();
     }
   });
+});
+
+describe('warden policy explain', () => {
+  it("shows what a function call's body does, why a call is opaque, and says when the catalog cannot be read", async () => {
+    const file = writeTempConfig(yaml(env.cluster.port));
+    const r = await runCli(['policy', 'explain', '--config', file, '--as', 'alice', 'select pay.refund(1), outer_fn()']);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toContain('Catalog: functions, triggers and rules read from');
+    expect(r.out).toContain('writes pay.ledger via pay.refund()');
+    expect(r.out).toMatch(/Decision: APPROVE/);
+    const t = await runCli(['policy', 'explain', '--config', file, '--as', 'alice', 'insert into audited values (1)']);
+    expect(t.out).toContain('writes pay.ledger via trigger audited_to_ledger on public.audited → pay.ledger_trg()');
+    const o = await runCli(['policy', 'explain', '--config', file, '--as', 'agent', '--json', 'select pay.dyn(), util.answer()']);
+    const j = JSON.parse(o.out) as { catalog: { read: boolean }; decision: { action: string }; analysis: { statements: { opaqueReasons: string[]; notes: string[] }[] } };
+    expect(j.catalog.read).toBe(true);
+    expect(j.decision.action).toBe('deny');
+    expect(j.analysis.statements[0]!.opaqueReasons.join('\n')).toMatch(/pay\.dyn\(\) runs dynamic SQL.*trusted_functions: \["pay\.dyn"\]/);
+    expect(j.analysis.statements[0]!.notes.join('\n')).toContain('util.answer() is trusted by the configuration');
+    const off = await runCli(['policy', 'explain', '--config', file, '--as', 'alice', '--no-catalog', 'select pay.refund(1)']);
+    expect(off.out).toContain('Catalog: not read (--no-catalog)');
+    const down = writeTempConfig(yaml(1));
+    const d = await runCli(['policy', 'explain', '--config', down, '--as', 'alice', 'select pay.refund(1)']);
+    expect(d.code).toBe(0);
+    expect(d.out).toMatch(/Catalog: not read \(cannot read the catalog of app: .*ECONNREFUSED/);
+    expect(d.out).not.toContain('svc-Secret');
+  }, 60_000);
 });
