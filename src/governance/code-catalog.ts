@@ -79,6 +79,8 @@ interface TableCode {
 interface Index {
   /** Function names in pg_catalog / information_schema. */
   readonly builtin: ReadonlySet<string>;
+  /** `schema\0name` of functions every overload of which belongs to an installed extension: treated as built-ins. */
+  readonly extension: ReadonlySet<string>;
   /** Function name → schemas (other than pg_catalog, information_schema and temporary ones) that have one. */
   readonly user: ReadonlyMap<string, readonly string[]>;
   /** `schema\0table` → its enabled triggers and rules. */
@@ -164,9 +166,13 @@ function selects(res: unknown): Record<string, unknown>[][] {
 const PIN_PATH = "SELECT pg_catalog.set_config('search_path', 'pg_catalog', true);";
 
 const INDEX_SQL = `${PIN_PATH}
-SELECT DISTINCT p.proname AS name, n.nspname AS schema
+SELECT p.proname AS name, n.nspname AS schema,
+       pg_catalog.bool_and(EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                                    WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                                      AND d.objid = p.oid AND d.deptype = 'e')) AS extension
   FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
- WHERE n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast%';
+ WHERE n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast%'
+ GROUP BY 1, 2;
 SELECT n.nspname AS schema, c.relname AS rel, 'trigger' AS what, t.tgname AS name,
        fn.nspname AS fschema, f.proname AS fname, NULL::text AS def
   FROM pg_catalog.pg_trigger t
@@ -256,12 +262,14 @@ export function createCodeCatalog(options: CodeCatalogOptions): CodeCatalog {
     st.indexLoading ??= run(db, INDEX_SQL).then(
       ([names = [], code = []]) => {
         const builtin = new Set<string>();
+        const extension = new Set<string>();
         const user = new Map<string, string[]>();
         for (const r of names) {
           const name = String(r['name']);
           const schema = String(r['schema']);
           if (BUILTIN_SCHEMAS.has(schema)) builtin.add(name);
           else {
+            if (r['extension'] === true) extension.add(`${schema}\u0000${name}`);
             const l = user.get(name);
             if (l) l.push(schema);
             else user.set(name, [schema]);
@@ -285,7 +293,7 @@ export function createCodeCatalog(options: CodeCatalogOptions): CodeCatalog {
           tables.set(k, [...(tables.get(k) ?? []), tc]);
           tablesByName.set(rel, [...(tablesByName.get(rel) ?? []), tc]);
         }
-        st.index = { builtin, user, tables, tablesByName };
+        st.index = { builtin, extension, user, tables, tablesByName };
         arm(db, st);
       },
       (err: Error) => {
@@ -451,10 +459,13 @@ export function createCodeCatalog(options: CodeCatalogOptions): CodeCatalog {
           effects.push({ via: `${fname}()`, opaque: `calls ${fname}(), which is not in the catalog Warden reads (created in a transaction that is still open?); ${vouch(db, `${schema}.${bare}`)}` });
           return;
         }
+        if (index.extension.has(`${schema}\u0000${bare}`)) return;
         if (runFunction(schema, bare, `${schema}.${bare}()`, depth)) liftCall(fname);
         return;
       }
-      const schemas = (index.user.get(bare) ?? []).filter(inPath);
+      // Functions of installed extensions count as built-ins (side-effect ones are known by name: sql/functions.ts).
+      const schemas = (index.user.get(bare) ?? []).filter((sch) => inPath(sch) && !index.extension.has(`${sch}\u0000${bare}`));
+      if (schemas.length === 0 && (index.user.get(bare) ?? []).some(inPath)) return;
       if (schemas.length === 0) {
         if (index.builtin.has(bare)) return;
         effects.push({ via: `${bare}()`, opaque: `calls ${bare}(), which is not in the catalog Warden reads (created in a transaction that is still open?); ${vouch(db, `<schema>.${bare}`)}` });

@@ -51,7 +51,8 @@ beforeAll(async () => {
      create function pay.dyn() returns int language plpgsql as $$ declare r int; begin execute 'select ' || 42 into r; return r; end $$;
      create function util.answer() returns int language plpgsql as $$ declare r int; begin execute 'select ' || 42 into r; return r; end $$;
      create function pay.ledger_trg() returns trigger language plpgsql as $$ begin insert into pay.ledger values (new.id, 'trigger'); return new; end $$;
-     create trigger audited_to_ledger after insert on audited for each row execute function pay.ledger_trg();`,
+     create trigger audited_to_ledger after insert on audited for each row execute function pay.ledger_trg();
+     create extension pgcrypto;`,
     'app',
   );
 });
@@ -86,8 +87,9 @@ describe('user functions are judged by what their bodies do', () => {
       }
       // Extended protocol.
       await expect(sql`select pay.refund(${9})`).rejects.toMatchObject({ code: '42501' });
-      // A function that only computes still runs.
+      // A function that only computes still runs, and so do an extension's (C) functions.
       expect((await sql`select harmless(${1}) as v`)[0]!.v).toBe(2);
+      expect((await sql`select length(digest('x', 'sha256')) as v`)[0]!.v).toBe(32);
     } finally {
       await sql.end();
     }

@@ -124,3 +124,16 @@ describe('adding the effects of called code', () => {
     expect(withCodeEffects(a, new Map())).toBe(a);
   });
 });
+
+describe('trusted_functions patterns', () => {
+  it('match schema.name with * inside one part', async () => {
+    const { trustedMatcher } = await import('../../src/governance/code-catalog.js');
+    const t = trustedMatcher(['util.*', 'pay.refund', '*.slugify']);
+    expect(t('util', 'anything')).toBe(true);
+    expect(t('pay', 'refund')).toBe(true);
+    expect(t('pay', 'refund2')).toBe(false);
+    expect(t('public', 'slugify')).toBe(true);
+    expect(t('utilx', 'f')).toBe(false);
+    expect(trustedMatcher(undefined)('util', 'f')).toBe(false);
+  });
+});
