@@ -11,7 +11,9 @@ import type { DatabaseConfig, IdentityConfig } from '../config/types.js';
 import {
   AUTH,
   F,
+  GSSENC_REQUEST_CODE,
   ProtocolError,
+  SSL_REQUEST_CODE,
   decodeSASLInitialResponse,
   decodeStartupPacket,
   encodeAuth,
@@ -148,16 +150,28 @@ export async function clientHandshake(
     reader = new SocketReader(socket);
   }
 
+  // As PostgreSQL's ProcessStartupPacket (15, 16): after an SSLRequest another SSLRequest is not
+  // a negotiation, and a GSSENCRequest is one only if TLS was refused; after a GSSENCRequest
+  // another GSSENCRequest is not, an SSLRequest is (GSSAPI is always refused here). A request
+  // that is not a negotiation is read as a startup packet of an unsupported protocol version
+  // (1234.5679 / 1234.5680): FATAL 0A000, as PostgreSQL answers.
+  let sslDone = onTls;
+  let gssDone = onTls;
+  const refuseRepeat = (code: number): FatalClientError =>
+    new FatalClientError('0A000', `unsupported frontend protocol ${code >>> 16}.${code & 0xffff}: server supports 3.0 to 3.0`);
   let startup: { major: number; minor: number; params: Map<string, string> } | undefined;
   while (!startup) {
     const pkt = decodeStartupPacket(await reader.readStartupPacket());
     switch (pkt.kind) {
       case 'ssl': {
-        if (onTls) throw new ProtocolError('SSL request on an already encrypted connection');
+        if (sslDone) throw refuseRepeat(SSL_REQUEST_CODE);
+        sslDone = true;
+        gssDone = false;
         if (!ctx.tls) {
           socket.write('N');
           break;
         }
+        gssDone = true;
         // CVE-2021-23214: no plaintext may follow the SSL request before the handshake.
         if (reader.buffered > 0) throw new ProtocolError('received unencrypted data after SSL request');
         reader.detach();
@@ -170,6 +184,9 @@ export async function clientHandshake(
         break;
       }
       case 'gssenc':
+        if (gssDone) throw refuseRepeat(GSSENC_REQUEST_CODE);
+        gssDone = true;
+        sslDone = false;
         if (reader.buffered > 0) throw new ProtocolError('received unencrypted data after GSSAPI encryption request');
         socket.write('N');
         break;

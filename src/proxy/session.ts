@@ -53,6 +53,9 @@ function send(sock: Sock, b: Buffer, start: number, end: number): boolean {
  */
 const REFUSAL_PARSE = encodeParse('warden_refused', "SELECT 'statement refused by Warden'::pg_catalog.int4");
 const SYNC = encodeSync();
+const FLUSH = new MessageWriter().begin(F.Flush).end().toBuffer();
+/** How long a client that broke the protocol waits for the answers to its earlier requests before its FATAL. */
+const VIOLATION_GRACE_MS = 1_000;
 
 /**
  * A statement nobody observes (no rewriter, no onDone — always so without a
@@ -61,6 +64,22 @@ const SYNC = encodeSync();
  */
 const NO_HOOK_RUN = new StatementRun(undefined, undefined);
 const NO_HOOK_STATEMENT = Object.freeze({ sql: '', paramTypes: [] as number[] });
+
+/**
+ * The frontend message types PostgreSQL accepts once a session has started
+ * (postgres.c, SocketBackend): any other type byte — a StartupMessage,
+ * SSLRequest or CancelRequest sent again (type 0), a PasswordMessage — is
+ * answered with FATAL 08P01 as soon as it arrives.
+ */
+const SESSION_TYPES = new Uint8Array(256);
+for (const t of [F.Query, F.FunctionCall, F.Terminate, F.Bind, F.Parse, F.Close, F.Describe, F.Execute, F.Flush, F.Sync, F.CopyData, F.CopyDone, F.CopyFail]) {
+  SESSION_TYPES[t] = 1;
+}
+/** Types that may be long (statements, parameters, COPY data); every other one is at most {@link SMALL_MESSAGE_LIMIT} bytes, as in PostgreSQL. */
+const LARGE_TYPES = new Uint8Array(256);
+for (const t of [F.Query, F.FunctionCall, F.Bind, F.Parse, F.CopyData]) LARGE_TYPES[t] = 1;
+/** PostgreSQL's PQ_SMALL_MESSAGE_LIMIT. */
+const SMALL_MESSAGE_LIMIT = 10_000;
 
 /** The message a verdict applies to (see Session.decide). */
 type MessageKind = 0 | 1 | 2;
@@ -131,6 +150,8 @@ export class Session implements SessionInfo {
   /** How PostgreSQL will read this session's SQL texts (client_encoding, standard_conforming_strings). */
   private readonly text: ClientText;
   private waitingForHook = false;
+  /** The client broke the protocol: the FATAL it gets once the requests before it are answered. */
+  private violation: Omit<PgErrorFields, 'severity'> | null = null;
   private upstreamFull = false;
   private clientFull = false;
   private closed = false;
@@ -160,13 +181,15 @@ export class Session implements SessionInfo {
     this.text = new ClientText(o.parameters);
 
     const max = o.maxMessageSize;
+    const small = Math.min(max, SMALL_MESSAGE_LIMIT);
     this.clientFramer = new Framer(
       {
         wantsWhole: (t) => t !== F.CopyData,
         onMessage: (t, buf, start, end) => this.onClientMessage(t, buf, start, end),
         onStream: (_t, buf, start, end) => this.toUpstream.pushRange(buf, start, end),
       },
-      () => max,
+      (t) => (LARGE_TYPES[t] === 1 ? max : small),
+      SESSION_TYPES,
     );
     this.serverFramer = new Framer({
       wantsWhole: (t) => this.tracker.wantsWhole(t),
@@ -243,7 +266,7 @@ export class Session implements SessionInfo {
 
   private updateFlow(): void {
     if (this.closed) return;
-    if (this.waitingForHook || this.upstreamFull) this.client.pause();
+    if (this.waitingForHook || this.upstreamFull || this.violation) this.client.pause();
     else this.client.resume();
     if (this.clientFull) this.upstream.pause();
     else this.upstream.resume();
@@ -270,7 +293,7 @@ export class Session implements SessionInfo {
   // ---- client → upstream ---------------------------------------------------
 
   private fromClient(buf: Buffer, start: number, end: number): void {
-    if (this.closed) return;
+    if (this.closed || this.violation) return;
     try {
       this.clientFramer.push(buf, start, end);
     } catch (err) {
@@ -431,7 +454,7 @@ export class Session implements SessionInfo {
         this.end('client sent Terminate');
         return false;
       default:
-        throw new ProtocolError(`invalid frontend message type ${type}${type >= 32 && type < 127 ? ` (${typeName(type)})` : ''}`);
+        throw new ProtocolError(`invalid frontend message type ${type}`);
     }
   }
 
@@ -617,6 +640,7 @@ export class Session implements SessionInfo {
       return;
     }
     this.flushClient();
+    if (this.violation && this.tracker.pending === 0) this.fatal(this.violation);
   }
 
   private onServerMessage(type: number, buf: Buffer, start: number, end: number): void {
@@ -637,7 +661,22 @@ export class Session implements SessionInfo {
   private protocolFailure(err: unknown): void {
     if (err instanceof ProtocolError) {
       this.log.warn({ err: err.message }, 'protocol violation by the client');
-      this.fatal({ code: '08P01', message: err.message });
+      // Like PostgreSQL, which answers the messages before the bad one first: what was framed
+      // before it goes upstream, the client is not read any more, and the FATAL follows the
+      // answers (at once when nothing is pending).
+      // A Flush makes the upstream send what it holds back until Sync; a statement still
+      // running after VIOLATION_GRACE_MS is not waited for (the session ends, cancelling it).
+      const f = { code: '08P01', message: err.message };
+      if (this.tracker.pending === 0 || this.upstream.destroyed) {
+        this.flushUpstream();
+        this.fatal(f);
+      } else {
+        this.violation = f;
+        this.toUpstream.push(FLUSH);
+        this.flushUpstream();
+        this.updateFlow();
+        setTimeout(() => this.fatal(f), VIOLATION_GRACE_MS).unref();
+      }
     } else {
       this.log.error({ err }, 'session failed');
       this.fatal({ code: 'XX000', message: 'internal error in Warden; the session was ended' });

@@ -43,6 +43,13 @@ export class Framer {
     private readonly handler: FrameHandler,
     /** Largest message length accepted (the int32 length field), per type. */
     private readonly maxLength: (type: number) => number = () => Number.MAX_SAFE_INTEGER,
+    /**
+     * The message types accepted (non-zero entries), checked as soon as a
+     * message's first byte arrives — like PostgreSQL, which answers an invalid
+     * type at once instead of waiting for a length it cannot trust (a
+     * StartupMessage sent after startup reads as type 0 with a huge length).
+     */
+    private readonly validTypes?: Uint8Array,
   ) {}
 
   /** Bytes held that are not yet processed (partial messages, or everything while paused). */
@@ -111,11 +118,14 @@ export class Framer {
         }
         continue;
       }
+      const type = buf[pos];
+      if (this.validTypes !== undefined && this.validTypes[type] === 0) {
+        throw new ProtocolError(`invalid frontend message type ${type}`);
+      }
       if (len - pos < 5) {
         this.pending = Buffer.from(buf.subarray(pos, len)); // tiny copy: the chunk may be large
         return;
       }
-      const type = buf[pos];
       const mlen = buf.readInt32BE(pos + 1);
       if (mlen < 4) throw new ProtocolError(`invalid message length ${mlen} for message type ${typeName(type)}`);
       if (mlen > this.maxLength(type)) {
