@@ -79,7 +79,7 @@ function expectNoRealValues(msgs: Msg[]): void {
 async function auditSqls(): Promise<string[]> {
   await new Promise((r) => setTimeout(r, 300));
   const out: string[] = [];
-  for await (const r of reader.query({ type: 'statement.begin' })) out.push(String((r.data as { sql?: string }).sql));
+  for await (const r of reader.query({ types: ['statement.begin'] })) out.push(String((r.data as { sql?: string }).sql));
   return out;
 }
 
