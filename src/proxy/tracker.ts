@@ -169,6 +169,7 @@ export class ResponseTracker {
   }
 
   private skipRun(run: StatementRun): void {
+    if (!run.onDone) return; // nobody listens (and the run may be shared)
     if (!run.error) run.error = SKIPPED;
     run.finish();
   }
@@ -209,6 +210,7 @@ export class ResponseTracker {
     if (this.skipping) {
       // The upstream ignores this Bind: whatever portal of this name exists, it is not this one.
       this.forget(portal);
+      this.skipRun(run);
       return;
     }
     const p: Portal = { run, described: false, segment: this.segment, confirmed: false, epoch: this.epoch };
