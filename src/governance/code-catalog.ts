@@ -67,7 +67,8 @@ interface FnDef {
 }
 
 interface TableCode {
-  readonly kind: 'trigger' | 'rule';
+  /** A trigger, a rule, or an expression of the table that calls a user function when a row is written. */
+  readonly kind: 'trigger' | 'rule' | 'default' | 'constraint' | 'policy' | 'index';
   readonly name: string;
   readonly relation: string;
   /** The trigger's function. */
@@ -183,7 +184,25 @@ UNION ALL
 SELECT n.nspname, c.relname, 'rule', r.rulename, NULL, NULL, pg_catalog.pg_get_ruledef(r.oid)
   FROM pg_catalog.pg_rewrite r
   JOIN pg_catalog.pg_class c ON c.oid = r.ev_class JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
- WHERE r.rulename <> '_RETURN' AND r.ev_enabled <> 'D';`;
+ WHERE r.rulename <> '_RETURN' AND r.ev_enabled <> 'D'
+UNION ALL
+SELECT n.nspname, c.relname,
+       CASE d.classid WHEN 'pg_catalog.pg_attrdef'::pg_catalog.regclass THEN 'default'
+                      WHEN 'pg_catalog.pg_constraint'::pg_catalog.regclass THEN 'constraint'
+                      WHEN 'pg_catalog.pg_policy'::pg_catalog.regclass THEN 'policy' ELSE 'index' END,
+       NULL, fn.nspname, f.proname, NULL
+  FROM pg_catalog.pg_depend d
+  JOIN pg_catalog.pg_proc f ON f.oid = d.refobjid JOIN pg_catalog.pg_namespace fn ON fn.oid = f.pronamespace
+  JOIN pg_catalog.pg_class c ON c.oid = CASE d.classid
+         WHEN 'pg_catalog.pg_attrdef'::pg_catalog.regclass THEN (SELECT a.adrelid FROM pg_catalog.pg_attrdef a WHERE a.oid = d.objid)
+         WHEN 'pg_catalog.pg_constraint'::pg_catalog.regclass THEN (SELECT k.conrelid FROM pg_catalog.pg_constraint k WHERE k.oid = d.objid)
+         WHEN 'pg_catalog.pg_policy'::pg_catalog.regclass THEN (SELECT p.polrelid FROM pg_catalog.pg_policy p WHERE p.oid = d.objid)
+         ELSE (SELECT i.indrelid FROM pg_catalog.pg_index i WHERE i.indexrelid = d.objid) END
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+ WHERE d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+   AND d.classid IN ('pg_catalog.pg_attrdef'::pg_catalog.regclass, 'pg_catalog.pg_constraint'::pg_catalog.regclass,
+                     'pg_catalog.pg_policy'::pg_catalog.regclass, 'pg_catalog.pg_class'::pg_catalog.regclass)
+   AND fn.nspname NOT IN ('pg_catalog', 'information_schema');`;
 
 function functionsSql(keys: readonly { schema: string; name: string }[]): string {
   const json = JSON.stringify(keys.map((k) => [k.schema, k.name]));
@@ -282,8 +301,10 @@ export function createCodeCatalog(options: CodeCatalogOptions): CodeCatalog {
           const rel = String(r['rel']);
           const relation = `${schema}.${rel}`;
           let tc: TableCode;
-          if (r['what'] === 'trigger') {
-            tc = { kind: 'trigger', name: String(r['name']), relation, fn: { schema: String(r['fschema']), name: String(r['fname']) } };
+          const what = String(r['what']);
+          if (what !== 'rule') {
+            const kind = what as TableCode['kind'];
+            tc = { kind, name: r['name'] === null ? `${kind} expression` : String(r['name']), relation, fn: { schema: String(r['fschema']), name: String(r['fname']) } };
           } else {
             const a = analyzeSql(String(r['def'] ?? ''), { searchPath: ['pg_catalog'] });
             const body = a.ok ? a.statements[0]?.body : undefined;
@@ -407,6 +428,7 @@ export function createCodeCatalog(options: CodeCatalogOptions): CodeCatalog {
     const runFunction = (schema: string, name: string, via: string, depth: number): boolean => {
       const key = `${schema}\u0000${name}`;
       const what = `${schema}.${name}`;
+      if (index.extension.has(key)) return true;
       if (trust(schema, name)) {
         effects.push({ via, note: `${what}() is trusted by the configuration (trusted_functions): its body is not judged` });
         return true;
@@ -489,10 +511,10 @@ export function createCodeCatalog(options: CodeCatalogOptions): CodeCatalog {
         for (const c of candidates.length ? candidates : [schema]) codes.push(...(index.tables.get(`${c}\u0000${table}`) ?? []));
       }
       for (const c of codes) {
-        const key = `${c.kind}\u0000${c.relation}\u0000${c.name}`;
+        const key = `${c.kind}\u0000${c.relation}\u0000${c.name}\u0000${c.fn?.schema ?? ''}\u0000${c.fn?.name ?? ''}`;
         if (seen.has(key)) continue;
         seen.add(key);
-        const via = `${c.kind} ${c.name} on ${c.relation}`;
+        const via = c.kind === 'trigger' || c.kind === 'rule' ? `${c.kind} ${c.name} on ${c.relation}` : `a ${c.name} of ${c.relation}`;
         if (c.kind === 'rule') {
           if (typeof c.rule === 'string') effects.push({ via, opaque: c.rule });
           else if (c.rule) {

@@ -52,7 +52,8 @@ beforeAll(async () => {
      create function util.answer() returns int language plpgsql as $$ declare r int; begin execute 'select ' || 42 into r; return r; end $$;
      create function pay.ledger_trg() returns trigger language plpgsql as $$ begin insert into pay.ledger values (new.id, 'trigger'); return new; end $$;
      create trigger audited_to_ledger after insert on audited for each row execute function pay.ledger_trg();
-     create extension pgcrypto;`,
+     create extension pgcrypto;
+     create table defaulted (id int, r int default pay.refund(99));`,
     'app',
   );
 });
@@ -220,6 +221,17 @@ describe('rules and triggers', () => {
       await c.end();
     }
     expect(await upstream('select count(*)::int as v from audited')).toBe(0);
+    expect(await ledgerRows()).toBe(1);
+  });
+
+  it('an INSERT whose column default calls a function that writes a protected table is held', async () => {
+    const c = await env.connect('alice');
+    try {
+      await expect(c.query('INSERT INTO defaulted (id) VALUES (1)')).rejects.toMatchObject({ code: '42501', message: /pay-writes-need-approval/ });
+    } finally {
+      await c.end();
+    }
+    expect(await upstream('select count(*)::int as v from defaulted')).toBe(0);
     expect(await ledgerRows()).toBe(1);
   });
 
