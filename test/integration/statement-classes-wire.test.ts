@@ -8,7 +8,8 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PgCluster } from '../../src/embedded/pg-cluster.js';
-import { baseYaml, direct, startCluster, startEnv, type TestEnv } from '../helpers/warden-env.js';
+import { runPsql } from '../helpers/psql.js';
+import { baseYaml, direct, PASSWORDS, startCluster, startEnv, type TestEnv } from '../helpers/warden-env.js';
 
 const RULES = `rules:
   - name: agents-read-only
@@ -149,6 +150,23 @@ describe('statement classes on the wire', () => {
       expect(await upstream(env.cluster)).toEqual(before);
     });
   }
+
+  it('psql: a script of LOCK / VACUUM FULL / CLUSTER / REINDEX / ANALYZE is refused statement by statement; nothing changes', async () => {
+    const script = [
+      'BEGIN;',
+      'LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE;',
+      'ROLLBACK;',
+      'VACUUM FULL accounts;',
+      'CLUSTER accounts USING accounts_pkey;',
+      'REINDEX TABLE accounts;',
+      'ANALYZE accounts;',
+      "SELECT 'still here';",
+    ].join('\n');
+    const r = await runPsql({ port: env.warden.port, user: 'agent', password: PASSWORDS.agent, database: 'app', args: ['-At', '-f', '-'], input: script });
+    expect(r.out).toContain('still here');
+    expect(r.err.match(/denied by rule "agents-read-only"/g)?.length).toBe(5);
+    expect(await upstream(env.cluster)).toEqual(before);
+  });
 
   it('the same statements run for an identity no rule restricts (the checks above can see a change)', async () => {
     const c = await env.connect('alice');
