@@ -2,9 +2,11 @@
  * Extended-protocol batches by hand: encoders for every frontend message, a
  * login that also works straight against PostgreSQL, and readers of answers.
  */
+import net from 'node:net';
+import tls from 'node:tls';
 import { expect } from 'vitest';
 import { ScramClientExchange } from '../../src/auth/index.js';
-import { Wire, cstr, int16, int32, message, parseErrorFields, startupPacket, type ErrorFields, type Msg } from './raw-wire.js';
+import { SSL_REQUEST, Wire, cstr, int16, int32, message, parseErrorFields, startupPacket, type ErrorFields, type Msg } from './raw-wire.js';
 
 export const Q = (sql: string): Buffer => message('Q', cstr(sql));
 export const P = (name: string, sql: string, types: number[] = []): Buffer =>
@@ -28,9 +30,29 @@ export const C = (what: 'S' | 'P', name: string): Buffer => message('C', Buffer.
 export const S = (): Buffer => message('S');
 export const H = (): Buffer => message('H');
 
+/** A Wire over TLS: SSLRequest, 'S', the handshake (the certificate is not checked). */
+export async function connectTls(port: number): Promise<Wire> {
+  const raw = await new Promise<net.Socket>((resolve, reject) => {
+    const s = net.connect({ host: '127.0.0.1', port }, () => resolve(s));
+    s.once('error', reject);
+  });
+  const answer = await new Promise<string>((resolve) => {
+    raw.once('data', (d: Buffer) => resolve(d.toString('latin1')));
+    raw.write(SSL_REQUEST);
+  });
+  expect(answer).toBe('S');
+  const t = await new Promise<tls.TLSSocket>((resolve, reject) => {
+    const s = tls.connect({ socket: raw, rejectUnauthorized: false }, () => resolve(s));
+    s.once('error', reject);
+  });
+  const w = new Wire(t);
+  Wire.opened.add(w);
+  return w;
+}
+
 /** SCRAM-SHA-256 login by hand (to Warden, or straight to PostgreSQL); resolves after ReadyForQuery. */
-export async function login(port: number, user: string, password: string, database = 'app'): Promise<Wire> {
-  const wire = await Wire.connect(port);
+export async function login(port: number, user: string, password: string, database = 'app', overTls = false): Promise<Wire> {
+  const wire = overTls ? await connectTls(port) : await Wire.connect(port);
   wire.write(startupPacket({ user, database }));
   let m = await wire.read();
   if (m.type === 'E') throw new Error(`login failed: ${JSON.stringify(parseErrorFields(m.body))}`);

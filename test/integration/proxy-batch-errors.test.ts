@@ -16,13 +16,14 @@ import { parseConfig } from '../../src/config/load.js';
 import { startWarden, type Warden } from '../../src/app.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { Wire, type Msg } from '../helpers/raw-wire.js';
+import { makeTestCerts, type TestCerts } from '../helpers/certs.js';
 import { B, D, E, P, S, errorsOf, login, readyN, rowsOf, shapeOf, simpleRows, writeSplit } from '../helpers/raw-batch.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-batch-errors-'));
 const keyFile = path.join(dir, 'signing.pem');
 fs.writeFileSync(keyFile, crypto.generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }));
 
-type Mode = 'plain' | 'audit' | 'audit+mask' | 'audit+approval';
+type Mode = 'plain' | 'audit' | 'audit+mask' | 'audit+approval' | 'audit+tls';
 
 function yaml(pgPort: number, mode: Mode): string {
   const audit = mode === 'plain' ? '' : `audit:\n  store: sqlite:${path.join(dir, `audit-${mode}.db`)}\n  instance: batch-test\n  signing_key: ${keyFile}\n`;
@@ -34,10 +35,16 @@ function yaml(pgPort: number, mode: Mode): string {
     mode === 'audit+approval'
       ? `state: { store: "sqlite:${path.join(dir, 'state.db')}" }\napprovals:\n  mode: reject\nrules:\n  - name: vault-needs-approval\n    match: { statement: [write], tables: ["public.vault"] }\n    action: approve\n    approvers: { groups: [dba], count: 1 }\n`
       : '';
-  return baseYaml(pgPort, audit + mask + approval);
+  const yaml = baseYaml(pgPort, audit + mask + approval);
+  if (mode !== 'audit+tls') return yaml;
+  return yaml.replace(
+    'listen: { host: 127.0.0.1, port: 0 }',
+    `listen: { host: 127.0.0.1, port: 0, tls: { cert: ${certs.serverCert}, key: ${certs.serverKey}, require: true } }`,
+  );
 }
 
 let cluster: PgCluster;
+let certs: TestCerts;
 const wardens = new Map<Mode, Warden>();
 
 beforeAll(async () => {
@@ -52,7 +59,8 @@ beforeAll(async () => {
     'ALTER TABLE vault OWNER TO warden_svc',
   ])
     await direct(cluster, s);
-  for (const mode of ['plain', 'audit', 'audit+mask', 'audit+approval'] as Mode[]) {
+  certs = await makeTestCerts();
+  for (const mode of ['plain', 'audit', 'audit+mask', 'audit+approval', 'audit+tls'] as Mode[]) {
     const config = parseConfig(yaml(cluster.port, mode), path.join(dir, `${mode}.yaml`), {});
     wardens.set(mode, await startWarden({ config, log: silentLogger() }));
   }
@@ -62,6 +70,7 @@ afterAll(async () => {
   for (const w of Wire.opened) w.destroy();
   for (const w of wardens.values()) await w.close();
   await cluster?.stop();
+  await certs?.cleanup();
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -104,8 +113,15 @@ function batch(shape: 'jdbc' | 'pgx' | 'psycopg', n: number, failAt: number, bad
   return Buffer.concat(parts);
 }
 
-async function runBatch(port: number, direct: boolean, bytes: Buffer, syncs: number, split: number | null): Promise<{ msgs: Msg[]; after: (string | null)[][] }> {
-  const w = direct ? await login(port, 'warden_svc', SVC_PASSWORD) : await login(port, 'alice', PASSWORDS.alice);
+async function runBatch(
+  port: number,
+  direct: boolean,
+  bytes: Buffer,
+  syncs: number,
+  split: number | null,
+  overTls = false,
+): Promise<{ msgs: Msg[]; after: (string | null)[][] }> {
+  const w = direct ? await login(port, 'warden_svc', SVC_PASSWORD) : await login(port, 'alice', PASSWORDS.alice, 'app', overTls);
   try {
     if (split) await writeSplit(w, bytes, split);
     else w.write(bytes);
@@ -123,7 +139,7 @@ async function check(mode: Mode, shape: 'jdbc' | 'pgx' | 'psycopg', n: number, b
   const port = wardens.get(mode)!.port;
   const base = (nextBase += 2_000);
   const syncs = shape === 'pgx' ? 2 : 1;
-  const viaWarden = await runBatch(port, false, batch(shape, n, 3, bad, base), syncs, split);
+  const viaWarden = await runBatch(port, false, batch(shape, n, 3, bad, base), syncs, split, mode === 'audit+tls');
   await direct(cluster, `DELETE FROM t WHERE id >= ${base} AND id < ${base + n}`);
   // PostgreSQL's own answer; a refusal by Warden has the shape of a failing Bind.
   const viaPg = await runBatch(cluster.port, true, batch(shape, n, 3, bad === 'refused' ? 'bind' : bad, base), syncs, null);
@@ -142,7 +158,7 @@ async function check(mode: Mode, shape: 'jdbc' | 'pgx' | 'psycopg', n: number, b
   expect(viaWarden.after).toEqual([['42']]);
 }
 
-describe.each(['plain', 'audit', 'audit+mask', 'audit+approval'] as Mode[])('an extended batch with a failing statement (%s)', (mode) => {
+describe.each(['plain', 'audit', 'audit+mask', 'audit+approval', 'audit+tls'] as Mode[])('an extended batch with a failing statement (%s)', (mode) => {
   const bads: Exclude<Bad, null>[] = mode === 'audit+approval' ? ['parse', 'bind', 'execute', 'refused'] : ['parse', 'bind', 'execute'];
   for (const shape of ['jdbc', 'pgx', 'psycopg'] as const) {
     for (const bad of bads) {
