@@ -35,6 +35,28 @@ export const MAX_CODE_DEPTH = 8;
 /** Cached catalog facts are read again at the latest after this long (ms). */
 export const CODE_CACHE_TTL_MS = 30_000;
 
+/**
+ * A function or procedure the session defined through Warden whose definition the catalog
+ * connection may not see yet (created in the open transaction, or in `pg_temp`): its body as
+ * analysed when it was created.
+ */
+export interface LocalRoutine {
+  /** The schema the CREATE named; null when unqualified (any schema of the path). */
+  readonly schema: string | null;
+  readonly name: string;
+  readonly body: StatementAnalysis;
+}
+
+/** The session's {@link LocalRoutine}s by bare name. */
+export type LocalRoutines = ReadonlyMap<string, readonly LocalRoutine[]>;
+
+/** The routine a statement defines (CREATE FUNCTION / PROCEDURE), as a {@link LocalRoutine}. */
+export function localRoutineOf(s: StatementAnalysis): LocalRoutine | undefined {
+  if (s.defines === undefined || !s.body) return undefined;
+  const { schema, bare } = splitName(s.defines);
+  return { schema: schema ?? null, name: bare, body: s.body };
+}
+
 /** Runs a (multi-statement, simple-protocol) catalog query on the database's internal connection. */
 export type CatalogQueryFn = (db: DatabaseConfig, sql: string) => Promise<unknown>;
 
@@ -43,7 +65,7 @@ export interface CodeCatalog {
    * The analysis with the effects of the code it runs; the same object when it
    * runs none; a Promise when the catalog must be read first.
    */
-  resolve(db: DatabaseConfig, analysis: Analysis, ctx: AnalyzeContext): Analysis | Promise<Analysis>;
+  resolve(db: DatabaseConfig, analysis: Analysis, ctx: AnalyzeContext, local?: LocalRoutines): Analysis | Promise<Analysis>;
   /** Drops what is cached for a database (a new catalog version). */
   invalidate(database: string): void;
   /** The database's catalog version: changes whenever its cached facts are dropped. */
@@ -103,6 +125,15 @@ interface DbState {
 }
 
 const BUILTIN_SCHEMAS = new Set(['pg_catalog', 'information_schema']);
+
+const NO_LOCAL: LocalRoutines = new Map();
+
+/** `local` plus one routine (a newer definition of the same schema and name replaces the older). */
+export function withLocal(local: LocalRoutines, r: LocalRoutine): LocalRoutines {
+  const next = new Map(local);
+  next.set(r.name, [...(local.get(r.name) ?? []).filter((x) => x.schema !== r.schema), r]);
+  return next;
+}
 
 function isTempSchema(s: string): boolean {
   return s === 'pg_temp' || s.startsWith('pg_temp_');
@@ -399,6 +430,7 @@ export function createCodeCatalog(options: CodeCatalogOptions): CodeCatalog {
     pathKey: string,
     need: Need,
     failure: string | undefined,
+    local: LocalRoutines,
   ): { effects: CodeEffect[]; lift: string[] } => {
     const effects: CodeEffect[] = [];
     const lift: string[] = [];
@@ -464,12 +496,34 @@ export function createCodeCatalog(options: CodeCatalogOptions): CodeCatalog {
       return ok;
     };
 
+    /** Routines the session defined that this call may reach; their bodies' effects are added. */
+    const localCall = (fname: string, schema: string | undefined, bare: string, depth: number): boolean => {
+      const hits = (local.get(bare) ?? []).filter((l) =>
+        schema === undefined
+          ? l.schema === null || inPath(l.schema)
+          : l.schema === schema || (isTempSchema(schema) && l.schema !== null && isTempSchema(l.schema)) || (l.schema === null && inPath(schema)),
+      );
+      for (const l of hits) {
+        const key = `local\u0000${l.schema ?? ''}\u0000${l.name}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        const via = `${l.schema !== null ? `${l.schema}.` : ''}${l.name}() (as defined in this session)`;
+        if (trust(l.schema ?? schema ?? '*', l.name)) continue;
+        effects.push({ via, body: l.body });
+        if (depth < MAX_CODE_DEPTH) follow(l.body, depth + 1);
+        else effects.push({ via, opaque: `calls ${fname}() more than ${MAX_CODE_DEPTH} calls deep` });
+      }
+      return hits.length > 0;
+    };
+
     const call = (fname: string, depth: number): void => {
       const { schema, bare } = splitName(fname);
+      if (schema !== undefined && BUILTIN_SCHEMAS.has(schema)) return;
+      const defined = local.size > 0 && localCall(fname, schema, bare, depth);
       if (schema !== undefined) {
-        if (BUILTIN_SCHEMAS.has(schema)) return;
         if (isTempSchema(schema)) {
-          if (trust('pg_temp', bare)) return;
+          if (defined) return liftCall(fname);
+          if (trust('pg_temp', bare)) return liftCall(fname);
           effects.push({
             via: `${fname}()`,
             opaque: `calls ${fname}(), a function in the session's temporary schema, which Warden's catalog connection cannot see; ${vouch(db, `pg_temp.${bare}`)}`,
@@ -477,19 +531,19 @@ export function createCodeCatalog(options: CodeCatalogOptions): CodeCatalog {
           return;
         }
         if (!(index.user.get(bare) ?? []).includes(schema)) {
-          if (trust(schema, bare)) return;
+          if (defined || trust(schema, bare)) return liftCall(fname);
           effects.push({ via: `${fname}()`, opaque: `calls ${fname}(), which is not in the catalog Warden reads (created in a transaction that is still open?); ${vouch(db, `${schema}.${bare}`)}` });
           return;
         }
-        if (index.extension.has(`${schema}\u0000${bare}`)) return;
+        if (index.extension.has(`${schema}\u0000${bare}`)) return liftCall(fname);
         if (runFunction(schema, bare, `${schema}.${bare}()`, depth)) liftCall(fname);
         return;
       }
       // Functions of installed extensions count as built-ins (side-effect ones are known by name: sql/functions.ts).
       const schemas = (index.user.get(bare) ?? []).filter((sch) => inPath(sch) && !index.extension.has(`${sch}\u0000${bare}`));
-      if (schemas.length === 0 && (index.user.get(bare) ?? []).some(inPath)) return;
+      if (schemas.length === 0 && (index.user.get(bare) ?? []).some(inPath)) return liftCall(fname);
       if (schemas.length === 0) {
-        if (index.builtin.has(bare)) return;
+        if (defined || index.builtin.has(bare)) return liftCall(fname);
         effects.push({ via: `${bare}()`, opaque: `calls ${bare}(), which is not in the catalog Warden reads (created in a transaction that is still open?); ${vouch(db, `<schema>.${bare}`)}` });
         return;
       }
@@ -532,37 +586,55 @@ export function createCodeCatalog(options: CodeCatalogOptions): CodeCatalog {
     return { effects, lift };
   };
 
-  const compute = (st: DbState, db: DatabaseConfig, a: AnalysisOk, ctx: AnalyzeContext, pathKey: string, need: Need, failure?: string): Analysis => {
+  const compute = (
+    st: DbState,
+    db: DatabaseConfig,
+    a: AnalysisOk,
+    ctx: AnalyzeContext,
+    pathKey: string,
+    need: Need,
+    sessionLocal: LocalRoutines,
+    failure?: string,
+  ): Analysis => {
     const per = new Map<number, CodeEffect[]>();
     const lifts = new Map<number, string[]>();
+    // Routines defined by earlier statements of the same string count as defined in the session.
+    let local = sessionLocal;
     for (const s of a.statements) {
-      if (!callsUserCode(s) && !firesTriggers(s)) continue;
-      const { effects, lift } = effectsOf(st, db, s, ctx, pathKey, need, failure);
+      const defined = localRoutineOf(s);
+      if (!callsUserCode(s) && !firesTriggers(s)) {
+        if (defined) local = withLocal(local, defined);
+        continue;
+      }
+      const { effects, lift } = effectsOf(st, db, s, ctx, pathKey, need, failure, local);
+      if (defined) local = withLocal(local, defined);
       if (effects.length) per.set(s.index, effects);
       if (lift.length) lifts.set(s.index, lift);
     }
     return withCodeEffects(a, per, lifts);
   };
 
-  const resolve = (db: DatabaseConfig, analysis: Analysis, ctx: AnalyzeContext): Analysis | Promise<Analysis> => {
+  const resolve = (db: DatabaseConfig, analysis: Analysis, ctx: AnalyzeContext, local: LocalRoutines = NO_LOCAL): Analysis | Promise<Analysis> => {
     if (!analysis.ok || !mayRunCode(analysis)) return analysis;
     const pathKey = ctx.searchPath === null ? '\u0001' : ctx.searchPath.join('\u0000');
+    // The session's own routines make the result the session's: not cached.
+    const cacheable = local.size === 0;
     const attempt = (round: number): Analysis | Promise<Analysis> => {
       const st = stateOf(db);
-      const hit = st.enriched.get(analysis);
+      const hit = cacheable ? st.enriched.get(analysis) : undefined;
       if (hit && hit.pathKey === pathKey) return hit.result;
       const need: Need = { index: false, fns: new Set() };
-      const result = compute(st, db, analysis, ctx, pathKey, need);
+      const result = compute(st, db, analysis, ctx, pathKey, need, local);
       if (!need.index && need.fns.size === 0) {
-        st.enriched.set(analysis, { pathKey, result });
+        if (cacheable) st.enriched.set(analysis, { pathKey, result });
         return result;
       }
       const load = need.index ? loadIndex(db, st) : loadFunctions(db, st, [...need.fns]);
       return load.then(
-        () => (round >= 2 * MAX_CODE_DEPTH + 2 ? compute(st, db, analysis, ctx, pathKey, need, 'too many catalog reads for one statement') : attempt(round + 1)),
+        () => (round >= 2 * MAX_CODE_DEPTH + 2 ? compute(st, db, analysis, ctx, pathKey, need, local, 'too many catalog reads for one statement') : attempt(round + 1)),
         (err: Error) => {
           options.log?.warn({ database: db.name, reason: err.message }, 'reading functions, triggers and rules from the catalog failed');
-          return compute(st, db, analysis, ctx, pathKey, { index: false, fns: new Set() }, err.message);
+          return compute(st, db, analysis, ctx, pathKey, { index: false, fns: new Set() }, local, err.message);
         },
       );
     };

@@ -14,7 +14,7 @@ import type { SessionHooks, SessionInfo, StatementOutcome, StatementSource, Verd
 import type { StatementAuditor } from './statement-audit.js';
 import type { MaskingService } from './masking.js';
 import type { ApprovalService } from './approvals.js';
-import type { CodeCatalog } from './code-catalog.js';
+import { localRoutineOf, withLocal, type CodeCatalog, type LocalRoutine, type LocalRoutines } from './code-catalog.js';
 import { LEXING_SETTINGS } from '../wire/client-text.js';
 
 interface PolicySessionState {
@@ -37,7 +37,19 @@ interface PolicySessionState {
   memoVersion: number;
   /** DDL ran in a transaction that is still open: the code catalog is dropped again once it ends. */
   ddlPending: boolean;
+  /**
+   * Functions and procedures this session created through Warden that the catalog connection
+   * cannot see (yet): `pending` ones were created in the open transaction, the others in pg_temp.
+   */
+  local: { readonly routine: LocalRoutine; pending: boolean }[];
+  /** {@link PolicySessionState.local} by name, for the code catalog. */
+  localView: LocalRoutines;
 }
+
+const NO_ROUTINES: LocalRoutines = new Map();
+
+/** Statements after which the session's routines may no longer be what it created. */
+const RENAMES_ROUTINES = /\b(function|procedure|routine|aggregate|schema|extension)\b/i;
 
 interface Memoized {
   readonly verdict: Verdict;
@@ -115,6 +127,8 @@ export function createStatementPolicy(
         memo: { byText: new Map(), byShape: new Map() },
         memoVersion: code ? code.version(s.database.name) : 0,
         ddlPending: false,
+        local: [],
+        localView: NO_ROUTINES,
       };
       sessions.set(s, st);
     }
@@ -185,6 +199,45 @@ export function createStatementPolicy(
     st.memo.byShape.clear();
   };
 
+  /** Keeps the session's own routines (see PolicySessionState.local) in step with what ran. */
+  const trackRoutines = (s: SessionInfo, st: PolicySessionState, analysis: Analysis, protocol: StatementSource['protocol'], o: StatementOutcome): void => {
+    if (!analysis.ok) return;
+    let changed = false;
+    const ended = (committed: boolean): void => {
+      // Committed: the catalog has them now, except pg_temp ones. Rolled back: gone.
+      const keep = st.local.filter((e) => !e.pending || (committed && e.routine.schema !== null && /^pg_temp/.test(e.routine.schema)));
+      for (const e of keep) e.pending = false;
+      st.local = keep;
+      changed = true;
+    };
+    for (const x of analysis.statements) {
+      const r = localRoutineOf(x);
+      if (r && !o.error) {
+        const temp = r.schema !== null && /^pg_temp/.test(r.schema);
+        const pending = s.txStatus !== 'I' || protocol === 'extended';
+        if (temp || pending) {
+          st.local = [...st.local.filter((e) => !(e.routine.name === r.name && e.routine.schema === r.schema)), { routine: r, pending }];
+          changed = true;
+        }
+      } else if (
+        x.opaque ||
+        x.kind === 'do' ||
+        x.kind === 'call' ||
+        ((x.classes.has('alter') || x.classes.has('drop')) && ((x.kind !== 'alter' && x.kind !== 'drop') || RENAMES_ROUTINES.test(x.text))) ||
+        x.resetAll
+      ) {
+        // Routines may have been renamed, moved or replaced in ways Warden does not follow: forget them (calls become opaque).
+        if (st.local.length) changed = true;
+        st.local = [];
+      }
+    }
+    if (st.local.some((e) => e.pending) && analysis.statements.some((x) => x.kind === 'transaction')) {
+      if (o.tags.includes('ROLLBACK') || o.tags.includes('PREPARE TRANSACTION') || (o.error && s.txStatus === 'I')) ended(false);
+      else if (o.tags.includes('COMMIT') && s.txStatus === 'I') ended(true);
+    }
+    if (changed) st.localView = st.local.reduce<LocalRoutines>((m, e) => withLocal(m, e.routine), NO_ROUTINES);
+  };
+
   const toVerdict = (s: SessionInfo, st: PolicySessionState, analysis: Analysis, protocol: StatementSource['protocol'], d: Decision): Verdict => {
     const needsTracking =
       analysis.ok && analysis.statements.some((x) => x.searchPath !== undefined || x.prepare || x.deallocate || x.execute);
@@ -204,6 +257,7 @@ export function createStatementPolicy(
               code!.invalidate(s.database.name);
               // Extended protocol: completion comes before Sync commits; look again after it.
               st.ddlPending = s.txStatus !== 'I' || protocol === 'extended';
+              trackRoutines(s, st, analysis, protocol, o);
             }
           }
         : undefined;
@@ -313,6 +367,11 @@ export function createStatementPolicy(
         code.invalidate(s.database.name);
         st.ddlPending = false;
       }
+      if (s.txStatus === 'I' && st.local.some((e) => e.pending)) {
+        // Ended without Warden seeing how: forget what it created (calls become opaque or read from the catalog).
+        st.local = st.local.filter((e) => !e.pending);
+        st.localView = st.local.reduce<LocalRoutines>((m, e) => withLocal(m, e.routine), NO_ROUTINES);
+      }
       const v = code.version(s.database.name);
       if (v !== st.memoVersion) {
         st.memo.byText.clear();
@@ -335,7 +394,7 @@ export function createStatementPolicy(
     }
     const raw = cache.analyze(sql, st.ctx);
     // The code the statement runs (functions, triggers, rules): from the catalog, cached per catalog version.
-    const resolved = code ? code.resolve(s.database, raw, st.ctx) : raw;
+    const resolved = code ? code.resolve(s.database, raw, st.ctx, st.localView) : raw;
     if (resolved instanceof Promise) return resolved.then((a) => decideResolved(s, st, stmt, a, memoable, shape));
     return decideResolved(s, st, stmt, resolved, memoable, shape);
   };

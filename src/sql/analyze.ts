@@ -227,6 +227,8 @@ class Builder {
   searchPath?: readonly string[] | null;
   /** What the code this statement defines does (see StatementAnalysis.body). */
   body?: StatementAnalysis;
+  /** The routine a CREATE FUNCTION / PROCEDURE defines. */
+  defines?: string;
   /** > 0 while visiting a definition (view query, DDL expression) that does not run now. */
   definition = 0;
   /** PL/pgSQL variable names: column references to them are not columns. */
@@ -367,6 +369,7 @@ class Builder {
       ...(this.execute ? { execute: Object.freeze(this.execute) } : {}),
       ...(this.deallocate ? { deallocate: Object.freeze(this.deallocate) } : {}),
       ...(this.body ? { body: this.body } : {}),
+      ...(this.defines !== undefined ? { defines: this.defines } : {}),
       ...(this.searchPath !== undefined
         ? { searchPath: this.searchPath === null ? null : Object.freeze([...this.searchPath]) }
         : {}),
@@ -1278,6 +1281,7 @@ function defineRoutine(n: Obj, b: Builder, text: string): void {
   }
   const body = bodyStatement(parts, b.env);
   b.body = body;
+  b.defines = src.name;
   b.absorb(body, { kinds: false, effects: true });
   b.searchPath = undefined;
   b.note(`${src.kind} ${src.name}(): classified by what its body does when called`);

@@ -290,7 +290,7 @@ function effectSummary(e: CodeEffect): string[] {
   const names = (rs: readonly RelationRef[]) => rs.map((r) => r.name).join(', ');
   if (b.writes.length) out.push(`writes ${names(b.writes)} via ${e.via}`);
   if (b.reads.length) out.push(`reads ${names(b.reads)} via ${e.via}`);
-  const cls = [...b.classes].filter((c) => !NOT_CARRIED.has(c) && c !== 'write' && c !== 'insert' && c !== 'update' && c !== 'delete');
+  const cls = [...b.classes].filter((c) => !NOT_CARRIED.has(c) && c !== 'select' && c !== 'write' && c !== 'insert' && c !== 'update' && c !== 'delete');
   if (cls.length) out.push(`${cls.sort().join(', ')} via ${e.via}`);
   if (!out.length) out.push(`${e.via} changes nothing Warden can see`);
   return out;

@@ -178,6 +178,8 @@ export interface StatementAnalysis {
    * statement's own classes and relations.
    */
   readonly body?: StatementAnalysis;
+  /** For CREATE FUNCTION / PROCEDURE: the routine's name as written (`pay.refund`, `pg_temp.f`, `f`). */
+  readonly defines?: string;
 }
 
 /** A successfully parsed query string. */

@@ -147,30 +147,73 @@ describe('code created in the session', () => {
     }
   });
 
-  it('calling a pg_temp function is opaque even when its creation was allowed', async () => {
+  it("a pg_temp function is judged by the body the session gave it; one Warden did not see created is opaque", async () => {
     const c = await env.connect('alice');
     try {
       await c.query('begin');
       await c.query("CREATE FUNCTION pg_temp.g() RETURNS int LANGUAGE sql AS 'SELECT 1'");
-      const err = await c.query('select pg_temp.g()').then(
+      expect((await c.query('select pg_temp.g() as v')).rows[0].v).toBe(1);
+      // Created inside a DO block: Warden does not keep track of it.
+      await c.query("DO $$ BEGIN CREATE FUNCTION pg_temp.h() RETURNS int LANGUAGE sql AS 'SELECT 2'; END $$");
+      const err = await c.query('select pg_temp.h()').then(
         () => null,
         (e: Error & { code?: string }) => e,
       );
       expect(err).toMatchObject({ code: '42501' });
-      expect(err!.message).toMatch(/pg_temp\.g\(\), a function in the session's temporary schema/);
-      expect(err!.message).toMatch(/trusted_functions/);
+      expect(err!.message).toMatch(/pg_temp\.h\(\), a function in the session's temporary schema/);
+      expect(err!.message).toMatch(/trusted_functions: \["pg_temp\.h"\]/);
       await c.query('rollback');
+      // Rolled back: pg_temp.g() no longer exists as Warden saw it.
+      await expect(c.query('select pg_temp.g()')).rejects.toMatchObject({ code: '42501', message: /temporary schema/ });
     } finally {
       await c.end();
     }
   });
 
-  it('a function created in a still-open transaction is not in the catalog: opaque', async () => {
+  it('a migration creating a function and the trigger that runs it in one transaction is judged by that function', async () => {
     const c = await env.connect('alice');
     try {
       await c.query('begin');
-      await c.query("CREATE FUNCTION public.fresh_fn() RETURNS int LANGUAGE sql AS 'SELECT 1'");
-      await expect(c.query('select fresh_fn()')).rejects.toMatchObject({ code: '42501', message: /fresh_fn\(\), which is not in the catalog/ });
+      await c.query("CREATE FUNCTION public.mig_trg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO victim VALUES (NEW.id); RETURN NEW; END $$");
+      await c.query('CREATE TRIGGER mig AFTER INSERT ON audited FOR EACH ROW EXECUTE FUNCTION mig_trg()');
+      await c.query('rollback');
+      await c.query('begin');
+      await expect(
+        c.query("CREATE FUNCTION public.mig_bad() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO pay.ledger VALUES (NEW.id, 'mig'); RETURN NEW; END $$"),
+      ).rejects.toMatchObject({ code: '42501', message: /requires approval/ });
+      await c.query('rollback');
+      await c.query('begin');
+      await c.query("CREATE FUNCTION public.mig_trg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$");
+      // A function created in the same string counts too.
+      await c.query("CREATE FUNCTION public.mig2() RETURNS int LANGUAGE sql AS 'SELECT 1'; SELECT mig2()");
+      await c.query('rollback');
+    } finally {
+      await c.end();
+    }
+    expect(await upstream("select count(*)::int as v from pg_trigger where tgname = 'mig'")).toBe(0);
+  });
+
+  it('a replacement rolled back is forgotten: the function is judged by its committed body again', async () => {
+    const c = await env.connect('alice');
+    try {
+      await c.query('begin');
+      await c.query("CREATE OR REPLACE FUNCTION public.outer_fn() RETURNS int LANGUAGE sql AS 'SELECT 1'");
+      // In the transaction both bodies count (the catalog's and the session's).
+      await expect(c.query('select outer_fn()')).rejects.toMatchObject({ code: '42501', message: /requires approval/ });
+      await c.query('rollback').catch(() => undefined);
+      await expect(c.query('select outer_fn()')).rejects.toMatchObject({ code: '42501', message: /requires approval/ });
+    } finally {
+      await c.end();
+    }
+    expect(await ledgerRows()).toBe(1);
+  });
+
+  it('a function created in the open transaction by code Warden does not follow is not in the catalog: opaque', async () => {
+    const c = await env.connect('alice');
+    try {
+      await c.query('begin');
+      await c.query("DO $$ BEGIN CREATE FUNCTION public.hidden_fn() RETURNS int LANGUAGE sql AS 'SELECT 1'; END $$");
+      await expect(c.query('select hidden_fn()')).rejects.toMatchObject({ code: '42501', message: /hidden_fn\(\), which is not in the catalog/ });
       await c.query('rollback');
     } finally {
       await c.end();
