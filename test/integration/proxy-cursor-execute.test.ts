@@ -204,6 +204,16 @@ describe('portals Warden bound keep working', () => {
     await send(w, [C('P', 'C_1'), S(), Q('COMMIT')], 2);
   });
 
+  it('a named portal Warden bound, described by the client, then executed in chunks: masked under its Bind', async () => {
+    const w = await alice();
+    const msgs = await send(w, [Q('BEGIN'), P('', 'SELECT id, email, ssn FROM customers ORDER BY id'), B('n', ''), D('P', 'n'), E('n', 3), E('n', 3), S(), Q('COMMIT')], 3);
+    expect(errorsOf(msgs)).toEqual([]);
+    expect(msgs.filter((m) => m.type === 'T')).toHaveLength(1);
+    expect(rowsOf(msgs).map((r) => r[0])).toEqual(['1', '2', '3', '4']);
+    expectNoRealValues(msgs);
+    expect((await auditSqls()).some((x) => x.includes('FROM "n"'))).toBe(false); // no decision of its own
+  });
+
   it('unnamed portals, statement after statement in one batch (the common case) stay under their Bind', async () => {
     const w = await alice();
     const parts: Buffer[] = [];
