@@ -698,6 +698,13 @@ function visitSelect(sel: Obj, parent: Scope | null, b: Builder): void {
     b.classes.add('ddl');
     b.note('SELECT ... INTO creates a table and writes rows into it');
   }
+  // FOR UPDATE / NO KEY UPDATE / SHARE / KEY SHARE lock rows until the transaction ends; PostgreSQL
+  // asks UPDATE privilege for them, as for LOCK TABLE: `lock` and `write` (fail-closed).
+  if (arr(sel['lockingClause']).length > 0 && b.definition === 0) {
+    b.classes.add('lock');
+    b.classes.add('write');
+    b.note('SELECT ... FOR UPDATE/SHARE locks rows: counted as lock and write');
+  }
   walkExpr(sel['targetList'], 'projection', scope, b);
   walkExpr(sel['distinctClause'], 'group', scope, b);
   walkExpr(sel['whereClause'], 'predicate', scope, b);

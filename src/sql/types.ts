@@ -45,7 +45,7 @@ export type StatementGroup = (typeof STATEMENT_GROUPS)[number];
 /**
  * Extra class names Warden understands beyond the spec's kinds and groups.
  * `comment`: COMMENT ON (kind `other`, group `ddl`).
- * `lock`: LOCK TABLE (kind `other`, group `write`: it blocks other sessions' access).
+ * `lock`: LOCK TABLE and SELECT ... FOR UPDATE/SHARE (group `write`: they block other sessions).
  * `maintenance`: VACUUM, ANALYZE, CLUSTER, REINDEX, REFRESH MATERIALIZED VIEW, CHECKPOINT
  * (kind `other`, group `write`: they rewrite a relation's storage, indexes or statistics).
  * `code`: defines code that runs later (CREATE FUNCTION | PROCEDURE | TRIGGER | RULE |

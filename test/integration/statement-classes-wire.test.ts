@@ -82,8 +82,9 @@ describe('statement classes on the wire', () => {
     await cluster?.stop();
   });
 
-  const exclusiveLocks = async (): Promise<number> =>
-    (await direct(env.cluster, `SELECT count(*)::int AS n FROM pg_locks WHERE relation = 'public.accounts'::regclass AND mode = 'AccessExclusiveLock'`)).rows[0].n as number;
+  /** Locks on the table stronger than a plain read's (LOCK TABLE, FOR UPDATE/SHARE's RowShareLock, ...). */
+  const strongLocks = async (): Promise<number> =>
+    (await direct(env.cluster, `SELECT count(*)::int AS n FROM pg_locks WHERE relation = 'public.accounts'::regclass AND mode <> 'AccessShareLock'`)).rows[0].n as number;
 
   const refused = async (c: pg.Client, sql: string, extended: boolean, rule: string, inTransaction = false): Promise<void> => {
     const q = extended ? c.query({ name: `p${Math.random().toString(36).slice(2)}`, text: sql }) : c.query(sql);
@@ -116,15 +117,21 @@ describe('statement classes on the wire', () => {
       expect(await upstream(env.cluster)).toEqual(before);
     });
 
-    it(`${proto}: the read-only agent cannot LOCK, VACUUM, VACUUM FULL, CLUSTER, REINDEX or ANALYZE; nothing changes upstream`, async () => {
+    it(`${proto}: the read-only agent cannot LOCK, SELECT ... FOR UPDATE, VACUUM, VACUUM FULL, CLUSTER, REINDEX or ANALYZE; nothing changes upstream`, async () => {
       const c = await env.connect('agent');
       try {
-        for (const sql of ['LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE', 'LOCK accounts', 'LOCK TABLE ONLY accounts IN SHARE MODE NOWAIT']) {
+        for (const sql of [
+          'LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE',
+          'LOCK accounts',
+          'LOCK TABLE ONLY accounts IN SHARE MODE NOWAIT',
+          'SELECT * FROM accounts FOR UPDATE',
+          'SELECT id FROM accounts WHERE id IN (SELECT id FROM accounts FOR KEY SHARE)',
+        ]) {
           await c.query('BEGIN');
           try {
             await refused(c, sql, extended, 'agents-read-only', true);
             // The agent's transaction is still open: no lock may be held on the table.
-            expect(await exclusiveLocks()).toBe(0);
+            expect(await strongLocks()).toBe(0);
           } finally {
             await c.query('ROLLBACK');
           }
@@ -151,10 +158,13 @@ describe('statement classes on the wire', () => {
     });
   }
 
-  it('psql: a script of LOCK / VACUUM FULL / CLUSTER / REINDEX / ANALYZE is refused statement by statement; nothing changes', async () => {
+  it('psql: a script of LOCK / FOR UPDATE / VACUUM FULL / CLUSTER / REINDEX / ANALYZE is refused statement by statement; nothing changes', async () => {
     const script = [
       'BEGIN;',
       'LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE;',
+      'ROLLBACK;',
+      'BEGIN;',
+      'SELECT * FROM accounts FOR UPDATE;',
       'ROLLBACK;',
       'VACUUM FULL accounts;',
       'CLUSTER accounts USING accounts_pkey;',
@@ -164,7 +174,7 @@ describe('statement classes on the wire', () => {
     ].join('\n');
     const r = await runPsql({ port: env.warden.port, user: 'agent', password: PASSWORDS.agent, database: 'app', args: ['-At', '-f', '-'], input: script });
     expect(r.out).toContain('still here');
-    expect(r.err.match(/denied by rule "agents-read-only"/g)?.length).toBe(5);
+    expect(r.err.match(/denied by rule "agents-read-only"/g)?.length).toBe(6);
     expect(await upstream(env.cluster)).toEqual(before);
   });
 
@@ -173,7 +183,11 @@ describe('statement classes on the wire', () => {
     try {
       await c.query('BEGIN');
       await c.query('LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE');
-      expect(await exclusiveLocks()).toBe(1);
+      expect(await strongLocks()).toBe(1);
+      await c.query('ROLLBACK');
+      await c.query('BEGIN');
+      await c.query('SELECT * FROM accounts WHERE id = 1 FOR UPDATE');
+      expect(await strongLocks()).toBe(1); // RowShareLock
       await c.query('ROLLBACK');
       await c.query('INSERT INTO accounts (id, balance) VALUES (1, 7) ON CONFLICT (id) DO UPDATE SET balance = excluded.balance');
       await c.query('VACUUM accounts');

@@ -43,6 +43,8 @@ const EFFECTFUL = [
   'CHECKPOINT',
   'DROP OWNED BY someone',
   'REASSIGN OWNED BY someone TO other',
+  'SELECT * FROM accounts FOR UPDATE',
+  'SELECT * FROM accounts FOR KEY SHARE SKIP LOCKED',
 ];
 
 describe('class names', () => {
