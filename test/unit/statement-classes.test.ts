@@ -4,6 +4,7 @@
  * read-only recipes (deny `[write, ddl]`; allow only `[read, transaction, set]`) cover them.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/load.js';
 import { STATEMENT_CLASSES as CONFIG_CLASSES } from '../../src/config/schema.js';
 import type { RuleConfig } from '../../src/config/types.js';
 import { compilePolicy, decide, type DecisionInput, type PolicyIdentity } from '../../src/policy/index.js';
@@ -51,6 +52,22 @@ describe('class names', () => {
   it('config validation accepts every class the analysis produces', () => {
     expect([...CONFIG_CLASSES].sort()).toEqual([...STATEMENT_CLASSES].sort());
     expect(STATEMENT_CLASSES).toEqual(expect.arrayContaining(['lock', 'maintenance', 'comment']));
+  });
+  it('a configuration may name lock and maintenance (any case), and a misspelling is refused', () => {
+    const yaml = (classes: string) => `version: 1
+listen: { host: 127.0.0.1, port: 0 }
+databases:
+  app: { upstream: "postgres://u:p@127.0.0.1:5432/app" }
+identities:
+  - { name: trainer, kind: agent, password: pw }
+rules:
+  - name: no-locks-or-maintenance
+    match: { statement: [${classes}] }
+    action: deny
+`;
+    const config = parseConfig(yaml('LOCK, maintenance'), '/tmp/c.yaml', {});
+    expect(config.rules[0]!.match.statement).toEqual(['lock', 'maintenance']);
+    expect(() => parseConfig(yaml('locks'), '/tmp/c.yaml', {})).toThrow(/unknown statement class "locks"/);
   });
 });
 
