@@ -77,14 +77,19 @@ export class SocketReader {
     return this.take(len).subarray(4);
   }
 
-  /** A typed message; `expect` (optional) restricts the accepted types. */
+  /**
+   * A typed message; `expect` (optional) restricts the accepted types, checked
+   * as soon as the type byte arrives (as PostgreSQL does: a client that sends
+   * a wrong type is answered at once, not when some length has been read).
+   */
   async readMessage(maxLength: number, expect?: readonly number[]): Promise<{ type: number; body: Buffer }> {
-    await this.need(5);
+    await this.need(1);
     const type = this.buf[0];
-    const len = this.buf.readInt32BE(1);
     if (expect && !expect.includes(type)) {
       throw new ProtocolError(`unexpected message type ${typeName(type)} (expected ${expect.map(typeName).join(' or ')})`);
     }
+    await this.need(5);
+    const len = this.buf.readInt32BE(1);
     if (len < 4 || len > maxLength) throw new ProtocolError(`invalid message length ${len} for message type ${typeName(type)}`);
     await this.need(len + 1);
     const raw = this.take(len + 1);

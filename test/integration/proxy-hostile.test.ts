@@ -207,6 +207,37 @@ describe('after authentication: a message type that is invalid now → FATAL 08P
   });
 });
 
+describe('during authentication: a message that is not the SASL response → FATAL 08P01 at once', () => {
+  for (const [what, bytes] of [
+    ['a lone 0x00 byte', Buffer.from([0])],
+    ['a StartupMessage', startupPacket({ user: 'alice', database: 'app' })],
+    ['a Query', Q('SELECT 1')],
+  ] as [string, Buffer][]) {
+    it(`${what} instead of the SASLInitialResponse, like PostgreSQL`, async () => {
+      const answers = [];
+      for (const [port, user] of [
+        [env.cluster.port, 'warden_svc'],
+        [env.warden.port, 'alice'],
+      ] as [number, string][]) {
+        const r = await Raw.connect(port);
+        r.sock.write(startupPacket({ user, database: 'app' }));
+        expect(await r.until(() => r.buf.length >= 9, 3_000)).toBe(true); // AuthenticationSASL
+        r.buf = r.buf.subarray(1 + r.buf.readInt32BE(1));
+        const t0 = Date.now();
+        r.sock.write(bytes);
+        answers.push(await r.fatalAndClose(t0));
+        r.sock.destroy();
+      }
+      const [viaPg, viaWarden] = answers;
+      expect(viaPg.error?.C).toBe('08P01');
+      expect(viaWarden.error?.S).toBe('FATAL');
+      expect(viaWarden.error?.C).toBe('08P01');
+      expect(viaWarden.closed).toBe(true);
+      expect(viaWarden.elapsed).toBeLessThan(1_000);
+    });
+  }
+});
+
 describe('startup: repeated SSLRequest / GSSENCRequest are refused as PostgreSQL does', () => {
   /** Send each packet, reading a one-byte answer after each negotiation request; then the ending. */
   async function negotiate(port: number, packets: Buffer[]): Promise<{ answers: string; error: ErrorFields | null; closed: boolean; elapsed: number }> {
