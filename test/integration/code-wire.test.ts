@@ -53,7 +53,9 @@ beforeAll(async () => {
      create function pay.ledger_trg() returns trigger language plpgsql as $$ begin insert into pay.ledger values (new.id, 'trigger'); return new; end $$;
      create trigger audited_to_ledger after insert on audited for each row execute function pay.ledger_trg();
      create extension pgcrypto;
-     create table defaulted (id int, r int default pay.refund(99));`,
+     create table defaulted (id int, r int default pay.refund(99));
+     create table ruled (id int);
+     create rule ruled_to_ledger as on insert to ruled do also insert into pay.ledger values (new.id, 'rule');`,
     'app',
   );
 });
@@ -264,6 +266,22 @@ describe('rules and triggers', () => {
       await c.end();
     }
     expect(await upstream('select count(*)::int as v from audited')).toBe(0);
+    expect(await ledgerRows()).toBe(1);
+  });
+
+  it('a harmless INSERT into a table whose rule (made around Warden) writes a protected table is held', async () => {
+    const c = await env.connect('alice');
+    try {
+      const err = await c.query('INSERT INTO ruled VALUES (1)').then(
+        () => null,
+        (e: Error & { code?: string }) => e,
+      );
+      expect(err).toMatchObject({ code: '42501' });
+      expect(err!.message).toMatch(/pay-writes-need-approval.*requires approval/);
+    } finally {
+      await c.end();
+    }
+    expect(await upstream('select count(*)::int as v from ruled')).toBe(0);
     expect(await ledgerRows()).toBe(1);
   });
 
