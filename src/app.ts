@@ -165,7 +165,7 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
     if (!o.config.admin) o.log.warn('approve rules without admin: nobody can approve requests (the approvals API is served on the admin listener)');
     const instance = o.config.audit?.instance ?? defaultInstanceName(o.config.listen.port);
     const adminUrl = o.config.admin ? `${o.config.admin.tls ? 'https' : 'http'}://${o.config.admin.host}:${o.config.admin.port}` : undefined;
-    approvals = createApprovalService({ config: o.config, store: state, log: o.log, audit, instance, adminUrl });
+    approvals = createApprovalService({ config: o.config, store: state, log: o.log, audit, instance, adminUrl, textCap: o.config.approvals?.textCap });
   }
   // Functions, triggers and rules are read from the catalog when some rule could use what they do.
   if (o.config.rules.length > 0 && !catalog) catalog = createCatalogReader(o.log);

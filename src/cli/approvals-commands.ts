@@ -148,7 +148,7 @@ export function registerApprovalCommands(program: Command): void {
     .description('one request: the statement, the rules, the decisions')
     .addOption(configOption())
     .addOption(asOption())
-    .option('--full', 'the statement and parameters in full, even above the cap (1 MiB)')
+    .option('--full', 'the statement and parameters in full, even above approvals.text_cap (default 1 MiB)')
     .option('--json', 'machine-readable output')
     .action(async (id: string, o: { config?: string; as?: string; full?: boolean; json?: boolean }) => {
       const api = client(load(o.config), o.as);

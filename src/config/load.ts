@@ -451,6 +451,7 @@ function normalize(raw: RawConfig, ctx: Context): WardenConfig {
     approvals: stripUndefined({
       mode: raw.approvals.mode,
       timeoutMs: raw.approvals.timeout,
+      textCap: raw.approvals.text_cap,
       webhook: raw.approvals.webhook,
     }),
   };

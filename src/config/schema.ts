@@ -556,6 +556,8 @@ const RuleSchema = strictObject({
 
 const ApprovalsSchema = strictObject({
   mode: z.enum(['hold', 'reject']).default('hold'),
+  /** Characters of statement text (and of each parameter) the API, webhook and audit carry before a visible marker. */
+  text_cap: z.number().int().min(1024).max(1_073_741_824).optional(),
   timeout: z.unknown().optional().transform((v, ctx) => {
     if (v === undefined) return DEFAULT_APPROVAL_TIMEOUT_MS;
     const r = parseDuration(v);

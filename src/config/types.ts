@@ -128,6 +128,8 @@ export interface ApprovalsConfig {
   mode: 'hold' | 'reject';
   /** milliseconds */
   timeoutMs: number;
+  /** Characters of statement text (and of each parameter) shown before a marker (docs/approvals.md); default 1 MiB. */
+  textCap?: number;
   webhook?: string;
 }
 

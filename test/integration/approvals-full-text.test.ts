@@ -33,6 +33,7 @@ audit: { store: "jsonl:${auditFile}", durability: os }
 approvals:
   mode: hold
   timeout: 20s
+  text_cap: 30000
   webhook: http://127.0.0.1:${hook}/hook
 rules:
   - name: billing-writes-need-approval
@@ -164,6 +165,41 @@ describe('approvers see the whole statement', () => {
       await c.end();
     }
     expect(await statuses()).toBe(before);
+  }, 60_000);
+
+  it('above approvals.text_cap: a visible marker with the length and hash; --full and ?full=true give it all', async () => {
+    const big = `UPDATE billing.invoices SET status = 'paid' WHERE id = 1 /* ${'z'.repeat(40_000)} */ OR true`;
+    const hash = crypto.createHash('sha256').update(big).digest('hex');
+    const c = await env.connect('alice');
+    try {
+      const held = c.query(big).catch((e: pg.DatabaseError) => e);
+      const id = await pendingId();
+      const cut = (await (await fetch(`http://127.0.0.1:${admin}/api/v1/approvals/${id}`, { headers: auth })).json()) as View;
+      expect(cut).toMatchObject({ sqlLength: big.length, sqlSha256: hash, sqlTruncated: true });
+      expect(cut.sql).not.toContain('OR true');
+      expect(cut.sql).toContain(`…[cut by Warden: showing 30,000 of ${big.length.toLocaleString('en-US')} characters; sha256 of the full text ${hash}`);
+      const full = (await (await fetch(`http://127.0.0.1:${admin}/api/v1/approvals/${id}?full=true`, { headers: auth })).json()) as View;
+      expect(full.sql).toBe(big);
+      const show = await runCli(['approvals', 'show', id, '--config', cliConfig, '--as', 'dana'], { WARDEN_PASSWORD: DANA });
+      expect(show.out).toContain(`NOTE: only the first part of the statement is shown (${big.length.toLocaleString('en-US')} characters in all): warden approvals show ${id} --full`);
+      expect(show.out).not.toContain('OR true');
+      const showFull = await runCli(['approvals', 'show', id, '--full', '--config', cliConfig, '--as', 'dana'], { WARDEN_PASSWORD: DANA });
+      expect(showFull.out).toContain('*/ OR true');
+      expect(showFull.out).not.toContain('NOTE:');
+      // The audit record carries the marker, the length and the hash.
+      const requested = fs
+        .readFileSync(auditFile, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { type: string; data: Record<string, unknown> })
+        .find((r) => r.type === 'approval.requested' && r.data.request === id)!;
+      expect(requested.data).toMatchObject({ sql_length: big.length, sql_sha256: hash, sql_truncated: true });
+      await fetch(`http://127.0.0.1:${admin}/api/v1/approvals/${id}/deny`, { method: 'POST', headers: auth, body: JSON.stringify({ reason: 'no' }) });
+      expect(((await held) as pg.DatabaseError).code).toBe('42501');
+    } finally {
+      await c.end();
+    }
+    expect(await statuses()).not.toContain('paid');
   }, 60_000);
 
   it('parameters longer than 256 characters are shown whole (extended protocol)', async () => {

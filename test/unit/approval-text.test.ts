@@ -7,6 +7,7 @@ import crypto from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { abbreviate, APPROVAL_TEXT_CAP, approvalParam, shownText, visibleText } from '../../src/governance/approval-text.js';
 import { approvalView, fullTextCommand } from '../../src/governance/approvals.js';
+import { parseConfig } from '../../src/config/load.js';
 import type { ApprovalRequest } from '../../src/store/types.js';
 
 const sha = (s: string) => crypto.createHash('sha256').update(s, 'utf8').digest('hex');
@@ -95,5 +96,21 @@ describe('parameters and display', () => {
   it('abbreviates visibly, with newlines shown', () => {
     expect(abbreviate('a -- c\nOR true', 100)).toBe('a -- c ⏎ OR true');
     expect(abbreviate('x'.repeat(10), 4)).toBe('xxxx… (+6 more characters)');
+  });
+});
+
+describe('approvals.text_cap', () => {
+  const yaml = (cap: string) => `version: 1
+listen: { host: 127.0.0.1, port: 0 }
+databases:
+  app: { upstream: "postgres://u:p@127.0.0.1:5432/app" }
+identities:
+  - { name: alice, kind: human, password: pw }
+approvals: { mode: hold${cap} }
+`;
+  it('is optional (the service then uses 1 MiB) and configurable from 1024 characters', () => {
+    expect(parseConfig(yaml(''), '/tmp/c.yaml', {}).approvals?.textCap).toBeUndefined();
+    expect(parseConfig(yaml(', text_cap: 65536'), '/tmp/c.yaml', {}).approvals?.textCap).toBe(65536);
+    expect(() => parseConfig(yaml(', text_cap: 100'), '/tmp/c.yaml', {})).toThrow(/approvals\.text_cap/);
   });
 });

@@ -444,7 +444,7 @@ describe('errors', () => {
       name: 'bad statement class',
       text: minimal('rules:\n  - { name: r, match: { statement: [select, dropp] }, action: deny }\n'),
       key: 'rules[0].match.statement[1]',
-      message: /^unknown statement class "dropp" \(expected one of select, insert,.* opaque\)$/,
+      message: /^unknown statement class "dropp" \(expected one of select, insert,.* opaque, comment, lock, maintenance.*\)$/,
     },
     { name: 'bad statement class (single string)', text: minimal('rules:\n  - { name: r, match: { statement: writes }, action: deny }\n'), key: 'rules[0].match.statement', message: /^unknown statement class "writes"/ },
     { name: 'empty match list', text: minimal('rules:\n  - { name: r, match: { groups: [] }, action: deny }\n'), key: 'rules[0].match.groups', message: 'must not be empty' },
