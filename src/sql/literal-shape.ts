@@ -8,10 +8,20 @@
  * subset where this scanner and PostgreSQL's lexer cannot disagree about where
  * a literal starts and ends — ASCII only, no backslash (standard_conforming_strings),
  * no `$` (dollar quotes, parameters), no `?` (the placeholders' own character),
- * no comments, no prefixed strings (E'', U&'', B'', X''), no adjacent string
- * continuation, no number glued to letters or dots. Anything else returns null and is analysed by text. Everything that is
- * not a literal stays verbatim in the shape, so equal shapes mean equal texts
- * up to literal values.
+ * no comments, no prefixed strings (E'', U&'', B'', X''), no Unicode identifiers
+ * (U&"..." UESCAPE '!': the escape literal decides which name is meant), no `?` inside a
+ * quoted identifier, no adjacent string continuation, no number glued to letters or dots.
+ * Anything else returns null and is analysed by text. Everything that is not a literal stays
+ * verbatim in the shape, so equal shapes mean equal texts up to literal values.
+ *
+ * Placeholders keep the token kind PostgreSQL's scanner gives the literal: `?s` a string
+ * (SCONST), `?i` an integer that fits int4 (ICONST), `?n` any other number (FCONST), since
+ * the grammar accepts only ICONST in places (`char(3)`, `interval second(3)`). A few grammar
+ * rules still check a value (`float(54)` is refused): two such texts are the same tokens, so
+ * the one that reuses the other's analysis is refused by the upstream just the same.
+ *
+ * test/unit/fuzz-literal-shape.test.ts fuzzes all of this against libpg-query's scanner and
+ * parser (docs/security.md, "What is fuzzed").
  *
  * Whether an analysis may be shared across literal values is decided
  * separately (see `isLiteralIndependent`).
@@ -44,6 +54,22 @@ const PLAIN = (() => {
   return t;
 })();
 
+/**
+ * Whether digits [i, j) are an integer PostgreSQL's scanner reads as ICONST (it fits int4);
+ * anything else (a fraction, an exponent, a bigger integer) is FCONST. The grammar takes
+ * only ICONST in places (`char(3)`, `interval second(3)`), so the two must not share a shape.
+ */
+function isInt4(sql: string, i: number, j: number): boolean {
+  let v = 0;
+  for (let k = i; k < j; k++) {
+    const c = sql.charCodeAt(k);
+    if (!isDigit(c)) return false;
+    v = v * 10 + (c - 48);
+    if (v > 2147483647) return false;
+  }
+  return true;
+}
+
 export function literalShape(sql: string): string | null {
   const n = sql.length;
   if (n > MAX_SHAPE_INPUT) return null;
@@ -63,11 +89,16 @@ export function literalShape(sql: string): string | null {
     if (c === 45 /* - */ && sql.charCodeAt(i + 1) === 45) return null; // -- comment
     if (c === 47 /* / */ && sql.charCodeAt(i + 1) === 42) return null; // /* comment
     if (c === 34 /* " */) {
-      // Quoted identifier: kept verbatim.
+      // Quoted identifier: kept verbatim. Not a Unicode one (U&"d!0061ta" UESCAPE '!'): its
+      // escape character is a string literal, and another one names another column.
+      if (i > 0 && sql.charCodeAt(i - 1) === 38 /* & */) return null;
       i++;
       for (;;) {
         if (i >= n) return null;
-        if (sql.charCodeAt(i) === 34) {
+        const d = sql.charCodeAt(i);
+        // A `?` inside would read as a placeholder in the shape.
+        if (d === 63) return null;
+        if (d === 34) {
           if (sql.charCodeAt(i + 1) === 34) {
             i += 2;
             continue;
@@ -134,7 +165,7 @@ export function literalShape(sql: string): string | null {
       }
       const after = j < n ? sql.charCodeAt(j) : 32;
       if (isIdentChar(after) || after === 46 || after === 39 || after === 34) return null;
-      out += sql.slice(segStart, i) + '?n';
+      out += sql.slice(segStart, i) + (isInt4(sql, i, j) ? '?i' : '?n');
       literals++;
       i = j;
       segStart = i;
