@@ -27,7 +27,7 @@ import type { Decision } from '../policy/index.js';
 import { intentOf } from '../intent/sqlcommenter.js';
 import type { SessionInfo, StatementOutcome, StatementSource, Verdict } from '../proxy/hooks.js';
 import type { LoginFailure } from '../proxy/hooks.js';
-import { ddlTargets, diffDefinitions, targetKey, type ObjectDefinition } from '../audit/catalog-snapshot.js';
+import { ddlTargets, diffDefinitions, snapshotObjects, targetKey, type ObjectDefinition } from '../audit/catalog-snapshot.js';
 import type { CatalogReader } from './catalog-reader.js';
 
 /** Longest statement text kept in a record (characters). */
@@ -49,7 +49,46 @@ interface SessionAudit {
   statements: number;
   refused: number;
   /** DDL whose after-state is read once the session is outside a transaction. */
-  pendingDdl: { seq: number; targets: DdlTarget[]; before: Record<string, ObjectDefinition | null> }[];
+  pendingDdl: PendingDdl[];
+  /** DDL that ran inside a transaction block: its after-state is read in that transaction, before the session's next statement runs. */
+  afterInTransaction: PendingDdl[];
+}
+
+interface PendingDdl {
+  seq: number;
+  targets: DdlTarget[];
+  before: Record<string, ObjectDefinition | null>;
+  /** Where the definitions were read: in the session's transaction, or on the catalog connection. */
+  read: 'transaction' | 'catalog';
+}
+
+/** The session was not in a transaction block at a quiet point: read on the catalog connection instead. */
+class NotInTransaction extends Error {}
+
+/**
+ * Definitions as the session itself sees them (its uncommitted changes, no
+ * waiting on its own locks) when it is in a transaction block; otherwise on
+ * the catalog connection, where everything is committed.
+ */
+async function snapshotFor(
+  s: SessionInfo,
+  catalog: CatalogReader,
+  targets: readonly DdlTarget[],
+): Promise<{ defs: Record<string, ObjectDefinition | null>; read: PendingDdl['read'] }> {
+  const inTx = s.readInTransaction;
+  if (inTx && s.txStatus === 'T') {
+    try {
+      const defs = await snapshotObjects(async (sql, params) => {
+        const r = await inTx.call(s, sql, params.map((p) => (p === null || p === undefined ? null : String(p))));
+        if (r === null) throw new NotInTransaction();
+        return r;
+      }, targets);
+      return { defs, read: 'transaction' };
+    } catch (err) {
+      if (!(err instanceof NotInTransaction)) throw err;
+    }
+  }
+  return { defs: await catalog.snapshot(s.database, targets), read: 'catalog' };
 }
 
 function cap(text: string, max: number): string {
@@ -132,7 +171,7 @@ export function createStatementAuditor(o: {
   const stateOf = (s: SessionInfo): SessionAudit => {
     let st = sessions.get(s);
     if (!st) {
-      st = { started: Date.now(), statements: 0, refused: 0, pendingDdl: [] };
+      st = { started: Date.now(), statements: 0, refused: 0, pendingDdl: [], afterInTransaction: [] };
       sessions.set(s, st);
     }
     return st;
@@ -197,11 +236,34 @@ export function createStatementAuditor(o: {
     }
   };
 
+  /**
+   * Read the after-state of DDL that ran in the still-open transaction, in it,
+   * before the session's next statement runs (so each statement's record has
+   * the state right after it, not after the whole transaction).
+   */
+  const afterInTransaction = async (s: SessionInfo, st: SessionAudit): Promise<void> => {
+    const pending = st.afterInTransaction;
+    st.afterInTransaction = [];
+    for (const p of pending) {
+      if (!catalog) continue;
+      try {
+        const { defs, read } = await snapshotFor(s, catalog, p.targets);
+        if (read === 'transaction') schemaChange(s, p, defs, undefined, 'transaction');
+        // The transaction ended meanwhile (read would show the committed state of something later): once outside it.
+        else st.pendingDdl.push(p);
+      } catch (err) {
+        schemaChange(s, p, null, (err as Error).message);
+      }
+    }
+    if (st.pendingDdl.length > 0 && s.txStatus === 'I') flushDdl(s, st);
+  };
+
   const schemaChange = (
     s: SessionInfo,
-    p: SessionAudit['pendingDdl'][number],
+    p: PendingDdl,
     after: Record<string, ObjectDefinition | null> | null,
     error?: string,
+    afterRead: PendingDdl['read'] = 'catalog',
   ): void => {
     const objects: Record<string, JsonValue> = {};
     const tables: string[] = [];
@@ -218,7 +280,7 @@ export function createStatementAuditor(o: {
         changes: after ? diffDefinitions(b, a) : undefined,
       };
     }
-    audit.record('schema.change', { ...who(s), statement_seq: p.seq, tables, objects, error });
+    audit.record('schema.change', { ...who(s), statement_seq: p.seq, tables, objects, read: { before: p.read, after: afterRead }, error });
   };
 
   const statement = (s: SessionInfo, stmt: StatementSource, analysis: Analysis, decision: Decision | null, verdict: Verdict): Verdict | Promise<Verdict> => {
@@ -233,10 +295,12 @@ export function createStatementAuditor(o: {
     const data = describe(s, stmt, analysis, decision);
     const targets = catalog && analysis.ok ? schemaTargets(analysis.statements) : [];
     const begin = async (): Promise<Verdict> => {
+      if (st.afterInTransaction.length > 0) await afterInTransaction(s, st);
       let before: Record<string, ObjectDefinition | null> | null = null;
+      let read: PendingDdl['read'] = 'catalog';
       if (targets.length > 0 && catalog) {
         try {
-          before = await catalog.snapshot(s.database, targets);
+          ({ defs: before, read } = await snapshotFor(s, catalog, targets));
         } catch (err) {
           data.catalog_error = (err as Error).message;
         }
@@ -274,8 +338,13 @@ export function createStatementAuditor(o: {
           masked: verdict.action === 'forward' && verdict.masking && verdict.masking.columns.length > 0 ? [...verdict.masking.columns] : undefined,
         });
         if (targets.length > 0 && catalog) {
-          st.pendingDdl.push({ seq, targets, before: before ?? {} });
-          if (s.txStatus === 'I' && stmt.protocol === 'simple') flushDdl(s, st);
+          const p: PendingDdl = { seq, targets, before: before ?? {}, read };
+          // Ran and left a transaction block open: read its after-state in it, before the next statement.
+          if (!out.error && s.txStatus === 'T' && stmt.protocol === 'simple' && s.readInTransaction) st.afterInTransaction.push(p);
+          else {
+            st.pendingDdl.push(p);
+            if (s.txStatus === 'I' && stmt.protocol === 'simple') flushDdl(s, st);
+          }
         }
       };
       return { ...verdict, onDone };
@@ -302,6 +371,8 @@ export function createStatementAuditor(o: {
     },
     sessionEnd(s, reason) {
       const st = stateOf(s);
+      st.pendingDdl.push(...st.afterInTransaction);
+      st.afterInTransaction = [];
       flushDdl(s, st);
       audit.record('session.end', {
         ...who(s),

@@ -42,6 +42,16 @@ export interface SessionInfo {
    * until the session is next idle, only texts that read the same either way are accepted.
    */
   lexingMayChange?(): void;
+  /**
+   * Run a read-only catalog query on the session's own upstream connection,
+   * inside its open transaction block (in a savepoint, released afterwards), so
+   * it sees the session's uncommitted objects and never waits on its locks.
+   * Only while the statement being decided is held (a pending verdict) and
+   * nothing of the client is in flight. Resolves null when the session is not
+   * in a transaction block at such a point (read elsewhere then); rejects when
+   * the query fails.
+   */
+  readInTransaction?(sql: string, params: readonly (string | null)[]): Promise<{ rows: Record<string, unknown>[] } | null>;
 }
 
 export type StatementSource =

@@ -27,9 +27,10 @@ import {
 } from '../wire/index.js';
 import { MessageWriter } from '../wire/writer.js';
 import { ClientText } from '../wire/client-text.js';
+import { InternalCollector, RELEASE, ROLLBACK, SAVEPOINT, encodeInternalQuery, type InternalResult } from './internal-query.js';
 import { FORWARD, type SessionHooks, type SessionInfo, type StatementSource, type Verdict } from './hooks.js';
 import type { SessionAuth } from './client-handshake.js';
-import { DesyncError, ResponseTracker, StatementRun, type PreparedInfo } from './tracker.js';
+import { CopyViolation, DesyncError, ResponseTracker, StatementRun, type PreparedInfo } from './tracker.js';
 import { ownBytes } from './fast-io.js';
 import { NativeSocket, consumeSocket, type RelaySocket } from './native-io.js';
 
@@ -86,6 +87,9 @@ type MessageKind = 0 | 1 | 2;
 const QUERY: MessageKind = 0;
 const BIND: MessageKind = 1;
 const EXECUTE: MessageKind = 2;
+
+/** How long Warden's own catalog read may wait for the session to be quiet, or run. */
+const INTERNAL_TIMEOUT_MS = 5_000;
 
 /** Parse bodies up to this size are remembered for the next Parse (one per session). */
 const LAST_PARSE_MAX = 4096;
@@ -307,6 +311,17 @@ export class Session implements SessionInfo {
   /** Returns false to pause the client framer while an asynchronous verdict is pending. */
   private onClientMessage(type: number, buf: Buffer, start: number, end: number): boolean {
     if (this.closed) return false;
+    if (this.tracker.copyIn) {
+      // The upstream reads COPY data: PostgreSQL ignores Sync and Flush now and ends the
+      // session on anything else (Warden does so itself, before the message goes anywhere).
+      if (type === F.Sync || type === F.Flush) {
+        this.toUpstream.pushRange(buf, start, end);
+        return true;
+      }
+      if (type !== F.CopyDone && type !== F.CopyFail && type !== F.Terminate) {
+        throw new ProtocolError(`unexpected message type 0x${type.toString(16).toUpperCase().padStart(2, '0')} during COPY from stdin`);
+      }
+    }
     if (this.tracker.skipping && type !== F.Sync && type !== F.Terminate) {
       // The upstream is discarding every message until Sync after an error in this extended
       // batch: like PostgreSQL, Warden ignores the message — nothing to decide, nothing to send.
@@ -427,9 +442,12 @@ export class Session implements SessionInfo {
         this.tracker.sync();
         this.toUpstream.pushRange(buf, start, end);
         return true;
-      case F.Flush:
       case F.CopyDone:
       case F.CopyFail:
+        this.tracker.copyEnd();
+        this.toUpstream.pushRange(buf, start, end);
+        return true;
+      case F.Flush:
       case F.CopyData:
         this.toUpstream.pushRange(buf, start, end);
         return true;
@@ -465,6 +483,86 @@ export class Session implements SessionInfo {
     return typeof read === 'string'
       ? { sql: read, paramTypes: Object.freeze(paramTypes) }
       : { sql: lossy, paramTypes: Object.freeze(paramTypes), unreadable: read };
+  }
+
+  /** Called when nothing is pending upstream any more (see readInTransaction). */
+  private quietWaiters: (() => void)[] = [];
+  /** Internal reads run one at a time. */
+  private internalChain: Promise<unknown> = Promise.resolve();
+
+  /** See {@link SessionInfo.readInTransaction}. */
+  readInTransaction(sql: string, params: readonly (string | null)[]): Promise<{ rows: Record<string, unknown>[] } | null> {
+    const run = this.internalChain.then(() => this.readNow(sql, params));
+    this.internalChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async readNow(sql: string, params: readonly (string | null)[]): Promise<{ rows: Record<string, unknown>[] } | null> {
+    // Mid extended batch (a Parse sent, its Bind being decided): fine as long as nothing ran since
+    // the ReadyForQuery that reported the transaction block; the upstream answers what it has on Flush.
+    if (this.tracker.unsynced) {
+      if (!this.tracker.statusCurrent || this.tracker.txStatus !== 'T') return null;
+      this.toUpstream.push(FLUSH);
+      this.flushUpstream();
+    }
+    if (!(await this.quiet())) return null;
+    if (this.tracker.txStatus !== 'T' || !this.tracker.statusCurrent) return null;
+    const savepoint = this.internal(SAVEPOINT);
+    const query = this.internal(encodeInternalQuery(sql, params));
+    // A catalog read that hangs (a lock held by another session): cancel it; the savepoint undoes its error.
+    const timer = setTimeout(() => this.cancel(), INTERNAL_TIMEOUT_MS);
+    let answer: InternalResult;
+    try {
+      const opened = await savepoint;
+      answer = await query;
+      if (opened.error || opened.status !== 'T') throw new Error(`could not open a savepoint: ${opened.error ?? opened.status}`);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (answer.status !== 'T') await this.internal(ROLLBACK);
+    const closed = await this.internal(RELEASE);
+    if (closed.status !== 'T') {
+      this.log.error({ status: closed.status, err: closed.error }, 'an internal catalog read left the transaction in a wrong state');
+      this.fatal({ code: 'XX000', message: 'Warden could not restore the transaction after reading the catalog; the session was ended' });
+      throw new Error('the session was ended');
+    }
+    if (answer.error) throw new Error(answer.error);
+    return { rows: answer.rows };
+  }
+
+  /** Send an internal request; resolves with its answer (at its ReadyForQuery). */
+  private internal(bytes: Buffer): Promise<InternalResult> {
+    return new Promise((resolve) => {
+      // The session may end first: the answer then never comes.
+      const off = this.onInterrupt((why) => {
+        if (why === 'closed') resolve({ rows: [], error: 'the session ended', status: 'E' });
+      });
+      const c = new InternalCollector((r) => {
+        off();
+        resolve(r);
+      });
+      this.tracker.internal(c.sink);
+      this.toUpstream.push(bytes);
+      this.flushUpstream();
+    });
+  }
+
+  /** Resolves true once nothing of the client's is pending upstream; false when that cannot come (an open batch, the end). */
+  private quiet(): Promise<boolean> {
+    const idle = (): boolean | null => (this.closed || this.tracker.skipping ? false : this.tracker.pending === 0 ? true : null);
+    const now = idle();
+    if (now !== null) return Promise.resolve(now);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.quietWaiters = this.quietWaiters.filter((w) => w !== waiter);
+        resolve(false);
+      }, INTERNAL_TIMEOUT_MS);
+      const waiter = (): void => {
+        clearTimeout(timer);
+        resolve(idle() === true);
+      };
+      this.quietWaiters.push(waiter);
+    });
   }
 
   /** See {@link SessionInfo.lexingMayChange}. */
@@ -630,7 +728,10 @@ export class Session implements SessionInfo {
       this.serverFramer.push(buf, start, end);
     } catch (err) {
       this.flushClient();
-      if (err instanceof DesyncError) {
+      if (err instanceof CopyViolation) {
+        this.log.warn({ err: err.message }, 'protocol violation by the client during COPY');
+        this.fatal({ code: '08P01', message: err.message });
+      } else if (err instanceof DesyncError) {
         this.log.error({ err: err.message }, 'protocol tracking lost; ending the session');
         this.fatal({ code: '08P01', message: 'Warden lost track of the protocol state and ended the session' });
       } else {
@@ -646,6 +747,11 @@ export class Session implements SessionInfo {
   private onServerMessage(type: number, buf: Buffer, start: number, end: number): void {
     if (type === B.ErrorResponse && this.isFatal(buf, start + 5)) this.upstreamFatal = true;
     this.tracker.onMessage(type, buf, start, end, this.toClient);
+    if (this.quietWaiters.length > 0 && this.tracker.pending === 0) {
+      const waiters = this.quietWaiters;
+      this.quietWaiters = [];
+      for (const w of waiters) w();
+    }
     if (type === B.ParameterStatus) this.text.update(this.tracker.parameters);
     else if (type === B.ReadyForQuery && !this.text.isSettled && this.tracker.pending === 0 && this.tracker.txStatus === 'I') this.text.settle();
   }

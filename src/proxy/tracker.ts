@@ -75,16 +75,28 @@ type Entry =
   | { k: 'bind'; portal: Portal | undefined; name: string }
   | { k: 'describe-stmt'; hidden: boolean; gotParams: boolean }
   | { k: 'describe-portal'; portal: Portal | undefined; hidden: boolean }
-  | { k: 'execute'; portal: Portal | undefined }
+  | { k: 'execute'; portal: Portal | undefined; at: number }
   | { k: 'close'; target: 'S' | 'P'; name: string }
   | { k: 'sync'; segment: number }
-  | { k: 'query'; run: StatementRun; segment: number }
-  | { k: 'substitute'; run: StatementRun };
+  | { k: 'query'; run: StatementRun; segment: number; at: number }
+  | { k: 'substitute'; run: StatementRun }
+  | { k: 'internal'; sink: InternalSink };
+
+/**
+ * Receives every upstream message answering a request of Warden's own (see
+ * `internal`), up to and including its ReadyForQuery; nothing of it reaches the
+ * client. Notifications and ParameterStatus, which the upstream may send at any
+ * time, still go to the client.
+ */
+export type InternalSink = (type: number, body: Buffer) => void;
 
 /** The tracker lost the protocol's thread: the session must end (fail closed). */
 export class DesyncError extends Error {
   readonly code = '08P01';
 }
+
+/** The client sent a message other than COPY data while the upstream was reading COPY data. */
+export class CopyViolation extends DesyncError {}
 
 /**
  * The outcome recorded for a statement PostgreSQL never ran because an
@@ -114,6 +126,24 @@ export class ResponseTracker {
    * everything sent so far. Requests sent meanwhile get no answer.
    */
   skipping = false;
+  /**
+   * The upstream is reading COPY data and the client has not ended it yet: only CopyData,
+   * CopyDone, CopyFail (and Sync and Flush, which PostgreSQL ignores then) are valid.
+   */
+  copyIn = false;
+  /** Position of `entries[0]` in the session's sequence of requests. */
+  private base = 0;
+  /** Positions at which the client ended COPY input (CopyDone, CopyFail), not yet matched. */
+  private readonly copyEnds: number[] = [];
+  /** Extended-protocol messages were sent since the last Sync or Query: an implicit or explicit transaction's batch is open. */
+  unsynced = false;
+  /** `epoch` when the latest ReadyForQuery arrived (see `statusCurrent`). */
+  private readyEpoch = 0;
+
+  /** Whether `txStatus` is still the transaction status: no statement was sent since the ReadyForQuery that reported it. */
+  get statusCurrent(): boolean {
+    return this.readyEpoch === this.epoch;
+  }
   txStatus: TxStatus = 'I';
   /** Latest ParameterStatus values. */
   readonly parameters = new Map<string, string>();
@@ -159,6 +189,7 @@ export class ResponseTracker {
   }
 
   private push(e: Entry): void {
+    if (e.k !== 'sync' && e.k !== 'query' && e.k !== 'substitute' && e.k !== 'internal') this.unsynced = true;
     if (this.skipping) {
       // PostgreSQL discards it unanswered (it is skipping until Sync).
       const run = e.k === 'query' || e.k === 'substitute' ? e.run : e.k === 'execute' ? e.portal?.run : undefined;
@@ -181,12 +212,50 @@ export class ResponseTracker {
   private pop(): void {
     this.head++;
     if (this.head === this.entries.length) {
+      this.base += this.entries.length;
       this.entries = [];
       this.head = 0;
     } else if (this.head > 1024 && this.head * 2 > this.entries.length) {
+      this.base += this.head;
       this.entries = this.entries.slice(this.head);
       this.head = 0;
     }
+  }
+
+  /** The position the next request will have in the session's sequence of requests. */
+  private get nextAt(): number {
+    return this.base + this.entries.length;
+  }
+
+  // ---- COPY FROM STDIN ------------------------------------------------------
+  //
+  // While the upstream reads COPY data, PostgreSQL ignores Sync and Flush and ends the
+  // connection (FATAL 08P01) on any other message but CopyData, CopyDone and CopyFail. The
+  // client may have sent messages after the COPY statement before the CopyInResponse came
+  // back; those are known by their position relative to the client's CopyDone/CopyFail.
+
+  /** The client sent CopyDone or CopyFail: positions at which the COPY input ended. */
+  copyEnd(): void {
+    this.copyEnds.push(this.nextAt);
+    this.copyIn = false;
+  }
+
+  /**
+   * The upstream started reading COPY data for the front request (`at`): drop the Syncs the
+   * client sent since (PostgreSQL ignores them); any other request sent before the client
+   * ended the COPY is a protocol violation PostgreSQL ends the session for.
+   */
+  private copyStarted(at: number): void {
+    while (this.copyEnds.length > 0 && this.copyEnds[0] <= at) this.copyEnds.shift();
+    const end = this.copyEnds.length > 0 ? this.copyEnds[0] : Number.POSITIVE_INFINITY;
+    for (let i = this.head + 1; i < this.entries.length && this.base + i < end; ) {
+      const e = this.entries[i];
+      if (e.k !== 'sync') throw new CopyViolation(`unexpected message during COPY from stdin (${e.k})`);
+      this.entries.splice(i, 1);
+      // Positions after it move down by one: so do the recorded ends.
+      for (let j = 0; j < this.copyEnds.length; j++) if (this.copyEnds[j] > this.base + i) this.copyEnds[j]--;
+    }
+    this.copyIn = end === Number.POSITIVE_INFINITY;
   }
 
   // ---- client side: called as requests are forwarded ----------------------
@@ -262,7 +331,7 @@ export class ResponseTracker {
       p = this.portalNamed(portal);
       if (p) p.epoch = this.epoch;
     }
-    this.push({ k: 'execute', portal: p });
+    this.push({ k: 'execute', portal: p, at: this.nextAt });
   }
 
   /**
@@ -274,7 +343,7 @@ export class ResponseTracker {
     const p: Portal = { run, described: describe, segment: this.segment, confirmed: true, epoch: -1 };
     if (describe) this.push({ k: 'describe-portal', portal: p, hidden: true });
     this.epoch++;
-    this.push({ k: 'execute', portal: p });
+    this.push({ k: 'execute', portal: p, at: this.nextAt });
   }
 
   close(target: 'S' | 'P', name: string): void {
@@ -284,12 +353,26 @@ export class ResponseTracker {
 
   sync(): void {
     this.skipping = false;
+    this.unsynced = false;
     this.push({ k: 'sync', segment: this.segment++ });
+  }
+
+  /**
+   * A request of Warden's own (a Query, or extended messages ending with
+   * Sync), sent only while nothing of the client's is pending: every upstream message up
+   * to its ReadyForQuery goes to `sink` instead of the client.
+   */
+  internal(sink: InternalSink): void {
+    if (this.skipping || this.entries.slice(this.head).some((e) => e.k !== 'internal')) {
+      throw new Error('an internal request needs a session with nothing of the client pending');
+    }
+    this.entries.push({ k: 'internal', sink });
   }
 
   query(run: StatementRun): void {
     this.epoch++;
-    this.push({ k: 'query', run, segment: this.segment++ });
+    this.unsynced = false;
+    this.push({ k: 'query', run, segment: this.segment++, at: this.nextAt });
   }
 
   // ---- server side --------------------------------------------------------
@@ -299,6 +382,7 @@ export class ResponseTracker {
     if (type !== B.DataRow) return type !== B.CopyData;
     const e = this.front();
     if (!e) return false;
+    if (e.k === 'internal') return true;
     if (e.k === 'query') return e.run.rewriter !== undefined;
     if (e.k === 'execute') return e.portal?.run.rewriter !== undefined;
     return false;
@@ -350,6 +434,15 @@ export class ResponseTracker {
   onMessage(type: number, buf: Buffer, start: number, end: number, out: Outbox): void {
     const e = this.front();
     const body = (): Buffer => buf.subarray(start + 5, end);
+    if (e?.k === 'internal' && type !== B.NotificationResponse && type !== B.ParameterStatus) {
+      e.sink(type, body());
+      if (type === B.ReadyForQuery) {
+        const st = buf[start + 5];
+        this.txStatus = st === 0x49 ? 'I' : st === 0x54 ? 'T' : 'E';
+        this.pop();
+      }
+      return;
+    }
     switch (type) {
       case B.DataRow: {
         const run = e?.k === 'query' ? e.run : e?.k === 'execute' ? e.portal?.run : undefined;
@@ -410,6 +503,7 @@ export class ResponseTracker {
         this.pop();
         return;
       case B.CommandComplete: {
+        this.copyIn = false;
         if (e?.k === 'query') e.run.tags?.push(decodeCommandComplete(body()));
         else if (e?.k === 'execute') {
           const run = e.portal?.run;
@@ -433,6 +527,7 @@ export class ResponseTracker {
         this.pop();
         return;
       case B.ErrorResponse: {
+        this.copyIn = false;
         const raw = buf.subarray(start, end);
         const fields = decodeErrorFields(raw.subarray(5));
         if (e?.k === 'substitute') {
@@ -470,9 +565,14 @@ export class ResponseTracker {
         } else throw new DesyncError('ReadyForQuery arrived that belongs to no Sync or Query');
         // Portals end with their transaction: those bound before this Sync (later ones are in a later one).
         if (this.txStatus === 'I') this.portalsEnded(segment);
+        if (this.pending === 0) this.readyEpoch = this.epoch;
         out.pushRange(buf, start, end);
         return;
       }
+      case B.CopyInResponse:
+        if (e?.k === 'query' || e?.k === 'execute') this.copyStarted(e.at);
+        out.pushRange(buf, start, end);
+        return;
       case B.ParameterStatus: {
         const b = body();
         const nul = b.indexOf(0);
