@@ -57,6 +57,9 @@ export function localRoutineOf(s: StatementAnalysis): LocalRoutine | undefined {
   return { schema: schema ?? null, name: bare, body: s.body };
 }
 
+/** What a change can have made stale: every routine and table fact, or only the tables' triggers, rules and expressions. */
+export type InvalidationScope = 'all' | 'tables';
+
 /** Runs a (multi-statement, simple-protocol) catalog query on the database's internal connection. */
 export type CatalogQueryFn = (db: DatabaseConfig, sql: string) => Promise<unknown>;
 
@@ -66,8 +69,11 @@ export interface CodeCatalog {
    * runs none; a Promise when the catalog must be read first.
    */
   resolve(db: DatabaseConfig, analysis: Analysis, ctx: AnalyzeContext, local?: LocalRoutines): Analysis | Promise<Analysis>;
-  /** Drops what is cached for a database (a new catalog version). */
-  invalidate(database: string): void;
+  /**
+   * Drops what is cached for a database (a new catalog version): everything, or (`tables`)
+   * only the triggers, rules and table expressions, for DDL that cannot change routines.
+   */
+  invalidate(database: string, scope?: InvalidationScope): void;
   /** The database's catalog version: changes whenever its cached facts are dropped. */
   version(database: string): number;
   /** Catalog queries sent since start. */
@@ -99,23 +105,32 @@ interface TableCode {
   readonly rule?: StatementAnalysis | string;
 }
 
-interface Index {
-  /** Function names in pg_catalog / information_schema. */
-  readonly builtin: ReadonlySet<string>;
+interface Routines {
   /** `schema\0name` of functions every overload of which belongs to an installed extension: treated as built-ins. */
   readonly extension: ReadonlySet<string>;
   /** Function name → schemas (other than pg_catalog, information_schema and temporary ones) that have one. */
   readonly user: ReadonlyMap<string, readonly string[]>;
+}
+
+interface Tables {
   /** `schema\0table` → its enabled triggers and rules. */
   readonly tables: ReadonlyMap<string, readonly TableCode[]>;
   /** `table` → the same, for names whose schema is unknown. */
   readonly tablesByName: ReadonlyMap<string, readonly TableCode[]>;
 }
 
+interface Index extends Routines, Tables {
+  /** Function names in pg_catalog / information_schema. */
+  readonly builtin: ReadonlySet<string>;
+}
+
 interface DbState {
   readonly version: number;
-  index?: Index;
-  indexLoading?: Promise<void>;
+  routines?: Routines;
+  /** When `routines` was read (ms since the epoch): the TTL counts from the oldest part. */
+  routinesAt?: number;
+  tables?: Tables;
+  loading?: Promise<void>;
   readonly fns: Map<string, readonly FnDef[]>;
   readonly fnLoading: Map<string, Promise<void>>;
   /** `oid\0search_path` → the body's effect, or why it cannot be seen. */
@@ -197,15 +212,26 @@ function selects(res: unknown): Record<string, unknown>[][] {
 // so pg_get_functiondef / pg_get_ruledef qualify every name they print.
 const PIN_PATH = "SELECT pg_catalog.set_config('search_path', 'pg_catalog', true);";
 
-const INDEX_SQL = `${PIN_PATH}
-SELECT p.proname AS name, n.nspname AS schema,
+/**
+ * Built-in function names. Read once per database and kept: a function added to
+ * pg_catalog later is unknown to Warden (calls of it are opaque, fail-closed),
+ * and one removed cannot be called.
+ */
+const BUILTIN_SQL = `SELECT DISTINCT p.proname AS name FROM pg_catalog.pg_proc p
+ WHERE p.pronamespace IN ('pg_catalog'::pg_catalog.regnamespace, 'information_schema'::pg_catalog.regnamespace);`;
+
+/** Functions outside the built-in schemas. */
+const ROUTINES_SQL = `SELECT p.proname AS name, n.nspname AS schema,
        pg_catalog.bool_and(EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
                                     WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
                                       AND d.objid = p.oid AND d.deptype = 'e')) AS extension
   FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
  WHERE n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast%'
- GROUP BY 1, 2;
-SELECT n.nspname AS schema, c.relname AS rel, 'trigger' AS what, t.tgname AS name,
+   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+ GROUP BY 1, 2;`;
+
+/** Triggers, rules, and the user functions tables' defaults, constraints, index expressions and policies call. */
+const TABLES_SQL = `SELECT n.nspname AS schema, c.relname AS rel, 'trigger' AS what, t.tgname AS name,
        fn.nspname AS fschema, f.proname AS fname, NULL::text AS def
   FROM pg_catalog.pg_trigger t
   JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -252,6 +278,44 @@ function vouch(db: DatabaseConfig, what: string): string {
   return `an operator can vouch for it with databases.${db.name}.trusted_functions: ["${what}"]`;
 }
 
+function routinesOf(rows: readonly Record<string, unknown>[]): Routines {
+  const extension = new Set<string>();
+  const user = new Map<string, string[]>();
+  for (const r of rows) {
+    const name = String(r['name']);
+    const schema = String(r['schema']);
+    if (r['extension'] === true) extension.add(`${schema}\u0000${name}`);
+    const l = user.get(name);
+    if (l) l.push(schema);
+    else user.set(name, [schema]);
+  }
+  return { extension, user };
+}
+
+function tablesOf(rows: readonly Record<string, unknown>[]): Tables {
+  const tables = new Map<string, TableCode[]>();
+  const tablesByName = new Map<string, TableCode[]>();
+  for (const r of rows) {
+    const schema = String(r['schema']);
+    const rel = String(r['rel']);
+    const relation = `${schema}.${rel}`;
+    let tc: TableCode;
+    const what = String(r['what']);
+    if (what !== 'rule') {
+      const kind = what as TableCode['kind'];
+      tc = { kind, name: r['name'] === null ? `${kind} expression` : String(r['name']), relation, fn: { schema: String(r['fschema']), name: String(r['fname']) } };
+    } else {
+      const a = analyzeSql(String(r['def'] ?? ''), { searchPath: ['pg_catalog'] });
+      const body = a.ok ? a.statements[0]?.body : undefined;
+      tc = { kind: 'rule', name: String(r['name']), relation, rule: body ?? `rule ${String(r['name'])} on ${relation} cannot be read (${a.ok ? 'no actions found' : a.error})` };
+    }
+    const k = `${schema}\u0000${rel}`;
+    tables.set(k, [...(tables.get(k) ?? []), tc]);
+    tablesByName.set(rel, [...(tablesByName.get(rel) ?? []), tc]);
+  }
+  return { tables, tablesByName };
+}
+
 export interface CodeCatalogOptions {
   readonly query: CatalogQueryFn;
   readonly log?: Logger;
@@ -277,11 +341,28 @@ export function createCodeCatalog(options: CodeCatalogOptions): CodeCatalog {
 
   const version = (name: string): number => versions.get(name) ?? 0;
 
-  const invalidate = (name: string): void => {
+  /** Built-in function names per database (see BUILTIN_SQL): read once. */
+  const builtins = new Map<string, ReadonlySet<string>>();
+
+  const invalidate = (name: string, scope: InvalidationScope = 'all'): void => {
     const st = states.get(name);
     if (st?.timer) clearTimeout(st.timer);
     states.delete(name);
     versions.set(name, version(name) + 1);
+    if (scope === 'tables' && st?.routines) {
+      // Routines stay: a fresh state that keeps them, their definitions and analyses, and their age.
+      const next: DbState = {
+        version: version(name),
+        routines: st.routines,
+        ...(st.routinesAt !== undefined ? { routinesAt: st.routinesAt } : {}),
+        fns: st.fns,
+        fnLoading: st.fnLoading,
+        bodies: st.bodies,
+        enriched: new WeakMap(),
+      };
+      states.set(name, next);
+      arm(name, next);
+    }
   };
 
   const stateOf = (db: DatabaseConfig): DbState => {
@@ -293,12 +374,15 @@ export function createCodeCatalog(options: CodeCatalogOptions): CodeCatalog {
     return st;
   };
 
-  /** Starts the TTL of a state once it holds catalog facts. */
-  const arm = (db: DatabaseConfig, st: DbState): void => {
-    if (st.timer || states.get(db.name) !== st) return;
-    st.timer = setTimeout(() => {
-      if (states.get(db.name) === st) invalidate(db.name);
-    }, ttl);
+  /** Drops a state at the latest `ttl` after its oldest routine facts were read. */
+  const arm = (name: string, st: DbState): void => {
+    if (st.timer || states.get(name) !== st || st.routinesAt === undefined) return;
+    st.timer = setTimeout(
+      () => {
+        if (states.get(name) === st) invalidate(name);
+      },
+      Math.max(0, st.routinesAt + ttl - Date.now()),
+    );
     st.timer.unref?.();
   };
 
@@ -308,52 +392,41 @@ export function createCodeCatalog(options: CodeCatalogOptions): CodeCatalog {
     return selects(await options.query(db, sql)).slice(1);
   };
 
+  /** The index, or undefined when a part is missing (then `load` reads the missing parts). */
+  const indexOf = (db: DatabaseConfig, st: DbState): Index | undefined => {
+    const builtin = builtins.get(db.name);
+    if (!builtin || !st.routines || !st.tables) return undefined;
+    return { builtin, ...st.routines, ...st.tables };
+  };
+
+  /** Reads the missing parts of the index in one round trip. */
   const loadIndex = (db: DatabaseConfig, st: DbState): Promise<void> => {
-    st.indexLoading ??= run(db, INDEX_SQL).then(
-      ([names = [], code = []]) => {
-        const builtin = new Set<string>();
-        const extension = new Set<string>();
-        const user = new Map<string, string[]>();
-        for (const r of names) {
-          const name = String(r['name']);
-          const schema = String(r['schema']);
-          if (BUILTIN_SCHEMAS.has(schema)) builtin.add(name);
-          else {
-            if (r['extension'] === true) extension.add(`${schema}\u0000${name}`);
-            const l = user.get(name);
-            if (l) l.push(schema);
-            else user.set(name, [schema]);
-          }
-        }
-        const tables = new Map<string, TableCode[]>();
-        const tablesByName = new Map<string, TableCode[]>();
-        for (const r of code) {
-          const schema = String(r['schema']);
-          const rel = String(r['rel']);
-          const relation = `${schema}.${rel}`;
-          let tc: TableCode;
-          const what = String(r['what']);
-          if (what !== 'rule') {
-            const kind = what as TableCode['kind'];
-            tc = { kind, name: r['name'] === null ? `${kind} expression` : String(r['name']), relation, fn: { schema: String(r['fschema']), name: String(r['fname']) } };
-          } else {
-            const a = analyzeSql(String(r['def'] ?? ''), { searchPath: ['pg_catalog'] });
-            const body = a.ok ? a.statements[0]?.body : undefined;
-            tc = { kind: 'rule', name: String(r['name']), relation, rule: body ?? `rule ${String(r['name'])} on ${relation} cannot be read (${a.ok ? 'no actions found' : a.error})` };
-          }
-          const k = `${schema}\u0000${rel}`;
-          tables.set(k, [...(tables.get(k) ?? []), tc]);
-          tablesByName.set(rel, [...(tablesByName.get(rel) ?? []), tc]);
-        }
-        st.index = { builtin, extension, user, tables, tablesByName };
-        arm(db, st);
+    if (st.loading) return st.loading;
+    const parts: ('builtin' | 'routines' | 'tables')[] = [];
+    if (!builtins.has(db.name)) parts.push('builtin');
+    if (!st.routines) parts.push('routines');
+    if (!st.tables) parts.push('tables');
+    const sql = parts.map((p) => (p === 'builtin' ? BUILTIN_SQL : p === 'routines' ? ROUTINES_SQL : TABLES_SQL)).join('\n');
+    const p = run(db, `${PIN_PATH}\n${sql}`).then(
+      (results) => {
+        parts.forEach((part, i) => {
+          const rows = results[i] ?? [];
+          if (part === 'builtin') builtins.set(db.name, new Set(rows.map((r) => String(r['name']))));
+          else if (part === 'routines') {
+            st.routines = routinesOf(rows);
+            st.routinesAt = Date.now();
+          } else st.tables = tablesOf(rows);
+        });
+        st.loading = undefined;
+        arm(db.name, st);
       },
       (err: Error) => {
-        st.indexLoading = undefined;
+        st.loading = undefined;
         throw err;
       },
     );
-    return st.indexLoading;
+    st.loading = p;
+    return p;
   };
 
   const loadFunctions = (db: DatabaseConfig, st: DbState, keys: readonly string[]): Promise<void> => {
@@ -383,7 +456,6 @@ export function createCodeCatalog(options: CodeCatalogOptions): CodeCatalog {
             st.fns.set(k, [...(st.fns.get(k) ?? []), d]);
           }
           for (const k of todo) st.fnLoading.delete(k);
-          arm(db, st);
         },
         (err: Error) => {
           for (const k of todo) st.fnLoading.delete(k);
@@ -434,7 +506,7 @@ export function createCodeCatalog(options: CodeCatalogOptions): CodeCatalog {
   ): { effects: CodeEffect[]; lift: string[] } => {
     const effects: CodeEffect[] = [];
     const lift: string[] = [];
-    const index = st.index;
+    const index = indexOf(db, st);
     const trust = trustOf(db);
     const seen = new Set<string>();
     const notReadable = (via: string) => `${via}: Warden could not read the catalog of ${db.name} to see what it does (${failure})`;

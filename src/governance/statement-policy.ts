@@ -14,7 +14,7 @@ import type { SessionHooks, SessionInfo, StatementOutcome, StatementSource, Verd
 import type { StatementAuditor } from './statement-audit.js';
 import type { MaskingService } from './masking.js';
 import type { ApprovalService } from './approvals.js';
-import { localRoutineOf, withLocal, type CodeCatalog, type LocalRoutine, type LocalRoutines } from './code-catalog.js';
+import { localRoutineOf, withLocal, type CodeCatalog, type InvalidationScope, type LocalRoutine, type LocalRoutines } from './code-catalog.js';
 import { LEXING_SETTINGS } from '../wire/client-text.js';
 
 interface PolicySessionState {
@@ -35,8 +35,8 @@ interface PolicySessionState {
   memo: { readonly byText: Map<string, Memoized>; readonly byShape: Map<string, Memoized> };
   /** The code catalog's version for the session's database when the memo was filled (a new version clears it). */
   memoVersion: number;
-  /** DDL ran in a transaction that is still open: the code catalog is dropped again once it ends. */
-  ddlPending: boolean;
+  /** DDL ran in a transaction that is still open: the code catalog is dropped again (this much of it) once it ends. */
+  ddlPending: InvalidationScope | false;
   /**
    * Functions and procedures this session created through Warden that the catalog connection
    * cannot see (yet): `pending` ones were created in the open transaction, the others in pg_temp.
@@ -254,9 +254,21 @@ export function createStatementPolicy(
             if (needsTracking) afterRun(s, st, analysis, protocol, o);
             if (ddl) masking!.invalidate(s.database.name);
             if (codeDdl) {
-              code!.invalidate(s.database.name);
-              // Extended protocol: completion comes before Sync commits; look again after it.
-              st.ddlPending = s.txStatus !== 'I' || protocol === 'extended';
+              const own = anyDdl || (analysis.ok && analysis.opaque);
+              const ended = s.txStatus === 'I' && protocol === 'simple';
+              // DDL that cannot touch routines leaves them cached (migrations: ALTER TABLE, CREATE INDEX, ...).
+              const touchesRoutines =
+                analysis.ok &&
+                analysis.statements.some(
+                  (x) => x.opaque || x.kind === 'do' || x.kind === 'call' || x.classes.has('code') || x.resetAll || RENAMES_ROUTINES.test(x.text),
+                );
+              const scope: InvalidationScope = touchesRoutines || st.ddlPending === 'all' ? 'all' : 'tables';
+              // Now (autocommit), and again once the transaction that ran it has ended: the
+              // catalog connection sees a change only after COMMIT. Extended protocol:
+              // completion comes before Sync commits, so once more at the next statement.
+              if (own || (st.ddlPending && ended)) code!.invalidate(s.database.name, scope);
+              if (own && (s.txStatus !== 'I' || protocol === 'extended')) st.ddlPending = scope;
+              else if (ended) st.ddlPending = false;
               trackRoutines(s, st, analysis, protocol, o);
             }
           }
@@ -364,7 +376,7 @@ export function createStatementPolicy(
     if (code) {
       if (st.ddlPending && s.txStatus === 'I') {
         // The transaction that ran DDL has ended (the COMMIT went by without a verdict of ours).
-        code.invalidate(s.database.name);
+        code.invalidate(s.database.name, st.ddlPending);
         st.ddlPending = false;
       }
       if (s.txStatus === 'I' && st.local.some((e) => e.pending)) {
@@ -426,7 +438,7 @@ export function createStatementPolicy(
           auditor.sessionStart(s);
         },
         sessionEnd: (s, r) => {
-          if (code && sessions.get(s)?.ddlPending) code.invalidate(s.database.name);
+          if (code && sessions.get(s)?.ddlPending) code.invalidate(s.database.name, sessions.get(s)!.ddlPending || 'all');
           auditor.sessionEnd(s, r);
         },
         loginFailed: (e) => auditor.loginFailed(e),
@@ -435,7 +447,7 @@ export function createStatementPolicy(
         statement,
         sessionStart: (s) => void stateOf(s),
         sessionEnd: (s) => {
-          if (code && sessions.get(s)?.ddlPending) code.invalidate(s.database.name);
+          if (code && sessions.get(s)?.ddlPending) code.invalidate(s.database.name, sessions.get(s)!.ddlPending || 'all');
         },
       };
   return { hooks, stats, cache, policy, decideFor, ...(code ? { code } : {}) };

@@ -29,16 +29,26 @@ interface FakeFn {
 /** A fake catalog: the index query and the function query. */
 function fake(fns: FakeFn[], triggers: { schema: string; rel: string; fschema: string; fname: string }[] = [], fail?: string) {
   const calls: string[] = [];
+  const queries: string[] = [];
   const query: CatalogQueryFn = async (_db, sql) => {
     const pin = { command: 'SELECT', rows: [{ set_config: 'pg_catalog' }] };
-    if (sql.includes('pg_catalog.pg_trigger')) {
-      calls.push('index');
-      const names = [
-        ...['count', 'lower', 'now'].map((name) => ({ name, schema: 'pg_catalog', extension: false })),
-        ...fns.map((f) => ({ name: f.name, schema: f.schema, extension: false })),
-      ];
-      const code = triggers.map((t) => ({ schema: t.schema, rel: t.rel, what: 'trigger', name: 'tr', fschema: t.fschema, fname: t.fname, def: null }));
-      return [pin, { command: 'SELECT', rows: names }, { command: 'SELECT', rows: code }];
+    if (sql.includes('pg_catalog.pg_trigger') || sql.includes('bool_and') || sql.includes('regnamespace')) {
+      const out: unknown[] = [pin];
+      // The parts asked for, in the order the catalog asks them.
+      if (sql.includes('regnamespace')) {
+        calls.push('builtin');
+        out.push({ command: 'SELECT', rows: ['count', 'lower', 'now'].map((name) => ({ name })) });
+      }
+      if (sql.includes('bool_and')) {
+        calls.push('routines');
+        out.push({ command: 'SELECT', rows: fns.map((f) => ({ name: f.name, schema: f.schema, extension: false })) });
+      }
+      if (sql.includes('pg_catalog.pg_trigger')) {
+        calls.push('tables');
+        out.push({ command: 'SELECT', rows: triggers.map((t) => ({ schema: t.schema, rel: t.rel, what: 'trigger', name: 'tr', fschema: t.fschema, fname: t.fname, def: null })) });
+      }
+      queries.push(sql);
+      return out;
     }
     calls.push('functions');
     if (fail) throw new Error(fail);
@@ -48,7 +58,7 @@ function fake(fns: FakeFn[], triggers: { schema: string; rel: string; fschema: s
       .map(({ f, i }) => ({ schema: f.schema, name: f.name, oid: String(1000 + i), language: f.language ?? 'sql', kind: 'f', definer: false, config: null, args: '', def: f.def ?? null }));
     return [pin, { command: 'SELECT', rows }];
   };
-  return { query, calls };
+  return { query, calls, queries };
 }
 
 const sqlFn = (schema: string, name: string, body: string): FakeFn => ({
@@ -85,10 +95,15 @@ describe('which statements need the catalog', () => {
     expect(a.opaque).toBe(false);
     const b = analyzeSql('SELECT now()', ctx);
     expect(code.resolve(db(), b, ctx)).toBe(b);
-    expect(f.calls).toEqual(['index']);
+    expect(f.calls).toEqual(['builtin', 'routines', 'tables']);
+    expect(f.queries).toHaveLength(1);
+    // After DDL that cannot change routines, only the tables' part is read again; built-ins never.
+    code.invalidate('app', 'tables');
+    await resolve(code, 'UPDATE t SET a = 1');
+    expect(f.calls).toEqual(['builtin', 'routines', 'tables', 'tables']);
     code.invalidate('app');
     await resolve(code, 'SELECT count(*) FROM t');
-    expect(f.calls).toEqual(['index', 'index']);
+    expect(f.calls).toEqual(['builtin', 'routines', 'tables', 'tables', 'routines', 'tables']);
   });
 });
 
