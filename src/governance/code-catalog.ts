@@ -8,13 +8,15 @@
  * not see and how an operator can vouch for it (`trusted_functions`).
  *
  * Cost. A statement that calls no function outside `pg_catalog.` and writes no
- * table is returned as it is, with no lookup. Otherwise one per-database index
- * answers synchronously once loaded: which function names exist outside
- * pg_catalog/information_schema, which names are built in, and which tables
- * have enabled triggers or rules. Function definitions and their analyses are
- * cached, and so is each analysis' enriched form. Everything is dropped (a new
- * catalog version) when DDL passes through Warden (see statement-policy.ts) and
- * at the latest `CODE_CACHE_TTL_MS` after it was read, for changes made around
+ * table is returned as it is, with no lookup. Otherwise a per-database index
+ * answers synchronously once loaded, in three parts read together when missing:
+ * built-in function names (read once), functions outside
+ * pg_catalog/information_schema, and tables with enabled triggers, rules or
+ * expressions calling user functions. Function definitions and their analyses
+ * are cached, and so is each analysis' enriched form. DDL through Warden drops
+ * the table part, or everything when it may touch routines (a new catalog
+ * version; see statement-policy.ts); everything is dropped at the latest
+ * `CODE_CACHE_TTL_MS` after the routines were read, for changes made around
  * Warden.
  *
  * Fail closed: a name not in the catalog (e.g. a function created in a
