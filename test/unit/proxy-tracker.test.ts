@@ -5,7 +5,7 @@
  * vouches for, hidden Describes, COPY, and the cases where it must give up.
  */
 import { describe, expect, it } from 'vitest';
-import { DesyncError, ResponseTracker, SKIPPED, StatementRun } from '../../src/proxy/tracker.js';
+import { CopyViolation, DesyncError, ResponseTracker, SKIPPED, StatementRun } from '../../src/proxy/tracker.js';
 import type { RowRewriter, StatementOutcome } from '../../src/proxy/hooks.js';
 import { Outbox, encodeDataRow, encodeError, encodeReadyForQuery, type FieldDescription, type TxStatus } from '../../src/wire/index.js';
 
@@ -387,6 +387,42 @@ describe('describe, close, COPY', () => {
     t.query(w.run);
     expect(feed(t, msg('G', Buffer.from([0, 0, 1, 0, 0])), complete('COPY 3'), ready('I'))).toEqual(['G', 'C', 'Z']);
     expect(w.outcomes[0].tags).toEqual(['COPY 3']);
+  });
+
+  it('extended COPY FROM STDIN the libpq way: the Sync sent with the Execute is ignored by PostgreSQL, so it is dropped', () => {
+    const t = new ResponseTracker();
+    const r = listened();
+    t.parse('', INFO);
+    t.bind('', r.run);
+    t.execute('');
+    t.sync(); // ignored by PostgreSQL while it reads COPY data
+    expect(feed(t, ParseComplete, BindComplete, msg('G', Buffer.from([0, 0, 0])))).toEqual(['1', '2', 'G']);
+    expect(t.copyIn).toBe(true);
+    expect(t.pending).toBe(1); // the execute; the Sync is gone
+    t.copyEnd();
+    expect(t.copyIn).toBe(false);
+    t.sync();
+    expect(feed(t, complete('COPY 2'), ready('I'))).toEqual(['C', 'Z']);
+    expect(t.pending).toBe(0);
+    expect(r.outcomes[0].tags).toEqual(['COPY 2']);
+  });
+
+  it('a request sent after a COPY statement and before the client ended the COPY is a violation', () => {
+    const t = new ResponseTracker();
+    t.query(new StatementRun(undefined, undefined));
+    t.query(new StatementRun(undefined, undefined));
+    expect(() => feed(t, msg('G', Buffer.from([0, 0, 0])))).toThrow(CopyViolation);
+  });
+
+  it('COPY data and CopyDone pipelined behind the COPY statement, then a Query: nothing is dropped', () => {
+    const t = new ResponseTracker();
+    t.query(new StatementRun(undefined, undefined));
+    t.copyEnd();
+    t.query(new StatementRun(undefined, undefined));
+    expect(feed(t, msg('G', Buffer.from([0, 0, 0])), complete('COPY 1'), ready('I'))).toEqual(['G', 'C', 'Z']);
+    expect(t.copyIn).toBe(false);
+    expect(feed(t, complete('SELECT 0'), ready('I'))).toEqual(['C', 'Z']);
+    expect(t.pending).toBe(0);
   });
 
   it('ParameterStatus updates the parameters; notices pass through anywhere', () => {
