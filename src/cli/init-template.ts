@@ -38,6 +38,7 @@ databases:                       # the name a client gives as dbname → the rea
     upstream: ${o.upstream}
     environment: ${o.environment}      # a free label that rules can match
     tls: disable                 # disable | require | verify-full
+    # trusted_functions: ["util.*"]  # functions whose bodies Warden does not judge (docs/policy.md#code-functions-procedures-triggers-rules)
 
 identities:                      # who may connect: psql "host=127.0.0.1 port=6432 user=alice dbname=${o.database}"
   - name: alice
