@@ -3,7 +3,8 @@
  * 16 KiB and ending in `OR true` used to be shown as "... WHERE id = 1" (cut at 16,384
  * characters without a marker) and, approved, updated every row. Now the API, `warden
  * approvals show`/`list`, the webhook and the audit record carry the whole statement (and
- * whole parameters), with its length and SHA-256; lists abbreviate visibly.
+ * whole parameters), with its length and SHA-256; lists abbreviate visibly. Also: a
+ * maintenance command (now class `maintenance`, `write`) on a protected table is held.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -218,6 +219,26 @@ describe('approvers see the whole statement', () => {
       await c.end();
     }
     expect(await statuses()).not.toContain('x');
+  }, 60_000);
+
+  it('maintenance on an approval-protected table is held: VACUUM FULL waits, and runs only once approved', async () => {
+    const node = async (): Promise<number> => (await direct(env.cluster, "SELECT pg_relation_filenode('billing.invoices')::int AS n")).rows[0].n as number;
+    const before = await node();
+    const c = await env.connect('alice');
+    try {
+      const held = c.query('VACUUM FULL billing.invoices');
+      const id = await pendingId();
+      const one = (await (await fetch(`http://127.0.0.1:${admin}/api/v1/approvals/${id}`, { headers: auth })).json()) as View & { classes: string[]; tables: string[] };
+      expect(one.classes).toEqual(expect.arrayContaining(['maintenance', 'write']));
+      expect(one.tables).toEqual(['billing.invoices']);
+      expect(await node()).toBe(before); // nothing ran yet
+      const res = await fetch(`http://127.0.0.1:${admin}/api/v1/approvals/${id}/approve`, { method: 'POST', headers: auth, body: JSON.stringify({ reason: 'maintenance window' }) });
+      expect(res.status).toBe(200);
+      await held;
+      expect(await node()).not.toBe(before); // rewritten once approved
+    } finally {
+      await c.end();
+    }
   }, 60_000);
 
   it('a line break cannot hide the rest of a statement behind a -- comment in show', async () => {
