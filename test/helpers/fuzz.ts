@@ -30,11 +30,15 @@ export function fcParams<T>(n: number, extra: Parameters<T> = {}): Parameters<T>
     reporter: (details) => {
       if (!details.failed) return;
       throw new Error(
-        `${details.failed ? 'Property failed' : ''} after ${details.numRuns} runs (replay: WARDEN_FUZZ_SEED=${details.seed} WARDEN_FUZZ_PATH=${details.counterexamplePath ?? ''})\n` +
-          `counterexample: ${JSON.stringify(details.counterexample)}\n` +
+        `Property failed after ${details.numRuns} runs (replay: WARDEN_FUZZ_SEED=${details.seed} WARDEN_FUZZ_PATH=${details.counterexamplePath ?? ''})\n` +
+          `counterexample: ${abbreviate(JSON.stringify(details.counterexample))}\n` +
           `${details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance)}`,
       );
     },
     ...extra,
   };
+}
+
+function abbreviate(s: string): string {
+  return s.length <= 4000 ? s : `${s.slice(0, 4000)}... (${s.length} characters)`;
 }
