@@ -223,6 +223,8 @@ export function createStatementPolicy(
         x.opaque ||
         x.kind === 'do' ||
         x.kind === 'call' ||
+        // Code defined by code it runs (a function whose body creates functions).
+        (x.classes.has('code') && x.kind !== 'create') ||
         ((x.classes.has('alter') || x.classes.has('drop')) && ((x.kind !== 'alter' && x.kind !== 'drop') || RENAMES_ROUTINES.test(x.text))) ||
         x.resetAll
       ) {
