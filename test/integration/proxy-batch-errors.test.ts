@@ -170,3 +170,32 @@ describe.each(['plain', 'audit', 'audit+mask', 'audit+approval', 'audit+tls'] as
     }
   }
 });
+
+describe('the audit of failing batches', () => {
+  it('every statement.begin has its statement.end: run, failed, or skipped (25P02, not run)', async () => {
+    const { openSqliteStore } = await import('../../src/audit/store-sqlite.js');
+    const store = await openSqliteStore(path.join(dir, 'audit-audit.db'), { readOnly: true });
+    try {
+      let begins = new Set<number>();
+      const ends = new Map<number, string | undefined>();
+      for (let attempt = 0; attempt < 20; attempt++) {
+        begins = new Set();
+        ends.clear();
+        for await (const r of store.query({ types: ['statement.begin', 'statement.end'] })) {
+          if (r.type === 'statement.begin') begins.add(r.seq);
+          else ends.set((r.data as { begin_seq: number }).begin_seq, (r.data as { sqlstate?: string }).sqlstate);
+        }
+        if ([...begins].every((b) => ends.has(b))) break;
+        await new Promise((res) => setTimeout(res, 250));
+      }
+      expect(begins.size).toBeGreaterThan(50);
+      expect([...begins].filter((b) => !ends.has(b))).toEqual([]);
+      const states = [...ends.values()];
+      expect(states).toContain('25P02'); // skipped after the failing statement
+      expect(states).toContain('23505');
+      expect(states).toContain(undefined);
+    } finally {
+      await store.close();
+    }
+  });
+});
