@@ -29,9 +29,14 @@ import type { SessionInfo, StatementOutcome, StatementSource, Verdict } from '..
 import type { LoginFailure } from '../proxy/hooks.js';
 import { ddlTargets, diffDefinitions, snapshotObjects, targetKey, type ObjectDefinition } from '../audit/catalog-snapshot.js';
 import type { CatalogReader } from './catalog-reader.js';
+import { APPROVAL_TEXT_CAP, shownText } from './approval-text.js';
 
-/** Longest statement text kept in a record (characters). */
-export const MAX_SQL = 16_384;
+/**
+ * Longest statement text kept in a record (characters): the approvals' cap, so a statement an
+ * approver saw whole is recorded whole. Above it the record holds the start, then a visible
+ * marker with the full length and the SHA-256 of the full text (and `sql_length`/`sql_sha256`).
+ */
+export const MAX_SQL = APPROVAL_TEXT_CAP;
 /** Longest bind parameter kept (characters of text, or bytes of binary shown as hex). */
 export const MAX_PARAM = 256;
 export const MASKED = '<masked>';
@@ -190,13 +195,18 @@ export function createStatementAuditor(o: {
     const sensitive = decision !== null && decision.sensitiveTypes.length > 0;
     let sql = stmt.sql;
     if (sensitive) sql = normalizeSql(sql) ?? '<statement withheld: touches sensitive columns and could not be normalized>';
+    const shown = sql.length > MAX_SQL ? shownText(sql, MAX_SQL, 'not kept by Warden beyond this record') : undefined;
     const data: AuditData = {
       ...who(s),
       protocol: stmt.protocol,
-      sql: cap(sql, MAX_SQL),
+      sql: shown ? shown.text : sql,
       intent: intentOf(s.wardenSettings, stmt.sql),
       application_name: s.startupParams.get('application_name'),
     };
+    if (shown) {
+      data.sql_length = shown.length;
+      data.sql_sha256 = shown.sha256;
+    }
     if (stmt.protocol === 'extended') {
       if (stmt.statementName !== '') data.statement_name = stmt.statementName;
       if (stmt.params.length > 0) data.params = stmt.params.map((p, i) => (sensitive && p !== null ? MASKED : formatParam(p, paramFormat(stmt.paramFormats, i))));
