@@ -26,7 +26,7 @@ const row = (...v: string[]): Buffer => encodeDataRow(v.map((x) => Buffer.from(x
 const ready = (s: TxStatus): Buffer => encodeReadyForQuery(s);
 const error = (code: string, severity: 'ERROR' | 'FATAL' = 'ERROR'): Buffer => encodeError({ severity, code, message: `failure ${code}` });
 function rowDescription(...cols: string[]): Buffer {
-  const parts = [Buffer.from([0, cols.length])];
+  const parts: Buffer[] = [Buffer.from([0, cols.length])];
   for (const c of cols) {
     const f = Buffer.alloc(18);
     f.writeInt32BE(16384, 0); // table oid
