@@ -773,7 +773,7 @@ export class Session implements SessionInfo {
       // A Flush makes the upstream send what it holds back until Sync; a statement still
       // running after VIOLATION_GRACE_MS is not waited for (the session ends, cancelling it).
       const f = { code: '08P01', message: err.message };
-      if (this.tracker.pending === 0 || this.upstream.destroyed) {
+      if (this.tracker.pending === 0 || this.tracker.copyIn || this.upstream.destroyed) {
         this.flushUpstream();
         this.fatal(f);
       } else {

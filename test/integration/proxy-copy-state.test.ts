@@ -77,8 +77,10 @@ describe('COPY FROM STDIN', () => {
     const w = await login(env.warden.port, 'alice', PASSWORDS.alice);
     w.write(Q('COPY t FROM STDIN'));
     expect((await w.read()).type).toBe('G');
+    const t0 = Date.now();
     w.write(Q('SELECT ssn FROM customers'));
     const e = await w.readError();
+    expect(Date.now() - t0).toBeLessThan(500);
     expect(e.S).toBe('FATAL');
     expect(e.C).toBe('08P01');
     expect(e.M).toBe('unexpected message type 0x51 during COPY from stdin');
