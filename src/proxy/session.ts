@@ -21,7 +21,6 @@ import {
   encodeParse,
   encodeSync,
   encodeTerminate,
-  typeName,
   type PgErrorFields,
   type TxStatus,
 } from '../wire/index.js';
@@ -93,12 +92,6 @@ const INTERNAL_TIMEOUT_MS = 5_000;
 
 /** Parse bodies up to this size are remembered for the next Parse (one per session). */
 const LAST_PARSE_MAX = 4096;
-
-/** The portal name of a Bind body (its first C string). */
-function portalName(body: Buffer): string {
-  const nul = body.indexOf(0);
-  return nul <= 0 ? '' : body.toString('utf8', 0, nul);
-}
 
 function encodeDescribePortal(name: string): Buffer {
   return new MessageWriter().begin(F.Describe).byte('P'.charCodeAt(0)).cstring(name).end().toBuffer();
