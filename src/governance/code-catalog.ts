@@ -29,7 +29,7 @@
  */
 import type { DatabaseConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
-import { analyzeSql, parseSearchPath, type Analysis, type AnalysisOk, type AnalyzeContext, type StatementAnalysis } from '../sql/index.js';
+import { analyzeSql, parseSearchPath, quoteIdent, type Analysis, type AnalysisOk, type AnalyzeContext, type StatementAnalysis } from '../sql/index.js';
 import { READABLE_LANGUAGES, withCodeEffects, type CodeEffect } from '../sql/code.js';
 
 /** Calls followed into function bodies at most this deep. */
@@ -97,14 +97,19 @@ interface FnDef {
 }
 
 interface TableCode {
-  /** A trigger, a rule, or an expression of the table that calls a user function when a row is written. */
-  readonly kind: 'trigger' | 'rule' | 'default' | 'constraint' | 'policy' | 'index';
+  /**
+   * A trigger, a rule, an expression of the table that calls a user function when a row is
+   * written, or a foreign key of another table that references it (`cascade`).
+   */
+  readonly kind: 'trigger' | 'rule' | 'default' | 'constraint' | 'policy' | 'index' | 'cascade';
   readonly name: string;
   readonly relation: string;
   /** The trigger's function. */
   readonly fn?: { readonly schema: string; readonly name: string };
   /** The rule's actions, or why they cannot be read. */
   readonly rule?: StatementAnalysis | string;
+  /** For `cascade`: what a DELETE, an UPDATE or a TRUNCATE of the referenced table does to the referencing one. */
+  readonly cascade?: { readonly delete?: StatementAnalysis; readonly update?: StatementAnalysis; readonly truncate?: StatementAnalysis };
 }
 
 interface Routines {
@@ -261,7 +266,13 @@ SELECT n.nspname, c.relname,
  WHERE d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
    AND d.classid IN ('pg_catalog.pg_attrdef'::pg_catalog.regclass, 'pg_catalog.pg_constraint'::pg_catalog.regclass,
                      'pg_catalog.pg_policy'::pg_catalog.regclass, 'pg_catalog.pg_class'::pg_catalog.regclass)
-   AND fn.nspname NOT IN ('pg_catalog', 'information_schema');`;
+   AND fn.nspname NOT IN ('pg_catalog', 'information_schema')
+UNION ALL
+SELECT pn.nspname, pc.relname, 'cascade', k.conname, cn.nspname, cc.relname, k.confdeltype::pg_catalog.text || k.confupdtype::pg_catalog.text
+  FROM pg_catalog.pg_constraint k
+  JOIN pg_catalog.pg_class pc ON pc.oid = k.confrelid JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace
+  JOIN pg_catalog.pg_class cc ON cc.oid = k.conrelid JOIN pg_catalog.pg_namespace cn ON cn.oid = cc.relnamespace
+ WHERE k.contype = 'f';`;
 
 function functionsSql(keys: readonly { schema: string; name: string }[]): string {
   const json = JSON.stringify(keys.map((k) => [k.schema, k.name]));
@@ -303,7 +314,26 @@ function tablesOf(rows: readonly Record<string, unknown>[]): Tables {
     const relation = `${schema}.${rel}`;
     let tc: TableCode;
     const what = String(r['what']);
-    if (what !== 'rule') {
+    if (what === 'cascade') {
+      // ON DELETE/UPDATE CASCADE (c), SET NULL (n), SET DEFAULT (d) change the referencing table; TRUNCATE ... CASCADE empties it.
+      const child = `${quoteIdent(String(r['fschema']))}.${quoteIdent(String(r['fname']))}`;
+      const actions = String(r['def'] ?? '');
+      const as = (sql: string): StatementAnalysis | undefined => {
+        const a = analyzeSql(sql, { searchPath: ['pg_catalog'] });
+        return a.ok ? a.statements[0] : undefined;
+      };
+      // SET NULL / SET DEFAULT assign the key columns: recorded as `*` (any column), fail-closed.
+      const set = as(`UPDATE ${child} SET "*" = NULL`);
+      const update = set && Object.freeze({ ...set, columns: Object.freeze(set.columns.map((c) => Object.freeze({ ...c, column: '*' }))) });
+      const onDelete = actions[0] === 'c' ? as(`DELETE FROM ${child}`) : actions[0] === 'n' || actions[0] === 'd' ? update : undefined;
+      const onUpdate = actions[1] === 'c' || actions[1] === 'n' || actions[1] === 'd' ? update : undefined;
+      tc = {
+        kind: 'cascade',
+        name: String(r['name']),
+        relation,
+        cascade: { ...(onDelete ? { delete: onDelete } : {}), ...(onUpdate ? { update: onUpdate } : {}), truncate: as(`TRUNCATE ${child}`)! },
+      };
+    } else if (what !== 'rule') {
       const kind = what as TableCode['kind'];
       tc = { kind, name: r['name'] === null ? `${kind} expression` : String(r['name']), relation, fn: { schema: String(r['fschema']), name: String(r['fname']) } };
     } else {
@@ -528,7 +558,7 @@ export function createCodeCatalog(options: CodeCatalogOptions): CodeCatalog {
     /** Follows the code `sa` runs (calls and triggers), `depth` calls deep. */
     const follow = (sa: StatementAnalysis, depth: number): void => {
       for (const f of sa.functions) call(f, depth);
-      if (firesTriggers(sa)) for (const r of sa.writes) triggersOf(r.schema, r.table, r.qualified ? [r.schema] : r.candidates, depth);
+      if (firesTriggers(sa)) for (const r of sa.writes) triggersOf(r.schema, r.table, r.qualified ? [r.schema] : r.candidates, depth, sa.classes);
     };
 
     const runFunction = (schema: string, name: string, via: string, depth: number): boolean => {
@@ -631,7 +661,7 @@ export function createCodeCatalog(options: CodeCatalogOptions): CodeCatalog {
       lift.push(`CALL ${fname}(): a procedure's body is not visible`);
     };
 
-    const triggersOf = (schema: string, table: string, candidates: readonly string[], depth: number): void => {
+    const triggersOf = (schema: string, table: string, candidates: readonly string[], depth: number, events: ReadonlySet<string>): void => {
       const codes: TableCode[] = [];
       if (candidates.includes('*') || table === '*') {
         for (const c of table === '*' ? [...index.tables.entries()].filter(([k]) => candidates.includes('*') || candidates.includes(k.split('\u0000')[0]!)).flatMap(([, v]) => v) : (index.tablesByName.get(table) ?? [])) codes.push(c);
@@ -642,8 +672,26 @@ export function createCodeCatalog(options: CodeCatalogOptions): CodeCatalog {
         const key = `${c.kind}\u0000${c.relation}\u0000${c.name}\u0000${c.fn?.schema ?? ''}\u0000${c.fn?.name ?? ''}`;
         if (seen.has(key)) continue;
         seen.add(key);
-        const via = c.kind === 'trigger' || c.kind === 'rule' ? `${c.kind} ${c.name} on ${c.relation}` : `a ${c.name} of ${c.relation}`;
-        if (c.kind === 'rule') {
+        const via =
+          c.kind === 'trigger' || c.kind === 'rule'
+            ? `${c.kind} ${c.name} on ${c.relation}`
+            : c.kind === 'cascade'
+              ? `foreign key ${c.name} referencing ${c.relation}`
+              : `a ${c.name} of ${c.relation}`;
+        if (c.kind === 'cascade') {
+          // Only the events that cascade: an INSERT into the referenced table changes nothing else.
+          const bodies = [
+            events.has('delete') ? c.cascade?.delete : undefined,
+            events.has('update') ? c.cascade?.update : undefined,
+            events.has('truncate') ? c.cascade?.truncate : undefined,
+          ].filter((b): b is StatementAnalysis => b !== undefined);
+          if (bodies.length === 0) seen.delete(key);
+          for (const body of bodies) {
+            effects.push({ via, body });
+            if (depth < MAX_CODE_DEPTH) follow(body, depth + 1);
+            else effects.push({ via, opaque: `${via} cascades more than ${MAX_CODE_DEPTH} levels deep` });
+          }
+        } else if (c.kind === 'rule') {
           if (typeof c.rule === 'string') effects.push({ via, opaque: c.rule });
           else if (c.rule) {
             effects.push({ via, body: c.rule });

@@ -54,6 +54,10 @@ beforeAll(async () => {
      create trigger audited_to_ledger after insert on audited for each row execute function pay.ledger_trg();
      create extension pgcrypto;
      create table defaulted (id int, r int default pay.refund(99));
+     create table customers (id int primary key);
+     insert into customers values (1), (2);
+     create table pay.invoices (id int, customer int references customers on delete cascade on update set null);
+     insert into pay.invoices values (1, 1);
      create table ruled (id int);
      create rule ruled_to_ledger as on insert to ruled do also insert into pay.ledger values (new.id, 'rule');`,
     'app',
@@ -283,6 +287,22 @@ describe('rules and triggers', () => {
     }
     expect(await upstream('select count(*)::int as v from ruled')).toBe(0);
     expect(await ledgerRows()).toBe(1);
+  });
+
+  it('a DELETE that cascades through a foreign key into a protected table is held; an INSERT is not', async () => {
+    const c = await env.connect('alice');
+    try {
+      await expect(c.query('DELETE FROM customers WHERE id = 1')).rejects.toMatchObject({ code: '42501', message: /pay-writes-need-approval/ });
+      await expect(c.query('UPDATE customers SET id = 10 WHERE id = 1')).rejects.toMatchObject({ code: '42501', message: /pay-writes-need-approval/ });
+      await expect(c.query('TRUNCATE customers CASCADE')).rejects.toMatchObject({ code: '42501' });
+      // Inserting into the referenced table changes nothing else; an update of a table nothing references neither.
+      await c.query('INSERT INTO customers VALUES (3)');
+    } finally {
+      await c.end();
+      await env.cluster.query('delete from customers where id = 3', 'app');
+    }
+    expect(await upstream('select count(*)::int as v from pay.invoices where customer = 1')).toBe(1);
+    expect(await upstream('select count(*)::int as v from customers where id = 1')).toBe(1);
   });
 
   it('an INSERT whose column default calls a function that writes a protected table is held', async () => {
