@@ -108,8 +108,44 @@ interface TableCode {
   readonly fn?: { readonly schema: string; readonly name: string };
   /** The rule's actions, or why they cannot be read. */
   readonly rule?: StatementAnalysis | string;
-  /** For `cascade`: what a DELETE, an UPDATE or a TRUNCATE of the referenced table does to the referencing one. */
-  readonly cascade?: { readonly delete?: StatementAnalysis; readonly update?: StatementAnalysis; readonly truncate?: StatementAnalysis };
+  /** For `cascade`: the referencing table and what a DELETE, an UPDATE or a TRUNCATE of the referenced one does to it. */
+  readonly cascade?: Cascade;
+}
+
+/** A foreign key's effect on the referencing table; its analyses are made on first use (a schema may have thousands of keys). */
+class Cascade {
+  private made?: { delete?: StatementAnalysis; update?: StatementAnalysis; truncate?: StatementAnalysis };
+  /**
+   * @param child the referencing table, quoted
+   * @param actions confdeltype and confupdtype: c cascade, n set null, d set default, a/r none
+   */
+  constructor(
+    private readonly child: string,
+    private readonly actions: string,
+  ) {}
+  /** What `event` (`delete`, `update`, `truncate`) of the referenced table does to the referencing one. */
+  on(event: 'delete' | 'update' | 'truncate'): StatementAnalysis | undefined {
+    if (!this.made) {
+      const as = (sql: string): StatementAnalysis | undefined => {
+        const a = analyzeSql(sql, { searchPath: ['pg_catalog'] });
+        return a.ok ? a.statements[0] : undefined;
+      };
+      const sets = (x: string | undefined) => x === 'c' || x === 'n' || x === 'd';
+      // SET NULL / SET DEFAULT assign the key columns: recorded as `*` (any column), fail-closed.
+      const set = sets(this.actions[0]) || sets(this.actions[1]) ? as(`UPDATE ${this.child} SET "*" = NULL`) : undefined;
+      const update = set && Object.freeze({ ...set, columns: Object.freeze(set.columns.map((c) => Object.freeze({ ...c, column: '*' }))) });
+      const onDelete = this.actions[0] === 'c' ? as(`DELETE FROM ${this.child}`) : sets(this.actions[0]) ? update : undefined;
+      this.made = {
+        ...(onDelete ? { delete: onDelete } : {}),
+        ...(sets(this.actions[1]) && update ? { update } : {}),
+        ...((): { truncate?: StatementAnalysis } => {
+          const t = as(`TRUNCATE ${this.child}`);
+          return t ? { truncate: t } : {};
+        })(),
+      };
+    }
+    return this.made[event];
+  }
 }
 
 interface Routines {
@@ -317,22 +353,7 @@ function tablesOf(rows: readonly Record<string, unknown>[]): Tables {
     if (what === 'cascade') {
       // ON DELETE/UPDATE CASCADE (c), SET NULL (n), SET DEFAULT (d) change the referencing table; TRUNCATE ... CASCADE empties it.
       const child = `${quoteIdent(String(r['fschema']))}.${quoteIdent(String(r['fname']))}`;
-      const actions = String(r['def'] ?? '');
-      const as = (sql: string): StatementAnalysis | undefined => {
-        const a = analyzeSql(sql, { searchPath: ['pg_catalog'] });
-        return a.ok ? a.statements[0] : undefined;
-      };
-      // SET NULL / SET DEFAULT assign the key columns: recorded as `*` (any column), fail-closed.
-      const set = as(`UPDATE ${child} SET "*" = NULL`);
-      const update = set && Object.freeze({ ...set, columns: Object.freeze(set.columns.map((c) => Object.freeze({ ...c, column: '*' }))) });
-      const onDelete = actions[0] === 'c' ? as(`DELETE FROM ${child}`) : actions[0] === 'n' || actions[0] === 'd' ? update : undefined;
-      const onUpdate = actions[1] === 'c' || actions[1] === 'n' || actions[1] === 'd' ? update : undefined;
-      tc = {
-        kind: 'cascade',
-        name: String(r['name']),
-        relation,
-        cascade: { ...(onDelete ? { delete: onDelete } : {}), ...(onUpdate ? { update: onUpdate } : {}), truncate: as(`TRUNCATE ${child}`)! },
-      };
+      tc = { kind: 'cascade', name: String(r['name']), relation, cascade: new Cascade(child, String(r['def'] ?? '')) };
     } else if (what !== 'rule') {
       const kind = what as TableCode['kind'];
       tc = { kind, name: r['name'] === null ? `${kind} expression` : String(r['name']), relation, fn: { schema: String(r['fschema']), name: String(r['fname']) } };
@@ -681,9 +702,9 @@ export function createCodeCatalog(options: CodeCatalogOptions): CodeCatalog {
         if (c.kind === 'cascade') {
           // Only the events that cascade: an INSERT into the referenced table changes nothing else.
           const bodies = [
-            events.has('delete') ? c.cascade?.delete : undefined,
-            events.has('update') ? c.cascade?.update : undefined,
-            events.has('truncate') ? c.cascade?.truncate : undefined,
+            events.has('delete') ? c.cascade?.on('delete') : undefined,
+            events.has('update') ? c.cascade?.on('update') : undefined,
+            events.has('truncate') ? c.cascade?.on('truncate') : undefined,
           ].filter((b): b is StatementAnalysis => b !== undefined);
           if (bodies.length === 0) seen.delete(key);
           for (const body of bodies) {
