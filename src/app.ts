@@ -4,6 +4,7 @@
  */
 import type { WardenConfig } from './config/types.js';
 import type { Logger } from './log/logger.js';
+import { defaultMaxConnections, raiseFileLimit } from './util/fd-limit.js';
 import { ProxyServer } from './proxy/server.js';
 import { nativeIo } from './proxy/native-io.js';
 import type { SessionHooks, SessionInfo, StatementOutcome, StatementSource, Verdict } from './proxy/hooks.js';
@@ -175,6 +176,9 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
       ? createCodeCatalog({ query: (db, sql) => reader.query(db, sql, []), log: o.log })
       : undefined;
   const policy = createStatementPolicy(o.config, o.log, undefined, auditor, masking, approvals, code);
+  // Like PostgreSQL and PgBouncer: the soft open-file limit up to the hard one, and a connection
+  // cap below it, so Warden can always still refuse a client clearly (53300) instead of running dry.
+  const fileLimit = raiseFileLimit();
   const proxy = new ProxyServer({
     config: o.config,
     log: o.log,
@@ -182,6 +186,7 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
     loginRateLimit: o.loginRateLimit,
     tokens,
     oidc,
+    defaultMaxConnections: defaultMaxConnections(fileLimit),
   });
   let addr: { host: string; port: number };
   try {
@@ -225,7 +230,18 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
       throw err;
     }
   }
-  o.log.info({ host: addr.host, port: addr.port, config: o.config.source, configHash: o.config.hash, socketIo: nativeIo.available ? 'native' : 'node' }, 'warden listening');
+  o.log.info(
+    {
+      host: addr.host,
+      port: addr.port,
+      config: o.config.source,
+      configHash: o.config.hash,
+      socketIo: nativeIo.available ? 'native' : 'node',
+      maxConnections: proxy.maxConnections,
+      openFileLimit: fileLimit?.soft,
+    },
+    'warden listening',
+  );
   if (!nativeIo.available && process.env.WARDEN_NATIVE_IO !== '0') {
     o.log.warn({ reason: nativeIo.reason }, 'native socket I/O unavailable: sessions relay through Node.js sockets, which costs more CPU per statement');
   }

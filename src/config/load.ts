@@ -394,6 +394,7 @@ function normalize(raw: RawConfig, ctx: Context): WardenConfig {
     port: raw.listen.port,
     maxMessageSize: raw.listen.max_message_size,
   };
+  if (raw.listen.max_connections !== undefined) listen.maxConnections = raw.listen.max_connections;
   if (raw.listen.tls) {
     listen.tls = {
       cert: readableFile(ctx, 'listen.tls.cert', raw.listen.tls.cert),
@@ -426,7 +427,7 @@ function normalize(raw: RawConfig, ctx: Context): WardenConfig {
   }
 
   const identities: IdentityConfig[] = raw.identities.map((id) =>
-    stripUndefined({ name: id.name, kind: id.kind, groups: id.groups, role: id.role, password: id.password, scram: id.scram }),
+    stripUndefined({ name: id.name, kind: id.kind, groups: id.groups, role: id.role, maxConnections: id.max_connections, password: id.password, scram: id.scram }),
   );
 
   const rules: RuleConfig[] = raw.rules.map((r) =>

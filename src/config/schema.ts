@@ -442,6 +442,8 @@ const ListenSchema = strictObject({
       }
       return r.value;
     }),
+  /** Client connections at once (handshakes and sessions); default: from the open-file limit. */
+  max_connections: z.number().int().min(1).max(10_000_000).optional(),
 });
 
 const AdminSchema = strictObject({
@@ -478,6 +480,8 @@ const IdentitySchema = strictObject({
   groups: z.array(nonEmpty).default([]),
   /** Upstream role the identity's sessions run as (the service role must be a member). */
   role: z.string().regex(/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/, 'a PostgreSQL role name (letters, digits, _ and $; at most 63)').optional(),
+  /** Sessions this identity may have at once. */
+  max_connections: z.number().int().min(1).optional(),
   password: nonEmpty.optional(),
   scram: z
     .string()

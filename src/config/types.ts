@@ -28,6 +28,8 @@ export interface ListenConfig {
   tls?: ListenTlsConfig;
   /** Largest client message accepted, in bytes (default 1 GiB like PostgreSQL). */
   maxMessageSize: number;
+  /** Client connections at once; absent: derived from the open-file limit when Warden starts. */
+  maxConnections?: number;
 }
 
 export interface AdminConfig {
@@ -72,6 +74,8 @@ export interface IdentityConfig {
   groups: string[];
   /** Upstream role its sessions run as (`SET ROLE` done by Warden at startup; clients cannot change it). */
   role?: string;
+  /** Sessions this identity may have at once (53300 beyond). */
+  maxConnections?: number;
   /** Plain password (usually from ${ENV}). Exactly one of password / scram is set. */
   password?: string;
   /** A SCRAM-SHA-256 verifier: `SCRAM-SHA-256$<iter>:<salt b64>$<StoredKey b64>:<ServerKey b64>`. */

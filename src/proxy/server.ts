@@ -43,16 +43,38 @@ export interface ProxyServerOptions {
   tokens?: TokenService;
   /** OIDC logins (a JWT as the password, over TLS). */
   oidc?: OidcVerifier;
+  /** The connection cap when `listen.max_connections` is not set (from the open-file limit; none when absent). */
+  defaultMaxConnections?: number;
 }
 
 /** Upstream startup errors whose text is safe to show the client (no credentials in them). */
 const RELAYED_STARTUP_CLASSES = ['22', '42', '53', '57'];
+
+/** Connections past the cap that still get a clear refusal (after their startup packet) at once: beyond, a bare error. */
+function refusalSlots(max: number): number {
+  return Math.min(1_000, Math.max(10, Math.floor(max / 4)));
+}
+
+/** How long a connection past the cap may take to send its startup packet. */
+const REFUSAL_TIMEOUT_MS = 5_000;
+
+/** PostgreSQL's answer when max_connections is reached. */
+const TOO_MANY_CLIENTS = encodeError({ severity: 'FATAL', code: '53300', message: 'sorry, too many clients already' });
 
 export class ProxyServer {
   private readonly server: net.Server;
   private readonly cancels = new CancelMap();
   private readonly sessions = new Set<Session>();
   private readonly sockets = new Set<net.Socket>();
+  /** Connections still in their handshake (not yet a Session). */
+  private handshaking = 0;
+  /** Sessions per identity, for `identities[].max_connections`. */
+  private readonly perIdentity = new Map<string, number>();
+  /** `listen.max_connections`, or the default from the open-file limit (set by the caller that raised it). */
+  readonly maxConnections: number;
+  private lastCapLog = 0;
+  /** Handshakes of connections past the cap, run only to refuse them clearly. */
+  private refusing = 0;
   private readonly verifiers = new Map<string, { identity: IdentityConfig; verifier: ScramVerifier }>();
   private readonly mockSecret = crypto.randomBytes(32);
   private readonly tls?: ServerTls;
@@ -72,6 +94,7 @@ export class ProxyServer {
     this.logins = new LoginRateLimiter(o.loginRateLimit ?? DEFAULT_LOGIN_RATE_LIMIT);
     this.tokens = o.tokens;
     this.oidc = o.oidc;
+    this.maxConnections = o.config.listen.maxConnections ?? o.defaultMaxConnections ?? Number.POSITIVE_INFINITY;
     if (o.config.listen.tls) this.tls = loadServerTls(o.config.listen.tls);
     for (const identity of o.config.identities) {
       const verifier = identityVerifier(identity);
@@ -153,6 +176,24 @@ export class ProxyServer {
   }
 
   private accept(accepted: net.Socket): void {
+    let refuse = false;
+    if (this.handshaking - this.refusing + this.sessions.size >= this.maxConnections) {
+      const now = Date.now();
+      if (now - this.lastCapLog > 1_000) {
+        this.lastCapLog = now;
+        this.log.warn({ max_connections: this.maxConnections, client: accepted.remoteAddress }, 'connection refused: listen.max_connections reached');
+      }
+      if (this.refusing >= refusalSlots(this.maxConnections)) {
+        // Past the slots for clear refusals too: refused before reading anything.
+        accepted.on('error', () => undefined);
+        accepted.end(TOO_MANY_CLIENTS);
+        setTimeout(() => accepted.destroy(), 1_000).unref();
+        return;
+      }
+      // Like PostgreSQL: the startup (and TLS) negotiation runs, then the client is told why
+      // (libpq shows an error sent during its SSL negotiation only as "error during SSL exchange").
+      refuse = true;
+    }
     const raw = adoptFast(accepted);
     this.sockets.add(raw);
     raw.on('close', () => this.sockets.delete(raw));
@@ -160,10 +201,21 @@ export class ProxyServer {
     raw.setNoDelay(true);
     raw.setKeepAlive(true, 60_000);
     raw.resume();
-    void this.startSession(raw);
+    void this.startSession(raw, refuse);
   }
 
-  private async startSession(raw: net.Socket): Promise<void> {
+  private async startSession(raw: net.Socket, refuse: boolean): Promise<void> {
+    this.handshaking++;
+    if (refuse) this.refusing++;
+    try {
+      await this.handshakeAndStart(raw, refuse);
+    } finally {
+      this.handshaking--;
+      if (refuse) this.refusing--;
+    }
+  }
+
+  private async handshakeAndStart(raw: net.Socket, refuse: boolean): Promise<void> {
     const id = crypto.randomBytes(6).toString('hex');
     const log = this.log.child({ session: id });
     const clientAddress = raw.remoteAddress ?? '';
@@ -172,10 +224,16 @@ export class ProxyServer {
     const timer = setTimeout(() => {
       log.info({ client: clientAddress }, 'authentication timed out');
       raw.destroy();
-    }, this.authTimeoutMs);
+    }, refuse ? Math.min(REFUSAL_TIMEOUT_MS, this.authTimeoutMs) : this.authTimeoutMs);
     try {
+      const base = this.handshakeContext();
       const ctx: HandshakeContext = {
-        ...this.handshakeContext(),
+        ...base,
+        beforeAuth: refuse
+          ? () => {
+              throw new FatalClientError('53300', 'sorry, too many clients already');
+            }
+          : base.beforeAuth,
         onTls: (t) => {
           // Refusals must now go through TLS; and until the Session attaches its own, the TLS
           // socket needs an error listener (a reset during connectUpstream would otherwise crash).
@@ -191,6 +249,11 @@ export class ProxyServer {
       }
       socket = hs.socket;
       const db = hs.database;
+      const cap = hs.identity.maxConnections;
+      if (cap !== undefined && (this.perIdentity.get(hs.identity.name) ?? 0) >= cap) {
+        log.warn({ identity: hs.identity.name, max_connections: cap }, 'login refused: the identity has max_connections sessions');
+        throw new FatalClientError('53300', `too many connections for identity "${hs.identity.name}"`, `The identity may have ${cap} sessions at once.`);
+      }
       // on_behalf_of is propagated only from a verified source (tokens/JWT, later), never from a client's own option.
       const forward = upstreamStartupParams(hs.forward, hs.optionSettings, hs.identity, hs.auth.onBehalfOf);
       let up;
@@ -230,7 +293,11 @@ export class ProxyServer {
         clientLeftover: hs.leftover,
         upstreamLeftover: up.leftover,
         onClose: () => {
-          this.sessions.delete(session);
+          if (this.sessions.delete(session)) {
+            const n = (this.perIdentity.get(hs.identity.name) ?? 1) - 1;
+            if (n > 0) this.perIdentity.set(hs.identity.name, n);
+            else this.perIdentity.delete(hs.identity.name);
+          }
           this.cancels.unregister(key.pid);
         },
       });
@@ -243,6 +310,7 @@ export class ProxyServer {
       };
       const key = this.cancels.register(session);
       this.sessions.add(session);
+      this.perIdentity.set(hs.identity.name, (this.perIdentity.get(hs.identity.name) ?? 0) + 1);
       const hello: Buffer[] = [];
       for (const [k, v] of up.parameters) hello.push(encodeParameterStatus(k, v));
       hello.push(encodeBackendKeyData(key.pid, key.secret));
