@@ -24,6 +24,7 @@ import type { SessionInfo, Verdict } from '../proxy/hooks.js';
 import { checkMaskable } from '../masking/leaks.js';
 import { deriveMaskKey } from '../masking/maskers.js';
 import { RowMasker } from '../masking/row-masker.js';
+import { mayCarryValues } from '../masking/messages.js';
 import { loadSensitiveMap, type SensitiveColumnMap } from '../masking/sensitive-catalog.js';
 import type { CatalogReader } from './catalog-reader.js';
 
@@ -119,7 +120,17 @@ export function createMaskingService(config: WardenConfig, catalog: CatalogReade
       const computedType = check.sensitiveOutput ? (check.types.length === 1 ? check.types[0]! : 'text') : null;
       const forward = (map: SensitiveColumnMap): Verdict => {
         const columns: string[] = [];
-        const rows = new RowMasker({ map, computedType, detect, key, maskerFor, scrubErrors: check.types.length > 0, onPlan: (m) => columns.push(...m) });
+        const rows = new RowMasker({
+          map,
+          computedType,
+          detect,
+          key,
+          maskerFor,
+          scrubErrors: check.types.length > 0,
+          withholdMessages: mayCarryValues(analysis, check.types.length > 0),
+          onWithheldNotice: (r, id) => log.info({ session: s.id, identity: s.identity.name, request: id, sqlstate: r.code, severity: r.severity, text: r.message }, 'notice withheld from a masked identity'),
+          onPlan: (m) => columns.push(...m),
+        });
         return { action: 'forward', rows, masking: { columns } };
       };
       used.add(s.database.name);

@@ -15,6 +15,7 @@ import type { MaskerName } from '../config/types.js';
 import type { RowRewriter } from '../proxy/hooks.js';
 import { decodeDataRow, encodeDataRow, type FieldDescription, type PgErrorFields } from '../wire/index.js';
 import { scrubError } from './scrub.js';
+import { provablyValueFree, recordedMessage, reducedMessage, requestId } from './messages.js';
 import { maskCell, maskCellSpans } from './cell.js';
 import type { SensitiveColumnMap } from './sensitive-catalog.js';
 
@@ -27,6 +28,13 @@ export interface RowMaskerOptions {
   readonly maskerFor: (type: string) => MaskerName;
   /** Scrub values out of the statement's error (it touches sensitive columns). */
   readonly scrubErrors?: boolean;
+  /**
+   * Withhold the texts of the statement's errors and notices (it may see sensitive or scanned
+   * data: messages.ts): the client gets the SQLSTATE and a generic message with a request id.
+   */
+  readonly withholdMessages?: boolean;
+  /** A notice was withheld: its masked record and request id (for the log). */
+  readonly onWithheldNotice?: (record: PgErrorFields, id: string) => void;
   /** Called once per result set with the number of masked columns (for the audit). */
   readonly onPlan?: (masked: readonly string[]) => void;
 }
@@ -56,8 +64,28 @@ export class RowMasker implements RowRewriter {
     this.o.onPlan?.(masked);
   }
 
+  /** The record of the error last withheld (see recordError). */
+  #record: PgErrorFields | undefined;
+
   error(fields: PgErrorFields): PgErrorFields | undefined {
+    this.#record = undefined;
+    if (this.o.withholdMessages && !provablyValueFree(fields)) {
+      const id = requestId();
+      this.#record = recordedMessage(fields, id, this.o.key, this.o.maskerFor);
+      return reducedMessage(fields, id);
+    }
     return this.o.scrubErrors ? scrubError(fields, this.o.key, this.o.maskerFor) : undefined;
+  }
+
+  recordError(): PgErrorFields | undefined {
+    return this.#record;
+  }
+
+  notice(fields: PgErrorFields): PgErrorFields | undefined {
+    if (!this.o.withholdMessages) return undefined;
+    const id = requestId();
+    this.o.onWithheldNotice?.(recordedMessage(fields, id, this.o.key, this.o.maskerFor), id);
+    return reducedMessage(fields, id);
   }
 
   rewrite(raw: Buffer, body: Buffer): Buffer {

@@ -81,6 +81,17 @@ export interface RowRewriter {
   rewrite(raw: Buffer, body: Buffer): Buffer;
   /** The statement's error: return fields to send instead (e.g. with values scrubbed), or undefined to pass it on. */
   error?(fields: PgErrorFields): PgErrorFields | undefined;
+  /** What the statement's outcome (the audit) records of the error `error` was just given; undefined: the fields themselves. */
+  recordError?(fields: PgErrorFields): PgErrorFields | undefined;
+  /** A NoticeResponse (NOTICE, WARNING, INFO, ...) that arrived while the statement ran: fields to send instead, or undefined to pass it on. */
+  notice?(fields: PgErrorFields): PgErrorFields | undefined;
+  /**
+   * COPY ... TO output: set, each CopyData of the statement goes through `copyData` (whole
+   * messages). `copyOut` sees the CopyOutResponse's overall format (0 text, 1 binary) first.
+   */
+  copyOut?(format: number, columns: number): void;
+  /** Return `raw` unchanged, or a new encoded CopyData message (or null: send nothing). */
+  copyData?(raw: Buffer, body: Buffer): Buffer | null;
 }
 
 export interface StatementOutcome {

@@ -20,6 +20,7 @@ import {
   decodeErrorFields,
   decodeRowDescription,
   encodeError,
+  encodeErrorLike,
   type Outbox,
   type PgErrorFields,
   type TxStatus,
@@ -137,6 +138,8 @@ export class ResponseTracker {
   private readonly copyEnds: number[] = [];
   /** Extended-protocol messages were sent since the last Sync or Query: an implicit or explicit transaction's batch is open. */
   unsynced = false;
+  /** The statement that completed last (CommandComplete): notices and errors at a Sync (COMMIT) belong to it. */
+  private recent: StatementRun | undefined;
   /** `epoch` when the latest ReadyForQuery arrived (see `statusCurrent`). */
   private readyEpoch = 0;
 
@@ -379,7 +382,7 @@ export class ResponseTracker {
 
   /** Whether the upstream message of this type must be delivered whole (everything but bulk data, DataRow and CopyData). */
   wantsWhole(type: number): boolean {
-    if (type !== B.DataRow) return type !== B.CopyData;
+    if (type !== B.DataRow) return type !== B.CopyData || this.runOf(this.front())?.rewriter?.copyData !== undefined;
     const e = this.front();
     if (!e) return false;
     if (e.k === 'internal') return true;
@@ -504,9 +507,12 @@ export class ResponseTracker {
         return;
       case B.CommandComplete: {
         this.copyIn = false;
-        if (e?.k === 'query') e.run.tags?.push(decodeCommandComplete(body()));
-        else if (e?.k === 'execute') {
+        if (e?.k === 'query') {
+          e.run.tags?.push(decodeCommandComplete(body()));
+          this.recent = e.run;
+        } else if (e?.k === 'execute') {
           const run = e.portal?.run;
+          this.recent = run;
           run?.tags?.push(decodeCommandComplete(body()));
           run?.finish();
           this.pop();
@@ -538,10 +544,10 @@ export class ResponseTracker {
           this.discardUntilSync();
           return;
         }
-        const run = this.runOf(e);
-        if (run) run.error = fields;
+        const run = this.runOf(e) ?? (e?.k === 'bind' ? e.portal?.run : e?.k === 'sync' ? this.recent : undefined);
         const scrubbed = run?.rewriter?.error?.(fields);
-        out.push(scrubbed ? encodeError(scrubbed) : raw);
+        if (run) run.error = run.rewriter?.recordError?.(fields) ?? fields;
+        out.push(scrubbed ? encodeErrorLike(B.ErrorResponse, scrubbed) : raw);
         if (e && e.k !== 'query' && fields.severity !== 'FATAL' && fields.severity !== 'PANIC') {
           run?.finish();
           // A failed Bind leaves no portal Warden can vouch for (an older one of that name may remain).
@@ -573,6 +579,34 @@ export class ResponseTracker {
         if (e?.k === 'query' || e?.k === 'execute') this.copyStarted(e.at);
         out.pushRange(buf, start, end);
         return;
+      case B.CopyOutResponse: {
+        const rw = this.runOf(e)?.rewriter;
+        if (rw?.copyOut) {
+          const b = body();
+          rw.copyOut(b.length > 0 ? b[0]! : 0, b.length >= 3 ? b.readUInt16BE(1) : 0);
+        }
+        out.pushRange(buf, start, end);
+        return;
+      }
+      case B.CopyData: {
+        const rw = this.runOf(e)?.rewriter;
+        if (rw?.copyData) {
+          const raw = buf.subarray(start, end);
+          const next = rw.copyData(raw, raw.subarray(5));
+          if (next) out.push(next);
+        } else out.pushRange(buf, start, end);
+        return;
+      }
+      case B.NoticeResponse: {
+        // Asynchronous in the protocol: it belongs to the statement in flight (at a Sync, the
+        // last one that completed: deferred triggers run at COMMIT).
+        const run = this.runOf(e) ?? (e?.k === 'bind' ? e.portal?.run : e?.k === 'sync' ? this.recent : undefined);
+        const rw = run?.rewriter;
+        const replaced = rw?.notice ? rw.notice(decodeErrorFields(buf.subarray(start + 5, end))) : undefined;
+        if (replaced) out.push(encodeErrorLike(B.NoticeResponse, replaced));
+        else out.pushRange(buf, start, end);
+        return;
+      }
       case B.ParameterStatus: {
         const b = body();
         const nul = b.indexOf(0);

@@ -1,0 +1,187 @@
+/**
+ * Issue 16, items 2, 3 and 5 on the wire (psql and pg): errors and notices of a masked
+ * statement carry no value, statistics and settings are no back door, and COPY output is
+ * masked like a query result.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { baseYaml, PASSWORDS, startEnv, direct, type TestEnv } from '../helpers/warden-env.js';
+import { runPsql } from '../helpers/psql.js';
+import { findLeaks } from '../helpers/leak-forms.js';
+
+const REAL = {
+  names: ['Annabel Realname', 'Bartholomew Truename'],
+  emails: ['ann.real@corp-real.com', 'bart.true@corp-real.com'],
+  phones: ['+1 415 555 0100', '+1 415 555 0199'],
+  ssns: ['123-45-6789', '987-65-4329'],
+  memoPhone: '+1 415 555 0142',
+  memoEmail: 'zed.memo@corp-real.com',
+};
+const ALL_REAL = Object.values(REAL).flat();
+const leaks = (text: string): string[] => findLeaks(text, ALL_REAL);
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-mask-msg-'));
+const auditFile = path.join(dir, 'audit.jsonl');
+
+const RULES = `audit: { store: "jsonl:${auditFile}", durability: os }
+sensitive:
+  columns:
+    public.customers.email: email
+    public.customers.full_name: name
+    public.customers.phone: phone
+    public.customers.ssn: ssn
+  detect: [email, phone, ssn]
+  maskers:
+    ssn: partial
+  key: test-mask-key-0123456789abcdef
+rules:
+  - name: mask-pii-except-dba
+    match: { not: { groups: [dba] } }
+    action: mask
+`;
+
+/** Every text of an error the client got. */
+function errorText(e: unknown): string {
+  const x = e as pg.DatabaseError;
+  return [x.message, x.detail, x.hint, x.where, x.internalQuery, x.schema, x.table, x.column, x.constraint].filter(Boolean).join(' | ');
+}
+
+const WITHHELD = /text withheld by Warden \(SQLSTATE [0-9A-Z]{5}, request (w-[0-9a-f]{12})\)/;
+
+describe('masking: errors, notices, statistics, settings and COPY carry no value', () => {
+  let env: TestEnv;
+  beforeAll(async () => {
+    env = await startEnv({
+      yaml: (p) => baseYaml(p, RULES).replace('  - name: bob\n    kind: service\n', '  - name: bob\n    kind: service\n    groups: [dba]\n'),
+    });
+    const sql = [
+      'CREATE TABLE customers (id int PRIMARY KEY, full_name text, email text UNIQUE, phone text, ssn text, note text)',
+      `INSERT INTO customers VALUES (1, '${REAL.names[0]}', '${REAL.emails[0]}', '${REAL.phones[0]}', '${REAL.ssns[0]}', 'prefers email'),
+        (2, '${REAL.names[1]}', '${REAL.emails[1]}', '${REAL.phones[1]}', '${REAL.ssns[1]}', 'call later')`,
+      'CREATE TABLE notes (id int PRIMARY KEY, memo text)',
+      `INSERT INTO notes VALUES (1, 'call ${REAL.memoPhone} after 5'), (2, 'write to ${REAL.memoEmail} first'), (3, 'nothing here')`,
+      'CREATE TABLE chk (v text CHECK (length(v) < 5))',
+      'CREATE VIEW customer_contacts AS SELECT id, email AS contact FROM customers',
+      `CREATE FUNCTION shout(t text) RETURNS text LANGUAGE plpgsql AS $$ BEGIN RAISE NOTICE 'got %', t; RAISE WARNING 'w %', t; RETURN 'ok'; END $$`,
+      'GRANT ALL ON ALL TABLES IN SCHEMA public TO warden_svc',
+      'ANALYZE customers',
+      'ANALYZE notes',
+    ];
+    for (const s of sql) await direct(env.cluster, s);
+  });
+  afterAll(async () => {
+    await env?.stop();
+  });
+
+  // ---- item 2: errors and notices -------------------------------------------------------
+
+  /** Statements whose upstream error quotes a real value (checked directly against PostgreSQL first). */
+  const ERRORS: [string, string][] = [
+    [`SELECT ('[' || translate(ssn, '-', 'x') || ']')::json FROM customers`, '22P02'],
+    [`SELECT (replace(ssn, '-', '') || 'e999')::float8 FROM customers`, '22003'],
+    [`SELECT make_date(2020, substr(replace(ssn, '-', ''), 1, 7)::int, 1) FROM customers`, '22008'],
+    [`INSERT INTO chk SELECT '(' || ssn FROM customers`, '23514'],
+    [`DO $$ BEGIN RAISE EXCEPTION 'v=%', (SELECT full_name FROM customers WHERE id = 1); END $$`, 'P0001'],
+    [`DO $$ BEGIN RAISE EXCEPTION USING ERRCODE = '42703', MESSAGE = (SELECT full_name FROM customers WHERE id = 1); END $$`, '42703'],
+    [`SELECT contact::int FROM customer_contacts`, '22P02'],
+    [`SELECT memo::int FROM notes WHERE id = 1`, '22P02'],
+    [`SELECT reverse(full_name)::int FROM customers`, '22P02'],
+  ];
+
+  it('the error examples really return values when run directly', async () => {
+    for (const [sql, code] of ERRORS) {
+      const e = await direct(env.cluster, sql).catch((x: unknown) => x);
+      expect((e as pg.DatabaseError).code, sql).toBe(code);
+      const text = errorText(e);
+      expect(leaks(text).length + (text.includes('1234567') ? 1 : 0), `${sql}: ${text}`).toBeGreaterThan(0);
+    }
+  });
+
+  it('errors of a masked statement are reduced to the SQLSTATE and a request id (pg, simple and extended protocol); the audit has them masked', async () => {
+    const c = await env.connect('alice');
+    const ids: string[] = [];
+    try {
+      for (const [sql, code] of ERRORS) {
+        for (const q of [sql, { text: sql, values: [] as string[] }]) {
+          if (typeof q !== 'string' && sql.startsWith('DO')) continue; // DO takes no parameters
+          const e = await c.query(q).catch((x: unknown) => x);
+          expect((e as pg.DatabaseError).code, sql).toBe(code);
+          const text = errorText(e);
+          expect(leaks(text), `${sql}: ${text}`).toEqual([]);
+          expect(text).not.toContain('1234567');
+          expect(text).toMatch(WITHHELD);
+          expect((e as pg.DatabaseError).detail).toBeUndefined();
+          expect((e as pg.DatabaseError).where).toBeUndefined();
+          ids.push(WITHHELD.exec(text)![1]!);
+        }
+      }
+      // The session goes on.
+      expect((await c.query('SELECT count(*)::int AS n FROM customers')).rows[0].n).toBe(2);
+    } finally {
+      await c.end();
+    }
+    // The audit has each error under its request id, masked.
+    await new Promise((r) => setTimeout(r, 300));
+    const audit = fs.readFileSync(auditFile, 'utf8');
+    for (const id of ids) expect(audit).toContain(id);
+    expect(leaks(audit)).toEqual([]);
+    expect(audit).not.toContain('1234567');
+  });
+
+  it('an error raised before execution (undefined column) and one of a statement that sees no data keep their text', async () => {
+    const c = await env.connect('alice');
+    try {
+      const e1 = await c.query('SELECT nosuchcol FROM customers').catch((x: unknown) => x);
+      expect((e1 as pg.DatabaseError).code).toBe('42703');
+      expect((e1 as Error).message).toBe('column "nosuchcol" does not exist');
+      const e2 = await c.query('SELECT 1/0').catch((x: unknown) => x);
+      expect((e2 as Error).message).toBe('division by zero');
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('notices and warnings (RAISE in a DO block or a function) are reduced while a masked statement runs', async () => {
+    const direct1: string[] = [];
+    const d = new pg.Client({ host: '127.0.0.1', port: env.cluster.port, user: 'warden_svc', password: 'svc-Secret-9f8e', database: 'app' });
+    await d.connect();
+    d.on('notice', (n) => direct1.push(errorText(n)));
+    await d.query(`DO $$ BEGIN RAISE NOTICE '%', (SELECT ssn FROM customers WHERE id = 1); END $$`);
+    await d.query('SELECT shout(email) FROM customers');
+    await d.end();
+    expect(leaks(direct1.join(' ')).length).toBeGreaterThan(0);
+
+    const c = await env.connect('alice');
+    const seen: unknown[] = [];
+    c.on('notice', (n) => seen.push(n));
+    try {
+      await c.query(`DO $$ BEGIN RAISE NOTICE '%', (SELECT ssn FROM customers WHERE id = 1); RAISE INFO 'i %', (SELECT email FROM customers WHERE id = 2); END $$`);
+      await c.query('SELECT shout(email) FROM customers');
+      await c.query({ text: 'SELECT shout(full_name) FROM customers WHERE id = $1', values: [1] });
+      await c.query('SELECT shout(memo) FROM notes');
+      expect(seen.length).toBeGreaterThanOrEqual(2 + 4 + 2 + 6);
+      const text = seen.map(errorText).join('\n');
+      expect(leaks(text), text).toEqual([]);
+      for (const n of seen) expect(errorText(n)).toMatch(WITHHELD);
+      expect(seen.map((n) => (n as { severity?: string }).severity)).toContain('WARNING');
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('psql shows no value in errors or notices either', async () => {
+    const p = await runPsql({
+      port: env.warden.port,
+      user: 'alice',
+      password: PASSWORDS.alice,
+      database: 'app',
+      args: ['-A', '-t', '-v', 'VERBOSITY=verbose', '-c', `SELECT shout(email) FROM customers`, '-c', `SELECT ('[' || translate(ssn, '-', 'x') || ']')::json FROM customers`],
+    });
+    const all = `${p.out}\n${p.err}`;
+    expect(all).toMatch(/text withheld by Warden/);
+    expect(leaks(all), all).toEqual([]);
+  });
+});
