@@ -22,8 +22,15 @@ export interface SensitiveColumnMap {
   lookup(relid: number, attnum: number): string | null | undefined;
   /** Relations known, by `schema.table` (unquoted, lower-case as stored). */
   hasRelation(schema: string, table: string): boolean;
+  /**
+   * The masked columns (name → type) of the relations named `table` in `schema` (`*`: in any
+   * schema) — tables, and views over sensitive columns (every column of those); undefined: none.
+   */
+  maskedColumns(schema: string, table: string): ReadonlyMap<string, string> | undefined;
   /** When it was read (ms since epoch). */
   readonly loadedAt: number;
+  /** A view built (directly or through other views) over the column statistics (pg_statistic, pg_statistic_ext_data); `*`: any schema. */
+  readsStatistics?(schema: string, table: string): boolean;
 }
 
 const COLUMNS_SQL = `
@@ -42,6 +49,21 @@ WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass
   AND d.refclassid = 'pg_catalog.pg_class'::regclass
   AND d.refobjsubid > 0 AND d.refobjid <> r.ev_class`;
 
+/** Views over the column statistics, through other views too (back-doors.ts refuses them for masked identities). */
+const STATS_VIEWS_SQL = `
+WITH RECURSIVE base(oid) AS (
+  SELECT x FROM (VALUES (to_regclass('pg_catalog.pg_statistic')), (to_regclass('pg_catalog.pg_statistic_ext_data'))) t(x) WHERE x IS NOT NULL
+), v(oid) AS (
+  SELECT DISTINCT r.ev_class FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
+  WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass
+    AND d.refobjid IN (SELECT oid FROM base) AND r.ev_class <> d.refobjid
+  UNION
+  SELECT r.ev_class FROM v JOIN pg_catalog.pg_depend d ON d.refobjid = v.oid
+  JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
+  WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass AND r.ev_class <> v.oid
+)
+SELECT n.nspname AS schema, c.relname AS rel FROM v JOIN pg_catalog.pg_class c ON c.oid = v.oid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace`;
+
 function typeFor(sensitive: CompiledSensitive, schema: string, table: string, column: string): string | null {
   const ref: RelationRef = { name: `${schema}.${table}`, schema, table, qualified: true, candidates: [schema] };
   for (const e of sensitive.entries) {
@@ -53,7 +75,7 @@ function typeFor(sensitive: CompiledSensitive, schema: string, table: string, co
 /** Reads the map for one database. */
 export async function loadSensitiveMap(q: Querier, sensitive: CompiledSensitive): Promise<SensitiveColumnMap> {
   const cols = (await q(COLUMNS_SQL, [])).rows;
-  const byRel = new Map<number, { kind: string; columns: Map<number, { name: string; type: string | null }> }>();
+  const byRel = new Map<number, { kind: string; schema: string; rel: string; columns: Map<number, { name: string; type: string | null }> }>();
   const names = new Set<string>();
   for (const r of cols) {
     const relid = Number(r.relid);
@@ -62,7 +84,7 @@ export async function loadSensitiveMap(q: Querier, sensitive: CompiledSensitive)
     names.add(`${schema}\u0000${rel}`);
     let e = byRel.get(relid);
     if (!e) {
-      e = { kind: String(r.kind), columns: new Map() };
+      e = { kind: String(r.kind), schema, rel, columns: new Map() };
       byRel.set(relid, e);
     }
     const col = String(r.col);
@@ -96,8 +118,38 @@ export async function loadSensitiveMap(q: Querier, sensitive: CompiledSensitive)
       if (!changed) break;
     }
   }
+  // Masked columns by relation name (for the strict-mode allowlist: masking/allowlist.ts).
+  const masked = new Map<string, Map<string, Map<string, string>>>(); // table → schema → column → type
+  for (const e of byRel.values()) {
+    for (const c of e.columns.values()) {
+      if (!c.type) continue;
+      let bySchema = masked.get(e.rel);
+      if (!bySchema) masked.set(e.rel, (bySchema = new Map()));
+      let cols = bySchema.get(e.schema);
+      if (!cols) bySchema.set(e.schema, (cols = new Map()));
+      cols.set(c.name, c.type);
+    }
+  }
+  const statsViews = new Set<string>();
+  const statsTables = new Set<string>();
+  for (const r of (await q(STATS_VIEWS_SQL, [])).rows) {
+    statsViews.add(`${String(r.schema)}\u0000${String(r.rel)}`);
+    statsTables.add(String(r.rel));
+  }
   return {
     loadedAt: Date.now(),
+    readsStatistics(schema, table) {
+      return schema === '*' ? statsTables.has(table) : statsViews.has(`${schema}\u0000${table}`);
+    },
+    maskedColumns(schema, table) {
+      const bySchema = masked.get(table);
+      if (!bySchema) return undefined;
+      if (schema !== '*') return bySchema.get(schema);
+      if (bySchema.size === 1) return [...bySchema.values()][0];
+      const all = new Map<string, string>();
+      for (const cols of bySchema.values()) for (const [c, t] of cols) if (!all.has(c)) all.set(c, t);
+      return all;
+    },
     lookup(relid, attnum) {
       const e = byRel.get(relid);
       if (!e) return undefined;
