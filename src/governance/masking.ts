@@ -25,6 +25,7 @@ import { checkMaskable } from '../masking/leaks.js';
 import { deriveMaskKey } from '../masking/maskers.js';
 import { RowMasker } from '../masking/row-masker.js';
 import { mayCarryValues } from '../masking/messages.js';
+import { checkBackDoors, statisticsViews } from '../masking/back-doors.js';
 import { loadSensitiveMap, type SensitiveColumnMap } from '../masking/sensitive-catalog.js';
 import type { CatalogReader } from './catalog-reader.js';
 
@@ -119,10 +120,13 @@ export function createMaskingService(config: WardenConfig, catalog: CatalogReade
       if (!check.ok) return refuse(decision, check.reason);
       const computedType = check.sensitiveOutput ? (check.types.length === 1 ? check.types[0]! : 'text') : null;
       const forward = (map: SensitiveColumnMap): Verdict => {
+        // Data outside the tables: statistics, settings, notifications (masking/back-doors.ts).
+        const outside = checkBackDoors(analysis, statisticsViews(map));
+        if (!outside.ok) return refuse(decision, outside.reason);
         const columns: string[] = [];
         const rows = new RowMasker({
           map,
-          computedType,
+          computedType: computedType ?? (outside.masksSettings ? 'text' : null),
           detect,
           key,
           maskerFor,

@@ -49,10 +49,16 @@ WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass
   AND d.refclassid = 'pg_catalog.pg_class'::regclass
   AND d.refobjsubid > 0 AND d.refobjid <> r.ev_class`;
 
-/** Views over the column statistics, through other views too (back-doors.ts refuses them for masked identities). */
+/**
+ * Views over the column statistics, through other views too (back-doors.ts refuses them for
+ * masked identities). The catalog's own views (pg_stats, ...) start the walk: initdb records no
+ * dependencies of theirs.
+ */
 const STATS_VIEWS_SQL = `
 WITH RECURSIVE base(oid) AS (
-  SELECT x FROM (VALUES (to_regclass('pg_catalog.pg_statistic')), (to_regclass('pg_catalog.pg_statistic_ext_data'))) t(x) WHERE x IS NOT NULL
+  SELECT x FROM (VALUES (to_regclass('pg_catalog.pg_statistic')), (to_regclass('pg_catalog.pg_statistic_ext_data')),
+    (to_regclass('pg_catalog.pg_stats')), (to_regclass('pg_catalog.pg_stats_ext')), (to_regclass('pg_catalog.pg_stats_ext_exprs'))) t(x)
+  WHERE x IS NOT NULL
 ), v(oid) AS (
   SELECT DISTINCT r.ev_class FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
   WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass
