@@ -256,14 +256,14 @@ describe(`random frontend messages in every protocol state (seed ${FUZZ_SEED})`,
         );
         expect(probeStats.failed).toEqual([]);
       }),
-      fcParams(50),
+      fcParams(35),
     );
   }, 300_000);
 
   it('after authentication', async () => {
     await fc.assert(
       fc.asyncProperty(sessions, (seqs) => runAfterLogin(async () => undefined, seqs)),
-      fcParams(50),
+      fcParams(35),
     );
   }, 300_000);
 
@@ -275,7 +275,7 @@ describe(`random frontend messages in every protocol state (seed ${FUZZ_SEED})`,
     };
     await fc.assert(
       fc.asyncProperty(sessions, (seqs) => runAfterLogin(begin, seqs)),
-      fcParams(50),
+      fcParams(35),
     );
   }, 300_000);
 
@@ -287,7 +287,7 @@ describe(`random frontend messages in every protocol state (seed ${FUZZ_SEED})`,
     };
     await fc.assert(
       fc.asyncProperty(sessions, (seqs) => runAfterLogin(midBatch, seqs)),
-      fcParams(50),
+      fcParams(35),
     );
   }, 300_000);
 
@@ -308,7 +308,7 @@ describe(`random frontend messages in every protocol state (seed ${FUZZ_SEED})`,
     });
     await fc.assert(
       fc.asyncProperty(fc.array(copySequence, { minLength: 1, maxLength: 3 }), (seqs) => runAfterLogin(copying, seqs)),
-      fcParams(50),
+      fcParams(35),
     );
   }, 300_000);
 
