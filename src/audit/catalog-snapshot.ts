@@ -6,12 +6,13 @@
  * changed this table, when and why" is one query over the audit log.
  *
  * - {@link ddlTargets} lists the objects (schema + name; name `*` = the schema
- *   itself) the DDL statements of an analysis touch.
+ *   itself) the DDL statements of an analysis touch, from the analysis
+ *   (StatementAnalysis.ddlTargets: the SQL is not parsed again).
  * - {@link snapshotObjects} reads their definitions ({@link ObjectDefinition},
  *   plain JSON, `null` when the object does not exist) through a {@link Querier}
  *   (a `pg.Client#query` fits). Each catalog query is one parameterized
  *   statement; a target costs two round trips (resolve, then describe).
- * - {@link diffDefinitions} turns a before/after pair into short human-readable
+ * - `catalog-diff.ts` turns a before/after pair into short human-readable
  *   change lines for `warden audit`.
  *
  * Notes:
@@ -27,9 +28,7 @@
  *
  * @module
  */
-import { canonicalJson, type JsonValue } from './canonical.js';
-import { parseStatements, type ParseNode } from '../sql/parser.js';
-import { RELATION_OBJECTS } from '../sql/analyze.js';
+import type { JsonValue } from './canonical.js';
 import { creationSchema, relationName } from '../sql/search-path.js';
 import type { StatementAnalysis } from '../sql/types.js';
 
@@ -293,9 +292,10 @@ FROM pg_catalog.pg_namespace n WHERE n.oid = $1::text::oid`;
 // ---------------------------------------------------------------------------
 // Snapshots
 
-type JsonObject = { [key: string]: JsonValue };
+/** A JSON object (of a definition). */
+export type JsonObject = { [key: string]: JsonValue };
 
-function isJsonObject(v: unknown): v is JsonObject {
+export function isJsonObject(v: unknown): v is JsonObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
@@ -482,162 +482,16 @@ export async function snapshotObjects(
 // ---------------------------------------------------------------------------
 // Targets of DDL statements
 
-/** Object types whose names are functions (routines). */
-const ROUTINE_OBJECTS = new Set(['OBJECT_FUNCTION', 'OBJECT_PROCEDURE', 'OBJECT_ROUTINE', 'OBJECT_AGGREGATE']);
-/** Object types whose names are types. */
-const TYPE_OBJECTS = new Set(['OBJECT_TYPE', 'OBJECT_DOMAIN']);
-
-function node(v: unknown): ParseNode | undefined {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as ParseNode) : undefined;
-}
-
-/** `{Type: {...}}` → `{...}` when the wrapper is `type`; an unwrapped node as is. */
-function unwrapAs(v: unknown, type: string): ParseNode | undefined {
-  const n = node(v);
-  if (!n) return undefined;
-  const keys = Object.keys(n);
-  if (keys.length === 1 && /^[A-Z]/.test(keys[0]!)) return keys[0] === type ? node(n[keys[0]!]) : undefined;
-  return n;
-}
-
-/** The strings of a List / array of `{String: {sval}}`. */
-function nameList(v: unknown): string[] {
-  const list = unwrapAs(v, 'List');
-  const items = Array.isArray(v) ? v : Array.isArray(list?.['items']) ? (list['items'] as unknown[]) : [];
-  const out: string[] = [];
-  for (const x of items) {
-    const s = unwrapAs(x, 'String');
-    if (s && typeof s['sval'] === 'string') out.push(s['sval']);
-  }
-  return out;
-}
-
-/** Name parts of a DDL object: ObjectWithArgs, TypeName, List or String. */
-function objectNameParts(v: unknown): string[] {
-  const owa = unwrapAs(v, 'ObjectWithArgs');
-  if (owa && 'objname' in owa) return nameList(owa['objname']);
-  const tn = unwrapAs(v, 'TypeName');
-  if (tn && 'names' in tn) return nameList(tn['names']);
-  const s = unwrapAs(v, 'String');
-  if (s && typeof s['sval'] === 'string') return [s['sval']];
-  return nameList(v);
-}
-
-/** Collects the non-relation targets (routines, types, index names, rename targets) of one parsed statement. */
-function parsedTargets(
-  stmt: ParseNode,
-  sa: StatementAnalysis,
-  defaultSchema: string,
-  add: (schema: string, name: string) => void,
-): void {
-  const keys = Object.keys(stmt);
-  if (keys.length !== 1) return;
-  const type = keys[0]!;
-  const n = node(stmt[type]);
-  if (!n) return;
-  const named = (parts: string[]): { schema: string; name: string } | undefined => {
-    if (parts.length === 0) return undefined;
-    const name = parts[parts.length - 1]!;
-    const schema = parts.length >= 2 ? parts[parts.length - 2]! : defaultSchema;
-    return { schema, name };
-  };
-  const addParts = (parts: string[]): { schema: string; name: string } | undefined => {
-    const t = named(parts);
-    if (t) add(t.schema, t.name);
-    return t;
-  };
-  /** The schema an unqualified relation of this statement resolved to (from `writes`). */
-  const relationSchema = (rv: ParseNode | undefined): string => {
-    if (!rv) return defaultSchema;
-    if (typeof rv['schemaname'] === 'string') return rv['schemaname'];
-    const w = sa.writes.find((r) => r.table === rv['relname']);
-    return w?.schema ?? defaultSchema;
-  };
-  switch (type) {
-    case 'CreateSchemaStmt': {
-      // Elements of CREATE SCHEMA are created in the new schema.
-      const schema = typeof n['schemaname'] === 'string' ? n['schemaname'] : defaultSchema;
-      for (const e of Array.isArray(n['schemaElts']) ? n['schemaElts'] : []) {
-        const el = node(e);
-        if (el) parsedTargets(el, sa, schema, add);
-      }
-      return;
-    }
-    case 'IndexStmt': {
-      const rv = unwrapAs(n['relation'], 'RangeVar');
-      if (typeof n['idxname'] === 'string') add(relationSchema(rv), n['idxname']);
-      return;
-    }
-    case 'CreateFunctionStmt':
-      addParts(nameList(n['funcname']));
-      return;
-    case 'AlterFunctionStmt':
-      addParts(objectNameParts(n['func']));
-      return;
-    case 'DefineStmt':
-      if (n['kind'] === 'OBJECT_AGGREGATE' || n['kind'] === 'OBJECT_TYPE') addParts(nameList(n['defnames']));
-      return;
-    case 'CreateEnumStmt':
-    case 'CreateRangeStmt':
-    case 'AlterEnumStmt':
-    case 'AlterDomainStmt':
-      addParts(nameList(n['typeName']));
-      return;
-    case 'CreateDomainStmt':
-      addParts(nameList(n['domainname']));
-      return;
-    case 'DropStmt':
-      if (typeof n['removeType'] === 'string' && (ROUTINE_OBJECTS.has(n['removeType']) || TYPE_OBJECTS.has(n['removeType']))) {
-        for (const o of Array.isArray(n['objects']) ? n['objects'] : []) addParts(objectNameParts(o));
-      }
-      return;
-    case 'GrantStmt':
-      if (n['targtype'] === 'ACL_TARGET_OBJECT' && typeof n['objtype'] === 'string' &&
-        (ROUTINE_OBJECTS.has(n['objtype']) || TYPE_OBJECTS.has(n['objtype']))) {
-        for (const o of Array.isArray(n['objects']) ? n['objects'] : []) addParts(objectNameParts(o));
-      }
-      return;
-    case 'CommentStmt':
-    case 'AlterOwnerStmt':
-    case 'AlterObjectDependsStmt': {
-      const ot = n['objtype'] ?? n['objectType'];
-      if (typeof ot === 'string' && (ROUTINE_OBJECTS.has(ot) || TYPE_OBJECTS.has(ot))) addParts(objectNameParts(n['object']));
-      return;
-    }
-    case 'AlterObjectSchemaStmt': {
-      const ot = n['objectType'];
-      if (typeof ot === 'string' && (ROUTINE_OBJECTS.has(ot) || TYPE_OBJECTS.has(ot))) {
-        const t = addParts(objectNameParts(n['object']));
-        if (t && typeof n['newschema'] === 'string') add(n['newschema'], t.name);
-      }
-      return;
-    }
-    case 'RenameStmt': {
-      const rt = n['renameType'];
-      if (typeof rt !== 'string' || typeof n['newname'] !== 'string') return;
-      if (RELATION_OBJECTS.has(rt)) {
-        // The analysis has the old name; the new one is in the same schema.
-        add(relationSchema(unwrapAs(n['relation'], 'RangeVar')), n['newname']);
-      } else if (ROUTINE_OBJECTS.has(rt) || TYPE_OBJECTS.has(rt)) {
-        const t = addParts(objectNameParts(n['object']));
-        if (t) add(t.schema, n['newname']);
-      }
-      return;
-    }
-    default:
-      return;
-  }
-}
-
 /**
  * The objects the DDL statements of an analysis touch, de-duplicated, in order:
- * every `writes` entry of a statement whose classes include `ddl` or `drop`
- * (TRUNCATE excepted: it changes rows, not definitions) — `name: '*'` for a
- * schema (CREATE/DROP SCHEMA, GRANT ... ALL TABLES IN SCHEMA) — plus what the
- * analysis does not list as relations, from the statement's parse tree: the
- * index of CREATE INDEX (besides its table), the new name of a renamed
- * relation, routines (CREATE/ALTER/DROP/COMMENT ON/GRANT ON FUNCTION,
- * PROCEDURE, AGGREGATE) and types (CREATE TYPE/DOMAIN, ALTER/DROP TYPE, ...).
+ * for each statement whose classes include `ddl` or `drop` (TRUNCATE excepted:
+ * it changes rows, not definitions), every `writes` entry (`name: '*'` for a
+ * schema), then its other {@link StatementAnalysis.ddlTargets}: the index of
+ * CREATE INDEX, the new name of a renamed relation, routines and types.
+ *
+ * Classes and `writes` are taken as the audit sees them, with the effects of
+ * the code the statement runs (a function whose body creates a table), which
+ * the code catalog adds after the analysis.
  *
  * Unqualified relations take the analysis' most likely schema (`schema` of the
  * reference); unqualified routines and types take the schema CREATE would use
@@ -660,230 +514,7 @@ export function ddlTargets(
   for (const sa of statements) {
     if (!(sa.classes.has('ddl') || sa.classes.has('drop')) || sa.kind === 'truncate') continue;
     for (const w of sa.writes) add(w.schema, w.table);
-    let parsed: ReturnType<typeof parseStatements>;
-    try {
-      parsed = parseStatements(sa.text);
-    } catch {
-      continue; // parser not loaded: the analysis' relations only
-    }
-    if (!parsed.ok) continue;
-    for (const raw of parsed.statements) parsedTargets(raw.stmt, sa, defaultSchema, add);
-  }
-  return out;
-}
-
-// ---------------------------------------------------------------------------
-// Diffs
-
-/** Double-quotes a name for display (`"Odd ""Name"""`). */
-function dq(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
-}
-
-const MAX_VALUE_CHARS = 80;
-
-/** A short display form of a value: `none` for null, strings as is, JSON otherwise; long values are cut. */
-function show(v: JsonValue | undefined): string {
-  const s = v === null || v === undefined ? 'none' : typeof v === 'string' ? v : canonicalJson(v);
-  const oneLine = s.replace(/\s+/g, ' ').trim();
-  return oneLine.length > MAX_VALUE_CHARS ? `${oneLine.slice(0, MAX_VALUE_CHARS - 1)}…` : oneLine;
-}
-
-function same(a: JsonValue | undefined, b: JsonValue | undefined): boolean {
-  return canonicalJson(a ?? null) === canonicalJson(b ?? null);
-}
-
-/** An array of objects with a string `key` member, as a Map by that member (order kept). */
-function byKey(v: JsonValue | undefined, key: string): Map<string, JsonObject> {
-  const m = new Map<string, JsonObject>();
-  if (!Array.isArray(v)) return m;
-  for (const x of v) if (isJsonObject(x) && typeof x[key] === 'string') m.set(x[key], x);
-  return m;
-}
-
-function stringSet(v: JsonValue | undefined): string[] {
-  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
-}
-
-function columnSummary(c: JsonObject): string {
-  const parts = [show(c['type'])];
-  if (c['not_null'] === true) parts.push('not null');
-  if (typeof c['default'] === 'string') parts.push(`default ${show(c['default'])}`);
-  if (typeof c['identity'] === 'string') parts.push(`generated ${c['identity']} as identity`);
-  if (typeof c['generated'] === 'string') parts.push(`generated always as (${show(c['generated'])})`);
-  if (typeof c['collation'] === 'string') parts.push(`collate ${c['collation']}`);
-  return parts.join(' ');
-}
-
-function diffColumns(a: JsonValue | undefined, b: JsonValue | undefined, out: string[]): void {
-  const before = byKey(a, 'name');
-  const after = byKey(b, 'name');
-  for (const [name] of before) if (!after.has(name)) out.push(`column ${dq(name)} dropped`);
-  for (const [name, col] of after) {
-    const old = before.get(name);
-    if (!old) {
-      out.push(`column ${dq(name)} added (${columnSummary(col)})`);
-      continue;
-    }
-    const label = `column ${dq(name)}`;
-    if (!same(old['type'], col['type'])) out.push(`${label} type ${show(old['type'])} → ${show(col['type'])}`);
-    if (old['not_null'] !== col['not_null']) out.push(`${label} ${col['not_null'] === true ? 'set not null' : 'dropped not null'}`);
-    for (const m of ['default', 'identity', 'generated', 'collation']) {
-      if (!same(old[m], col[m])) out.push(`${label} ${m} ${show(old[m])} → ${show(col[m])}`);
-    }
-    if (!same(old['comment'], col['comment'])) out.push(`${label} ${commentChange(old['comment'], col['comment'])}`);
-  }
-}
-
-/** Lines for a list of named definitions (constraints, indexes, triggers, policies). */
-function diffNamed(what: string, a: JsonValue | undefined, b: JsonValue | undefined, out: string[], showAdded = true): void {
-  const before = byKey(a, 'name');
-  const after = byKey(b, 'name');
-  for (const [name] of before) if (!after.has(name)) out.push(`${what} ${dq(name)} dropped`);
-  for (const [name, item] of after) {
-    const old = before.get(name);
-    const def = typeof item['definition'] === 'string' ? item['definition'] : undefined;
-    if (!old) {
-      out.push(showAdded && def !== undefined ? `${what} ${dq(name)} added (${show(def)})` : `${what} ${dq(name)} added`);
-      continue;
-    }
-    if (same(old, item)) continue;
-    const changed = Object.keys({ ...old, ...item }).filter((k) => k !== 'name' && !same(old[k], item[k]));
-    if (changed.length === 1 && changed[0] === 'enabled') {
-      out.push(`${what} ${dq(name)} enabled ${show(old['enabled'])} → ${show(item['enabled'])}`);
-    } else if (changed.length === 1 && changed[0] === 'definition') {
-      out.push(`${what} ${dq(name)} changed: ${show(old['definition'])} → ${show(item['definition'])}`);
-    } else {
-      out.push(`${what} ${dq(name)} changed (${changed.join(', ')})`);
-    }
-  }
-}
-
-function diffStringList(what: string, a: JsonValue | undefined, b: JsonValue | undefined, out: string[]): void {
-  const before = stringSet(a);
-  const after = stringSet(b);
-  for (const x of before) if (!after.includes(x)) out.push(`${what} ${dq(x)} removed`);
-  for (const x of after) if (!before.includes(x)) out.push(`${what} ${dq(x)} added`);
-}
-
-function commentChange(a: JsonValue | undefined, b: JsonValue | undefined): string {
-  if (a === null || a === undefined) return `comment set (${show(b)})`;
-  if (b === null || b === undefined) return 'comment removed';
-  return `comment changed (${show(a)} → ${show(b)})`;
-}
-
-function diffOverloads(name: string, a: JsonValue | undefined, b: JsonValue | undefined, out: string[]): void {
-  const before = byKey(a, 'signature');
-  const after = byKey(b, 'signature');
-  const label = (sig: string, o: JsonObject | undefined): string =>
-    `${typeof o?.['routine_kind'] === 'string' ? o['routine_kind'] : 'function'} ${dq(name)}(${sig})`;
-  for (const [sig, o] of before) if (!after.has(sig)) out.push(`${label(sig, o)} dropped`);
-  for (const [sig, o] of after) {
-    const old = before.get(sig);
-    if (!old) {
-      out.push(`${label(sig, o)} added`);
-      continue;
-    }
-    const l = label(sig, o);
-    if (!same(old['routine_kind'], o['routine_kind'])) out.push(`${l} kind ${show(old['routine_kind'])} → ${show(o['routine_kind'])}`);
-    if (!same(old['owner'], o['owner'])) out.push(`${l} owner ${show(old['owner'])} → ${show(o['owner'])}`);
-    if (!same(old['result'], o['result'])) out.push(`${l} result ${show(old['result'])} → ${show(o['result'])}`);
-    else if (!same(old['definition'], o['definition'])) out.push(`${l} definition changed`);
-    if (!same(old['privileges'], o['privileges'])) out.push(`${l} privileges ${show(old['privileges'])} → ${show(o['privileges'])}`);
-    if (!same(old['comment'], o['comment'])) out.push(`${l} ${commentChange(old['comment'], o['comment'])}`);
-  }
-}
-
-const RENDER_ORDER = [
-  'columns',
-  'constraints',
-  'indexes',
-  'triggers',
-  'rls_enabled',
-  'rls_forced',
-  'policies',
-  'definition',
-  'overloads',
-  'relations',
-  'labels',
-];
-
-/**
- * Short human-readable lines describing how `before` became `after`:
- * `created`, `dropped`, `kind table → view`, `owner alice → bob`,
- * `column "email" added (text not null)`, `column "x" type integer → bigint`,
- * `constraint "c" dropped`, `index "i" added (CREATE INDEX ...)`,
- * `row level security enabled`, `policy "p" changed (qual)`, `definition changed`,
- * `function "f"(integer) added`, `privileges ... → ...`, `comment set (...)`, ...
- * Empty when nothing changed (or both are `null`). Long values are shortened.
- */
-export function diffDefinitions(before: ObjectDefinition | null, after: ObjectDefinition | null): string[] {
-  if (!before && !after) return [];
-  if (!before) return ['created'];
-  if (!after) return ['dropped'];
-  const out: string[] = [];
-  if (before.kind !== after.kind) out.push(`kind ${before.kind} → ${after.kind}`);
-  if (before.schema !== after.schema || before.name !== after.name) {
-    out.push(`renamed ${relationName(before.schema, before.name)} → ${relationName(after.schema, after.name)}`);
-  }
-  if (!same(before.owner, after.owner)) out.push(`owner ${show(before.owner)} → ${show(after.owner)}`);
-  const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
-  for (const k of ['kind', 'schema', 'name', 'owner']) keys.delete(k);
-  const ordered = [...RENDER_ORDER.filter((k) => keys.has(k)), ...[...keys].filter((k) => !RENDER_ORDER.includes(k)).sort()];
-  for (const k of ordered) {
-    const a = before[k];
-    const b = after[k];
-    if (same(a, b)) continue;
-    switch (k) {
-      case 'columns':
-        diffColumns(a, b, out);
-        break;
-      case 'constraints':
-        diffNamed('constraint', a, b, out);
-        break;
-      case 'indexes':
-        diffNamed('index', a, b, out);
-        break;
-      case 'triggers':
-        diffNamed('trigger', a, b, out, false);
-        break;
-      case 'policies':
-        diffNamed('policy', a, b, out, false);
-        break;
-      case 'rls_enabled':
-        out.push(`row level security ${b === true ? 'enabled' : 'disabled'}`);
-        break;
-      case 'rls_forced':
-        out.push(`row level security ${b === true ? 'forced' : 'no longer forced'}`);
-        break;
-      case 'overloads':
-        diffOverloads(after.name, a, b, out);
-        break;
-      case 'relations':
-        diffStringList('relation', a, b, out);
-        break;
-      case 'partitions':
-        diffStringList('partition', a, b, out);
-        break;
-      case 'labels':
-        diffStringList('value', a, b, out);
-        break;
-      case 'definition':
-        out.push('definition changed');
-        break;
-      case 'comment':
-        out.push(commentChange(a, b));
-        break;
-      case 'relation_count':
-        break; // the relation lines say it
-      case 'sequence':
-        if (isJsonObject(a) && isJsonObject(b)) {
-          for (const p of Object.keys({ ...a, ...b })) if (!same(a[p], b[p])) out.push(`sequence ${p} ${show(a[p])} → ${show(b[p])}`);
-        } else out.push(`sequence ${show(a)} → ${show(b)}`);
-        break;
-      default:
-        out.push(`${k.replace(/_/g, ' ')} ${show(a)} → ${show(b)}`);
-    }
+    for (const t of sa.ddlTargets) add(t.schema ?? defaultSchema, t.name);
   }
   return out;
 }

@@ -27,7 +27,8 @@ import type { Decision } from '../policy/index.js';
 import { intentOf } from '../intent/sqlcommenter.js';
 import type { SessionInfo, StatementOutcome, StatementSource, Verdict } from '../proxy/hooks.js';
 import type { LoginFailure } from '../proxy/hooks.js';
-import { ddlTargets, diffDefinitions, snapshotObjects, targetKey, type ObjectDefinition } from '../audit/catalog-snapshot.js';
+import { ddlTargets, snapshotObjects, targetKey, type ObjectDefinition } from '../audit/catalog-snapshot.js';
+import { diffDefinitions } from '../audit/catalog-diff.js';
 import type { CatalogReader } from './catalog-reader.js';
 import { APPROVAL_TEXT_CAP, shownText } from './approval-text.js';
 

@@ -259,11 +259,18 @@ function createSchema(n: Obj, b: Builder, text: string): void {
   if (schema) b.addWrite(schemaWide(schema));
   // Elements are created in the new schema.
   const saved = b.env.searchPath;
+  const savedSchema = b.env.elementSchema;
   if (schema) b.env.searchPath = [schema];
+  b.env.elementSchema = schema;
   try {
-    for (const e of arr(n['schemaElts'])) b.absorb(b.nested(obj(e) ?? {}, text), { kinds: true, effects: true });
+    for (const e of arr(n['schemaElts'])) {
+      const element = b.nested(obj(e) ?? {}, text);
+      b.absorb(element, { kinds: true, effects: true });
+      for (const t of element.ddlTargets) b.ddlTarget(t.kind, t.schema, t.name);
+    }
   } finally {
     b.env.searchPath = saved;
+    b.env.elementSchema = savedSchema;
   }
 }
 

@@ -17,6 +17,8 @@
  * - `analyze-code.ts`: DO, CALL, CREATE FUNCTION / PROCEDURE / RULE (bodies);
  * - `analyze-utility.ts`: SET, PREPARE / EXECUTE, transactions, cursors,
  *   EXPLAIN, LOCK, maintenance;
+ * - `ddl-targets.ts`: the objects a DDL statement names that are not relations
+ *   (routines, types, a new index or name), for StatementAnalysis.ddlTargets;
  * - `builder.ts`: the per-statement {@link Builder}, scopes and environment;
  *   `tree.ts`: parse-tree helpers.
  *
@@ -31,6 +33,7 @@ import { analysisOfStatement, aggregate, Builder, PreparedOverlay, type Env, typ
 import { CODE_STATEMENTS } from './analyze-code.js';
 import { DDL_STATEMENTS, otherStatement } from './analyze-ddl.js';
 import { DML_STATEMENTS } from './analyze-dml.js';
+import { DDL_NAMED_OBJECTS } from './ddl-targets.js';
 import { UTILITY_STATEMENTS } from './analyze-utility.js';
 import { parseStatements, sliceBytes } from './parser.js';
 import { unwrap, type Obj } from './tree.js';
@@ -53,7 +56,7 @@ const STATEMENTS: ReadonlyMap<string, StatementHandler> = (() => {
   return all;
 })();
 
-/** Classifies one statement node into `b`, by its family's handler. */
+/** Classifies one statement node into `b`, by its family's handler; then records the objects a DDL statement names besides relations. */
 function analyzeNode(stmt: Obj, b: Builder, text: string): void {
   const u = unwrap(stmt);
   if (!u) {
@@ -63,6 +66,7 @@ function analyzeNode(stmt: Obj, b: Builder, text: string): void {
   }
   const [type, n] = u;
   (STATEMENTS.get(type) ?? otherStatement)(n, b, text, type);
+  DDL_NAMED_OBJECTS[type]?.(n, b);
 }
 
 /**

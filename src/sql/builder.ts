@@ -13,6 +13,8 @@ import type {
   AnalysisOk,
   ColumnRef,
   ColumnUsage,
+  DdlObjectKind,
+  DdlTarget,
   RelationRef,
   SettingChange,
   StatementAnalysis,
@@ -66,6 +68,8 @@ export interface Env {
    * importing it back.
    */
   readonly analyzeNode: (stmt: Obj, b: Builder, text: string) => void;
+  /** While the elements of a CREATE SCHEMA are analysed: that schema (where their unqualified objects go). */
+  elementSchema?: string | undefined;
 }
 
 export interface RangeItem {
@@ -139,6 +143,8 @@ export class Builder {
   definition = 0;
   /** PL/pgSQL variable names: column references to them are not columns. */
   variables?: ReadonlySet<string>;
+  /** DDL targets besides the relations of `writes` (see StatementAnalysis.ddlTargets). */
+  private readonly named: DdlTarget[] = [];
   private readonly collectors: Set<RelationRef>[] = [];
 
   constructor(readonly env: Env) {}
@@ -189,6 +195,10 @@ export class Builder {
         ? Object.freeze({ column, usage, clause, relation, from: Object.freeze(uniq) })
         : Object.freeze({ column, usage, clause, from: Object.freeze(uniq) });
     this.columns.set(key, ref);
+  }
+  /** Records an object a DDL statement changes that `writes` does not hold; `schema` undefined = not named. */
+  ddlTarget(kind: DdlObjectKind, schema: string | undefined, name: string): void {
+    this.named.push(schema === undefined ? Object.freeze({ kind, name }) : Object.freeze({ kind, schema, name }));
   }
   opaque(reason: string): void {
     if (!this.opaqueReasons.includes(reason)) this.opaqueReasons.push(reason);
@@ -282,13 +292,33 @@ export class Builder {
       ...(this.deallocate ? { deallocate: Object.freeze(this.deallocate) } : {}),
       ...(this.body ? { body: this.body } : {}),
       ...(this.defines !== undefined ? { defines: this.defines } : {}),
+      ddlTargets: (classes.has('ddl') || classes.has('drop')) && this.kind !== 'truncate' ? this.ddlTargets() : NO_TARGETS,
       ...(this.searchPath !== undefined
         ? { searchPath: this.searchPath === null ? null : Object.freeze([...this.searchPath]) }
         : {}),
     };
     return Object.freeze(sa);
   }
+
+  /** The relations of `writes`, then the other objects recorded, without duplicates. */
+  private ddlTargets(): readonly DdlTarget[] {
+    const out: DdlTarget[] = [];
+    const seen = new Set<string>();
+    const add = (t: DdlTarget): void => {
+      const key = `${t.schema ?? ''}\u0000${t.schema === undefined ? '?' : ''}\u0000${t.name}`;
+      if (seen.has(key)) return;
+      seen.add(key);
+      out.push(t);
+    };
+    for (const r of this.writes.values()) {
+      add(Object.freeze({ kind: r.table === '*' ? 'schema' : 'relation', schema: r.schema, name: r.table }));
+    }
+    for (const t of this.named) add(t);
+    return Object.freeze(out);
+  }
 }
+
+const NO_TARGETS: readonly DdlTarget[] = Object.freeze([]);
 
 /** The analysis of a query string from its statements' analyses. */
 export function aggregate(sql: string, statements: StatementAnalysis[], usesPrepared: boolean): AnalysisOk {

@@ -128,6 +128,23 @@ export interface SettingChange {
   readonly via: 'set' | 'reset' | 'reset-all' | 'set_config' | 'discard-all' | 'alter-system' | 'alter-role' | 'alter-database';
 }
 
+/** What kind of object a {@link DdlTarget} is. */
+export type DdlObjectKind = 'relation' | 'routine' | 'type' | 'schema';
+
+/** An object whose definition a DDL statement creates, changes or drops. */
+export interface DdlTarget {
+  /** `relation`: a table, view, sequence, index, ... (anything of pg_class); `schema`: the schema itself (`name` is `*`). */
+  readonly kind: DdlObjectKind;
+  /**
+   * Its schema as named, or the one an unqualified relation resolved to; absent
+   * for an unqualified routine or type (it lives where CREATE puts it: the first
+   * schema of the search_path that exists, which the analysis cannot know).
+   * `*` with name `*`: every relation (DROP OWNED, REASSIGN OWNED, ...).
+   */
+  readonly schema?: string;
+  readonly name: string;
+}
+
 /** The analysis of one statement of a query string. */
 export interface StatementAnalysis {
   /** 0-based position in the query string. */
@@ -180,6 +197,16 @@ export interface StatementAnalysis {
   readonly body?: StatementAnalysis;
   /** For CREATE FUNCTION / PROCEDURE: the routine's name as written (`pay.refund`, `pg_temp.f`, `f`). */
   readonly defines?: string;
+  /**
+   * For a statement of class `ddl` or `drop` (TRUNCATE excepted: it changes rows,
+   * not definitions): the objects whose definitions it may change, in order,
+   * without duplicates: every relation of `writes` (a schema as `name: '*'`),
+   * then what `writes` cannot say: the index of CREATE INDEX, the new name of a
+   * renamed relation, routines (CREATE / ALTER / DROP / COMMENT ON / GRANT ON
+   * FUNCTION, PROCEDURE, AGGREGATE) and types (CREATE TYPE / DOMAIN, ALTER /
+   * DROP TYPE, ...). Empty for other statements.
+   */
+  readonly ddlTargets: readonly DdlTarget[];
 }
 
 /** A successfully parsed query string. */

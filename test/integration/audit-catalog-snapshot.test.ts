@@ -7,9 +7,9 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalJson, type JsonValue } from '../../src/audit/canonical.js';
+import { diffDefinitions } from '../../src/audit/catalog-diff.js';
 import {
   ddlTargets,
-  diffDefinitions,
   snapshotObjects,
   targetKey,
   type ObjectDefinition,
