@@ -131,7 +131,9 @@ export function checkAllowlist(analysis: AnalysisOk, sensitive: CompiledSensitiv
   if (sensitive.entries.length === 0 && !relationColumns) return { ok: true };
   const parsed = parseStatements(analysis.sql);
   if (!parsed.ok) return { ok: false, reason: `the statement could not be parsed (${parsed.failure.message})`, column: '', use: 'parse' };
-  const checker = new Checker(analysis, sensitive, relationColumns);
+  const rels: RelationRef[] = [];
+  for (const st of analysis.statements) rels.push(...st.reads, ...st.writes, ...(st.prepare?.statement.reads ?? []));
+  const checker = new Checker(rels, sensitive, relationColumns);
   try {
     for (const st of parsed.statements) checker.statement(st.stmt, null);
   } catch (e) {
@@ -197,6 +199,39 @@ export function createAllowlist(sensitive: CompiledSensitive, max = 2000): (anal
   };
 }
 
+/**
+ * Which columns of a view over sensitive columns carry masked values, from its definition
+ * (`pg_get_viewdef`): a column that is a plain reference to a masked column, or an expression
+ * over one. `columns` are the view's column names in order; `fallback` the types the catalog
+ * gives every column (all masked). Anything Warden cannot follow (a set operation, a `*`, a
+ * join or filter on masked columns inside the view, an unparsable text) keeps `fallback` whole.
+ */
+export function viewMaskedColumns(
+  def: string,
+  columns: readonly string[],
+  fallback: ReadonlyMap<string, string>,
+  sensitive: CompiledSensitive,
+  relationColumns?: RelationColumns,
+): ReadonlyMap<string, string> {
+  const parsed = parseStatements(def);
+  const sel = parsed.ok && parsed.statements.length === 1 ? obj(parsed.statements[0]!.stmt.SelectStmt) : undefined;
+  if (!sel) return fallback;
+  let outs: (Masked | null)[] | undefined;
+  try {
+    outs = new Checker([], sensitive, relationColumns).viewOutputs(sel);
+  } catch (e) {
+    if (e instanceof Refusal) return fallback;
+    throw e;
+  }
+  if (!outs || outs.length !== columns.length) return fallback;
+  const masked = new Map<string, string>();
+  outs.forEach((m, i) => {
+    const name = columns[i]!;
+    if (m) masked.set(name, fallback.get(name) ?? (m.type || 'text'));
+  });
+  return masked;
+}
+
 function textKey(a: AnalysisOk): string {
   let k = a.sql;
   for (const r of [...a.reads, ...a.writes]) k += `\u0000${r.name}\u0001${r.candidates.join(',')}`;
@@ -207,20 +242,46 @@ class Checker {
   readonly #rels = new Map<string, RelationRef[]>();
 
   constructor(
-    analysis: AnalysisOk,
+    rels: readonly RelationRef[],
     private readonly sensitive: CompiledSensitive,
     private readonly relationColumns: RelationColumns | undefined,
   ) {
-    const add = (r: RelationRef): void => {
+    for (const r of rels) {
       const l = this.#rels.get(r.table) ?? [];
       l.push(r);
       this.#rels.set(r.table, l);
-    };
-    for (const st of analysis.statements) {
-      for (const r of st.reads) add(r);
-      for (const r of st.writes) add(r);
-      for (const r of st.prepare?.statement.reads ?? []) add(r);
     }
+  }
+
+  /**
+   * The masked output columns of a view's SELECT (by position), or undefined when its
+   * shape is not a plain SELECT Warden can follow (the caller then masks every column).
+   */
+  viewOutputs(sel: ParseNode): (Masked | null)[] | undefined {
+    if ((typeof sel.op === 'string' && sel.op !== 'SETOP_NONE') || sel.valuesLists) return undefined;
+    const ctes = this.withClause(obj(sel.withClause), null);
+    const scope: Scope = { sources: [], parent: null, ctes };
+    for (const f of list(sel.fromClause)) this.fromItem(f, scope, scope.sources);
+    const out: (Masked | null)[] = [];
+    for (const t of list(sel.targetList)) {
+      const rt = obj(t.ResTarget);
+      if (!rt) return undefined;
+      const ref = obj(obj(rt.val)?.ColumnRef);
+      if (ref) {
+        const fields = list(ref.fields);
+        if (obj(fields[fields.length - 1])?.A_Star !== undefined) return undefined;
+        out.push(this.resolve(ref, scope)?.masked ?? null);
+        continue;
+      }
+      try {
+        this.use(rt.val, scope, 'a view column');
+        out.push(null);
+      } catch (e) {
+        if (!(e instanceof Refusal)) throw e;
+        out.push({ type: '', display: e.column });
+      }
+    }
+    return out;
   }
 
   // ------------------------------------------------------------------ statements

@@ -6,7 +6,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { analyzeSql, initSqlParser, type AnalysisOk } from '../../src/sql/index.js';
 import { compileSensitive } from '../../src/policy/sensitive.js';
-import { checkAllowlist, createAllowlist } from '../../src/masking/allowlist.js';
+import { checkAllowlist, createAllowlist, viewMaskedColumns } from '../../src/masking/allowlist.js';
 
 beforeAll(async () => {
   await initSqlParser();
@@ -198,5 +198,31 @@ describe('strict masking allowlist', () => {
     expect(c(a)).toBe(v1);
     expect(c(analyse('SELECT id FROM customers WHERE ssn = $1'))).toBe(v1);
     expect(v1.ok).toBe(false);
+  });
+});
+
+describe('view columns from their definitions', () => {
+  const all = new Map([
+    ['id', 'email'],
+    ['contact', 'email'],
+    ['who', 'name'],
+    ['n', 'email'],
+  ]);
+  it('a plain reference to a masked column, or an expression over one, carries masked values; other columns do not', () => {
+    const cols = viewMaskedColumns(' SELECT customers.id,\n    customers.email AS contact,\n    upper(customers.full_name) AS who, 1 AS n\n   FROM customers;', ['id', 'contact', 'who', 'n'], all, sensitive);
+    expect([...cols]).toEqual([
+      ['contact', 'email'],
+      ['who', 'name'],
+    ]);
+  });
+  it('through another view, with the catalog', () => {
+    const inner = new Map([['contact', 'email']]);
+    const cols = viewMaskedColumns(' SELECT customer_contacts.contact AS c2, customer_contacts.id FROM customer_contacts;', ['c2', 'id'], new Map([['c2', 'email'], ['id', 'email']]), sensitive, (r) => (r.table === 'customer_contacts' ? inner : undefined));
+    expect([...cols]).toEqual([['c2', 'email']]);
+  });
+  it('keeps every column masked when it cannot follow the definition', () => {
+    for (const def of ['SELECT id, email FROM customers UNION SELECT 1, 2', 'SELECT a.id, b.email FROM customers a JOIN customers b ON a.email = b.email', 'not sql at all', 'VALUES (1, 2)']) {
+      expect(viewMaskedColumns(def, ['id', 'contact'], all, sensitive)).toBe(all);
+    }
   });
 });
