@@ -22,6 +22,7 @@ import type { Decision } from '../policy/index.js';
 import { compileSensitive } from '../policy/sensitive.js';
 import type { SessionInfo, Verdict } from '../proxy/hooks.js';
 import { checkMaskable } from '../masking/leaks.js';
+import { createAllowlist } from '../masking/allowlist.js';
 import { deriveMaskKey } from '../masking/maskers.js';
 import { RowMasker } from '../masking/row-masker.js';
 import { mayCarryValues } from '../masking/messages.js';
@@ -59,6 +60,8 @@ export function createMaskingService(config: WardenConfig, catalog: CatalogReade
     const masks = d.matched.filter((m) => m.action === 'mask');
     return masks.length > 0 && masks.every((m) => relaxedRules.has(m.rule));
   };
+  /** Strict mode's allowlist (masking/allowlist.ts), cached per text and per catalog map. */
+  const allowlist = createAllowlist(sensitive);
   const maps = new Map<string, Promise<SensitiveColumnMap>>();
   /** Maps already loaded, for the synchronous path. */
   const ready = new Map<string, SensitiveColumnMap>();
@@ -113,6 +116,11 @@ export function createMaskingService(config: WardenConfig, catalog: CatalogReade
   return {
     verdict(s, analysis, decision) {
       if (!analysis.ok) return refuse(decision, `the statement could not be parsed (${analysis.error})`);
+      const strict = !relaxedFor(decision);
+      if (strict) {
+        const a = allowlist(analysis);
+        if (!a.ok) return refuse(decision, a.reason);
+      }
       let check = checkMaskable(analysis, sensitive);
       // Relaxed when every mask rule that applies says strict: false (outputs are still masked).
       // COPY output is never masked: not relaxed.
@@ -139,8 +147,13 @@ export function createMaskingService(config: WardenConfig, catalog: CatalogReade
       };
       used.add(s.database.name);
       const at = ready.get(s.database.name);
-      if (at && usable(at, analysis)) return forward(at);
-      return mapFor(s.database, analysis).then(forward, (err: Error) => {
+      // Strict: checked again with the catalog's masked columns (views over sensitive columns).
+      const checked = (map: SensitiveColumnMap): Verdict => {
+        const a = strict ? allowlist(analysis, map) : undefined;
+        return a && !a.ok ? refuse(decision, a.reason) : forward(map);
+      };
+      if (at && usable(at, analysis)) return checked(at);
+      return mapFor(s.database, analysis).then(checked, (err: Error) => {
         log.error({ database: s.database.name, reason: err.message }, 'cannot read the sensitive columns from the catalog');
         return refuse(decision, 'Warden could not read which columns are sensitive from the catalog, so it cannot mask the result');
       });

@@ -14,6 +14,7 @@
 import type { RelationRef } from '../sql/types.js';
 import { matchRelation, YES } from '../policy/patterns.js';
 import type { CompiledSensitive } from '../policy/sensitive.js';
+import { viewMaskedColumns } from './allowlist.js';
 
 export type Querier = (sql: string, params: unknown[]) => Promise<{ rows: Record<string, unknown>[] }>;
 
@@ -23,8 +24,10 @@ export interface SensitiveColumnMap {
   /** Relations known, by `schema.table` (unquoted, lower-case as stored). */
   hasRelation(schema: string, table: string): boolean;
   /**
-   * The masked columns (name → type) of the relations named `table` in `schema` (`*`: in any
-   * schema) — tables, and views over sensitive columns (every column of those); undefined: none.
+   * The columns (name → type) that carry masked values in the relations named `table` in
+   * `schema` (`*`: in any schema): a table's sensitive columns; a view's columns that are, or
+   * are computed from, masked columns according to its definition (every column when Warden
+   * cannot follow it); undefined: none.
    */
   maskedColumns(schema: string, table: string): ReadonlyMap<string, string> | undefined;
   /** When it was read (ms since epoch). */
@@ -40,6 +43,9 @@ JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
   AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'`;
+
+/** The definitions of views over sensitive columns (which of their columns carry masked values). */
+const VIEW_DEFS_SQL = 'SELECT c.oid::int8 AS relid, pg_catalog.pg_get_viewdef(c.oid) AS def FROM pg_catalog.pg_class c WHERE c.oid = ANY($1::oid[])';
 
 const VIEW_DEPS_SQL = `
 SELECT DISTINCT r.ev_class::int8 AS viewid, d.refobjid::int8 AS relid, d.refobjsubid::int AS attnum
@@ -124,18 +130,57 @@ export async function loadSensitiveMap(q: Querier, sensitive: CompiledSensitive)
       if (!changed) break;
     }
   }
-  // Masked columns by relation name (for the strict-mode allowlist: masking/allowlist.ts).
-  const masked = new Map<string, Map<string, Map<string, string>>>(); // table → schema → column → type
-  for (const e of byRel.values()) {
-    for (const c of e.columns.values()) {
-      if (!c.type) continue;
-      let bySchema = masked.get(e.rel);
-      if (!bySchema) masked.set(e.rel, (bySchema = new Map()));
-      let cols = bySchema.get(e.schema);
-      if (!cols) bySchema.set(e.schema, (cols = new Map()));
-      cols.set(c.name, c.type);
-    }
+  // Masked columns by relation name, for the strict-mode allowlist (masking/allowlist.ts). A view's
+  // output masking stays whole (above); which of its columns carry masked values — and so may not
+  // be filtered, joined or computed on — comes from its definition, read here, followed lazily.
+  interface Masked {
+    readonly relid: number;
+    cols: Map<string, string>;
+    readonly names: string[];
+    refined: boolean;
   }
+  const masked = new Map<string, Map<string, Masked>>(); // table → schema → its masked columns
+  const views: number[] = [];
+  for (const [relid, e] of byRel) {
+    const cols = new Map<string, string>();
+    for (const c of e.columns.values()) if (c.type) cols.set(c.name, c.type);
+    if (cols.size === 0) continue;
+    let bySchema = masked.get(e.rel);
+    if (!bySchema) masked.set(e.rel, (bySchema = new Map()));
+    const isView = e.kind === 'v' || e.kind === 'm';
+    if (isView) views.push(relid);
+    const names = [...e.columns.entries()].sort((x, y) => x[0] - y[0]).map(([, c]) => c.name);
+    bySchema.set(e.schema, { relid, cols, names, refined: !isView });
+  }
+  const defs = new Map<number, string>();
+  if (views.length > 0) {
+    const rows = (await q(VIEW_DEFS_SQL, [views])).rows;
+    for (const r of rows) if (typeof r.def === 'string') defs.set(Number(r.relid), r.def);
+  }
+  const inProgress = new Set<number>();
+  const columnsOf = (v: Masked): Map<string, string> => {
+    if (v.refined || inProgress.has(v.relid)) return v.cols;
+    const def = defs.get(v.relid);
+    inProgress.add(v.relid);
+    try {
+      if (def !== undefined) v.cols = new Map(viewMaskedColumns(def, v.names, v.cols, sensitive, (ref) => union(ref.candidates, ref.table)));
+    } finally {
+      inProgress.delete(v.relid);
+    }
+    v.refined = true;
+    return v.cols;
+  };
+  const union = (schemas: readonly string[], table: string): Map<string, string> | undefined => {
+    const bySchema = masked.get(table);
+    if (!bySchema) return undefined;
+    let out: Map<string, string> | undefined;
+    for (const [schema, v] of bySchema) {
+      if (!schemas.includes('*') && !schemas.includes(schema)) continue;
+      out ??= new Map();
+      for (const [c, t] of columnsOf(v)) if (!out.has(c)) out.set(c, t);
+    }
+    return out;
+  };
   const statsViews = new Set<string>();
   const statsTables = new Set<string>();
   for (const r of (await q(STATS_VIEWS_SQL, [])).rows) {
@@ -148,13 +193,7 @@ export async function loadSensitiveMap(q: Querier, sensitive: CompiledSensitive)
       return schema === '*' ? statsTables.has(table) : statsViews.has(`${schema}\u0000${table}`);
     },
     maskedColumns(schema, table) {
-      const bySchema = masked.get(table);
-      if (!bySchema) return undefined;
-      if (schema !== '*') return bySchema.get(schema);
-      if (bySchema.size === 1) return [...bySchema.values()][0];
-      const all = new Map<string, string>();
-      for (const cols of bySchema.values()) for (const [c, t] of cols) if (!all.has(c)) all.set(c, t);
-      return all;
+      return union([schema], table);
     },
     lookup(relid, attnum) {
       const e = byRel.get(relid);
