@@ -66,6 +66,13 @@ const ALLOWED = [
   'COPY customers (id, note) TO STDOUT',
   'SELECT 1',
   'SET search_path = public',
+  "WITH customers AS (SELECT 1 AS id, 'x' AS email) SELECT id FROM customers WHERE email = 'x'",
+  'SELECT (email) FROM customers',
+  'SELECT id, email FROM customers c WHERE EXISTS (SELECT email FROM customers d WHERE d.id = c.id)',
+  'SELECT email FROM customers GROUP BY id',
+  'SELECT email, row_number() OVER () FROM customers',
+  "SELECT x.email FROM (SELECT 'a' AS email) x, customers c WHERE x.email = 'a'",
+  'SELECT c.email FROM customers c JOIN orders o USING (id) AS j WHERE j.id = 1',
 ];
 
 const REFUSED: [string, RegExp][] = [
@@ -151,6 +158,23 @@ const REFUSED: [string, RegExp][] = [
   ['DECLARE c CURSOR WITH HOLD FOR SELECT id FROM customers ORDER BY ssn', /ORDER BY/],
   ['PREPARE p AS SELECT id FROM customers WHERE ssn = $1', /WHERE/],
   ["EXPLAIN ANALYZE SELECT id FROM customers WHERE ssn LIKE '1%'", /WHERE/],
+  // More shapes: whole rows by relation name, writes with subqueries, data-modifying CTEs.
+  ['SELECT customers FROM customers', /whole-row/],
+  ['SELECT id FROM customers c WHERE c.* IS NOT NULL', /customers\./],
+  ['SELECT id FROM customers c WHERE c IS NOT NULL', /whole-row/],
+  ["INSERT INTO orders (note) VALUES ((SELECT email FROM customers LIMIT 1))", /subquery used as a value/],
+  ["INSERT INTO customers (id, email) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET note = customers.email", /ON CONFLICT/],
+  ['WITH d AS (UPDATE customers SET note = note RETURNING email) SELECT * FROM d', /RETURNING/],
+  ['CREATE TABLE t5 AS TABLE customers', /stored/],
+  ['CREATE MATERIALIZED VIEW m5 AS SELECT ssn FROM customers', /stored/],
+  ['SELECT id FROM customers GROUP BY GROUPING SETS ((email), ())', /GROUP BY/],
+  ["SELECT string_agg(id::text, ',' ORDER BY email) FROM customers", /the ORDER BY of string_agg\(\)/],
+  ['SELECT t FROM (SELECT email FROM customers) t', /whole-row/],
+  ['SELECT * FROM customers c JOIN LATERAL (SELECT c.*) x ON true', /outer query/],
+  ['SELECT * FROM customers c, jsonb_each(to_jsonb(c)) j', /function in FROM/],
+  ['SELECT email COLLATE "C" FROM customers', /customers\.email/],
+  ['EXPLAIN ANALYZE UPDATE customers SET note = ssn', /UPDATE \.\.\. SET/],
+  ['COPY (DELETE FROM customers WHERE id = 0 RETURNING ssn) TO STDOUT', /RETURNING/],
   // Unqualified names fail closed; other schemas; billing patterns.
   ["SELECT id FROM customers c, orders o WHERE email = 'x'", /customers\.email/],
   ["SELECT customer_id FROM billing.cards WHERE card_number LIKE '4%'", /billing\.cards\.card_number \(credit_card\)/],
