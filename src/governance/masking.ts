@@ -27,6 +27,7 @@ import { deriveMaskKey } from '../masking/maskers.js';
 import { RowMasker } from '../masking/row-masker.js';
 import { mayCarryValues } from '../masking/messages.js';
 import { checkBackDoors, statisticsViews } from '../masking/back-doors.js';
+import { copyOutOf, planCopy } from '../masking/copy-out.js';
 import { loadSensitiveMap, type SensitiveColumnMap } from '../masking/sensitive-catalog.js';
 import type { CatalogReader } from './catalog-reader.js';
 
@@ -116,6 +117,10 @@ export function createMaskingService(config: WardenConfig, catalog: CatalogReade
   return {
     verdict(s, analysis, decision) {
       if (!analysis.ok) return refuse(decision, `the statement could not be parsed (${analysis.error})`);
+      // COPY ... TO STDOUT: checked as its query, its output masked like a result (masking/copy-out.ts).
+      const copy = copyOutOf(analysis, s.parameters.get('client_encoding'));
+      if (copy && !copy.ok) return refuse(decision, copy.reason);
+      if (copy) analysis = copy.analysis;
       const strict = !relaxedFor(decision);
       if (strict) {
         const a = allowlist(analysis);
@@ -142,6 +147,8 @@ export function createMaskingService(config: WardenConfig, catalog: CatalogReade
           withholdMessages: mayCarryValues(analysis, check.types.length > 0),
           onWithheldNotice: (r, id) => log.info({ session: s.id, identity: s.identity.name, request: id, sqlstate: r.code, severity: r.severity, text: r.message }, 'notice withheld from a masked identity'),
           onPlan: (m) => columns.push(...m),
+          copy: copy ? { format: copy.copy.format, plan: planCopy(copy, check.types, map), detect, key, maskerFor } : undefined,
+          deepScanComputed: analysis.reads.length > 0,
         });
         return { action: 'forward', rows, masking: { columns } };
       };

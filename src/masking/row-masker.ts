@@ -16,7 +16,9 @@ import type { RowRewriter } from '../proxy/hooks.js';
 import { decodeDataRow, encodeDataRow, type FieldDescription, type PgErrorFields } from '../wire/index.js';
 import { scrubError } from './scrub.js';
 import { provablyValueFree, recordedMessage, reducedMessage, requestId } from './messages.js';
-import { maskCell, maskCellSpans } from './cell.js';
+import { maskCell, maskCellSpans, TYPE_OIDS } from './cell.js';
+import { CopyMasker, type CopyMaskOptions } from './copy-out.js';
+import { hiddenValueType } from './normalised.js';
 import type { SensitiveColumnMap } from './sensitive-catalog.js';
 
 export interface RowMaskerOptions {
@@ -35,17 +37,26 @@ export interface RowMaskerOptions {
   readonly withholdMessages?: boolean;
   /** A notice was withheld: its masked record and request id (for the log). */
   readonly onWithheldNotice?: (record: PgErrorFields, id: string) => void;
+  /** COPY ... TO output: its fields are masked by this (copy-out.ts). */
+  readonly copy?: CopyMaskOptions;
+  /** Computed text columns are also scanned in normalised forms (normalised.ts): the statement reads tables. */
+  readonly deepScanComputed?: boolean;
   /** Called once per result set with the number of masked columns (for the audit). */
   readonly onPlan?: (masked: readonly string[]) => void;
 }
 
-type Plan = { kind: 'mask'; type: string; masker: MaskerName; typeOid: number; format: 0 | 1 } | { kind: 'scan'; typeOid: number; format: 0 | 1 } | null;
+type Plan = { kind: 'mask'; type: string; masker: MaskerName; typeOid: number; format: 0 | 1 } | { kind: 'scan'; typeOid: number; format: 0 | 1; deep: boolean } | null;
+
+/** Types whose text-format cells the normalised scan reads. */
+const DEEP_SCANNED: ReadonlySet<number> = new Set([TYPE_OIDS.text, TYPE_OIDS.varchar, TYPE_OIDS.bpchar, TYPE_OIDS.name, TYPE_OIDS.unknown, TYPE_OIDS.json, 1009, 1015]);
 
 export class RowMasker implements RowRewriter {
   #plans: Plan[] = [];
   #active = false;
 
-  constructor(private readonly o: RowMaskerOptions) {}
+  constructor(private readonly o: RowMaskerOptions) {
+    this.#initCopy();
+  }
 
   describe(fields: readonly FieldDescription[]): void {
     const masked: string[] = [];
@@ -58,7 +69,8 @@ export class RowMasker implements RowRewriter {
         masked.push(f.name);
         return { kind: 'mask', type, masker: this.o.maskerFor(type), typeOid: f.typeOid, format };
       }
-      return this.o.detect.length > 0 ? { kind: 'scan', typeOid: f.typeOid, format } : null;
+      const deep = this.o.deepScanComputed === true && f.tableOid === 0 && format === 0 && DEEP_SCANNED.has(f.typeOid);
+      return this.o.detect.length > 0 ? { kind: 'scan', typeOid: f.typeOid, format, deep } : null;
     });
     this.#active = this.#plans.some((p) => p !== null);
     this.o.onPlan?.(masked);
@@ -88,6 +100,33 @@ export class RowMasker implements RowRewriter {
     return reducedMessage(fields, id);
   }
 
+  #copy: CopyMasker | undefined;
+  #copyBinary = false;
+
+  /** Set only for a COPY ... TO (the tracker then hands over its CopyData). */
+  copyOut?: (format: number, columns: number) => void;
+  copyData?: (raw: Buffer, body: Buffer) => Buffer | null;
+
+  #initCopy(): void {
+    const copy = this.o.copy;
+    if (!copy) return;
+    this.copyOut = (format) => {
+      this.#copyBinary = format !== 0;
+      this.#copy = new CopyMasker(copy);
+    };
+    this.copyData = (raw, body) => {
+      // Binary COPY is refused before it runs; should one come anyway, none of its data passes.
+      if (this.#copyBinary || !this.#copy) return null;
+      const out = this.#copy.row(body);
+      if (!out) return raw;
+      const msg = Buffer.allocUnsafe(5 + out.length);
+      msg[0] = 0x64; // 'd' CopyData
+      msg.writeInt32BE(4 + out.length, 1);
+      out.copy(msg, 5);
+      return msg;
+    };
+  }
+
   rewrite(raw: Buffer, body: Buffer): Buffer {
     if (!this.#active) return raw;
     const cells = decodeDataRow(body);
@@ -101,6 +140,15 @@ export class RowMasker implements RowRewriter {
         changed = true;
       } else {
         const out = maskCellSpans(cell, plan.typeOid, plan.format, this.o.detect, this.o.key, this.o.maskerFor);
+        if (out === cell && plan.deep) {
+          // Bent out of shape (separators removed, case changed, reversed): masked whole.
+          const hidden = hiddenValueType(cell.toString('utf8'), this.o.detect);
+          if (hidden !== undefined) {
+            cells[i] = maskCell(cell, plan.typeOid, 0, hidden, this.o.maskerFor(hidden), this.o.key);
+            changed = true;
+            continue;
+          }
+        }
         if (out !== cell) {
           cells[i] = out;
           changed = true;

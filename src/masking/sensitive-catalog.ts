@@ -34,6 +34,8 @@ export interface SensitiveColumnMap {
   readonly loadedAt: number;
   /** A view built (directly or through other views) over the column statistics (pg_statistic, pg_statistic_ext_data); `*`: any schema. */
   readsStatistics?(schema: string, table: string): boolean;
+  /** The columns of a relation in order (COPY table TO: its fields); undefined: relation unknown. */
+  columnsOf?(schema: string, table: string): readonly string[] | undefined;
 }
 
 const COLUMNS_SQL = `
@@ -89,11 +91,13 @@ export async function loadSensitiveMap(q: Querier, sensitive: CompiledSensitive)
   const cols = (await q(COLUMNS_SQL, [])).rows;
   const byRel = new Map<number, { kind: string; schema: string; rel: string; columns: Map<number, { name: string; type: string | null }> }>();
   const names = new Set<string>();
+  const relIds = new Map<string, number>();
   for (const r of cols) {
     const relid = Number(r.relid);
     const schema = String(r.schema);
     const rel = String(r.rel);
     names.add(`${schema}\u0000${rel}`);
+    relIds.set(`${schema}\u0000${rel}`, relid);
     let e = byRel.get(relid);
     if (!e) {
       e = { kind: String(r.kind), schema, rel, columns: new Map() };
@@ -189,6 +193,16 @@ export async function loadSensitiveMap(q: Querier, sensitive: CompiledSensitive)
   }
   return {
     loadedAt: Date.now(),
+    columnsOf(schema, table) {
+      let id = relIds.get(`${schema}\u0000${table}`);
+      if (schema === '*') {
+        // Any schema: only when one relation has that name.
+        const ids = [...relIds].filter(([k]) => k.endsWith(`\u0000${table}`)).map(([, v]) => v);
+        id = ids.length === 1 ? ids[0] : undefined;
+      }
+      const e = byRel.get(id ?? -1);
+      return e ? [...e.columns.entries()].sort((a, b) => a[0] - b[0]).map(([, c]) => c.name) : undefined;
+    },
     readsStatistics(schema, table) {
       return schema === '*' ? statsTables.has(table) : statsViews.has(`${schema}\u0000${table}`);
     },

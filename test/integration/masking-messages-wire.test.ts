@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { baseYaml, PASSWORDS, startEnv, direct, type TestEnv } from '../helpers/warden-env.js';
 import { runPsql } from '../helpers/psql.js';
@@ -316,6 +317,125 @@ describe('masking: errors, notices, statistics, settings and COPY carry no value
       expect(leaks(status.join(' ') + notified.join(' '))).toEqual([]);
     } finally {
       await c.end();
+    }
+  });
+
+  // ---- item 5: COPY and free text ---------------------------------------------------------
+
+  const psqlAs = (who: 'alice' | 'agent', sql: string) =>
+    runPsql({ port: env.warden.port, user: who, password: PASSWORDS[who], database: 'app', args: ['-A', '-t', '-c', sql] });
+  const psqlDirect = (sql: string) =>
+    runPsql({ port: env.cluster.port, user: 'warden_svc', password: 'svc-Secret-9f8e', database: 'app', args: ['-A', '-t', '-c', sql] });
+
+  /** COPY statements whose output carries real values directly; through Warden masked (and each output checked). */
+  const COPIES: [string, (lines: string[]) => void][] = [
+    [
+      'COPY customers TO STDOUT',
+      (l) => {
+        expect(l.map((x) => x.split('\t')[0]).sort()).toEqual(['1', '2']);
+        const one = l.find((x) => x.startsWith('1\t'))!.split('\t');
+        expect(one[4]).toBe('***-**-6789');
+        expect(one[5]).toBe('prefers email');
+      },
+    ],
+    [
+      'COPY customers (id, ssn, email) TO STDOUT WITH (FORMAT csv, HEADER)',
+      (l) => {
+        expect(l[0]).toBe('id,ssn,email');
+        expect(l.slice(1).filter((x) => x.startsWith('1,***-**-6789,')), l.join('\n')).toHaveLength(1);
+      },
+    ],
+    [`COPY public.customers (full_name, note) TO STDOUT WITH CSV DELIMITER ';' QUOTE '''' NULL 'nil'`, (l) => expect(l).toHaveLength(2)],
+    ['COPY (SELECT email, full_name FROM customers ORDER BY id) TO STDOUT', (l) => expect(l).toHaveLength(2)],
+    ['COPY (SELECT * FROM customer_contacts) TO STDOUT WITH (FORMAT csv)', (l) => expect(l).toHaveLength(2)],
+    [
+      'COPY (SELECT memo FROM notes ORDER BY id) TO STDOUT',
+      (l) => {
+        expect(l).toHaveLength(3);
+        expect(l[2]).toBe('nothing here');
+        expect(l[0]).toMatch(/^call .* after 5$/);
+      },
+    ],
+    [`COPY notes TO STDOUT WITH (FORMAT csv, DELIMITER '|')`, (l) => expect(l).toContain('3|nothing here')],
+    [`COPY (SELECT replace(memo, ' ', '') FROM notes ORDER BY id) TO STDOUT`, (l) => expect(l).toHaveLength(3)],
+    ['COPY (SELECT upper(memo) FROM notes ORDER BY id) TO STDOUT WITH CSV', (l) => expect(l).toHaveLength(3)],
+    ['COPY (SELECT reverse(memo) FROM notes ORDER BY id) TO STDOUT', (l) => expect(l).toHaveLength(3)],
+    [`COPY (SELECT translate(memo, ' +', '') FROM notes ORDER BY id) TO STDOUT`, (l) => expect(l).toHaveLength(3)],
+  ];
+
+  it.each(MASKED)('COPY ... TO STDOUT (%s) is masked like a query result: text and CSV, tables, queries and views; psql', async (who) => {
+    for (const [sql, check] of COPIES) {
+      const d = await psqlDirect(sql);
+      expect(d.code, d.err).toBe(0);
+      expect(leaks(d.out).length, `${sql} directly: ${d.out}`).toBeGreaterThan(0);
+      const p = await psqlAs(who, sql);
+      const all = `${p.out}\n${p.err}`;
+      expect(leaks(all), `${sql}: ${all}`).toEqual([]);
+      if (p.code !== 0) {
+        // Strict mode may refuse a COPY of computed values; relaxed mode runs them all.
+        expect(who, `${sql}: ${p.err}`).toBe('alice');
+        expect(p.err).toMatch(/masks sensitive data/);
+        continue;
+      }
+      check(p.out.replace(/\n$/, '').split('\n'));
+    }
+  });
+
+  it('binary COPY and COPY TO a file are refused; postgres.js reads a masked COPY stream', async () => {
+    const c = await env.connect('agent');
+    try {
+      for (const sql of ['COPY customers TO STDOUT WITH (FORMAT binary)', 'COPY customers TO STDOUT BINARY', "COPY (SELECT memo FROM notes) TO '/tmp/x.txt'"]) {
+        const e = await c.query(sql).catch((x: unknown) => x);
+        expect((e as pg.DatabaseError).code, sql).toBe('42501');
+      }
+      expect((await c.query('SELECT count(*)::int AS n FROM notes')).rows[0].n).toBe(3);
+    } finally {
+      await c.end();
+    }
+    const sql = postgres({ host: '127.0.0.1', port: env.warden.port, user: 'agent', password: PASSWORDS.agent, database: 'app', max: 1 });
+    try {
+      const stream = await sql`COPY (SELECT id, email, memo FROM customers JOIN notes USING (id)) TO STDOUT WITH (FORMAT csv)`.readable();
+      const chunks: Buffer[] = [];
+      for await (const ch of stream) chunks.push(Buffer.from(ch as Buffer));
+      const out = Buffer.concat(chunks).toString('utf8');
+      expect(out.trim().split('\n')).toHaveLength(2);
+      expect(leaks(out), out).toEqual([]);
+    } finally {
+      await sql.end();
+    }
+  });
+
+  it.each(MASKED)('free text computed from a scanned column (%s) is scanned after normalisation', async (who) => {
+    const texts: [string, string][] = [
+      [`SELECT replace(memo, ' ', '') AS v FROM notes`, 'nothinghere'],
+      ['SELECT upper(memo) AS v FROM notes', 'NOTHING HERE'],
+      [`SELECT memo || '' AS v FROM notes`, 'nothing here'],
+      ['SELECT reverse(memo) AS v FROM notes', 'ereh gnihton'],
+      [`SELECT translate(memo, ' +-', '') AS v FROM notes`, 'nothinghere'],
+      [`SELECT regexp_replace(memo, '[^0-9]', '', 'g') AS v FROM notes`, ''],
+    ];
+    const d = await svc();
+    const c = await env.connect(who);
+    try {
+      let leakedDirectly = 0;
+      for (const [q, untouched] of texts) {
+        const r0 = await d.query(q);
+        if (leaks(JSON.stringify(r0.rows)).length > 0) leakedDirectly++;
+        const r = await c.query(q).catch((x: unknown) => x);
+        if (r instanceof Error) {
+          expect(who).toBe('alice');
+          continue;
+        }
+        const rows = (r as pg.QueryResult).rows;
+        const text = JSON.stringify(rows);
+        expect(leaks(text), `${q}: ${text}`).toEqual([]);
+        // A value with nothing to find passes unchanged.
+        expect(rows.map((x) => x.v)).toContain(untouched);
+      }
+      expect(leakedDirectly).toBe(texts.length);
+    } finally {
+      await c.end();
+      await d.end();
     }
   });
 });
