@@ -309,6 +309,20 @@ describe('legitimate masked reads still work', () => {
     }
   });
 
+  it("views: a column that is a masked column's plain reference cannot be filtered on (also through another view); the others can", async () => {
+    const c = await env.connect('alice');
+    try {
+      await expect(c.query("SELECT id FROM customer_contacts WHERE contact LIKE 'a%'")).rejects.toMatchObject({ code: '42501', message: /customer_contacts\.contact \(email\) is used in WHERE/ });
+      await expect(c.query("SELECT 1 FROM contacts_of_contacts WHERE c2 > 'm'")).rejects.toMatchObject({ code: '42501', message: /contacts_of_contacts\.c2 \(email\) is used in WHERE/ });
+      await expect(c.query('SELECT who FROM customer_contacts ORDER BY who')).rejects.toMatchObject({ code: '42501', message: /customer_contacts\.who \(name\)/ });
+      const r = await c.query('SELECT who, contact FROM customer_contacts WHERE id = 2 ORDER BY id');
+      expect(r.rows).toHaveLength(1);
+      expect(leaks(JSON.stringify(r.rows))).toEqual([]);
+    } finally {
+      await c.end();
+    }
+  });
+
   it('psql', async () => {
     const p = await runPsql({ port: env.warden.port, user: 'alice', password: PASSWORDS.alice, database: 'app', args: ['-A', '-t', '-v', 'ON_ERROR_STOP=1', ...READS.flatMap((x) => ['-c', x.sql])] });
     expect(p.code, p.err).toBe(0);
