@@ -72,7 +72,7 @@ const literal: fc.Arbitrary<string> = fc.oneof(
   { weight: 1, arbitrary: fc.tuple(stringBody, pick('', " UESCAPE '!'", " UESCAPE '#'", " uescape '+'")).map(([b, u]) => `U&'${b}'${u}`) },
   { weight: 1, arbitrary: pick("B'101'", "b'1'", "X'1F'", "x'ff'", "N'abc'", "n''") },
   { weight: 1, arbitrary: fc.tuple(pick('$$', '$a$', '$tag$', '$_$'), stringBody).map(([t, b]) => `${t}${b}${t}`) },
-  { weight: 1, arbitrary: fc.tuple(stringBody, stringBody, pick('\n', ' \n ', '\r', '\n--c\n', ' ')).map(([a, b, w]) => `'${a}'${w}'${b}'`) },
+  { weight: 1, arbitrary: fc.tuple(stringBody, stringBody, pick('\n', ' \n ', '\r', '\n--c\n', ' ', '\v\n', '\n\v', '\f\n', '\n\f', '\v', '\t\n\t')).map(([a, b, w]) => `'${a}'${w}'${b}'`) },
   { weight: 1, arbitrary: pick('true', 'false', 'NULL', 'DEFAULT') },
   { weight: 1, arbitrary: pick('$1', '$2', '$10', '?', '?n', '?s', '?i', '$') },
 );
@@ -219,7 +219,9 @@ const LITERAL_TOKENS = new Set(['ICONST', 'FCONST', 'SCONST']);
 function scannerShape(sql: string): string | null {
   let tokens: { start: number; end: number; tokenName: string }[];
   try {
-    tokens = scanSync(sql).tokens;
+    // libpg-query's scan result is JSON that breaks on a raw control character in a token; \v
+    // and \f are whitespace to PostgreSQL's lexer, as a space is (same length: offsets hold).
+    tokens = scanSync(sql.replace(/[\v\f]/g, ' ')).tokens;
   } catch {
     return null;
   }
@@ -260,7 +262,11 @@ function checkText(sql: string): void {
     if (own.ok !== a.ok) {
       // A check of a value in the grammar (float(54), ...) fails one of them: fine as long as
       // both are the same tokens (nothing misread), so the upstream refuses the same way.
-      expect(scannedTwice(sql, other), `${JSON.stringify(sql)} and ${JSON.stringify(other)}: one parses, the other does not`).toEqual([shape, shape]);
+      // (Unless the scanner cannot say: libpg-query's scan output breaks on control characters.)
+      const both = scannedTwice(sql, other);
+      if (both[0] !== null && both[1] !== null) {
+        expect(both, `${JSON.stringify(sql)} and ${JSON.stringify(other)}: one parses, the other does not`).toEqual([shape, shape]);
+      }
       continue;
     }
     expect(policyView(a), `${JSON.stringify(sql)} and ${JSON.stringify(other)} share shape ${JSON.stringify(shape)}`).toEqual(ownView);

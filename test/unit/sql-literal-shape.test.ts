@@ -59,6 +59,11 @@ describe('literalShape', () => {
     expect(literalShape('select 2147483647')).toBe('select ?i');
   });
 
+  it('refuses a string continued across a vertical tab and a newline, which PostgreSQL reads as one literal', () => {
+    expect(literalShape("select 'a'\v\n'b'")).toBeNull();
+    expect(literalShape("select 'a'\n\v'b'")).toBeNull();
+  });
+
   it('refuses a ? inside a quoted identifier (every ? of a shape is a placeholder)', () => {
     expect(literalShape('select "?n" from t where a = 1')).toBeNull();
   });
