@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import YAML from 'yaml';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { baseYaml, PASSWORDS, startEnv, direct, type TestEnv } from '../helpers/warden-env.js';
@@ -18,6 +19,7 @@ const REAL = {
   emails: ['ann.real@corp-real.com', 'bart.true@corp-real.com'],
   phones: ['+1 415 555 0100', '+1 415 555 0199'],
   ssns: ['123-45-6789', '987-65-4329'],
+  cards: ['4111 1111 1111 1111', '5500 0000 0000 0004'],
   memoPhone: '+1 415 555 0142',
   memoEmail: 'zed.memo@corp-real.com',
 };
@@ -34,9 +36,11 @@ sensitive:
     public.customers.full_name: name
     public.customers.phone: phone
     public.customers.ssn: ssn
-  detect: [email, phone, ssn]
+    "billing.*.card_number": credit_card
+  detect: [email, phone, credit_card, ssn]
   maskers:
     ssn: partial
+    credit_card: partial
   key: test-mask-key-0123456789abcdef
 rules:
   - name: mask-pii-except-dba
@@ -67,11 +71,18 @@ describe('masking: errors, notices, statistics, settings and COPY carry no value
     const sql = [
       'CREATE TABLE customers (id int PRIMARY KEY, full_name text, email text UNIQUE, phone text, ssn text, note text)',
       `INSERT INTO customers VALUES (1, '${REAL.names[0]}', '${REAL.emails[0]}', '${REAL.phones[0]}', '${REAL.ssns[0]}', 'prefers email'),
-        (2, '${REAL.names[1]}', '${REAL.emails[1]}', '${REAL.phones[1]}', '${REAL.ssns[1]}', 'call later')`,
+        (2, '${REAL.names[1]}', '${REAL.emails[1]}', '${REAL.phones[1]}', '${REAL.ssns[1]}', 'call ${REAL.phones[1]} after 5')`,
       'CREATE TABLE notes (id int PRIMARY KEY, memo text)',
       `INSERT INTO notes VALUES (1, 'call ${REAL.memoPhone} after 5'), (2, 'write to ${REAL.memoEmail} first'), (3, 'nothing here')`,
       'CREATE TABLE chk (v text CHECK (length(v) < 5))',
-      'CREATE VIEW customer_contacts AS SELECT id, email AS contact FROM customers',
+      'CREATE VIEW customer_contacts AS SELECT id, email AS contact, full_name AS who FROM customers',
+      'CREATE VIEW contacts_of_contacts AS SELECT contact AS c2 FROM customer_contacts',
+      'CREATE SCHEMA billing',
+      'CREATE TABLE billing.cards (customer_id int, card_number text)',
+      `INSERT INTO billing.cards VALUES (1, '${REAL.cards[0]}'), (2, '${REAL.cards[1]}')`,
+      'GRANT ALL ON SCHEMA billing TO warden_svc',
+      'GRANT ALL ON ALL TABLES IN SCHEMA billing TO warden_svc',
+      'ANALYZE billing.cards',
       `CREATE FUNCTION shout(t text) RETURNS text LANGUAGE plpgsql AS $$ BEGIN RAISE NOTICE 'got %', t; RAISE WARNING 'w %', t; RETURN 'ok'; END $$`,
       'GRANT ALL ON ALL TABLES IN SCHEMA public TO warden_svc',
       'ANALYZE customers',
@@ -438,4 +449,81 @@ describe('masking: errors, notices, statistics, settings and COPY carry no value
       await d.end();
     }
   });
+  // ---- the corpus: attempts through channels outside the result rows ---------------------
+
+  interface ChannelAttempt {
+    readonly channel: 'error' | 'notice' | 'stats' | 'settings' | 'copy' | 'freetext';
+    readonly setup: string[];
+    readonly sql: string;
+  }
+  const corpus = YAML.parse(fs.readFileSync(path.resolve(import.meta.dirname, '../corpus/masking-bypass.yaml'), 'utf8')) as unknown[];
+  const channelAttempts = corpus.filter((e): e is ChannelAttempt => typeof e === 'object' && e !== null && typeof (e as { channel?: unknown }).channel === 'string');
+
+  /** Everything a client sees of an attempt: rows, error fields, notices, notifications, ParameterStatus. */
+  async function observe(cfg: pg.ClientConfig, a: ChannelAttempt): Promise<{ text: string; outcome: string }> {
+    const seen: string[] = [];
+    const c = new pg.Client(cfg);
+    c.on('notice', (n) => seen.push(errorText(n)));
+    c.on('notification', (n) => seen.push(`${n.channel}: ${n.payload ?? ''}`));
+    await c.connect();
+    (c as unknown as { connection: { on(e: string, f: (m: { parameterName: string; parameterValue: string }) => void): void } }).connection.on('parameterStatus', (m) =>
+      seen.push(`${m.parameterName}=${m.parameterValue}`),
+    );
+    let outcome = 'ok';
+    try {
+      for (const s of a.setup) {
+        const e = await c.query(s).then(
+          () => undefined,
+          (x: unknown) => x as pg.DatabaseError,
+        );
+        if (e?.code === '42501') return { text: seen.join('\n') + errorText(e), outcome: '42501 (setup)' };
+        if (e) throw new Error(`setup of ${a.sql} failed: ${s}: ${e.message}`);
+      }
+      const r = await c.query(a.sql).catch((x: unknown) => x as pg.DatabaseError);
+      if (r instanceof Error) {
+        seen.push(errorText(r));
+        outcome = (r as pg.DatabaseError).code ?? 'error';
+      } else seen.push(JSON.stringify((Array.isArray(r) ? r : [r]).map((x: pg.QueryResult) => x.rows)));
+      await new Promise((res) => setTimeout(res, 30)); // notifications
+    } finally {
+      await c.end().catch(() => undefined);
+    }
+    return { text: seen.join('\n'), outcome };
+  }
+
+  async function observeCopy(port: number, user: string, password: string, sql: string): Promise<{ text: string; outcome: string }> {
+    const p = await runPsql({ port, user, password, database: 'app', args: ['-A', '-t', '-c', sql] });
+    return { text: `${p.out}\n${p.err}`, outcome: p.code === 0 ? 'ok' : /42501|masks sensitive data/.test(p.err) ? '42501' : `exit ${p.code}` };
+  }
+
+  it(`the corpus's channel attempts (${channelAttempts.length}) return real values directly, and none through Warden`, async () => {
+    expect(channelAttempts.length).toBeGreaterThanOrEqual(100);
+    expect(new Set(channelAttempts.map((a) => a.channel))).toEqual(new Set(['error', 'notice', 'stats', 'settings', 'copy', 'freetext']));
+    const directCfg: pg.ClientConfig = { host: '127.0.0.1', port: env.cluster.port, user: 'warden_svc', password: 'svc-Secret-9f8e', database: 'app' };
+    const notDirect: string[] = [];
+    const failures: string[] = [];
+    const outcomes = new Map<string, number>();
+    for (const a of channelAttempts) {
+      const binary = /format binary/i.test(a.sql);
+      const d = a.channel === 'copy' ? await observeCopy(env.cluster.port, 'warden_svc', 'svc-Secret-9f8e', a.sql) : await observe(directCfg, a);
+      // Binary COPY: the value is there in its binary form (not searched for); it is refused through Warden.
+      if (!binary && leaks(d.text).length === 0) notDirect.push(`${a.sql}\n    ${d.text.slice(0, 300)}`);
+      for (const who of MASKED) {
+        const w = a.channel === 'copy' ? await observeCopy(env.warden.port, who, PASSWORDS[who], a.sql) : await observe(env.client(who), a);
+        const key = `${a.channel} ${who} ${w.outcome.startsWith('42501') ? 'refused' : w.outcome === 'ok' ? 'ok' : 'error'}`;
+        outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
+        const found = leaks(w.text);
+        if (found.length > 0) failures.push(`${who}: ${a.sql}\n    leaked ${found.join(', ')}: ${w.text.slice(0, 300)}`);
+        if (binary && !w.outcome.startsWith('42501')) failures.push(`${who}: ${a.sql} was not refused`);
+      }
+    }
+    expect(notDirect).toEqual([]);
+    expect(failures).toEqual([]);
+    // Not all refusals: errors and notices arrive (withheld), COPY and free text come back masked.
+    expect(outcomes.get('copy agent ok') ?? 0).toBeGreaterThanOrEqual(10);
+    expect(outcomes.get('freetext agent ok') ?? 0).toBeGreaterThanOrEqual(10);
+    expect(outcomes.get('error agent error') ?? 0).toBeGreaterThanOrEqual(20);
+    expect(outcomes.get('notice agent ok') ?? 0).toBeGreaterThanOrEqual(10);
+    expect(outcomes.get('stats alice refused')).toBe(channelAttempts.filter((a) => a.channel === 'stats').length);
+  }, 300_000);
 });
