@@ -7,7 +7,7 @@ import type { Logger } from './log/logger.js';
 import { defaultMaxConnections, raiseFileLimit } from './util/fd-limit.js';
 import { ProxyServer } from './proxy/server.js';
 import { nativeIo } from './proxy/native-io.js';
-import type { SessionHooks, SessionInfo, StatementOutcome, StatementSource, Verdict } from './proxy/hooks.js';
+import { FORWARD, type SessionHooks, type SessionInfo, type StatementOutcome, type StatementSource, type Verdict } from './proxy/hooks.js';
 import { initSqlParser } from './sql/index.js';
 import { createStatementPolicy, type StatementPolicy } from './governance/statement-policy.js';
 import { startAdmin, type AdminServer } from './admin/server.js';
@@ -112,7 +112,7 @@ export function credentialGuard(tokens: TokenService | undefined): SessionHooks 
   return {
     statement: (s) => {
       const a = s.auth;
-      if (a.method === 'password') return FORWARD_VERDICT;
+      if (a.method === 'password') return FORWARD;
       const now = new Date();
       const what = a.method === 'token' ? `token ${a.tokenId ?? ''}`.trim() : 'the OIDC token';
       if (a.expiresAt && now >= a.expiresAt) {
@@ -121,12 +121,10 @@ export function credentialGuard(tokens: TokenService | undefined): SessionHooks 
       if (a.method === 'token' && a.tokenId && tokens && !tokens.stillValid(a.tokenId, now)) {
         return { action: 'error', fatal: true, error: { code: '28000', message: `${what} this session logged in with was revoked; log in again` } };
       }
-      return FORWARD_VERDICT;
+      return FORWARD;
     },
   };
 }
-
-const FORWARD_VERDICT: Verdict = Object.freeze({ action: 'forward' as const });
 
 export async function startWarden(o: StartOptions): Promise<Warden> {
   await initSqlParser();
@@ -175,7 +173,7 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
     o.config.rules.length > 0 && reader
       ? createCodeCatalog({ query: (db, sql) => reader.query(db, sql, []), log: o.log })
       : undefined;
-  const policy = createStatementPolicy(o.config, o.log, undefined, auditor, masking, approvals, code);
+  const policy = createStatementPolicy(o.config, o.log, { auditor, masking, approvals, code });
   // Like PostgreSQL and PgBouncer: the soft open-file limit up to the hard one, and a connection
   // cap below it, so Warden can always still refuse a client clearly (53300) instead of running dry.
   const fileLimit = raiseFileLimit();

@@ -1,6 +1,7 @@
 /**
- * Approvals on the wire: the verdict for a statement whose decision is
- * `approve`, and the decisions that release it.
+ * Approvals on the wire: how a statement whose decision is `approve` is held
+ * until approved or refused (the statement pipeline then goes on to masking),
+ * and the decisions that release it.
  *
  * - **hold** (default): a request is created in the state store and the
  *   statement waits on the wire — the session holds the client's messages, other
@@ -25,7 +26,7 @@ import type { Logger } from '../log/logger.js';
 import type { Analysis } from '../sql/index.js';
 import { normalizeSql } from '../sql/normalize.js';
 import type { Decision } from '../policy/index.js';
-import type { SessionInfo, StatementSource, Verdict } from '../proxy/hooks.js';
+import type { ErrorVerdictFields, SessionInfo, StatementSource } from '../proxy/hooks.js';
 import type { AuditLog } from '../audit/log.js';
 import type { ApprovalRequest, ApprovalStatus, GrantRecord, StateStore } from '../store/types.js';
 import { newId } from '../store/ids.js';
@@ -42,9 +43,14 @@ export class ApprovalError extends Error {
   }
 }
 
+/** How an approval ended: approved (or covered by a grant or an earlier approval), or refused with this error. */
+export type ApprovalResult = { readonly approved: true } | { readonly approved: false; readonly error: ErrorVerdictFields };
+
+const APPROVED: ApprovalResult = Object.freeze({ approved: true as const });
+
 export interface ApprovalService {
-  /** The verdict for an `approve` decision; `next` is the verdict to use once approved. */
-  verdict(s: SessionInfo, stmt: StatementSource, analysis: Analysis, decision: Decision, next: () => Verdict | Promise<Verdict>): Promise<Verdict>;
+  /** Carries out an `approve` decision: waits for the request it creates (hold), or refuses at once (reject mode, denied, expired, cancelled). */
+  approve(s: SessionInfo, stmt: StatementSource, analysis: Analysis, decision: Decision): Promise<ApprovalResult>;
   list(o?: { status?: ApprovalStatus; limit?: number }): Promise<ApprovalRequest[]>;
   get(id: string): Promise<ApprovalRequest>;
   /** A request as shown to approvers: text up to the service's cap, else a visible marker; `full`: all of it. */
@@ -224,7 +230,7 @@ export function createApprovalService(o: ApprovalServiceOptions): ApprovalServic
     }
   };
 
-  const refuse = (code: string, message: string, hint?: string): Verdict => ({ action: 'error', error: { code, message, ...(hint ? { hint } : {}) } });
+  const refuse = (code: string, message: string, hint?: string): ApprovalResult => ({ approved: false, error: { code, message, ...(hint ? { hint } : {}) } });
 
   /** Waits until the request leaves `pending`; the outcome. */
   const waitFor = (s: SessionInfo, r: ApprovalRequest): Promise<ApprovalStatus> =>
@@ -276,7 +282,7 @@ export function createApprovalService(o: ApprovalServiceOptions): ApprovalServic
   const record = (type: string, data: Record<string, unknown>): void => audit?.record(type, data as never);
 
   return {
-    async verdict(s, stmt, analysis, decision, next) {
+    async approve(s, stmt, analysis, decision) {
       const now = new Date();
       const rules = decision.approvals.map((a) => ({ rule: a.rule, reason: a.reason, groups: [...(a.approvers?.groups ?? [])], count: a.approvers?.count ?? 1 }));
       // A just-in-time grant covering every rule that asks.
@@ -284,7 +290,7 @@ export function createApprovalService(o: ApprovalServiceOptions): ApprovalServic
       const covering = rules.map((r) => grants.find((g) => g.rule === r.rule && (g.database === undefined || g.database === s.database.name)));
       if (covering.every((g) => g !== undefined)) {
         record('approval.grant_used', { session: s.id, identity: s.identity.name, grants: covering.map((g) => g!.id), rules: rules.map((r) => r.rule) });
-        return next();
+        return APPROVED;
       }
       // Parameters in full (binary ones as hex): the approver sees them and the reject-mode key covers all of them.
       const params =
@@ -297,7 +303,7 @@ export function createApprovalService(o: ApprovalServiceOptions): ApprovalServic
         const ok = await store.findApproved(s.identity.name, fingerprint, now.toISOString());
         if (ok && (await store.setStatus(ok.id, 'approved', 'used', now.toISOString()))) {
           record('approval.used', { session: s.id, identity: s.identity.name, request: ok.id });
-          return next();
+          return APPROVED;
         }
       }
       const sql = sensitive ? (normalizeSql(stmt.sql) ?? '<statement withheld: touches sensitive columns>') : stmt.sql;
@@ -351,7 +357,7 @@ export function createApprovalService(o: ApprovalServiceOptions): ApprovalServic
       switch (outcome) {
         case 'approved': {
           await store.setStatus(req.id, 'approved', 'used', new Date().toISOString()).catch(() => false);
-          return next();
+          return APPROVED;
         }
         case 'denied': {
           const d = final?.decisions.find((x) => x.decision === 'deny');

@@ -1,8 +1,13 @@
 /**
  * The policy on the wire: for each statement, analysis with PostgreSQL's
- * parser (cached), a decision by the policy engine, and the verdict the
- * session enforces. Fail-closed: an action this build cannot carry out
- * (approval, masking of sensitive values) refuses the statement.
+ * parser (cached), the code it runs (code-catalog.ts), a decision by the policy
+ * engine, and the ruling the statement pipeline carries out
+ * (statement-pipeline.ts: guard → policy → approval → masking → audit).
+ * Fail-closed: an action this Warden cannot carry out (approval, masking of
+ * sensitive values, when not configured) refuses the statement.
+ *
+ * The per-session state lives here: the search_path and prepared statements the
+ * analysis depends on, the verdict memo, and the routines the session created.
  */
 import type { RuleMatch, WardenConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
@@ -10,12 +15,12 @@ import { AnalysisCache, PreparedStatements, parseSearchPath, type Analysis, type
 import { isLiteralIndependent, literalShape } from '../sql/literal-shape.js';
 import { decide, policyFromConfig, type CompiledPolicy, type Decision } from '../policy/index.js';
 import { intentOf } from '../intent/sqlcommenter.js';
-import type { SessionHooks, SessionInfo, StatementOutcome, StatementSource, Verdict } from '../proxy/hooks.js';
+import type { ErrorVerdictFields, SessionHooks, SessionInfo, StatementOutcome, StatementSource } from '../proxy/hooks.js';
 import type { StatementAuditor } from './statement-audit.js';
 import type { MaskingService } from './masking.js';
 import type { ApprovalService } from './approvals.js';
 import { localRoutineOf, withLocal, type CodeCatalog, type InvalidationScope, type LocalRoutine, type LocalRoutines } from './code-catalog.js';
-import { LEXING_SETTINGS } from '../wire/client-text.js';
+import { statementPipeline, type PolicyStep, type Ruling } from './statement-pipeline.js';
 
 interface PolicySessionState {
   /** The session's search_path; null when unknown (unqualified names then match every schema). */
@@ -25,14 +30,14 @@ interface PolicySessionState {
   /** The analysis context, rebuilt when the search_path changes (the cache keys on its identity). */
   ctx: AnalyzeContext;
   /**
-   * Verdicts already reached in this session, by literal shape (when the
+   * Rulings already reached in this session, by literal shape (when the
    * analysis holds for any literal values) or else by statement text: valid
    * while the session's context is unchanged (cleared when it changes) and only
    * for decisions that depend on nothing else (no per-statement intent, no
    * time-of-day rules, no session facts to track). Two maps, like the analysis
    * cache's: a text can look like another text's shape.
    */
-  memo: { readonly byText: Map<string, Memoized>; readonly byShape: Map<string, Memoized> };
+  memo: { readonly byText: Map<string, Ruling>; readonly byShape: Map<string, Ruling> };
   /** The code catalog's version for the session's database when the memo was filled (a new version clears it). */
   memoVersion: number;
   /** DDL ran in a transaction that is still open: the code catalog is dropped again (this much of it) once it ends. */
@@ -51,35 +56,7 @@ const NO_ROUTINES: LocalRoutines = new Map();
 /** Statements after which the session's routines may no longer be what it created. */
 const RENAMES_ROUTINES = /\b(function|procedure|routine|aggregate|schema|extension)\b/i;
 
-interface Memoized {
-  readonly verdict: Verdict;
-  readonly analysis: Analysis;
-  readonly decision: Decision;
-}
-
 const MEMO_MAX = 512;
-
-/** A statement decided: its analysis (with the code it runs), the decision and the verdict. */
-interface Decided {
-  readonly verdict: Verdict;
-  readonly analysis: Analysis;
-  readonly decision: Decision;
-}
-
-/**
- * Whether running the statement may change how PostgreSQL reads the session's
- * later texts: it sets client_encoding or standard_conforming_strings, sets or
- * resets settings Warden cannot name, or has effects Warden cannot see.
- */
-function mayChangeLexing(a: Analysis): boolean {
-  if (!a.ok) return false;
-  if (a.opaque) return true;
-  for (const x of a.statements) {
-    if (x.resetAll || x.kind === 'do' || x.kind === 'call') return true;
-    for (const c of x.sets) if (c.name === '*' || LEXING_SETTINGS.has(c.name)) return true;
-  }
-  return false;
-}
 
 function usesTime(m: RuleMatch | undefined): boolean {
   if (!m) return false;
@@ -98,17 +75,19 @@ export interface StatementPolicy {
   readonly code?: CodeCatalog;
 }
 
-const FORWARD: Verdict = Object.freeze({ action: 'forward' as const });
+/** The services the statement pipeline uses; each absent one is not configured. */
+export interface StatementPolicyOptions {
+  /** The shared analysis cache (default: one of 10,000 entries). */
+  readonly cache?: AnalysisCache;
+  readonly auditor?: StatementAuditor;
+  readonly masking?: MaskingService;
+  readonly approvals?: ApprovalService;
+  /** Functions, triggers and rules from the catalog (absent when no rule could use them). */
+  readonly code?: CodeCatalog;
+}
 
-export function createStatementPolicy(
-  config: WardenConfig,
-  log: Logger,
-  cache = new AnalysisCache({ max: 10_000 }),
-  auditor?: StatementAuditor,
-  masking?: MaskingService,
-  approvals?: ApprovalService,
-  code?: CodeCatalog,
-): StatementPolicy {
+export function createStatementPolicy(config: WardenConfig, log: Logger, o: StatementPolicyOptions = {}): StatementPolicy {
+  const { cache = new AnalysisCache({ max: 10_000 }), auditor, masking, approvals, code } = o;
   const policy = policyFromConfig(config);
   const timeDependent = config.rules.some((r) => usesTime(r.match));
   const detect = config.sensitive?.detect ?? [];
@@ -240,7 +219,55 @@ export function createStatementPolicy(
     if (changed) st.localView = st.local.reduce<LocalRoutines>((m, e) => withLocal(m, e.routine), NO_ROUTINES);
   };
 
-  const toVerdict = (s: SessionInfo, st: PolicySessionState, analysis: Analysis, protocol: StatementSource['protocol'], d: Decision): Verdict => {
+  /**
+   * What the policy rules: refused (denied, or an approval or masking this Warden
+   * cannot carry out), or on to the pipeline with the bookkeeping for when it ran.
+   */
+  const rulingOf = (s: SessionInfo, st: PolicySessionState, analysis: Analysis, protocol: StatementSource['protocol'], d: Decision): Ruling => {
+    const refusal = refusalOf(analysis, d);
+    if (refusal) return { analysis, decision: d, refusal };
+    const onDone = trackingFor(s, st, analysis, protocol);
+    return onDone ? { analysis, decision: d, onDone } : { analysis, decision: d };
+  };
+
+  /** Why the policy refuses the statement; undefined when the pipeline carries the decision out. */
+  const refusalOf = (analysis: Analysis, d: Decision): ErrorVerdictFields | undefined => {
+    switch (d.action) {
+      case 'allow':
+        return undefined;
+      case 'deny':
+        return { code: '42501', message: d.reason };
+      case 'approve': {
+        if (approvals) return undefined;
+        const a = d.approvals[0];
+        return {
+          code: '42501',
+          message: `rule "${a?.rule ?? d.decisive}" requires approval${a?.reason ? `: ${a.reason}` : ''}; approvals are not available in this version of Warden, so the statement was not run`,
+        };
+      }
+      case 'mask': {
+        if (masking) return undefined;
+        // Anything that returns rows (queries, RETURNING) could carry values the detectors would find.
+        const reads =
+          analysis.ok &&
+          analysis.statements.some((x) => x.classes.has('read') || x.kind === 'select' || x.columns.some((c) => c.usage === 'returning'));
+        if (d.sensitiveTypes.length === 0 && (detect.length === 0 || !reads)) return undefined;
+        const what = d.sensitiveTypes.length > 0 ? `sensitive data (${d.sensitiveTypes.join(', ')})` : 'values that may hold sensitive data';
+        return {
+          code: '42501',
+          message: `rule "${d.decisive}" requires masking of ${what}; masking is not available in this version of Warden, so the statement was not run`,
+        };
+      }
+    }
+  };
+
+  /** What to keep in step once the statement ran: session facts, the masking and code catalogs after DDL. */
+  const trackingFor = (
+    s: SessionInfo,
+    st: PolicySessionState,
+    analysis: Analysis,
+    protocol: StatementSource['protocol'],
+  ): ((o: StatementOutcome) => void) | undefined => {
     const needsTracking =
       analysis.ok && analysis.statements.some((x) => x.searchPath !== undefined || x.prepare || x.deallocate || x.execute);
     const anyDdl = analysis.ok && (analysis.classes.has('ddl') || analysis.classes.has('drop'));
@@ -250,128 +277,36 @@ export function createStatementPolicy(
     // read again now, and once more when the transaction ends (the catalog connection
     // sees the change only after COMMIT).
     const codeDdl = code !== undefined && (anyDdl || (analysis.ok && analysis.opaque) || st.ddlPending);
-    const onDone =
-      needsTracking || ddl || codeDdl
-        ? (o: StatementOutcome) => {
-            if (needsTracking) afterRun(s, st, analysis, protocol, o);
-            if (ddl) masking!.invalidate(s.database.name);
-            if (codeDdl) {
-              const own = anyDdl || (analysis.ok && analysis.opaque);
-              const ended = s.txStatus === 'I' && protocol === 'simple';
-              // DDL that cannot touch routines leaves them cached (migrations: ALTER TABLE, CREATE INDEX, ...).
-              const touchesRoutines =
-                analysis.ok &&
-                analysis.statements.some(
-                  (x) => x.opaque || x.kind === 'do' || x.kind === 'call' || x.classes.has('code') || x.resetAll || RENAMES_ROUTINES.test(x.text),
-                );
-              const scope: InvalidationScope = touchesRoutines || st.ddlPending === 'all' ? 'all' : 'tables';
-              // Now (autocommit), and again once the transaction that ran it has ended: the
-              // catalog connection sees a change only after COMMIT. Extended protocol:
-              // completion comes before Sync commits, so once more at the next statement.
-              if (own || (st.ddlPending && ended)) code!.invalidate(s.database.name, scope);
-              if (own && (s.txStatus !== 'I' || protocol === 'extended')) st.ddlPending = scope;
-              else if (ended) st.ddlPending = false;
-              trackRoutines(s, st, analysis, protocol, o);
-            }
+    return needsTracking || ddl || codeDdl
+      ? (o: StatementOutcome) => {
+          if (needsTracking) afterRun(s, st, analysis, protocol, o);
+          if (ddl) masking!.invalidate(s.database.name);
+          if (codeDdl) {
+            const own = anyDdl || (analysis.ok && analysis.opaque);
+            const ended = s.txStatus === 'I' && protocol === 'simple';
+            // DDL that cannot touch routines leaves them cached (migrations: ALTER TABLE, CREATE INDEX, ...).
+            const touchesRoutines =
+              analysis.ok &&
+              analysis.statements.some(
+                (x) => x.opaque || x.kind === 'do' || x.kind === 'call' || x.classes.has('code') || x.resetAll || RENAMES_ROUTINES.test(x.text),
+              );
+            const scope: InvalidationScope = touchesRoutines || st.ddlPending === 'all' ? 'all' : 'tables';
+            // Now (autocommit), and again once the transaction that ran it has ended: the
+            // catalog connection sees a change only after COMMIT. Extended protocol:
+            // completion comes before Sync commits, so once more at the next statement.
+            if (own || (st.ddlPending && ended)) code!.invalidate(s.database.name, scope);
+            if (own && (s.txStatus !== 'I' || protocol === 'extended')) st.ddlPending = scope;
+            else if (ended) st.ddlPending = false;
+            trackRoutines(s, st, analysis, protocol, o);
           }
-        : undefined;
-    switch (d.action) {
-      case 'allow':
-        return onDone ? { action: 'forward', onDone } : FORWARD;
-      case 'deny':
-        return { action: 'error', error: { code: '42501', message: d.reason } };
-      case 'approve': {
-        // With approvals: a placeholder, replaced per run by the approval verdict (see finalize).
-        if (approvals) return onDone ? { action: 'forward', onDone } : FORWARD;
-        const a = d.approvals[0];
-        return {
-          action: 'error',
-          error: {
-            code: '42501',
-            message: `rule "${a?.rule ?? d.decisive}" requires approval${a?.reason ? `: ${a.reason}` : ''}; approvals are not available in this version of Warden, so the statement was not run`,
-          },
-        };
-      }
-      case 'mask': {
-        // With masking: a placeholder, replaced per run by the masking verdict (see finalize).
-        if (masking) return onDone ? { action: 'forward', onDone } : FORWARD;
-        // Anything that returns rows (queries, RETURNING) could carry values the detectors would find.
-        const reads =
-          analysis.ok &&
-          analysis.statements.some((x) => x.classes.has('read') || x.kind === 'select' || x.columns.some((c) => c.usage === 'returning'));
-        if (d.sensitiveTypes.length === 0 && (detect.length === 0 || !reads)) {
-          return onDone ? { action: 'forward', onDone } : FORWARD;
         }
-        const what = d.sensitiveTypes.length > 0 ? `sensitive data (${d.sensitiveTypes.join(', ')})` : 'values that may hold sensitive data';
-        return {
-          action: 'error',
-          error: {
-            code: '42501',
-            message: `rule "${d.decisive}" requires masking of ${what}; masking is not available in this version of Warden, so the statement was not run`,
-          },
-        };
-      }
-    }
+      : undefined;
   };
 
   const stats = { decided: 0, refused: 0 };
 
-  /**
-   * `mask` and `approve` verdicts are made for each run: a row masker keeps
-   * per-run state, an approval waits for its own request.
-   */
-  const finalize = (s: SessionInfo, stmt: StatementSource, analysis: Analysis, d: Decision, base: Verdict): Verdict | Promise<Verdict> => {
-    if (base.action === 'error') return base;
-    if (d.action === 'approve' && approvals) {
-      // Once approved: masked when a mask rule applies too.
-      const next = (): Verdict | Promise<Verdict> => (d.masked && masking ? masked(s, analysis, d, base) : base);
-      return approvals.verdict(s, stmt, analysis, d, next).then((v) => {
-        if (v.action === 'error') stats.refused++;
-        return v;
-      });
-    }
-    if (d.action !== 'mask' || !masking) return base;
-    return masked(s, analysis, d, base);
-  };
-
-  const masked = (s: SessionInfo, analysis: Analysis, d: Decision, base: Verdict): Verdict | Promise<Verdict> => {
-    const withDone = (x: Verdict): Verdict => {
-      if (x.action === 'error') {
-        stats.refused++;
-        log.info({ session: s.id, identity: s.identity.name, rule: d.decisive }, 'statement refused: masking cannot cover it');
-        return x;
-      }
-      return base.onDone ? { ...x, onDone: base.onDone } : x;
-    };
-    const v = masking!.verdict(s, analysis, d);
-    return v instanceof Promise ? v.then(withDone) : withDone(v);
-  };
-
-  /** A text Warden cannot read as PostgreSQL will (see wire/client-text.ts): refused, and recorded. */
-  const unreadable = (s: SessionInfo, stmt: StatementSource, error: NonNullable<StatementSource['unreadable']>): Verdict | Promise<Verdict> => {
-    stats.decided++;
-    stats.refused++;
-    log.info({ session: s.id, identity: s.identity.name, code: error.code, message: error.message }, 'statement refused: Warden cannot read it as PostgreSQL will');
-    const verdict: Verdict = { action: 'error', error };
-    return auditor ? auditor.statement(s, stmt, { ok: false, sql: stmt.sql, error: error.message }, null, verdict) : verdict;
-  };
-
-  const statement = (s: SessionInfo, stmt: StatementSource): Verdict | Promise<Verdict> => {
-    if (stmt.unreadable) return unreadable(s, stmt, stmt.unreadable);
-    const d = decideStatement(s, stmt);
-    return d instanceof Promise ? d.then((x) => decided(s, stmt, x)) : decided(s, stmt, d);
-  };
-
-  const decided = (s: SessionInfo, stmt: StatementSource, d: Decided): Verdict | Promise<Verdict> => {
-    if (mayChangeLexing(d.analysis)) s.lexingMayChange?.();
-    const verdict = finalize(s, stmt, d.analysis, d.decision, d.verdict);
-    if (!auditor) return verdict;
-    return verdict instanceof Promise
-      ? verdict.then((v) => auditor.statement(s, stmt, d.analysis, d.decision, v))
-      : auditor.statement(s, stmt, d.analysis, d.decision, verdict);
-  };
-
-  const decideStatement = (s: SessionInfo, stmt: StatementSource): Decided | Promise<Decided> => {
+  /** The policy step of the pipeline: the ruling on one statement, from the memo or decided now. */
+  const rule = (s: SessionInfo, stmt: StatementSource): Ruling | Promise<Ruling> => {
     stats.decided++;
     const st = stateOf(s);
     const sql = stmt.sql;
@@ -401,8 +336,8 @@ export function createStatementPolicy(
       const hit = (shape !== null ? st.memo.byShape.get(shape) : undefined) ?? st.memo.byText.get(sql);
       if (hit) {
         if (stmt.protocol === 'extended' && stmt.statementName !== '') st.prepared.set(stmt.statementName, hit.analysis);
-        if (hit.verdict.action === 'error') stats.refused++;
-        if (hit.verdict.action === 'error') log.info({ session: s.id, identity: s.identity.name, message: hit.verdict.error.message }, 'statement refused by policy');
+        if (hit.refusal) stats.refused++;
+        if (hit.refusal) log.info({ session: s.id, identity: s.identity.name, message: hit.refusal.message }, 'statement refused by policy');
         return hit;
       }
     }
@@ -413,44 +348,31 @@ export function createStatementPolicy(
     return decideResolved(s, st, stmt, resolved, memoable, shape);
   };
 
-  const decideResolved = (s: SessionInfo, st: PolicySessionState, stmt: StatementSource, resolved: Analysis, memoable: boolean, shape: string | null): Decided => {
+  const decideResolved = (s: SessionInfo, st: PolicySessionState, stmt: StatementSource, resolved: Analysis, memoable: boolean, shape: string | null): Ruling => {
     const sql = stmt.sql;
     const { analysis, decision } = decideAnalysis(s, sql, resolved);
     if (stmt.protocol === 'extended' && stmt.statementName !== '') st.prepared.set(stmt.statementName, analysis);
-    const refused = (v: Verdict): void => {
-      if (v.action === 'error') stats.refused++;
-      if (v.action === 'error') log.info({ session: s.id, identity: s.identity.name, action: decision.action, rule: decision.decisive }, 'statement refused by policy');
-    };
-    const verdict = toVerdict(s, st, analysis, stmt.protocol, decision);
-    refused(verdict);
-    if (memoable && !verdict.onDone && analysis.ok && !analysis.usesPrepared && (!code || code.version(s.database.name) === st.memoVersion)) {
+    const ruling = rulingOf(s, st, analysis, stmt.protocol, decision);
+    if (ruling.refusal) {
+      stats.refused++;
+      log.info({ session: s.id, identity: s.identity.name, action: decision.action, rule: decision.decisive }, 'statement refused by policy');
+    }
+    if (memoable && !ruling.onDone && analysis.ok && !analysis.usesPrepared && (!code || code.version(s.database.name) === st.memoVersion)) {
       // By shape only when the analysis holds for any literal values.
       const [map, key] = shape !== null && isLiteralIndependent(analysis) ? [st.memo.byShape, shape] : [st.memo.byText, sql];
       if (map.size >= MEMO_MAX) map.clear();
-      map.set(key, { verdict, analysis, decision });
+      map.set(key, ruling);
     }
-    return { verdict, analysis, decision };
+    return ruling;
   };
 
-  const hooks: SessionHooks = auditor
-    ? {
-        statement,
-        sessionStart: (s) => {
-          stateOf(s);
-          auditor.sessionStart(s);
-        },
-        sessionEnd: (s, r) => {
-          if (code && sessions.get(s)?.ddlPending) code.invalidate(s.database.name, sessions.get(s)!.ddlPending || 'all');
-          auditor.sessionEnd(s, r);
-        },
-        loginFailed: (e) => auditor.loginFailed(e),
-      }
-    : {
-        statement,
-        sessionStart: (s) => void stateOf(s),
-        sessionEnd: (s) => {
-          if (code && sessions.get(s)?.ddlPending) code.invalidate(s.database.name, sessions.get(s)!.ddlPending || 'all');
-        },
-      };
+  const step: PolicyStep = {
+    rule,
+    sessionStart: (s) => void stateOf(s),
+    sessionEnd: (s) => {
+      if (code && sessions.get(s)?.ddlPending) code.invalidate(s.database.name, sessions.get(s)!.ddlPending || 'all');
+    },
+  };
+  const hooks: SessionHooks = statementPipeline({ policy: step, stats, log, approvals, masking, auditor });
   return { hooks, stats, cache, policy, decideFor, ...(code ? { code } : {}) };
 }

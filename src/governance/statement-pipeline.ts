@@ -1,0 +1,159 @@
+/**
+ * One statement's way through governance, top to bottom, its verdict built once:
+ *
+ * 1. **guard**: a text Warden cannot read as PostgreSQL will (see
+ *    wire/client-text.ts) is refused before anything else;
+ * 2. **policy**: the statement's analysis and decision, and what the policy
+ *    rules ({@link Ruling}: refused, or what to carry out), from the policy step
+ *    (statement-policy.ts);
+ * 3. **approval**: an `approve` decision waits for its request (or a grant);
+ * 4. **masking**: a `mask` decision (or an approved one that also masks) gets
+ *    its row rewriter, or is refused when masking cannot cover it;
+ * 5. **audit**: the statement is recorded (statement.begin before it runs,
+ *    statement.end when it completes), refused ones too.
+ *
+ * Each step either ends the statement with a refusal or hands on; steps 3–5 are
+ * asynchronous only when they have to be (a plain `allow` stays synchronous:
+ * this runs for every statement).
+ *
+ * @module
+ */
+import type { Logger } from '../log/logger.js';
+import type { Analysis } from '../sql/index.js';
+import type { Decision } from '../policy/index.js';
+import {
+  FORWARD,
+  type ErrorVerdictFields,
+  type SessionHooks,
+  type SessionInfo,
+  type StatementOutcome,
+  type StatementSource,
+  type Verdict,
+} from '../proxy/hooks.js';
+import { LEXING_SETTINGS } from '../wire/client-text.js';
+import type { ApprovalService } from './approvals.js';
+import type { MaskingService } from './masking.js';
+import type { StatementAuditor } from './statement-audit.js';
+
+/** What the policy step rules for one statement. */
+export interface Ruling {
+  readonly analysis: Analysis;
+  readonly decision: Decision;
+  /** Refused by the policy: denied, or an approval or masking this Warden cannot carry out. */
+  readonly refusal?: ErrorVerdictFields;
+  /** Keeps the session's facts (search_path, prepared statements, caches) in step once it ran; never with a refusal. */
+  readonly onDone?: (outcome: StatementOutcome) => void;
+}
+
+/** The policy step: per-session state, analysis and decision. */
+export interface PolicyStep {
+  rule(s: SessionInfo, stmt: StatementSource): Ruling | Promise<Ruling>;
+  sessionStart(s: SessionInfo): void;
+  sessionEnd(s: SessionInfo): void;
+}
+
+/** Counters since start, shared with the policy step. */
+export interface PipelineStats {
+  decided: number;
+  refused: number;
+}
+
+export interface PipelineOptions {
+  readonly policy: PolicyStep;
+  readonly stats: PipelineStats;
+  readonly log: Logger;
+  readonly approvals?: ApprovalService;
+  readonly masking?: MaskingService;
+  readonly auditor?: StatementAuditor;
+}
+
+/**
+ * Whether running the statement may change how PostgreSQL reads the session's
+ * later texts: it sets client_encoding or standard_conforming_strings, sets or
+ * resets settings Warden cannot name, or has effects Warden cannot see.
+ */
+function mayChangeLexing(a: Analysis): boolean {
+  if (!a.ok) return false;
+  if (a.opaque) return true;
+  for (const x of a.statements) {
+    if (x.resetAll || x.kind === 'do' || x.kind === 'call') return true;
+    for (const c of x.sets) if (c.name === '*' || LEXING_SETTINGS.has(c.name)) return true;
+  }
+  return false;
+}
+
+/** `f(x)` now, or once `x` resolves. */
+function then<T, U>(x: T | Promise<T>, f: (v: T) => U | Promise<U>): U | Promise<U> {
+  return x instanceof Promise ? x.then(f) : f(x);
+}
+
+/** The session hooks of the pipeline: `statement` runs the steps; session start and end reach the policy and the audit. */
+export function statementPipeline(o: PipelineOptions): SessionHooks {
+  const { policy, stats, log, approvals, masking, auditor } = o;
+
+  const statement = (s: SessionInfo, stmt: StatementSource): Verdict | Promise<Verdict> => {
+    if (stmt.unreadable) return unreadable(s, stmt, stmt.unreadable);
+    return then(policy.rule(s, stmt), (r) => ruled(s, stmt, r));
+  };
+
+  /** 1. The guard: a text Warden cannot read as PostgreSQL will is refused, and recorded. */
+  const unreadable = (s: SessionInfo, stmt: StatementSource, error: NonNullable<StatementSource['unreadable']>): Verdict | Promise<Verdict> => {
+    stats.decided++;
+    stats.refused++;
+    log.info({ session: s.id, identity: s.identity.name, code: error.code, message: error.message }, 'statement refused: Warden cannot read it as PostgreSQL will');
+    const verdict: Verdict = { action: 'error', error };
+    return auditor ? auditor.statement(s, stmt, { ok: false, sql: stmt.sql, error: error.message }, null, verdict) : verdict;
+  };
+
+  /** 2. After the policy: the verdict, then 5. the audit. */
+  const ruled = (s: SessionInfo, stmt: StatementSource, r: Ruling): Verdict | Promise<Verdict> => {
+    if (mayChangeLexing(r.analysis)) s.lexingMayChange?.();
+    const verdict = verdictOf(s, stmt, r);
+    if (!auditor) return verdict;
+    return then(verdict, (v) => auditor.statement(s, stmt, r.analysis, r.decision, v));
+  };
+
+  const verdictOf = (s: SessionInfo, stmt: StatementSource, r: Ruling): Verdict | Promise<Verdict> => {
+    if (r.refusal) return { action: 'error', error: r.refusal };
+    if (r.decision.action === 'approve' && approvals) return approved(s, stmt, r);
+    return masked(s, r);
+  };
+
+  /** 3. Approval: once approved (or covered by a grant), on to masking. */
+  const approved = async (s: SessionInfo, stmt: StatementSource, r: Ruling): Promise<Verdict> => {
+    const a = await approvals!.approve(s, stmt, r.analysis, r.decision);
+    if (!a.approved) {
+      stats.refused++;
+      return { action: 'error', error: a.error };
+    }
+    return masked(s, r);
+  };
+
+  /** 4. Masking, when the decision asks for it and masking is configured; else the statement runs as it is. */
+  const masked = (s: SessionInfo, r: Ruling): Verdict | Promise<Verdict> => {
+    const d = r.decision;
+    const masks = d.action === 'mask' || (d.action === 'approve' && d.masked);
+    if (!masks || !masking) return r.onDone ? { action: 'forward', onDone: r.onDone } : FORWARD;
+    return then(masking.verdict(s, r.analysis, d), (v): Verdict => {
+      if (v.action === 'error') {
+        stats.refused++;
+        log.info({ session: s.id, identity: s.identity.name, rule: d.decisive }, 'statement refused: masking cannot cover it');
+        return v;
+      }
+      return r.onDone ? { ...v, onDone: r.onDone } : v;
+    });
+  };
+
+  return {
+    statement,
+    sessionStart: (s) => {
+      policy.sessionStart(s);
+      auditor?.sessionStart(s);
+    },
+    sessionEnd: (s, reason) => {
+      policy.sessionEnd(s);
+      auditor?.sessionEnd(s, reason);
+    },
+    ...(auditor ? { loginFailed: (e) => auditor.loginFailed(e) } : {}),
+  };
+}
