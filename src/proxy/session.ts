@@ -97,6 +97,18 @@ function encodeDescribePortal(name: string): Buffer {
   return new MessageWriter().begin(F.Describe).byte('P'.charCodeAt(0)).cstring(name).end().toBuffer();
 }
 
+/**
+ * The reasons a session ends that it acts on (a lost upstream is reported to the
+ * client; a Terminate is passed on, not sent again; neither cancels a running
+ * statement). Any other reason is free text (an error, a FATAL message). The
+ * reason is logged and recorded in the audit's session.end as is.
+ */
+export const END_REASON = Object.freeze({
+  clientTerminate: 'client sent Terminate',
+  clientClosed: 'client closed the connection',
+  upstreamClosed: 'upstream closed the connection',
+} as const);
+
 export interface SessionOptions {
   id: string;
   client: Sock;
@@ -221,8 +233,8 @@ export class Session implements SessionInfo {
     });
     client.on('error', (err) => this.end(`client error: ${err.message}`));
     upstream.on('error', (err) => this.end(`upstream error: ${err.message}`));
-    client.on('close', () => this.end('client closed the connection'));
-    upstream.on('close', () => this.end('upstream closed the connection'));
+    client.on('close', () => this.end(END_REASON.clientClosed));
+    upstream.on('close', () => this.end(END_REASON.upstreamClosed));
     this.hooks.sessionStart?.(this);
     if (this.pendingUpstream.length) this.fromUpstream(this.pendingUpstream, 0, this.pendingUpstream.length);
     if (this.pendingClient.length) this.fromClient(this.pendingClient, 0, this.pendingClient.length);
@@ -462,7 +474,7 @@ export class Session implements SessionInfo {
       case F.Terminate:
         this.toUpstream.pushRange(buf, start, end);
         this.flushUpstream();
-        this.end('client sent Terminate');
+        this.end(END_REASON.clientTerminate);
         return false;
       default:
         throw new ProtocolError(`invalid frontend message type ${type}`);
@@ -792,7 +804,7 @@ export class Session implements SessionInfo {
   /** End both sides. Idempotent. */
   end(reason: string): void {
     if (this.closed) return;
-    if (reason === 'upstream closed the connection' && !this.upstreamFatal && !this.client.destroyed) {
+    if (reason === END_REASON.upstreamClosed && !this.upstreamFatal && !this.client.destroyed) {
       this.client.write(
         encodeError({
           severity: 'FATAL',
@@ -805,12 +817,12 @@ export class Session implements SessionInfo {
     this.interrupt('closed');
     // A client that vanished mid-statement: stop the statement upstream instead of letting it
     // run to completion (PostgreSQL only notices a gone client when it next writes).
-    if (reason !== 'client sent Terminate' && reason !== 'upstream closed the connection' && this.tracker.pending > 0) {
+    if (reason !== END_REASON.clientTerminate && reason !== END_REASON.upstreamClosed && this.tracker.pending > 0) {
       this.cancel();
     }
     this.tracker.abandon(reason);
     if (!this.upstream.destroyed) {
-      if (reason !== 'client sent Terminate') this.upstream.write(encodeTerminate());
+      if (reason !== END_REASON.clientTerminate) this.upstream.write(encodeTerminate());
       this.upstream.end();
     }
     if (!this.client.destroyed) this.client.end();
