@@ -322,12 +322,17 @@ export function createStatementAuditor(o: {
       } catch (err) {
         const reason = err instanceof AuditUnavailableError ? err.message : `audit log failed (${(err as Error).message})`;
         log.warn({ session: s.id, identity: s.identity.name, reason }, 'statement refused: not recorded');
+        // Under `continue` a record is only ever refused when it is lost (shutting down, backlog full,
+        // not encodable), never because the store fails: say so instead of naming `block`.
+        const blocking = audit.onFailure === 'block';
         return {
           action: 'error',
           error: {
             code: '58030',
-            message: `${reason}; the statement was not run because audit.on_failure is block`,
-            hint: 'Warden runs no statement it cannot record. Try again when the audit store is writable.',
+            message: `${reason}; the statement was not run${blocking ? ' because audit.on_failure is block' : ''}`,
+            hint: blocking
+              ? 'Warden runs no statement it cannot record. Try again when the audit store is writable.'
+              : 'With audit.on_failure: continue a statement runs without its record while the audit store fails, but this record was lost. Try again.',
           },
         };
       }
