@@ -97,6 +97,12 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
+/** User + system CPU seconds of a process (Linux). */
+function cpuSeconds(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
 /** Sends a CancelRequest for a client's running statement (as libpq's PQcancel does). */
 function cancel(port: number, c: pg.Client): Promise<void> {
   const { processID, secretKey } = c as unknown as { processID: number; secretKey: number };
@@ -164,8 +170,9 @@ describe(`load: ${SESSIONS} sessions for ${SECONDS} s with audit and masking`, (
     }
     const connectMs = Date.now() - t0;
 
-    // Warden's RSS, sampled every second.
+    // Warden's RSS, sampled every second, and its CPU time over the run.
     const rss: { t: number; bytes: number }[] = [];
+    const cpu0 = cpuSeconds(pid);
     const start = Date.now();
     const sampler = setInterval(() => rss.push({ t: Date.now() - start, bytes: rssBytes(pid) }), 1_000);
     const deadline = start + SECONDS * 1_000;
@@ -253,6 +260,7 @@ describe(`load: ${SESSIONS} sessions for ${SECONDS} s with audit and masking`, (
       }),
     );
     clearInterval(sampler);
+    const cpuShare = (cpuSeconds(pid) - cpu0) / ((Date.now() - start) / 1000);
     await Promise.all(clients.map((c) => c.end().catch((e: Error) => unexpected.push(`end: ${e.message}`))));
 
     // Memory: after a warm-up (the first half), the RSS grows by at most 40% (+32 MB). Under this
@@ -268,7 +276,7 @@ describe(`load: ${SESSIONS} sessions for ${SECONDS} s with audit and masking`, (
     const mb = (b: number): string => `${(b / 2 ** 20).toFixed(0)} MB`;
     console.log(
       `load: ${SESSIONS} sessions (fd limit ${FD_LIMIT}), connected in ${connectMs} ms; ${counts.statements} statements in ${SECONDS} s ` +
-        `(${JSON.stringify(counts)}); statement latency median ${median(latencies)} ms, p99 ${pct(latencies, 0.99)} ms; cancel to error: median ${median(cancelDelays)} ms, max ${Math.max(...cancelDelays)} ms; Warden RSS after warm-up ${mb(early)}, at the end ${mb(late)}, peak ${mb(peak)}`,
+        `(${JSON.stringify(counts)}); Warden CPU ${(cpuShare * 100).toFixed(0)}% of a core; statement latency median ${median(latencies)} ms, p99 ${pct(latencies, 0.99)} ms; cancel to error: median ${median(cancelDelays)} ms, max ${Math.max(...cancelDelays)} ms; Warden RSS after warm-up ${mb(early)}, at the end ${mb(late)}, peak ${mb(peak)}`,
     );
     console.log(`Warden RSS (MB) every 10 s: ${rss.filter((_, i) => i % 10 === 9).map((x) => Math.round(x.bytes / 2 ** 20)).join(' ')}`);
     expect(unexpected.slice(0, 20)).toEqual([]);
