@@ -40,8 +40,9 @@ export function provablyValueFree(f: PgErrorFields): boolean {
  * Whether a statement's errors and notices may quote sensitive or detector-scanned values:
  * it touches sensitive columns (`touchesSensitive`), reads or writes any relation (a view's
  * column, a detector-scanned text column, a trigger), runs code (DO, CALL, anything opaque,
- * a function call) or ends a transaction (deferred triggers run at COMMIT). Only a
- * statement that does none of these keeps its upstream texts.
+ * a function call), is maintenance, or ends a transaction (deferred triggers run at COMMIT,
+ * and at SET CONSTRAINTS ... IMMEDIATE). Only a statement that does none of these keeps its
+ * upstream texts (SELECT 1/0, SET, SHOW, BEGIN).
  */
 export function mayCarryValues(analysis: AnalysisOk, touchesSensitive: boolean): boolean {
   if (touchesSensitive || analysis.opaque) return true;
@@ -49,7 +50,10 @@ export function mayCarryValues(analysis: AnalysisOk, touchesSensitive: boolean):
     if (s.reads.length > 0 || s.writes.length > 0 || s.functions.length > 0) return true;
     if (s.kind === 'do' || s.kind === 'call' || s.kind === 'copy' || s.kind === 'explain') return true;
     if (s.execute || s.prepare) return true;
-    if (s.kind === 'transaction' || s.kind === 'other') return true;
+    // Deferred triggers run at COMMIT (and SET CONSTRAINTS ... IMMEDIATE); maintenance reads tables.
+    if (s.kind === 'transaction' && /^\s*(commit|end|prepare\s+transaction)\b/i.test(s.text)) return true;
+    if (/^\s*set\s+constraints\b/i.test(s.text)) return true;
+    if (s.kind === 'other' && !/^\s*show\b/i.test(s.text)) return true;
   }
   return false;
 }

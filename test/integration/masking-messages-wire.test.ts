@@ -207,6 +207,34 @@ describe('masking: errors, notices, statistics, settings and COPY carry no value
     }
   });
 
+  it.each(MASKED)('a notice of a deferred trigger at COMMIT (simple) or at Sync (extended, autocommit) is withheld too (%s)', async (who) => {
+    await direct(env.cluster, 'CREATE TABLE IF NOT EXISTS deferred_t (v text)');
+    await direct(
+      env.cluster,
+      `CREATE OR REPLACE FUNCTION tell() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE NOTICE 'row %', (SELECT full_name FROM customers WHERE id = 1); RETURN NULL; END $$`,
+    );
+    await direct(env.cluster, 'DROP TRIGGER IF EXISTS tell_t ON deferred_t');
+    await direct(env.cluster, 'CREATE CONSTRAINT TRIGGER tell_t AFTER INSERT ON deferred_t DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION tell()');
+    await direct(env.cluster, 'GRANT ALL ON deferred_t TO warden_svc');
+    const c = await env.connect(who);
+    const seen: string[] = [];
+    c.on('notice', (n) => seen.push(errorText(n)));
+    try {
+      await c.query('BEGIN');
+      await c.query(`INSERT INTO deferred_t VALUES ('x')`);
+      expect(seen).toEqual([]);
+      await c.query('COMMIT');
+      expect(seen).toHaveLength(1);
+      await c.query({ text: 'INSERT INTO deferred_t VALUES ($1)', values: ['y'] });
+      expect(seen).toHaveLength(2);
+      const text = seen.join('\n');
+      expect(leaks(text), text).toEqual([]);
+      for (const n of seen) expect(n).toMatch(WITHHELD);
+    } finally {
+      await c.end();
+    }
+  });
+
   it('psql shows no value in errors or notices either', async () => {
     const p = await runPsql({
       port: env.warden.port,
