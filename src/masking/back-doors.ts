@@ -17,6 +17,9 @@
  *   or — for `application_name` — a ParameterStatus message to every client).
  *   `pg_notify` in such a statement is refused likewise (its payload reaches
  *   every listener).
+ * - **Other sessions' statements**: `pg_stat_activity`, `pg_stat_statements` and the functions
+ *   behind them are refused (every Warden session is the same upstream role, so they show the
+ *   texts — and literal values — of other identities' statements).
  * - **Reading settings back.** `pg_settings` and `pg_show_all_settings()` are
  *   refused; `SHOW` of a custom (dotted) setting or `SHOW ALL`, and
  *   `current_setting()` of anything but a constant built-in name, get their
@@ -45,6 +48,14 @@ export const STATISTICS_RELATIONS: ReadonlySet<string> = new Set([
 
 /** Functions that return values kept in statistics. */
 const STATISTICS_FUNCTIONS: ReadonlySet<string> = new Set(['pg_mcv_list_items', 'pg_mcv_list_in', 'pg_mcv_list_out', 'pg_mcv_list_send', 'pg_ndistinct_out', 'pg_dependencies_out']);
+
+/**
+ * Other sessions' statement texts: every Warden session runs as the same upstream role, so
+ * `pg_stat_activity.query` shows what the other sessions run — an unmasked identity's
+ * `INSERT ... VALUES ('123-45-6789')` included.
+ */
+const ACTIVITY_RELATIONS: ReadonlySet<string> = new Set(['pg_stat_activity', 'pg_stat_statements', 'pg_stat_statements_info']);
+const ACTIVITY_FUNCTIONS: ReadonlySet<string> = new Set(['pg_stat_get_activity', 'pg_stat_get_backend_activity', 'pg_stat_statements']);
 
 /** Relations and functions that list every setting, custom ones included. */
 const SETTINGS_RELATIONS: ReadonlySet<string> = new Set(['pg_settings']);
@@ -98,6 +109,14 @@ export function checkBackDoors(analysis: AnalysisOk, statsRelation?: (r: Relatio
     }
     const fn = st.functions.find((f) => STATISTICS_FUNCTIONS.has(bare(f)));
     if (fn) return { ok: false, reason: `it calls ${fn}, which returns real column values (statistics)` };
+    const activity = st.reads.find((r) => catalogNamed(r, ACTIVITY_RELATIONS));
+    const activityFn = st.functions.find((f) => ACTIVITY_FUNCTIONS.has(bare(f)));
+    if (activity || activityFn) {
+      return {
+        ok: false,
+        reason: `it reads ${activity ? activity.name : activityFn}, the statement texts of other sessions (which can hold the sensitive values they write); ask an identity that is not masked`,
+      };
+    }
     const settings = st.reads.find((r) => catalogNamed(r, SETTINGS_RELATIONS));
     const settingsFn = st.functions.find((f) => SETTINGS_FUNCTIONS.has(bare(f)));
     if (settings || settingsFn) {

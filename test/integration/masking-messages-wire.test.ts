@@ -359,6 +359,43 @@ describe('masking: errors, notices, statistics, settings and COPY carry no value
     }
   });
 
+  it("other sessions' statement texts (pg_stat_activity, pg_stat_statements) are refused", async () => {
+    // An unmasked identity's statement with a real value in its text, running now.
+    const dba = await env.connect('bob');
+    const running = dba.query(`SELECT pg_sleep(1.5), '${REAL.ssns[0]}' AS v`);
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const d = await svc();
+      try {
+        const r = await d.query(`SELECT query FROM pg_stat_activity WHERE query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()`);
+        expect(leaks(JSON.stringify(r.rows)).length).toBeGreaterThan(0);
+      } finally {
+        await d.end();
+      }
+      for (const who of MASKED) {
+        const c = await env.connect(who);
+        try {
+          for (const sql of [
+            'SELECT query FROM pg_stat_activity',
+            'SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE query LIKE $1',
+            'SELECT (SELECT string_agg(query, ¦) FROM pg_stat_activity)'.replace('¦', "','"),
+            'SELECT * FROM pg_stat_get_activity(NULL)',
+            'SELECT pg_stat_get_backend_activity(s) FROM pg_stat_get_backend_idset() s',
+          ]) {
+            const e = await c.query(sql, sql.includes('$1') ? ['%123%'] : []).catch((x: unknown) => x);
+            expect((e as pg.DatabaseError).code, sql).toBe('42501');
+            expect((e as Error).message).toMatch(/statement texts of other sessions/);
+          }
+        } finally {
+          await c.end();
+        }
+      }
+    } finally {
+      await running;
+      await dba.end();
+    }
+  });
+
   // ---- item 5: COPY and free text ---------------------------------------------------------
 
   const psqlAs = (who: 'alice' | 'agent', sql: string) =>
