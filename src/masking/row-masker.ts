@@ -49,6 +49,8 @@ type Plan = { kind: 'mask'; type: string; masker: MaskerName; typeOid: number; f
 
 /** Types whose text-format cells the normalised scan reads. */
 const DEEP_SCANNED: ReadonlySet<number> = new Set([TYPE_OIDS.text, TYPE_OIDS.varchar, TYPE_OIDS.bpchar, TYPE_OIDS.name, TYPE_OIDS.unknown, TYPE_OIDS.json, 1009, 1015]);
+/** Types whose binary-format cells are their UTF-8 text. */
+const DEEP_SCANNED_BINARY: ReadonlySet<number> = new Set([TYPE_OIDS.text, TYPE_OIDS.varchar, TYPE_OIDS.bpchar, TYPE_OIDS.name, TYPE_OIDS.unknown, TYPE_OIDS.json]);
 
 export class RowMasker implements RowRewriter {
   #plans: Plan[] = [];
@@ -69,7 +71,8 @@ export class RowMasker implements RowRewriter {
         masked.push(f.name);
         return { kind: 'mask', type, masker: this.o.maskerFor(type), typeOid: f.typeOid, format };
       }
-      const deep = this.o.deepScanComputed === true && f.tableOid === 0 && format === 0 && DEEP_SCANNED.has(f.typeOid);
+      const deep =
+        this.o.deepScanComputed === true && f.tableOid === 0 && (format === 0 ? DEEP_SCANNED.has(f.typeOid) : DEEP_SCANNED_BINARY.has(f.typeOid));
       return this.o.detect.length > 0 ? { kind: 'scan', typeOid: f.typeOid, format, deep } : null;
     });
     this.#active = this.#plans.some((p) => p !== null);
@@ -144,7 +147,7 @@ export class RowMasker implements RowRewriter {
           // Bent out of shape (separators removed, case changed, reversed): masked whole.
           const hidden = hiddenValueType(cell.toString('utf8'), this.o.detect);
           if (hidden !== undefined) {
-            cells[i] = maskCell(cell, plan.typeOid, 0, hidden, this.o.maskerFor(hidden), this.o.key);
+            cells[i] = maskCell(cell, plan.typeOid, plan.format, hidden, this.o.maskerFor(hidden), this.o.key);
             changed = true;
             continue;
           }

@@ -505,6 +505,11 @@ describe('masking: errors, notices, statistics, settings and COPY carry no value
         const rows = (r as pg.QueryResult).rows;
         const text = JSON.stringify(rows);
         expect(leaks(text), `${q}: ${text}`).toEqual([]);
+        // Binary results too (pg's types omit `binary`, which pg supports).
+        // A parameter makes pg use the extended protocol, where it asks for binary results.
+        const bin = await c.query({ text: `${q} WHERE $1::int IS NOT NULL`, values: [1], binary: true } as unknown as pg.QueryConfig);
+        const binText = bin.rows.map((x: { v: unknown }) => String(x.v)).join('\n');
+        expect(leaks(binText), `${q} (binary): ${binText}`).toEqual([]);
         // A value with nothing to find passes unchanged.
         expect(rows.map((x) => x.v)).toContain(untouched);
       }
