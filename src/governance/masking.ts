@@ -22,7 +22,8 @@ import type { Decision } from '../policy/index.js';
 import { compileSensitive } from '../policy/sensitive.js';
 import type { SessionInfo, Verdict } from '../proxy/hooks.js';
 import { checkMaskable } from '../masking/leaks.js';
-import { createAllowlist } from '../masking/allowlist.js';
+import { catalogColumns, createAllowlist } from '../masking/allowlist.js';
+import { checkSessionCode } from '../masking/session-code.js';
 import { deriveMaskKey } from '../masking/maskers.js';
 import { RowMasker } from '../masking/row-masker.js';
 import { mayCarryValues } from '../masking/messages.js';
@@ -122,6 +123,9 @@ export function createMaskingService(config: WardenConfig, catalog: CatalogReade
       if (copy && !copy.ok) return refuse(decision, copy.reason);
       if (copy) analysis = copy.analysis;
       const strict = !relaxedFor(decision);
+      // Objects and code made in the session, code Warden cannot see (masking/session-code.ts): strict and relaxed.
+      const code = checkSessionCode(analysis, sensitive, { strict, database: s.database.name });
+      if (!code.ok) return refuse(decision, code.reason);
       if (strict) {
         const a = allowlist(analysis);
         if (!a.ok) return refuse(decision, a.reason);
@@ -132,19 +136,19 @@ export function createMaskingService(config: WardenConfig, catalog: CatalogReade
       if (!check.ok && relaxedFor(decision) && !analysis.statements.some((x) => x.kind === 'copy')) check = { ok: true, sensitiveOutput: true, types: [...sensitive.types].sort() };
       if (!check.ok) return refuse(decision, check.reason);
       const computedType = check.sensitiveOutput ? (check.types.length === 1 ? check.types[0]! : 'text') : null;
-      const forward = (map: SensitiveColumnMap): Verdict => {
+      const forward = (map: SensitiveColumnMap, codeReads: boolean): Verdict => {
         // Data outside the tables: statistics, settings, notifications (masking/back-doors.ts).
         const outside = checkBackDoors(analysis, statisticsViews(map));
         if (!outside.ok) return refuse(decision, outside.reason);
         const columns: string[] = [];
         const rows = new RowMasker({
           map,
-          computedType: computedType ?? (outside.masksSettings ? 'text' : null),
+          computedType: computedType ?? (outside.masksSettings || codeReads ? 'text' : null),
           detect,
           key,
           maskerFor,
-          scrubErrors: check.types.length > 0,
-          withholdMessages: mayCarryValues(analysis, check.types.length > 0),
+          scrubErrors: check.types.length > 0 || codeReads,
+          withholdMessages: mayCarryValues(analysis, check.types.length > 0 || codeReads),
           onWithheldNotice: (r, id) => log.info({ session: s.id, identity: s.identity.name, request: id, sqlstate: r.code, severity: r.severity, text: r.message }, 'notice withheld from a masked identity'),
           onPlan: (m) => columns.push(...m),
           copy: copy ? { format: copy.copy.format, plan: planCopy(copy, check.types, map), detect, key, maskerFor } : undefined,
@@ -156,8 +160,11 @@ export function createMaskingService(config: WardenConfig, catalog: CatalogReade
       const at = ready.get(s.database.name);
       // Strict: checked again with the catalog's masked columns (views over sensitive columns).
       const checked = (map: SensitiveColumnMap): Verdict => {
+        // Again with the catalog's masked columns (code and objects over views of sensitive columns).
+        const c = checkSessionCode(analysis, sensitive, { strict, database: s.database.name, relationColumns: catalogColumns(map) });
+        if (!c.ok) return refuse(decision, c.reason);
         const a = strict ? allowlist(analysis, map) : undefined;
-        return a && !a.ok ? refuse(decision, a.reason) : forward(map);
+        return a && !a.ok ? refuse(decision, a.reason) : forward(map, code.computedMasked || c.computedMasked);
       };
       if (at && usable(at, analysis)) return checked(at);
       return mapFor(s.database, analysis).then(checked, (err: Error) => {

@@ -20,7 +20,7 @@
  */
 import { extractPlpgsqlFunction, type PlpgsqlPiece } from './plpgsql.js';
 import { parseStatements, scanTokens, sliceBytes, type ParseNode } from './parser.js';
-import type { Analysis, AnalysisOk, ColumnRef, RelationRef, SettingChange, StatementAnalysis, StatementClass } from './types.js';
+import type { Analysis, AnalysisOk, CodeRun, ColumnRef, RelationRef, SettingChange, StatementAnalysis, StatementClass } from './types.js';
 
 /** Languages whose bodies Warden reads. */
 export const READABLE_LANGUAGES: ReadonlySet<string> = new Set(['sql', 'plpgsql']);
@@ -315,6 +315,7 @@ export function statementWithCodeEffects(sa: StatementAnalysis, effects: readonl
   const notes = [...sa.notes];
   let { roleChange, resetAll, alterSystem } = sa;
   let changes = false;
+  const code: CodeRun[] = [...(sa.code ?? [])];
   for (const e of effects) {
     if (e.note && !notes.includes(e.note)) notes.push(e.note);
     if (e.opaque !== undefined) {
@@ -324,6 +325,7 @@ export function statementWithCodeEffects(sa: StatementAnalysis, effects: readonl
     const b = e.body;
     if (!b) continue;
     for (const n of effectSummary(e)) if (!notes.includes(n)) notes.push(n);
+    code.push({ via: e.via, body: b }, ...(b.code ?? []));
     for (const c of b.classes) {
       if (NOT_CARRIED.has(c)) continue;
       classes.add(c);
@@ -357,6 +359,7 @@ export function statementWithCodeEffects(sa: StatementAnalysis, effects: readonl
     resetAll,
     alterSystem,
     notes: Object.freeze(notes),
+    ...(code.length > 0 ? { code: Object.freeze(code) } : {}),
   });
 }
 

@@ -207,6 +207,20 @@ export interface StatementAnalysis {
    * DROP TYPE, ...). Empty for other statements.
    */
   readonly ddlTargets: readonly DdlTarget[];
+  /**
+   * The code the statement runs that Warden read (function and procedure bodies, triggers'
+   * functions, rules), as added by `withCodeEffects` (sql/code.ts): how the statement reaches
+   * each (`pg_temp.f()`, `trigger t on public.orders → public.audit()`) and what it does.
+   * Absent when none. Masking uses it to tell the columns code reads from the statement's own
+   * (masking/session-code.ts).
+   */
+  readonly code?: readonly CodeRun[];
+}
+
+/** One piece of code a statement runs: see {@link StatementAnalysis.code}. */
+export interface CodeRun {
+  readonly via: string;
+  readonly body: StatementAnalysis;
 }
 
 /** A successfully parsed query string. */
