@@ -7,12 +7,13 @@
  * - Each row (one CopyData message per row, as PostgreSQL sends them) is split into fields in
  *   the statement's own format — text (backslash escapes, `\N`) or CSV (quotes, the statement's
  *   DELIMITER, QUOTE, ESCAPE and NULL options) — and each field is masked by its plan:
- *   - `COPY table`: a column of a sensitive type (per the catalog map, views included) is
- *     masked as that type, any other is scanned by the detectors — as in a result row;
- *   - `COPY (query)`: there is no RowDescription to tell base columns from computed ones, so
- *     when the query reads a relation with masked columns (or computes from sensitive
- *     values) every field is masked whole, like a computed column; otherwise every field is
- *     scanned by the detectors, in normalised forms too (normalised.ts).
+ *   - `COPY table`, and `COPY (SELECT bare columns or * FROM one relation ...)`: a column of
+ *     a sensitive type (per the catalog map, views included) is masked as that type, any
+ *     other is scanned by the detectors — as in a result row;
+ *   - any other `COPY (query)`: there is no RowDescription to tell base columns from computed
+ *     ones, so when the query reads a relation with masked columns (or computes from
+ *     sensitive values) every field is masked whole, like a computed column; otherwise every
+ *     field is scanned by the detectors, in normalised forms too (normalised.ts).
  * - Binary COPY is refused (its fields would need every type's binary form), and so are
  *   options Warden cannot read with certainty (ENCODING, an escape-string or dollar-quoted
  *   option, more than one statement around a COPY TO).
@@ -22,6 +23,7 @@
 import type { MaskerName } from '../config/types.js';
 import type { AnalysisOk, RelationRef, StatementAnalysis } from '../sql/types.js';
 import { analyzeSql } from '../sql/index.js';
+import { parseStatements, type ParseNode } from '../sql/parser.js';
 import type { SensitiveColumnMap } from './sensitive-catalog.js';
 import { findSensitive } from './detectors.js';
 import { maskSpans, maskText } from './maskers.js';
@@ -372,26 +374,64 @@ export function copyOutOf(analysis: AnalysisOk, clientEncoding: string | undefin
 
 const unquote = (c: string): string => (c.startsWith('"') ? c.slice(1, -1).replace(/""/g, '"') : c.toLowerCase());
 
-/** The masked type of column `col` of relation `r` per the catalog map (any schema it may be in). */
-function maskedType(map: SensitiveColumnMap, r: RelationRef, col: string): string | null {
-  for (const c of r.candidates) {
-    const t = map.maskedColumns(c, r.table)?.get(col);
-    if (t !== undefined) return t;
-  }
-  return null;
+/** The columns of relation `r` (any schema it may be in) with their masked types, from the catalog map. */
+function columnsOf(map: SensitiveColumnMap, r: RelationRef): readonly { readonly name: string; readonly type: string | null }[] | undefined {
+  return r.candidates.map((s) => map.columnsOf?.(s, r.table)).find((x) => x !== undefined);
 }
 
 /**
- * How a COPY's fields are masked. `sensitiveTypes`: the types the query computes from (leak
- * checks); a `COPY table` gets a plan per column, a `COPY (query)` one for all its fields.
+ * The output columns of a query of the simplest shape — `SELECT` of bare column references
+ * and `*` from one relation (any WHERE, ORDER BY, LIMIT) — by name (`*`: every column, in
+ * order); undefined for anything else.
+ */
+function bareOutputs(query: string): string[] | undefined {
+  const parsed = parseStatements(query);
+  if (!parsed.ok || parsed.statements.length !== 1) return undefined;
+  const sel = parsed.statements[0]!.stmt.SelectStmt as ParseNode | undefined;
+  if (!sel || sel.op !== undefined && sel.op !== 'SETOP_NONE') return undefined;
+  if (sel.withClause || sel.valuesLists || sel.groupClause || sel.havingClause || sel.distinctClause) return undefined;
+  const from = sel.fromClause as ParseNode[] | undefined;
+  if (!from || from.length !== 1 || !from[0]!.RangeVar) return undefined;
+  const out: string[] = [];
+  for (const t of (sel.targetList as ParseNode[] | undefined) ?? []) {
+    const val = (t.ResTarget as ParseNode | undefined)?.val as ParseNode | undefined;
+    const fields = (val?.ColumnRef as ParseNode | undefined)?.fields as ParseNode[] | undefined;
+    if (!fields || fields.length === 0 || fields.length > 2) return undefined;
+    const last = fields[fields.length - 1]!;
+    if (last.A_Star) out.push('*');
+    else {
+      const name = (last.String as ParseNode | undefined)?.sval;
+      if (typeof name !== 'string') return undefined;
+      out.push(name);
+    }
+  }
+  return out.length > 0 ? out : undefined;
+}
+
+/**
+ * How a COPY's fields are masked, as a query result's columns would be. `COPY table` and a
+ * `COPY (query)` of the simplest shape (bare columns and `*` of one relation) get a plan per
+ * column, with the types the catalog map gives result columns of that relation (a view over
+ * sensitive columns: every column, as in a result); any other `COPY (query)` one plan for all
+ * its fields — whole when it reads a relation with masked columns or computes from sensitive
+ * values (`sensitiveTypes`, from the leak checks), else the detectors.
  */
 export function planCopy(c: Extract<CopyStatement, { ok: true }>, sensitiveTypes: readonly string[], map: SensitiveColumnMap): CopyPlan {
   const st = c.analysis.statements[0]!;
   const rel = c.relation ?? (st.reads.length === 1 ? st.reads[0]! : undefined);
-  if (c.copy.table && rel) {
-    const listed = c.copy.table.columns.map(unquote);
-    const columns = listed.length > 0 ? listed : rel.candidates.map((s) => map.columnsOf?.(s, rel.table)).find((x) => x !== undefined);
-    if (columns) return { kind: 'columns', types: columns.map((col) => maskedType(map, rel, col)) };
+  const names = c.copy.table ? (c.copy.table.columns.length > 0 ? c.copy.table.columns.map(unquote) : ['*']) : bareOutputs(c.copy.query);
+  const columns = rel && names ? columnsOf(map, rel) : undefined;
+  if (columns && names) {
+    const types: (string | null)[] = [];
+    for (const n of names) {
+      if (n === '*') types.push(...columns.map((x) => x.type));
+      else {
+        const col = columns.find((x) => x.name === n);
+        // A name the map does not know: masked whole (fail-closed).
+        types.push(col ? col.type : 'text');
+      }
+    }
+    return { kind: 'columns', types };
   }
   const types = new Set(sensitiveTypes);
   for (const r of st.reads) {

@@ -34,8 +34,11 @@ export interface SensitiveColumnMap {
   readonly loadedAt: number;
   /** A view built (directly or through other views) over the column statistics (pg_statistic, pg_statistic_ext_data); `*`: any schema. */
   readsStatistics?(schema: string, table: string): boolean;
-  /** The columns of a relation in order (COPY table TO: its fields); undefined: relation unknown. */
-  columnsOf?(schema: string, table: string): readonly string[] | undefined;
+  /**
+   * The columns of a relation in order, with the type a result column from it is masked as
+   * (as `lookup` gives it: null when not sensitive) — COPY's fields; undefined: relation unknown.
+   */
+  columnsOf?(schema: string, table: string): readonly { readonly name: string; readonly type: string | null }[] | undefined;
 }
 
 const COLUMNS_SQL = `
@@ -201,7 +204,7 @@ export async function loadSensitiveMap(q: Querier, sensitive: CompiledSensitive)
         id = ids.length === 1 ? ids[0] : undefined;
       }
       const e = byRel.get(id ?? -1);
-      return e ? [...e.columns.entries()].sort((a, b) => a[0] - b[0]).map(([, c]) => c.name) : undefined;
+      return e ? [...e.columns.entries()].sort((a, b) => a[0] - b[0]).map(([, c]) => ({ name: c.name, type: c.type })) : undefined;
     },
     readsStatistics(schema, table) {
       return schema === '*' ? statsTables.has(table) : statsViews.has(`${schema}\u0000${table}`);

@@ -423,6 +423,9 @@ describe('masking: errors, notices, statistics, settings and COPY carry no value
     ],
     [`COPY public.customers (full_name, note) TO STDOUT WITH CSV DELIMITER ';' QUOTE '''' NULL 'nil'`, (l) => expect(l).toHaveLength(2)],
     ['COPY (SELECT email, full_name FROM customers ORDER BY id) TO STDOUT', (l) => expect(l).toHaveLength(2)],
+    // A query of bare columns of one relation: planned per column, like a result (the id stays).
+    ['COPY (SELECT c.id, ssn, note FROM customers c WHERE id > 0 ORDER BY id) TO STDOUT', (l) => expect(l[0]).toBe('1\t***-**-6789\tprefers email')],
+    ['COPY (SELECT * FROM customers ORDER BY id) TO STDOUT WITH CSV', (l) => expect(l[0]!.startsWith('1,')).toBe(true)],
     ['COPY (SELECT * FROM customer_contacts) TO STDOUT WITH (FORMAT csv)', (l) => expect(l).toHaveLength(2)],
     [
       'COPY (SELECT memo FROM notes ORDER BY id) TO STDOUT',
