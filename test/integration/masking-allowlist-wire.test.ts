@@ -120,7 +120,7 @@ const directConfig = (): pg.ClientConfig => ({ host: '127.0.0.1', port: env.clus
 describe('the allowlist classes of the bypass corpus', () => {
   it(`has at least 80 attempts (${attempts.length}), of every class`, () => {
     expect(attempts.length).toBeGreaterThanOrEqual(80);
-    expect(new Set(attempts.map((a) => a.class))).toEqual(new Set(['derived', 'cte', 'lateral', 'srf', 'equality', 'order', 'case', 'json', 'cursor', 'stored', 'whole-row', 'aggregate', 'view', 'limit']));
+    expect(new Set(attempts.map((a) => a.class))).toEqual(new Set(['derived', 'cte', 'lateral', 'srf', 'equality', 'order', 'case', 'json', 'cursor', 'stored', 'whole-row', 'aggregate', 'view', 'limit', 'session-object', 'session-code']));
   });
 
   it('each returns a real value when run directly against PostgreSQL', async () => {
