@@ -558,6 +558,7 @@ export class ResponseTracker {
         return;
       }
       case B.ReadyForQuery: {
+        this.recent = undefined;
         const st = buf[start + 5];
         this.txStatus = st === 0x49 ? 'I' : st === 0x54 ? 'T' : 'E';
         let segment: number;
