@@ -3,7 +3,8 @@
  *
  * 1. A statement PostgreSQL's parser rejects, or one that uses a sensitive
  *    column where masking cannot follow it (masking/leaks.ts), is refused with
- *    42501 naming the rule and the reason.
+ *    42501 naming the rule and the reason. So is one that creates objects or runs
+ *    code over masked columns, or runs code Warden cannot see (masking/session-code.ts).
  * 2. Otherwise it is forwarded with a {@link RowMasker}: sensitive base columns
  *    are recognised by the table OID and attribute number of each
  *    RowDescription, through a per-database map of sensitive columns read from
