@@ -10,6 +10,7 @@ import { nativeIo } from './proxy/native-io.js';
 import { FORWARD, type SessionHooks, type SessionInfo, type StatementOutcome, type StatementSource, type Verdict } from './proxy/hooks.js';
 import { initSqlParser } from './sql/index.js';
 import { createStatementPolicy, type StatementPolicy } from './governance/statement-policy.js';
+import { AnalysisPool } from './sql/analysis-pool.js';
 import { startAdmin, type AdminServer } from './admin/server.js';
 import { createAdminAuthenticator } from './admin/auth.js';
 import type { LoginRateLimitOptions } from './auth/rate-limit.js';
@@ -173,7 +174,9 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
     o.config.rules.length > 0 && reader
       ? createCodeCatalog({ query: (db, sql) => reader.query(db, sql, []), log: o.log })
       : undefined;
-  const policy = createStatementPolicy(o.config, o.log, { auditor, masking, approvals, code });
+  // Large statements are parsed on a worker thread, so they never stall the other sessions.
+  const pool = new AnalysisPool();
+  const policy = createStatementPolicy(o.config, o.log, { auditor, masking, approvals, code, pool });
   // Like PostgreSQL and PgBouncer: the soft open-file limit up to the hard one, and a connection
   // cap below it, so Warden can always still refuse a client clearly (53300) instead of running dry.
   const fileLimit = raiseFileLimit();
@@ -253,6 +256,7 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
     close: async () => {
       await admin?.close();
       await proxy.close();
+      await pool.close();
       tokens?.close();
       masking?.close();
       await catalog?.close();

@@ -13,6 +13,7 @@ import type { RuleMatch, WardenConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
 import { AnalysisCache, PreparedStatements, parseSearchPath, type Analysis, type AnalyzeContext } from '../sql/index.js';
 import { isLiteralIndependent, literalShape } from '../sql/literal-shape.js';
+import { OFF_THREAD_CHARS, type AnalysisPool } from '../sql/analysis-pool.js';
 import { decide, policyFromConfig, type CompiledPolicy, type Decision } from '../policy/index.js';
 import { intentOf } from '../intent/sqlcommenter.js';
 import type { ErrorVerdictFields, SessionHooks, SessionInfo, StatementOutcome, StatementSource } from '../proxy/hooks.js';
@@ -84,10 +85,12 @@ export interface StatementPolicyOptions {
   readonly approvals?: ApprovalService;
   /** Functions, triggers and rules from the catalog (absent when no rule could use them). */
   readonly code?: CodeCatalog;
+  /** Analyses texts of OFF_THREAD_CHARS or more off the event loop (absent: on it). */
+  readonly pool?: AnalysisPool;
 }
 
 export function createStatementPolicy(config: WardenConfig, log: Logger, o: StatementPolicyOptions = {}): StatementPolicy {
-  const { cache = new AnalysisCache({ max: 10_000 }), auditor, masking, approvals, code } = o;
+  const { cache = new AnalysisCache({ max: 10_000 }), auditor, masking, approvals, code, pool } = o;
   const policy = policyFromConfig(config);
   const timeDependent = config.rules.some((r) => usesTime(r.match));
   const detect = config.sensitive?.detect ?? [];
@@ -328,7 +331,9 @@ export function createStatementPolicy(config: WardenConfig, log: Logger, o: Stat
         st.memoVersion = v;
       }
     }
-    const memoable = !timeDependent && !sql.includes('/*') && !st.ddlPending;
+    // A large text is analysed on the worker thread and never memoized (its shape alone is megabytes of scanning).
+    const big = pool !== undefined && sql.length >= OFF_THREAD_CHARS;
+    const memoable = !big && !timeDependent && !sql.includes('/*') && !st.ddlPending;
     let shape: string | null = null;
     if (memoable) {
       // By shape first: texts with literals (inlined ids, pgbench) seldom repeat exactly.
@@ -341,8 +346,12 @@ export function createStatementPolicy(config: WardenConfig, log: Logger, o: Stat
         return hit;
       }
     }
-    const raw = cache.analyze(sql, st.ctx);
-    // The code the statement runs (functions, triggers, rules): from the catalog, cached per catalog version.
+    if (big) return pool.analyze(sql, st.ctx).then((raw) => withCode(s, st, stmt, raw, memoable, shape));
+    return withCode(s, st, stmt, cache.analyze(sql, st.ctx), memoable, shape);
+  };
+
+  /** The code the statement runs (functions, triggers, rules): from the catalog, cached per catalog version. */
+  const withCode = (s: SessionInfo, st: PolicySessionState, stmt: StatementSource, raw: Analysis, memoable: boolean, shape: string | null): Ruling | Promise<Ruling> => {
     const resolved = code ? code.resolve(s.database, raw, st.ctx, st.localView) : raw;
     if (resolved instanceof Promise) return resolved.then((a) => decideResolved(s, st, stmt, a, memoable, shape));
     return decideResolved(s, st, stmt, resolved, memoable, shape);
