@@ -235,17 +235,29 @@ describe('masking: errors, notices, statistics, settings and COPY carry no value
     }
   });
 
-  it('psql shows no value in errors or notices either', async () => {
-    const p = await runPsql({
-      port: env.warden.port,
-      user: 'agent',
-      password: PASSWORDS.agent,
-      database: 'app',
-      args: ['-A', '-t', '-v', 'VERBOSITY=verbose', '-c', `SELECT shout(email) FROM customers`, '-c', `SELECT ('[' || translate(ssn, '-', 'x') || ']')::json FROM customers`],
-    });
+  it.each(MASKED)("psql (%s): every example of the issue's errors, notices, statistics, settings and free text shows no value", async (who) => {
+    const examples = [
+      ...ERRORS.map(([sql]) => sql),
+      `DO $$ BEGIN RAISE NOTICE '%', (SELECT ssn FROM customers WHERE id = 1); END $$`,
+      'SELECT shout(email) FROM customers',
+      `SELECT histogram_bounds::text FROM pg_stats WHERE tablename = 'customers'`,
+      `SELECT set_config('my.v', (SELECT string_agg(ssn, ',') FROM customers), false)`,
+      'SHOW my.v',
+      `SELECT current_setting('my.v', true)`,
+      `COPY (SELECT memo FROM notes) TO STDOUT`,
+      `SELECT replace(memo, ' ', '') FROM notes`,
+    ];
+    const args = ['-A', '-t', '-v', 'VERBOSITY=verbose'];
+    for (const e of examples) args.push('-c', e);
+    const p = await runPsql({ port: env.warden.port, user: who, password: PASSWORDS[who], database: 'app', args });
     const all = `${p.out}\n${p.err}`;
     expect(all).toMatch(/text withheld by Warden/);
+    expect(all).toMatch(/statistics/);
     expect(leaks(all), all).toEqual([]);
+    expect(all).not.toContain('1234567');
+    // Directly, the same psql run shows values.
+    const d = await runPsql({ port: env.cluster.port, user: 'warden_svc', password: 'svc-Secret-9f8e', database: 'app', args });
+    expect(leaks(`${d.out}\n${d.err}`).length).toBeGreaterThan(0);
   });
 
   // ---- item 3: statistics and settings ----------------------------------------------------
