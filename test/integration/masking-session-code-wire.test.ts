@@ -309,6 +309,34 @@ describe("the issue's examples: calling code that reads masked columns", () => {
     }
   }, 60_000);
 
+  it('also through PREPARE / EXECUTE, cursors and the extended protocol', async () => {
+    const a = await env.connect('alice');
+    try {
+      await expect(a.query('PREPARE p AS SELECT ssn_of(1)')).rejects.toMatchObject({ code: '42501', message: /ssn_of\(\) reads the masked column customers\.ssn/ });
+      // Never prepared: refused by Warden (a prepared statement it has not seen is opaque) or unknown upstream.
+      await expect(a.query('EXECUTE p')).rejects.toMatchObject({ code: expect.stringMatching(/^(42501|26000)$/) });
+      await a.query('BEGIN');
+      await expect(a.query('DECLARE c CURSOR FOR SELECT * FROM all_emails()')).rejects.toMatchObject({ code: '42501' });
+      await a.query('ROLLBACK');
+      await expect(a.query({ text: 'SELECT name_of($1)', values: [1] })).rejects.toMatchObject({ code: '42501', message: /name_of\(\) reads the masked column customers\.full_name/ });
+      await expect(a.query({ name: 'q1', text: 'SELECT x FROM all_emails() x', values: [] })).rejects.toMatchObject({ code: '42501' });
+    } finally {
+      await a.end();
+    }
+    const g = await env.connect('agent');
+    try {
+      const r = await g.query({ text: 'SELECT name_of($1) AS n, ssn_of($1) AS s', values: [1] });
+      expect(r.rows).toHaveLength(1);
+      expect(leaks(JSON.stringify(r.rows))).toEqual([]);
+      await g.query('PREPARE p AS SELECT ssn_of($1) AS s');
+      const e = await g.query('EXECUTE p(2)');
+      expect(leaks(JSON.stringify(e.rows))).toEqual([]);
+      expect(e.rows[0].s).toBe('***-**-4329');
+    } finally {
+      await g.end();
+    }
+  });
+
   it('a trigger function of others that reads a masked column is refused when it would fire (both identities)', async () => {
     for (const who of MASKED) {
       const c = await env.connect(who);
