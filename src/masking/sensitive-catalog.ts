@@ -15,6 +15,7 @@ import type { RelationRef } from '../sql/types.js';
 import { matchRelation, YES } from '../policy/patterns.js';
 import type { CompiledSensitive } from '../policy/sensitive.js';
 import { viewMaskedColumns } from './allowlist.js';
+import { definitionReadsMasked } from './session-code.js';
 
 export type Querier = (sql: string, params: unknown[]) => Promise<{ rows: Record<string, unknown>[] }>;
 
@@ -59,6 +60,21 @@ JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
 WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass
   AND d.refclassid = 'pg_catalog.pg_class'::regclass
   AND d.refobjsubid > 0 AND d.refobjid <> r.ev_class`;
+
+/**
+ * Functions outside the system schemas that views call (their rewrite rules depend on them),
+ * with the definitions of SQL and PL/pgSQL functions and procedures.
+ */
+const VIEW_FUNCTIONS_SQL = `
+SELECT DISTINCT r.ev_class::int8 AS viewid, n.nspname AS schema, p.proname AS name,
+  CASE WHEN l.lanname IN ('sql', 'plpgsql') AND p.prokind IN ('f', 'p') THEN pg_catalog.pg_get_functiondef(p.oid) END AS def
+FROM pg_catalog.pg_depend d
+JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
+JOIN pg_catalog.pg_proc p ON p.oid = d.refobjid
+JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.refclassid = 'pg_catalog.pg_proc'::regclass
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')`;
 
 /**
  * Views over the column statistics, through other views too (back-doors.ts refuses them for
@@ -109,6 +125,22 @@ export async function loadSensitiveMap(q: Querier, sensitive: CompiledSensitive)
     const col = String(r.col);
     e.columns.set(Number(r.attnum), { name: col, type: sensitive.entries.length > 0 ? typeFor(sensitive, schema, rel, col) : null });
   }
+  // Views that call functions reading masked columns (or whose bodies Warden cannot read):
+  // every column masked, and not refined through the view's definition (a function's output
+  // has no column to follow). Views of such views follow below.
+  const callsCode = new Set<number>();
+  if (sensitive.entries.length > 0) {
+    const readers = new Map<string, string | null>();
+    for (const r of (await q(VIEW_FUNCTIONS_SQL, [])).rows) {
+      const key = `${String(r.schema)}.${String(r.name)}\u0000${typeof r.def === 'string' ? r.def : ''}`;
+      if (!readers.has(key)) readers.set(key, definitionReadsMasked(typeof r.def === 'string' ? r.def : null, sensitive));
+      if (readers.get(key) === null) continue;
+      const v = byRel.get(Number(r.viewid));
+      if (!v) continue;
+      callsCode.add(Number(r.viewid));
+      for (const c of v.columns.values()) c.type ??= 'text';
+    }
+  }
   // Views: propagate through dependencies until nothing changes (views of views).
   if (sensitive.entries.length > 0) {
     const deps = (await q(VIEW_DEPS_SQL, [])).rows.map((r) => ({ view: Number(r.viewid), rel: Number(r.relid), attnum: Number(r.attnum) }));
@@ -157,7 +189,7 @@ export async function loadSensitiveMap(q: Querier, sensitive: CompiledSensitive)
     const isView = e.kind === 'v' || e.kind === 'm';
     if (isView) views.push(relid);
     const names = [...e.columns.entries()].sort((x, y) => x[0] - y[0]).map(([, c]) => c.name);
-    bySchema.set(e.schema, { relid, cols, names, refined: !isView });
+    bySchema.set(e.schema, { relid, cols, names, refined: !isView || callsCode.has(relid) });
   }
   const defs = new Map<number, string>();
   if (views.length > 0) {

@@ -29,6 +29,7 @@
  */
 import type { AnalysisOk, ColumnRef, RelationRef, StatementAnalysis } from '../sql/types.js';
 import { parseStatements, type ParseNode } from '../sql/parser.js';
+import { analyzeSql } from '../sql/analyze.js';
 import { matchColumn } from '../policy/sensitive.js';
 import type { CompiledSensitive } from '../policy/sensitive.js';
 import { matchRelation, NO } from '../policy/patterns.js';
@@ -156,6 +157,21 @@ class MaskedColumns {
     }
     return null;
   }
+}
+
+/**
+ * What a function's definition (`pg_get_functiondef`) reads of the masked columns: the first
+ * one's display (`customers.ssn (ssn)`), `unreadable` when Warden cannot see its body (no
+ * definition: another language or an aggregate; unparsable; dynamic SQL), null when it reads
+ * none. Unqualified names count in any schema (fail closed). Used for views that call
+ * functions (masking/sensitive-catalog.ts). Functions it calls in turn are not followed.
+ */
+export function definitionReadsMasked(def: string | null, sensitive: CompiledSensitive): string | null {
+  if (def === null) return 'unreadable';
+  const a = analyzeSql(def, { searchPath: null });
+  const body = a.ok && a.statements.length === 1 ? a.statements[0]!.body : undefined;
+  if (!body || body.opaque) return 'unreadable';
+  return new MaskedColumns(sensitive, undefined).read(body.columns, body.reads)?.display ?? null;
 }
 
 /** What a statement runs: its code runs, and a DO block itself. */

@@ -88,6 +88,11 @@ beforeAll(async () => {
     "CREATE FUNCTION public.vouched_count() RETURNS bigint LANGUAGE plpgsql AS $$DECLARE n bigint; BEGIN EXECUTE 'SELECT count(*) FROM ' || 'orders' INTO n; RETURN n; END$$",
     'CREATE FUNCTION public.order_total(i int) RETURNS numeric LANGUAGE sql STABLE AS $$SELECT total FROM orders WHERE id = i$$',
     'CREATE FUNCTION public.copy_ssn() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN NEW.v := (SELECT ssn FROM customers WHERE id = 1); RETURN NEW; END$$',
+    // Views of others that call code: one reading masked columns, one Warden cannot see into, one reading none.
+    'CREATE VIEW fn_view AS SELECT id, name_of(id) AS s FROM customers',
+    "CREATE VIEW dyn_view AS SELECT id, dyn_read('email') AS e FROM customers",
+    'CREATE VIEW of_fn_view AS SELECT s AS s2 FROM fn_view',
+    'CREATE VIEW ok_fn_view AS SELECT id, order_total(id) AS t FROM orders',
     ...MASKED.flatMap((who) => [`CREATE TABLE trig_${who} (v text)`, `CREATE TRIGGER t BEFORE INSERT ON trig_${who} FOR EACH ROW EXECUTE FUNCTION public.copy_ssn()`]),
     'GRANT ALL ON ALL TABLES IN SCHEMA public TO warden_svc',
     'GRANT ALL ON SCHEMA billing TO warden_svc',
@@ -356,6 +361,43 @@ describe("the issue's examples: calling code that reads masked columns", () => {
     for (const who of MASKED) {
       const r = await runOn(env.client(who), { setup: [], sql: 'SELECT order_total(11)::text AS t, order_total(10)::text AS u' });
       expect(r, who).toEqual({ outcome: 'ok', text: '"99"|"12.5"' });
+    }
+  });
+});
+
+describe('views of others that call code', () => {
+  const VIEWS = ['SELECT s FROM fn_view', 'SELECT e FROM dyn_view', 'SELECT s2 FROM of_fn_view', 'SELECT * FROM fn_view'];
+
+  it('return real values directly', async () => {
+    for (const sql of VIEWS) expect(leaks((await runOn(directConfig(), { setup: [], sql })).text).length, sql).toBeGreaterThan(0);
+  });
+
+  for (const who of MASKED) {
+    for (const binary of [false, true]) {
+      it(`${who} (pg, ${binary ? 'binary' : 'text'}): every column of a view calling a function that reads masked columns (or one Warden cannot see) is masked`, async () => {
+        for (const sql of VIEWS) {
+          const r = await runOn(env.client(who), { setup: [], sql }, binary);
+          expect(r.outcome, sql).toBe('ok');
+          expect(r.text.split('\n'), sql).toHaveLength(2);
+          expect(leaks(r.text), sql).toEqual([]);
+        }
+      });
+    }
+    it(`${who} (psql): masked`, async () => {
+      const p = await psql(who, VIEWS);
+      expect(p.code, p.err).toBe(0);
+      expect(leaks(p.out)).toEqual([]);
+    });
+  }
+
+  it('strict: their columns cannot be filtered on; a view calling code that reads no masked column is untouched', async () => {
+    const c = await env.connect('alice');
+    try {
+      await expect(c.query("SELECT id FROM fn_view WHERE s LIKE 'A%'")).rejects.toMatchObject({ code: '42501', message: /fn_view\.s \(\w+\) is used in WHERE/ });
+      const r = await c.query('SELECT id, t::text AS t FROM ok_fn_view WHERE t > 50');
+      expect(r.rows).toEqual([{ id: 11, t: '99' }]);
+    } finally {
+      await c.end();
     }
   });
 });

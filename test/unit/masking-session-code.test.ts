@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { analyzeSql, initSqlParser, type AnalysisOk } from '../../src/sql/index.js';
 import { withCodeEffects } from '../../src/sql/code.js';
 import { compileSensitive } from '../../src/policy/sensitive.js';
-import { checkSessionCode, createdObject } from '../../src/masking/session-code.js';
+import { checkSessionCode, createdObject, definitionReadsMasked } from '../../src/masking/session-code.js';
 import type { RelationColumns } from '../../src/masking/allowlist.js';
 
 beforeAll(async () => {
@@ -154,5 +154,16 @@ describe('code Warden cannot see', () => {
 
   it('nothing is refused when no column is masked', () => {
     expect(checkSessionCode(analysis("DO $$ BEGIN EXECUTE 'SELECT ' || quote_ident('x'); END $$"), compileSensitive({}), strict).ok).toBe(true);
+  });
+});
+
+describe('definitionReadsMasked (views that call functions)', () => {
+  it('names the masked column a function definition reads; unreadable bodies fail closed; others read none', () => {
+    const def = (lang: string, body: string) => `CREATE OR REPLACE FUNCTION public.f(i integer)\n RETURNS text\n LANGUAGE ${lang}\n STABLE\nAS $function$${body}$function$\n`;
+    expect(definitionReadsMasked(def('sql', 'SELECT ssn FROM customers WHERE id = i'), sensitive)).toBe('customers.ssn (ssn)');
+    expect(definitionReadsMasked(def('plpgsql', 'BEGIN RETURN (SELECT full_name FROM public.customers WHERE id = i); END'), sensitive)).toBe('customers.full_name (name)');
+    expect(definitionReadsMasked(def('plpgsql', "DECLARE v text; BEGIN EXECUTE format('SELECT %I FROM customers', 'ssn') INTO v; RETURN v; END"), sensitive)).toBe('unreadable');
+    expect(definitionReadsMasked(null, sensitive)).toBe('unreadable');
+    expect(definitionReadsMasked(def('sql', 'SELECT total::text FROM orders WHERE id = i'), sensitive)).toBeNull();
   });
 });
