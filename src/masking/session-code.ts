@@ -191,6 +191,8 @@ function writes(b: StatementAnalysis): boolean {
  */
 export function checkSessionCode(analysis: AnalysisOk, sensitive: CompiledSensitive, o: SessionCodeOptions): SessionCodeVerdict {
   if (sensitive.entries.length === 0) return OK;
+  // Fast path (most statements): no code, no definitions, nothing opaque.
+  if (!analysis.opaque && analysis.statements.every((st) => st.code === undefined && st.kind !== 'do' && !st.classes.has('ddl') && !st.classes.has('code'))) return OK;
   const masked = new MaskedColumns(sensitive, o.relationColumns);
   let computedMasked = false;
   for (const st of analysis.statements) {
