@@ -77,13 +77,20 @@ const bare = (fn: string): string => {
 /** The relation could be the catalog's (its schema is pg_catalog, or an unqualified name that resolves there first). */
 const catalogNamed = (r: RelationRef, names: ReadonlySet<string>): boolean => names.has(r.table.toLowerCase());
 
-/** A constant setting name that is not custom: `current_setting('search_path')`. */
-const PLAIN_CURRENT_SETTING = /\bcurrent_setting\s*\(\s*'([a-z_][a-z0-9_]*)'\s*(?:,\s*(?:true|false)\s*)?\)/gi;
+/**
+ * A constant setting name that is not custom: `current_setting('search_path')`, or one of the
+ * settings Warden itself gives every session for row-level security (`warden.identity`, ...),
+ * which clients cannot change and which hold no table data.
+ */
+const WARDEN_SETTINGS = '(?:warden\\.(?:identity|kind|groups|on_behalf_of))';
+const PLAIN_CURRENT_SETTING = new RegExp(`\\bcurrent_setting\\s*\\(\\s*'(${WARDEN_SETTINGS}|[a-z_][a-z0-9_]*)'\\s*(?:,\\s*(?:true|false)\\s*)?\\)`, 'gi');
+const WARDEN_SETTING_NAME = new RegExp(`^${WARDEN_SETTINGS}$`, 'i');
 
 function readsCustomSettings(st: StatementAnalysis): boolean {
   if (st.kind === 'other' && /^\s*show\b/i.test(st.text)) {
     const m = /^\s*show\s+(.+?)\s*;?\s*$/is.exec(st.text);
     const name = m?.[1]?.trim() ?? '';
+    if (WARDEN_SETTING_NAME.test(name)) return false;
     return name.toLowerCase() === 'all' || name.includes('.') || !/^[a-z_][a-z0-9_ ]*$/i.test(name);
   }
   if (!st.functions.some((f) => bare(f) === 'current_setting')) return false;
