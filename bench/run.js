@@ -713,7 +713,7 @@ async function main() {
   if (init.code !== 0) throw new Error(`pgbench -i failed (exit ${init.code}): ${redact(init.stderr.trim()).slice(-2000)}`);
   console.log(`bench: PostgreSQL ${pgVersion} on 127.0.0.1:${cluster.port}, pgbench -i -s ${config.scale} done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   // Warden's processes inherit this environment, so they load the addon exactly when this does.
-  const { nativeIo } = await import(new URL('../dist/proxy/native-io.js', import.meta.url).href);
+  const { nativeIo } = await import(new URL('../dist/proxy/transport/native-io.js', import.meta.url).href);
   const socketIo = nativeIo.available ? 'native' : `node (${nativeIo.reason})`;
   console.log(`bench: Warden relays through ${nativeIo.available ? 'its native socket I/O addon' : `Node.js sockets: ${nativeIo.reason}`}`);
 

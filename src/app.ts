@@ -5,8 +5,8 @@
 import type { WardenConfig } from './config/types.js';
 import type { Logger } from './log/logger.js';
 import { defaultMaxConnections, raiseFileLimit } from './util/fd-limit.js';
-import { ProxyServer } from './proxy/server.js';
-import { nativeIo } from './proxy/native-io.js';
+import { ProxyServer } from './proxy/connection/server.js';
+import { nativeIo } from './proxy/transport/native-io.js';
 import { FORWARD, type SessionHooks, type SessionInfo, type StatementOutcome, type StatementSource, type Verdict } from './proxy/hooks.js';
 import { initSqlParser } from './sql/index.js';
 import { createStatementPolicy, type StatementPolicy } from './governance/statement-policy.js';

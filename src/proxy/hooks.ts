@@ -8,7 +8,7 @@
  */
 import type { FieldDescription, PgErrorFields, TxStatus } from '../wire/index.js';
 import type { DatabaseConfig, IdentityConfig } from '../config/types.js';
-import type { SessionAuth } from './client-handshake.js';
+import type { SessionAuth } from './connection/client-handshake.js';
 import type { UnreadableText } from '../wire/client-text.js';
 
 export interface SessionInfo {

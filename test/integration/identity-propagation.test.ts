@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { baseYaml, startCluster, startEnv, type TestEnv } from '../helpers/warden-env.js';
-import { prefixedApplicationName } from '../../src/proxy/propagation.js';
+import { prefixedApplicationName } from '../../src/proxy/connection/propagation.js';
 
 let env: TestEnv;
 

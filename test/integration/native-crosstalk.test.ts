@@ -7,7 +7,7 @@
  */
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { adoptNative, nativeIo, type NativeSocket } from '../../src/proxy/native-io.js';
+import { adoptNative, nativeIo, type NativeSocket } from '../../src/proxy/transport/native-io.js';
 
 const cleanup: { destroy(): unknown }[] = [];
 const servers: net.Server[] = [];

@@ -11,8 +11,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import { NativeSocket, adoptNative, consumeSocket, nativeIo } from '../../src/proxy/native-io.js';
-import { adoptFast, consume, isTransient, queuedFast } from '../../src/proxy/fast-io.js';
+import { NativeSocket, adoptNative, consumeSocket, nativeIo } from '../../src/proxy/transport/native-io.js';
+import { adoptFast, consume, isTransient, queuedFast } from '../../src/proxy/transport/fast-io.js';
 import { makeTestCerts } from '../helpers/certs.js';
 
 const open: { destroy(): unknown }[] = [];

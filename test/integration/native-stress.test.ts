@@ -24,7 +24,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { adoptNative, nativeIo, type NativeSocket } from '../../src/proxy/native-io.js';
+import { adoptNative, nativeIo, type NativeSocket } from '../../src/proxy/transport/native-io.js';
 
 const SECONDS = Number(process.env.WARDEN_STRESS_SECONDS ?? '0');
 const WANT_SOCKETS = Number(process.env.WARDEN_STRESS_SOCKETS ?? '1000');

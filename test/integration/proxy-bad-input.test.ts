@@ -8,7 +8,7 @@ import crypto from 'node:crypto';
 import pg from 'pg';
 import { ScramClientExchange } from '../../src/auth/index.js';
 import { freePort } from '../../src/embedded/pg-cluster.js';
-import { ProxyServer } from '../../src/proxy/server.js';
+import { ProxyServer } from '../../src/proxy/connection/server.js';
 import { FORWARD } from '../../src/proxy/hooks.js';
 import { startWarden, type Warden } from '../../src/app.js';
 import { silentLogger } from '../../src/log/logger.js';

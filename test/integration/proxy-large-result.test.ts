@@ -8,7 +8,7 @@ import pg from 'pg';
 import { startCluster, baseYaml, PASSWORDS } from '../helpers/warden-env.js';
 import { startWardenProcess, rssBytes, type WardenProcess } from '../helpers/warden-process.js';
 import type { PgCluster } from '../../src/embedded/pg-cluster.js';
-import { nativeIo } from '../../src/proxy/native-io.js';
+import { nativeIo } from '../../src/proxy/transport/native-io.js';
 
 let cluster: PgCluster;
 

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, baseYaml, PASSWORDS } from '../helpers/warden-env.js';
 import { startWardenProcess, type WardenProcess } from '../helpers/warden-process.js';
 import { run } from '../helpers/psql.js';
-import { nativeIo } from '../../src/proxy/native-io.js';
+import { nativeIo } from '../../src/proxy/transport/native-io.js';
 import type { PgCluster } from '../../src/embedded/pg-cluster.js';
 
 let cluster: PgCluster;

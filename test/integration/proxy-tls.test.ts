@@ -11,7 +11,7 @@ import crypto from 'node:crypto';
 import pg from 'pg';
 import { ScramClientExchange, tlsServerEndPointBinding } from '../../src/auth/index.js';
 import { startWarden, type Warden } from '../../src/app.js';
-import { ProxyServer } from '../../src/proxy/server.js';
+import { ProxyServer } from '../../src/proxy/connection/server.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { PgCluster } from '../../src/embedded/pg-cluster.js';
 import { silentLogger, createLogger } from '../../src/log/logger.js';

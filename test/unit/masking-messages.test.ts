@@ -1,13 +1,13 @@
 /**
  * Errors and notices of masked statements (src/masking/messages.ts) and how the tracker
- * attributes them (src/proxy/tracker.ts): notices to the statement in flight, at a Sync to the
+ * attributes them (src/proxy/session/tracker.ts): notices to the statement in flight, at a Sync to the
  * statement that completed last; COPY data through the rewriter.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { analyzeSql, initSqlParser } from '../../src/sql/index.js';
 import { mayCarryValues, provablyValueFree, recordedMessage, reducedMessage } from '../../src/masking/messages.js';
 import { deriveMaskKey } from '../../src/masking/maskers.js';
-import { ResponseTracker, StatementRun } from '../../src/proxy/tracker.js';
+import { ResponseTracker, StatementRun } from '../../src/proxy/session/tracker.js';
 import type { RowRewriter } from '../../src/proxy/hooks.js';
 import { B, Outbox, decodeErrorFields, encodeErrorLike, encodeReadyForQuery, type PgErrorFields } from '../../src/wire/index.js';
 

@@ -5,7 +5,7 @@
  * vouches for, hidden Describes, COPY, and the cases where it must give up.
  */
 import { describe, expect, it } from 'vitest';
-import { CopyViolation, DesyncError, ResponseTracker, SKIPPED, StatementRun } from '../../src/proxy/tracker.js';
+import { CopyViolation, DesyncError, ResponseTracker, SKIPPED, StatementRun } from '../../src/proxy/session/tracker.js';
 import type { RowRewriter, StatementOutcome } from '../../src/proxy/hooks.js';
 import { Outbox, encodeDataRow, encodeError, encodeReadyForQuery, type FieldDescription, type TxStatus } from '../../src/wire/index.js';
 

@@ -8,7 +8,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import fs from 'node:fs';
 import type { Duplex } from 'node:stream';
-import type { DatabaseConfig } from '../config/types.js';
+import type { DatabaseConfig } from '../../config/types.js';
 import {
   AUTH,
   B,
@@ -26,10 +26,10 @@ import {
   encodeStartup,
   type PgErrorFields,
   type TxStatus,
-} from '../wire/index.js';
-import { ScramClientExchange, md5PasswordResponse, tlsServerEndPointBinding } from '../auth/index.js';
-import { SocketReader } from './socket-reader.js';
-import { connectFast } from './fast-io.js';
+} from '../../wire/index.js';
+import { ScramClientExchange, md5PasswordResponse, tlsServerEndPointBinding } from '../../auth/index.js';
+import { SocketReader } from '../transport/socket-reader.js';
+import { connectFast } from '../transport/fast-io.js';
 
 /** Why an upstream connection failed; `message` never contains credentials. */
 export class UpstreamError extends Error {

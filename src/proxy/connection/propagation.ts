@@ -10,8 +10,8 @@
  * consumed by Warden (never forwarded), and SET/RESET/set_config of
  * `warden.*`, RESET ALL and DISCARD ALL are refused by session safety.
  */
-import type { IdentityConfig } from '../config/types.js';
-import { formatStartupOptions } from '../wire/index.js';
+import type { IdentityConfig } from '../../config/types.js';
+import { formatStartupOptions } from '../../wire/index.js';
 
 /** PostgreSQL truncates names to NAMEDATALEN - 1 bytes. */
 const MAX_APPLICATION_NAME = 63;

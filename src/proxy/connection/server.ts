@@ -5,31 +5,31 @@
  */
 import net from 'node:net';
 import crypto from 'node:crypto';
-import { identityVerifier } from '../auth/identity-verifier.js';
-import type { WardenConfig, IdentityConfig } from '../config/types.js';
-import type { Logger } from '../log/logger.js';
+import { identityVerifier } from '../../auth/identity-verifier.js';
+import type { WardenConfig, IdentityConfig } from '../../config/types.js';
+import type { Logger } from '../../log/logger.js';
 import {
   encodeBackendKeyData,
   encodeError,
   encodeReadyForQuery,
   encodeParameterStatus,
   ProtocolError,
-} from '../wire/index.js';
-import { mockScramVerifier, type ScramVerifier } from '../auth/index.js';
+} from '../../wire/index.js';
+import { mockScramVerifier, type ScramVerifier } from '../../auth/index.js';
 import { CancelMap } from './cancel-map.js';
 import { clientHandshake, type HandshakeContext } from './client-handshake.js';
 import { FatalClientError } from './errors.js';
-import { ConnectionClosedError } from './socket-reader.js';
-import { Session } from './session.js';
+import { ConnectionClosedError } from '../transport/socket-reader.js';
+import { Session } from '../session/session.js';
 import { connectUpstream, sendUpstreamCancel, UpstreamError } from './upstream.js';
 import { loadServerTls, type ServerTls } from './tls-context.js';
-import { adoptFast } from './fast-io.js';
-import { adoptNative } from './native-io.js';
+import { adoptFast } from '../transport/fast-io.js';
+import { adoptNative } from '../transport/native-io.js';
 import { upstreamStartupParams } from './propagation.js';
-import type { TokenService } from '../governance/tokens.js';
-import type { OidcVerifier } from '../auth/oidc.js';
-import { DEFAULT_LOGIN_RATE_LIMIT, LoginRateLimiter, type LoginRateLimitOptions } from '../auth/rate-limit.js';
-import type { SessionHooks } from './hooks.js';
+import type { TokenService } from '../../governance/tokens.js';
+import type { OidcVerifier } from '../../auth/oidc.js';
+import { DEFAULT_LOGIN_RATE_LIMIT, LoginRateLimiter, type LoginRateLimitOptions } from '../../auth/rate-limit.js';
+import type { SessionHooks } from '../hooks.js';
 
 export interface ProxyServerOptions {
   config: WardenConfig;

@@ -89,7 +89,7 @@ function load(): { binding: Binding | null; reason: string } {
   try {
     const require = createRequire(import.meta.url);
     // From src/proxy and dist/proxy alike.
-    binding = require(process.env.WARDEN_NATIVE_IO_ADDON || '../../native/build/Release/warden_io.node') as Binding;
+    binding = require(process.env.WARDEN_NATIVE_IO_ADDON || '../../../native/build/Release/warden_io.node') as Binding;
   } catch (err) {
     return { binding: null, reason: `the addon could not be loaded (${(err as Error).message.split('\n')[0]}); run npm install to build it` };
   }

@@ -2,8 +2,8 @@
 import fs from 'node:fs';
 import tls from 'node:tls';
 import crypto from 'node:crypto';
-import type { ListenTlsConfig } from '../config/types.js';
-import { tlsServerEndPointBinding, type ChannelBinding } from '../auth/index.js';
+import type { ListenTlsConfig } from '../../config/types.js';
+import { tlsServerEndPointBinding, type ChannelBinding } from '../../auth/index.js';
 
 export interface ServerTls {
   readonly context: tls.SecureContext;

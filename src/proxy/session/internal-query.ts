@@ -10,8 +10,8 @@
  * transaction would make that connection wait for the lock until it times out).
  */
 import pg from 'pg';
-import { B, F, decodeCommandComplete, decodeDataRow, decodeErrorFields, decodeRowDescription, encodeParse, encodeSync, type FieldDescription } from '../wire/index.js';
-import { MessageWriter } from '../wire/writer.js';
+import { B, F, decodeCommandComplete, decodeDataRow, decodeErrorFields, decodeRowDescription, encodeParse, encodeSync, type FieldDescription } from '../../wire/index.js';
+import { MessageWriter } from '../../wire/writer.js';
 
 /** The names of Warden's statement, portal and savepoint (never a client's: a client using them would clash visibly). */
 export const INTERNAL_NAME = 'warden_internal';

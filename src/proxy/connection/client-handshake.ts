@@ -7,7 +7,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
-import type { DatabaseConfig, IdentityConfig } from '../config/types.js';
+import type { DatabaseConfig, IdentityConfig } from '../../config/types.js';
 import {
   AUTH,
   F,
@@ -20,9 +20,9 @@ import {
   encodeAuthSASL,
   encodeNegotiateProtocolVersion,
   parseStartupOptions,
-} from '../wire/index.js';
-import { ScramServerExchange, type ScramVerifier } from '../auth/index.js';
-import { SocketReader } from './socket-reader.js';
+} from '../../wire/index.js';
+import { ScramServerExchange, type ScramVerifier } from '../../auth/index.js';
+import { SocketReader } from '../transport/socket-reader.js';
 import { FatalClientError } from './errors.js';
 import type { ServerTls } from './tls-context.js';
 

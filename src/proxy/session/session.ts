@@ -4,8 +4,8 @@
  * before it is forwarded. Streams with backpressure in both directions, so
  * memory stays bounded whatever the result size.
  */
-import type { Logger } from '../log/logger.js';
-import type { DatabaseConfig, IdentityConfig } from '../config/types.js';
+import type { Logger } from '../../log/logger.js';
+import type { DatabaseConfig, IdentityConfig } from '../../config/types.js';
 import {
   B,
   F,
@@ -23,15 +23,15 @@ import {
   encodeTerminate,
   type PgErrorFields,
   type TxStatus,
-} from '../wire/index.js';
-import { MessageWriter } from '../wire/writer.js';
-import { ClientText } from '../wire/client-text.js';
+} from '../../wire/index.js';
+import { MessageWriter } from '../../wire/writer.js';
+import { ClientText } from '../../wire/client-text.js';
 import { InternalCollector, RELEASE, ROLLBACK, SAVEPOINT, encodeInternalQuery, type InternalResult } from './internal-query.js';
-import { FORWARD, type SessionHooks, type SessionInfo, type StatementSource, type Verdict } from './hooks.js';
-import type { SessionAuth } from './client-handshake.js';
+import { FORWARD, type SessionHooks, type SessionInfo, type StatementSource, type Verdict } from '../hooks.js';
+import type { SessionAuth } from '../connection/client-handshake.js';
 import { CopyViolation, DesyncError, ResponseTracker, StatementRun, type PreparedInfo } from './tracker.js';
-import { ownBytes } from './fast-io.js';
-import { NativeSocket, consumeSocket, type RelaySocket } from './native-io.js';
+import { ownBytes } from '../transport/fast-io.js';
+import { NativeSocket, consumeSocket, type RelaySocket } from '../transport/native-io.js';
 
 type Sock = RelaySocket;
 

@@ -24,9 +24,9 @@ import {
   type Outbox,
   type PgErrorFields,
   type TxStatus,
-} from '../wire/index.js';
-import type { UnreadableText } from '../wire/client-text.js';
-import type { ErrorVerdictFields, RowRewriter, StatementOutcome } from './hooks.js';
+} from '../../wire/index.js';
+import type { UnreadableText } from '../../wire/client-text.js';
+import type { ErrorVerdictFields, RowRewriter, StatementOutcome } from '../hooks.js';
 
 /** One statement's verdict and what happened to it. */
 export class StatementRun {

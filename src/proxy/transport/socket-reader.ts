@@ -3,7 +3,7 @@
  * authentication phases (before the streaming relay takes over).
  */
 import type { Duplex } from 'node:stream';
-import { MAX_STARTUP_PACKET_LENGTH, ProtocolError, typeName } from '../wire/index.js';
+import { MAX_STARTUP_PACKET_LENGTH, ProtocolError, typeName } from '../../wire/index.js';
 import { consume, ownBytes } from './fast-io.js';
 
 export class ConnectionClosedError extends Error {
