@@ -7,7 +7,7 @@ import type { Logger } from './log/logger.js';
 import { defaultMaxConnections, raiseFileLimit } from './util/fd-limit.js';
 import { ProxyServer } from './proxy/connection/server.js';
 import { nativeIo } from './proxy/transport/native-io.js';
-import { FORWARD, type SessionHooks, type SessionInfo, type StatementOutcome, type StatementSource, type Verdict } from './proxy/hooks.js';
+import { FORWARD, type SessionHooks, type SessionInfo, type StatementOutcome, type StatementSource, type Verdict } from './contract/statement-hooks.js';
 import { initSqlParser } from './sql/index.js';
 import { createStatementPolicy, type StatementPolicy } from './governance/statement-policy.js';
 import { AnalysisPool } from './sql/analysis-pool.js';

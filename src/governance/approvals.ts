@@ -26,7 +26,7 @@ import type { Logger } from '../log/logger.js';
 import type { Analysis } from '../sql/index.js';
 import { normalizeSql } from '../sql/normalize.js';
 import type { Decision } from '../policy/index.js';
-import type { ErrorVerdictFields, SessionInfo, StatementSource } from '../proxy/hooks.js';
+import type { ErrorVerdictFields, SessionInfo, StatementSource } from '../contract/statement-hooks.js';
 import type { AuditLog } from '../audit/log.js';
 import type { ApprovalRequest, ApprovalStatus, GrantRecord, StateStore } from '../store/types.js';
 import { newId } from '../store/ids.js';

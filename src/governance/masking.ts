@@ -21,7 +21,7 @@ import type { Logger } from '../log/logger.js';
 import type { Analysis } from '../sql/index.js';
 import type { Decision } from '../policy/index.js';
 import { compileSensitive } from '../policy/sensitive.js';
-import type { SessionInfo, Verdict } from '../proxy/hooks.js';
+import type { SessionInfo, Verdict } from '../contract/statement-hooks.js';
 import { checkMaskable } from '../masking/leaks.js';
 import { catalogColumns, createAllowlist } from '../masking/allowlist.js';
 import { checkSessionCode } from '../masking/session-code.js';

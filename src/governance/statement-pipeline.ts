@@ -29,7 +29,7 @@ import {
   type StatementOutcome,
   type StatementSource,
   type Verdict,
-} from '../proxy/hooks.js';
+} from '../contract/statement-hooks.js';
 import { LEXING_SETTINGS } from '../wire/client-text.js';
 import type { ApprovalService } from './approvals.js';
 import type { MaskingService } from './masking.js';

@@ -16,7 +16,7 @@ import { isLiteralIndependent, literalShape } from '../sql/literal-shape.js';
 import { OFF_THREAD_CHARS, type AnalysisPool } from '../sql/analysis-pool.js';
 import { decide, policyFromConfig, type CompiledPolicy, type Decision } from '../policy/index.js';
 import { intentOf } from '../intent/sqlcommenter.js';
-import type { ErrorVerdictFields, SessionHooks, SessionInfo, StatementOutcome, StatementSource } from '../proxy/hooks.js';
+import type { ErrorVerdictFields, SessionHooks, SessionInfo, StatementOutcome, StatementSource } from '../contract/statement-hooks.js';
 import type { StatementAuditor } from './statement-audit.js';
 import type { MaskingService } from './masking.js';
 import type { ApprovalService } from './approvals.js';

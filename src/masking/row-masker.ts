@@ -12,7 +12,7 @@
  * A value that cannot be masked in its type becomes NULL, never the original.
  */
 import type { MaskerName } from '../config/types.js';
-import type { RowRewriter } from '../proxy/hooks.js';
+import type { RowRewriter } from '../contract/statement-hooks.js';
 import { decodeDataRow, encodeDataRow, type FieldDescription, type PgErrorFields } from '../wire/index.js';
 import { scrubError } from './scrub.js';
 import { provablyValueFree, recordedMessage, reducedMessage, requestId } from './messages.js';

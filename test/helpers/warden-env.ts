@@ -6,7 +6,7 @@ import { startPgCluster, type PgCluster } from '../../src/embedded/pg-cluster.js
 import { parseConfig } from '../../src/config/load.js';
 import type { WardenConfig } from '../../src/config/types.js';
 import { startWarden, type Warden } from '../../src/app.js';
-import type { SessionHooks } from '../../src/proxy/hooks.js';
+import type { SessionHooks } from '../../src/contract/statement-hooks.js';
 import { silentLogger, createLogger } from '../../src/log/logger.js';
 import pg from 'pg';
 import type { LoginRateLimitOptions } from '../../src/auth/rate-limit.js';

@@ -9,7 +9,7 @@ import pg from 'pg';
 import { ScramClientExchange } from '../../src/auth/index.js';
 import { freePort } from '../../src/embedded/pg-cluster.js';
 import { ProxyServer } from '../../src/proxy/connection/server.js';
-import { FORWARD } from '../../src/proxy/hooks.js';
+import { FORWARD } from '../../src/contract/statement-hooks.js';
 import { startWarden, type Warden } from '../../src/app.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { PASSWORDS, SVC_PASSWORD, startEnv, type TestEnv } from '../helpers/warden-env.js';

@@ -8,7 +8,7 @@ import pg from 'pg';
 import postgres from 'postgres';
 import { startEnv, PASSWORDS, type TestEnv } from '../helpers/warden-env.js';
 import { runPsql } from '../helpers/psql.js';
-import type { RowRewriter, SessionHooks, StatementOutcome, Verdict } from '../../src/proxy/hooks.js';
+import type { RowRewriter, SessionHooks, StatementOutcome, Verdict } from '../../src/contract/statement-hooks.js';
 import { decodeDataRow, encodeDataRow, type FieldDescription } from '../../src/wire/index.js';
 
 let env: TestEnv;

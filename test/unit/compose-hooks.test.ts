@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { composeHooks, credentialGuard } from '../../src/app.js';
-import type { SessionHooks, SessionInfo, StatementOutcome, StatementSource, Verdict } from '../../src/proxy/hooks.js';
+import type { SessionHooks, SessionInfo, StatementOutcome, StatementSource, Verdict } from '../../src/contract/statement-hooks.js';
 
 const stmt: StatementSource = { protocol: 'simple', sql: 'SELECT 1' };
 const session = { id: 's1', auth: { method: 'password' } } as unknown as SessionInfo;

@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { createStatementPolicy } from '../../src/governance/statement-policy.js';
 import { silentLogger } from '../../src/log/logger.js';
-import type { SessionInfo, StatementSource } from '../../src/proxy/hooks.js';
+import type { SessionInfo, StatementSource } from '../../src/contract/statement-hooks.js';
 import { initSqlParser } from '../../src/sql/index.js';
 
 const config = parseConfig(

@@ -8,7 +8,7 @@ import { analyzeSql, initSqlParser } from '../../src/sql/index.js';
 import { mayCarryValues, provablyValueFree, recordedMessage, reducedMessage } from '../../src/masking/messages.js';
 import { deriveMaskKey } from '../../src/masking/maskers.js';
 import { ResponseTracker, StatementRun } from '../../src/proxy/session/tracker.js';
-import type { RowRewriter } from '../../src/proxy/hooks.js';
+import type { RowRewriter } from '../../src/contract/statement-hooks.js';
 import { B, Outbox, decodeErrorFields, encodeErrorLike, encodeReadyForQuery, type PgErrorFields } from '../../src/wire/index.js';
 
 beforeAll(async () => {

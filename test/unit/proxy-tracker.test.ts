@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { CopyViolation, DesyncError, ResponseTracker, SKIPPED, StatementRun } from '../../src/proxy/session/tracker.js';
-import type { RowRewriter, StatementOutcome } from '../../src/proxy/hooks.js';
+import type { RowRewriter, StatementOutcome } from '../../src/contract/statement-hooks.js';
 import { Outbox, encodeDataRow, encodeError, encodeReadyForQuery, type FieldDescription, type TxStatus } from '../../src/wire/index.js';
 
 function msg(type: string, body: Buffer = Buffer.alloc(0)): Buffer {

@@ -7,7 +7,7 @@ import { AuditUnavailableError, type AuditLog } from '../../src/audit/log.js';
 import { createStatementAuditor } from '../../src/governance/statement-audit.js';
 import { silentLogger } from '../../src/log/logger.js';
 import type { WardenConfig } from '../../src/config/types.js';
-import type { SessionInfo, StatementSource } from '../../src/proxy/hooks.js';
+import type { SessionInfo, StatementSource } from '../../src/contract/statement-hooks.js';
 
 const session = {
   id: 's1',

@@ -11,7 +11,7 @@ import type { MaskingService } from '../../src/governance/masking.js';
 import type { StatementAuditor } from '../../src/governance/statement-audit.js';
 import type { Decision } from '../../src/policy/index.js';
 import type { Analysis } from '../../src/sql/index.js';
-import type { RowRewriter, SessionInfo, StatementOutcome, StatementSource, Verdict } from '../../src/proxy/hooks.js';
+import type { RowRewriter, SessionInfo, StatementOutcome, StatementSource, Verdict } from '../../src/contract/statement-hooks.js';
 
 const analysis: Analysis = { ok: false, sql: 'SELECT 1', error: 'stand-in' };
 const session = { id: 's1', identity: { name: 'alice', groups: [] } } as unknown as SessionInfo;

@@ -25,6 +25,7 @@ import { ScramServerExchange, type ScramVerifier } from '../../auth/index.js';
 import { SocketReader } from '../transport/socket-reader.js';
 import { FatalClientError } from './errors.js';
 import type { ServerTls } from './tls-context.js';
+import type { SessionAuth } from '../../contract/statement-hooks.js';
 
 /** Facts about a login attempt for the auth callbacks. */
 export interface AuthDetail {
@@ -58,17 +59,6 @@ export interface HandshakeContext {
    * identity the token proves, or a reason.
    */
   oidc?(name: string, jwt: string): Promise<{ ok: true; identity: IdentityConfig; expiresAt: Date; onBehalfOf?: string; actor?: string } | { ok: false; reason: string }>;
-}
-
-/** How a session's client authenticated. */
-export interface SessionAuth {
-  readonly method: 'password' | 'token' | 'oidc';
-  /** The token's id (method token). */
-  readonly tokenId?: string;
-  /** When the credential stops being valid: the session ends at its next statement after it. */
-  readonly expiresAt?: Date;
-  /** The user an agent acts for (a token's --on-behalf-of, an OIDC `act` claim's subject). */
-  readonly onBehalfOf?: string;
 }
 
 export type HandshakeResult =

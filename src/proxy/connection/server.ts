@@ -29,7 +29,7 @@ import { upstreamStartupParams } from './propagation.js';
 import type { TokenService } from '../../governance/tokens.js';
 import type { OidcVerifier } from '../../auth/oidc.js';
 import { DEFAULT_LOGIN_RATE_LIMIT, LoginRateLimiter, type LoginRateLimitOptions } from '../../auth/rate-limit.js';
-import type { SessionHooks } from '../hooks.js';
+import type { SessionHooks } from '../../contract/statement-hooks.js';
 
 export interface ProxyServerOptions {
   config: WardenConfig;

@@ -27,8 +27,8 @@ import {
 import { MessageWriter } from '../../wire/writer.js';
 import { ClientText } from '../../wire/client-text.js';
 import { InternalCollector, RELEASE, ROLLBACK, SAVEPOINT, encodeInternalQuery, type InternalResult } from './internal-query.js';
-import { FORWARD, type SessionHooks, type SessionInfo, type StatementSource, type Verdict } from '../hooks.js';
-import type { SessionAuth } from '../connection/client-handshake.js';
+import { FORWARD, type SessionHooks, type SessionInfo, type StatementSource, type Verdict } from '../../contract/statement-hooks.js';
+import type { SessionAuth } from '../../contract/statement-hooks.js';
 import { CopyViolation, DesyncError, ResponseTracker, StatementRun, type PreparedInfo } from './tracker.js';
 import { ownBytes } from '../transport/fast-io.js';
 import { NativeSocket, consumeSocket, type RelaySocket } from '../transport/native-io.js';

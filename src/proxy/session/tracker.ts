@@ -26,7 +26,7 @@ import {
   type TxStatus,
 } from '../../wire/index.js';
 import type { UnreadableText } from '../../wire/client-text.js';
-import type { ErrorVerdictFields, RowRewriter, StatementOutcome } from '../hooks.js';
+import type { ErrorVerdictFields, RowRewriter, StatementOutcome } from '../../contract/statement-hooks.js';
 
 /** One statement's verdict and what happened to it. */
 export class StatementRun {

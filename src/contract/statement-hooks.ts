@@ -5,11 +5,25 @@
  * (with the SQL of the statement it binds) — the session asks the hook for a
  * verdict *before* anything is forwarded. Policy, masking, approvals and audit
  * plug in here; the relay itself knows nothing about them.
+ *
+ * This is the contract between the relay (proxy/) and what plugs into it
+ * (governance/, masking/, app.ts): it lives apart from both, so neither folder
+ * imports the other.
  */
 import type { FieldDescription, PgErrorFields, TxStatus } from '../wire/index.js';
 import type { DatabaseConfig, IdentityConfig } from '../config/types.js';
-import type { SessionAuth } from './connection/client-handshake.js';
 import type { UnreadableText } from '../wire/client-text.js';
+
+/** How a session's client authenticated. */
+export interface SessionAuth {
+  readonly method: 'password' | 'token' | 'oidc';
+  /** The token's id (method token). */
+  readonly tokenId?: string;
+  /** When the credential stops being valid: the session ends at its next statement after it. */
+  readonly expiresAt?: Date;
+  /** The user an agent acts for (a token's --on-behalf-of, an OIDC `act` claim's subject). */
+  readonly onBehalfOf?: string;
+}
 
 export interface SessionInfo {
   /** Warden's session id (also on every log line). */
