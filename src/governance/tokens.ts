@@ -12,14 +12,7 @@ import { newTokenSecret, tokenVerifier } from '../auth/identity-verifier.js';
 import { parseScramVerifier } from '../auth/scram-verifier.js';
 import type { StateStore, TokenRecord } from '../store/types.js';
 import { newId } from '../store/ids.js';
-
-export interface TokenCredential {
-  readonly id: string;
-  readonly storedKey: Buffer;
-  readonly serverKey: Buffer;
-  readonly expiresAt: Date;
-  readonly onBehalfOf?: string;
-}
+import type { LoginTokens, TokenCredential } from '../contract/login-tokens.js';
 
 /** Longest token lifetime accepted. */
 export const MAX_TOKEN_TTL_MS = 30 * 24 * 3_600_000;
@@ -46,9 +39,7 @@ export async function issueToken(
   return { record, token };
 }
 
-export interface TokenService {
-  /** An identity's tokens usable now on this database. */
-  credentials(identity: string, database: string): Promise<TokenCredential[]>;
+export interface TokenService extends LoginTokens {
   /** Whether a token used by a live session is still good (from a cache refreshed every few seconds). */
   stillValid(id: string, now?: Date): boolean;
   close(): void;

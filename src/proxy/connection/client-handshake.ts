@@ -26,6 +26,7 @@ import { SocketReader } from '../transport/socket-reader.js';
 import { FatalClientError } from './errors.js';
 import type { ServerTls } from './tls-context.js';
 import type { SessionAuth } from '../../contract/statement-hooks.js';
+import type { TokenCredential } from '../../contract/login-tokens.js';
 
 /** Facts about a login attempt for the auth callbacks. */
 export interface AuthDetail {
@@ -52,7 +53,7 @@ export interface HandshakeContext {
    */
   onTls?(socket: tls.TLSSocket): void;
   /** Short-lived tokens the identity may log in with on this database (checked in the same SCRAM exchange). */
-  credentials?(name: string, database: string): Promise<readonly { id: string; storedKey: Buffer; serverKey: Buffer; expiresAt: Date; onBehalfOf?: string }[]>;
+  credentials?(name: string, database: string): Promise<readonly TokenCredential[]>;
   /**
    * OIDC: a JWT as the password of a name that is not a configured identity,
    * only over TLS (the token must be sent in the clear). Resolves to the

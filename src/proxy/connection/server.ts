@@ -26,7 +26,7 @@ import { loadServerTls, type ServerTls } from './tls-context.js';
 import { adoptFast } from '../transport/fast-io.js';
 import { adoptNative } from '../transport/native-io.js';
 import { upstreamStartupParams } from './propagation.js';
-import type { TokenService } from '../../governance/tokens.js';
+import type { LoginTokens } from '../../contract/login-tokens.js';
 import type { OidcVerifier } from '../../auth/oidc.js';
 import { DEFAULT_LOGIN_RATE_LIMIT, LoginRateLimiter, type LoginRateLimitOptions } from '../../auth/rate-limit.js';
 import type { SessionHooks } from '../../contract/statement-hooks.js';
@@ -40,7 +40,7 @@ export interface ProxyServerOptions {
   /** Time allowed from connect to the end of authentication (PostgreSQL's authentication_timeout). */
   authenticationTimeoutMs?: number;
   /** Short-lived tokens (from the state store). */
-  tokens?: TokenService;
+  tokens?: LoginTokens;
   /** OIDC logins (a JWT as the password, over TLS). */
   oidc?: OidcVerifier;
   /** The connection cap when `listen.max_connections` is not set (from the open-file limit; none when absent). */
@@ -83,7 +83,7 @@ export class ProxyServer {
   private readonly hooks: SessionHooks;
   private readonly authTimeoutMs: number;
   private readonly logins: LoginRateLimiter;
-  private readonly tokens?: TokenService;
+  private readonly tokens?: LoginTokens;
   private readonly oidc?: OidcVerifier;
 
   constructor(o: ProxyServerOptions) {
