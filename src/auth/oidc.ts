@@ -44,7 +44,7 @@ import {
   type JWTVerifyOptions,
 } from 'jose';
 import type { IdentityKind } from '../config/types.js';
-import type { OidcSettings } from './oidc-config.js';
+import type { OidcSettings } from '../config/oidc.js';
 
 export const DEFAULT_JWKS_REFRESH_MS = 10 * 60_000;
 export const DEFAULT_UNKNOWN_KID_COOLDOWN_MS = 30_000;

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
-import { resolveOidcPaths } from '../auth/oidc-config.js';
+import { resolveOidcPaths } from './oidc.js';
 import type { z } from 'zod';
 import { ConfigSchema, parsePostgresUrl, type RawConfig, type RawStore } from './schema.js';
 import type {

@@ -13,7 +13,7 @@
  */
 import { BlockList, isIP } from 'node:net';
 import { z } from 'zod';
-import { OidcSchema } from '../auth/oidc-config.js';
+import { OidcSchema } from './oidc.js';
 import type { IdentityKind, MaskerName, RuleMatch, UpstreamConfig } from './types.js';
 
 // ---------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@
  * config file's directory, URLs parsed. Every other module consumes only this.
  */
 
-import type { OidcSettings } from '../auth/oidc-config.js';
+import type { OidcSettings } from './oidc.js';
 
 export type TlsMode = 'disable' | 'require' | 'verify-full';
 export type IdentityKind = 'human' | 'service' | 'agent';

@@ -1,5 +1,5 @@
 /**
- * OIDC/JWT verification (src/auth/oidc.ts) and its config schema (src/auth/oidc-config.ts).
+ * OIDC/JWT verification (src/auth/oidc.ts) and its config schema (src/config/oidc.ts).
  * Real keys (jose.generateKeyPair), real signatures; the JWKS is served from a temp file and from
  * a local HTTP server whose request count shows the caching behaviour.
  */
@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import * as jose from 'jose';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { looksLikeJwt, OidcVerifier, readClaim, type OidcResult } from '../../src/auth/oidc.js';
-import { OidcSchema, resolveOidcPaths, type OidcSettings } from '../../src/auth/oidc-config.js';
+import { OidcSchema, resolveOidcPaths, type OidcSettings } from '../../src/config/oidc.js';
 
 const ISSUER = 'https://idp.example.com/';
 const AUDIENCE = 'warden';
