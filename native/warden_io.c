@@ -1,5 +1,5 @@
 /*
- * Warden's native socket I/O for the relay hot path (see src/proxy/native-io.ts).
+ * Warden's native socket I/O for the relay hot path (see src/proxy/transport/native-io.ts).
  *
  * Node's net.Socket costs several microseconds of JavaScript per read and per
  * write (stream state, write requests, deferred callbacks), and every call
