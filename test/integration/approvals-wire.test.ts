@@ -201,6 +201,8 @@ describe('approvals (hold mode)', () => {
     await d.connect();
     try {
       const held = d.query("INSERT INTO vault.secrets VALUES (1, 'x')");
+      // Handled from the start: on a slow machine it may expire before the assertion below is reached.
+      held.catch(() => undefined);
       const req = await pending(admin);
       const self = await decide(admin, req.id, 'dana', 'approve', 'mine');
       expect(self.status).toBe(403);
@@ -234,6 +236,7 @@ describe('approvals (hold mode)', () => {
     const c = await env.connect('alice');
     try {
       const held = c.query("INSERT INTO vault.secrets VALUES (2, 'y')");
+      held.catch(() => undefined); // asserted below; handled now so an early expiry is a failed assertion, not an unhandled rejection
       const req = await pending(admin);
       expect(((await (await decide(admin, req.id, 'dana', 'approve', 'first')).json()) as { status: string }).status).toBe('pending');
       const cfgFile = path.join(dir, 'cli2.yaml');
