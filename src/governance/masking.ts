@@ -18,7 +18,7 @@
 import crypto from 'node:crypto';
 import type { DatabaseConfig, MaskerName, WardenConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
-import type { Analysis } from '../sql/index.js';
+import type { Analysis, AnalysisOk } from '../sql/index.js';
 import type { Decision } from '../policy/index.js';
 import { compileSensitive } from '../policy/sensitive.js';
 import type { SessionInfo, Verdict } from '../contract/statement-hooks.js';
@@ -29,7 +29,7 @@ import { deriveMaskKey } from '../masking/maskers.js';
 import { RowMasker } from '../masking/row-masker.js';
 import { mayCarryValues } from '../masking/messages.js';
 import { checkBackDoors, statisticsViews } from '../masking/back-doors.js';
-import { copyOutOf, planCopy } from '../masking/copy-out.js';
+import { copyOutOf, planCopy, type CopyMaskOptions } from '../masking/copy-out.js';
 import { loadSensitiveMap, type SensitiveColumnMap } from '../masking/sensitive-catalog.js';
 import type { CatalogReader } from './catalog-reader.js';
 
@@ -111,6 +111,100 @@ export function createMaskingService(config: WardenConfig, catalog: CatalogReade
     return usable(map, analysis) ? map : load(db);
   };
 
+  /** What the checks decided for a statement: a refusal's reason, or how to mask its rows. */
+  type Plan =
+    | string
+    | {
+        readonly computedType: string | null;
+        readonly scrubErrors: boolean;
+        readonly withholdMessages: boolean;
+        readonly deepScanComputed: boolean;
+        readonly copy?: Pick<CopyMaskOptions, 'format' | 'plan'>;
+      };
+
+  /** The checks that need no catalog map: COPY, code and objects, the allowlist, the clause checks. */
+  const preMap = (analysis: AnalysisOk, strict: boolean, database: string, encoding: string | undefined) => {
+    let a = analysis;
+    const copy = copyOutOf(a, encoding);
+    if (copy && !copy.ok) return copy.reason;
+    if (copy) a = copy.analysis;
+    // Objects and code made in the session, code Warden cannot see (masking/session-code.ts): strict and relaxed.
+    const code = checkSessionCode(a, sensitive, { strict, database });
+    if (!code.ok) return code.reason;
+    if (strict) {
+      const al = allowlist(a);
+      if (!al.ok) return al.reason;
+    }
+    let check = checkMaskable(a, sensitive);
+    // Relaxed when every mask rule that applies says strict: false (outputs are still masked).
+    // COPY output is never masked: not relaxed.
+    if (!check.ok && !strict && !a.statements.some((x) => x.kind === 'copy')) check = { ok: true, sensitiveOutput: true, types: [...sensitive.types].sort() };
+    if (!check.ok) return check.reason;
+    return { a, copy, code, check };
+  };
+
+  /** All checks, with the catalog's map (memoized per analysis, mode, database, map and client encoding). */
+  const plan = (analysis: AnalysisOk, strict: boolean, database: string, map: SensitiveColumnMap, encoding: string | undefined): Plan => {
+    const pre = preMap(analysis, strict, database, encoding);
+    if (typeof pre === 'string') return pre;
+    const { a, copy, code, check } = pre;
+    // Again with the catalog's masked columns (code and objects over views of sensitive columns).
+    const c = checkSessionCode(a, sensitive, { strict, database, relationColumns: catalogColumns(map) });
+    if (!c.ok) return c.reason;
+    if (strict) {
+      const al = allowlist(a, map);
+      if (!al.ok) return al.reason;
+    }
+    const codeReads = code.computedMasked || c.computedMasked;
+    // Data outside the tables: statistics, settings, notifications (masking/back-doors.ts).
+    const outside = checkBackDoors(a, statisticsViews(map));
+    if (!outside.ok) return outside.reason;
+    const computedType = check.sensitiveOutput ? (check.types.length === 1 ? check.types[0]! : 'text') : null;
+    return {
+      computedType: computedType ?? (outside.masksSettings || codeReads ? 'text' : null),
+      scrubErrors: check.types.length > 0 || codeReads,
+      withholdMessages: mayCarryValues(a, check.types.length > 0 || codeReads),
+      deepScanComputed: a.reads.length > 0,
+      ...(copy ? { copy: { format: copy.copy.format, plan: planCopy(copy, check.types, map) } } : {}),
+    };
+  };
+
+  const plans = new WeakMap<AnalysisOk, Map<string, { readonly map: SensitiveColumnMap; readonly plan: Plan }>>();
+  const planned = (analysis: AnalysisOk, strict: boolean, database: string, map: SensitiveColumnMap, encoding: string | undefined): Plan => {
+    const key = `${strict ? 's' : 'r'}\u0000${database}\u0000${encoding ?? ''}`;
+    let byKey = plans.get(analysis);
+    const hit = byKey?.get(key);
+    if (hit && hit.map === map) return hit.plan;
+    const p = plan(analysis, strict, database, map, encoding);
+    // COPY plans are not kept (rare, and their plan is the row masker's own).
+    if (typeof p === 'string' || !p.copy) {
+      if (!byKey) plans.set(analysis, (byKey = new Map()));
+      if (byKey.size >= 8) byKey.clear();
+      byKey.set(key, { map, plan: p });
+    }
+    return p;
+  };
+
+  /** The verdict of one run: a refusal, or a fresh row masker (it keeps per-run state). */
+  const verdictOf = (s: SessionInfo, decision: Decision, map: SensitiveColumnMap, p: Plan): Verdict => {
+    if (typeof p === 'string') return refuse(decision, p);
+    const columns: string[] = [];
+    const rows = new RowMasker({
+      map,
+      computedType: p.computedType,
+      detect,
+      key,
+      maskerFor,
+      scrubErrors: p.scrubErrors,
+      withholdMessages: p.withholdMessages,
+      onWithheldNotice: (r, id) => log.info({ session: s.id, identity: s.identity.name, request: id, sqlstate: r.code, severity: r.severity, text: r.message }, 'notice withheld from a masked identity'),
+      onPlan: (m) => columns.push(...m),
+      copy: p.copy ? { format: p.copy.format, plan: p.copy.plan, detect, key, maskerFor } : undefined,
+      deepScanComputed: p.deepScanComputed,
+    });
+    return { action: 'forward', rows, masking: { columns } };
+  };
+
   const refuse = (decision: Decision, why: string): Verdict => ({
     action: 'error',
     error: { code: '42501', message: `rule "${decision.decisive}" masks sensitive data, and ${why}` },
@@ -119,59 +213,23 @@ export function createMaskingService(config: WardenConfig, catalog: CatalogReade
   return {
     verdict(s, analysis, decision) {
       if (!analysis.ok) return refuse(decision, `the statement could not be parsed (${analysis.error})`);
-      // COPY ... TO STDOUT: checked as its query, its output masked like a result (masking/copy-out.ts).
-      const copy = copyOutOf(analysis, s.parameters.get('client_encoding'));
-      if (copy && !copy.ok) return refuse(decision, copy.reason);
-      if (copy) analysis = copy.analysis;
       const strict = !relaxedFor(decision);
-      // Objects and code made in the session, code Warden cannot see (masking/session-code.ts): strict and relaxed.
-      const code = checkSessionCode(analysis, sensitive, { strict, database: s.database.name });
-      if (!code.ok) return refuse(decision, code.reason);
-      if (strict) {
-        const a = allowlist(analysis);
-        if (!a.ok) return refuse(decision, a.reason);
-      }
-      let check = checkMaskable(analysis, sensitive);
-      // Relaxed when every mask rule that applies says strict: false (outputs are still masked).
-      // COPY output is never masked: not relaxed.
-      if (!check.ok && relaxedFor(decision) && !analysis.statements.some((x) => x.kind === 'copy')) check = { ok: true, sensitiveOutput: true, types: [...sensitive.types].sort() };
-      if (!check.ok) return refuse(decision, check.reason);
-      const computedType = check.sensitiveOutput ? (check.types.length === 1 ? check.types[0]! : 'text') : null;
-      const forward = (map: SensitiveColumnMap, codeReads: boolean): Verdict => {
-        // Data outside the tables: statistics, settings, notifications (masking/back-doors.ts).
-        const outside = checkBackDoors(analysis, statisticsViews(map));
-        if (!outside.ok) return refuse(decision, outside.reason);
-        const columns: string[] = [];
-        const rows = new RowMasker({
-          map,
-          computedType: computedType ?? (outside.masksSettings || codeReads ? 'text' : null),
-          detect,
-          key,
-          maskerFor,
-          scrubErrors: check.types.length > 0 || codeReads,
-          withholdMessages: mayCarryValues(analysis, check.types.length > 0 || codeReads),
-          onWithheldNotice: (r, id) => log.info({ session: s.id, identity: s.identity.name, request: id, sqlstate: r.code, severity: r.severity, text: r.message }, 'notice withheld from a masked identity'),
-          onPlan: (m) => columns.push(...m),
-          copy: copy ? { format: copy.copy.format, plan: planCopy(copy, check.types, map), detect, key, maskerFor } : undefined,
-          deepScanComputed: analysis.reads.length > 0,
-        });
-        return { action: 'forward', rows, masking: { columns } };
-      };
+      const encoding = s.parameters.get('client_encoding');
       used.add(s.database.name);
       const at = ready.get(s.database.name);
-      // Strict: checked again with the catalog's masked columns (views over sensitive columns).
-      const checked = (map: SensitiveColumnMap): Verdict => {
-        // Again with the catalog's masked columns (code and objects over views of sensitive columns).
-        const c = checkSessionCode(analysis, sensitive, { strict, database: s.database.name, relationColumns: catalogColumns(map) });
-        if (!c.ok) return refuse(decision, c.reason);
-        const a = strict ? allowlist(analysis, map) : undefined;
-        return a && !a.ok ? refuse(decision, a.reason) : forward(map, code.computedMasked || c.computedMasked);
-      };
-      if (at && usable(at, analysis)) return checked(at);
-      return mapFor(s.database, analysis).then(checked, (err: Error) => {
-        log.error({ database: s.database.name, reason: err.message }, 'cannot read the sensitive columns from the catalog');
-        return refuse(decision, 'Warden could not read which columns are sensitive from the catalog, so it cannot mask the result');
-      });
+      // The common case: the map is at hand and this statement was planned before (analyses are
+      // shared and immutable, so their plan is memoized): only the per-run row masker is new.
+      if (at && usable(at, analysis)) return verdictOf(s, decision, at, planned(analysis, strict, s.database.name, at, encoding));
+      // Refusals that need no catalog come at once.
+      const early = preMap(analysis, strict, s.database.name, encoding);
+      if (typeof early === 'string') return refuse(decision, early);
+      return mapFor(s.database, analysis).then(
+        (map) => verdictOf(s, decision, map, planned(analysis, strict, s.database.name, map, encoding)),
+        (err: Error) => {
+          log.error({ database: s.database.name, reason: err.message }, 'cannot read the sensitive columns from the catalog');
+          return refuse(decision, 'Warden could not read which columns are sensitive from the catalog, so it cannot mask the result');
+        },
+      );
     },
     invalidate(database) {
       maps.delete(database);
