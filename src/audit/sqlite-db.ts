@@ -7,7 +7,9 @@
  * with their index terms in a side table, so searches by identity, session,
  * table or action use indexes instead of scanning a million rows.
  */
+import { isMainThread } from 'node:worker_threads';
 import Database from 'better-sqlite3';
+import { createPrivateFile } from '../util/private-file.js';
 import type { AuditRecord, ChainHead, Checkpoint } from './chain.js';
 import { indexTermsOf, normalizeTime, type AuditQuery } from './store.js';
 
@@ -115,6 +117,9 @@ export class SqliteAuditDb {
     readonly path: string,
     opts: { readOnly?: boolean; durability?: 'fsync' | 'os' } = {},
   ) {
+    // Created 0600 before SQLite opens it: SQLite gives the -wal and -shm files the database's mode.
+    // (A worker thread opens the file after the main thread did: no second warning.)
+    if (!opts.readOnly && path !== ':memory:' && path !== '') createPrivateFile(path, { what: 'audit database', warn: isMainThread });
     this.db = new Database(path, opts.readOnly ? { readonly: true, fileMustExist: true } : {});
     this.db.pragma('busy_timeout = 5000');
     if (!opts.readOnly) {

@@ -10,14 +10,15 @@
  *   same request at once serialize instead of losing a decision. Single
  *   conditional updates (setStatus, revoke*) are atomic on their own.
  * - The file is created with mode 0600 when missing (SQLite gives its -wal
- *   and -shm files the same mode); its directory must exist.
+ *   and -shm files the same mode); its directory must exist. A group- or
+ *   world-writable directory, or an existing file others may read, is warned
+ *   about (util/private-file.ts).
  * - `watch()` polls the watched requests' `version` every 250 ms: one cheap
  *   indexed SELECT, which also sees changes made by other processes.
  *
  * The API is synchronous underneath; methods return Promises to fit StateStore.
  */
-import { closeSync, openSync, statSync } from 'node:fs';
-import path from 'node:path';
+import { createPrivateFile } from '../util/private-file.js';
 import Database from 'better-sqlite3';
 import {
   GRANT_COLUMNS,
@@ -127,25 +128,9 @@ function isUniqueViolation(err: unknown): boolean {
   return err instanceof Database.SqliteError && (err.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || err.code === 'SQLITE_CONSTRAINT_UNIQUE');
 }
 
-/** Creates `file` with mode 0600 unless it exists; its directory must exist. Returns the absolute path. */
+/** Creates `file` with mode 0600 unless it exists (see util/private-file.ts); its directory must exist. Returns the absolute path. */
 function prepareFile(file: string): string {
-  const abs = path.resolve(file);
-  const dir = path.dirname(abs);
-  let isDir: boolean;
-  try {
-    isDir = statSync(dir).isDirectory();
-  } catch {
-    throw new Error(`sqlite state store ${abs}: directory ${dir} does not exist (create it first)`);
-  }
-  if (!isDir) throw new Error(`sqlite state store ${abs}: ${dir} is not a directory`);
-  try {
-    closeSync(openSync(abs, 'wx', 0o600));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-      throw new Error(`sqlite state store ${abs}: cannot create the file: ${(err as Error).message}`);
-    }
-  }
-  return abs;
+  return createPrivateFile(file, { what: 'sqlite state store' }).path;
 }
 
 /** Opens (creating if needed) the state database at `file`, or an in-memory one for `:memory:`. */

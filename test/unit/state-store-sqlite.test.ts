@@ -342,13 +342,14 @@ function buildStoreForChildren(dir: string): void {
   const root = path.resolve(here, '../..');
   const out = path.join(dir, 'store');
   mkdirSync(out, { recursive: true });
-  for (const name of ['common', 'ids', 'sqlite', 'types']) {
-    const src = readFileSync(path.join(root, 'src/store', `${name}.ts`), 'utf8');
+  mkdirSync(path.join(dir, 'util'), { recursive: true });
+  for (const name of ['store/common', 'store/ids', 'store/sqlite', 'store/types', 'util/private-file']) {
+    const src = readFileSync(path.join(root, 'src', `${name}.ts`), 'utf8');
     const js = ts.transpileModule(src, {
       compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 },
-      fileName: `${name}.ts`,
+      fileName: `${path.basename(name)}.ts`,
     }).outputText;
-    writeFileSync(path.join(out, `${name}.js`), js);
+    writeFileSync(path.join(dir, `${name}.js`), js);
   }
   writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
   symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
