@@ -31,6 +31,7 @@ import type { AuditStore } from './store.js';
 import { openAuditStore } from './open.js';
 import type { AuditSink } from './sinks.js';
 import { createSinks } from './sinks.js';
+import { createWitnesses, type WitnessSet } from './witness.js';
 
 /** Records kept in memory while the store fails. */
 export const MAX_BACKLOG = 100_000;
@@ -68,6 +69,8 @@ export interface AuditLogOptions {
   checkpointIntervalMs?: number;
   retentionMs?: number;
   sinks?: AuditSink[];
+  /** Checkpoint witnesses (audit.witness): every signed checkpoint is also published there. */
+  witness?: WitnessSet;
 }
 
 export interface AuditStats {
@@ -294,6 +297,8 @@ export class AuditLog {
     await this.store.saveCheckpoint(cp);
     this.#lastCheckpoint = head;
     this.#sinceCheckpoint = 0;
+    // Also to the independent witnesses; never throws (failures are logged and counted).
+    await this.#o.witness?.publish(cp);
     return cp;
   }
 
@@ -332,6 +337,7 @@ export class AuditLog {
       this.#o.log.error({ reason: (err as Error).message }, 'final audit checkpoint failed');
     }
     for (const s of this.#o.sinks ?? []) await s.close();
+    await this.#o.witness?.close();
     await this.store.close();
   }
 }
@@ -374,7 +380,9 @@ export function defaultInstanceName(port: number): string {
 export async function openAuditLog(cfg: AuditConfig, o: { instance: string; log: Logger }): Promise<AuditLog> {
   const signingKey = cfg.signingKey ? loadSigningKey(cfg.signingKey) : undefined;
   const store = await openAuditStore(cfg.store, { durability: cfg.durability });
+  let witness: WitnessSet | undefined;
   try {
+    witness = cfg.witness ? createWitnesses(cfg.witness, { log: o.log, store }) : undefined;
     return await AuditLog.open({
       store,
       instance: o.instance,
@@ -385,8 +393,10 @@ export async function openAuditLog(cfg: AuditConfig, o: { instance: string; log:
       checkpointIntervalMs: cfg.checkpointIntervalMs,
       retentionMs: cfg.retentionMs,
       sinks: createSinks(cfg.stream, o.log),
+      witness,
     });
   } catch (err) {
+    await witness?.close();
     await store.close();
     throw err;
   }

@@ -13,8 +13,9 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { resolveOidcPaths } from './oidc.js';
 import type { z } from 'zod';
-import { ConfigSchema, parsePostgresUrl, type RawConfig, type RawStore } from './schema.js';
+import { ConfigSchema, parsePostgresUrl, type RawConfig, type RawStore, type RawWitness } from './schema.js';
 import type {
+  AuditWitnessConfig,
   DatabaseConfig,
   IdentityConfig,
   RuleConfig,
@@ -159,7 +160,8 @@ interface Problem {
 function isUrlKey(path: readonly PathSegment[]): boolean {
   return (
     (path.length === 3 && path[0] === 'databases' && path[2] === 'upstream') ||
-    (path.length === 2 && (path[0] === 'state' || path[0] === 'audit') && path[1] === 'store')
+    (path.length === 2 && (path[0] === 'state' || path[0] === 'audit') && path[1] === 'store') ||
+    ((path.length === 2 || path.length === 3) && path[0] === 'audit' && path[1] === 'witness')
   );
 }
 
@@ -383,6 +385,33 @@ function normalizeStore(ctx: Context, store: RawStore): StoreConfig {
   return { kind: store.kind, location: resolvePath(ctx, store.location) };
 }
 
+/**
+ * Witness entries with file paths resolved. A witness must be somewhere else than
+ * the store: a file witness that is the store's file (or its checkpoints, -wal or
+ * -shm file) would be cut with it, and would corrupt it. Duplicates are refused.
+ */
+function normalizeWitnesses(ctx: Context, raw: readonly RawWitness[], store: StoreConfig): AuditWitnessConfig[] {
+  const out: AuditWitnessConfig[] = [];
+  const seen = new Map<string, number>();
+  raw.forEach((w, i) => {
+    const key = raw.length === 1 ? 'audit.witness' : `audit.witness[${i}]`;
+    const entry: AuditWitnessConfig =
+      w.kind === 'file' ? { kind: 'file', path: resolvePath(ctx, w.location) } : w.kind === 'stdout' ? { kind: 'stdout' } : { kind: w.kind, url: w.url };
+    if (entry.kind === 'file' && store.kind !== 'postgres') {
+      const taken = [store.location, `${store.location}.checkpoints.jsonl`, `${store.location}-wal`, `${store.location}-shm`, `${store.location}-journal`];
+      if (taken.includes(entry.path)) {
+        throw new ConfigError(ctx.file, key, `file:${entry.path} is the audit store's own file; a witness must be another file, ideally on another volume`);
+      }
+    }
+    const id = entry.kind === 'file' ? `file:${entry.path}` : entry.kind === 'stdout' ? 'stdout' : entry.url;
+    const first = seen.get(id);
+    if (first !== undefined) throw new ConfigError(ctx.file, key, `duplicate witness ${entry.kind === 'file' || entry.kind === 'stdout' ? id : entry.kind} (already audit.witness[${first}])`);
+    seen.set(id, i);
+    out.push(entry);
+  });
+  return out;
+}
+
 function stripUndefined<T extends object>(obj: T): T {
   for (const k of Object.keys(obj) as (keyof T)[]) if (obj[k] === undefined) delete obj[k];
   return obj;
@@ -479,6 +508,7 @@ function normalize(raw: RawConfig, ctx: Context): WardenConfig {
       stream: raw.audit.stream.map((x) =>
         x === 'stdout' ? { kind: 'stdout' as const } : 'webhook' in x ? { kind: 'webhook' as const, url: x.webhook } : { kind: 'otlp' as const, url: x.otlp },
       ),
+      witness: raw.audit.witness ? normalizeWitnesses(ctx, raw.audit.witness, normalizeStore(ctx, raw.audit.store)) : undefined,
     });
   }
   return config;

@@ -213,6 +213,49 @@ export function parseStore(input: string, allowJsonl: boolean): Parsed<RawStore>
   return { ok: true, value: { kind, location } };
 }
 
+/** A checkpoint witness as written in the config (file paths not yet resolved). */
+export type RawWitness = { kind: 'file'; location: string } | { kind: 'stdout' } | { kind: 'webhook'; url: string } | { kind: 'postgres'; url: string };
+
+const WITNESS_FORMS = 'file:PATH, stdout, postgres://..., an http(s):// webhook URL, or { webhook: URL }';
+
+/** One `audit.witness` entry: `file:PATH`, `stdout`, `postgres://...`, `https://...` (a webhook) or `{ webhook: URL }`. */
+export function parseWitness(input: unknown): Parsed<RawWitness> {
+  if (isPlainRecord(input)) {
+    const keys = Object.keys(input);
+    if (keys.length !== 1 || keys[0] !== 'webhook') return { ok: false, error: `expected ${WITNESS_FORMS}; an object has the one key webhook` };
+    input = input.webhook;
+    if (typeof input !== 'string' || !/^https?:\/\//i.test(input)) return { ok: false, error: 'webhook: must be an http:// or https:// URL' };
+  }
+  if (typeof input !== 'string') return { ok: false, error: `expected ${WITNESS_FORMS}` };
+  const v = input.trim();
+  if (v === 'stdout') return { ok: true, value: { kind: 'stdout' } };
+  if (/^postgres(ql)?:\/\//i.test(v)) {
+    const u = parsePostgresUrl(v);
+    if (!u.ok) return { ok: false, error: `URL ${u.error}` };
+    return { ok: true, value: { kind: 'postgres', url: v } };
+  }
+  if (/^https?:\/\//i.test(v)) {
+    let host = '';
+    try {
+      host = new URL(v).hostname;
+    } catch {
+      host = '';
+    }
+    if (host === '') return { ok: false, error: `webhook: ${JSON.stringify(v)} is not a valid http(s) URL` };
+    return { ok: true, value: { kind: 'webhook', url: v } };
+  }
+  const m = /^file:(.*)$/i.exec(v);
+  if (m) {
+    if (m[1].trim() === '') return { ok: false, error: 'file: needs a path (e.g. file:/var/lib/warden-witness/checkpoints.jsonl)' };
+    return { ok: true, value: { kind: 'file', location: m[1] } };
+  }
+  return { ok: false, error: `expected ${WITNESS_FORMS}, got ${JSON.stringify(v)}` };
+}
+
+function isPlainRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
 const SCRAM_RE = /^SCRAM-SHA-256\$(\d+):([A-Za-z0-9+/]+={0,2})\$([A-Za-z0-9+/]+={0,2}):([A-Za-z0-9+/]+={0,2})$/;
 
 /** Whether `s` is a SCRAM-SHA-256 verifier as stored by PostgreSQL in pg_authid. */
@@ -660,6 +703,29 @@ const AuditSchema = strictObject({
     .optional(),
   /** Also send every durable record to these sinks (best effort, after the store). */
   stream: z.array(AuditStreamSchema).default([]),
+  /** Also write every signed checkpoint here (one entry or a list); verify reads the file and postgres ones. */
+  witness: z
+    .unknown()
+    .transform((v, ctx) => {
+      const list = Array.isArray(v) ? v : [v];
+      if (list.length === 0) return undefined;
+      const out: RawWitness[] = [];
+      list.forEach((entry, i) => {
+        const r = parseWitness(entry);
+        if (r.ok) out.push(r.value);
+        else ctx.addIssue({ code: 'custom', path: Array.isArray(v) ? [i] : [], message: r.error });
+      });
+      return out;
+    })
+    .optional(),
+}).superRefine((a, ctx) => {
+  if (a.witness && a.witness.length > 0 && a.signing_key === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['witness'],
+      message: 'audit.witness needs audit.signing_key: a witness keeps signed checkpoints (create a key with warden audit keygen --out FILE)',
+    });
+  }
 });
 
 function uniqueNames(what: string, list: string) {

@@ -146,6 +146,13 @@ export interface StoreConfig {
 
 export type AuditStreamConfig = { kind: 'stdout' } | { kind: 'webhook'; url: string } | { kind: 'otlp'; url: string };
 
+/**
+ * A second place every signed checkpoint is also written to (audit/witness.ts):
+ * a file (absolute path) or a PostgreSQL table, which `warden audit verify` reads,
+ * or stdout / a webhook, which it cannot.
+ */
+export type AuditWitnessConfig = { kind: 'file'; path: string } | { kind: 'stdout' } | { kind: 'webhook'; url: string } | { kind: 'postgres'; url: string };
+
 export interface AuditConfig {
   store: StoreConfig;
   onFailure: 'block' | 'continue';
@@ -166,6 +173,8 @@ export interface AuditConfig {
   /** Records older than this are pruned (ms); absent: kept forever. */
   retentionMs?: number;
   stream: AuditStreamConfig[];
+  /** Checkpoint witnesses (needs signingKey); absent when none is configured. */
+  witness?: AuditWitnessConfig[];
 }
 
 export interface WardenConfig {
