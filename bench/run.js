@@ -10,7 +10,7 @@
 
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, fdatasyncSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -85,6 +85,7 @@ const SVC_ROLE = 'warden_svc';
 const WARDEN_IDENTITY = 'bencher';
 /** Extra node flags for Warden's process (BENCH_WARDEN_NODE_FLAGS, space-separated), for experiments such as --single-threaded-gc. */
 const WARDEN_NODE_FLAGS = (process.env.BENCH_WARDEN_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+const SCRIPTS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'scripts');
 
 /* ------------------------------------------------------------------------------------------ */
 /* Cases and targets: extend these lists to add workloads or proxies/configurations            */
@@ -93,15 +94,29 @@ const WARDEN_NODE_FLAGS = (process.env.BENCH_WARDEN_NODE_FLAGS ?? '').split(/\s+
 /**
  * A case is one pgbench workload. `args` are extra pgbench options (e.g. `-S`, `-M extended`,
  * `-f file`); the common ones (-n -T -c -j, connection) are added by runPgbench().
+ * `statements` is how many statements pgbench sends per transaction of the case (Warden's CPU
+ * per statement divides by it): -S sends one SELECT; the built-in TPC-B-like script sends BEGIN,
+ * three UPDATEs, a SELECT, an INSERT and END; a -f script is counted by scriptStatements().
  */
 const cases = [
-  { name: 'select_only', description: 'built-in select-only script, simple protocol', args: ['-S', '-M', 'simple'] },
-  { name: 'select_only_extended', description: 'built-in select-only script, extended protocol', args: ['-S', '-M', 'extended'] },
-  { name: 'tpcb', description: 'built-in TPC-B-like script (5 statements in a transaction), simple protocol', args: ['-M', 'simple'] },
+  { name: 'select_only', description: 'built-in select-only script, simple protocol', args: ['-S', '-M', 'simple'], statements: 1 },
+  { name: 'select_only_extended', description: 'built-in select-only script, extended protocol', args: ['-S', '-M', 'extended'], statements: 1 },
+  { name: 'tpcb', description: 'built-in TPC-B-like script (BEGIN, 5 statements, END), simple protocol', args: ['-M', 'simple'], statements: 7 },
   // Ten rows of four columns per statement: with `warden_mask`, `filler` (char(84)) is a
   // sensitive column, so every row has a masked cell (compare with `warden`, unmasked).
-  { name: 'select_rows', description: '10 rows × 4 columns per statement (bench/scripts/select_rows.sql), extended protocol', args: ['-M', 'extended', '-f', path.join(path.dirname(fileURLToPath(import.meta.url)), 'scripts', 'select_rows.sql')] },
+  { name: 'select_rows', description: '10 rows × 4 columns per statement (bench/scripts/select_rows.sql), extended protocol', args: ['-M', 'extended', '-f', path.join(SCRIPTS_DIR, 'select_rows.sql')], statements: scriptStatements(path.join(SCRIPTS_DIR, 'select_rows.sql')) },
 ];
+
+/** SQL commands in a pgbench script: `;`-terminated text outside meta-command (`\`) lines and comments. */
+function scriptStatements(file) {
+  let n = 0;
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const l = line.replace(/--.*$/, '').trim();
+    if (l === '' || l.startsWith('\\')) continue;
+    n += (l.match(/;/g) ?? []).length;
+  }
+  return Math.max(n, 1);
+}
 
 /**
  * A target is one way to reach the `bench` database. `start(ctx)` returns a connection
@@ -477,6 +492,8 @@ function wardenTarget(name, description, fragment, root = ROOT) {
         user: WARDEN_IDENTITY,
         password: secrets.wardenPassword,
         logFile,
+        /** Warden's process (node itself, no wrapper): its CPU time is read from /proc per run. */
+        pid: entry.child.pid,
         alive: () => !entry.exited,
         /** Exit status and log tail, for error reports. */
         diagnose: async () => {
@@ -488,6 +505,137 @@ function wardenTarget(name, description, fragment, root = ROOT) {
       };
     },
   };
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Warden's CPU time and the machine's fdatasync latency                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+let clockTicks;
+/** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ, 100 on Linux). */
+function clkTck() {
+  if (clockTicks === undefined) {
+    try {
+      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clockTicks = 100;
+    }
+  }
+  return clockTicks;
+}
+
+/** utime + stime (ticks) and the thread's name from a /proc .../stat file; undefined if it is gone. */
+function readStat(file) {
+  let s;
+  try {
+    s = readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const close = s.lastIndexOf(')');
+  const comm = s.slice(s.indexOf('(') + 1, close);
+  const f = s.slice(close + 2).split(' '); // f[0] is field 3 (state): field N is f[N - 3]
+  return { comm, ticks: Number(f[11]) + Number(f[12]), sys: Number(f[12]) };
+}
+
+/**
+ * A snapshot of a process's CPU time: the whole process (/proc/<pid>/stat: every thread, also
+ * those that ended), its main thread (/proc/<pid>/task/<pid>/stat: the event loop) and each live
+ * thread by id (worker threads, the libuv pool, V8's helpers).
+ */
+function cpuSnapshot(pid) {
+  if (!pid) return undefined;
+  const total = readStat(`/proc/${pid}/stat`);
+  if (!total) return undefined;
+  const main = readStat(`/proc/${pid}/task/${pid}/stat`);
+  const threads = new Map();
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const t = readStat(`/proc/${pid}/task/${tid}/stat`);
+      if (t) threads.set(tid, t);
+    }
+  } catch {
+    /* the process ended */
+  }
+  return { pid, total: total.ticks, sys: total.sys, main: main?.ticks ?? NaN, threads };
+}
+
+/**
+ * CPU between two snapshots, in µs per statement (`statements` = transactions × statements per
+ * transaction): total, main thread (the event loop), and the busiest other threads by id (Node
+ * names them all `node`: a worker thread, such as an audit writer, is one of them; threads that
+ * ended in between count in the total only).
+ */
+function cpuPerStatement(before, after, statements) {
+  if (!before || !after || !(statements > 0)) return undefined;
+  const us = (ticks) => (ticks * 1e6) / clkTck() / statements;
+  const others = [];
+  for (const [tid, t] of after.threads) {
+    const d = t.ticks - (before.threads.get(tid)?.ticks ?? 0);
+    if (d > 0 && tid !== String(after.pid)) others.push({ tid: Number(tid), name: t.comm, usPerStmt: Number(us(d).toFixed(2)) });
+  }
+  others.sort((a, b) => b.usPerStmt - a.usPerStmt);
+  return {
+    cpuSeconds: (after.total - before.total) / clkTck(),
+    totalUsPerStmt: us(after.total - before.total),
+    mainUsPerStmt: us(after.main - before.main),
+    /** The kernel's share (stime) of the total: syscalls, page faults. */
+    sysUsPerStmt: us(after.sys - before.sys),
+    otherThreadsUsPerStmt: us(after.total - before.total - (after.main - before.main)),
+    busiestOtherThreads: others.slice(0, 4),
+  };
+}
+
+/**
+ * After a run: wait until Warden's process is quiet (at most one clock tick of CPU in 200 ms),
+ * at most `maxMs`, and return that snapshot and how long it took. Work Warden defers past the
+ * statements (an index filled in the background, a backlog) is done then and counts in the run's
+ * CPU per statement.
+ */
+async function settleCpu(pid, maxMs = 15_000) {
+  const t0 = Date.now();
+  let prev = cpuSnapshot(pid);
+  for (;;) {
+    if (!prev || Date.now() - t0 >= maxMs) return { snap: prev, ms: Date.now() - t0 };
+    await sleep(200);
+    const next = cpuSnapshot(pid);
+    if (!next || next.total - prev.total <= 1) return { snap: next ?? prev, ms: Date.now() - t0 };
+    prev = next;
+  }
+}
+
+function quantile(xs, q) {
+  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  return v[Math.min(v.length - 1, Math.floor(q * v.length))];
+}
+
+/**
+ * The machine's fdatasync latency where the audit stores live (the Warden targets' temp dirs are
+ * made in os.tmpdir()): append 512 bytes and fdatasync, in a loop for `ms`, like a journal's
+ * group commit. Samples in ms; the file is removed after.
+ */
+async function measureFdatasync(ms = 1000) {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'warden-bench-fsync-'));
+  const file = path.join(dir, 'journal');
+  const buf = randomBytes(512);
+  const samples = [];
+  const fd = openSync(file, 'a', 0o600);
+  try {
+    const end = process.hrtime.bigint() + BigInt(ms) * 1_000_000n;
+    for (;;) {
+      const t0 = process.hrtime.bigint();
+      if (t0 > end && samples.length >= 20) break;
+      writeSync(fd, buf);
+      fdatasyncSync(fd);
+      samples.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      if (samples.length >= 100_000) break;
+    }
+  } finally {
+    closeSync(fd);
+    await rm(dir, { recursive: true, force: true });
+  }
+  return { dir: os.tmpdir(), samples: samples.length, medianMs: median(samples), p90Ms: quantile(samples, 0.9), maxMs: Math.max(...samples) };
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -551,11 +699,17 @@ async function runPgbench(testCase, conn) {
     DB,
   ];
   const started = Date.now();
+  const cpuBefore = cpuSnapshot(conn.pid);
   const r = await runCapture('pgbench', args, { env: pgEnv(conn), timeoutMs: (config.seconds + 90) * 1000 });
   currentPgbench = undefined;
   const wallMs = Date.now() - started;
+  const settled = conn.pid ? await settleCpu(conn.pid) : undefined;
+  const cpuAfter = settled?.snap;
   const out = `${r.stdout}\n${r.stderr}`;
   const parsed = parsePgbench(out);
+  const statements = parsed.processed * testCase.statements;
+  const cpu = cpuPerStatement(cpuBefore, cpuAfter, statements);
+  if (cpu) cpu.settleMs = settled.ms; // how long Warden kept working after pgbench ended (≈200 ms: not at all)
   let error;
   if (r.code !== 0) {
     const lines = redact(r.stderr || r.stdout)
@@ -570,7 +724,7 @@ async function runPgbench(testCase, conn) {
   } else if (parsed.processed === 0) {
     error = 'no transactions processed';
   }
-  return { ...parsed, wallMs, error };
+  return { ...parsed, statements, wallMs, cpu, error };
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -582,7 +736,8 @@ function fmt(n, digits = 2) {
 }
 
 function printTable(rows) {
-  const header = ['case', 'target', 'TPS', 'latency ms', 'vs direct', 'vs pgbouncer', 'runs / note'];
+  const header = ['case', 'target', 'TPS', 'latency ms', 'vs direct', 'vs pgbouncer', 'CPU µs/stmt', 'main µs/stmt', 'runs / note'];
+  const note = header.length - 1;
   const body = rows.map((r) => [
     r.case,
     r.target,
@@ -590,13 +745,15 @@ function printTable(rows) {
     fmt(r.latencyMs, 3),
     fmt(r.ratioVsDirect),
     fmt(r.ratioVsPgbouncer),
+    fmt(r.cpuUsPerStmt, 1),
+    fmt(r.mainUsPerStmt, 1),
     r.error ? `ERROR: ${r.error}` : r.skipped ? `skipped: ${r.skipped}` : r.tpsRuns.map((t) => t.toFixed(0)).join(', '),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => (i === 6 ? 0 : b[i].length))));
-  const right = new Set([2, 3, 4, 5]);
-  const line = (cells) => cells.map((c, i) => (i === 6 ? c : right.has(i) ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ');
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => (i === note ? 0 : b[i].length))));
+  const right = new Set([2, 3, 4, 5, 6, 7]);
+  const line = (cells) => cells.map((c, i) => (i === note ? c : right.has(i) ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ');
   console.log(line(header));
-  console.log(line(widths.map((w, i) => (i === 6 ? '-----------' : '-'.repeat(w)))));
+  console.log(line(widths.map((w, i) => (i === note ? '-----------' : '-'.repeat(w)))));
   let prev;
   for (const [i, b] of body.entries()) {
     if (prev !== undefined && rows[i].case !== prev) console.log('');
@@ -604,6 +761,116 @@ function printTable(rows) {
     console.log(line(b));
   }
 }
+
+/* ------------------------------------------------------------------------------------------ */
+/* Audit: ratios against audit-off and the fsync bound, and issue 18's acceptance              */
+/* ------------------------------------------------------------------------------------------ */
+
+const AUDIT_OFF = 'warden';
+const AUDIT_OS = 'warden_audit_os';
+const AUDIT_FSYNC = 'warden_audit';
+/** The acceptance (issue 18): pgbench select-only, -c 8, the SQLite store against audit-off. */
+const ACCEPTANCE = { case: 'select_only', clients: 8, osRatio: 0.9, cpuDeltaUs: 5, fsyncRatio: 0.8 };
+
+/**
+ * Per case: `warden_audit_os` TPS / `warden` TPS, and `warden_audit` (durability: fsync) TPS /
+ * the fsync bound = min(audit-off TPS, clients / (fdatasync latency × statements per
+ * transaction)): each client waits for one durable record per statement, so with group commit
+ * (all clients' records in one fdatasync) no client can do more than 1 / latency statements a
+ * second. For select-only (one statement) it is the issue's min(audit-off, 8 / fdatasync latency).
+ * And each audit level's CPU per statement minus audit-off's.
+ */
+function auditSummary(results, selectedCases, fdatasyncMs) {
+  const out = {};
+  // With BENCH_BASE_ROOT and BENCH_BASE_TARGETS naming these three, their `_base` twins get rows
+  // `<case>@base` too: the audit before and after a change, in one run.
+  const variants = [
+    ['', ''],
+    ['@base', '_base'],
+  ];
+  for (const [variant, suffix] of variants) {
+    for (const c of selectedCases) {
+      const off = results[c.name][AUDIT_OFF + suffix];
+      const osr = results[c.name][AUDIT_OS + suffix];
+      const fsy = results[c.name][AUDIT_FSYNC + suffix];
+      if (!osr && !fsy) continue;
+      const fsyncCapTps = config.clients / ((fdatasyncMs / 1000) * c.statements);
+      const boundTps = Math.min(off?.tps ?? NaN, fsyncCapTps);
+      out[c.name + variant] = {
+        statementsPerTransaction: c.statements,
+        offTps: off?.tps ?? NaN,
+        osTps: osr?.tps ?? NaN,
+        fsyncTps: fsy?.tps ?? NaN,
+        fsyncCapTps,
+        fsyncBoundTps: boundTps,
+        osVsOff: (osr?.tps ?? NaN) / (off?.tps ?? NaN),
+        fsyncVsBound: (fsy?.tps ?? NaN) / boundTps,
+        fsyncVsOff: (fsy?.tps ?? NaN) / (off?.tps ?? NaN),
+        cpuUsPerStmt: { off: off?.cpuUsPerStmt ?? NaN, os: osr?.cpuUsPerStmt ?? NaN, fsync: fsy?.cpuUsPerStmt ?? NaN },
+        mainUsPerStmt: { off: off?.mainUsPerStmt ?? NaN, os: osr?.mainUsPerStmt ?? NaN, fsync: fsy?.mainUsPerStmt ?? NaN },
+        osCpuDeltaUs: (osr?.cpuUsPerStmt ?? NaN) - (off?.cpuUsPerStmt ?? NaN),
+        fsyncCpuDeltaUs: (fsy?.cpuUsPerStmt ?? NaN) - (off?.cpuUsPerStmt ?? NaN),
+      };
+    }
+  }
+  return out;
+}
+
+/** The acceptance lines: { name, value, limit, pass } (pass undefined when a side is missing). */
+function auditAcceptance(summary) {
+  const a = summary[ACCEPTANCE.case];
+  const check = (name, value, op, limit, text) => ({ name, value, op, limit, text, pass: Number.isFinite(value) ? (op === '>=' ? value >= limit : value <= limit) : undefined });
+  if (!a) return [];
+  return [
+    check('os_vs_off', a.osVsOff, '>=', ACCEPTANCE.osRatio, `durability: os TPS / audit-off TPS`),
+    check('os_cpu_delta_us', a.osCpuDeltaUs, '<=', ACCEPTANCE.cpuDeltaUs, `durability: os CPU/statement − audit-off's (µs)`),
+    check('fsync_cpu_delta_us', a.fsyncCpuDeltaUs, '<=', ACCEPTANCE.cpuDeltaUs, `durability: fsync CPU/statement − audit-off's (µs)`),
+    check('fsync_vs_bound', a.fsyncVsBound, '>=', ACCEPTANCE.fsyncRatio, `durability: fsync TPS / min(audit-off TPS, clients / fdatasync)`),
+  ];
+}
+
+function printAudit(summary, acceptance, fdatasync) {
+  const cases = Object.keys(summary);
+  if (cases.length === 0) return;
+  const fd = fdatasync;
+  console.log(
+    `fdatasync of 512 bytes appended, in ${fd.dir}: median ${fmt(fd.medianMs, 3)} ms, p90 ${fmt(fd.p90Ms, 3)} ms ` +
+      `(median of ${fd.runs.length} measurements' medians: ${fd.runs.map((r) => fmt(r.medianMs, 3)).join(', ')} ms; ${fd.samples} samples)`,
+  );
+  console.log(`Audit (SQLite store, on_failure: block) against audit-off (${AUDIT_OFF}); fsync bound = min(audit-off TPS, ${config.clients} clients / (${fmt(fd.medianMs, 3)} ms × statements per transaction))`);
+  console.log('');
+  const header = ['case', 'off TPS', 'os TPS', 'os/off', 'fsync TPS', 'bound TPS', 'fsync/bound', 'CPU µs/stmt off', 'os', 'fsync', 'main µs/stmt off', 'os', 'fsync'];
+  const body = cases.map((c) => {
+    const a = summary[c];
+    return [c, fmt(a.offTps, 0), fmt(a.osTps, 0), fmt(a.osVsOff), fmt(a.fsyncTps, 0), fmt(a.fsyncBoundTps, 0), fmt(a.fsyncVsBound), fmt(a.cpuUsPerStmt.off, 1), fmt(a.cpuUsPerStmt.os, 1), fmt(a.cpuUsPerStmt.fsync, 1), fmt(a.mainUsPerStmt.off, 1), fmt(a.mainUsPerStmt.os, 1), fmt(a.mainUsPerStmt.fsync, 1)];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  console.log(line(header));
+  console.log(line(widths.map((w) => '-'.repeat(w))));
+  for (const b of body) console.log(line(b));
+  console.log('');
+  const note = config.clients === ACCEPTANCE.clients ? '' : ` — NOTE: this run has ${config.clients} clients, the acceptance is for ${ACCEPTANCE.clients}`;
+  console.log(`Audit acceptance (issue 18: ${ACCEPTANCE.case}, pgbench -c ${ACCEPTANCE.clients}, same run; information, not the exit code)${note}`);
+  if (acceptance.length === 0) {
+    console.log(`  n/a: the ${ACCEPTANCE.case} case was not run`);
+  }
+  for (const l of acceptance) {
+    const verdict = l.pass === undefined ? 'n/a ' : l.pass ? 'PASS' : 'FAIL';
+    const value = l.name.endsWith('_us') ? `${l.value >= 0 ? '+' : ''}${fmt(l.value, 1)} µs` : fmt(l.value);
+    const limit = l.name.endsWith('_us') ? `+${l.limit} µs` : fmt(l.limit);
+    console.log(`  ${verdict}  ${l.text.padEnd(62)} ${value.padStart(9)}  (${l.op === '>=' ? '≥' : '≤'} ${limit})`);
+  }
+  const missing = [AUDIT_OFF, AUDIT_OS, AUDIT_FSYNC].filter((t) => !selectedTargetNames.has(t));
+  if (missing.length) console.log(`  (targets not run: ${missing.join(', ')}; their lines are n/a)`);
+  for (const c of cases.filter((c) => c !== ACCEPTANCE.case && !c.endsWith('@base'))) {
+    const a = summary[c];
+    console.log(`  info  ${c}: os/off ${fmt(a.osVsOff)}, fsync/bound ${fmt(a.fsyncVsBound)} (fsync/off ${fmt(a.fsyncVsOff)}), CPU/statement off ${fmt(a.cpuUsPerStmt.off, 1)} / os ${fmt(a.cpuUsPerStmt.os, 1)} / fsync ${fmt(a.cpuUsPerStmt.fsync, 1)} µs`);
+  }
+  console.log('');
+}
+
+let selectedTargetNames = new Set();
 
 /* ------------------------------------------------------------------------------------------ */
 /* Main                                                                                        */
@@ -687,6 +954,7 @@ function selectByEnv(list, envName) {
 async function main() {
   const selectedTargets = selectByEnv(targets, 'BENCH_TARGETS');
   const selectedCases = selectByEnv(cases, 'BENCH_CASES');
+  selectedTargetNames = new Set(selectedTargets.map((t) => t.name));
   for (const tool of ['pgbench', 'psql']) {
     if (!which(tool)) throw new Error(`${tool} not found on PATH (it comes with the PostgreSQL client package)`);
   }
@@ -741,6 +1009,30 @@ async function main() {
     }
   }
 
+  // Warden's CPU while idle (nothing connected), over one second for all Warden targets at once:
+  // a process that spins while idle inflates its CPU per statement by that much per second.
+  // (After a second to finish starting up.)
+  const idle = [...targetState.entries()].filter(([, ts]) => ts.conn?.pid).map(([name, ts]) => ({ name, ts }));
+  if (idle.length) {
+    await sleep(1000);
+    for (const t of idle) t.before = cpuSnapshot(t.ts.conn.pid);
+    await sleep(1000);
+    for (const t of idle) {
+      const after = cpuSnapshot(t.ts.conn.pid);
+      if (t.before && after) t.ts.idleCpuMsPerS = ((after.total - t.before.total) * 1000) / clkTck();
+    }
+    console.log(`bench: Warden CPU while idle (ms per s): ${idle.map((t) => `${t.name} ${fmt(t.ts.idleCpuMsPerS, 0)}`).join(', ')}`);
+  }
+
+  // The machine's fdatasync latency, where the audit stores are (before and after the runs).
+  const fdatasyncRuns = [];
+  const measureFsync = async (when) => {
+    const m = await measureFdatasync(1000);
+    fdatasyncRuns.push({ when, ...m });
+    console.log(`bench: fdatasync (${when}): median ${fmt(m.medianMs, 3)} ms, p90 ${fmt(m.p90Ms, 3)} ms over ${m.samples} appends of 512 bytes in ${m.dir}`);
+  };
+  await measureFsync('before the runs');
+
   // 3. The runs: per case, rounds of interleaved targets.
   const runs = {}; // case -> target -> [run]
   for (const c of selectedCases) {
@@ -758,15 +1050,29 @@ async function main() {
           continue;
         }
         await haltIfInterrupted();
+        // fdatasync right before each durability: fsync run: the disk as that run finds it.
+        if (target.name === AUDIT_FSYNC || target.name === `${AUDIT_FSYNC}_base`) await measureFsync(`before ${c.name} round ${round}`);
         process.stdout.write(`bench: ${c.name.padEnd(22)} round ${round}/${config.rounds}  ${target.name.padEnd(12)} … `);
         const r = await runPgbench(c, ts.conn);
         await haltIfInterrupted();
         if (r.error && ts.conn.diagnose) r.diagnosis = redact(await ts.conn.diagnose());
         list.push({ round, ...r });
-        console.log(r.error ? `FAILED: ${r.error}${r.diagnosis ? `\n${indent(r.diagnosis)}` : ''}` : `${r.tps.toFixed(1)} tps, ${r.latencyMs?.toFixed(3)} ms`);
+        const busyAfter = r.cpu && r.cpu.settleMs > 400 ? `; busy ${fmt(r.cpu.settleMs / 1000, 1)} s after pgbench ended, counted` : '';
+        const cpu = r.cpu ? `, Warden CPU ${fmt(r.cpu.totalUsPerStmt, 1)} µs/stmt (main thread ${fmt(r.cpu.mainUsPerStmt, 1)}, others ${fmt(r.cpu.otherThreadsUsPerStmt, 1)}; kernel ${fmt(r.cpu.sysUsPerStmt, 1)}${busyAfter})` : '';
+        console.log(r.error ? `FAILED: ${r.error}${r.diagnosis ? `\n${indent(r.diagnosis)}` : ''}` : `${r.tps.toFixed(1)} tps, ${r.latencyMs?.toFixed(3)} ms${cpu}`);
       }
     }
   }
+  await measureFsync('after the runs');
+  const fdatasync = {
+    dir: fdatasyncRuns[0].dir,
+    samples: fdatasyncRuns.reduce((n, r) => n + r.samples, 0),
+    // The median of the measurements' medians (before the runs, before each durability: fsync
+    // run, after the runs): one disturbed measurement does not decide the bound. p90 likewise.
+    medianMs: median(fdatasyncRuns.map((r) => r.medianMs)),
+    p90Ms: median(fdatasyncRuns.map((r) => r.p90Ms)),
+    runs: fdatasyncRuns,
+  };
 
   // 4. Aggregate.
   const rows = [];
@@ -782,6 +1088,9 @@ async function main() {
       results[c.name][target.name] = {
         tps: median(ok.map((r) => r.tps)),
         latencyMs: median(ok.map((r) => r.latencyMs)),
+        // Warden targets: Warden's CPU (all threads; the main thread) per statement, median of the runs.
+        cpuUsPerStmt: median(ok.map((r) => r.cpu?.totalUsPerStmt)),
+        mainUsPerStmt: median(ok.map((r) => r.cpu?.mainUsPerStmt)),
         tpsRuns: ok.map((r) => r.tps),
         latencyRuns: ok.map((r) => r.latencyMs),
         runs: list,
@@ -808,6 +1117,25 @@ async function main() {
       ratios[`ratio_vs_direct_${c.name}${suffix}`] = r.ratioVsDirect;
     }
   }
+  // Warden's CPU per statement (µs, all threads) for every Warden target and case.
+  const machine = {};
+  for (const target of selectedTargets.filter((t) => t.fragment !== undefined)) {
+    const suffix = target.name === 'warden' ? '' : `@${target.name}`;
+    for (const c of selectedCases) machine[`cpu_us_per_stmt_${c.name}${suffix}`] = results[c.name][target.name].cpuUsPerStmt;
+  }
+  const audit = auditSummary(results, selectedCases, fdatasync.medianMs);
+  const acceptance = auditAcceptance(audit);
+  if (Object.keys(audit).length > 0) {
+    machine.fdatasync_ms = fdatasync.medianMs;
+    machine.fdatasync_p90_ms = fdatasync.p90Ms;
+    for (const [c, a] of Object.entries(audit)) {
+      machine[`audit_os_vs_off_${c}`] = a.osVsOff;
+      machine[`audit_fsync_vs_bound_${c}`] = a.fsyncVsBound;
+      machine[`audit_fsync_bound_tps_${c}`] = a.fsyncBoundTps;
+      machine[`audit_os_cpu_delta_us_${c}`] = a.osCpuDeltaUs;
+      machine[`audit_fsync_cpu_delta_us_${c}`] = a.fsyncCpuDeltaUs;
+    }
+  }
 
   const errors = rows
     .filter((r) => r.error && !targetState.get(r.target).error)
@@ -820,6 +1148,7 @@ async function main() {
   console.log('');
   printTable(rows);
   console.log('');
+  printAudit(audit, acceptance, fdatasync);
   if (targetErrors.length) {
     console.log('Targets that failed to start:');
     for (const e of targetErrors) console.log(indent(e, '  '));
@@ -848,6 +1177,9 @@ async function main() {
     targets: selectedTargets.map(({ name, description, baseline }) => ({ name, description, baseline, ...pick(targetState.get(name)) })),
     results,
     ratios,
+    fdatasync,
+    audit: Object.keys(audit).length > 0 ? { summary: audit, acceptance: { ...ACCEPTANCE, lines: acceptance } } : undefined,
+    machineReadable: machine,
     errors: [...targetErrors, ...errors],
   };
   await mkdir(RESULTS_DIR, { recursive: true });
@@ -861,13 +1193,19 @@ async function main() {
   const failed = errors.length > 0 || targetErrors.length > 0;
   if (failed) console.log(`bench: ${errors.length + targetErrors.length} failure(s); exiting non-zero`);
   // The LAST line: machine-readable ratios (NaN when a side is missing or failed).
-  console.log(Object.entries(ratios).map(([k, v]) => `${k}=${fmt(v)}`.replace(/=-$/, '=NaN')).join(' '));
+  // Then Warden's CPU per statement and the audit's ratios, deltas and acceptance.
+  const verdicts = acceptance.map((l) => l.pass);
+  const accept = verdicts.length === 0 || verdicts.some((p) => p === undefined) ? 'NA' : verdicts.every(Boolean) ? 'PASS' : 'FAIL';
+  const digits = (k) => (k.startsWith('fdatasync') ? 3 : k.includes('_tps_') ? 0 : k.startsWith('ratio') || k.includes('_vs_') ? 2 : 1);
+  const keys = [...Object.entries(ratios), ...Object.entries(machine)].map(([k, v]) => `${k}=${fmt(v, digits(k))}`.replace(/=-$/, '=NaN'));
+  if (acceptance.length) keys.push(`audit_acceptance=${accept}`);
+  console.log(keys.join(' '));
   return failed ? 1 : 0;
 }
 
 function pick(s) {
   if (!s) return {};
-  return { error: s.error, skipped: s.skipped, host: s.conn?.host, port: s.conn?.port, user: s.conn?.user };
+  return { error: s.error, skipped: s.skipped, host: s.conn?.host, port: s.conn?.port, user: s.conn?.user, idleCpuMsPerS: s.idleCpuMsPerS };
 }
 
 function jsonReplacer(_k, v) {
