@@ -7,13 +7,16 @@
  *   duration ago: `2h`), `limit` (default 100, at most 1000), `order`
  *   (`desc` default, newest first, or `asc`), `after_seq` with `instance` for paging.
  * - `GET /api/v1/audit/checkpoints` — the signed checkpoints (to keep elsewhere).
- * - `GET /api/v1/audit/verify` — verify this store's chains now.
+ * - `GET /api/v1/audit/verify` — verify this store's chains now, against the
+ *   stored checkpoints and those of the readable witnesses (`audit.witness`:
+ *   file, postgres); `witness=false` skips the witnesses.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AuditLog } from '../audit/log.js';
 import type { AuditQuery } from '../audit/store.js';
-import type { AuditRecord } from '../audit/chain.js';
+import type { AuditRecord, Checkpoint } from '../audit/chain.js';
 import { verifyStore } from '../audit/verify-store.js';
+import { witnessedCheckpoints, witnessesOf, type WitnessReading } from '../audit/witness.js';
 import { parseDuration } from '../config/schema.js';
 
 const MAX_LIMIT = 1000;
@@ -76,8 +79,13 @@ export function registerAuditRoutes(app: FastifyInstance, audit: AuditLog, autho
     return { records, count: records.length, limit: q.limit };
   });
   app.get('/audit/checkpoints', { onRequest: authorize }, async () => ({ checkpoints: await audit.store.checkpoints() }));
-  app.get('/audit/verify', { onRequest: authorize }, async () => {
-    const results = (await verifyStore(audit.store, { publicKey: audit.publicKey })).map(({ instance, report, checkpoints, startAfter }) => ({
+  app.get('/audit/verify', { onRequest: authorize }, async (req) => {
+    const skip = (req.query as Record<string, unknown>).witness === 'false';
+    const readable = skip ? [] : (witnessesOf(audit.store)?.readable ?? []);
+    let witnessed: Checkpoint[] = [];
+    let witnesses: WitnessReading[] = [];
+    if (readable.length > 0) ({ checkpoints: witnessed, readings: witnesses } = await witnessedCheckpoints(audit.store, readable, { ownInstance: audit.instance }));
+    const results = (await verifyStore(audit.store, { publicKey: audit.publicKey, checkpoints: witnessed })).map(({ instance, report, checkpoints, startAfter }) => ({
       instance,
       ok: report.ok,
       records: report.records,
@@ -86,6 +94,6 @@ export function registerAuditRoutes(app: FastifyInstance, audit: AuditLog, autho
       startAfter,
       problems: report.problems.slice(0, 100),
     }));
-    return { ok: results.every((r) => r.ok), store: audit.store.description, instances: results };
+    return { ok: results.every((r) => r.ok) && witnesses.every((w) => w.error === undefined), store: audit.store.description, witnesses, instances: results };
   });
 }

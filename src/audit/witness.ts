@@ -369,3 +369,38 @@ function redactUrl(u: string): string {
     return '<url>';
   }
 }
+
+/** What verification read from one witness. */
+export interface WitnessReading {
+  description: string;
+  /** Checkpoints used for the verification. */
+  checkpoints: number;
+  /** Checkpoints of instances this verification does not cover (another Warden's store). */
+  otherInstances: number;
+  /** Why the witness could not be read (verification then fails). */
+  error?: string;
+}
+
+/**
+ * The witnessed checkpoints to verify `store` against: with `instance`, that
+ * instance's; otherwise those of the instances that have records in the store
+ * and of `ownInstance` (the config's own chain, so a chain deleted whole is
+ * still found). Checkpoints of other instances (a witness shared by Wardens
+ * with their own stores) are counted, not used.
+ */
+export async function witnessedCheckpoints(
+  store: AuditStore,
+  witnesses: readonly CheckpointWitness[],
+  o: { instance?: string; ownInstance?: string } = {},
+): Promise<{ checkpoints: Checkpoint[]; readings: WitnessReading[] }> {
+  const read = await readWitnesses(witnesses, o.instance);
+  const covered = o.instance !== undefined ? new Set([o.instance]) : new Set([...(await store.instances()), ...(o.ownInstance ? [o.ownInstance] : [])]);
+  const checkpoints: Checkpoint[] = [];
+  const readings: WitnessReading[] = read.map((r) => {
+    // A malformed entry (no instance) is kept: verification reports it.
+    const mine = r.checkpoints.filter((c) => c === null || typeof c !== 'object' || typeof c.instance !== 'string' || covered.has(c.instance));
+    checkpoints.push(...mine);
+    return { description: r.description, checkpoints: mine.length, otherInstances: r.checkpoints.length - mine.length, ...(r.error !== undefined ? { error: r.error } : {}) };
+  });
+  return { checkpoints, readings };
+}

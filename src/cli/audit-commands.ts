@@ -9,12 +9,14 @@ import crypto, { type KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { parseStore, parseDuration } from '../config/schema.js';
-import type { StoreConfig } from '../config/types.js';
+import { parseStore, parseDuration, parseWitness } from '../config/schema.js';
+import type { AuditWitnessConfig, StoreConfig } from '../config/types.js';
 import { openAuditStore } from '../audit/open.js';
 import type { AuditQuery, AuditStore } from '../audit/store.js';
 import { keyIdOf, type AuditRecord, type Checkpoint } from '../audit/chain.js';
 import { verifyStore } from '../audit/verify-store.js';
+import { defaultInstanceName } from '../audit/log.js';
+import { openWitness, witnessedCheckpoints, type CheckpointWitness, type WitnessReading } from '../audit/witness.js';
 import { csvHeader, formatRecordLine, toCsvRow } from '../audit/format.js';
 import { CliError, configOption, load, out } from './common.js';
 
@@ -23,7 +25,16 @@ interface StoreOptions {
   store?: string;
 }
 
-function storeConfig(o: StoreOptions): { store: StoreConfig; signingKey?: string } {
+interface StoreSource {
+  store: StoreConfig;
+  signingKey?: string;
+  /** The config's audit.witness entries. */
+  witness?: AuditWitnessConfig[];
+  /** The config's own chain name (audit.instance or the default). */
+  instance?: string;
+}
+
+function storeConfig(o: StoreOptions): StoreSource {
   if (o.store) {
     const r = parseStore(o.store, true);
     if (!r.ok) throw new CliError(`--store: ${r.error}`, 2);
@@ -32,14 +43,19 @@ function storeConfig(o: StoreOptions): { store: StoreConfig; signingKey?: string
   }
   const config = load(o.config);
   if (!config.audit) throw new CliError(`${config.source}: audit: not configured (no audit log to read); pass --store to read one directly`, 2);
-  return { store: config.audit.store, signingKey: config.audit.signingKey };
+  return {
+    store: config.audit.store,
+    signingKey: config.audit.signingKey,
+    witness: config.audit.witness,
+    instance: config.audit.instance ?? defaultInstanceName(config.listen.port),
+  };
 }
 
-async function openStore(o: StoreOptions): Promise<{ store: AuditStore; signingKey?: string }> {
+async function openStore(o: StoreOptions): Promise<Omit<StoreSource, 'store'> & { store: AuditStore }> {
   const c = storeConfig(o);
   if (c.store.kind !== 'postgres' && !fs.existsSync(c.store.location)) throw new CliError(`${c.store.kind}:${c.store.location}: no audit log there`, 1);
   try {
-    return { store: await openAuditStore(c.store, { readOnly: true }), signingKey: c.signingKey };
+    return { ...c, store: await openAuditStore(c.store, { readOnly: true }) };
   } catch (err) {
     throw new CliError((err as Error).message, 1);
   }
@@ -71,6 +87,24 @@ function publicKeyFrom(file: string): KeyObject {
   } catch {
     throw new CliError(`${file}: not an Ed25519 PEM key`, 2);
   }
+}
+
+/**
+ * The witnesses verify reads: `--witness` entries (file:PATH or postgres://...),
+ * else the config's readable audit.witness entries; none with `--no-witness`.
+ */
+function verifyWitnesses(flag: string[] | boolean | undefined, configured: AuditWitnessConfig[] | undefined): CheckpointWitness[] {
+  if (flag === false) return [];
+  if (Array.isArray(flag)) {
+    return flag.map((spec) => {
+      const r = parseWitness(spec);
+      if (!r.ok) throw new CliError(`--witness: ${r.error}`, 2);
+      if (r.value.kind === 'stdout' || r.value.kind === 'webhook') throw new CliError(`--witness: ${spec}: only file:PATH and postgres://... witnesses can be read back`, 2);
+      const c: AuditWitnessConfig = r.value.kind === 'file' ? { kind: 'file', path: path.resolve(r.value.location) } : r.value;
+      return openWitness(c, { readOnly: true });
+    });
+  }
+  return (configured ?? []).filter((c) => c.kind === 'file' || c.kind === 'postgres').map((c) => openWitness(c, { readOnly: true }));
 }
 
 function readCheckpointFile(file: string): Checkpoint[] {
@@ -105,17 +139,33 @@ export function registerAuditCommands(program: Command): void {
     .option('--instance <name>', 'only this instance\'s chain')
     .option('--checkpoints <file>', 'signed checkpoints exported earlier (JSON lines or a JSON array)')
     .option('--public-key <file>', 'Ed25519 public key (PEM) that signed the checkpoints (default: derived from audit.signing_key)')
+    .option('--witness <witness...>', 'read checkpoints from this witness (file:PATH or postgres://...) instead of the config\'s audit.witness')
+    .option('--no-witness', 'do not read the config\'s audit.witness')
     .option('--json', 'machine-readable output')
-    .action(async (o: StoreOptions & { instance?: string; checkpoints?: string; publicKey?: string; json?: boolean }) => {
-      const { store, signingKey } = await openStore(o);
+    .action(async (o: StoreOptions & { instance?: string; checkpoints?: string; publicKey?: string; witness?: string[] | boolean; json?: boolean }) => {
+      const src = await openStore(o);
+      const { store, signingKey } = src;
+      let witnesses: CheckpointWitness[] = [];
       try {
+        witnesses = verifyWitnesses(o.witness, src.witness);
         const keyFile = o.publicKey ?? signingKey;
         const publicKey = keyFile ? publicKeyFrom(keyFile) : undefined;
-        const checkpoints = o.checkpoints ? readCheckpointFile(o.checkpoints) : undefined;
+        const checkpoints = o.checkpoints ? readCheckpointFile(o.checkpoints) : [];
+        let readings: WitnessReading[] = [];
+        if (witnesses.length > 0) {
+          const w = await witnessedCheckpoints(store, witnesses, { instance: o.instance, ownInstance: src.instance });
+          checkpoints.push(...w.checkpoints);
+          readings = w.readings;
+        }
         const results = await verifyStore(store, { instance: o.instance, checkpoints, publicKey });
-        const ok = results.every((r) => r.report.ok);
-        out(o.json, { ok, store: store.description, keyId: publicKey ? keyIdOf(publicKey) : null, instances: results }, () => {
+        // A witness that cannot be read fails verification: the cut it would show must not pass unseen.
+        const ok = results.every((r) => r.report.ok) && readings.every((r) => r.error === undefined);
+        out(o.json, { ok, store: store.description, keyId: publicKey ? keyIdOf(publicKey) : null, witnesses: readings, instances: results }, () => {
           const lines: string[] = [];
+          for (const r of readings) {
+            if (r.error !== undefined) lines.push(`FAIL witness ${r.description}: ${r.error} (--no-witness skips it)`);
+            else lines.push(`     witness ${r.description}: ${r.checkpoints} checkpoint(s)${r.otherInstances ? `, ${r.otherInstances} of other instances not in this store (--instance NAME checks one)` : ''}`);
+          }
           if (results.length === 0) lines.push(`${store.description}: no records`);
           for (const r of results) {
             const head = `${r.instance}: ${r.report.records} records, last seq ${r.report.lastSeq}, ${r.checkpoints} checkpoint(s)${publicKey ? '' : ' (signatures not checked: no key)'}`;
@@ -127,6 +177,7 @@ export function registerAuditCommands(program: Command): void {
         });
         if (!ok) process.exitCode = 1;
       } finally {
+        await Promise.all(witnesses.map((w) => w.close()));
         await store.close();
       }
     });
