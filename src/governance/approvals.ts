@@ -25,6 +25,7 @@ import type { IdentityConfig, WardenConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
 import type { Analysis } from '../sql/index.js';
 import { normalizeSql } from '../sql/normalize.js';
+import { redactSecrets } from '../sql/secrets.js';
 import type { Decision } from '../policy/index.js';
 import type { ErrorVerdictFields, SessionInfo, StatementSource } from '../contract/statement-hooks.js';
 import type { AuditLog } from '../audit/log.js';
@@ -135,6 +136,18 @@ function fmtDuration(ms: number): string {
 export function statementFingerprint(database: string, sql: string, params: readonly (string | null)[]): string {
   const text = normalizeSql(sql) ?? sql;
   return crypto.createHash('sha256').update(JSON.stringify([database, text, sql, params])).digest('hex');
+}
+
+/**
+ * The fingerprint of a statement that carries a secret (src/sql/secrets.ts): the same key, but
+ * through scrypt, so the stored fingerprint is no cheap test of guessed passwords.
+ */
+export function secretStatementFingerprint(database: string, sql: string, params: readonly (string | null)[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    crypto.scrypt(JSON.stringify([database, sql, params]), 'warden approval fingerprint', 32, { N: 16384, r: 8, p: 1 }, (err, key) =>
+      err ? reject(err) : resolve(`scrypt:${key.toString('hex')}`),
+    );
+  });
 }
 
 /** The status a request has after its decisions (see module docs). */
@@ -298,7 +311,9 @@ export function createApprovalService(o: ApprovalServiceOptions): ApprovalServic
           ? stmt.params.map((p, i) => approvalParam(p, stmt.paramFormats.length === 0 ? 0 : stmt.paramFormats.length === 1 ? stmt.paramFormats[0]! : (stmt.paramFormats[i] ?? 0)))
           : [];
       const sensitive = decision.sensitiveTypes.length > 0;
-      const fingerprint = statementFingerprint(s.database.name, stmt.sql, params);
+      // Passwords and connection strings never reach the request, the store or the webhook (src/sql/secrets.ts).
+      const secret = redactSecrets(stmt.sql, analysis);
+      const fingerprint = secret ? await secretStatementFingerprint(s.database.name, stmt.sql, params) : statementFingerprint(s.database.name, stmt.sql, params);
       if (mode === 'reject') {
         const ok = await store.findApproved(s.identity.name, fingerprint, now.toISOString());
         if (ok && (await store.setStatus(ok.id, 'approved', 'used', now.toISOString()))) {
@@ -306,7 +321,8 @@ export function createApprovalService(o: ApprovalServiceOptions): ApprovalServic
           return APPROVED;
         }
       }
-      const sql = sensitive ? (normalizeSql(stmt.sql) ?? '<statement withheld: touches sensitive columns>') : stmt.sql;
+      const text = secret ? secret.text : stmt.sql;
+      const sql = sensitive && secret?.how !== 'withheld' ? (normalizeSql(text) ?? '<statement withheld: touches sensitive columns>') : text;
       const req = await store.createRequest({
         id: newId('apr'),
         identity: s.identity.name,
@@ -314,7 +330,7 @@ export function createApprovalService(o: ApprovalServiceOptions): ApprovalServic
         environment: s.database.environment,
         sql, // in full: the store keeps what the approver approves (see approval-text.ts)
         fingerprint,
-        params: sensitive ? params.map((p) => (p === null ? null : '<masked>')) : params,
+        params: sensitive || secret?.maskParams ? params.map((p) => (p === null ? null : '<masked>')) : params,
         rules,
         tables: analysis.ok ? [...new Set([...analysis.reads, ...analysis.writes].map((r) => r.name))] : [],
         classes: analysis.ok ? [...analysis.classes].sort() : [],

@@ -14,7 +14,9 @@
  *
  * Sensitive values: when a statement touches a column classified sensitive,
  * its text is recorded with constants replaced by `$n` and its bind parameters
- * as `<masked>`.
+ * as `<masked>`. Secrets (passwords, connection strings: src/sql/secrets.ts) are
+ * replaced by `'<redacted>'` in every record, and the parameters of a statement
+ * carrying one are `<masked>`.
  */
 import type { WardenConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
@@ -23,6 +25,7 @@ import { AuditUnavailableError, type AuditData, type AuditLog } from '../audit/l
 import type { Analysis, AnalysisOk, RelationRef } from '../sql/index.js';
 import { quoteIdent } from '../sql/search-path.js';
 import { normalizeSql } from '../sql/normalize.js';
+import { redactParseError, redactSecrets, WITHHELD_SECRET } from '../sql/secrets.js';
 import type { Decision } from '../policy/index.js';
 import { intentOf } from '../intent/sqlcommenter.js';
 import type { SessionInfo, StatementOutcome, StatementSource, Verdict } from '../contract/statement-hooks.js';
@@ -194,8 +197,9 @@ export function createStatementAuditor(o: {
 
   const describe = (s: SessionInfo, stmt: StatementSource, analysis: Analysis, decision: Decision | null): AuditData => {
     const sensitive = decision !== null && decision.sensitiveTypes.length > 0;
-    let sql = stmt.sql;
-    if (sensitive) sql = normalizeSql(sql) ?? '<statement withheld: touches sensitive columns and could not be normalized>';
+    const secret = redactSecrets(stmt.sql, analysis); // passwords, connection strings: src/sql/secrets.ts
+    let sql = secret ? secret.text : stmt.sql;
+    if (sensitive && secret?.how !== 'withheld') sql = normalizeSql(sql) ?? '<statement withheld: touches sensitive columns and could not be normalized>';
     const shown = sql.length > MAX_SQL ? shownText(sql, MAX_SQL, 'not kept by Warden beyond this record') : undefined;
     const data: AuditData = {
       ...who(s),
@@ -210,7 +214,7 @@ export function createStatementAuditor(o: {
     }
     if (stmt.protocol === 'extended') {
       if (stmt.statementName !== '') data.statement_name = stmt.statementName;
-      if (stmt.params.length > 0) data.params = stmt.params.map((p, i) => (sensitive && p !== null ? MASKED : formatParam(p, paramFormat(stmt.paramFormats, i))));
+      if (stmt.params.length > 0) data.params = stmt.params.map((p, i) => ((sensitive || secret?.maskParams) && p !== null ? MASKED : formatParam(p, paramFormat(stmt.paramFormats, i))));
     }
     if (analysis.ok) {
       const names = (l: readonly RelationRef[]) => [...new Set(l.flatMap(relationNames))];
@@ -221,13 +225,13 @@ export function createStatementAuditor(o: {
       data.kinds = [...new Set(analysis.statements.map((x) => x.kind))];
       if (analysis.opaque) data.opaque = true;
     } else {
-      data.parse_error = analysis.error;
+      data.parse_error = secret?.how === 'withheld' ? redactParseError(analysis.error) : analysis.error;
     }
     if (decision) {
       data.decision = {
         action: decision.action,
         rule: decision.decisive,
-        reason: decision.reason,
+        reason: secret?.how === 'withheld' ? redactParseError(decision.reason) : decision.reason,
         matched: decision.matched.map((m) => ({ rule: m.rule, action: m.action, certain: m.certain })),
       };
       if (decision.sensitiveTypes.length > 0) data.sensitive = [...decision.sensitiveTypes];
@@ -299,7 +303,8 @@ export function createStatementAuditor(o: {
     if (st.pendingDdl.length > 0 && s.txStatus === 'I') flushDdl(s, st);
     if (verdict.action === 'error') {
       st.refused++;
-      audit.record('statement.refused', { ...describe(s, stmt, analysis, decision), sqlstate: verdict.error.code, error: verdict.error.message });
+      const data = describe(s, stmt, analysis, decision);
+      audit.record('statement.refused', { ...data, sqlstate: verdict.error.code, error: data.sql === WITHHELD_SECRET ? redactParseError(verdict.error.message) : verdict.error.message });
       return verdict;
     }
     st.statements++;
@@ -325,7 +330,7 @@ export function createStatementAuditor(o: {
         // Under `continue` a record is only ever refused when it is lost (shutting down, backlog full,
         // not encodable), never because the store fails: say so instead of naming `block`.
         const blocking = audit.onFailure === 'block';
-        return {
+        const refusal: Verdict = {
           action: 'error',
           error: {
             code: '58030',
@@ -335,6 +340,12 @@ export function createStatementAuditor(o: {
               : 'With audit.on_failure: continue a statement runs without its record while the audit store fails, but this record was lost. Try again.',
           },
         };
+        // The refusal itself is kept and written once the store is back (like other records that
+        // nobody waits for), so an attempt made while the log was down still leaves a trace.
+        st.statements--;
+        st.refused++;
+        audit.record('statement.refused', { ...data, sqlstate: refusal.error.code, error: refusal.error.message, refused_while: 'audit-unavailable' });
+        return refusal;
       }
       const started = process.hrtime.bigint();
       const inner = verdict.onDone;
