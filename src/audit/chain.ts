@@ -119,7 +119,9 @@ export type VerifyProblemKind =
   | 'bad-checkpoint-signature'
   | 'checkpoint-mismatch'
   | 'truncated'
-  | 'wrong-instance';
+  | 'wrong-instance'
+  /** A store's search index (identity/session columns, terms) disagrees with the hashed data (see index-check.ts). */
+  | 'index-mismatch';
 
 export interface VerifyProblem {
   /** seq of the record (or checkpoint) concerned; null when it has no valid seq. */

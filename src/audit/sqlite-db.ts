@@ -11,7 +11,7 @@ import { isMainThread } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { createPrivateFile } from '../util/private-file.js';
 import type { AuditRecord, ChainHead, Checkpoint } from './chain.js';
-import { indexTermsOf, normalizeTime, type AuditQuery } from './store.js';
+import { indexTermsOf, matchesQuery, normalizeTime, type AuditQuery, type IndexEntry } from './store.js';
 
 const SCHEMA_VERSION = 1;
 
@@ -168,7 +168,12 @@ export class SqliteAuditDb {
     return this.db.prepare('SELECT DISTINCT instance FROM records ORDER BY instance').pluck().all() as string[];
   }
 
-  /** Matching records; iterates lazily. */
+  /**
+   * Matching records; iterates lazily. The index answers the filters, and every
+   * record is re-checked against its own (hashed) data with `matchesQuery`: an
+   * edited index can hide records from a search (verify reports that) but never
+   * make a record appear under an identity, table or action it does not have.
+   */
   *query(q: AuditQuery): Generator<AuditRecord> {
     const where: string[] = [];
     const args: (string | number)[] = [];
@@ -210,11 +215,40 @@ export class SqliteAuditDb {
       args.push(q.action.toLowerCase());
     }
     const dir = q.descending ? 'DESC' : 'ASC';
-    const order = q.instance !== undefined ? `r.seq ${dir}` : `r.ts ${dir}, r.instance ${dir}, r.seq ${dir}`;
-    const sql = `SELECT r.instance, r.seq, r.ts, r.type, r.data, r.prev, r.hash FROM records r${
-      where.length ? ` WHERE ${where.join(' AND ')}` : ''
-    } ORDER BY ${order}${q.limit !== undefined ? ` LIMIT ${Math.max(0, Math.floor(q.limit))}` : ''}`;
-    for (const row of this.db.prepare(sql).iterate(...args) as IterableIterator<RecordRow>) yield toRecord(row);
+    const bySeq = q.instance !== undefined;
+    const order = bySeq ? `r.seq ${dir}` : `r.ts ${dir}, r.instance ${dir}, r.seq ${dir}`;
+    const check: AuditQuery = {
+      ...q,
+      since: q.since === undefined ? undefined : normalizeTime(q.since),
+      until: q.until === undefined ? undefined : normalizeTime(q.until),
+    };
+    let left = q.limit === undefined ? Infinity : Math.max(0, Math.floor(q.limit));
+    let last: RecordRow | undefined;
+    // One query normally; only when the re-check dropped rows and the limit cut the
+    // result does another page follow (keyset after the last row read).
+    while (left > 0) {
+      const conds = [...where];
+      const params = [...args];
+      if (last) {
+        const cmp = q.descending ? '<' : '>';
+        if (bySeq) (conds.push(`r.seq ${cmp} ?`), params.push(last.seq));
+        else (conds.push(`(r.ts, r.instance, r.seq) ${cmp} (?, ?, ?)`), params.push(last.ts, last.instance, last.seq));
+      }
+      const sql = `SELECT r.instance, r.seq, r.ts, r.type, r.data, r.prev, r.hash FROM records r${
+        conds.length ? ` WHERE ${conds.join(' AND ')}` : ''
+      } ORDER BY ${order}${left !== Infinity ? ` LIMIT ${left}` : ''}`;
+      let read = 0;
+      let dropped = 0;
+      for (const row of this.db.prepare(sql).iterate(...params) as IterableIterator<RecordRow>) {
+        read++;
+        last = row;
+        const r = toRecord(row);
+        if (matchesQuery(r, check)) yield r;
+        else dropped++;
+      }
+      if (left === Infinity || dropped === 0 || read < left) return;
+      left -= read - dropped;
+    }
   }
 
   /** One instance's chain in seq order (storage order for verification). */
@@ -223,6 +257,50 @@ export class SqliteAuditDb {
       'SELECT instance, seq, ts, type, data, prev, hash FROM records WHERE instance = ? AND seq >= ? ORDER BY seq',
     );
     for (const row of stmt.iterate(instance, fromSeq) as IterableIterator<RecordRow>) yield toRecord(row);
+  }
+
+  /**
+   * The search index of one instance's chain as stored, for verification (see
+   * index-check.ts): the records' identity/session columns and the terms,
+   * merged by seq. Two streaming statements in seq order; the terms (keyed by
+   * kind and value first) are sorted by SQLite once.
+   */
+  *indexEntries(instance: string, throughSeq = Number.MAX_SAFE_INTEGER): Generator<IndexEntry> {
+    const recs = this.db
+      .prepare('SELECT seq, identity, session FROM records WHERE instance = ? AND seq <= ? ORDER BY seq')
+      .raw()
+      .iterate(instance, throughSeq) as IterableIterator<[number, string | null, string | null]>;
+    const terms = this.db
+      .prepare('SELECT seq, kind, value FROM terms WHERE instance = ? AND seq <= ? ORDER BY seq')
+      .raw()
+      .iterate(instance, throughSeq) as IterableIterator<[number, string, string]>;
+    try {
+      let r = recs.next();
+      let t = terms.next();
+      while (!r.done || !t.done) {
+        const seq = !r.done && (t.done || r.value[0] <= t.value[0]) ? r.value[0] : (t.value as [number, string, string])[0];
+        const e: IndexEntry = { seq, record: false, identity: null, session: null, terms: [] };
+        if (!r.done && r.value[0] === seq) {
+          e.record = true;
+          e.identity = r.value[1];
+          e.session = r.value[2];
+          r = recs.next();
+        }
+        while (!t.done && t.value[0] === seq) {
+          e.terms.push({ kind: t.value[1], value: t.value[2] });
+          t = terms.next();
+        }
+        yield e;
+      }
+    } finally {
+      recs.return?.();
+      terms.return?.();
+    }
+  }
+
+  /** Instances the terms name. */
+  indexInstances(): string[] {
+    return this.db.prepare('SELECT DISTINCT instance FROM terms ORDER BY instance').pluck().all() as string[];
   }
 
   saveCheckpoint(cp: Checkpoint): void {

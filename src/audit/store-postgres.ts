@@ -16,7 +16,7 @@
  */
 import pg from 'pg';
 import type { AuditRecord, ChainHead, Checkpoint } from './chain.js';
-import { type AuditQuery, type AuditStore, indexTermsOf, normalizeTime } from './store.js';
+import { type AuditQuery, type AuditStore, type IndexEntry, indexTermsOf, matchesQuery, normalizeTime } from './store.js';
 import { parsePgUrl, type PgUrlInfo } from '../util/pg-url.js';
 
 export interface PostgresStoreOptions {
@@ -29,6 +29,8 @@ export interface PostgresStoreOptions {
 }
 
 const PAGE = 1000;
+/** Rows per fetch when reading the whole index for verification. */
+const INDEX_PAGE = 10_000;
 
 /** Opens the store at `url` (`postgres://user:password@host:port/db`). */
 export async function openPostgresStore(url: string, opts: PostgresStoreOptions = {}): Promise<AuditStore> {
@@ -313,9 +315,24 @@ class PostgresStore implements AuditStore {
       );
     }
     const limit = q.limit === undefined ? Infinity : Math.max(0, Math.floor(q.limit));
-    for await (const row of this.#pages(where, params, q.instance !== undefined, q.descending === true, limit)) {
+    if (limit === 0) return;
+    // Every row is re-checked against its own (hashed) data: an edited index can hide
+    // records from a search (verify reports that) but never make a record appear under
+    // an identity, table or action it does not have. Rows the check drops do not count
+    // against the limit: pages continue until `limit` records passed it.
+    const check: AuditQuery = {
+      ...q,
+      since: q.since === undefined ? undefined : normalizeTime(q.since),
+      until: q.until === undefined ? undefined : normalizeTime(q.until),
+    };
+    let n = 0;
+    for await (const row of this.#pages(where, params, q.instance !== undefined, q.descending === true, Infinity, Math.min(PAGE, limit))) {
       const data = parseData(row.data);
-      if (data) yield toRecord(row, data); // an unreadable row is only reported by chain()
+      if (!data) continue; // an unreadable row is only reported by chain()
+      const r = toRecord(row, data);
+      if (!matchesQuery(r, check)) continue;
+      yield r;
+      if (++n >= limit) return;
     }
   }
 
@@ -330,7 +347,7 @@ class PostgresStore implements AuditStore {
    * Rows matching `where`, streamed in keyset pages of {@link PAGE}: ordered by
    * seq (one instance) or by (ts, instance, seq).
    */
-  async *#pages(where: string[], params: unknown[], bySeq: boolean, desc: boolean, limit: number): AsyncGenerator<RecordRow> {
+  async *#pages(where: string[], params: unknown[], bySeq: boolean, desc: boolean, limit: number, page = PAGE): AsyncGenerator<RecordRow> {
     const dir = desc ? 'DESC' : 'ASC';
     const cmp = desc ? '<' : '>';
     const order = bySeq ? `r.seq ${dir}` : `r.ts ${dir}, r.instance ${dir}, r.seq ${dir}`;
@@ -348,7 +365,7 @@ class PostgresStore implements AuditStore {
           conds.push(`(r.ts, r.instance, r.seq) ${cmp} ($${ps.length - 2}, $${ps.length - 1}, $${ps.length})`);
         }
       }
-      const n = Math.min(PAGE, left);
+      const n = Math.min(page, left);
       const rows = await this.#read<RecordRow>(
         `SELECT ${RECORD_COLS} FROM ${this.#s}.records r${conds.length ? ` WHERE ${conds.join(' AND ')}` : ''} ORDER BY ${order} LIMIT ${n}`,
         ps,
@@ -358,6 +375,103 @@ class PostgresStore implements AuditStore {
       left -= rows.length;
       last = rows[rows.length - 1];
     }
+  }
+
+  /**
+   * The search index of one instance's chain as stored (see index-check.ts): the
+   * records' identity/session columns and the terms, merged by seq. Both are read
+   * through cursors in one read-only REPEATABLE READ transaction (one snapshot),
+   * in primary-key order, {@link INDEX_PAGE} rows per fetch.
+   */
+  async *indexEntries(instance: string, throughSeq = Number.MAX_SAFE_INTEGER): AsyncGenerator<IndexEntry> {
+    if (this.#closed) throw new Error(`${this.description}: store is closed`);
+    let c: pg.PoolClient;
+    try {
+      c = await this.#pool.connect();
+    } catch (err) {
+      throw this.#conn.error('query failed', err);
+    }
+    let broken = false;
+    const q = async <R extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<R[]> => {
+      try {
+        return (await c.query<R>(sql, params)).rows;
+      } catch (err) {
+        broken = true;
+        throw this.#conn.error('reading the index failed', err);
+      }
+    };
+    try {
+      await q('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      await q(
+        `DECLARE warden_ix_records NO SCROLL CURSOR FOR
+           SELECT seq, identity, session FROM ${this.#s}.records WHERE instance = $1 AND seq <= $2 ORDER BY instance, seq`,
+        [instance, throughSeq],
+      );
+      await q(
+        `DECLARE warden_ix_terms NO SCROLL CURSOR FOR
+           SELECT seq, kind, value FROM ${this.#s}.terms WHERE instance = $1 AND seq <= $2 ORDER BY instance, seq, kind, value`,
+        [instance, throughSeq],
+      );
+      type R = { seq: string; identity: string | null; session: string | null };
+      type T = { seq: string; kind: string; value: string };
+      const stream = <X extends { seq: string }>(cursor: string) => {
+        let buf: X[] = [];
+        let i = 0;
+        let end = false;
+        return {
+          async peek(): Promise<X | undefined> {
+            if (i < buf.length) return buf[i];
+            if (end) return undefined;
+            buf = await q<X>(`FETCH ${INDEX_PAGE} FROM ${cursor}`);
+            i = 0;
+            if (buf.length < INDEX_PAGE) end = true;
+            return buf[0];
+          },
+          take(): void {
+            i++;
+          },
+        };
+      };
+      const recs = stream<R>('warden_ix_records');
+      const terms = stream<T>('warden_ix_terms');
+      for (;;) {
+        const r = await recs.peek();
+        const t = await terms.peek();
+        if (!r && !t) break;
+        const seq = r && (!t || Number(r.seq) <= Number(t.seq)) ? Number(r.seq) : Number(t!.seq);
+        const e: IndexEntry = { seq, record: false, identity: null, session: null, terms: [] };
+        if (r && Number(r.seq) === seq) {
+          e.record = true;
+          e.identity = r.identity;
+          e.session = r.session;
+          recs.take();
+        }
+        for (let x = t; x && Number(x.seq) === seq; x = await terms.peek()) {
+          e.terms.push({ kind: x.kind, value: x.value });
+          terms.take();
+        }
+        yield e;
+      }
+      await q('COMMIT');
+    } finally {
+      // Abandoned midway (or failed): end the transaction before the connection goes back.
+      if (!broken) await c.query('ROLLBACK').catch(() => (broken = true));
+      c.release(broken);
+    }
+  }
+
+  async indexInstances(): Promise<string[]> {
+    // Loose index scan over the terms' primary key (instance first).
+    const rows = await this.#read<{ instance: string }>(
+      `WITH RECURSIVE i AS (
+         (SELECT instance FROM ${this.#s}.terms ORDER BY instance LIMIT 1)
+         UNION ALL
+         SELECT (SELECT t.instance FROM ${this.#s}.terms t WHERE t.instance > i.instance ORDER BY t.instance LIMIT 1)
+           FROM i WHERE i.instance IS NOT NULL
+       ) SELECT instance FROM i WHERE instance IS NOT NULL`,
+      [],
+    );
+    return rows.map((r) => r.instance);
   }
 
   async instances(): Promise<string[]> {

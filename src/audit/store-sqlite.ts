@@ -8,7 +8,7 @@
 import { Worker } from 'node:worker_threads';
 import type { AuditRecord, ChainHead, Checkpoint } from './chain.js';
 import { DuplicateSeqError, SqliteAuditDb, toStoredRow } from './sqlite-db.js';
-import type { AuditQuery, AuditStore } from './store.js';
+import type { AuditQuery, AuditStore, IndexEntry } from './store.js';
 import { workerScript } from '../util/worker-script.js';
 
 interface Reply {
@@ -103,6 +103,15 @@ class SqliteAuditStore implements AuditStore {
 
   async instances(): Promise<string[]> {
     return this.reader.instances();
+  }
+
+  /** The index's entries: see index-check.ts. */
+  async *indexEntries(instance: string, throughSeq?: number): AsyncGenerator<IndexEntry> {
+    yield* this.reader.indexEntries(instance, throughSeq);
+  }
+
+  async indexInstances(): Promise<string[]> {
+    return this.reader.indexInstances();
   }
 
   async saveCheckpoint(cp: Checkpoint): Promise<void> {

@@ -49,6 +49,21 @@ export interface IndexTerms {
   actions: string[];
 }
 
+/**
+ * A store's search index at one seq, as stored (not derived): what verification
+ * compares with {@link indexTermsOf} of the record (see index-check.ts).
+ */
+export interface IndexEntry {
+  seq: number;
+  /** Whether a record row has this seq (false: only terms point at it). */
+  record: boolean;
+  /** The record row's search columns (null when empty or when there is no row). */
+  identity: string | null;
+  session: string | null;
+  /** The terms at this seq, whatever their kind. */
+  terms: { kind: string; value: string }[];
+}
+
 export interface AuditStore {
   /** `sqlite:/abs/path`, `postgres://host/db` (no password), `jsonl:/abs/path`. */
   readonly description: string;
@@ -62,6 +77,14 @@ export interface AuditStore {
   chain(instance: string, fromSeq?: number): AsyncIterable<AuditRecord>;
   /** Instances with records in this store. */
   instances(): Promise<string[]>;
+  /**
+   * Stores with a search index (sqlite, postgres): the index of one instance's
+   * chain, one entry per seq that has a record row or terms, in seq order (up to
+   * `throughSeq`), read in one streaming pass, for verification.
+   */
+  indexEntries?(instance: string, throughSeq?: number): AsyncIterable<IndexEntry>;
+  /** Stores with a search index: the instances its terms name (including any without records). */
+  indexInstances?(): Promise<string[]>;
   saveCheckpoint(cp: Checkpoint): Promise<void>;
   checkpoints(instance?: string): Promise<Checkpoint[]>;
   /** Delete records with ts older than `before` (retention); returns how many. Checkpoints are kept. */
