@@ -361,7 +361,7 @@ export function createStatementAuditor(o: {
           affected: affected.length > 0 ? affected.reduce((a, b) => a + b, 0) : undefined,
           duration_ms: Number(process.hrtime.bigint() - started) / 1e6,
           sqlstate: out.error?.code,
-          error: out.error ? cap(out.error.message, 1024) : undefined,
+          error: out.error ? cap(data.sql === WITHHELD_SECRET ? redactParseError(out.error.message) : out.error.message, 1024) : undefined,
           masked: verdict.action === 'forward' && verdict.masking && verdict.masking.columns.length > 0 ? [...verdict.masking.columns] : undefined,
         });
         if (targets.length > 0 && catalog) {
