@@ -24,8 +24,25 @@ export type JsonPrimitive = string | number | boolean | null;
 /** A JSON value. `undefined` object members are allowed and dropped when encoding. */
 export type JsonValue = JsonPrimitive | JsonValue[] | { [key: string]: JsonValue | undefined };
 
+/**
+ * A value already encoded as canonical JSON, emitted verbatim: lets the audit
+ * hot path encode the parts of a record that repeat (a statement's tables and
+ * decision) once, and splice them into each record. The text must be what
+ * `canonicalJson` would produce for the value it stands for.
+ */
+export class CanonicalText {
+  constructor(readonly text: string) {}
+  /** Encodes `value` once, for splicing. */
+  static of(value: EncodableValue): CanonicalText {
+    return new CanonicalText(canonicalJson(value));
+  }
+}
+
+/** What `canonicalJson` accepts: JSON, with pre-encoded parts. */
+export type EncodableValue = JsonPrimitive | CanonicalText | EncodableValue[] | { [key: string]: EncodableValue | undefined };
+
 /** Encodes `value` as canonical JSON (see module docs). Throws `TypeError` on non-JSON input. */
-export function canonicalJson(value: JsonValue): string {
+export function canonicalJson(value: EncodableValue): string {
   // The fast encoder builds no error paths; on any problem the careful one
   // (below) runs again to throw with the offending path.
   try {
@@ -53,6 +70,7 @@ function fast(value: unknown, depth: number): string {
     default:
       throw new TypeError('unsupported');
   }
+  if (value instanceof CanonicalText) return value.text;
   if (depth > MAX_FAST_DEPTH) throw new TypeError('too deep');
   if (Array.isArray(value)) {
     let out = '[';
@@ -95,6 +113,7 @@ function encode(value: unknown, path: string, stack: object[]): string {
     default:
       throw new TypeError(`canonicalJson: unsupported ${typeof value} at ${path}`);
   }
+  if (value instanceof CanonicalText) return value.text;
   const obj = value as object;
   if (stack.includes(obj)) throw new TypeError(`canonicalJson: cyclic structure at ${path}`);
   stack.push(obj);

@@ -199,30 +199,49 @@ export class ChainWriter {
    * members are dropped).
    */
   append(type: string, data: Record<string, JsonValue | undefined>, ts: Date = new Date()): AuditRecord {
-    if (typeof type !== 'string' || type === '') throw new TypeError('ChainWriter: type must be a non-empty string');
     const dataJson = canonicalJson(data);
-    const copy = JSON.parse(dataJson) as unknown;
-    if (copy === null || typeof copy !== 'object' || Array.isArray(copy)) {
-      throw new TypeError('ChainWriter: data must be a plain object');
-    }
+    if (!dataJson.startsWith('{')) throw new TypeError('ChainWriter: data must be a plain object');
+    return recordOf(this.seal(type, dataJson, ts.toISOString()));
+  }
+
+  /**
+   * Builds the next record from data already in canonical JSON (an object's
+   * encoding by `canonicalJson`), without decoding it: the hot path of the audit
+   * log. The caller vouches for `dataJson` being canonical.
+   */
+  seal(type: string, dataJson: string, ts: string): SealedRecord {
+    if (typeof type !== 'string' || type === '') throw new TypeError('ChainWriter: type must be a non-empty string');
     const seq = this.#seq + 1;
-    const tsText = ts.toISOString();
+    const prev = this.#hash;
     // canonicalJson({ seq, ts, instance, type, data, prev }) with the data already encoded:
     // members in sorted key order (data, instance, prev, seq, ts, type).
-    const canonical = `{"data":${dataJson},"instance":${JSON.stringify(this.instance)},"prev":${JSON.stringify(this.#hash)},"seq":${seq},"ts":${JSON.stringify(tsText)},"type":${JSON.stringify(type)}}`;
-    const record: AuditRecord = {
-      seq,
-      ts: tsText,
-      instance: this.instance,
-      type,
-      data: copy as Record<string, JsonValue>,
-      prev: this.#hash,
-      hash: sha256Hex(canonical),
-    };
-    this.#seq = record.seq;
-    this.#hash = record.hash;
-    return record;
+    const rest = `"instance":${JSON.stringify(this.instance)},"prev":"${prev}","seq":${seq},"ts":${JSON.stringify(ts)},"type":${JSON.stringify(type)}}`;
+    const hash = sha256Hex(`{"data":${dataJson},${rest}`);
+    this.#seq = seq;
+    this.#hash = hash;
+    return { seq, ts, instance: this.instance, type, prev, hash, dataJson, line: `{"data":${dataJson},"hash":"${hash}",${rest}\n` };
   }
+}
+
+/**
+ * A record as the audit log's hot path makes it: its fields, its data as
+ * canonical JSON text, and `line`, the whole record (hash included, members in
+ * sorted key order: canonical JSON) as one JSON line ending in `\n`.
+ */
+export interface SealedRecord {
+  readonly seq: number;
+  readonly ts: string;
+  readonly instance: string;
+  readonly type: string;
+  readonly prev: string;
+  readonly hash: string;
+  readonly dataJson: string;
+  readonly line: string;
+}
+
+/** The record object of a sealed record (decodes its data). */
+export function recordOf(s: SealedRecord): AuditRecord {
+  return { seq: s.seq, ts: s.ts, instance: s.instance, type: s.type, data: JSON.parse(s.dataJson) as Record<string, JsonValue>, prev: s.prev, hash: s.hash };
 }
 
 /** Signs a checkpoint for `record` with an Ed25519 private key. */

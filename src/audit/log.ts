@@ -25,8 +25,8 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { AuditConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
-import type { JsonValue } from './canonical.js';
-import { ChainWriter, signCheckpoint, type AuditRecord, type ChainHead, type Checkpoint } from './chain.js';
+import { canonicalJson, type EncodableValue } from './canonical.js';
+import { ChainWriter, recordOf, signCheckpoint, type AuditRecord, type ChainHead, type Checkpoint, type SealedRecord } from './chain.js';
 import type { AuditStore } from './store.js';
 import { openAuditStore } from './open.js';
 import type { AuditSink } from './sinks.js';
@@ -40,7 +40,7 @@ const LAZY_FLUSH_MS = 20;
 /** A write that takes longer than this fails (the store is considered unavailable). */
 const WRITE_TIMEOUT_MS = 10_000;
 
-export type AuditData = Record<string, JsonValue | undefined>;
+export type AuditData = Record<string, EncodableValue | undefined>;
 
 export class AuditUnavailableError extends Error {
   constructor(reason: string) {
@@ -51,8 +51,10 @@ export class AuditUnavailableError extends Error {
 
 interface Entry {
   type: string;
-  data: AuditData;
-  ts: Date;
+  /** The data's canonical JSON, encoded when the record is made. */
+  dataJson: string;
+  /** Milliseconds since the epoch. */
+  ts: number;
   /** Write-ahead: its caller waits and is refused if the write fails. */
   gate: boolean;
   resolve?: (seq: number) => void;
@@ -123,7 +125,7 @@ export class AuditLog {
 
   /** Opens the log on a store, resuming the instance's chain where it ends. */
   static async open(o: AuditLogOptions): Promise<AuditLog> {
-    const head = await o.store.head(o.instance);
+    const head = o.store.openChain ? await o.store.openChain(o.instance) : await o.store.head(o.instance);
     return new AuditLog(o, head);
   }
 
@@ -144,12 +146,14 @@ export class AuditLog {
    */
   writeAhead(type: string, data: AuditData): Promise<number> {
     if (this.#closed) return Promise.reject(new AuditUnavailableError('Warden is shutting down'));
+    const dataJson = this.#encode(type, data);
+    if (dataJson === null) return Promise.reject(new AuditUnavailableError('record not encodable'));
     if (this.onFailure === 'continue' && !this.stats.healthy) {
-      this.#enqueue({ type, data, ts: new Date(), gate: false });
+      this.#enqueue({ type, dataJson, ts: Date.now(), gate: false });
       return Promise.resolve(0);
     }
     return new Promise<number>((resolve, reject) => {
-      this.#enqueue({ type, data, ts: new Date(), gate: this.onFailure === 'block', resolve, reject });
+      this.#enqueue({ type, dataJson, ts: Date.now(), gate: this.onFailure === 'block', resolve, reject });
     });
   }
 
@@ -159,7 +163,19 @@ export class AuditLog {
       this.#o.log.error({ type }, 'audit record after close dropped');
       return;
     }
-    this.#enqueue({ type, data, ts: new Date(), gate: false });
+    const dataJson = this.#encode(type, data);
+    if (dataJson !== null) this.#enqueue({ type, dataJson, ts: Date.now(), gate: false });
+  }
+
+  /** The data's canonical JSON; null (logged, counted as lost) when it is not encodable: a bug in an event builder. */
+  #encode(type: string, data: AuditData): string | null {
+    try {
+      return canonicalJson(data);
+    } catch (err) {
+      this.stats.lost++;
+      this.#o.log.error({ type, reason: (err as Error).message }, 'audit record not encodable');
+      return null;
+    }
   }
 
   #enqueue(e: Entry): void {
@@ -201,25 +217,29 @@ export class AuditLog {
     await new Promise<void>((r) => setImmediate(r));
     while (this.#queue.length > 0) {
       if (this.#lostPending > 0) {
-        this.#queue.unshift({ type: 'audit.records_lost', data: { count: this.#lostPending, reason: this.stats.lastError ?? 'backlog full' }, ts: new Date(), gate: false });
+        const data = { count: this.#lostPending, reason: this.stats.lastError ?? 'backlog full' };
+        this.#queue.unshift({ type: 'audit.records_lost', dataJson: canonicalJson(data), ts: Date.now(), gate: false });
         this.#lostPending = 0;
       }
       const batch = this.#queue;
       this.#queue = [];
       this.stats.backlog = 0;
       const before = this.#chain.head;
-      const records: AuditRecord[] = [];
-      try {
-        for (const e of batch) records.push(this.#chain.append(e.type, e.data, e.ts));
-      } catch (err) {
-        // Not encodable (a bug in an event builder): never write a broken record; fail its callers.
-        this.#chain = new ChainWriter({ instance: this.instance, last: before });
-        this.#o.log.error({ reason: (err as Error).message }, 'audit record not encodable');
-        for (const e of batch) e.reject?.(new AuditUnavailableError('record not encodable'));
-        continue;
+      const records: SealedRecord[] = new Array<SealedRecord>(batch.length);
+      let lastMs = NaN;
+      let lastTs = '';
+      for (let i = 0; i < batch.length; i++) {
+        const e = batch[i];
+        if (e.ts !== lastMs) {
+          lastMs = e.ts;
+          lastTs = new Date(e.ts).toISOString();
+        }
+        records[i] = this.#chain.seal(e.type, e.dataJson, lastTs);
       }
       try {
-        await withTimeout(this.store.append(records), WRITE_TIMEOUT_MS);
+        const store = this.store;
+        const written = store.appendSealed ? store.appendSealed(records) : store.append(records.map(recordOf));
+        if (written) await withTimeout(written, WRITE_TIMEOUT_MS);
       } catch (err) {
         this.#chain = new ChainWriter({ instance: this.instance, last: before });
         this.#failed(batch, err as Error);
@@ -236,8 +256,12 @@ export class AuditLog {
       this.stats.healthy = true;
       this.stats.lastError = undefined;
       this.#backoffMs = 0;
-      records.forEach((r, i) => batch[i].resolve?.(r.seq));
-      for (const s of this.#o.sinks ?? []) s.send(records);
+      for (let i = 0; i < batch.length; i++) batch[i].resolve?.(records[i].seq);
+      const sinks = this.#o.sinks;
+      if (sinks && sinks.length > 0) {
+        const objects = records.map(recordOf);
+        for (const s of sinks) s.send(objects);
+      }
       this.#sinceCheckpoint += records.length;
       if (this.#o.signingKey && this.#sinceCheckpoint >= (this.#o.checkpointEvery ?? 1000)) void this.checkpoint().catch(() => undefined);
     }
@@ -380,6 +404,9 @@ export function defaultInstanceName(port: number): string {
 export async function openAuditLog(cfg: AuditConfig, o: { instance: string; log: Logger }): Promise<AuditLog> {
   const signingKey = cfg.signingKey ? loadSigningKey(cfg.signingKey) : undefined;
   const store = await openAuditStore(cfg.store, { durability: cfg.durability });
+  // The sqlite store's indexer reports records it could not index (another writer, an edited journal).
+  const indexed = store as { onIndexProblem?: (problem: string) => void };
+  if ('onIndexProblem' in indexed) indexed.onIndexProblem = (problem) => o.log.error({ store: store.description, problem }, 'audit index problem');
   let witness: WitnessSet | undefined;
   try {
     witness = cfg.witness ? createWitnesses(cfg.witness, { log: o.log, store }) : undefined;

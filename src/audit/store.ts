@@ -9,7 +9,7 @@
  * writer calls `append` with one batch at a time (group commit), never
  * concurrently.
  */
-import type { AuditRecord, ChainHead, Checkpoint } from './chain.js';
+import type { AuditRecord, ChainHead, Checkpoint, SealedRecord } from './chain.js';
 
 /** Search filters; every given filter must hold. */
 export interface AuditQuery {
@@ -69,8 +69,20 @@ export interface AuditStore {
   readonly description: string;
   /** The last record of an instance's chain, or null when it has none. */
   head(instance: string): Promise<ChainHead | null>;
+  /**
+   * For a store the audit log writes to: prepares writing the instance's chain
+   * (e.g. takes its journal's lock) and returns its head like `head`.
+   */
+  openChain?(instance: string): Promise<ChainHead | null>;
   /** Durably store a batch of consecutive records (atomically). */
   append(records: readonly AuditRecord[]): Promise<void>;
+  /**
+   * The audit log's hot path, when the store has one: stores sealed records
+   * (see `SealedRecord`) without decoding them. Returns null when they are
+   * already as durable as configured, else a promise that resolves when they
+   * are. A failed batch leaves no trace. Same contract as `append` otherwise.
+   */
+  appendSealed?(records: readonly SealedRecord[]): Promise<void> | null;
   /** Records matching the query, in seq order per instance (ts order across instances). */
   query(q: AuditQuery): AsyncIterable<AuditRecord>;
   /** Every record of one instance's chain in storage order, for verification (includes malformed rows as best it can). */

@@ -3,11 +3,11 @@
  * DDL change and failed login through a real Warden and PostgreSQL becomes a
  * hash-chained record that verifies; an unwritable store refuses statements.
  */
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { baseYaml, PASSWORDS, startEnv, type TestEnv } from '../helpers/warden-env.js';
@@ -205,23 +205,34 @@ describe('audit on the wire', () => {
   it('refuses statements with 58030 while the store cannot be written, and recovers', async () => {
     const c = await env.connect('alice');
     await c.query('SELECT 1');
-    // Another writer holds SQLite's write lock: the audit writer cannot commit.
-    const locker = new Database(dbFile);
-    locker.pragma('busy_timeout = 100');
-    locker.exec('BEGIN EXCLUSIVE');
+    // The disk refuses the audit journal's writes: a file-size limit below the journal's size makes
+    // every write of this process fail with EFBIG (as a full disk fails with ENOSPC). Warden runs
+    // in this process; sockets are not files, so the session goes on.
+    const limit = (soft: string) => execFileSync('prlimit', ['--pid', String(process.pid), `--fsize=${soft}:unlimited`]);
+    limit('1');
+    let err: unknown;
     try {
-      const err = await c.query('SELECT 2 AS blocked').catch((e: pg.DatabaseError) => e);
-      expect(err).toBeInstanceOf(Error);
-      expect((err as pg.DatabaseError).code).toBe('58030');
-      expect((err as Error).message).toMatch(/audit log unavailable.*not run because audit.on_failure is block/);
-      // Nothing ran: the upstream saw no statement for it (checked through the session staying usable).
+      err = await c.query('SELECT 2 AS blocked_while_down').catch((e: pg.DatabaseError) => e);
     } finally {
-      locker.exec('ROLLBACK');
-      locker.close();
+      limit('unlimited');
     }
+    expect(err).toBeInstanceOf(Error);
+    expect((err as pg.DatabaseError).code).toBe('58030');
+    expect((err as Error).message).toMatch(/audit log unavailable.*not run because audit.on_failure is block/);
     const ok = await c.query('SELECT 3 AS back');
     expect(ok.rows[0].back).toBe(3);
     await c.end();
+    // The refused attempt is recorded once the store is back, with the reason the client got.
+    const refused = await waitFor(async () => {
+      const r = (await records(reader, { types: ['statement.refused'] })).filter((x) => String(x.data.sql).includes('blocked_while_down'));
+      return r.length > 0 ? r : undefined;
+    }, 'statement.refused of the statement refused while the store was down');
+    expect(refused).toHaveLength(1);
+    expect(refused[0].data.sqlstate).toBe('58030');
+    expect(String(refused[0].data.error)).toMatch(/audit log unavailable/);
+    // It never ran: no statement.begin for it.
+    const begins = (await records(reader, { types: ['statement.begin'] })).filter((x) => String(x.data.sql).includes('blocked_while_down'));
+    expect(begins).toEqual([]);
     const report = await verifyChainAsync(reader.chain('wire-test'));
     expect(report.problems).toEqual([]);
   }, 30_000);

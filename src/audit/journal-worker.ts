@@ -1,0 +1,122 @@
+/**
+ * Worker thread that fills the SQLite search index from the audit journals
+ * (journal-index.ts) and does the store's other writes (checkpoints, retention),
+ * so that no SQLite write — and no wait on SQLite's lock — ever happens on the
+ * proxy's event loop.
+ *
+ * It runs at the lowest CPU priority the OS gives a thread (nice 19 on Linux):
+ * under full load the index lags and searches read the unindexed tail of the
+ * journal instead (store-sqlite.ts); when the machine has room it catches up.
+ *
+ * Messages in: `{ id, op: 'checkpoint', cp }`, `{ id, op: 'prune', before, instance? }`,
+ * `{ id, op: 'catch-up', deadlineMs }` (index everything now); out: `{ id, ok, error?, value? }`,
+ * and `{ op: 'conflict', message }` for records the index already holds with another hash.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import { parentPort, workerData } from 'node:worker_threads';
+import { SqliteAuditDb } from './sqlite-db.js';
+import { JournalIndexer } from './journal-index.js';
+import type { Checkpoint } from './chain.js';
+import type { JournalPosition } from './journal.js';
+
+interface Data {
+  path: string;
+  durability: 'fsync' | 'os';
+  /** This process' journal id and its durable watermark (segment << 32 | offset) in a shared buffer. */
+  own?: { id: string; watermark: SharedArrayBuffer };
+  pollMs: number;
+}
+
+type Request =
+  | { id: number; op: 'checkpoint'; cp: Checkpoint }
+  | { id: number; op: 'prune'; before: string; instance?: string }
+  | { id: number; op: 'catch-up'; deadlineMs: number };
+
+const port = parentPort;
+if (!port) throw new Error('journal-worker must run in a worker thread');
+const data = workerData as Data;
+
+try {
+  // Linux: setpriority on a thread id sets that thread's nice value only.
+  const tid = Number(fs.readlinkSync('/proc/thread-self').split('/').pop());
+  if (Number.isSafeInteger(tid) && tid > 0) os.setPriority(tid, 19);
+} catch {
+  // not Linux, or not allowed: run at normal priority
+}
+
+let db: SqliteAuditDb | undefined;
+let indexer: JournalIndexer | undefined;
+function open(): JournalIndexer {
+  if (!indexer) {
+    db = new SqliteAuditDb(data.path, { durability: data.durability });
+    indexer = new JournalIndexer(db.db, data.path);
+  }
+  return indexer;
+}
+
+const mark = data.own ? new BigInt64Array(data.own.watermark) : undefined;
+const own = data.own
+  ? {
+      id: data.own.id,
+      durable: (): JournalPosition => {
+        const v = Atomics.load(mark!, 0);
+        return { n: Number(v >> 32n), offset: Number(v & 0xffffffffn) };
+      },
+    }
+  : undefined;
+
+let timer: NodeJS.Timeout | undefined;
+let lastError = '';
+
+function step(): boolean {
+  try {
+    const r = open().step(own);
+    for (const c of r.conflicts) port!.postMessage({ op: 'conflict', message: c });
+    lastError = '';
+    return !r.caughtUp;
+  } catch (err) {
+    const msg = (err as Error).message;
+    if (msg !== lastError) port!.postMessage({ op: 'conflict', message: `indexing failed: ${msg}` });
+    lastError = msg;
+    return false;
+  }
+}
+
+function schedule(): void {
+  if (timer) clearTimeout(timer);
+  timer = setTimeout(run, data.pollMs);
+}
+
+function run(): void {
+  timer = undefined;
+  if (step()) {
+    // More to do: go on after letting messages in.
+    timer = setTimeout(run, 0);
+    return;
+  }
+  schedule();
+}
+
+port.on('message', (m: Request) => {
+  try {
+    let value: unknown;
+    if (m.op === 'checkpoint') {
+      open();
+      db!.saveCheckpoint(m.cp);
+    } else if (m.op === 'prune') {
+      // Only indexed records can be deleted: index what the journals hold first.
+      while (step());
+      value = db!.prune(m.before, m.instance);
+    } else if (m.op === 'catch-up') {
+      const until = Date.now() + m.deadlineMs;
+      while (step() && Date.now() < until);
+    }
+    port.postMessage({ id: m.id, ok: true, value });
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    port.postMessage({ id: m.id, ok: false, error: e.message || 'audit index write failed', code: e.code });
+  }
+});
+
+schedule();
