@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { IdentityConfig } from '../config/types.js';
 import type { AuditLog } from '../audit/log.js';
+import { witnessesOf } from '../audit/witness.js';
 import type { AdminAuthenticator } from './auth.js';
 import { registerAuditRoutes } from './audit-routes.js';
 import { registerApprovalRoutes } from './approval-routes.js';
@@ -69,6 +70,11 @@ export function buildAdmin(sources: AdminSources, services: AdminServices = {}, 
     gauge('warden_audit_records_lost_total', 'Audit records dropped because the backlog was full', () => audit.stats.lost);
     gauge('warden_audit_backlog', 'Audit records waiting to be written', () => audit.stats.backlog);
     gauge('warden_audit_healthy', '1 when the audit store accepts writes', () => (audit.stats.healthy ? 1 : 0));
+    const witness = witnessesOf(audit.store);
+    if (witness) {
+      gauge('warden_audit_witness_published_total', 'Checkpoints written to a witness (one per witness)', () => witness.stats.published);
+      gauge('warden_audit_witness_failures_total', 'Checkpoints a witness did not get (one per witness; see the log)', () => witness.stats.failures);
+    }
   }
 
   // One type for both: the routes do not depend on the transport.

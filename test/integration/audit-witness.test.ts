@@ -116,6 +116,9 @@ audit:
     expect(v.ok).toBe(true);
     expect(v.witnesses.map((w) => w.description)).toEqual([`file:${witnessFile}`, `postgres://postgres@127.0.0.1:${cluster.port}/witness`]);
     expect(v.witnesses[0].checkpoints).toBe(seqs.file.length);
+    const metrics = await (await fetch(`http://127.0.0.1:${env.warden.admin!.port}/metrics`)).text();
+    expect(Number(/^warden_audit_witness_published_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(2 * seqs.file.length);
+    expect(metrics).toMatch(/^warden_audit_witness_failures_total 0$/m);
   });
 
   it('a tail cut with its stored checkpoints: verify --config reports truncated from the witnesses (exit 1)', async () => {
