@@ -85,13 +85,14 @@ export function registerAuditRoutes(app: FastifyInstance, audit: AuditLog, autho
     let witnessed: Checkpoint[] = [];
     let witnesses: WitnessReading[] = [];
     if (readable.length > 0) ({ checkpoints: witnessed, readings: witnesses } = await witnessedCheckpoints(audit.store, readable, { ownInstance: audit.instance }));
-    const results = (await verifyStore(audit.store, { publicKey: audit.publicKey, checkpoints: witnessed })).map(({ instance, report, checkpoints, startAfter }) => ({
+    const results = (await verifyStore(audit.store, { publicKey: audit.publicKey, checkpoints: witnessed })).map(({ instance, report, checkpoints, startAfter, index }) => ({
       instance,
       ok: report.ok,
       records: report.records,
       lastSeq: report.lastSeq,
       checkpoints,
       startAfter,
+      index,
       problems: report.problems.slice(0, 100),
     }));
     return { ok: results.every((r) => r.ok) && witnesses.every((w) => w.error === undefined), store: audit.store.description, witnesses, instances: results };

@@ -133,7 +133,7 @@ export function registerAuditCommands(program: Command): void {
 
   audit
     .command('verify')
-    .description('check every hash link and signed checkpoint; exits 1 when the log was tampered with')
+    .description('check every hash link, signed checkpoint and the search index; exits 1 when the log was tampered with')
     .addOption(configOption())
     .addOption(storeOption())
     .option('--instance <name>', 'only this instance\'s chain')
@@ -170,6 +170,7 @@ export function registerAuditCommands(program: Command): void {
           for (const r of results) {
             const head = `${r.instance}: ${r.report.records} records, last seq ${r.report.lastSeq}, ${r.checkpoints} checkpoint(s)${publicKey ? '' : ' (signatures not checked: no key)'}`;
             lines.push(`${r.report.ok ? 'OK  ' : 'FAIL'} ${head}${r.startAfter ? ` (starts after pruned record ${r.startAfter.seq})` : ''}`);
+            if (r.index) lines.push(`     search index: ${r.index.records} record(s) and ${r.index.terms} term(s) compared with the hashed data`);
             for (const p of r.report.problems) lines.push(`     ${p.kind} at seq ${p.seq ?? '?'} (position ${p.index}): ${p.message}`);
           }
           lines.push(ok ? 'audit log verified: no tampering found' : 'audit log FAILED verification');

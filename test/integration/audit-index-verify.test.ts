@@ -18,6 +18,9 @@ import type { AuditQuery, AuditStore } from '../../src/audit/store.js';
 import { verifyStore } from '../../src/audit/verify-store.js';
 import { type PgCluster, startPgCluster } from '../../src/embedded/pg-cluster.js';
 import { runCli } from '../helpers/warden-process.js';
+import Fastify from 'fastify';
+import { registerAuditRoutes } from '../../src/admin/audit-routes.js';
+import type { AuditLog } from '../../src/audit/log.js';
 
 const INSTANCE = 'ix-1';
 const T0 = Date.UTC(2026, 0, 1, 10, 0, 0);
@@ -247,6 +250,29 @@ describe('postgres', () => {
       };
     },
   }));
+});
+
+describe('GET /api/v1/audit/verify', () => {
+  it('reports an edited index with ok: false and the index summary', async () => {
+    const file = path.join(dir, 'api.db');
+    const db = new SqliteAuditDb(file, { durability: 'os' });
+    db.append(makeRecords());
+    db.close();
+    const w = new Database(file);
+    w.prepare(`DELETE FROM terms WHERE kind = 'action' AND value = 'deny' AND seq = 19`).run();
+    w.close();
+    const store = await openSqliteStore(file, { readOnly: true });
+    openSqlite.push(store);
+    const app = Fastify();
+    registerAuditRoutes(app, { store, instance: INSTANCE } as unknown as AuditLog, async () => undefined);
+    const res = await app.inject({ method: 'GET', url: '/audit/verify' });
+    await app.close();
+    const body = res.json() as { ok: boolean; instances: { ok: boolean; index: unknown; problems: { kind: string; seq: number; message: string }[] }[] };
+    expect(body.ok).toBe(false);
+    expect(body.instances[0].ok).toBe(false);
+    expect(body.instances[0].index).toEqual({ records: 40, terms: 79, mismatched: 1, orphanTerms: 0 });
+    expect(body.instances[0].problems).toEqual([expect.objectContaining({ kind: 'index-mismatch', seq: 19, message: expect.stringMatching(/action "deny" missing/) })]);
+  });
 });
 
 describe('warden audit verify (CLI)', () => {
