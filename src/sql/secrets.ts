@@ -596,3 +596,51 @@ function redactTokens(text: string, depth: number): { text: string; found: reado
   parts.push(buf.subarray(at));
   return { text: Buffer.concat(parts).toString('utf8'), found: [...found] };
 }
+
+/**
+ * A catalog definition (JSON, as the audit's `schema.change` records it) with the same secrets
+ * redacted: SQL texts (`pg_get_functiondef`, view and index definitions, expressions) as
+ * statements; `name=value` option entries (reloptions, a foreign table's options) whose name is
+ * password-like or whose value is a connection string with a password; other strings by their
+ * tokens. Returns `value` itself when nothing is redacted.
+ */
+export function redactJsonSecrets<T>(value: T): T {
+  return redactJson(value, 0) as T;
+}
+
+function redactJson(value: unknown, depth: number): unknown {
+  if (typeof value === 'string') return redactDefinitionText(value);
+  if (depth > 32 || value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) {
+    let changed = false;
+    const out = value.map((v) => {
+      const r = redactJson(v, depth + 1);
+      if (r !== v) changed = true;
+      return r;
+    });
+    return changed ? out : value;
+  }
+  let out: Record<string, unknown> | undefined;
+  for (const [k, v] of Object.entries(value)) {
+    const r = redactJson(v, depth + 1);
+    if (r !== v) (out ??= { ...(value as Record<string, unknown>) })[k] = r;
+  }
+  return out ?? value;
+}
+
+function redactDefinitionText(text: string): string {
+  if (!mayCarrySecret(text)) return text;
+  const option = /^([A-Za-z_][A-Za-z0-9_.]*)=([\s\S]*)$/.exec(text);
+  if (option && (isSecretName(option[1]!) || isSecretConnectionString(option[2]!))) return `${option[1]}=<redacted>`;
+  try {
+    if (parseStatements(text).ok) return redactSecrets(text)?.text ?? text;
+    const expr = parseStatements(`SELECT ${text}`);
+    if (expr.ok) {
+      const r = redactSecrets(`SELECT ${text}`);
+      return r ? (r.text.startsWith('SELECT ') ? r.text.slice(7) : '<redacted>') : text;
+    }
+    return redactNested(text, 0)?.text ?? text;
+  } catch {
+    return '<redacted>';
+  }
+}

@@ -47,6 +47,9 @@ const SECRETS = [
   'Sx-approval-18',
   'Sx-approval-param-19',
   'Sx-setting-20',
+  'Sx-fn-body-21',
+  'Sx-view-22',
+  'Sx-ft-token-23',
 ];
 
 const hookBodies: string[] = [];
@@ -69,6 +72,9 @@ beforeAll(async () => {
   await direct(cluster, 'CREATE EXTENSION dblink');
   await direct(cluster, 'CREATE EXTENSION postgres_fdw');
   await direct(cluster, 'GRANT USAGE ON FOREIGN DATA WRAPPER postgres_fdw TO warden_svc');
+  // A wrapper without a validator takes any option (postgres_fdw refuses unknown ones).
+  await direct(cluster, 'CREATE FOREIGN DATA WRAPPER sec_any_fdw');
+  await direct(cluster, 'GRANT USAGE ON FOREIGN DATA WRAPPER sec_any_fdw TO warden_svc');
   await cluster.query('ALTER ROLE warden_svc CREATEROLE');
 }, 120_000);
 
@@ -161,7 +167,8 @@ describe.each(['sqlite', 'jsonl'] as const)('with the %s audit store', (store) =
     outcomes.server = await attempt(alice, `CREATE SERVER ${server} FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '127.0.0.1', dbname 'app')`);
     outcomes.um = await attempt(alice, `CREATE USER MAPPING FOR CURRENT_USER SERVER ${server} OPTIONS (user 'warden_svc', password 'Sx-um-create-6')`);
     outcomes.umAlter = await attempt(alice, `ALTER USER MAPPING FOR CURRENT_USER SERVER ${server} OPTIONS (SET password $$Sx-um-alter-7$$)`);
-    outcomes.serverToken = await attempt(alice, `ALTER SERVER ${server} OPTIONS (ADD access_token 'Sx-srv-token-8')`);
+    outcomes.anyServer = await attempt(alice, `CREATE SERVER sec_any_${store} FOREIGN DATA WRAPPER sec_any_fdw`);
+    outcomes.serverToken = await attempt(alice, `ALTER SERVER sec_any_${store} OPTIONS (ADD access_token 'Sx-srv-token-8')`);
     outcomes.sub = await attempt(alice, `CREATE SUBSCRIPTION sec_sub_${store} CONNECTION '${conn} password=Sx-sub-9' PUBLICATION p WITH (connect = false)`);
     outcomes.dblink = await attempt(alice, `SELECT dblink_connect('c_${store}', '${conn} password=Sx-dbl-10')`);
     outcomes.dblinkParam = await attempt(alice, 'SELECT dblink_connect($1)', [`${conn} password=Sx-dbl-param-11`]);
@@ -170,6 +177,13 @@ describe.each(['sqlite', 'jsonl'] as const)('with the %s audit store', (store) =
     outcomes.doBlock = await attempt(alice, `DO $$ BEGIN EXECUTE 'ALTER ROLE ${role} PASSWORD ''Sx-do-14'''; END $$`);
     outcomes.setting = await attempt(alice, "SELECT set_config('app.jwt_secret', 'Sx-setting-20', false)");
     outcomes.unterminated = await attempt(alice, `ALTER ROLE ${role} PASSWORD 'Sx-unterminated-15`);
+    // DDL whose catalog definitions (schema.change) hold the secret: a body, a view, a foreign table's options.
+    outcomes.fn = await attempt(
+      alice,
+      `CREATE FUNCTION sec_fn_${store}() RETURNS text LANGUAGE sql AS $f$ SELECT dblink_connect('sec_fc', '${conn} password=Sx-fn-body-21') $f$`,
+    );
+    outcomes.view = await attempt(alice, `CREATE VIEW sec_view_${store} AS SELECT 'postgresql://warden_svc:Sx-view-22@127.0.0.1/app'::text AS target`);
+    outcomes.ft = await attempt(alice, `CREATE FOREIGN TABLE sec_ft_${store} (a int) SERVER sec_any_${store} OPTIONS (table_name 't', access_token 'Sx-ft-token-23')`);
     await alice.end();
 
     const bob = new pg.Client({ host: '127.0.0.1', port: warden.port, user: 'bob', password: PASSWORDS.bob, database: 'app' });
@@ -204,6 +218,7 @@ describe.each(['sqlite', 'jsonl'] as const)('with the %s audit store', (store) =
     expect(outcomes.umAlter).toBe('ok');
     expect(outcomes.multi).toBe('ok');
     expect(outcomes.doBlock).toBe('ok');
+    expect([outcomes.anyServer, outcomes.serverToken, outcomes.fn, outcomes.view, outcomes.ft]).toEqual(['ok', 'ok', 'ok', 'ok', 'ok']);
     expect(outcomes.unterminated).toMatch(/^42601 unterminated quoted string/);
     expect(outcomes.refused).toMatch(/^42501 .*bob-no-ddl/);
     expect(outcomes.refusedUnparsed).toMatch(/^42601|^42501/);
@@ -240,6 +255,9 @@ describe.each(['sqlite', 'jsonl'] as const)('with the %s audit store', (store) =
       `SELECT 1; ALTER ROLE ${role} PASSWORD '<redacted>'; SELECT 2`,
       `EXECUTE 'ALTER ROLE ${role} PASSWORD ''<redacted>'''`,
       '<statement withheld: could not be parsed and may carry a secret',
+      // schema.change: the definitions read from the catalog, redacted the same way.
+      "$function$ SELECT dblink_connect('<redacted>', '<redacted>') $function$",
+      'access_token=<redacted>',
     ]) {
       expect(text, shown).toContain(shown);
     }

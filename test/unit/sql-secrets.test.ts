@@ -11,6 +11,7 @@ import {
   isSecretConnectionString,
   isSecretName,
   mayCarrySecret,
+  redactJsonSecrets,
   redactParseError,
   redactSecrets,
   REDACTED,
@@ -220,6 +221,33 @@ describe('helpers and cost', () => {
   });
 });
 
+describe('catalog definitions (schema.change)', () => {
+  it('function bodies, view definitions, options and expressions', () => {
+    const def = {
+      kind: 'function',
+      definition: "CREATE OR REPLACE FUNCTION public.f()\n RETURNS text\n LANGUAGE sql\nAS $function$ SELECT dblink_connect('host=h password=Pw-def-1') $function$\n",
+      options: ['table_name=t', 'access_token=Pw-def-2', 'conn=host=h password=Pw-def-3'],
+      view_definition: " SELECT 'postgresql://u:Pw-def-4@h/db'::text AS target;",
+      columns: [{ name: 'c', default: "'mysql://root:Pw-def-5@db'::text" }],
+      owner: 'alice',
+    };
+    const out = redactJsonSecrets(def);
+    const json = JSON.stringify(out);
+    expect(json).not.toMatch(/Pw-def/);
+    expect(out.options).toEqual(['table_name=t', 'access_token=<redacted>', 'conn=<redacted>']);
+    expect(out.definition).toContain("$function$ SELECT dblink_connect('<redacted>') $function$");
+    expect(out.view_definition).toBe(" SELECT '<redacted>'::text AS target;");
+    expect(out.columns[0]!.default).toBe("'<redacted>'::text");
+    expect(out.owner).toBe('alice');
+  });
+
+  it('returns the same object when nothing is redacted', () => {
+    const def = { kind: 'table', columns: [{ name: 'password_hash', type: 'text' }], options: ['fillfactor=70'] };
+    expect(redactJsonSecrets(def)).toBe(def);
+    expect(redactJsonSecrets(null)).toBeNull();
+  });
+});
+
 describe('the statement auditor records the redacted text', () => {
   const session = {
     id: 's1',
@@ -231,13 +259,19 @@ describe('the statement auditor records the redacted text', () => {
     txStatus: 'I',
   } as unknown as SessionInfo;
 
+  /** Record data as an object, whether the auditor hands over an object or pre-encoded canonical JSON (`{ text }`). */
+  const plain = (d: unknown): Record<string, unknown> => {
+    const o = d as Record<string, unknown>;
+    return typeof o['text'] === 'string' && !('sql' in o) ? (JSON.parse(o['text']) as Record<string, unknown>) : o;
+  };
+
   function recordsOf(stmt: StatementSource, forward: boolean) {
     const out: { type: string; data: Record<string, unknown> }[] = [];
     const audit = {
       onFailure: 'block',
-      record: (type: string, data: Record<string, unknown>) => void out.push({ type, data }),
-      writeAhead: (type: string, data: Record<string, unknown>) => {
-        out.push({ type, data });
+      record: (type: string, data: unknown) => void out.push({ type, data: plain(data) }),
+      writeAhead: (type: string, data: unknown) => {
+        out.push({ type, data: plain(data) });
         return Promise.resolve(1);
       },
     } as unknown as AuditLog;
