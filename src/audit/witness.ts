@@ -69,7 +69,14 @@ export class WitnessSet {
     return this.witnesses.filter((w) => w.readable);
   }
 
+  /** instance → `seq:hash` of the last checkpoint published. */
+  readonly #last = new Map<string, string>();
+
   async publish(cp: Checkpoint): Promise<void> {
+    // The same head signed twice (two checkpoint() calls racing) is witnessed once.
+    const id = `${cp.seq}:${cp.hash}`;
+    if (this.#last.get(cp.instance) === id) return;
+    this.#last.set(cp.instance, id);
     await Promise.all(
       this.witnesses.map(async (w) => {
         try {

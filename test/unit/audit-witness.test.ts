@@ -96,6 +96,10 @@ describe('WitnessSet', () => {
     expect(set.stats).toMatchObject({ published: 1, failures: 1, lastError: 'file:/broken: EIO: i/o error' });
     expect(log.lines).toEqual([{ obj: { witness: 'file:/broken', instance: 'x', seq: 7, reason: 'EIO: i/o error' }, msg: 'audit witness file:/broken: checkpoint x#7 not written: EIO: i/o error' }]);
     expect(set.readable).toHaveLength(2);
+    // The same head signed twice (racing checkpoint() calls) is witnessed once.
+    const again = cp('x', 7);
+    await set.publish({ ...again, ts: new Date(Date.now() + 1000).toISOString() });
+    expect(set.stats.published).toBe(1);
     await set.close();
     expect((await openWitness({ kind: 'file', path: good }, { readOnly: true }).read()).map((c) => c.seq)).toEqual([7]);
   });
