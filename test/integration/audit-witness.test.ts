@@ -98,6 +98,11 @@ audit:
     expect(mode(`${db}-shm`)).toBe(0o600);
     expect(mode(stateDb)).toBe(0o600);
     expect(mode(witnessFile)).toBe(0o600);
+    // Whatever else Warden keeps beside them (the journal, locks): files 0600, directories 0700.
+    const walk = (d: string): string[] => fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? [path.join(d, e.name), ...walk(path.join(d, e.name))] : [path.join(d, e.name)]));
+    const found = walk(dir).filter((f) => f !== configFile);
+    expect(found.length).toBeGreaterThanOrEqual(5);
+    expect(found.map((f) => [path.relative(dir, f), mode(f).toString(8)])).toEqual(found.map((f) => [path.relative(dir, f), fs.statSync(f).isDirectory() ? '700' : '600']));
   });
 
   it('every signed checkpoint reaches both witnesses; the admin API verifies against them', async () => {
