@@ -292,17 +292,30 @@ class Redactor {
     if ((type === 'CreateSubscriptionStmt' || (type === 'AlterSubscriptionStmt' && n['kind'] === 'ALTER_SUBSCRIPTION_CONNECTION')) && typeof n['conninfo'] === 'string') {
       this.redactToken(this.connectionString(raw), 'subscription connection');
     }
+    // COPY … FROM | TO PROGRAM '…': a shell command (a plain string in the tree), checked by its value.
+    if (type === 'CopyStmt' && n['is_program'] && typeof n['filename'] === 'string' && mayCarrySecret(n['filename'])) {
+      const i = this.stringAfterKeyword(raw, 'PROGRAM');
+      if (i < 0) throw new Withhold();
+      this.checkValue(i, n['filename']);
+    }
   }
 
-  /** The token of a subscription's `CONNECTION '…'` string: the first string right after a CONNECTION keyword in the statement. */
-  private connectionString(raw: RawStatement): number {
+  /** The token of the first string constant right after keyword `kw` in the statement; -1 when none. */
+  private stringAfterKeyword(raw: RawStatement, kw: string): number {
     const end = raw.length ? raw.location + raw.length : Number.POSITIVE_INFINITY;
     for (let i = 0; i + 1 < this.tokens.length; i++) {
       const t = this.tokens[i]!;
       if (t.start < raw.location || t.start >= end) continue;
-      if (t.keyword && t.text.toUpperCase() === 'CONNECTION' && tokenKind(this.tokens[i + 1]!) === 'string') return i + 1;
+      if (t.keyword && t.text.toUpperCase() === kw && tokenKind(this.tokens[i + 1]!) === 'string') return i + 1;
     }
-    throw new Withhold();
+    return -1;
+  }
+
+  /** The token of a subscription's `CONNECTION '…'` string: the first string right after a CONNECTION keyword in the statement. */
+  private connectionString(raw: RawStatement): number {
+    const i = this.stringAfterKeyword(raw, 'CONNECTION');
+    if (i < 0) throw new Withhold();
+    return i;
   }
 
   /** Every constant under `node`: redacted when `secret`, else checked by value. */
@@ -495,11 +508,14 @@ function redactText(sql: string): SecretRedaction | null {
   try {
     const r = redactParsed(sql, 0);
     return r ? { text: r.text, how: 'redacted', maskParams: r.maskParams, found: r.found } : null;
-  } catch (err) {
-    if (!(err instanceof Withhold) && !(err instanceof RangeError)) throw err;
+  } catch {
+    // Withhold, a tree too deep to walk, or a shape this module does not expect: keep nothing of it.
     return { text: WITHHELD_SECRET, how: 'withheld', maskParams: true, found: ['unparsable'] };
   }
 }
+
+/** A URI with a password in its user info, anywhere in a text (a shell command, a comment-like string). */
+const URI_PASSWORD_ANYWHERE = /\b([a-z][a-z0-9+.-]*:\/\/[^\s/?#@:'"]*):[^\s/?#@'"]*@/gi;
 
 /**
  * Text inside a constant (a body, dynamic SQL): redacted as SQL when it parses, else by its
@@ -516,8 +532,11 @@ function redactNested(text: string, depth: number): { text: string; found: reado
     }
   }
   if (isSecretConnectionString(text)) return { text: '<redacted>', found: ['connection string'] };
+  // `COPY … FROM PROGRAM 'pg_dump postgresql://u:pw@h/db'`: a URI inside other text.
+  const uris = text.replace(URI_PASSWORD_ANYWHERE, '$1:<redacted>@');
   try {
-    return redactTokens(text, depth);
+    const r = redactTokens(uris, depth);
+    return r ?? (uris !== text ? { text: uris, found: ['connection string'] } : null);
   } catch {
     return { text: '<redacted>', found: ['nested text'] };
   }
@@ -558,7 +577,16 @@ function redactTokens(text: string, depth: number): { text: string; found: reado
       continue;
     }
     pendingDblink = /(^|\.)dblink_connect(_u)?$/.test(lower);
-    if (tokenKind(t) !== 'string') continue;
+    if (tokenKind(t) !== 'string') {
+      // `PGPASSWORD=x` (a shell command), `password = x`, `v_secret := x`: whatever follows a credential-like name and `=`.
+      const op = tokens[i - 1]?.text;
+      const name = tokens[i - 2];
+      if ((op === '=' || op === ':=') && name && tokenKind(name) === 'other' && /^[\p{L}_"]/u.test(name.text) && isSecretName(name.text.replace(/^"|"$/g, '')) && t.text !== '(') {
+        edits.push({ start: t.start, end: t.end, with: REDACTED });
+        found.add('secret in code');
+      }
+      continue;
+    }
     let end = t.end;
     if (/^u&/i.test(t.text) && tokens[i + 1]?.text.toUpperCase() === 'UESCAPE' && tokens[i + 2]) end = tokens[i + 2]!.end;
     const tokenText = sliceBytes(text, t.start, end);

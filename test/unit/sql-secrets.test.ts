@@ -154,6 +154,9 @@ describe('connection strings and dblink', () => {
     );
     redacted("CREATE FUNCTION g() RETURNS void LANGUAGE plpgsql AS 'DECLARE v_password text := ''Pw-fn-2''; BEGIN END'", ['Pw-fn-2']);
     expect(redactSecrets("CREATE FUNCTION h() RETURNS int LANGUAGE sql AS $$ SELECT count(*) FROM users WHERE password IS NULL $$")).toBeNull();
+    // Shell commands: an environment assignment and a URI inside other text.
+    redacted("COPY t FROM PROGRAM 'PGPASSWORD=Pw-prog-1 psql -h h -c \"copy x to stdout\"'", ['Pw-prog-1'], ['psql -h h']);
+    expect(redacted("COPY t FROM PROGRAM 'pg_dump postgresql://u:Pw-prog-2@h/db'", ['Pw-prog-2'])).toBe("COPY t FROM PROGRAM 'pg_dump postgresql://u:<redacted>@h/db'");
   });
 });
 
