@@ -458,8 +458,10 @@ export function chainVerifier(opts: VerifyOptions = {}): { push(raw: AuditRecord
   return { push, finish };
 }
 
+/** One-shot SHA-256 (`crypto.hash`, Node ≥ 20.12: no Hash object per record), else a Hash. */
+const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
 function sha256Hex(text: string): string {
-  return crypto.createHash('sha256').update(text, 'utf8').digest('hex');
+  return oneShot ? oneShot('sha256', text, 'hex') : crypto.createHash('sha256').update(text, 'utf8').digest('hex');
 }
 
 function short(hash: string): string {

@@ -25,7 +25,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { AuditConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
-import { canonicalJson, type EncodableValue } from './canonical.js';
+import { CanonicalText, canonicalJson, type EncodableValue } from './canonical.js';
 import { ChainWriter, recordOf, signCheckpoint, type AuditRecord, type ChainHead, type Checkpoint, type SealedRecord } from './chain.js';
 import type { AuditStore } from './store.js';
 import { openAuditStore } from './open.js';
@@ -144,7 +144,7 @@ export class AuditLog {
    * mode rejects with {@link AuditUnavailableError} when it cannot be written;
    * in `continue` mode resolves at once (seq 0) when the store is failing.
    */
-  writeAhead(type: string, data: AuditData): Promise<number> {
+  writeAhead(type: string, data: AuditData | CanonicalText): Promise<number> {
     if (this.#closed) return Promise.reject(new AuditUnavailableError('Warden is shutting down'));
     const dataJson = this.#encode(type, data);
     if (dataJson === null) return Promise.reject(new AuditUnavailableError('record not encodable'));
@@ -158,7 +158,7 @@ export class AuditLog {
   }
 
   /** Records an event without waiting; it is kept and retried while the store fails. */
-  record(type: string, data: AuditData): void {
+  record(type: string, data: AuditData | CanonicalText): void {
     if (this.#closed) {
       this.#o.log.error({ type }, 'audit record after close dropped');
       return;
@@ -168,7 +168,8 @@ export class AuditLog {
   }
 
   /** The data's canonical JSON; null (logged, counted as lost) when it is not encodable: a bug in an event builder. */
-  #encode(type: string, data: AuditData): string | null {
+  #encode(type: string, data: AuditData | CanonicalText): string | null {
+    if (data instanceof CanonicalText) return data.text;
     try {
       return canonicalJson(data);
     } catch (err) {

@@ -20,12 +20,13 @@
  */
 import type { WardenConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
-import { canonicalJson, type JsonValue } from '../audit/canonical.js';
+import { CanonicalText, canonicalJson, type JsonValue } from '../audit/canonical.js';
+import { membersOf, RecordFields, statementEndText, type Member } from './audit-fields.js';
 import { AuditUnavailableError, type AuditData, type AuditLog } from '../audit/log.js';
 import type { Analysis, AnalysisOk, RelationRef } from '../sql/index.js';
 import { quoteIdent } from '../sql/search-path.js';
 import { normalizeSql } from '../sql/normalize.js';
-import { redactParseError, redactSecrets, WITHHELD_SECRET } from '../sql/secrets.js';
+import { redactJsonSecrets, redactParseError, redactSecrets, WITHHELD_SECRET } from '../sql/secrets.js';
 import type { Decision } from '../policy/index.js';
 import { intentOf } from '../intent/sqlcommenter.js';
 import type { SessionInfo, StatementOutcome, StatementSource, Verdict } from '../contract/statement-hooks.js';
@@ -195,48 +196,82 @@ export function createStatementAuditor(o: {
     environment: s.database.environment,
   });
 
-  const describe = (s: SessionInfo, stmt: StatementSource, analysis: Analysis, decision: Decision | null): AuditData => {
+  // Parts of statement records that repeat, encoded once (audit-fields.ts): per session, per
+  // analysis (shared by every run of a statement shape) and per decision (memoized with it).
+  const sessionParts = new WeakMap<SessionInfo, { members: Member[]; intent: string }>();
+  const analysisParts = new WeakMap<Analysis, Member[]>();
+  const decisionParts = new WeakMap<Decision, Member[]>();
+
+  const sessionPart = (s: SessionInfo): { members: Member[]; intent: string } => {
+    let p = sessionParts.get(s);
+    if (!p) {
+      p = {
+        members: membersOf({ ...who(s), application_name: s.startupParams.get('application_name') }),
+        intent: canonicalJson(intentOf(s.wardenSettings, '')),
+      };
+      sessionParts.set(s, p);
+    }
+    return p;
+  };
+
+  const analysisPart = (analysis: AnalysisOk): Member[] => {
+    let p = analysisParts.get(analysis);
+    if (!p) {
+      const names = (l: readonly RelationRef[]) => [...new Set(l.flatMap(relationNames))];
+      const reads = names(analysis.reads);
+      const writes = names(analysis.writes);
+      p = membersOf({
+        tables: [...new Set([...reads, ...writes])],
+        reads,
+        writes,
+        classes: [...analysis.classes].sort(),
+        kinds: [...new Set(analysis.statements.map((x) => x.kind))],
+        opaque: analysis.opaque ? true : undefined,
+      });
+      analysisParts.set(analysis, p);
+    }
+    return p;
+  };
+
+  const decisionPart = (decision: Decision, withheld: boolean): Member[] => {
+    let p = withheld ? undefined : decisionParts.get(decision);
+    if (!p) {
+      p = membersOf({
+        decision: {
+          action: decision.action,
+          rule: decision.decisive,
+          reason: withheld ? redactParseError(decision.reason) : decision.reason,
+          matched: decision.matched.map((m) => ({ rule: m.rule, action: m.action, certain: m.certain })),
+        },
+        sensitive: decision.sensitiveTypes.length > 0 ? [...decision.sensitiveTypes] : undefined,
+      });
+      if (!withheld) decisionParts.set(decision, p);
+    }
+    return p;
+  };
+
+  /** A statement's record data: the text as it may be kept (redacted, normalized, capped) and the fields. */
+  const describe = (s: SessionInfo, stmt: StatementSource, analysis: Analysis, decision: Decision | null): { sql: string; fields: RecordFields } => {
     const sensitive = decision !== null && decision.sensitiveTypes.length > 0;
     const secret = redactSecrets(stmt.sql, analysis); // passwords, connection strings: src/sql/secrets.ts
+    const withheld = secret?.how === 'withheld';
     let sql = secret ? secret.text : stmt.sql;
-    if (sensitive && secret?.how !== 'withheld') sql = normalizeSql(sql) ?? '<statement withheld: touches sensitive columns and could not be normalized>';
+    if (sensitive && !withheld) sql = normalizeSql(sql) ?? '<statement withheld: touches sensitive columns and could not be normalized>';
     const shown = sql.length > MAX_SQL ? shownText(sql, MAX_SQL, 'not kept by Warden beyond this record') : undefined;
-    const data: AuditData = {
-      ...who(s),
-      protocol: stmt.protocol,
-      sql: shown ? shown.text : sql,
-      intent: intentOf(s.wardenSettings, stmt.sql),
-      application_name: s.startupParams.get('application_name'),
-    };
-    if (shown) {
-      data.sql_length = shown.length;
-      data.sql_sha256 = shown.sha256;
-    }
+    const sess = sessionPart(s);
+    const fixed: Member[][] = [sess.members];
+    if (analysis.ok) fixed.push(analysisPart(analysis));
+    if (decision) fixed.push(decisionPart(decision, withheld));
+    const fields = new RecordFields(fixed);
+    fields.set('protocol', stmt.protocol).set('sql', shown ? shown.text : sql);
+    fields.set('intent', stmt.sql.includes('/*') ? intentOf(s.wardenSettings, stmt.sql) : new CanonicalText(sess.intent));
+    if (shown) fields.set('sql_length', shown.length).set('sql_sha256', shown.sha256);
     if (stmt.protocol === 'extended') {
-      if (stmt.statementName !== '') data.statement_name = stmt.statementName;
-      if (stmt.params.length > 0) data.params = stmt.params.map((p, i) => ((sensitive || secret?.maskParams) && p !== null ? MASKED : formatParam(p, paramFormat(stmt.paramFormats, i))));
+      if (stmt.statementName !== '') fields.set('statement_name', stmt.statementName);
+      if (stmt.params.length > 0) fields.set('params', stmt.params.map((p, i) => ((sensitive || secret?.maskParams) && p !== null ? MASKED : formatParam(p, paramFormat(stmt.paramFormats, i)))));
     }
-    if (analysis.ok) {
-      const names = (l: readonly RelationRef[]) => [...new Set(l.flatMap(relationNames))];
-      data.tables = [...new Set([...names(analysis.reads), ...names(analysis.writes)])];
-      data.reads = names(analysis.reads);
-      data.writes = names(analysis.writes);
-      data.classes = [...analysis.classes].sort();
-      data.kinds = [...new Set(analysis.statements.map((x) => x.kind))];
-      if (analysis.opaque) data.opaque = true;
-    } else {
-      data.parse_error = secret?.how === 'withheld' ? redactParseError(analysis.error) : analysis.error;
-    }
-    if (decision) {
-      data.decision = {
-        action: decision.action,
-        rule: decision.decisive,
-        reason: secret?.how === 'withheld' ? redactParseError(decision.reason) : decision.reason,
-        matched: decision.matched.map((m) => ({ rule: m.rule, action: m.action, certain: m.certain })),
-      };
-      if (decision.sensitiveTypes.length > 0) data.sensitive = [...decision.sensitiveTypes];
-    }
-    return data;
+    if (!analysis.ok) fields.set('parse_error', withheld ? redactParseError(analysis.error) : analysis.error);
+    return { sql, fields };
   };
 
   const flushDdl = (s: SessionInfo, st: SessionAudit): void => {
@@ -284,8 +319,9 @@ export function createStatementAuditor(o: {
     const tables: string[] = [];
     for (const t of p.targets) {
       const key = targetKey(t);
-      const b = p.before[key] ?? null;
-      const a = after ? (after[key] ?? null) : null;
+      // Definitions read from the catalog (function bodies, options) carry secrets too: src/sql/secrets.ts.
+      const b = redactJsonSecrets(p.before[key] ?? null);
+      const a = after ? redactJsonSecrets(after[key] ?? null) : null;
       if (b === null && a === null && p.targets.length > 1) continue;
       if (t.guess && after && canonicalJson(b as unknown as JsonValue) === canonicalJson(a as unknown as JsonValue)) continue;
       tables.push(key);
@@ -303,12 +339,12 @@ export function createStatementAuditor(o: {
     if (st.pendingDdl.length > 0 && s.txStatus === 'I') flushDdl(s, st);
     if (verdict.action === 'error') {
       st.refused++;
-      const data = describe(s, stmt, analysis, decision);
-      audit.record('statement.refused', { ...data, sqlstate: verdict.error.code, error: data.sql === WITHHELD_SECRET ? redactParseError(verdict.error.message) : verdict.error.message });
+      const { sql, fields } = describe(s, stmt, analysis, decision);
+      audit.record('statement.refused', fields.text({ sqlstate: verdict.error.code, error: sql === WITHHELD_SECRET ? redactParseError(verdict.error.message) : verdict.error.message }));
       return verdict;
     }
     st.statements++;
-    const data = describe(s, stmt, analysis, decision);
+    const { sql, fields } = describe(s, stmt, analysis, decision);
     const targets = catalog && analysis.ok ? schemaTargets(analysis.statements) : [];
     const begin = async (): Promise<Verdict> => {
       if (st.afterInTransaction.length > 0) await afterInTransaction(s, st);
@@ -318,12 +354,12 @@ export function createStatementAuditor(o: {
         try {
           ({ defs: before, read } = await snapshotFor(s, catalog, targets));
         } catch (err) {
-          data.catalog_error = (err as Error).message;
+          fields.set('catalog_error', (err as Error).message);
         }
       }
       let seq: number;
       try {
-        seq = await audit.writeAhead('statement.begin', data);
+        seq = await audit.writeAhead('statement.begin', fields.text());
       } catch (err) {
         const reason = err instanceof AuditUnavailableError ? err.message : `audit log failed (${(err as Error).message})`;
         log.warn({ session: s.id, identity: s.identity.name, reason }, 'statement refused: not recorded');
@@ -344,7 +380,7 @@ export function createStatementAuditor(o: {
         // nobody waits for), so an attempt made while the log was down still leaves a trace.
         st.statements--;
         st.refused++;
-        audit.record('statement.refused', { ...data, sqlstate: refusal.error.code, error: refusal.error.message, refused_while: 'audit-unavailable' });
+        audit.record('statement.refused', fields.text({ sqlstate: refusal.error.code, error: refusal.error.message, refused_while: 'audit-unavailable' }));
         return refusal;
       }
       const started = process.hrtime.bigint();
@@ -352,18 +388,21 @@ export function createStatementAuditor(o: {
       const onDone = (out: StatementOutcome): void => {
         inner?.(out);
         const affected = out.tags.map(rowsOfTag).filter((n): n is number => n !== null);
-        audit.record('statement.end', {
-          session: s.id,
-          identity: s.identity.name,
-          begin_seq: seq,
-          tags: out.tags.length > 0 ? [...out.tags] : undefined,
-          rows: out.rows,
-          affected: affected.length > 0 ? affected.reduce((a, b) => a + b, 0) : undefined,
-          duration_ms: Number(process.hrtime.bigint() - started) / 1e6,
-          sqlstate: out.error?.code,
-          error: out.error ? cap(data.sql === WITHHELD_SECRET ? redactParseError(out.error.message) : out.error.message, 1024) : undefined,
-          masked: verdict.action === 'forward' && verdict.masking && verdict.masking.columns.length > 0 ? [...verdict.masking.columns] : undefined,
-        });
+        audit.record(
+          'statement.end',
+          statementEndText({
+            session: s.id,
+            identity: s.identity.name,
+            beginSeq: seq,
+            tags: out.tags,
+            rows: out.rows,
+            affected: affected.length > 0 ? affected.reduce((a, b) => a + b, 0) : undefined,
+            durationMs: Number(process.hrtime.bigint() - started) / 1e6,
+            sqlstate: out.error?.code,
+            error: out.error ? cap(sql === WITHHELD_SECRET ? redactParseError(out.error.message) : out.error.message, 1024) : undefined,
+            masked: verdict.action === 'forward' && verdict.masking && verdict.masking.columns.length > 0 ? verdict.masking.columns : undefined,
+          }),
+        );
         if (targets.length > 0 && catalog) {
           const p: PendingDdl = { seq, targets, before: before ?? {}, read };
           // Ran and left a transaction block open: read its after-state in it, before the next statement.
