@@ -217,11 +217,12 @@ export class SqliteAuditDb {
     const dir = q.descending ? 'DESC' : 'ASC';
     const bySeq = q.instance !== undefined;
     const order = bySeq ? `r.seq ${dir}` : `r.ts ${dir}, r.instance ${dir}, r.seq ${dir}`;
-    const check: AuditQuery = {
-      ...q,
-      since: q.since === undefined ? undefined : normalizeTime(q.since),
-      until: q.until === undefined ? undefined : normalizeTime(q.until),
-    };
+    // Instance, seq, time and type are the record's own (hashed) columns, filtered in SQL;
+    // identity, session, table and action come from the index: those are re-checked.
+    const check: AuditQuery | null =
+      q.identity === undefined && q.session === undefined && q.table === undefined && q.action === undefined
+        ? null
+        : { identity: q.identity, session: q.session, table: q.table, action: q.action };
     let left = q.limit === undefined ? Infinity : Math.max(0, Math.floor(q.limit));
     let last: RecordRow | undefined;
     // One query normally; only when the re-check dropped rows and the limit cut the
@@ -243,7 +244,7 @@ export class SqliteAuditDb {
         read++;
         last = row;
         const r = toRecord(row);
-        if (matchesQuery(r, check)) yield r;
+        if (!check || matchesQuery(r, check)) yield r;
         else dropped++;
       }
       if (left === Infinity || dropped === 0 || read < left) return;

@@ -320,17 +320,18 @@ class PostgresStore implements AuditStore {
     // records from a search (verify reports that) but never make a record appear under
     // an identity, table or action it does not have. Rows the check drops do not count
     // against the limit: pages continue until `limit` records passed it.
-    const check: AuditQuery = {
-      ...q,
-      since: q.since === undefined ? undefined : normalizeTime(q.since),
-      until: q.until === undefined ? undefined : normalizeTime(q.until),
-    };
+    // Instance, seq, time and type are the record's own (hashed) columns, filtered in SQL;
+    // identity, session, table and action come from the index: those are re-checked.
+    const check: AuditQuery | null =
+      q.identity === undefined && q.session === undefined && q.table === undefined && q.action === undefined
+        ? null
+        : { identity: q.identity, session: q.session, table: q.table, action: q.action };
     let n = 0;
     for await (const row of this.#pages(where, params, q.instance !== undefined, q.descending === true, Infinity, Math.min(PAGE, limit))) {
       const data = parseData(row.data);
       if (!data) continue; // an unreadable row is only reported by chain()
       const r = toRecord(row, data);
-      if (!matchesQuery(r, check)) continue;
+      if (check && !matchesQuery(r, check)) continue;
       yield r;
       if (++n >= limit) return;
     }
