@@ -156,6 +156,10 @@ audit:
     const pgOnly = await runCli(['audit', 'verify', '--config', configFile, '--witness', pgWitness]);
     expect(pgOnly.code).toBe(1);
     expect(pgOnly.out).toContain(`truncated at seq ${last}`);
+    // Without a config (a copy of the store, say), witnesses are named on the command line.
+    const copy = await runCli(['audit', 'verify', '--store', `sqlite:${db}`, '--witness', `file:${witnessFile}`]);
+    expect(copy.code).toBe(1);
+    expect(copy.out).toContain(`truncated at seq ${last}`);
     // A witness that is gone fails verification instead of passing quietly.
     const gone = await runCli(['audit', 'verify', '--config', configFile, '--witness', `file:${path.join(witnessDir, 'absent.jsonl')}`]);
     expect(gone.code).toBe(1);
