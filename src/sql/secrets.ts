@@ -174,6 +174,23 @@ export function redactParseError(message: string): string {
   return message.replace(/ at or near ".*?"(?=\s*(?:\(at character \d+\)|\)|$|;))/g, ' at or near <redacted>');
 }
 
+/**
+ * A message about a statement (PostgreSQL's error, a refusal) as it may be recorded: PostgreSQL
+ * quotes what it could not read (`invalid input syntax for type integer: "…"`, `missing "=" after
+ * "…" in connection info string`, `syntax error at or near "…"`), which may be a secret. Every
+ * double-quoted part of the message that appears in the statement as sent but not in the text as
+ * recorded is replaced by `<redacted>`.
+ *
+ * @param sql the statement as the client sent it
+ * @param redaction what {@link redactSecrets} returned for it (`null`: the message is kept)
+ */
+export function redactMessage(message: string, sql: string, redaction: SecretRedaction | null): string {
+  if (!redaction) return message;
+  const kept = redaction.how === 'withheld' ? '' : redaction.text;
+  const out = message.replace(/"((?:[^"]|"")*)"/g, (whole, inner: string) => (/[\p{L}\p{N}]/u.test(inner) && sql.includes(inner) && !kept.includes(inner) ? '<redacted>' : whole));
+  return redaction.how === 'withheld' ? redactParseError(out) : out;
+}
+
 // ---------------------------------------------------------------------------------------------
 
 /** Nesting limit for text inside constants (a body inside a body ...). */

@@ -50,6 +50,7 @@ const SECRETS = [
   'Sx-fn-body-21',
   'Sx-view-22',
   'Sx-ft-token-23',
+  'Sx-echo-24',
 ];
 
 const hookBodies: string[] = [];
@@ -177,6 +178,8 @@ describe.each(['sqlite', 'jsonl'] as const)('with the %s audit store', (store) =
     outcomes.doBlock = await attempt(alice, `DO $$ BEGIN EXECUTE 'ALTER ROLE ${role} PASSWORD ''Sx-do-14'''; END $$`);
     outcomes.setting = await attempt(alice, "SELECT set_config('app.jwt_secret', 'Sx-setting-20', false)");
     outcomes.unterminated = await attempt(alice, `ALTER ROLE ${role} PASSWORD 'Sx-unterminated-15`);
+    // PostgreSQL quotes the value it cannot read back in its error (statement.end's error).
+    outcomes.echo = await attempt(alice, "SELECT 'postgresql://warden_svc:Sx-echo-24@127.0.0.1/app'::int");
     // DDL whose catalog definitions (schema.change) hold the secret: a body, a view, a foreign table's options.
     outcomes.fn = await attempt(
       alice,
@@ -220,6 +223,7 @@ describe.each(['sqlite', 'jsonl'] as const)('with the %s audit store', (store) =
     expect(outcomes.doBlock).toBe('ok');
     expect([outcomes.anyServer, outcomes.serverToken, outcomes.fn, outcomes.view, outcomes.ft]).toEqual(['ok', 'ok', 'ok', 'ok', 'ok']);
     expect(outcomes.unterminated).toMatch(/^42601 unterminated quoted string/);
+    expect(outcomes.echo).toMatch(/^22P02 invalid input syntax for type integer: ".*Sx-echo-24/);
     expect(outcomes.refused).toMatch(/^42501 .*bob-no-ddl/);
     expect(outcomes.refusedUnparsed).toMatch(/^42601|^42501/);
     expect(outcomes.approval).toMatch(/^42501 .*requires approval/);
@@ -255,6 +259,7 @@ describe.each(['sqlite', 'jsonl'] as const)('with the %s audit store', (store) =
       `SELECT 1; ALTER ROLE ${role} PASSWORD '<redacted>'; SELECT 2`,
       `EXECUTE 'ALTER ROLE ${role} PASSWORD ''<redacted>'''`,
       '<statement withheld: could not be parsed and may carry a secret',
+      'invalid input syntax for type integer: <redacted>',
       // schema.change: the definitions read from the catalog, redacted the same way.
       "$function$ SELECT dblink_connect('<redacted>', '<redacted>') $function$",
       'access_token=<redacted>',

@@ -12,6 +12,7 @@ import {
   isSecretName,
   mayCarrySecret,
   redactJsonSecrets,
+  redactMessage,
   redactParseError,
   redactSecrets,
   REDACTED,
@@ -181,6 +182,22 @@ describe('unparsable text', () => {
       expect(redactParseError(msg)).not.toMatch(/Pw.err/);
       expect(redactParseError(`denied: Warden could not parse the statement (${msg}) and rule x may apply`)).not.toMatch(/Pw.err/);
     }
+  });
+});
+
+describe('messages about a statement', () => {
+  it('PostgreSQL quoting a secret back is cut; other quoted parts stay', () => {
+    const sql = "CREATE SUBSCRIPTION s CONNECTION 'host=h password: Pw-msg-1' PUBLICATION \"pub\"";
+    const r = redactSecrets(sql);
+    expect(redactMessage('invalid connection string syntax: missing "=" after "Pw-msg-1" in connection info string', sql, r)).toBe(
+      'invalid connection string syntax: missing "=" after <redacted> in connection info string',
+    );
+    expect(redactMessage('publication "pub" does not exist', sql, r)).toBe('publication "pub" does not exist');
+    const cast = "SELECT 'postgresql://u:Pw-msg-2@h'::int";
+    expect(redactMessage('invalid input syntax for type integer: "postgresql://u:Pw-msg-2@h"', cast, redactSecrets(cast))).not.toContain('Pw-msg-2');
+    expect(redactMessage('anything "x"', 'SELECT 1', null)).toBe('anything "x"');
+    const bad = "ALTER ROLE bob PASSWORD 'Pw-msg-3";
+    expect(redactMessage(`unterminated quoted string at or near "'Pw-msg-3" (at character 25)`, bad, redactSecrets(bad))).not.toContain('Pw-msg-3');
   });
 });
 
