@@ -21,6 +21,7 @@ import {
   WITHHELD_SECRET,
 } from '../../src/sql/secrets.js';
 import { createStatementAuditor } from '../../src/governance/statement-audit.js';
+import { secretStatementFingerprint, statementFingerprint } from '../../src/governance/approvals.js';
 import { silentLogger } from '../../src/log/logger.js';
 import type { AuditLog } from '../../src/audit/log.js';
 import type { WardenConfig } from '../../src/config/types.js';
@@ -200,6 +201,18 @@ describe('messages about a statement', () => {
     expect(redactMessage('anything "x"', 'SELECT 1', null)).toBe('anything "x"');
     const bad = "ALTER ROLE bob PASSWORD 'Pw-msg-3";
     expect(redactMessage(`unterminated quoted string at or near "'Pw-msg-3" (at character 25)`, bad, redactSecrets(bad))).not.toContain('Pw-msg-3');
+  });
+});
+
+describe('approval fingerprints of statements with secrets', () => {
+  it('are stable (reject mode finds the approved request again) and not the cheap SHA-256', async () => {
+    const sql = "ALTER ROLE bob PASSWORD 'Pw-fp-1'";
+    const a = await secretStatementFingerprint('app', sql, []);
+    expect(await secretStatementFingerprint('app', sql, [])).toBe(a);
+    expect(a).toMatch(/^scrypt:[0-9a-f]{64}$/);
+    expect(await secretStatementFingerprint('app', "ALTER ROLE bob PASSWORD 'Pw-fp-2'", [])).not.toBe(a);
+    expect(await secretStatementFingerprint('other', sql, [])).not.toBe(a);
+    expect(a).not.toContain(statementFingerprint('app', sql, []));
   });
 });
 
