@@ -127,6 +127,13 @@ export type Verdict =
       readonly masking?: { readonly columns: string[] };
       /** Called once when the statement's responses are complete (or it was discarded). */
       readonly onDone?: (outcome: StatementOutcome) => void;
+      /**
+       * The statement may run before this resolves, but nothing of it reaches the client until
+       * then (its audit record becoming durable while it executes). When it rejects, the
+       * session ends without showing the result. Only for statements nobody else can observe
+       * before the client does (see `governance/statement-audit.ts`).
+       */
+      readonly durable?: Promise<void>;
     }
   | {
       readonly action: 'error';

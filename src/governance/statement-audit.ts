@@ -26,7 +26,7 @@ import { AuditUnavailableError, type AuditData, type AuditLog } from '../audit/l
 import type { Analysis, AnalysisOk, RelationRef } from '../sql/index.js';
 import { quoteIdent } from '../sql/search-path.js';
 import { normalizeSql } from '../sql/normalize.js';
-import { redactJsonSecrets, redactParseError, redactSecrets, WITHHELD_SECRET } from '../sql/secrets.js';
+import { redactJsonSecrets, redactMessage, redactParseError, redactSecrets } from '../sql/secrets.js';
 import type { Decision } from '../policy/index.js';
 import { intentOf } from '../intent/sqlcommenter.js';
 import type { SessionInfo, StatementOutcome, StatementSource, Verdict } from '../contract/statement-hooks.js';
@@ -103,6 +103,21 @@ async function snapshotFor(
 
 function cap(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max)}…(${text.length} chars)` : text;
+}
+
+/**
+ * Whether a statement's effects are invisible to everyone but its client until
+ * the client sees its result: only plain SELECTs of known code (no writing
+ * function, no sequence change, no row lock, nothing opaque). Such a statement
+ * may run while its audit record is being made durable (`durability: fsync`);
+ * its result is held until then. Anything else — writes, COMMIT, DDL, SET,
+ * locks, calls — runs only once its record is durable.
+ */
+export function unobservable(analysis: Analysis): boolean {
+  if (!analysis.ok || analysis.opaque || analysis.statements.length === 0) return false;
+  for (const c of analysis.classes) if (c !== 'read' && c !== 'select') return false;
+  for (const st of analysis.statements) if (st.kind !== 'select') return false;
+  return true;
 }
 
 /** A bind parameter as recorded: text, `\x…` hex for binary, null. */
@@ -340,7 +355,7 @@ export function createStatementAuditor(o: {
     if (verdict.action === 'error') {
       st.refused++;
       const { sql, fields } = describe(s, stmt, analysis, decision);
-      audit.record('statement.refused', fields.text({ sqlstate: verdict.error.code, error: sql === WITHHELD_SECRET ? redactParseError(verdict.error.message) : verdict.error.message }));
+      audit.record('statement.refused', fields.text({ sqlstate: verdict.error.code, error: sql === stmt.sql ? verdict.error.message : redactMessage(verdict.error.message, stmt.sql, redactSecrets(stmt.sql, analysis)) }));
       return verdict;
     }
     st.statements++;
@@ -358,8 +373,16 @@ export function createStatementAuditor(o: {
         }
       }
       let seq: number;
+      let durable: Promise<void> | undefined;
       try {
-        seq = await audit.writeAhead('statement.begin', fields.text());
+        if (audit.overlaps && targets.length === 0 && unobservable(analysis)) {
+          // A plain read: it may run while its record is fsync'd; its result waits for that.
+          const early = audit.writeAheadEarly('statement.begin', fields.text());
+          seq = await early.written;
+          durable = early.durable;
+        } else {
+          seq = await audit.writeAhead('statement.begin', fields.text());
+        }
       } catch (err) {
         const reason = err instanceof AuditUnavailableError ? err.message : `audit log failed (${(err as Error).message})`;
         log.warn({ session: s.id, identity: s.identity.name, reason }, 'statement refused: not recorded');
@@ -399,7 +422,7 @@ export function createStatementAuditor(o: {
             affected: affected.length > 0 ? affected.reduce((a, b) => a + b, 0) : undefined,
             durationMs: Number(process.hrtime.bigint() - started) / 1e6,
             sqlstate: out.error?.code,
-            error: out.error ? cap(sql === WITHHELD_SECRET ? redactParseError(out.error.message) : out.error.message, 1024) : undefined,
+            error: out.error ? cap(sql === stmt.sql ? out.error.message : redactMessage(out.error.message, stmt.sql, redactSecrets(stmt.sql, analysis)), 1024) : undefined,
             masked: verdict.action === 'forward' && verdict.masking && verdict.masking.columns.length > 0 ? verdict.masking.columns : undefined,
           }),
         );
@@ -413,7 +436,7 @@ export function createStatementAuditor(o: {
           }
         }
       };
-      return { ...verdict, onDone };
+      return durable ? { ...verdict, onDone, durable } : { ...verdict, onDone };
     };
     return begin();
   };

@@ -56,6 +56,8 @@ const SYNC = encodeSync();
 const FLUSH = new MessageWriter().begin(F.Flush).end().toBuffer();
 /** How long a client that broke the protocol waits for the answers to its earlier requests before its FATAL. */
 const VIOLATION_GRACE_MS = 1_000;
+/** Responses held for a pending audit record beyond this pause the upstream (see `Session.holdUntil`). */
+const MAX_HELD_BYTES = 1024 * 1024;
 
 /**
  * A statement nobody observes (no rewriter, no onDone — always so without a
@@ -163,6 +165,17 @@ export class Session implements SessionInfo {
   private violation: Omit<PgErrorFields, 'severity'> | null = null;
   private upstreamFull = false;
   private clientFull = false;
+  /**
+   * Responses are held back from the client until this resolves: the audit
+   * record of a statement forwarded before it was durable (see
+   * `Verdict.durable`). The latest one; records become durable in order.
+   */
+  private gate: Promise<void> | null = null;
+  /** Bytes for the client held while a gate is pending (copies: the read buffers are reused). */
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+  /** Too much held: the upstream is paused until the gate opens. */
+  private heldFull = false;
   private closed = false;
   private upstreamFatal = false;
   private readonly onClose: (reason: string) => void;
@@ -277,7 +290,7 @@ export class Session implements SessionInfo {
     if (this.closed) return;
     if (this.waitingForHook || this.upstreamFull || this.violation) this.client.pause();
     else this.client.resume();
-    if (this.clientFull) this.upstream.pause();
+    if (this.clientFull || this.heldFull) this.upstream.pause();
     else this.upstream.resume();
   }
 
@@ -293,10 +306,54 @@ export class Session implements SessionInfo {
   private flushClient(): void {
     const out = this.toClient;
     const b = out.takeRange();
-    if (b && !this.client.destroyed && !send(this.client, b, out.rangeStart, out.rangeEnd)) {
+    if (!b) return;
+    if (this.gate) {
+      this.held.push(Buffer.from(b.subarray(out.rangeStart, out.rangeEnd)));
+      this.heldBytes += out.rangeEnd - out.rangeStart;
+      if (this.heldBytes > MAX_HELD_BYTES && !this.heldFull) {
+        this.heldFull = true;
+        this.updateFlow();
+      }
+      return;
+    }
+    if (!this.client.destroyed && !send(this.client, b, out.rangeStart, out.rangeEnd)) {
       this.clientFull = true;
       this.updateFlow();
     }
+  }
+
+  /**
+   * Hold every response from now on until `durable` resolves (the statement's
+   * audit record is on stable storage); when it rejects, nothing held is sent
+   * and the session ends with 58030: the statement ran (a read, which changed
+   * nothing) but Warden cannot show its result unrecorded.
+   */
+  private holdUntil(durable: Promise<void>): void {
+    this.gate = durable;
+    durable.then(
+      () => {
+        if (this.gate !== durable || this.closed) return;
+        this.gate = null;
+        const held = this.held;
+        this.held = [];
+        this.heldBytes = 0;
+        if (held.length > 0 && !this.client.destroyed) {
+          const b = held.length === 1 ? held[0] : Buffer.concat(held);
+          if (!send(this.client, b, 0, b.length)) this.clientFull = true;
+        }
+        if (this.heldFull) this.heldFull = false;
+        this.updateFlow();
+      },
+      (err: unknown) => {
+        this.held = [];
+        this.heldBytes = 0;
+        this.fatal({
+          code: '58030',
+          message: `audit log unavailable (${err instanceof Error ? err.message : String(err)}); the statement's result was withheld and the session ended`,
+          hint: 'Warden shows no result whose audit record is not durable. Reconnect when the audit store is writable.',
+        });
+      },
+    );
   }
 
   // ---- client → upstream ---------------------------------------------------
@@ -678,6 +735,7 @@ export class Session implements SessionInfo {
       return;
     }
     if (v.action === 'forward') {
+      if (v.durable) this.holdUntil(v.durable);
       const run = new StatementRun(v.rows, v.onDone);
       // The rewriter must see the columns: a hidden Describe of the portal first.
       if (run.rewriter) this.toUpstream.push(encodeDescribePortal(portal));
@@ -694,6 +752,7 @@ export class Session implements SessionInfo {
       return;
     }
     if (v.action === 'forward') {
+      if (v.durable) this.holdUntil(v.durable);
       this.tracker.query(v.rows || v.onDone ? new StatementRun(v.rows, v.onDone) : NO_HOOK_RUN);
       this.toUpstream.pushRange(buf, start, end);
     } else {
@@ -707,6 +766,7 @@ export class Session implements SessionInfo {
       return;
     }
     if (v.action === 'forward') {
+      if (v.durable) this.holdUntil(v.durable);
       this.tracker.bind(portal, v.rows || v.onDone ? new StatementRun(v.rows, v.onDone) : NO_HOOK_RUN);
       this.toUpstream.pushRange(buf, start, end);
     } else {
