@@ -381,23 +381,25 @@ class PostgresStore implements AuditStore {
   /**
    * The search index of one instance's chain as stored (see index-check.ts): the
    * records' identity/session columns and the terms, merged by seq. Both are read
-   * through cursors in one read-only REPEATABLE READ transaction (one snapshot),
-   * in primary-key order, {@link INDEX_PAGE} rows per fetch.
+   * through cursors in one read-only REPEATABLE READ transaction (one snapshot) on
+   * a connection of its own, in primary-key order, {@link INDEX_PAGE} rows per fetch.
    */
   async *indexEntries(instance: string, throughSeq = Number.MAX_SAFE_INTEGER): AsyncGenerator<IndexEntry> {
     if (this.#closed) throw new Error(`${this.description}: store is closed`);
-    let c: pg.PoolClient;
+    // A connection of its own (not the pool's): held for the whole pass, it must not starve
+    // the chain reads of the same verification, or of another one running at the same time.
+    const c = new pg.Client({ connectionString: this.#url });
+    c.on('error', () => undefined);
     try {
-      c = await this.#pool.connect();
+      await c.connect();
     } catch (err) {
-      throw this.#conn.error('query failed', err);
+      await c.end().catch(() => undefined);
+      throw this.#conn.error('reading the index: cannot connect', err);
     }
-    let broken = false;
     const q = async <R extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<R[]> => {
       try {
         return (await c.query<R>(sql, params)).rows;
       } catch (err) {
-        broken = true;
         throw this.#conn.error('reading the index failed', err);
       }
     };
@@ -455,9 +457,8 @@ class PostgresStore implements AuditStore {
       }
       await q('COMMIT');
     } finally {
-      // Abandoned midway (or failed): end the transaction before the connection goes back.
-      if (!broken) await c.query('ROLLBACK').catch(() => (broken = true));
-      c.release(broken);
+      // Done, failed or abandoned midway: the connection (and any open transaction) ends.
+      await c.end().catch(() => undefined);
     }
   }
 

@@ -31,10 +31,10 @@ const T0 = Date.UTC(2026, 0, 1, 10, 0, 0);
  * Identities alice/bob/carol by seq % 3; tables public.customers (seq % 4 == 1)
  * or billing.cards (seq % 4 == 3); seq 9, 19, 29, 39 denied.
  */
-function makeRecords(): AuditRecord[] {
+function makeRecords(n = 40): AuditRecord[] {
   const w = new ChainWriter({ instance: INSTANCE });
   const out: AuditRecord[] = [];
-  for (let seq = 1; seq <= 40; seq++) {
+  for (let seq = 1; seq <= n; seq++) {
     const identity = ['alice', 'bob', 'carol'][seq % 3];
     const session = `s${seq % 5}`;
     const table = seq % 4 === 1 ? 'public.customers' : 'billing.cards';
@@ -233,6 +233,16 @@ describe('postgres', () => {
     for (const s of stores) await s.close();
     await cluster?.stop();
   });
+
+  it('verifications running at once do not starve each other of connections', async () => {
+    const w = await openPostgresStore(url, { schema: 'audit_ix_busy' });
+    await w.append(makeRecords(2500)); // the chain is read in several pages while the index is read
+    await w.close();
+    const store = await openPostgresStore(url, { schema: 'audit_ix_busy', readOnly: true });
+    stores.push(store);
+    const runs = await Promise.all([1, 2, 3].map(() => verifyStore(store, {})));
+    for (const r of runs) expect(r[0].report).toMatchObject({ ok: true, records: 2500 });
+  }, 30_000);
 
   tamperTests('postgres', () => ({
     async fresh() {
