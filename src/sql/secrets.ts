@@ -31,10 +31,10 @@
  * ({@link SecretRedaction.maskParams}). A text PostgreSQL cannot parse that may carry one is
  * withheld whole (it does not run), and its parse error is cut before the token it names.
  *
- * Cost: a text that does not contain any of a few words (`pass`, `pwd`, `secret`, `token`,
- * `credential`, `api_key`-like names, `connection`, `dblink`, `://`), nor a construct that could spell one in escapes
- * (`\`, `U&`, a string continued on the next line), is ruled out by one scan of its characters;
- * the result is memoized per analysis object.
+ * Cost: a text that contains none of a few words (`pass`, `pwd`, `secret`, `token`,
+ * `credential`, `api_key`-like names, `connection`, `dblink`, `://`) nor a construct that could
+ * spell one in escapes (`\`, `U&`, a string continued on the next line) is ruled out by one
+ * regular-expression pass, without a parse; results are memoized per analysis object and text.
  *
  * @module
  */
@@ -64,7 +64,6 @@ export const WITHHELD_SECRET = '<statement withheld: could not be parsed and may
  * Words (case-insensitive) without which no rule can match, and escapes that could spell them.
  * Not the decision: only what lets a text skip the parse.
  */
-// eslint-disable-next-line no-control-regex
 const MAY_CARRY = /pass|pwd|secret|token|credential|(?:api|private|access|signing)_?key|connection|dblink|:\/\/|u&|\\|'[ \t\f]*[\r\n]/i;
 
 /** A faster first pass, matching whenever {@link MAY_CARRY} does (case classes instead of `/i`). */
@@ -116,6 +115,7 @@ export function conninfoKeys(text: string): string[] | undefined {
   }
   return keys.length > 0 ? keys : undefined;
 }
+
 /** A URI with a password in its user info: `scheme://user:pass@host`. */
 const URI_USERINFO_PASSWORD = /^[a-z][a-z0-9+.-]*:\/\/[^\s/?#@]*:[^\s/?#@]*@/i;
 
