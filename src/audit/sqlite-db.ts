@@ -11,9 +11,11 @@ import { isMainThread } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { createPrivateFile } from '../util/private-file.js';
 import type { AuditRecord, ChainHead, Checkpoint } from './chain.js';
-import { indexTermsOf, matchesQuery, normalizeTime, type AuditQuery, type IndexEntry } from './store.js';
+import { indexTermsOf, matchesQuery, normalizeTime, tableMatches, type AuditQuery, type IndexEntry } from './store.js';
 
 const SCHEMA_VERSION = 1;
+/** Distinct table names a bare-name search lists before it falls back to a LIKE scan. */
+const MAX_TABLE_NAMES = 5000;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -203,11 +205,23 @@ export class SqliteAuditDb {
         where.push("(r.instance, r.seq) IN (SELECT t.instance, t.seq FROM terms t WHERE t.kind = 'table' AND t.value = ?)");
         args.push(t);
       } else {
-        // A bare table name: in any schema.
-        where.push(
-          "(r.instance, r.seq) IN (SELECT t.instance, t.seq FROM terms t WHERE t.kind = 'table' AND (t.value = ? OR t.value LIKE ? ESCAPE '\\'))",
-        );
-        args.push(t, `%.${t.replace(/[\\%_]/g, (c) => `\\${c}`)}`);
+        // A bare table name: in any schema. The indexed table names that match are looked
+        // up first (one index seek per distinct name), so the terms are then read by exact
+        // value instead of scanning every table term with LIKE.
+        const names = this.#tableNamesMatching(t);
+        if (names !== null) {
+          where.push(
+            names.length === 0
+              ? '0'
+              : `(r.instance, r.seq) IN (SELECT t.instance, t.seq FROM terms t WHERE t.kind = 'table' AND t.value IN (${names.map(() => '?').join(', ')}))`,
+          );
+          args.push(...names);
+        } else {
+          where.push(
+            "(r.instance, r.seq) IN (SELECT t.instance, t.seq FROM terms t WHERE t.kind = 'table' AND (t.value = ? OR t.value LIKE ? ESCAPE '\\'))",
+          );
+          args.push(t, `%.${t.replace(/[\\%_]/g, (c) => `\\${c}`)}`);
+        }
       }
     }
     if (q.action !== undefined) {
@@ -250,6 +264,27 @@ export class SqliteAuditDb {
       if (left === Infinity || dropped === 0 || read < left) return;
       left -= read - dropped;
     }
+  }
+
+  /**
+   * The indexed table names a bare `table` filter matches (`table` itself or
+   * `schema.table`), from a loose scan of the terms' primary key (one seek per
+   * distinct table name); null when there are too many names to list.
+   */
+  #tableNamesMatching(bare: string): string[] | null {
+    const names = this.db
+      .prepare(
+        `WITH RECURSIVE v(x) AS (
+           SELECT (SELECT value FROM terms WHERE kind = 'table' ORDER BY value LIMIT 1)
+           UNION ALL
+           SELECT (SELECT value FROM terms WHERE kind = 'table' AND value > v.x ORDER BY value LIMIT 1) FROM v WHERE v.x IS NOT NULL
+           LIMIT ${MAX_TABLE_NAMES + 1}
+         ) SELECT x FROM v WHERE x IS NOT NULL`,
+      )
+      .pluck()
+      .all() as string[];
+    if (names.length > MAX_TABLE_NAMES) return null;
+    return names.filter((v) => tableMatches(v, bare));
   }
 
   /** One instance's chain in seq order (storage order for verification). */

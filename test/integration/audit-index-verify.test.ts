@@ -180,6 +180,8 @@ function tamperTests(kind: string, kit: () => Kit): void {
       expect(await seqs(store, { table: 'public.customers', descending: true, limit: 3 })).toEqual([37, 33, 29]);
       expect(await seqs(store, { table: 'public.customers', instance: INSTANCE, descending: true, limit: 2 })).toEqual([37, 33]);
       expect(await seqs(store, { table: 'customers', limit: 2 })).toEqual([1, 5]);
+      expect(await seqs(store, { table: 'nosuch' })).toEqual([]);
+      expect(await seqs(store, { table: 'CARDS', descending: true, limit: 2 })).toEqual([39, 35]);
       await sql(`UPDATE records SET identity = 'alice' WHERE seq IN (40, 38)`);
       expect([identityOf(40), identityOf(39), identityOf(38), identityOf(37), identityOf(36)]).toEqual(['bob', 'alice', 'carol', 'bob', 'alice']);
       expect(await seqs(store, { identity: 'alice', descending: true, limit: 2 })).toEqual([39, 36]);
