@@ -153,6 +153,8 @@ export interface VerifyOptions {
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
+/** Text JSON encodes as itself between quotes (event types, ISO timestamps). */
+const PLAIN = /^[\w.:+-]*$/;
 
 /** SHA-256 hex of the record's canonical encoding (the fields other than `hash`). */
 export function hashRecord(r: Omit<AuditRecord, 'hash'>): string {
@@ -166,6 +168,7 @@ export function hashRecord(r: Omit<AuditRecord, 'hash'>): string {
  */
 export class ChainWriter {
   readonly instance: string;
+  readonly #instanceJson: string;
   #seq: number;
   #hash: string;
 
@@ -174,6 +177,7 @@ export class ChainWriter {
       throw new TypeError('ChainWriter: instance must be a non-empty string');
     }
     this.instance = opts.instance;
+    this.#instanceJson = JSON.stringify(opts.instance);
     const last = opts.last ?? { seq: 0, hash: GENESIS };
     if (!Number.isSafeInteger(last.seq) || last.seq < 0) {
       throw new TypeError(`ChainWriter: last.seq must be a non-negative integer, got ${String(last.seq)}`);
@@ -215,7 +219,7 @@ export class ChainWriter {
     const prev = this.#hash;
     // canonicalJson({ seq, ts, instance, type, data, prev }) with the data already encoded:
     // members in sorted key order (data, instance, prev, seq, ts, type).
-    const rest = `"instance":${JSON.stringify(this.instance)},"prev":"${prev}","seq":${seq},"ts":${JSON.stringify(ts)},"type":${JSON.stringify(type)}}`;
+    const rest = `"instance":${this.#instanceJson},"prev":"${prev}","seq":${seq},"ts":${PLAIN.test(ts) ? `"${ts}"` : JSON.stringify(ts)},"type":${PLAIN.test(type) ? `"${type}"` : JSON.stringify(type)}}`;
     const hash = sha256Hex(`{"data":${dataJson},${rest}`);
     this.#seq = seq;
     this.#hash = hash;

@@ -236,6 +236,14 @@ export class JournalWriter {
   /** Set when a failed write could not be cut back: appends fail until it can. */
   #cutTo: number | null = null;
   #closed = false;
+  /** Bytes written in all, and how many of them a completed fdatasync covers. */
+  #written = 0;
+  #synced = 0;
+  #syncing = false;
+  #waiters: { target: number; resolve: () => void; reject: (err: Error) => void }[] = [];
+  /** Descriptors of segments rotated away while a sync used them. */
+  #retired: number[] = [];
+  #failed: Error | null = null;
 
   private constructor(base: string, instance: string, id: string, lock: string, fsyncOn: boolean, fd: number, n: number, size: number) {
     this.base = base;
@@ -304,38 +312,107 @@ export class JournalWriter {
   }
 
   /**
-   * Appends complete lines with one write. Returns null when they are as
-   * durable as configured already (`os`: in the OS), or a promise that
-   * resolves once they are fdatasync'd. On any failure the segment is cut back
-   * to what it held before, so a failed batch leaves no trace.
+   * Appends complete lines with one write, and returns like {@link durable}:
+   * null when they are as durable as configured already, else a promise.
    */
   append(text: string): Promise<void> | null {
+    this.write(text);
+    return this.durable();
+  }
+
+  /**
+   * Writes complete lines with one `write()` (they are in the OS when it
+   * returns). On failure the segment is cut back to what it held before, so a
+   * failed write leaves no trace, and the error is thrown.
+   */
+  write(text: string): void {
     if (this.#closed) throw new Error('audit journal is closed');
+    if (this.#failed) throw new Error(`audit journal sync failed (${this.#failed.message}); not written`);
     if (this.#cutTo !== null) {
       fs.ftruncateSync(this.#fd, this.#cutTo);
       this.#size = this.#cutTo;
       this.#cutTo = null;
     }
     if (this.#size >= SEGMENT_BYTES) this.#rotate();
-    const buf = Buffer.from(text, 'utf8');
     const before = this.#size;
+    const length = Buffer.byteLength(text, 'utf8');
     try {
-      for (let off = 0; off < buf.length; ) off += fs.writeSync(this.#fd, buf, off, buf.length - off);
+      // A string is written without a Buffer of our own; a short write goes on from where it stopped.
+      let off = fs.writeSync(this.#fd, text, null, 'utf8');
+      if (off < length) {
+        const buf = Buffer.from(text, 'utf8');
+        while (off < length) off += fs.writeSync(this.#fd, buf, off, length - off);
+      }
     } catch (err) {
       this.#cut(before);
       throw err;
     }
-    this.#size = before + buf.length;
-    if (!this.fsync) return null;
-    const fd = this.#fd;
+    this.#size = before + length;
+    this.#written += length;
+  }
+
+  /**
+   * Null when everything written so far is as durable as configured (`os`:
+   * it is in the OS), else a promise that resolves once an `fdatasync` that
+   * started after the last write has completed. Syncs are shared: one runs
+   * at a time, and the writes made meanwhile wait for the next one, which
+   * starts as soon as it ends (group commit). When a sync fails, the journal
+   * is cut back to what the last good sync covered, every waiter is rejected,
+   * and writes fail until {@link reset}.
+   */
+  durable(): Promise<void> | null {
+    if (!this.fsync || this.#synced >= this.#written) return null;
+    if (this.#failed) return Promise.reject(this.#failed);
+    const target = this.#written;
     return new Promise<void>((resolve, reject) => {
-      fs.fdatasync(fd, (err) => {
-        if (!err) return resolve();
-        // After a failed fdatasync the page cache cannot be trusted: the batch is not durable.
-        if (fd === this.#fd && this.#size === before + buf.length) this.#cut(before);
-        reject(err);
-      });
+      this.#waiters.push({ target, resolve, reject });
+      this.#kick();
     });
+  }
+
+  /** After a failed sync: accept writes again (the caller resumed its chain from {@link lastLine}). */
+  reset(): void {
+    this.#failed = null;
+  }
+
+  /** Whether a failed sync waits for {@link reset}. */
+  get failed(): boolean {
+    return this.#failed !== null;
+  }
+
+  #kick(): void {
+    if (this.#syncing || this.#failed || this.#waiters.length === 0) return;
+    this.#syncing = true;
+    const covered = this.#written;
+    const fd = this.#fd;
+    fs.fdatasync(fd, (err) => {
+      this.#syncing = false;
+      for (const old of this.#retired.splice(0)) fs.close(old, () => undefined);
+      if (this.#closed) return;
+      if (err) {
+        this.#syncFailed(err);
+        return;
+      }
+      if (covered > this.#synced) this.#synced = covered;
+      const waiting = this.#waiters;
+      this.#waiters = [];
+      for (const w of waiting) {
+        if (w.target <= this.#synced) w.resolve();
+        else this.#waiters.push(w);
+      }
+      this.#kick();
+    });
+  }
+
+  #syncFailed(err: Error): void {
+    // After a failed fdatasync the page cache cannot be trusted: what it should have covered is cut.
+    const unsynced = this.#written - this.#synced;
+    this.#cut(Math.max(0, this.#size - unsynced));
+    this.#written = this.#synced;
+    this.#failed = err;
+    const waiting = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiting) w.reject(err);
   }
 
   #cut(to: number): void {
@@ -352,21 +429,36 @@ export class JournalWriter {
     const fd = fs.openSync(segmentFile(this.base, this.id, next), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_APPEND, 0o600);
     if (this.fsync) {
       fs.fdatasyncSync(this.#fd);
+      this.#synced = this.#written;
       syncDir(nodePath.dirname(this.base));
     }
-    fs.closeSync(this.#fd);
+    // A sync in flight still uses the old descriptor: close it after that.
+    if (this.#syncing) this.#retired.push(this.#fd);
+    else fs.closeSync(this.#fd);
     this.#fd = fd;
     this.#n = next;
     this.#size = 0;
+  }
+
+  /** The end of what a completed sync covers (everything written, at `os`). */
+  get durablePosition(): JournalPosition {
+    return { n: this.#n, offset: Math.max(0, this.#size - (this.#written - this.#synced)) };
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     try {
-      if (this.fsync) fs.fdatasyncSync(this.#fd);
+      if (this.fsync && !this.#failed) {
+        fs.fdatasyncSync(this.#fd);
+        this.#synced = this.#written;
+        const waiting = this.#waiters;
+        this.#waiters = [];
+        for (const w of waiting) w.resolve();
+      }
     } finally {
-      fs.closeSync(this.#fd);
+      if (this.#syncing) this.#retired.push(this.#fd);
+      else fs.closeSync(this.#fd);
       try {
         fs.unlinkSync(this.lock);
       } catch {
@@ -374,4 +466,5 @@ export class JournalWriter {
       }
     }
   }
+
 }

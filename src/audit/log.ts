@@ -26,8 +26,8 @@ import { hostname } from 'node:os';
 import type { AuditConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
 import { CanonicalText, canonicalJson, type EncodableValue } from './canonical.js';
-import { ChainWriter, recordOf, signCheckpoint, type AuditRecord, type ChainHead, type Checkpoint, type SealedRecord } from './chain.js';
-import type { AuditStore } from './store.js';
+import { ChainWriter, GENESIS, recordOf, signCheckpoint, type AuditRecord, type ChainHead, type Checkpoint, type SealedRecord } from './chain.js';
+import type { AuditStore, DirectJournal } from './store.js';
 import { openAuditStore } from './open.js';
 import type { AuditSink } from './sinks.js';
 import { createSinks } from './sinks.js';
@@ -94,6 +94,8 @@ export class AuditLog {
   readonly instance: string;
   readonly onFailure: 'block' | 'continue';
   #chain: ChainWriter;
+  /** The store's synchronous path (journal), when it has one. */
+  #direct: DirectJournal | null;
   #queue: Entry[] = [];
   #writing: Promise<void> | null = null;
   #retryTimer: NodeJS.Timeout | null = null;
@@ -114,6 +116,7 @@ export class AuditLog {
     this.instance = o.instance;
     this.onFailure = o.onFailure;
     this.#chain = new ChainWriter({ instance: o.instance, last: head ?? undefined });
+    this.#direct = o.store.direct?.(o.instance) ?? null;
     this.#lastCheckpoint = this.#chain.head;
     if (o.signingKey) {
       const every = o.checkpointIntervalMs ?? 60_000;
@@ -278,6 +281,43 @@ export class AuditLog {
         }
         records[i] = this.#chain.seal(e.type, e.dataJson, lastTs);
       }
+      const direct = this.#direct;
+      if (direct) {
+        // Written now, durable (at fsync) when a shared fdatasync has covered it: no waiting here.
+        let text = '';
+        for (const r of records) text += r.line;
+        try {
+          direct.write(text);
+        } catch (err) {
+          this.#chain = new ChainWriter({ instance: this.instance, last: before });
+          this.#failed(batch, err as Error);
+          if (this.#queue.length > 0 && !this.#queue.some((e) => e.gate)) {
+            this.#scheduleRetry();
+            this.#writing = null;
+            return;
+          }
+          continue;
+        }
+        this.#written(records);
+        for (let i = 0; i < batch.length; i++) batch[i].early?.resolve(records[i].seq);
+        const durable = direct.durable();
+        if (!durable) {
+          this.#durable(batch, records);
+        } else {
+          this.#pendingDurable = durable;
+          durable.then(
+            () => this.#durable(batch, records),
+            (err: Error) => {
+              this.#syncFailed(err);
+              for (const e of batch) {
+                if (e.gate) e.reject?.(new AuditUnavailableError(err.message));
+                else e.resolve?.(0);
+              }
+            },
+          );
+        }
+        continue;
+      }
       try {
         const store = this.store;
         let written: Promise<void> | null;
@@ -299,26 +339,109 @@ export class AuditLog {
         }
         continue;
       }
-      this.stats.written += records.length;
-      this.stats.batches++;
-      if (!this.stats.healthy) this.#o.log.warn({ store: this.store.description }, 'audit store writable again');
-      this.stats.healthy = true;
-      this.stats.lastError = undefined;
-      this.#backoffMs = 0;
+      this.#written(records);
+      this.#durable(batch, records);
+    }
+    this.#writing = null;
+  }
+
+  /** Bookkeeping once records are written (part of the chain). */
+  #written(records: readonly SealedRecord[]): void {
+    this.stats.written += records.length;
+    this.stats.batches++;
+    if (!this.stats.healthy) this.#o.log.warn({ store: this.store.description }, 'audit store writable again');
+    this.stats.healthy = true;
+    this.stats.lastError = undefined;
+    this.#backoffMs = 0;
+    this.#sinceCheckpoint += records.length;
+    if (this.#o.signingKey && this.#sinceCheckpoint >= (this.#o.checkpointEvery ?? 1000)) void this.checkpoint().catch(() => undefined);
+  }
+
+  /** Records are durable: their waiters go on, and the streams get them. */
+  #durable(batch: readonly Entry[] | null, records: readonly SealedRecord[]): void {
+    if (batch) {
       for (let i = 0; i < batch.length; i++) {
         const e = batch[i];
         e.early?.resolve(records[i].seq);
         e.resolve?.(records[i].seq);
       }
-      const sinks = this.#o.sinks;
-      if (sinks && sinks.length > 0) {
-        const objects = records.map(recordOf);
-        for (const s of sinks) s.send(objects);
-      }
-      this.#sinceCheckpoint += records.length;
-      if (this.#o.signingKey && this.#sinceCheckpoint >= (this.#o.checkpointEvery ?? 1000)) void this.checkpoint().catch(() => undefined);
     }
-    this.#writing = null;
+    const sinks = this.#o.sinks;
+    if (sinks && sinks.length > 0) {
+      const objects = records.map(recordOf);
+      for (const s of sinks) s.send(objects);
+    }
+  }
+
+  /**
+   * A shared fdatasync failed: the journal was cut back to the last durable
+   * record. Resume the chain there; what was cut (records nobody waited for)
+   * is counted as lost and said so in an `audit.records_lost` record.
+   */
+  #syncFailed(err: Error): void {
+    const direct = this.#direct;
+    if (!direct || !direct.failed) return; // handled already
+    this.stats.failures++;
+    this.stats.healthy = false;
+    this.stats.lastError = err.message;
+    this.#o.log.error({ store: this.store.description, reason: err.message }, 'audit journal sync failed; records since the last durable one are cut');
+    let head: ChainHead | null = null;
+    try {
+      head = direct.resume();
+    } catch (e) {
+      this.#o.log.error({ reason: (e as Error).message }, 'audit journal cannot be resumed');
+      this.#direct = null;
+      return;
+    }
+    const last = head ?? { seq: 0, hash: GENESIS };
+    const lost = this.#chain.head.seq - last.seq;
+    this.#chain = new ChainWriter({ instance: this.instance, last });
+    if (lost > 0) {
+      this.#lostPending += lost;
+      this.stats.lost += lost;
+    }
+    // Let the records_lost record (and so the store's health) come soon.
+    if (!this.#writing && !this.#retryTimer) this.#scheduleRetry();
+  }
+
+  /**
+   * The synchronous path (a store with a journal, healthy): seals and writes
+   * the record now. Returns its seq and, when the store syncs (`fsync`), a
+   * promise for its durability (null: durable already, at `os`). Null when
+   * this path is not available or the write failed: use {@link writeAhead},
+   * which queues, retries and refuses as configured.
+   */
+  writeNow(type: string, data: AuditData | CanonicalText): { seq: number; durable: Promise<void> | null } | null {
+    const direct = this.#direct;
+    if (!direct || this.#closed || !this.stats.healthy) return null;
+    const dataJson = this.#encode(type, data);
+    if (dataJson === null) return null;
+    const before = this.#chain.head;
+    const rec = this.#chain.seal(type, dataJson, new Date().toISOString());
+    try {
+      direct.write(rec.line);
+    } catch (err) {
+      this.#chain = new ChainWriter({ instance: this.instance, last: before });
+      this.#failed([], err as Error);
+      return null;
+    }
+    this.#written([rec]);
+    const durable = direct.durable();
+    if (!durable) {
+      this.#durable(null, [rec]);
+      return { seq: rec.seq, durable: null };
+    }
+    this.#pendingDurable = durable;
+    const done = durable.then(
+      () => this.#durable(null, [rec]),
+      (err: Error) => {
+        this.#syncFailed(err);
+        throw new AuditUnavailableError(err.message);
+      },
+    );
+    // Whoever holds `durable` handles its failure; the log must not crash on one nobody holds.
+    done.catch(() => undefined);
+    return { seq: rec.seq, durable: done };
   }
 
   #failed(batch: Entry[], err: Error): void {
@@ -365,9 +488,14 @@ export class AuditLog {
       if (!this.#writing && !this.#retryTimer && this.#queue.length > 0) this.#writing = this.#drain();
     }
     while (this.#writing) await this.#writing;
+    // What the synchronous path wrote: durable, or failed and handled.
+    const pending = this.#pendingDurable;
+    if (pending) await pending.catch(() => undefined);
   }
 
   #checkpointing: Promise<Checkpoint | null> = Promise.resolve(null);
+  /** The latest durability promise of the synchronous path (see {@link flush}). */
+  #pendingDurable: Promise<void> | null = null;
 
   /**
    * Signs and stores a checkpoint of the current head (no-op without a key or

@@ -19,7 +19,7 @@
 import { Worker } from 'node:worker_threads';
 import { recordOf, type AuditRecord, type ChainHead, type Checkpoint, type SealedRecord } from './chain.js';
 import { DuplicateSeqError, SqliteAuditDb } from './sqlite-db.js';
-import { matchesQuery, normalizeTime, type AuditQuery, type AuditStore, type IndexEntry } from './store.js';
+import { matchesQuery, normalizeTime, type AuditQuery, type AuditStore, type IndexEntry, type DirectJournal } from './store.js';
 import { JournalWriter, listSegments, readSegmentLines } from './journal.js';
 import { indexRowOf, indexedPositions } from './journal-index.js';
 import { workerScript } from '../util/worker-script.js';
@@ -190,6 +190,31 @@ class SqliteAuditStore implements AuditStore {
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
+  }
+
+  direct(instance: string): DirectJournal | null {
+    if (!this.writable || this.memory || this.#closed) return null;
+    const j = this.#journalFor(instance);
+    const publish = (): void => this.#publish(j.durablePosition);
+    return {
+      write: (text: string): void => {
+        j.write(text);
+        if (!j.fsync) this.#publish(j.position);
+      },
+      durable: (): Promise<void> | null => {
+        const p = j.durable();
+        return p ? p.then(publish) : null;
+      },
+      get failed(): boolean {
+        return j.failed;
+      },
+      resume: (): ChainHead | null => {
+        j.reset();
+        this.#publish(j.durablePosition);
+        const row = indexRowOf(j.lastLine() ?? '');
+        return row && row.r.instance === instance ? { seq: row.r.seq, hash: row.r.hash } : this.reader.head(instance);
+      },
+    };
   }
 
   appendSealed(records: readonly SealedRecord[]): Promise<void> | null {

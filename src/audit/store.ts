@@ -11,6 +11,18 @@
  */
 import type { AuditRecord, ChainHead, Checkpoint, SealedRecord } from './chain.js';
 
+/** See {@link AuditStore.direct}. */
+export interface DirectJournal {
+  /** Writes complete record lines (in the OS when it returns); throws, leaving no trace, on failure. */
+  write(text: string): void;
+  /** Null when what was written is as durable as configured, else a promise (group-committed fdatasync). */
+  durable(): Promise<void> | null;
+  /** Whether a failed sync cut the journal back and waits for {@link resume}. */
+  readonly failed: boolean;
+  /** After a failed sync: accept writes again; returns the chain's head as the journal now ends. */
+  resume(): ChainHead | null;
+}
+
 /** Search filters; every given filter must hold. */
 export interface AuditQuery {
   /** Only this instance's chain (default: all). */
@@ -74,6 +86,12 @@ export interface AuditStore {
    * (e.g. takes its journal's lock) and returns its head like `head`.
    */
   openChain?(instance: string): Promise<ChainHead | null>;
+  /**
+   * The audit log's synchronous path, when the store has one (the sqlite
+   * store's journal): write sealed lines now, learn when they are durable.
+   * Null when the store cannot write this instance's chain that way.
+   */
+  direct?(instance: string): DirectJournal | null;
   /** Durably store a batch of consecutive records (atomically). */
   append(records: readonly AuditRecord[]): Promise<void>;
   /**

@@ -384,6 +384,14 @@ export function createStatementAuditor(o: {
           seq = await audit.writeAhead('statement.begin', fields.text());
         }
       } catch (err) {
+        return refuse(err);
+      }
+      return running(seq, before, read, durable);
+    };
+
+    /** The statement cannot be recorded: it is refused, and the refusal recorded once the store is back. */
+    const refuse = (err: unknown): Verdict => {
+      {
         const reason = err instanceof AuditUnavailableError ? err.message : `audit log failed (${(err as Error).message})`;
         log.warn({ session: s.id, identity: s.identity.name, reason }, 'statement refused: not recorded');
         // Under `continue` a record is only ever refused when it is lost (shutting down, backlog full,
@@ -406,6 +414,10 @@ export function createStatementAuditor(o: {
         audit.record('statement.refused', fields.text({ sqlstate: refusal.error.code, error: refusal.error.message, refused_while: 'audit-unavailable' }));
         return refusal;
       }
+    };
+
+    /** Recorded as `seq`: the statement goes on, and its completion is recorded when it is done. */
+    const running = (seq: number, before: Record<string, ObjectDefinition | null> | null, read: PendingDdl['read'], durable?: Promise<void>): Verdict => {
       const started = process.hrtime.bigint();
       const inner = verdict.onDone;
       const onDone = (out: StatementOutcome): void => {
@@ -438,6 +450,22 @@ export function createStatementAuditor(o: {
       };
       return durable ? { ...verdict, onDone, durable } : { ...verdict, onDone };
     };
+
+    // The hot path: nothing to read first, and the store writes synchronously (its journal). The
+    // record is written now; at durability os the verdict is synchronous; at fsync a plain read
+    // runs while the shared fdatasync is in flight (its result held until it completes) and
+    // anything else waits for it.
+    if (st.afterInTransaction.length === 0 && targets.length === 0) {
+      const now = audit.writeNow('statement.begin', fields.text());
+      if (now) {
+        if (!now.durable) return running(now.seq, null, 'catalog');
+        if (unobservable(analysis)) return running(now.seq, null, 'catalog', now.durable);
+        return now.durable.then(
+          () => running(now.seq, null, 'catalog'),
+          (err: unknown) => refuse(err),
+        );
+      }
+    }
     return begin();
   };
 

@@ -25,6 +25,8 @@ function refusalUnder(onFailure: 'block' | 'continue') {
     onFailure,
     record: () => {},
     writeAhead: () => Promise.reject(new AuditUnavailableError('Warden is shutting down')),
+    // The synchronous path declines (as it does when the log is closing): the queued path refuses.
+    writeNow: () => null,
   } as unknown as AuditLog;
   const auditor = createStatementAuditor({ audit, config: {} as WardenConfig, log: silentLogger() });
   return auditor.statement(session, stmt, { ok: false, sql: 'SELECT 1', error: 'stand-in' }, null, { action: 'forward' });
