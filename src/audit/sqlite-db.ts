@@ -16,6 +16,8 @@ import { indexTermsOf, matchesQuery, normalizeTime, tableMatches, type AuditQuer
 const SCHEMA_VERSION = 1;
 /** Distinct table names a bare-name search lists before it falls back to a LIKE scan. */
 const MAX_TABLE_NAMES = 5000;
+/** Index entries per batch handed to verification. */
+const INDEX_BATCH = 1000;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -301,7 +303,7 @@ export class SqliteAuditDb {
    * merged by seq. Two streaming statements in seq order; the terms (keyed by
    * kind and value first) are sorted by SQLite once.
    */
-  *indexEntries(instance: string, throughSeq = Number.MAX_SAFE_INTEGER): Generator<IndexEntry> {
+  *indexEntries(instance: string, throughSeq = Number.MAX_SAFE_INTEGER): Generator<IndexEntry[]> {
     const recs = this.db
       .prepare('SELECT seq, identity, session FROM records WHERE instance = ? AND seq <= ? ORDER BY seq')
       .raw()
@@ -313,6 +315,7 @@ export class SqliteAuditDb {
     try {
       let r = recs.next();
       let t = terms.next();
+      let batch: IndexEntry[] = [];
       while (!r.done || !t.done) {
         const seq = !r.done && (t.done || r.value[0] <= t.value[0]) ? r.value[0] : (t.value as [number, string, string])[0];
         const e: IndexEntry = { seq, record: false, identity: null, session: null, terms: [] };
@@ -326,8 +329,13 @@ export class SqliteAuditDb {
           e.terms.push({ kind: t.value[1], value: t.value[2] });
           t = terms.next();
         }
-        yield e;
+        batch.push(e);
+        if (batch.length === INDEX_BATCH) {
+          yield batch;
+          batch = [];
+        }
       }
+      if (batch.length > 0) yield batch;
     } finally {
       recs.return?.();
       terms.return?.();

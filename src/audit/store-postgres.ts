@@ -384,7 +384,7 @@ class PostgresStore implements AuditStore {
    * through cursors in one read-only REPEATABLE READ transaction (one snapshot) on
    * a connection of its own, in primary-key order, {@link INDEX_PAGE} rows per fetch.
    */
-  async *indexEntries(instance: string, throughSeq = Number.MAX_SAFE_INTEGER): AsyncGenerator<IndexEntry> {
+  async *indexEntries(instance: string, throughSeq = Number.MAX_SAFE_INTEGER): AsyncGenerator<IndexEntry[]> {
     if (this.#closed) throw new Error(`${this.description}: store is closed`);
     // A connection of its own (not the pool's): held for the whole pass, it must not starve
     // the chain reads of the same verification, or of another one running at the same time.
@@ -437,6 +437,7 @@ class PostgresStore implements AuditStore {
       };
       const recs = stream<R>('warden_ix_records');
       const terms = stream<T>('warden_ix_terms');
+      let batch: IndexEntry[] = [];
       for (;;) {
         const r = await recs.peek();
         const t = await terms.peek();
@@ -453,8 +454,13 @@ class PostgresStore implements AuditStore {
           e.terms.push({ kind: x.kind, value: x.value });
           terms.take();
         }
-        yield e;
+        batch.push(e);
+        if (batch.length === INDEX_PAGE) {
+          yield batch;
+          batch = [];
+        }
       }
+      if (batch.length > 0) yield batch;
       await q('COMMIT');
     } finally {
       // Done, failed or abandoned midway: the connection (and any open transaction) ends.

@@ -327,7 +327,7 @@ class SqliteAuditStore implements AuditStore {
   }
 
   /** The index's entries (not the journal tail, which is not indexed yet): see index-check.ts. */
-  async *indexEntries(instance: string, throughSeq?: number): AsyncGenerator<IndexEntry> {
+  async *indexEntries(instance: string, throughSeq?: number): AsyncGenerator<IndexEntry[]> {
     yield* this.reader.indexEntries(instance, throughSeq);
   }
 

@@ -110,9 +110,9 @@ export interface AuditStore {
   /**
    * Stores with a search index (sqlite, postgres): the index of one instance's
    * chain, one entry per seq that has a record row or terms, in seq order (up to
-   * `throughSeq`), read in one streaming pass, for verification.
+   * `throughSeq`), in batches, read in one streaming pass, for verification.
    */
-  indexEntries?(instance: string, throughSeq?: number): AsyncIterable<IndexEntry>;
+  indexEntries?(instance: string, throughSeq?: number): AsyncIterable<IndexEntry[]>;
   /** Stores with a search index: the instances its terms name (including any without records). */
   indexInstances?(): Promise<string[]>;
   saveCheckpoint(cp: Checkpoint): Promise<void>;
