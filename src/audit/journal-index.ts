@@ -164,6 +164,9 @@ export class JournalIndexer {
       }
     });
     tx.immediate();
+    // What those segments held must be on disk in the index before they go (its commits are not
+    // synced one by one: the journal, not the index, is where records are durable).
+    if (unlink.length > 0) this.#db.pragma('wal_checkpoint(FULL)');
     for (const f of unlink) {
       try {
         fs.unlinkSync(f);

@@ -29,6 +29,8 @@ import nodePath from 'node:path';
 
 /** A segment is closed and the next one begun when it grows beyond this. */
 export const SEGMENT_BYTES = 64 * 1024 * 1024;
+/** fdatasyncs in flight at once at most (libuv's pool has 4 threads; the indexer and DNS use it too). */
+const MAX_SYNCS = 2;
 
 export interface JournalSegment {
   /** The chain's journal id (hash of the instance name). */
@@ -239,7 +241,10 @@ export class JournalWriter {
   /** Bytes written in all, and how many of them a completed fdatasync covers. */
   #written = 0;
   #synced = 0;
-  #syncing = false;
+  /** fdatasyncs in flight, and how far the latest of them reaches. */
+  #syncing = 0;
+  #inflightCover = 0;
+  #kickScheduled = false;
   #waiters: { target: number; resolve: () => void; reject: (err: Error) => void }[] = [];
   /** Descriptors of segments rotated away while a sync used them. */
   #retired: number[] = [];
@@ -366,7 +371,14 @@ export class JournalWriter {
     const target = this.#written;
     return new Promise<void>((resolve, reject) => {
       this.#waiters.push({ target, resolve, reject });
-      this.#kick();
+      // At the end of this event-loop turn: one sync covers every record the turn wrote.
+      if (!this.#kickScheduled) {
+        this.#kickScheduled = true;
+        setImmediate(() => {
+          this.#kickScheduled = false;
+          this.#kick();
+        });
+      }
     });
   }
 
@@ -381,13 +393,18 @@ export class JournalWriter {
   }
 
   #kick(): void {
-    if (this.#syncing || this.#failed || this.#waiters.length === 0) return;
-    this.#syncing = true;
+    if (this.#failed || this.#waiters.length === 0) return;
+    // A new sync only when someone waits for what the syncs in flight do not cover, and at most a
+    // few at once: a write need not wait for the sync before it to end (the file system's own
+    // journal commits concurrent syncs together).
+    if (this.#syncing >= MAX_SYNCS || this.#inflightCover >= this.#written) return;
+    this.#syncing++;
     const covered = this.#written;
+    this.#inflightCover = covered;
     const fd = this.#fd;
     fs.fdatasync(fd, (err) => {
-      this.#syncing = false;
-      for (const old of this.#retired.splice(0)) fs.close(old, () => undefined);
+      this.#syncing--;
+      if (this.#syncing === 0) for (const old of this.#retired.splice(0)) fs.close(old, () => undefined);
       if (this.#closed) return;
       if (err) {
         this.#syncFailed(err);
@@ -409,6 +426,7 @@ export class JournalWriter {
     const unsynced = this.#written - this.#synced;
     this.#cut(Math.max(0, this.#size - unsynced));
     this.#written = this.#synced;
+    this.#inflightCover = this.#synced;
     this.#failed = err;
     const waiting = this.#waiters;
     this.#waiters = [];
@@ -433,7 +451,7 @@ export class JournalWriter {
       syncDir(nodePath.dirname(this.base));
     }
     // A sync in flight still uses the old descriptor: close it after that.
-    if (this.#syncing) this.#retired.push(this.#fd);
+    if (this.#syncing > 0) this.#retired.push(this.#fd);
     else fs.closeSync(this.#fd);
     this.#fd = fd;
     this.#n = next;
@@ -457,7 +475,7 @@ export class JournalWriter {
         for (const w of waiting) w.resolve();
       }
     } finally {
-      if (this.#syncing) this.#retired.push(this.#fd);
+      if (this.#syncing > 0) this.#retired.push(this.#fd);
       else fs.closeSync(this.#fd);
       try {
         fs.unlinkSync(this.lock);

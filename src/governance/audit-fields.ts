@@ -92,3 +92,60 @@ export function statementEndText(o: {
   if (o.tags.length > 0) t += `"tags":${JSON.stringify(o.tags)},`;
   return new CanonicalText(`${t.slice(0, -1)}}`);
 }
+
+/** What a statement record's data is built with: {@link RecordFields}, or a filled {@link Template}. */
+export interface RecordData {
+  set(key: string, value: EncodableValue | undefined): this;
+  text(extra?: Record<string, EncodableValue | undefined>): CanonicalText;
+}
+
+/**
+ * A record's data with holes: the canonical JSON of fixed parts and
+ * placeholder members, split at the placeholders, so that each record of the
+ * same shape is a few string concatenations (the values' JSON in key order).
+ */
+export class Template {
+  /** Literal text and slot numbers, alternating; starts and ends with literal text. */
+  readonly #parts: readonly (string | number)[];
+
+  constructor(fields: RecordFields, slots: readonly string[]) {
+    for (const [i, key] of slots.entries()) fields.set(key, new CanonicalText(`\u0001${i}\u0001`));
+    // Canonical JSON escapes control characters, so a raw U+0001 is only ever a placeholder's.
+    const pieces = fields.text().text.split('\u0001');
+    this.#parts = pieces.map((p, i) => (i % 2 === 1 ? Number(p) : p));
+  }
+
+  /** The data with each slot's value (canonical JSON text) put in. */
+  fill(values: readonly string[]): CanonicalText {
+    let out = '';
+    const parts = this.#parts;
+    for (let i = 0; i < parts.length; i++) {
+      const p = parts[i];
+      out += typeof p === 'number' ? values[p] : p;
+    }
+    return new CanonicalText(out);
+  }
+}
+
+/** {@link RecordData} from a template; anything beyond its slots is built the general way. */
+export class TemplateData implements RecordData {
+  #full: RecordFields | undefined;
+
+  constructor(
+    private readonly template: Template,
+    private readonly values: readonly string[],
+    private readonly general: () => RecordFields,
+  ) {}
+
+  set(key: string, value: EncodableValue | undefined): this {
+    this.#full ??= this.general();
+    this.#full.set(key, value);
+    return this;
+  }
+
+  text(extra?: Record<string, EncodableValue | undefined>): CanonicalText {
+    if (!this.#full && !extra) return this.template.fill(this.values);
+    this.#full ??= this.general();
+    return this.#full.text(extra);
+  }
+}

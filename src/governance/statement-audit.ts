@@ -21,7 +21,7 @@
 import type { WardenConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
 import { CanonicalText, canonicalJson, type JsonValue } from '../audit/canonical.js';
-import { membersOf, RecordFields, statementEndText, type Member } from './audit-fields.js';
+import { membersOf, RecordFields, statementEndText, Template, TemplateData, type Member, type RecordData } from './audit-fields.js';
 import { AuditUnavailableError, type AuditData, type AuditLog } from '../audit/log.js';
 import type { Analysis, AnalysisOk, RelationRef } from '../sql/index.js';
 import { quoteIdent } from '../sql/search-path.js';
@@ -266,13 +266,62 @@ export function createStatementAuditor(o: {
   };
 
   /** A statement's record data: the text as it may be kept (redacted, normalized, capped) and the fields. */
-  const describe = (s: SessionInfo, stmt: StatementSource, analysis: Analysis, decision: Decision | null): { sql: string; fields: RecordFields } => {
+  // Whole records of one shape (session, analysis, decision, protocol) as templates: a run of a
+  // statement shape costs the JSON of its text and parameters and a few concatenations.
+  const templates = new WeakMap<SessionInfo, WeakMap<object, WeakMap<object, Map<string, Template>>>>();
+  const NO_DECISION = {};
+  const templateFor = (s: SessionInfo, analysis: Analysis, decision: Decision | null, variant: string, make: () => RecordFields): Template => {
+    let bySession = templates.get(s);
+    if (!bySession) templates.set(s, (bySession = new WeakMap()));
+    let byAnalysis = bySession.get(analysis);
+    if (!byAnalysis) bySession.set(analysis, (byAnalysis = new WeakMap()));
+    const dk = decision ?? NO_DECISION;
+    let byVariant = byAnalysis.get(dk);
+    if (!byVariant) byAnalysis.set(dk, (byVariant = new Map()));
+    let t = byVariant.get(variant);
+    if (!t) {
+      t = new Template(make(), variant === 'params' ? ['params', 'sql'] : ['sql']);
+      byVariant.set(variant, t);
+    }
+    return t;
+  };
+
+  const describe = (s: SessionInfo, stmt: StatementSource, analysis: Analysis, decision: Decision | null): { sql: string; fields: RecordData } => {
     const sensitive = decision !== null && decision.sensitiveTypes.length > 0;
     const secret = redactSecrets(stmt.sql, analysis); // passwords, connection strings: src/sql/secrets.ts
     const withheld = secret?.how === 'withheld';
     let sql = secret ? secret.text : stmt.sql;
     if (sensitive && !withheld) sql = normalizeSql(sql) ?? '<statement withheld: touches sensitive columns and could not be normalized>';
     const shown = sql.length > MAX_SQL ? shownText(sql, MAX_SQL, 'not kept by Warden beyond this record') : undefined;
+    // The common shape: no secret, no comment (intent from the session), an unnamed statement.
+    if (analysis.ok && !secret && !shown && !stmt.sql.includes('/*') && (stmt.protocol === 'simple' || stmt.statementName === '')) {
+      const ext = stmt.protocol === 'extended' ? stmt : null;
+      const params = ext && ext.params.length > 0 ? ext.params : null;
+      const general = (): RecordFields => describeFields(s, stmt, analysis, decision, sql, undefined, secret, withheld, sensitive);
+      const shapeOnly = (): RecordFields => {
+        const f = new RecordFields([sessionPart(s).members, analysisPart(analysis), ...(decision ? [decisionPart(decision, false)] : [])]);
+        return f.set('protocol', stmt.protocol).set('intent', new CanonicalText(sessionPart(s).intent));
+      };
+      const template = templateFor(s, analysis, decision, params ? 'params' : stmt.protocol, shapeOnly);
+      const values = params
+        ? [canonicalJson(params.map((p, i) => (sensitive && p !== null ? MASKED : formatParam(p, paramFormat(ext!.paramFormats, i))))), JSON.stringify(sql)]
+        : [JSON.stringify(sql)];
+      return { sql, fields: new TemplateData(template, values, general) };
+    }
+    return { sql, fields: describeFields(s, stmt, analysis, decision, sql, shown, secret, withheld, sensitive) };
+  };
+
+  const describeFields = (
+    s: SessionInfo,
+    stmt: StatementSource,
+    analysis: Analysis,
+    decision: Decision | null,
+    sql: string,
+    shown: ReturnType<typeof shownText> | undefined,
+    secret: ReturnType<typeof redactSecrets>,
+    withheld: boolean,
+    sensitive: boolean,
+  ): RecordFields => {
     const sess = sessionPart(s);
     const fixed: Member[][] = [sess.members];
     if (analysis.ok) fixed.push(analysisPart(analysis));
@@ -286,7 +335,7 @@ export function createStatementAuditor(o: {
       if (stmt.params.length > 0) fields.set('params', stmt.params.map((p, i) => ((sensitive || secret?.maskParams) && p !== null ? MASKED : formatParam(p, paramFormat(stmt.paramFormats, i)))));
     }
     if (!analysis.ok) fields.set('parse_error', withheld ? redactParseError(analysis.error) : analysis.error);
-    return { sql, fields };
+    return fields;
   };
 
   const flushDdl = (s: SessionInfo, st: SessionAudit): void => {

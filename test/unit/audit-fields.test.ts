@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { canonicalJson, CanonicalText } from '../../src/audit/canonical.js';
-import { membersOf, RecordFields, statementEndText } from '../../src/governance/audit-fields.js';
+import { membersOf, RecordFields, statementEndText, Template, TemplateData } from '../../src/governance/audit-fields.js';
 import { ChainWriter, hashRecord, verifyChain } from '../../src/audit/chain.js';
 
 // Record data built from pre-encoded parts must be exactly canonicalJson of the same object:
@@ -40,5 +40,18 @@ describe('audit-fields', () => {
     expect(verifyChain(records).ok).toBe(true);
     // The journal line is the record's canonical JSON, hash included.
     expect(sealed[0].line).toBe(`${canonicalJson(records[0])}\n`);
+  });
+
+  it('a template filled with a run\'s values equals the record built in full', () => {
+    const fixed = () => new RecordFields([membersOf({ session: 'w-1', identity: 'al"ice', tables: ['public.t'] })]).set('protocol', 'extended').set('intent', new CanonicalText('{}'));
+    const t = new Template(fixed(), ['params', 'sql']);
+    for (const [params, sql] of [[['1', null, '\\x00ff'], 'SELECT $1, $2, $3'], [[], "SELECT 'é\u0001\n'"]] as const) {
+      const filled = t.fill([canonicalJson([...params]), JSON.stringify(sql)]).text;
+      expect(filled).toBe(fixed().set('params', [...params]).set('sql', sql).text().text);
+      expect(canonicalJson(JSON.parse(filled))).toBe(filled);
+    }
+    // Anything beyond the slots (a refusal's SQLSTATE, a catalog error) takes the general way.
+    const d = new TemplateData(t, ['[]', '"SELECT 1"'], () => fixed().set('params', []).set('sql', 'SELECT 1'));
+    expect(d.text({ sqlstate: '58030' }).text).toBe(canonicalJson({ session: 'w-1', identity: 'al"ice', tables: ['public.t'], protocol: 'extended', intent: {}, params: [], sql: 'SELECT 1', sqlstate: '58030' }));
   });
 });
