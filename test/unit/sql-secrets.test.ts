@@ -334,6 +334,11 @@ describe('the statement auditor records the redacted text', () => {
         out.push({ type, data: plain(data) });
         return Promise.resolve(1);
       },
+      // The synchronous path (the sqlite store's journal), as the real log takes it when it can.
+      writeNow: (type: string, data: unknown) => {
+        out.push({ type, data: plain(data) });
+        return { seq: 1, durable: null };
+      },
     } as unknown as AuditLog;
     const auditor = createStatementAuditor({ audit, config: {} as WardenConfig, log: silentLogger() });
     const analysis = analyzeSql(stmt.sql, { searchPath: ['public'] });
