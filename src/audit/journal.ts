@@ -244,7 +244,8 @@ export class JournalWriter {
   /** fdatasyncs in flight, and how far the latest of them reaches. */
   #syncing = 0;
   #inflightCover = 0;
-  #kickScheduled = false;
+  /** The promise of the records written in this event-loop turn (see {@link durable}). */
+  #turn: Promise<void> | null = null;
   #waiters: { target: number; resolve: () => void; reject: (err: Error) => void }[] = [];
   /** Descriptors of segments rotated away while a sync used them. */
   #retired: number[] = [];
@@ -368,18 +369,22 @@ export class JournalWriter {
   durable(): Promise<void> | null {
     if (!this.fsync || this.#synced >= this.#written) return null;
     if (this.#failed) return Promise.reject(this.#failed);
-    const target = this.#written;
-    return new Promise<void>((resolve, reject) => {
-      this.#waiters.push({ target, resolve, reject });
-      // At the end of this event-loop turn: one sync covers every record the turn wrote.
-      if (!this.#kickScheduled) {
-        this.#kickScheduled = true;
-        setImmediate(() => {
-          this.#kickScheduled = false;
-          this.#kick();
-        });
-      }
+    // Everyone who asks in this event-loop turn shares one promise: at the end of the turn one
+    // sync is started that covers every record the turn wrote (group commit).
+    if (this.#turn) return this.#turn;
+    const waiter: { target: number; resolve: () => void; reject: (err: Error) => void } = { target: Infinity, resolve: () => undefined, reject: () => undefined };
+    const turn = new Promise<void>((resolve, reject) => {
+      waiter.resolve = resolve;
+      waiter.reject = reject;
     });
+    this.#turn = turn;
+    this.#waiters.push(waiter);
+    setImmediate(() => {
+      this.#turn = null;
+      waiter.target = this.#written;
+      this.#kick();
+    });
+    return turn;
   }
 
   /** After a failed sync: accept writes again (the caller resumed its chain from {@link lastLine}). */

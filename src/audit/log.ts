@@ -431,17 +431,25 @@ export class AuditLog {
       this.#durable(null, [rec]);
       return { seq: rec.seq, durable: null };
     }
-    this.#pendingDurable = durable;
-    const done = durable.then(
-      () => this.#durable(null, [rec]),
-      (err: Error) => {
-        this.#syncFailed(err);
-        throw new AuditUnavailableError(err.message);
-      },
-    );
-    // Whoever holds `durable` handles its failure; the log must not crash on one nobody holds.
-    done.catch(() => undefined);
-    return { seq: rec.seq, durable: done };
+    // Records of one event-loop turn share the journal's promise: one reaction for them all.
+    let group = this.#group;
+    if (!group || group.durable !== durable) {
+      const records: SealedRecord[] = [];
+      const done = durable.then(
+        () => this.#durable(null, records),
+        (err: Error) => {
+          this.#syncFailed(err);
+          throw new AuditUnavailableError(err.message);
+        },
+      );
+      // Whoever holds `done` handles its failure; the log must not crash on one nobody holds.
+      done.catch(() => undefined);
+      group = { durable, done, records };
+      this.#group = group;
+      this.#pendingDurable = done;
+    }
+    group.records.push(rec);
+    return { seq: rec.seq, durable: group.done };
   }
 
   #failed(batch: Entry[], err: Error): void {
@@ -496,6 +504,8 @@ export class AuditLog {
   #checkpointing: Promise<Checkpoint | null> = Promise.resolve(null);
   /** The latest durability promise of the synchronous path (see {@link flush}). */
   #pendingDurable: Promise<void> | null = null;
+  /** The synchronous path's records waiting for the same sync (one event-loop turn's). */
+  #group: { durable: Promise<void>; done: Promise<void>; records: SealedRecord[] } | null = null;
 
   /**
    * Signs and stores a checkpoint of the current head (no-op without a key or

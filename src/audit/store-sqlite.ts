@@ -196,6 +196,9 @@ class SqliteAuditStore implements AuditStore {
     if (!this.writable || this.memory || this.#closed) return null;
     const j = this.#journalFor(instance);
     const publish = (): void => this.#publish(j.durablePosition);
+    // The journal shares one promise per event-loop turn: so does this.
+    let last: Promise<void> | null = null;
+    let lastPublished: Promise<void> | null = null;
     return {
       write: (text: string): void => {
         j.write(text);
@@ -203,7 +206,12 @@ class SqliteAuditStore implements AuditStore {
       },
       durable: (): Promise<void> | null => {
         const p = j.durable();
-        return p ? p.then(publish) : null;
+        if (!p) return null;
+        if (p !== last) {
+          last = p;
+          lastPublished = p.then(publish);
+        }
+        return lastPublished;
       },
       get failed(): boolean {
         return j.failed;
