@@ -59,8 +59,6 @@ interface Entry {
   gate: boolean;
   resolve?: (seq: number) => void;
   reject?: (err: Error) => void;
-  /** {@link AuditLog.writeAheadEarly}: told once the record is written, before it is durable. */
-  early?: { resolve: (seq: number) => void; reject: (err: Error) => void };
 }
 
 export interface AuditLogOptions {
@@ -75,8 +73,6 @@ export interface AuditLogOptions {
   sinks?: AuditSink[];
   /** Checkpoint witnesses (audit.witness): every signed checkpoint is also published there. */
   witness?: WitnessSet;
-  /** `fsync`: the store's appends wait for stable storage (see {@link AuditLog.overlaps}). */
-  durability?: 'fsync' | 'os';
 }
 
 export interface AuditStats {
@@ -144,43 +140,6 @@ export class AuditLog {
   /** The public half of the checkpoint signing key, when there is one. */
   get publicKey(): KeyObject | undefined {
     return this.#o.signingKey ? crypto.createPublicKey(this.#o.signingKey) : undefined;
-  }
-
-  /**
-   * Whether {@link writeAheadEarly} can let a statement run while its record is
-   * being made durable: the store writes synchronously and then waits for
-   * stable storage (the sqlite store's journal at `durability: fsync`).
-   */
-  get overlaps(): boolean {
-    return this.store.appendSealed !== undefined && this.#o.durability !== 'os';
-  }
-
-  /**
-   * Write-ahead in two steps: `written` resolves with the seq once the record
-   * is written (in the OS, part of the chain), `durable` once it is on stable
-   * storage. For a statement nobody can observe before its client does: it may
-   * run after `written`, its result shown after `durable`. A record that cannot
-   * be written rejects `written` (as {@link writeAhead} would); one whose sync
-   * fails rejects `durable` only.
-   */
-  writeAheadEarly(type: string, data: AuditData | CanonicalText): { written: Promise<number>; durable: Promise<void> } {
-    if (this.#closed) return { written: Promise.reject(new AuditUnavailableError('Warden is shutting down')), durable: Promise.resolve() };
-    const dataJson = this.#encode(type, data);
-    if (dataJson === null) return { written: Promise.reject(new AuditUnavailableError('record not encodable')), durable: Promise.resolve() };
-    if (this.onFailure === 'continue' && !this.stats.healthy) {
-      this.#enqueue({ type, dataJson, ts: Date.now(), gate: false });
-      return { written: Promise.resolve(0), durable: Promise.resolve() };
-    }
-    let early: Entry['early'];
-    const written = new Promise<number>((resolve, reject) => {
-      early = { resolve, reject };
-    });
-    const durable = new Promise<void>((resolve, reject) => {
-      this.#enqueue({ type, dataJson, ts: Date.now(), gate: this.onFailure === 'block', resolve: () => resolve(), reject, early });
-    });
-    // Whoever holds `durable` handles its failure; the log must not crash on one nobody holds.
-    durable.catch(() => undefined);
-    return { written, durable };
   }
 
   /**
@@ -299,7 +258,6 @@ export class AuditLog {
           continue;
         }
         this.#written(records);
-        for (let i = 0; i < batch.length; i++) batch[i].early?.resolve(records[i].seq);
         const durable = direct.durable();
         if (!durable) {
           this.#durable(batch, records);
@@ -323,8 +281,6 @@ export class AuditLog {
         let written: Promise<void> | null;
         if (store.appendSealed) {
           written = store.appendSealed(records);
-          // Written: statements that may run while their record becomes durable go on now.
-          for (let i = 0; i < batch.length; i++) batch[i].early?.resolve(records[i].seq);
         } else {
           written = store.append(records.map(recordOf));
         }
@@ -362,7 +318,6 @@ export class AuditLog {
     if (batch) {
       for (let i = 0; i < batch.length; i++) {
         const e = batch[i];
-        e.early?.resolve(records[i].seq);
         e.resolve?.(records[i].seq);
       }
     }
@@ -461,14 +416,10 @@ export class AuditLog {
     const keep: Entry[] = [];
     for (const e of batch) {
       if (e.gate) {
-        // Not written: its statement is refused. Written but not durable: its session ends.
-        e.early?.reject(new AuditUnavailableError(reason));
         e.reject?.(new AuditUnavailableError(reason));
         continue;
       }
       // `continue` mode: a statement waiting on its record runs without it; the record is retried.
-      e.early?.resolve(0);
-      e.early = undefined;
       e.resolve?.(0);
       e.resolve = undefined;
       e.reject = undefined;
@@ -627,7 +578,6 @@ export async function openAuditLog(cfg: AuditConfig, o: { instance: string; log:
       retentionMs: cfg.retentionMs,
       sinks: createSinks(cfg.stream, o.log),
       witness,
-      durability: cfg.durability,
     });
   } catch (err) {
     await witness?.close();

@@ -422,20 +422,12 @@ export function createStatementAuditor(o: {
         }
       }
       let seq: number;
-      let durable: Promise<void> | undefined;
       try {
-        if (audit.overlaps && targets.length === 0 && unobservable(analysis)) {
-          // A plain read: it may run while its record is fsync'd; its result waits for that.
-          const early = audit.writeAheadEarly('statement.begin', fields.text());
-          seq = await early.written;
-          durable = early.durable;
-        } else {
-          seq = await audit.writeAhead('statement.begin', fields.text());
-        }
+        seq = await audit.writeAhead('statement.begin', fields.text());
       } catch (err) {
         return refuse(err);
       }
-      return running(seq, before, read, durable);
+      return running(seq, before, read);
     };
 
     /** The statement cannot be recorded: it is refused, and the refusal recorded once the store is back. */
