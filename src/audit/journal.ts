@@ -116,7 +116,11 @@ export function readSegmentLines(file: string, offset: number, maxBytes = Infini
 /** Thrown when another live process writes the same chain's journal. */
 export class JournalLockedError extends Error {
   constructor(lock: string, pid: number) {
-    super(`another Warden process (pid ${pid}) is writing this audit chain (${lock}); give each Warden its own audit.instance`);
+    super(
+      pid === process.pid
+        ? `this process already writes this audit chain (${lock})`
+        : `another Warden process (pid ${pid}) is writing this audit chain (${lock}); give each Warden its own audit.instance`,
+    );
     this.name = 'DuplicateSeqError';
   }
 }
@@ -131,13 +135,22 @@ function alive(pid: number): boolean {
   }
 }
 
+/**
+ * Locks this process holds. A lock file naming this process' pid that is not in here was left by
+ * an earlier process that had the same pid (a container's pid 1 restarted): it is stale.
+ */
+const held = new Set<string>();
+
 /** Takes the journal's lock file; a lock left by a dead process is taken over. */
 function takeLock(lock: string): void {
+  const key = nodePath.resolve(lock);
+  if (held.has(key)) throw new JournalLockedError(lock, process.pid);
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fd = fs.openSync(lock, 'wx', 0o600);
       fs.writeSync(fd, `${process.pid}\n`);
       fs.closeSync(fd);
+      held.add(key);
       return;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -156,6 +169,15 @@ function takeLock(lock: string): void {
     }
   }
   throw new Error(`cannot take the audit journal lock ${lock}`);
+}
+
+function releaseLock(lock: string): void {
+  held.delete(nodePath.resolve(lock));
+  try {
+    fs.unlinkSync(lock);
+  } catch {
+    // already gone
+  }
 }
 
 function syncDir(dir: string): void {
@@ -294,11 +316,7 @@ export class JournalWriter {
         throw err;
       }
     } catch (err) {
-      try {
-        fs.unlinkSync(lock);
-      } catch {
-        // already gone
-      }
+      releaseLock(lock);
       throw err;
     }
   }
@@ -482,11 +500,7 @@ export class JournalWriter {
     } finally {
       if (this.#syncing > 0) this.#retired.push(this.#fd);
       else fs.closeSync(this.#fd);
-      try {
-        fs.unlinkSync(this.lock);
-      } catch {
-        // already gone
-      }
+      releaseLock(this.lock);
     }
   }
 
