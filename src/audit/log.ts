@@ -240,51 +240,19 @@ export class AuditLog {
         }
         records[i] = this.#chain.seal(e.type, e.dataJson, lastTs);
       }
+      // The journal (sqlite): written now, durable (at fsync) once a shared fdatasync covers it,
+      // no waiting here. Other stores: committed before the next batch is formed.
       const direct = this.#direct;
-      if (direct) {
-        // Written now, durable (at fsync) when a shared fdatasync has covered it: no waiting here.
-        let text = '';
-        for (const r of records) text += r.line;
-        try {
-          direct.write(text);
-        } catch (err) {
-          this.#chain = new ChainWriter({ instance: this.instance, last: before });
-          this.#failed(batch, err as Error);
-          if (this.#queue.length > 0 && !this.#queue.some((e) => e.gate)) {
-            this.#scheduleRetry();
-            this.#writing = null;
-            return;
-          }
-          continue;
-        }
-        this.#written(records);
-        const durable = direct.durable();
-        if (!durable) {
-          this.#durable(batch, records);
-        } else {
-          this.#pendingDurable = durable;
-          durable.then(
-            () => this.#durable(batch, records),
-            (err: Error) => {
-              this.#syncFailed(err);
-              for (const e of batch) {
-                if (e.gate) e.reject?.(new AuditUnavailableError(err.message));
-                else e.resolve?.(0);
-              }
-            },
-          );
-        }
-        continue;
-      }
       try {
-        const store = this.store;
-        let written: Promise<void> | null;
-        if (store.appendSealed) {
-          written = store.appendSealed(records);
+        if (direct) {
+          let text = '';
+          for (const r of records) text += r.line;
+          direct.write(text);
         } else {
-          written = store.append(records.map(recordOf));
+          const store = this.store;
+          const written = store.appendSealed ? store.appendSealed(records) : store.append(records.map(recordOf));
+          if (written) await withTimeout(written, WRITE_TIMEOUT_MS);
         }
-        if (written) await withTimeout(written, WRITE_TIMEOUT_MS);
       } catch (err) {
         this.#chain = new ChainWriter({ instance: this.instance, last: before });
         this.#failed(batch, err as Error);
@@ -296,7 +264,22 @@ export class AuditLog {
         continue;
       }
       this.#written(records);
-      this.#durable(batch, records);
+      const durable = direct?.durable() ?? null;
+      if (!durable) {
+        this.#durable(batch, records);
+        continue;
+      }
+      this.#pendingDurable = durable;
+      durable.then(
+        () => this.#durable(batch, records),
+        (err: Error) => {
+          this.#syncFailed(err);
+          for (const e of batch) {
+            if (e.gate) e.reject?.(new AuditUnavailableError(err.message));
+            else e.resolve?.(0);
+          }
+        },
+      );
     }
     this.#writing = null;
   }

@@ -469,26 +469,20 @@ class PostgresStore implements AuditStore {
   }
 
   async indexInstances(): Promise<string[]> {
-    // Loose index scan over the terms' primary key (instance first).
-    const rows = await this.#read<{ instance: string }>(
-      `WITH RECURSIVE i AS (
-         (SELECT instance FROM ${this.#s}.terms ORDER BY instance LIMIT 1)
-         UNION ALL
-         SELECT (SELECT t.instance FROM ${this.#s}.terms t WHERE t.instance > i.instance ORDER BY t.instance LIMIT 1)
-           FROM i WHERE i.instance IS NOT NULL
-       ) SELECT instance FROM i WHERE instance IS NOT NULL`,
-      [],
-    );
-    return rows.map((r) => r.instance);
+    return this.#distinctInstances('terms');
   }
 
   async instances(): Promise<string[]> {
-    // Loose index scan over the primary key: one probe per instance instead of reading every row.
+    return this.#distinctInstances('records');
+  }
+
+  /** The instances a table names: a loose index scan over its primary key (instance first), one probe per instance. */
+  async #distinctInstances(table: 'records' | 'terms'): Promise<string[]> {
     const rows = await this.#read<{ instance: string }>(
       `WITH RECURSIVE i AS (
-         (SELECT instance FROM ${this.#s}.records ORDER BY instance LIMIT 1)
+         (SELECT instance FROM ${this.#s}.${table} ORDER BY instance LIMIT 1)
          UNION ALL
-         SELECT (SELECT r.instance FROM ${this.#s}.records r WHERE r.instance > i.instance ORDER BY r.instance LIMIT 1)
+         SELECT (SELECT t.instance FROM ${this.#s}.${table} t WHERE t.instance > i.instance ORDER BY t.instance LIMIT 1)
            FROM i WHERE i.instance IS NOT NULL
        ) SELECT instance FROM i WHERE instance IS NOT NULL`,
       [],

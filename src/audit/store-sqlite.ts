@@ -417,16 +417,4 @@ export async function openSqliteStore(file: string, opts: { readOnly?: boolean; 
   return new SqliteAuditStore(file, reader, !opts.readOnly, opts.durability ?? 'fsync');
 }
 
-/** The SQLite store's extras beyond {@link AuditStore}. */
-export interface SqliteStore extends AuditStore {
-  openChain(instance: string): Promise<ChainHead | null>;
-  catchUp(ms?: number): Promise<void>;
-  onIndexProblem: (message: string) => void;
-}
-
-/** Whether a store is a writable SQLite store (with an index to catch up). */
-export function isSqliteStore(s: AuditStore): s is SqliteStore {
-  return s instanceof SqliteAuditStore;
-}
-
 export { DuplicateSeqError };
