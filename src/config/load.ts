@@ -490,6 +490,7 @@ function normalize(raw: RawConfig, ctx: Context): WardenConfig {
       host: raw.admin.host,
       port: raw.admin.port,
       auditors: raw.admin.auditors,
+      operators: raw.admin.operators,
       tls: raw.admin.tls ? { cert: resolvePath(ctx, raw.admin.tls.cert), key: resolvePath(ctx, raw.admin.tls.key) } : undefined,
     });
   }

@@ -494,6 +494,8 @@ const AdminSchema = strictObject({
   port: port.default(DEFAULT_ADMIN_PORT),
   /** Groups whose members may read the audit log through the API. */
   auditors: z.array(nonEmpty).default([]),
+  /** Groups whose members may operate: list and kill sessions, suspend and resume identities, reload. */
+  operators: z.array(nonEmpty).default([]),
   tls: strictObject({ cert: nonEmpty, key: nonEmpty }).optional(),
 });
 

@@ -37,6 +37,11 @@ export interface AdminConfig {
   port: number;
   /** Groups whose members may read the audit log through the admin API. */
   auditors: string[];
+  /**
+   * Groups whose members may operate Warden through the admin API: list and kill sessions,
+   * suspend and resume identities, reload the configuration.
+   */
+  operators: string[];
   /** Serve HTTPS with this certificate and key (absolute paths). */
   tls?: { cert: string; key: string };
 }

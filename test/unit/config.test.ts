@@ -104,7 +104,7 @@ describe('the example configuration', () => {
       maxMessageSize: 1073741824,
       tls: { cert: join(dir, 'certs/server.crt'), key: join(dir, 'certs/server.key'), require: false },
     });
-    expect(cfg.admin).toEqual({ host: '127.0.0.1', port: 7070, auditors: [] });
+    expect(cfg.admin).toEqual({ host: '127.0.0.1', port: 7070, auditors: [], operators: [] });
 
     expect(Object.keys(cfg.databases)).toEqual(['app']);
     expect(cfg.databases.app).toEqual({
@@ -205,7 +205,7 @@ audit:
       join(dir, 'sub', 'w.yaml'),
       {},
     );
-    expect(cfg.admin).toEqual({ host: '127.0.0.1', port: 7070, auditors: [] });
+    expect(cfg.admin).toEqual({ host: '127.0.0.1', port: 7070, auditors: [], operators: [] });
     expect(cfg.identities[0]).toEqual({ name: 'bob', kind: 'human', groups: [], password: 'x' });
     expect(cfg.rules[0].approvers).toEqual({ groups: ['dba'], count: 1 });
     expect(cfg.audit).toEqual({ store: { kind: 'jsonl', location: join(dir, 'sub', 'logs', 'audit.jsonl') }, onFailure: 'block', durability: 'fsync', checkpointEvery: 1000, checkpointIntervalMs: 60_000, stream: [] });
