@@ -1,14 +1,13 @@
 /**
  * `warden approvals list | show | approve | deny` and `warden grants list |
- * revoke`: a client of the admin API of the Warden named by the config
- * (`admin.host`/`admin.port`), authenticated as `--as IDENTITY` (or
- * WARDEN_IDENTITY) with the password or token in WARDEN_PASSWORD — never on
- * the command line.
+ * revoke`: a client of the admin API (`--admin-url`, WARDEN_ADMIN_URL, or the
+ * config's `admin:` section — only that section is read), authenticated as
+ * `--as IDENTITY` (or WARDEN_IDENTITY) with the password or token in
+ * WARDEN_PASSWORD — never on the command line.
  */
 import { Command, Option } from 'commander';
-import type { WardenConfig } from '../config/types.js';
 import { count, visibleText } from '../governance/approval-text.js';
-import { CliError, configOption, load, out } from './common.js';
+import { adminApi, adminUrlOption, asOption, CliError, configOption, out } from './common.js';
 
 interface ApiRequest {
   id: string;
@@ -41,39 +40,6 @@ interface Grant {
   database?: string;
   expiresAt: string;
   revokedAt?: string;
-}
-
-function client(config: WardenConfig, as: string | undefined) {
-  if (!config.admin) throw new CliError(`${config.source}: admin: not configured — approvals are decided through the admin API`, 2);
-  const who = as ?? process.env.WARDEN_IDENTITY;
-  if (!who) throw new CliError('--as IDENTITY is required (or set WARDEN_IDENTITY)', 2);
-  const password = process.env.WARDEN_PASSWORD;
-  if (!password) throw new CliError(`set WARDEN_PASSWORD to ${who}'s password or token (it is never taken from the command line)`, 2);
-  const host = config.admin.host === '0.0.0.0' || config.admin.host === '::' ? '127.0.0.1' : config.admin.host;
-  const base = `${config.admin.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${config.admin.port}/api/v1`;
-  const auth = `Basic ${Buffer.from(`${who}:${password}`).toString('base64')}`;
-  return async <T>(method: string, path: string, body?: unknown): Promise<T> => {
-    let res: Response;
-    try {
-      res = await fetch(`${base}${path}`, {
-        method,
-        headers: { authorization: auth, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-        body: body !== undefined ? JSON.stringify(body) : undefined,
-        signal: AbortSignal.timeout(15_000),
-      });
-    } catch (err) {
-      throw new CliError(`cannot reach the admin API at ${base}: ${(err as Error).message} (is Warden running?)`, 1);
-    }
-    const text = await res.text();
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = { error: text };
-    }
-    if (!res.ok) throw new CliError(`${(json as { error?: string }).error ?? `HTTP ${res.status}`} (HTTP ${res.status})`, 1);
-    return json as T;
-  };
 }
 
 /** Characters of SQL in one line of `approvals list`. */
@@ -120,8 +86,6 @@ function formatRequest(r: ApiRequest): string {
   return lines.join('\n');
 }
 
-const asOption = (): Option => new Option('--as <identity>', 'act as this identity (password or token from WARDEN_PASSWORD)');
-
 export function registerApprovalCommands(program: Command): void {
   const approvals = program.command('approvals').description('statements waiting for approval, and decisions on them');
 
@@ -129,11 +93,12 @@ export function registerApprovalCommands(program: Command): void {
     .command('list')
     .description('approval requests, newest first (pending by default)')
     .addOption(configOption())
+    .addOption(adminUrlOption())
     .addOption(asOption())
     .addOption(new Option('--status <status>', 'which requests').choices(['pending', 'approved', 'denied', 'expired', 'cancelled', 'used', 'all']).default('pending'))
     .option('--json', 'machine-readable output')
-    .action(async (o: { config?: string; as?: string; status: string; json?: boolean }) => {
-      const api = client(load(o.config), o.as);
+    .action(async (o: { config?: string; adminUrl?: string; as?: string; status: string; json?: boolean }) => {
+      const api = adminApi(o);
       const q = o.status === 'all' ? '' : `?status=${o.status}`;
       const { requests } = await api<{ requests: ApiRequest[] }>('GET', `/approvals${q}`);
       out(o.json, requests, () =>
@@ -147,11 +112,12 @@ export function registerApprovalCommands(program: Command): void {
     .command('show <id>')
     .description('one request: the statement, the rules, the decisions')
     .addOption(configOption())
+    .addOption(adminUrlOption())
     .addOption(asOption())
     .option('--full', 'the statement and parameters in full, even above approvals.text_cap (default 1 MiB)')
     .option('--json', 'machine-readable output')
-    .action(async (id: string, o: { config?: string; as?: string; full?: boolean; json?: boolean }) => {
-      const api = client(load(o.config), o.as);
+    .action(async (id: string, o: { config?: string; adminUrl?: string; as?: string; full?: boolean; json?: boolean }) => {
+      const api = adminApi(o);
       const r = await api<ApiRequest>('GET', `/approvals/${encodeURIComponent(id)}${o.full ? '?full=true' : ''}`);
       out(o.json, r, () => formatRequest(r));
     });
@@ -161,12 +127,13 @@ export function registerApprovalCommands(program: Command): void {
       .command(`${decision} <id>`)
       .description(decision === 'approve' ? 'approve a request (with --grant N: let the identity run such statements for N minutes)' : 'deny a request')
       .addOption(configOption())
-      .addOption(asOption())
+      .addOption(adminUrlOption())
+    .addOption(asOption())
       .requiredOption('--reason <text>', 'why (recorded in the audit log)')
       .option('--json', 'machine-readable output');
     if (decision === 'approve') cmd.option('--grant <minutes>', 'approve as a just-in-time grant for this many minutes');
-    cmd.action(async (id: string, o: { config?: string; as?: string; reason: string; grant?: string; json?: boolean }) => {
-      const api = client(load(o.config), o.as);
+    cmd.action(async (id: string, o: { config?: string; adminUrl?: string; as?: string; reason: string; grant?: string; json?: boolean }) => {
+      const api = adminApi(o);
       let grant: number | undefined;
       if (o.grant !== undefined) {
         grant = Number(o.grant);
@@ -181,11 +148,12 @@ export function registerApprovalCommands(program: Command): void {
   grants
     .command('list')
     .addOption(configOption())
+    .addOption(adminUrlOption())
     .addOption(asOption())
     .option('--all', 'include expired and revoked grants')
     .option('--json', 'machine-readable output')
-    .action(async (o: { config?: string; as?: string; all?: boolean; json?: boolean }) => {
-      const api = client(load(o.config), o.as);
+    .action(async (o: { config?: string; adminUrl?: string; as?: string; all?: boolean; json?: boolean }) => {
+      const api = adminApi(o);
       const { grants: list } = await api<{ grants: Grant[] }>('GET', `/grants${o.all ? '?all=true' : ''}`);
       out(o.json, list, () =>
         list.length === 0 ? 'no grants' : list.map((g) => `${g.id}  ${g.identity.padEnd(12)} ${g.rule}  until ${g.expiresAt}${g.revokedAt ? ` (revoked ${g.revokedAt})` : ''}`).join('\n'),
@@ -194,9 +162,10 @@ export function registerApprovalCommands(program: Command): void {
   grants
     .command('revoke <id>')
     .addOption(configOption())
+    .addOption(adminUrlOption())
     .addOption(asOption())
-    .action(async (id: string, o: { config?: string; as?: string }) => {
-      const api = client(load(o.config), o.as);
+    .action(async (id: string, o: { config?: string; adminUrl?: string; as?: string }) => {
+      const api = adminApi(o);
       await api('DELETE', `/grants/${encodeURIComponent(id)}`);
       process.stdout.write(`${id}: revoked\n`);
     });

@@ -4,8 +4,9 @@
  * Steps: read the bytes (hash them) → parse YAML → substitute `${NAME}` in string scalars →
  * check `version` → validate with the zod schema (config/schema.ts) → resolve paths against the
  * config file's directory, check TLS files, parse URLs. Any problem is a ConfigError whose
- * message is one line `<file>: <key>: <what is wrong>`; only the first problem (in document
- * order) is reported. Error texts never contain secret values.
+ * message is one line `<file>: <key>: <what is wrong>`; loadConfig reports the first problem (in
+ * document order), checkConfig all of them. Error texts never contain secret values.
+ * loadConfigPart loads only the sections a command uses (and resolves `${NAME}` only there).
  */
 import { createHash } from 'node:crypto';
 import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
@@ -67,13 +68,7 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
   try {
     bytes = readFileSync(path);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why =
-      code === 'ENOENT' ? 'no such file' :
-      code === 'EACCES' ? 'permission denied' :
-      code === 'EISDIR' ? 'is a directory' :
-      (code ?? 'read error');
-    throw new ConfigError(path, '', `cannot read the configuration file: ${why}`);
+    throw readError(path, err);
   }
   return parseInternal(bytes.toString('utf8'), sha256(bytes), path, env);
 }
@@ -94,57 +89,254 @@ function isPseudoSource(source: string): boolean {
   return /^<.*>$/.test(source);
 }
 
-function parseInternal(text: string, hash: string, source: string, env: NodeJS.ProcessEnv): WardenConfig {
-  const file = source;
-  const absSource = isPseudoSource(source) ? source : resolve(source);
-  const baseDir = isPseudoSource(source) ? process.cwd() : dirname(absSource);
+/** One problem of a configuration file: the key (dotted path, '' for the whole file) and what is wrong. */
+export interface ConfigProblem {
+  path: string;
+  message: string;
+  line?: number;
+  column?: number;
+}
 
-  // 1. YAML
-  const doc = parseDocument(text.replace(/^\uFEFF/, ''), { uniqueKeys: true, prettyErrors: true });
-  if (doc.errors.length > 0) {
-    const e = doc.errors[0];
-    const pos = e.linePos?.[0];
-    const what = e.message.split('\n')[0].replace(/\s*at line \d+, column \d+:?\s*$/, '');
-    throw new ConfigError(file, '', `YAML syntax error: ${what}`, pos ? { line: pos.line, column: pos.col } : undefined);
-  }
-  let data: unknown;
+/** What `checkConfig` finds: every problem at once, and the configuration when there is none. */
+export interface ConfigCheck {
+  source: string;
+  hash?: string;
+  problems: ConfigProblem[];
+  config?: WardenConfig;
+}
+
+/**
+ * Checks a configuration file and reports every problem it can find at once (YAML syntax and a
+ * wrong version stop the check; otherwise every unset variable, every schema problem, every group
+ * named by approvers or admin groups that no identity has, and the first problem of
+ * normalization such as a missing TLS file). Never throws a ConfigError.
+ */
+export function checkConfig(path: string, env: NodeJS.ProcessEnv = process.env): ConfigCheck {
+  let bytes: Buffer;
   try {
-    data = doc.toJS({ maxAliasCount: 100 });
+    bytes = readFileSync(path);
   } catch (err) {
-    throw new ConfigError(file, '', `YAML error: ${(err as Error).message.split('\n')[0]}`);
+    const e = readError(path, err);
+    return { source: path, problems: [{ path: e.key, message: e.problem }] };
   }
-  if (data === null || data === undefined) {
-    throw new ConfigError(file, '', 'the file is empty (expected a mapping starting with version: 1)');
-  }
-  if (!isPlainObject(data)) {
-    throw new ConfigError(file, '', `expected a mapping at the top level, got ${describeType(data)}`);
-  }
+  const hash = sha256(bytes);
+  const r = parseStaged(bytes.toString('utf8'), hash, path, env, { groups: true });
+  const source = isPseudoSource(path) ? path : resolve(path);
+  return 'config' in r ? { source, hash, problems: [], config: r.config } : { source, hash, problems: r.problems };
+}
 
-  // 2. ${NAME} substitution on string scalars
+/** Sections of the file a command may load alone (see {@link loadConfigPart}). */
+export type ConfigSection = 'admin' | 'identities' | 'state' | 'audit';
+
+/** A part of the configuration: the sections asked for, and the names of the databases. */
+export type ConfigPart<K extends ConfigSection> = Pick<WardenConfig, 'version' | 'source' | 'hash' | K> & {
+  /** The names under `databases:` (their upstreams are neither resolved nor checked). */
+  databaseNames: string[];
+};
+
+/**
+ * Loads only what a command uses: `version`, the given top-level sections (only the given
+ * identities, when `identities` names some), and the database names. `${NAME}` is resolved,
+ * and the schema checked, only there: an approver running `approvals list` needs neither the
+ * upstream's password nor the other identities'. Throws ConfigError for a problem in those parts.
+ */
+export function loadConfigPart<K extends ConfigSection>(
+  path: string,
+  part: { sections: readonly K[]; identities?: readonly string[] },
+  env: NodeJS.ProcessEnv = process.env,
+): ConfigPart<K> {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (err) {
+    throw readError(path, err);
+  }
+  const file = path;
+  const ctx: Context = { file, absSource: resolve(path), baseDir: dirname(resolve(path)), hash: sha256(bytes) };
+  const parsed = parseYaml(bytes.toString('utf8'));
+  if (!parsed.ok) throw toError(file, parsed.problem);
+  const whole = parsed.data;
+  const pruned: Record<string, unknown> = {};
+  if ('version' in whole) pruned.version = whole.version;
+  for (const s of part.sections) {
+    if (!Object.hasOwn(whole, s)) continue;
+    let v = whole[s];
+    if (s === 'identities' && part.identities && Array.isArray(v)) {
+      const names = part.identities;
+      v = v.filter((i: unknown) => isPlainObject(i) && typeof i.name === 'string' && names.includes(i.name));
+    }
+    pruned[s] = v;
+  }
   const envErrors: Problem[] = [];
-  const substituted = substituteTree(data, [], env, envErrors) as Record<string, unknown>;
-
-  // 3. version first: a different version means the rest cannot be judged
-  const versionEnvError = envErrors.find((p) => p.path.length === 1 && p.path[0] === 'version');
-  if (versionEnvError) throw new ConfigError(file, 'version', versionEnvError.message);
-  if (!('version' in substituted)) throw new ConfigError(file, 'version', 'required (this Warden reads version 1)');
-  const version = substituted.version;
-  if (version !== 1) {
-    const shown = typeof version === 'number' || typeof version === 'string' ? ` ${JSON.stringify(version)}` : '';
-    throw new ConfigError(file, 'version', `unsupported version${shown} (this Warden reads version 1)`);
-  }
-
-  // 4. schema
-  const result = ConfigSchema.safeParse(substituted, { error: issueMessage });
+  const substituted = substituteTree(pruned, [], env, envErrors) as Record<string, unknown>;
+  const versionProblem = checkVersion(substituted, envErrors);
+  if (versionProblem) throw toError(file, versionProblem);
+  const mask: Record<string, true> = { version: true };
+  for (const s of part.sections) mask[s] = true;
+  const schema = ConfigSchema.pick(mask as { version: true });
+  const result = schema.safeParse(substituted, { error: issueMessage });
   const problems: Problem[] = [...envErrors];
   if (!result.success) problems.push(...result.error.issues.map((iss) => issueToProblem(iss, substituted)));
   if (problems.length > 0) {
     const first = firstInDocumentOrder(problems, substituted);
     throw new ConfigError(file, formatKeyPath(first.path), first.message);
   }
+  const raw = { ...partDefaults(), ...(result.data as Partial<RawConfig>) } as RawConfig;
+  const config = normalize(raw, ctx);
+  const out: Record<string, unknown> = { version: 1, source: config.source, hash: config.hash };
+  for (const s of part.sections) if (config[s] !== undefined) out[s] = config[s];
+  out.databaseNames = isPlainObject(whole.databases) ? Object.keys(whole.databases) : [];
+  return out as ConfigPart<K>;
+}
+
+/** The defaults of the sections a partial load leaves out (no databases). */
+function partDefaults(): Omit<RawConfig, 'version'> {
+  const d = ConfigSchema.pick({ listen: true, identities: true, sensitive: true, rules: true, default: true, approvals: true }).parse({});
+  return { ...d, databases: {} };
+}
+
+function readError(path: string, err: unknown): ConfigError {
+  const code = (err as NodeJS.ErrnoException).code;
+  const why =
+    code === 'ENOENT' ? 'no such file' :
+    code === 'EACCES' ? 'permission denied' :
+    code === 'EISDIR' ? 'is a directory' :
+    (code ?? 'read error');
+  return new ConfigError(path, '', `cannot read the configuration file: ${why}`);
+}
+
+function toError(file: string, p: ConfigProblem): ConfigError {
+  return new ConfigError(file, p.path, p.message, p.line !== undefined && p.column !== undefined ? { line: p.line, column: p.column } : undefined);
+}
+
+function parseInternal(text: string, hash: string, source: string, env: NodeJS.ProcessEnv): WardenConfig {
+  const r = parseStaged(text, hash, source, env, { groups: false });
+  if ('config' in r) return r.config;
+  throw toError(source, r.problems[0]);
+}
+
+/** YAML text → its top-level mapping, or the one problem that stops everything. */
+function parseYaml(text: string): { ok: true; data: Record<string, unknown> } | { ok: false; problem: ConfigProblem } {
+  const doc = parseDocument(text.replace(/^\uFEFF/, ''), { uniqueKeys: true, prettyErrors: true });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0];
+    const pos = e.linePos?.[0];
+    const what = e.message.split('\n')[0].replace(/\s*at line \d+, column \d+:?\s*$/, '');
+    return { ok: false, problem: { path: '', message: `YAML syntax error: ${what}`, ...(pos ? { line: pos.line, column: pos.col } : {}) } };
+  }
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    return { ok: false, problem: { path: '', message: `YAML error: ${(err as Error).message.split('\n')[0]}` } };
+  }
+  if (data === null || data === undefined) {
+    return { ok: false, problem: { path: '', message: 'the file is empty (expected a mapping starting with version: 1)' } };
+  }
+  if (!isPlainObject(data)) {
+    return { ok: false, problem: { path: '', message: `expected a mapping at the top level, got ${describeType(data)}` } };
+  }
+  return { ok: true, data };
+}
+
+/** `version` first: a different version means the rest cannot be judged. */
+function checkVersion(substituted: Record<string, unknown>, envErrors: readonly Problem[]): ConfigProblem | undefined {
+  const versionEnvError = envErrors.find((p) => p.path.length === 1 && p.path[0] === 'version');
+  if (versionEnvError) return { path: 'version', message: versionEnvError.message };
+  if (!('version' in substituted)) return { path: 'version', message: 'required (this Warden reads version 1)' };
+  const version = substituted.version;
+  if (version !== 1) {
+    const shown = typeof version === 'number' || typeof version === 'string' ? ` ${JSON.stringify(version)}` : '';
+    return { path: 'version', message: `unsupported version${shown} (this Warden reads version 1)` };
+  }
+  return undefined;
+}
+
+/** Every problem of a configuration text, in document order; or the loaded configuration. */
+function parseStaged(
+  text: string,
+  hash: string,
+  source: string,
+  env: NodeJS.ProcessEnv,
+  o: { groups: boolean },
+): { config: WardenConfig } | { problems: ConfigProblem[] } {
+  const file = source;
+  const absSource = isPseudoSource(source) ? source : resolve(source);
+  const baseDir = isPseudoSource(source) ? process.cwd() : dirname(absSource);
+
+  // 1. YAML
+  const parsed = parseYaml(text);
+  if (!parsed.ok) return { problems: [parsed.problem] };
+  const data = parsed.data;
+
+  // 2. ${NAME} substitution on string scalars
+  const envErrors: Problem[] = [];
+  const substituted = substituteTree(data, [], env, envErrors) as Record<string, unknown>;
+
+  // 3. version first: a different version means the rest cannot be judged
+  const versionProblem = checkVersion(substituted, envErrors);
+  if (versionProblem) return { problems: [versionProblem] };
+
+  // 4. schema, and groups nobody is in
+  const result = ConfigSchema.safeParse(substituted, { error: issueMessage });
+  const problems: Problem[] = [...envErrors];
+  if (!result.success) {
+    // A key whose variable is not set has that problem, not the schema's complaint about `${NAME}`.
+    const envPaths = new Set(envErrors.map((p) => formatKeyPath(p.path)));
+    for (const p of result.error.issues.map((iss) => issueToProblem(iss, substituted))) {
+      if (!envPaths.has(formatKeyPath(p.path))) problems.push(p);
+    }
+  }
+  // A group nobody is in, unless the key holding it already has a problem of its own.
+  const isPrefix = (a: readonly PathSegment[], b: readonly PathSegment[]): boolean => a.length <= b.length && a.every((x, i) => x === b[i]);
+  const other = [...problems];
+  if (o.groups) problems.push(...unknownGroups(substituted).filter((g) => !other.some((p) => isPrefix(p.path, g.path) || isPrefix(g.path, p.path))));
+  if (problems.length > 0) return { problems: sortInDocumentOrder(problems, substituted).map((p) => ({ path: formatKeyPath(p.path), message: p.message })) };
 
   // 5. normalize
-  return normalize(result.data as RawConfig, { file, absSource, baseDir, hash });
+  try {
+    return { config: normalize(result.data as RawConfig, { file, absSource, baseDir, hash }) };
+  } catch (err) {
+    if (err instanceof ConfigError) return { problems: [{ path: err.key, message: err.problem }] };
+    throw err;
+  }
+}
+
+/**
+ * Groups that approve statements (`rules[].approvers.groups`) or use the admin API
+ * (`admin.auditors`, `admin.operators`) must be some identity's: those people approve and
+ * operate as configured identities, so a group nobody is in is a typo or a rule nobody can
+ * satisfy (it fails closed: nothing it holds can be approved). `config check` reports them as
+ * errors; `warden start` logs them as warnings (see {@link unknownGroupProblems}).
+ */
+export function unknownGroupProblems(config: WardenConfig): ConfigProblem[] {
+  return unknownGroups(config as unknown as Record<string, unknown>).map((p) => ({ path: formatKeyPath(p.path), message: p.message }));
+}
+
+function unknownGroups(data: Record<string, unknown>): Problem[] {
+  const have = new Set<string>();
+  if (Array.isArray(data.identities)) {
+    for (const i of data.identities) if (isPlainObject(i) && Array.isArray(i.groups)) for (const g of i.groups) if (typeof g === 'string') have.add(g);
+  }
+  const known = have.size > 0 ? `groups identities are in: ${[...have].sort().join(', ')}` : 'no identity is in any group';
+  const out: Problem[] = [];
+  const check = (list: unknown, path: PathSegment[], what: string): void => {
+    const items = typeof list === 'string' ? [list] : Array.isArray(list) ? list : [];
+    items.forEach((g, i) => {
+      if (typeof g !== 'string' || g === '' || have.has(g)) return;
+      out.push({ path: typeof list === 'string' ? path : [...path, i], message: `no identity is in group "${g}", so ${what} (${known})` });
+    });
+  };
+  if (isPlainObject(data.admin)) {
+    check(data.admin.auditors, ['admin', 'auditors'], 'nobody can read the audit log through the admin API as it');
+    check(data.admin.operators, ['admin', 'operators'], 'nobody can operate Warden through the admin API as it');
+  }
+  if (Array.isArray(data.rules)) {
+    data.rules.forEach((r, i) => {
+      if (isPlainObject(r) && isPlainObject(r.approvers)) check(r.approvers.groups, ['rules', i, 'approvers', 'groups'], 'nobody can approve what this rule holds as it');
+    });
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -336,6 +528,10 @@ function documentOrderKey(data: unknown, path: readonly PathSegment[]): number[]
 }
 
 function firstInDocumentOrder(problems: Problem[], data: unknown): Problem {
+  return sortInDocumentOrder(problems, data)[0];
+}
+
+function sortInDocumentOrder(problems: Problem[], data: unknown): Problem[] {
   const keyed = problems.map((p, i) => ({ p, i, k: documentOrderKey(data, p.path) }));
   keyed.sort((a, b) => {
     const n = Math.min(a.k.length, b.k.length);
@@ -344,7 +540,7 @@ function firstInDocumentOrder(problems: Problem[], data: unknown): Problem {
     // (environment problems come before schema problems they cause).
     return b.k.length - a.k.length || a.i - b.i;
   });
-  return keyed[0].p;
+  return keyed.map((x) => x.p);
 }
 
 // ---------------------------------------------------------------------------------------------
