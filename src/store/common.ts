@@ -7,7 +7,7 @@
  * Times are stored as `Date.prototype.toISOString()` text (normalized on
  * write), so they compare and sort correctly as plain strings.
  */
-import type { ApprovalDecision, ApprovalRequest, ApprovalStatus, GrantRecord, NewApprovalRequest, TokenRecord } from './types.js';
+import type { ApprovalDecision, ApprovalRequest, ApprovalStatus, GrantRecord, NewApprovalRequest, SuspensionRecord, TokenRecord } from './types.js';
 
 export const STATE_SCHEMA_VERSION = 1;
 
@@ -440,4 +440,16 @@ export class RequestWatchers {
     this.#timer = undefined;
     this.#entries.clear();
   }
+}
+
+/** A row of the suspensions table (both stores). */
+export interface SuspensionRow {
+  identity: string;
+  reason: string;
+  suspended_by: string;
+  suspended_at: string;
+}
+
+export function toSuspension(r: SuspensionRow): SuspensionRecord {
+  return { identity: r.identity, reason: r.reason, suspendedBy: r.suspended_by, suspendedAt: r.suspended_at };
 }

@@ -41,13 +41,24 @@ import {
   requestValues,
   toGrant,
   toRequest,
+  toSuspension,
   toToken,
   tokenValues,
   type GrantRow,
   type RequestRow,
+  type SuspensionRow,
   type TokenRow,
 } from './common.js';
-import type { ApprovalDecision, ApprovalRequest, ApprovalStatus, GrantRecord, NewApprovalRequest, StateStore, TokenRecord } from './types.js';
+import type {
+  ApprovalDecision,
+  ApprovalRequest,
+  ApprovalStatus,
+  GrantRecord,
+  NewApprovalRequest,
+  StateStore,
+  SuspensionRecord,
+  TokenRecord,
+} from './types.js';
 import { parsePgUrl, type PgUrlInfo } from '../util/pg-url.js';
 
 export interface PostgresStateOptions {
@@ -158,7 +169,18 @@ CREATE TABLE IF NOT EXISTS ${s}.grants (
 );
 CREATE INDEX IF NOT EXISTS grants_identity_expiry ON ${s}.grants (identity, expires_at);
 CREATE INDEX IF NOT EXISTS grants_expiry ON ${s}.grants (expires_at);
-CREATE INDEX IF NOT EXISTS grants_created ON ${s}.grants (created_at);`;
+CREATE INDEX IF NOT EXISTS grants_created ON ${s}.grants (created_at);
+${suspensionsSql(s)}`;
+}
+
+/** Added after version 1 was released: created by schemaSql, and on its own in a schema that predates it. */
+function suspensionsSql(s: string): string {
+  return `CREATE TABLE IF NOT EXISTS ${s}.suspensions (
+  identity text COLLATE "C" PRIMARY KEY,
+  reason text NOT NULL,
+  suspended_by text NOT NULL,
+  suspended_at text COLLATE "C" NOT NULL
+);`;
 }
 
 const cols = (names: readonly string[]): string => names.map((c) => `"${c}"`).join(', ');
@@ -227,6 +249,12 @@ class PostgresStateStore implements StateStore {
               );
             }
           }
+        }
+        const t = await c.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [`${this.#s}.suspensions`]);
+        if (t.rows[0]?.t == null) {
+          // A schema of version 1 made before suspensions existed: the table is added (no version change).
+          await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`warden state schema ${this.#schema}`]);
+          await c.query(suspensionsSql(this.#s));
         }
         await c.query('COMMIT');
       } catch (err) {
@@ -474,6 +502,28 @@ class PostgresStateStore implements StateStore {
   }
 
   /* Watching ------------------------------------------------------------------------------- */
+
+  /* Suspensions ---------------------------------------------------------------------------- */
+
+  async putSuspension(x: SuspensionRecord): Promise<SuspensionRecord> {
+    await this.#query(
+      'putSuspension',
+      `INSERT INTO ${this.#s}.suspensions (identity, reason, suspended_by, suspended_at) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (identity) DO UPDATE SET reason = EXCLUDED.reason, suspended_by = EXCLUDED.suspended_by, suspended_at = EXCLUDED.suspended_at`,
+      [x.identity, x.reason, x.suspendedBy, isoTime(x.suspendedAt, 'suspension')],
+    );
+    return x;
+  }
+
+  async deleteSuspension(identity: string): Promise<SuspensionRecord | null> {
+    const r = await this.#query<SuspensionRow>('deleteSuspension', `DELETE FROM ${this.#s}.suspensions WHERE identity = $1 RETURNING *`, [identity]);
+    return r.rows[0] ? toSuspension(r.rows[0]) : null;
+  }
+
+  async listSuspensions(): Promise<SuspensionRecord[]> {
+    const r = await this.#query<SuspensionRow>('listSuspensions', `SELECT * FROM ${this.#s}.suspensions ORDER BY identity`);
+    return r.rows.map(toSuspension);
+  }
 
   async #versionsOf(ids: readonly string[]): Promise<Map<string, number>> {
     const r = await this.#query<{ id: string; version: number }>(

@@ -41,14 +41,25 @@ import {
   toDecision,
   toGrant,
   toRequest,
+  toSuspension,
   toToken,
   tokenValues,
   type DecisionRow,
   type GrantRow,
   type RequestRow,
+  type SuspensionRow,
   type TokenRow,
 } from './common.js';
-import type { ApprovalDecision, ApprovalRequest, ApprovalStatus, GrantRecord, NewApprovalRequest, StateStore, TokenRecord } from './types.js';
+import type {
+  ApprovalDecision,
+  ApprovalRequest,
+  ApprovalStatus,
+  GrantRecord,
+  NewApprovalRequest,
+  StateStore,
+  SuspensionRecord,
+  TokenRecord,
+} from './types.js';
 
 const POLL_MS = 250;
 
@@ -117,6 +128,12 @@ CREATE TABLE IF NOT EXISTS grants (
 CREATE INDEX IF NOT EXISTS grants_identity_expiry ON grants (identity, expires_at);
 CREATE INDEX IF NOT EXISTS grants_expiry ON grants (expires_at);
 CREATE INDEX IF NOT EXISTS grants_created ON grants (created_at);
+CREATE TABLE IF NOT EXISTS suspensions (
+  identity TEXT PRIMARY KEY,
+  reason TEXT NOT NULL,
+  suspended_by TEXT NOT NULL,
+  suspended_at TEXT NOT NULL
+);
 `;
 
 const cols = (names: readonly string[]): string => names.map((c) => `"${c}"`).join(', ');
@@ -408,6 +425,31 @@ class SqliteStateStore implements StateStore {
 
   revokeGrant(id: string, at: string): Promise<boolean> {
     return this.#do('revokeGrant', () => this.#revokeGrant.run(isoTime(at, 'revocation'), id).changes === 1);
+  }
+
+  /* Suspensions ---------------------------------------------------------------------------- */
+
+  putSuspension(x: SuspensionRecord): Promise<SuspensionRecord> {
+    return this.#do('putSuspension', () => {
+      this.#db
+        .prepare(
+          `INSERT INTO suspensions (identity, reason, suspended_by, suspended_at) VALUES (?, ?, ?, ?)
+           ON CONFLICT (identity) DO UPDATE SET reason = excluded.reason, suspended_by = excluded.suspended_by, suspended_at = excluded.suspended_at`,
+        )
+        .run(x.identity, x.reason, x.suspendedBy, isoTime(x.suspendedAt, 'suspension'));
+      return x;
+    });
+  }
+
+  deleteSuspension(identity: string): Promise<SuspensionRecord | null> {
+    return this.#do('deleteSuspension', () => {
+      const row = this.#db.prepare('DELETE FROM suspensions WHERE identity = ? RETURNING *').get(identity) as SuspensionRow | undefined;
+      return row ? toSuspension(row) : null;
+    });
+  }
+
+  listSuspensions(): Promise<SuspensionRecord[]> {
+    return this.#do('listSuspensions', () => (this.#db.prepare('SELECT * FROM suspensions ORDER BY identity').all() as SuspensionRow[]).map(toSuspension));
   }
 
   /* Watching ------------------------------------------------------------------------------- */

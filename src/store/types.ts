@@ -75,6 +75,15 @@ export interface GrantRecord {
   readonly revokedAt?: string;
 }
 
+/** An identity an operator suspended: its sessions end and its logins are refused until it is resumed. */
+export interface SuspensionRecord {
+  readonly identity: string;
+  readonly reason: string;
+  /** Who suspended it (an operator's identity, or `limits` for issue 20's on_exceed). */
+  readonly suspendedBy: string;
+  readonly suspendedAt: string;
+}
+
 export interface NewApprovalRequest extends Omit<ApprovalRequest, 'status' | 'decisions' | 'decidedAt'> {}
 
 export interface StateStore {
@@ -109,6 +118,14 @@ export interface StateStore {
   activeGrants(identity: string, now: string): Promise<GrantRecord[]>;
   listGrants(o?: { all?: boolean }): Promise<GrantRecord[]>;
   revokeGrant(id: string, at: string): Promise<boolean>;
+
+  // Suspensions (one row per suspended identity; resuming deletes it)
+  /** Suspends (or re-suspends with a new reason); returns the record as stored. */
+  putSuspension(s: SuspensionRecord): Promise<SuspensionRecord>;
+  /** Lifts a suspension; returns what was lifted, or null when the identity was not suspended. */
+  deleteSuspension(identity: string): Promise<SuspensionRecord | null>;
+  /** Every current suspension (a small table: read whole by each instance's poll). */
+  listSuspensions(): Promise<SuspensionRecord[]>;
 
   /**
    * Calls `onChange` after the request changes (a decision, a status), whichever

@@ -109,6 +109,21 @@ export function stateStoreContract(open: () => Promise<StorePair>): void {
     }
   });
 
+  it('suspensions: put (again: replaced), seen by the other instance, deleted once', async () => {
+    const { a, b } = await pair();
+    expect(await b.listSuspensions()).toEqual([]);
+    const s1 = { identity: 'mallory', reason: 'dumping tables', suspendedBy: 'olga', suspendedAt: iso(Date.now() - HOUR) };
+    expect(await a.putSuspension(s1)).toEqual(s1);
+    await a.putSuspension({ identity: 'bob', reason: 'r', suspendedBy: 'olga', suspendedAt: iso(Date.now()) });
+    expect((await b.listSuspensions()).map((s) => s.identity)).toEqual(['bob', 'mallory']);
+    const s2 = { ...s1, reason: 'still dumping', suspendedBy: 'pat', suspendedAt: iso(Date.now()) };
+    await b.putSuspension(s2);
+    expect((await a.listSuspensions()).find((s) => s.identity === 'mallory')).toEqual(s2);
+    expect(await a.deleteSuspension('mallory')).toEqual(s2);
+    expect(await b.deleteSuspension('mallory')).toBeNull();
+    expect((await b.listSuspensions()).map((s) => s.identity)).toEqual(['bob']);
+  });
+
   it('tokens: put, get, list newest first (all includes expired and revoked), revoke once', async () => {
     const { a, b } = await pair();
     const now = Date.now();
