@@ -6,8 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { ConfigError, loadConfig } from '../config/load.js';
-import type { WardenConfig } from '../config/types.js';
+import { checkConfig, ConfigError, unknownGroupProblems } from '../config/load.js';
 import { createLogger, LOG_LEVELS } from '../log/logger.js';
 import { startWarden, UnsupportedConfigError } from '../app.js';
 import type { LevelWithSilent } from 'pino';
@@ -19,7 +18,7 @@ import { createCodeCatalog, mayRunCode } from '../governance/code-catalog.js';
 import { silentLogger } from '../log/logger.js';
 import { formatScramVerifier, makeScramVerifier } from '../auth/index.js';
 import { startDemo } from '../demo/demo.js';
-import { CliError, configOption, DEFAULT_CONFIG, load, out } from './common.js';
+import { CliError, configOption, configPath, DEFAULT_CONFIG, load, out } from './common.js';
 import { registerAuditCommands } from './audit-commands.js';
 import { starterConfig } from './init-template.js';
 import { registerApprovalCommands } from './approvals-commands.js';
@@ -62,9 +61,16 @@ async function runDemo(level: LevelWithSilent, ports: { port?: number; adminPort
   process.on('SIGTERM', stop);
 }
 
+/** The version in package.json (two levels up from src/cli/ and from dist/cli/). */
+export function wardenVersion(): string {
+  const pkg = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+  return pkg.version ?? 'unknown';
+}
+
 export function buildCli(): Command {
   const program = new Command('warden')
     .description('Identity-aware governance proxy for PostgreSQL')
+    .version(wardenVersion(), '-V, --version', 'print the version')
     .showHelpAfterError()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
@@ -87,6 +93,7 @@ export function buildCli(): Command {
         config = { ...config, admin: { ...config.admin, port: o.adminPort } };
       }
       const log = createLogger(o.logLevel);
+      for (const p of unknownGroupProblems(config)) log.warn({ key: p.path }, `${config.source}: ${p.path}: ${p.message}`);
       let warden;
       try {
         warden = await startWarden({ config, log });
@@ -115,12 +122,21 @@ export function buildCli(): Command {
   const config = program.command('config').description('inspect the configuration');
   config
     .command('check')
-    .description('validate the configuration file')
+    .description('validate the configuration file: lists every problem (exit status 2 if there is any)')
     .addOption(configOption())
-    .option('--json', 'machine-readable output')
+    .option('--json', 'machine-readable output: {ok, source, hash, problems: [{path, message}]}')
     .action((o: { config?: string; json?: boolean }) => {
-      const c = load(o.config);
-      out(o.json, { ok: true, source: c.source, hash: c.hash }, () => `${c.source}: ok (sha256 ${c.hash})`);
+      const r = checkConfig(configPath(o.config));
+      const ok = r.problems.length === 0;
+      out(o.json, { ok, source: r.source, ...(r.hash ? { hash: r.hash } : {}), problems: r.problems }, () =>
+        ok
+          ? `${r.source}: ok (sha256 ${r.hash})`
+          : [
+              `${r.source}: ${r.problems.length} problem${r.problems.length === 1 ? '' : 's'}`,
+              ...r.problems.map((p) => `  ${p.line !== undefined ? `line ${p.line}:${p.column}: ` : ''}${p.path ? `${p.path}: ` : ''}${p.message}`),
+            ].join('\n'),
+      );
+      if (!ok) process.exitCode = 2;
     });
 
   const databases = program.command('databases').description('the databases clients can name');

@@ -3,11 +3,14 @@
  * store of the config (`state.store`). The token is printed once, alone on the
  * last line of stdout; only its SCRAM verifier is stored. Issuing and revoking
  * are audit events, written to the audit store on the CLI's own chain
- * (`cli@<host>`), so the running Warden's chain is never forked.
+ * (`cli@<host>`), so the running Warden's chain is never forked. Only the
+ * sections they use are read from the config (state, audit, and for issue the
+ * one identity: its password or verifier salts the token's verifier).
  */
 import { hostname } from 'node:os';
 import { Command } from 'commander';
 import type { WardenConfig } from '../config/types.js';
+import { loadConfigPart } from '../config/load.js';
 import { parseDuration } from '../config/schema.js';
 import { openStateStore } from '../store/open.js';
 import type { StateStore, TokenRecord } from '../store/types.js';
@@ -15,9 +18,16 @@ import { issueToken, MAX_TOKEN_TTL_MS } from '../governance/tokens.js';
 import { AuditLog, type AuditData } from '../audit/log.js';
 import { openAuditStore } from '../audit/open.js';
 import { silentLogger } from '../log/logger.js';
-import { CliError, configOption, load, out } from './common.js';
+import { CliError, configOption, configPath, out } from './common.js';
 
-async function stateOf(config: WardenConfig): Promise<StateStore> {
+type StoresPart = Pick<WardenConfig, 'source' | 'state' | 'audit'>;
+
+/** The state and audit sections of the config, alone. */
+function storesOf(file: string | undefined): StoresPart {
+  return loadConfigPart(configPath(file), { sections: ['state', 'audit'] });
+}
+
+async function stateOf(config: StoresPart): Promise<StateStore> {
   if (!config.state) throw new CliError(`${config.source}: state: not configured — tokens are kept in the state store (state: { store: sqlite:./warden-state.db })`, 2);
   try {
     return await openStateStore(config.state.store);
@@ -27,7 +37,7 @@ async function stateOf(config: WardenConfig): Promise<StateStore> {
 }
 
 /** Records an event on the CLI's own chain of the configured audit store (if any). */
-async function auditEvent(config: WardenConfig, type: string, data: AuditData): Promise<void> {
+async function auditEvent(config: StoresPart, type: string, data: AuditData): Promise<void> {
   if (!config.audit) return;
   const store = await openAuditStore(config.audit.store, { durability: config.audit.durability });
   const log = await AuditLog.open({ store, instance: `cli@${hostname()}`, onFailure: 'block', log: silentLogger() });
@@ -67,10 +77,10 @@ export function registerTokenCommands(program: Command): void {
     .option('--scope <database>', 'only for this database')
     .option('--json', 'machine-readable output (the token is in it)')
     .action(async (o: { config?: string; identity: string; ttl: string; onBehalfOf?: string; scope?: string; json?: boolean }) => {
-      const config = load(o.config);
+      const config = loadConfigPart(configPath(o.config), { sections: ['identities', 'state', 'audit'], identities: [o.identity] });
       const identity = config.identities.find((i) => i.name === o.identity);
       if (!identity) throw new CliError(`no identity named "${o.identity}" in ${config.source}`, 1);
-      if (o.scope !== undefined && !Object.hasOwn(config.databases, o.scope)) throw new CliError(`--scope: no database named "${o.scope}"`, 2);
+      if (o.scope !== undefined && !config.databaseNames.includes(o.scope)) throw new CliError(`--scope: no database named "${o.scope}"`, 2);
       const ttlMs = ttlOf(o.ttl);
       const store = await stateOf(config);
       try {
@@ -94,7 +104,7 @@ export function registerTokenCommands(program: Command): void {
     .option('--all', 'include expired and revoked tokens')
     .option('--json', 'machine-readable output')
     .action(async (o: { config?: string; identity?: string; all?: boolean; json?: boolean }) => {
-      const store = await stateOf(load(o.config));
+      const store = await stateOf(storesOf(o.config));
       try {
         const tokens = await store.listTokens({ identity: o.identity, all: o.all });
         const now = Date.now();
@@ -111,7 +121,7 @@ export function registerTokenCommands(program: Command): void {
     .description('revoke a token: new logins fail, and its sessions end at their next statement')
     .addOption(configOption())
     .action(async (id: string, o: { config?: string }) => {
-      const config = load(o.config);
+      const config = storesOf(o.config);
       const store = await stateOf(config);
       try {
         if (!(await store.revokeToken(id, new Date().toISOString()))) throw new CliError(`no token ${id} to revoke (unknown or already revoked)`, 1);
