@@ -1,7 +1,8 @@
 /**
- * The admin HTTP listener (fastify): /healthz and /metrics (open: no secrets in
- * them), and the authenticated API under /api/v1 — today the audit log for
- * members of `admin.auditors`; approvals and the web console build on it.
+ * The admin HTTP listener (fastify): `/healthz` (alive), `/readyz` (ready to
+ * serve: readiness.ts) and `/metrics` (Prometheus: metrics.ts) — open, no
+ * secrets in them — and the authenticated API under /api/v1: the audit log for
+ * members of `admin.auditors`, approvals.
  */
 import fs from 'node:fs';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -12,14 +13,24 @@ import type { AdminAuthenticator } from './auth.js';
 import { registerAuditRoutes } from './audit-routes.js';
 import { registerApprovalRoutes } from './approval-routes.js';
 import type { ApprovalService } from '../governance/approvals.js';
-import { Registry, Gauge, collectDefaultMetrics } from 'prom-client';
+import { createMetricsRegistry, type StatementMetrics } from './metrics.js';
+import { Readiness, type ReloadStatus } from './readiness.js';
+import type { DatabaseConfig } from '../config/types.js';
 import type { AdminConfig } from '../config/types.js';
-import type { Logger } from '../log/logger.js';
+import { silentLogger, type Logger } from '../log/logger.js';
+
+const silent = silentLogger();
 
 export interface AdminSources {
   sessions(): number;
   statements(): { decided: number; refused: number };
   analysisCache(): { hits: number; misses: number; size: number };
+  /** Client connections by state (metrics). */
+  connections?(): Readonly<Record<string, number>>;
+  /** The databases whose upstreams `/readyz` probes (default: none). */
+  databases?(): readonly DatabaseConfig[];
+  /** The latest configuration reload: a failed one makes `/readyz` answer 503. */
+  reload?(): ReloadStatus | undefined;
 }
 
 export interface AdminServices {
@@ -28,6 +39,11 @@ export interface AdminServices {
   audit?: AuditLog;
   /** Groups allowed to read the audit log. */
   auditors?: readonly string[];
+  /** Statement counters and timers the statement path fills (metrics). */
+  statementMetrics?: StatementMetrics;
+  /** Overrides the readiness checks (tests); default: built from the sources, probing each database. */
+  readiness?: Readiness;
+  log?: Logger;
 }
 
 declare module 'fastify' {
@@ -43,43 +59,43 @@ export interface AdminServer {
 }
 
 export function buildAdmin(sources: AdminSources, services: AdminServices = {}, https?: { cert: Buffer; key: Buffer }): FastifyInstance {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'warden_process_' });
-  const gauge = (name: string, help: string, read: () => number): void => {
-    new Gauge({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.set(read());
-      },
+  const audit = services.audit;
+  const readiness =
+    services.readiness ??
+    new Readiness({
+      databases: () => sources.databases?.() ?? [],
+      audit,
+      reload: sources.reload ? () => sources.reload!() : undefined,
+      log: services.log ?? silent,
     });
-  };
-  gauge('warden_sessions', 'Client sessions currently relayed', () => sources.sessions());
-  gauge('warden_statements_decided_total', 'Statements decided by the policy since start', () => sources.statements().decided);
-  gauge('warden_statements_refused_total', 'Statements refused since start', () => sources.statements().refused);
-  gauge('warden_analysis_cache_hits_total', 'Statement analyses served from the cache', () => sources.analysisCache().hits);
-  gauge('warden_analysis_cache_misses_total', 'Statements parsed and analysed', () => sources.analysisCache().misses);
-  gauge('warden_analysis_cache_entries', 'Analyses held in the cache', () => sources.analysisCache().size);
-
-  if (services.audit) {
-    const audit = services.audit;
-    gauge('warden_audit_records_written_total', 'Audit records durably written', () => audit.stats.written);
-    gauge('warden_audit_batches_total', 'Audit group commits', () => audit.stats.batches);
-    gauge('warden_audit_write_failures_total', 'Audit writes that failed', () => audit.stats.failures);
-    gauge('warden_audit_records_lost_total', 'Audit records dropped because the backlog was full', () => audit.stats.lost);
-    gauge('warden_audit_backlog', 'Audit records waiting to be written', () => audit.stats.backlog);
-    gauge('warden_audit_healthy', '1 when the audit store accepts writes', () => (audit.stats.healthy ? 1 : 0));
-    const witness = witnessesOf(audit.store);
-    if (witness) {
-      gauge('warden_audit_witness_published_total', 'Checkpoints written to a witness (one per witness)', () => witness.stats.published);
-      gauge('warden_audit_witness_failures_total', 'Checkpoints a witness did not get (one per witness; see the log)', () => witness.stats.failures);
-    }
-  }
+  const registry = createMetricsRegistry({
+    sessions: () => sources.sessions(),
+    statements: () => sources.statements(),
+    analysisCache: () => sources.analysisCache(),
+    connections: sources.connections ? () => sources.connections!() : undefined,
+    approvalsPending: services.approvals ? () => services.approvals!.pending() : undefined,
+    statementMetrics: services.statementMetrics,
+    audit,
+    witness: audit ? witnessesOf(audit.store) : undefined,
+    ready: () => readiness.current(),
+  });
 
   // One type for both: the routes do not depend on the transport.
   const app = (https ? Fastify({ logger: false, https }) : Fastify({ logger: false })) as unknown as FastifyInstance;
-  app.get('/healthz', async () => ({ status: 'ok', sessions: sources.sessions(), audit: services.audit ? (services.audit.stats.healthy ? 'ok' : 'failing') : undefined }));
+  // Alive: 200 while the process serves HTTP at all (a liveness probe restarts it otherwise).
+  app.get('/healthz', async () => ({ status: 'ok', sessions: sources.sessions(), audit: audit ? (audit.stats.healthy ? 'ok' : 'failing') : undefined }));
+  // Ready: 503 with the failing checks while an upstream cannot be reached or logged into, the
+  // audit cannot write under on_failure: block, or the latest reload failed.
+  app.get('/readyz', async (_req, reply) => {
+    const r = await readiness.check();
+    const failing = r.checks.filter((c) => !c.ok);
+    return reply
+      .code(r.ready ? 200 : 503)
+      .header('cache-control', 'no-store')
+      .send({ status: r.ready ? 'ready' : 'unavailable', ...(r.ready ? {} : { reasons: failing.map((c) => c.reason ?? c.check) }), checks: r.checks });
+  });
+  app.addHook('onReady', async () => readiness.start());
+  app.addHook('onClose', async () => readiness.close());
 
   app.register(async (api) => {
     api.addHook('onRequest', async (req: FastifyRequest, reply) => {
@@ -117,7 +133,7 @@ export function buildAdmin(sources: AdminSources, services: AdminServices = {}, 
 
 export async function startAdmin(cfg: AdminConfig, sources: AdminSources, log: Logger, services: AdminServices = {}): Promise<AdminServer> {
   const https = cfg.tls ? { cert: fs.readFileSync(cfg.tls.cert), key: fs.readFileSync(cfg.tls.key) } : undefined;
-  const app = buildAdmin(sources, { ...services, auditors: services.auditors ?? cfg.auditors }, https);
+  const app = buildAdmin(sources, { ...services, auditors: services.auditors ?? cfg.auditors, log: services.log ?? log }, https);
   await app.listen({ host: cfg.host, port: cfg.port });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : cfg.port;

@@ -32,6 +32,7 @@ import { openAuditStore } from './open.js';
 import type { AuditSink } from './sinks.js';
 import { createSinks } from './sinks.js';
 import { createWitnesses, type WitnessSet } from './witness.js';
+import { AUDIT_WRITE_BUCKETS, FixedHistogram } from '../util/histogram.js';
 
 /** Records kept in memory while the store fails. */
 export const MAX_BACKLOG = 100_000;
@@ -83,6 +84,8 @@ export interface AuditStats {
   backlog: number;
   healthy: boolean;
   lastError?: string;
+  /** Seconds for records to become durable: a batch written (and synced), or a turn's records under one fdatasync (metrics). */
+  readonly writeSeconds: FixedHistogram;
 }
 
 export class AuditLog {
@@ -104,7 +107,7 @@ export class AuditLog {
   #checkpointTimer: NodeJS.Timeout | null = null;
   #retentionTimer: NodeJS.Timeout | null = null;
   readonly #o: AuditLogOptions;
-  readonly stats: AuditStats = { written: 0, batches: 0, failures: 0, lost: 0, backlog: 0, healthy: true };
+  readonly stats: AuditStats = { written: 0, batches: 0, failures: 0, lost: 0, backlog: 0, healthy: true, writeSeconds: new FixedHistogram(AUDIT_WRITE_BUCKETS) };
 
   private constructor(o: AuditLogOptions, head: ChainHead | null) {
     this.#o = o;
@@ -243,6 +246,7 @@ export class AuditLog {
       // The journal (sqlite): written now, durable (at fsync) once a shared fdatasync covers it,
       // no waiting here. Other stores: committed before the next batch is formed.
       const direct = this.#direct;
+      const t0 = performance.now();
       try {
         if (direct) {
           let text = '';
@@ -266,12 +270,16 @@ export class AuditLog {
       this.#written(records);
       const durable = direct?.durable() ?? null;
       if (!durable) {
+        this.stats.writeSeconds.observe((performance.now() - t0) / 1000);
         this.#durable(batch, records);
         continue;
       }
       this.#pendingDurable = durable;
       durable.then(
-        () => this.#durable(batch, records),
+        () => {
+          this.stats.writeSeconds.observe((performance.now() - t0) / 1000);
+          this.#durable(batch, records);
+        },
         (err: Error) => {
           this.#syncFailed(err);
           for (const e of batch) {
@@ -356,6 +364,7 @@ export class AuditLog {
     if (dataJson === null) return null;
     const before = this.#chain.head;
     const rec = this.#chain.seal(type, dataJson, new Date().toISOString());
+    const t0 = performance.now();
     try {
       direct.write(rec.line);
     } catch (err) {
@@ -366,6 +375,7 @@ export class AuditLog {
     this.#written([rec]);
     const durable = direct.durable();
     if (!durable) {
+      this.stats.writeSeconds.observe((performance.now() - t0) / 1000);
       this.#durable(null, [rec]);
       return { seq: rec.seq, durable: null };
     }
@@ -374,7 +384,11 @@ export class AuditLog {
     if (!group || group.durable !== durable) {
       const records: SealedRecord[] = [];
       const done = durable.then(
-        () => this.#durable(null, records),
+        () => {
+          // From the turn's first record to its sync.
+          this.stats.writeSeconds.observe((performance.now() - t0) / 1000);
+          this.#durable(null, records);
+        },
         (err: Error) => {
           this.#syncFailed(err);
           throw new AuditUnavailableError(err.message);

@@ -160,7 +160,22 @@ export interface LoginFailure {
   readonly tls: boolean;
 }
 
+/** Takes a statement's duration in seconds (a metrics histogram: plain numbers, no allocation). */
+export interface StatementTimer {
+  observe(seconds: number): void;
+}
+
+/** Where a session's statement times go (see {@link SessionHooks.timers}). */
+export interface StatementTimers {
+  /** From the statement reaching Warden to its forwarding upstream (or its refusal). */
+  readonly overhead: StatementTimer;
+  /** From its forwarding to its completion (the tracker's end of the statement). */
+  readonly upstream: StatementTimer;
+}
+
 export interface SessionHooks {
+  /** The timers of a database's sessions, asked once per session (metrics); absent: nothing is timed. */
+  readonly timers?: (database: DatabaseConfig) => StatementTimers;
   /** Decide each statement. Absent: every statement is forwarded unchanged. */
   readonly statement?: StatementHook;
   /** A session finished its startup and is relaying. */

@@ -59,6 +59,8 @@ export interface ApprovalService {
   decide(id: string, approver: IdentityConfig, decision: 'approve' | 'deny', reason: string, grantMinutes?: number): Promise<ApprovalRequest>;
   grants(all?: boolean): Promise<GrantRecord[]>;
   revokeGrant(id: string, by: IdentityConfig): Promise<void>;
+  /** Requests this instance's sessions are waiting on now (held statements; metrics). */
+  pending(): number;
   close(): Promise<void>;
 }
 
@@ -451,6 +453,8 @@ export function createApprovalService(o: ApprovalServiceOptions): ApprovalServic
       if (!(await store.revokeGrant(id, new Date().toISOString()))) throw new ApprovalError(404, `no active grant ${id}`);
       record('grant.revoked', { identity: by.name, grant: id });
     },
+
+    pending: () => waiters.size,
 
     close: () => store.close(),
   };

@@ -56,6 +56,8 @@ export interface PolicyStep {
 export interface PipelineStats {
   decided: number;
   refused: number;
+  /** Told of every statement ruled (decision null: refused before the policy, its text unreadable): the metrics' counters by label. */
+  ruled?: (s: SessionInfo, decision: Decision | null) => void;
 }
 
 export interface PipelineOptions {
@@ -100,6 +102,7 @@ export function statementPipeline(o: PipelineOptions): SessionHooks {
   const unreadable = (s: SessionInfo, stmt: StatementSource, error: NonNullable<StatementSource['unreadable']>): Verdict | Promise<Verdict> => {
     stats.decided++;
     stats.refused++;
+    stats.ruled?.(s, null);
     log.info({ session: s.id, identity: s.identity.name, code: error.code, message: error.message }, 'statement refused: Warden cannot read it as PostgreSQL will');
     const verdict: Verdict = { action: 'error', error };
     return auditor ? auditor.statement(s, stmt, { ok: false, sql: stmt.sql, error: error.message }, null, verdict) : verdict;
@@ -108,6 +111,7 @@ export function statementPipeline(o: PipelineOptions): SessionHooks {
   /** 2. After the policy: the verdict, then 5. the audit. */
   const ruled = (s: SessionInfo, stmt: StatementSource, r: Ruling): Verdict | Promise<Verdict> => {
     if (mayChangeLexing(r.analysis)) s.lexingMayChange?.();
+    stats.ruled?.(s, r.decision);
     const verdict = verdictOf(s, stmt, r);
     if (!auditor) return verdict;
     return then(verdict, (v) => auditor.statement(s, stmt, r.analysis, r.decision, v));

@@ -21,7 +21,7 @@ import type { StatementAuditor } from './statement-audit.js';
 import type { MaskingService } from './masking.js';
 import type { ApprovalService } from './approvals.js';
 import { localRoutineOf, withLocal, type CodeCatalog, type InvalidationScope, type LocalRoutine, type LocalRoutines } from './code-catalog.js';
-import { statementPipeline, type PolicyStep, type Ruling } from './statement-pipeline.js';
+import { statementPipeline, type PipelineStats, type PolicyStep, type Ruling } from './statement-pipeline.js';
 
 interface PolicySessionState {
   /** The session's search_path; null when unknown (unqualified names then match every schema). */
@@ -67,7 +67,7 @@ function usesTime(m: RuleMatch | undefined): boolean {
 export interface StatementPolicy {
   readonly hooks: SessionHooks;
   /** Counters since start. */
-  readonly stats: { decided: number; refused: number };
+  readonly stats: PipelineStats;
   readonly cache: AnalysisCache;
   readonly policy: CompiledPolicy;
   /** Decide one statement for a session (exposed for `policy explain` and tests); called code is not looked up. */

@@ -28,7 +28,7 @@ import { MessageWriter } from '../../wire/writer.js';
 import { ClientText } from '../../wire/client-text.js';
 import { InternalCollector, RELEASE, ROLLBACK, SAVEPOINT, encodeInternalQuery, type InternalResult } from './internal-query.js';
 import { FORWARD, type SessionHooks, type SessionInfo, type StatementSource, type Verdict } from '../../contract/statement-hooks.js';
-import type { SessionAuth } from '../../contract/statement-hooks.js';
+import type { SessionAuth, StatementTimers } from '../../contract/statement-hooks.js';
 import { CopyViolation, DesyncError, ResponseTracker, StatementRun, type PreparedInfo } from './tracker.js';
 import { ownBytes } from '../transport/fast-io.js';
 import { NativeSocket, consumeSocket, type RelaySocket } from '../transport/native-io.js';
@@ -179,6 +179,9 @@ export class Session implements SessionInfo {
   private closed = false;
   private upstreamFatal = false;
   private readonly onClose: (reason: string) => void;
+  /** Metrics: where statement times go (undefined: nothing is timed), and when the latest statement was forwarded. */
+  private readonly timers: StatementTimers | undefined;
+  private sentAt = 0;
 
   constructor(o: SessionOptions) {
     this.id = o.id;
@@ -196,6 +199,7 @@ export class Session implements SessionInfo {
     this.hooks = o.hooks;
     this.log = o.log;
     this.onClose = o.onClose;
+    this.timers = o.hooks.timers?.(o.database);
     this.pendingClient = o.clientLeftover;
     this.pendingUpstream = o.upstreamLeftover;
     for (const [k, v] of o.parameters) this.tracker.parameters.set(k, v);
@@ -667,19 +671,20 @@ export class Session implements SessionInfo {
    */
   private decide(stmt: StatementSource, buf: Buffer, start: number, end: number, kind: MessageKind = stmt.protocol === 'simple' ? QUERY : BIND): boolean {
     const hook = this.hooks.statement;
+    const t0 = this.timers !== undefined ? performance.now() : 0;
     if (!hook) {
-      this.apply(kind, stmt, buf, start, end, FORWARD);
+      this.apply(kind, stmt, buf, start, end, FORWARD, t0);
       return true;
     }
     let v: Verdict | Promise<Verdict>;
     try {
       v = hook(this, stmt);
     } catch (err) {
-      this.apply(kind, stmt, buf, start, end, this.hookFailure(err));
+      this.apply(kind, stmt, buf, start, end, this.hookFailure(err), t0);
       return true;
     }
     if (!(v instanceof Promise)) {
-      this.apply(kind, stmt, buf, start, end, v);
+      this.apply(kind, stmt, buf, start, end, v, t0);
       return true;
     }
     // The message outlives this read: keep a copy of it. The hook reads the statement's bind
@@ -700,7 +705,7 @@ export class Session implements SessionInfo {
       if (this.closed) return;
       this.waitingForHook = false;
       try {
-        this.apply(kind, stmt, kept, 0, kept.length, verdict);
+        this.apply(kind, stmt, kept, 0, kept.length, verdict, t0);
         if (this.closed) return;
         this.clientFramer.resume();
       } catch (err) {
@@ -722,8 +727,13 @@ export class Session implements SessionInfo {
     };
   }
 
-  /** Carry out the verdict on the statement's message, bytes [start, end) of `buf`. */
-  private apply(kind: MessageKind, stmt: StatementSource, buf: Buffer, start: number, end: number, v: Verdict): void {
+  /** Carry out the verdict on the statement's message, bytes [start, end) of `buf`; `t0`: when it arrived (metrics). */
+  private apply(kind: MessageKind, stmt: StatementSource, buf: Buffer, start: number, end: number, v: Verdict, t0: number): void {
+    const timers = this.timers;
+    if (timers !== undefined) {
+      this.sentAt = performance.now();
+      timers.overhead.observe((this.sentAt - t0) / 1000);
+    }
     if (stmt.protocol === 'simple') this.applyQuery(buf, start, end, v);
     else if (kind === BIND) this.applyBind(buf, start, end, stmt.portal, v);
     else this.applyExecute(buf, start, end, stmt.portal, v);
@@ -736,7 +746,7 @@ export class Session implements SessionInfo {
     }
     if (v.action === 'forward') {
       if (v.durable) this.holdUntil(v.durable);
-      const run = new StatementRun(v.rows, v.onDone);
+      const run = this.timed(new StatementRun(v.rows, v.onDone));
       // The rewriter must see the columns: a hidden Describe of the portal first.
       if (run.rewriter) this.toUpstream.push(encodeDescribePortal(portal));
       this.tracker.executeDecided(run, run.rewriter !== undefined);
@@ -753,7 +763,7 @@ export class Session implements SessionInfo {
     }
     if (v.action === 'forward') {
       if (v.durable) this.holdUntil(v.durable);
-      this.tracker.query(v.rows || v.onDone ? new StatementRun(v.rows, v.onDone) : NO_HOOK_RUN);
+      this.tracker.query(this.timers !== undefined ? this.timed(new StatementRun(v.rows, v.onDone)) : v.rows || v.onDone ? new StatementRun(v.rows, v.onDone) : NO_HOOK_RUN);
       this.toUpstream.pushRange(buf, start, end);
     } else {
       this.refuse(new StatementRun(undefined, v.onDone, v.error), true);
@@ -767,12 +777,21 @@ export class Session implements SessionInfo {
     }
     if (v.action === 'forward') {
       if (v.durable) this.holdUntil(v.durable);
-      this.tracker.bind(portal, v.rows || v.onDone ? new StatementRun(v.rows, v.onDone) : NO_HOOK_RUN);
+      this.tracker.bind(portal, this.timers !== undefined ? this.timed(new StatementRun(v.rows, v.onDone)) : v.rows || v.onDone ? new StatementRun(v.rows, v.onDone) : NO_HOOK_RUN);
       this.toUpstream.pushRange(buf, start, end);
     } else {
       this.tracker.dropPortal(portal);
       this.refuse(new StatementRun(undefined, v.onDone, v.error), false);
     }
+  }
+
+  /** A forwarded statement's run, timed from now to its completion (metrics on). */
+  private timed(run: StatementRun): StatementRun {
+    if (this.timers !== undefined) {
+      run.sentAt = this.sentAt;
+      run.timer = this.timers.upstream;
+    }
+    return run;
   }
 
   /** Send the always-failing Parse instead of a refused statement (plus Sync for a simple query). */

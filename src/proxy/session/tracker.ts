@@ -26,7 +26,7 @@ import {
   type TxStatus,
 } from '../../wire/index.js';
 import type { UnreadableText } from '../../wire/client-text.js';
-import type { ErrorVerdictFields, RowRewriter, StatementOutcome } from '../../contract/statement-hooks.js';
+import type { ErrorVerdictFields, RowRewriter, StatementOutcome, StatementTimer } from '../../contract/statement-hooks.js';
 
 /** One statement's verdict and what happened to it. */
 export class StatementRun {
@@ -35,6 +35,9 @@ export class StatementRun {
   rows = 0;
   error: PgErrorFields | undefined;
   private finished = false;
+  /** Metrics: set when the statement was forwarded (performance.now()); its upstream time is observed at finish. */
+  sentAt = 0;
+  timer: StatementTimer | undefined = undefined;
 
   constructor(
     readonly rewriter: RowRewriter | undefined,
@@ -48,6 +51,7 @@ export class StatementRun {
   finish(): void {
     if (this.finished) return;
     this.finished = true;
+    if (this.timer !== undefined) this.timer.observe((performance.now() - this.sentAt) / 1000);
     this.onDone?.({ tags: this.tags ?? [], rows: this.rows, error: this.error });
   }
 }
