@@ -620,6 +620,7 @@ function normalize(raw: RawConfig, ctx: Context): WardenConfig {
     maxMessageSize: raw.listen.max_message_size,
   };
   if (raw.listen.max_connections !== undefined) listen.maxConnections = raw.listen.max_connections;
+  if (raw.listen.drain_timeout !== undefined) listen.drainTimeoutMs = raw.listen.drain_timeout;
   if (raw.listen.tls) {
     listen.tls = {
       cert: readableFile(ctx, 'listen.tls.cert', raw.listen.tls.cert),

@@ -487,6 +487,8 @@ const ListenSchema = strictObject({
     }),
   /** Client connections at once (handshakes and sessions); default: from the open-file limit. */
   max_connections: z.number().int().min(1).max(10_000_000).optional(),
+  /** On SIGTERM/SIGINT: how long running statements (and open transactions) may finish before their sessions are ended; default 30s. */
+  drain_timeout: durationSchema().optional(),
 });
 
 const AdminSchema = strictObject({

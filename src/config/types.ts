@@ -30,6 +30,11 @@ export interface ListenConfig {
   maxMessageSize: number;
   /** Client connections at once; absent: derived from the open-file limit when Warden starts. */
   maxConnections?: number;
+  /**
+   * On SIGTERM/SIGINT, how long (ms) running statements and open transactions may finish
+   * before their sessions are ended with 57P01; absent: 30 s.
+   */
+  drainTimeoutMs?: number;
 }
 
 export interface AdminConfig {
