@@ -61,6 +61,8 @@ export interface ApprovalService {
   revokeGrant(id: string, by: IdentityConfig): Promise<void>;
   /** Requests this instance's sessions are waiting on now (held statements; metrics). */
   pending(): number;
+  /** A reloaded configuration: mode, timeout, webhook, approvers' groups and rules apply to the requests made from now on. */
+  reconfigure(config: WardenConfig): void;
   close(): Promise<void>;
 }
 
@@ -164,10 +166,12 @@ export function statusAfter(r: ApprovalRequest, approverGroups: (name: string) =
 }
 
 export function createApprovalService(o: ApprovalServiceOptions): ApprovalService {
-  const { config, store, log, audit } = o;
-  const mode = config.approvals?.mode ?? 'hold';
-  const timeoutMs = config.approvals?.timeoutMs ?? 600_000;
-  const identities = new Map(config.identities.map((i) => [i.name, i]));
+  const { store, log, audit } = o;
+  let config = o.config;
+  /** Mode and timeout, read once per request (a reload may change them meanwhile). */
+  const settingsOf = (c: WardenConfig) => ({ mode: c.approvals?.mode ?? 'hold', timeoutMs: c.approvals?.timeoutMs ?? 600_000 });
+  let settings = settingsOf(config);
+  let identities = new Map(config.identities.map((i) => [i.name, i]));
   const groupsOf = (name: string): readonly string[] => identities.get(name)?.groups ?? [];
   /** Same-instance waiters, woken at once by decide(). */
   const waiters = new Map<string, Set<() => void>>();
@@ -175,7 +179,7 @@ export function createApprovalService(o: ApprovalServiceOptions): ApprovalServic
     for (const w of waiters.get(id) ?? []) w();
   };
 
-  const textCap = o.textCap ?? APPROVAL_TEXT_CAP;
+  let textCap = o.textCap ?? APPROVAL_TEXT_CAP;
   const describeRequest = (r: ApprovalRequest): Record<string, unknown> => {
     const v = approvalView(r, { cap: textCap });
     return {
@@ -298,6 +302,7 @@ export function createApprovalService(o: ApprovalServiceOptions): ApprovalServic
 
   return {
     async approve(s, stmt, analysis, decision) {
+      const { mode, timeoutMs } = settings;
       const now = new Date();
       const rules = decision.approvals.map((a) => ({ rule: a.rule, reason: a.reason, groups: [...(a.approvers?.groups ?? [])], count: a.approvers?.count ?? 1 }));
       // A just-in-time grant covering every rule that asks.
@@ -455,6 +460,13 @@ export function createApprovalService(o: ApprovalServiceOptions): ApprovalServic
     },
 
     pending: () => waiters.size,
+
+    reconfigure(c) {
+      config = c;
+      settings = settingsOf(c);
+      identities = new Map(c.identities.map((i) => [i.name, i]));
+      textCap = c.approvals?.textCap ?? APPROVAL_TEXT_CAP;
+    },
 
     close: () => store.close(),
   };

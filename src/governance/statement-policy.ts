@@ -41,6 +41,8 @@ interface PolicySessionState {
   memo: { readonly byText: Map<string, Ruling>; readonly byShape: Map<string, Ruling> };
   /** The code catalog's version for the session's database when the memo was filled (a new version clears it). */
   memoVersion: number;
+  /** The policy (configuration generation) that filled the memo: a reloaded one clears it. */
+  generation: object;
   /** DDL ran in a transaction that is still open: the code catalog is dropped again (this much of it) once it ends. */
   ddlPending: InvalidationScope | false;
   /**
@@ -87,18 +89,37 @@ export interface StatementPolicyOptions {
   readonly code?: CodeCatalog;
   /** Analyses texts of OFF_THREAD_CHARS or more off the event loop (absent: on it). */
   readonly pool?: AnalysisPool;
+  /**
+   * The policy this one replaces (a configuration reload): its sessions' state (search_path,
+   * prepared statements, their own routines), counters and analysis cache carry over; the
+   * rulings they memoized do not.
+   */
+  readonly previous?: StatementPolicy;
 }
 
+/** Each policy's per-session state, so that a reloaded policy can take it over. */
+const SESSION_STATES = new WeakMap<StatementPolicy, WeakMap<SessionInfo, PolicySessionState>>();
+
 export function createStatementPolicy(config: WardenConfig, log: Logger, o: StatementPolicyOptions = {}): StatementPolicy {
-  const { cache = new AnalysisCache({ max: 10_000 }), auditor, masking, approvals, code, pool } = o;
+  const { auditor, masking, approvals, code, pool, previous } = o;
+  const cache = o.cache ?? previous?.cache ?? new AnalysisCache({ max: 10_000 });
   const policy = policyFromConfig(config);
   const timeDependent = config.rules.some((r) => usesTime(r.match));
   const detect = config.sensitive?.detect ?? [];
-  const sessions = new WeakMap<SessionInfo, PolicySessionState>();
+  const sessions = (previous && SESSION_STATES.get(previous)) || new WeakMap<SessionInfo, PolicySessionState>();
+  /** This policy's token in the sessions' state (see PolicySessionState.generation). */
+  const generation = {};
 
   const stateOf = (s: SessionInfo): PolicySessionState => {
     let st = sessions.get(s);
-    if (!st) {
+    if (st) {
+      if (st.generation !== generation) {
+        // The configuration was reloaded: rulings reached under the old one no longer hold.
+        st.generation = generation;
+        st.memo.byText.clear();
+        st.memo.byShape.clear();
+      }
+    } else {
       const p = s.upstreamSearchPath !== undefined ? parseSearchPath(s.upstreamSearchPath) : null;
       const prepared = new PreparedStatements();
       st = {
@@ -108,6 +129,7 @@ export function createStatementPolicy(config: WardenConfig, log: Logger, o: Stat
         ctx: contextFor(s, p, p, prepared),
         memo: { byText: new Map(), byShape: new Map() },
         memoVersion: code ? code.version(s.database.name) : 0,
+        generation,
         ddlPending: false,
         local: [],
         localView: NO_ROUTINES,
@@ -306,7 +328,7 @@ export function createStatementPolicy(config: WardenConfig, log: Logger, o: Stat
       : undefined;
   };
 
-  const stats = { decided: 0, refused: 0 };
+  const stats = previous?.stats ?? { decided: 0, refused: 0 };
 
   /** The policy step of the pipeline: the ruling on one statement, from the memo or decided now. */
   const rule = (s: SessionInfo, stmt: StatementSource): Ruling | Promise<Ruling> => {
@@ -383,5 +405,7 @@ export function createStatementPolicy(config: WardenConfig, log: Logger, o: Stat
     },
   };
   const hooks: SessionHooks = statementPipeline({ policy: step, stats, log, approvals, masking, auditor });
-  return { hooks, stats, cache, policy, decideFor, ...(code ? { code } : {}) };
+  const out: StatementPolicy = { hooks, stats, cache, policy, decideFor, ...(code ? { code } : {}) };
+  SESSION_STATES.set(out, sessions);
+  return out;
 }
