@@ -278,3 +278,23 @@ export function createMetricsRegistry(src: MetricSources): Registry {
   }
   return registry;
 }
+
+/** The `state` label of `warden_connections` for a session's activity state (see Session.activity). */
+const CONNECTION_STATE: Readonly<Record<string, string>> = {
+  idle: 'idle',
+  active: 'active',
+  'active (COPY)': 'active',
+  'idle in transaction': 'idle_in_transaction',
+  'idle in transaction (aborted)': 'idle_in_transaction_aborted',
+  deciding: 'deciding',
+};
+
+/** Connections by state, for `warden_connections`: those in their handshake, and each session's state. */
+export function connectionStates(handshaking: number, sessions: Iterable<{ activity(): { readonly state: string } }>): Record<string, number> {
+  const out: Record<string, number> = { handshake: handshaking, idle: 0, active: 0, idle_in_transaction: 0, idle_in_transaction_aborted: 0, deciding: 0 };
+  for (const s of sessions) {
+    const st = CONNECTION_STATE[s.activity().state];
+    if (st !== undefined) out[st]!++;
+  }
+  return out;
+}

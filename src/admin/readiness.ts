@@ -80,7 +80,11 @@ interface ProbeState {
   startedAt: number;
 }
 
-/** Connects and logs in to the database's upstream with its configured credentials, then says goodbye. */
+/**
+ * Connects and logs in to the database's upstream with its configured credentials, then says
+ * goodbye. Rejects with the reason: Warden's (connect, TLS) and PostgreSQL's own message (which
+ * names the user, never the password).
+ */
 export async function probeUpstream(db: DatabaseConfig, timeoutMs = PROBE_TIMEOUT_MS): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   let late = false;
@@ -103,6 +107,8 @@ export async function probeUpstream(db: DatabaseConfig, timeoutMs = PROBE_TIMEOU
     c.socket.end(encodeTerminate());
     c.socket.on('error', () => undefined);
     setTimeout(() => c.socket.destroy(), 1_000).unref();
+  } catch (err) {
+    throw new Error(reasonOf(err));
   } finally {
     clearTimeout(timer);
   }
