@@ -12,6 +12,7 @@ import { witnessesOf } from '../audit/witness.js';
 import type { AdminAuthenticator } from './auth.js';
 import { registerAuditRoutes } from './audit-routes.js';
 import { registerApprovalRoutes } from './approval-routes.js';
+import { registerSessionRoutes, type SessionAdmin } from './session-routes.js';
 import type { ApprovalService } from '../governance/approvals.js';
 import { createMetricsRegistry, type StatementMetrics } from './metrics.js';
 import { Readiness, type ReloadStatus } from './readiness.js';
@@ -39,6 +40,8 @@ export interface AdminServices {
   audit?: AuditLog;
   /** Groups allowed to read the audit log. */
   auditors?: readonly string[];
+  /** Sessions, kill, suspend/resume (session-routes.ts). */
+  sessions?: SessionAdmin;
   /** Statement counters and timers the statement path fills (metrics). */
   statementMetrics?: StatementMetrics;
   /** Overrides the readiness checks (tests); default: built from the sources, probing each database. */
@@ -110,6 +113,7 @@ export function buildAdmin(sources: AdminSources, services: AdminServices = {}, 
     });
     api.get('/whoami', async (req) => ({ name: req.identity!.name, kind: req.identity!.kind, groups: req.identity!.groups }));
     if (services.approvals) registerApprovalRoutes(api, services.approvals, services.auditors ?? []);
+    if (services.sessions) registerSessionRoutes(api, services.sessions);
     if (services.audit) {
       const auditors = services.auditors ?? [];
       const onlyAuditors = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {

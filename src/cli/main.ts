@@ -23,6 +23,7 @@ import { registerAuditCommands } from './audit-commands.js';
 import { starterConfig } from './init-template.js';
 import { registerApprovalCommands } from './approvals-commands.js';
 import { registerTokenCommands } from './token-commands.js';
+import { registerSessionCommands } from './session-commands.js';
 
 /** No configuration anywhere: run the embedded demo (see src/demo). */
 function parsePort(v: string): number {
@@ -315,6 +316,7 @@ export function buildCli(): Command {
   registerAuditCommands(program);
   registerApprovalCommands(program);
   registerTokenCommands(program);
+  registerSessionCommands(program);
 
   return program;
 }

@@ -156,7 +156,7 @@ export interface LoginFailure {
   readonly identity: string;
   readonly clientAddress: string;
   readonly database?: string;
-  readonly reason: 'authentication failed' | 'rate limited';
+  readonly reason: 'authentication failed' | 'rate limited' | 'identity suspended';
   readonly tls: boolean;
 }
 

@@ -17,6 +17,7 @@
  */
 import type { Logger } from '../log/logger.js';
 import type { StateStore, SuspensionRecord } from '../store/types.js';
+import type { AuditData } from '../audit/log.js';
 
 /** How often each instance re-reads the suspensions (ms). */
 export const DEFAULT_POLL_MS = 2_000;
@@ -25,7 +26,7 @@ export const DEFAULT_POLL_MS = 2_000;
 export const MAX_REASON = 500;
 
 /** Records audit events (the audit log's `record`). */
-export type AuditRecorder = (type: string, data: Record<string, unknown>) => void;
+export type AuditRecorder = (type: string, data: AuditData) => void;
 
 /** Ends the sessions of an identity on this instance with FATAL `code`/`message`; returns their ids. */
 export type SessionEnder = (identity: string, t: { code: string; message: string; hint?: string }) => string[];

@@ -45,6 +45,18 @@ export interface ProxyServerOptions {
   oidc?: OidcVerifier;
   /** The connection cap when `listen.max_connections` is not set (from the open-file limit; none when absent). */
   defaultMaxConnections?: number;
+  /**
+   * Whether an identity is suspended (`warden identity suspend`): its logins are refused with
+   * 28000. Called once per login, after authentication: it must be cheap (an in-memory set).
+   */
+  suspended?: (identity: string) => { readonly reason: string } | undefined;
+}
+
+/** How an operator's action ends a session: FATAL with this SQLSTATE and message. */
+export interface Termination {
+  readonly code: string;
+  readonly message: string;
+  readonly hint?: string;
 }
 
 /** Upstream startup errors whose text is safe to show the client (no credentials in them). */
@@ -85,6 +97,7 @@ export class ProxyServer {
   private readonly logins: LoginRateLimiter;
   private readonly tokens?: LoginTokens;
   private readonly oidc?: OidcVerifier;
+  private readonly suspended?: (identity: string) => { readonly reason: string } | undefined;
 
   constructor(o: ProxyServerOptions) {
     this.config = o.config;
@@ -94,6 +107,7 @@ export class ProxyServer {
     this.logins = new LoginRateLimiter(o.loginRateLimit ?? DEFAULT_LOGIN_RATE_LIMIT);
     this.tokens = o.tokens;
     this.oidc = o.oidc;
+    this.suspended = o.suspended;
     this.maxConnections = o.config.listen.maxConnections ?? o.defaultMaxConnections ?? Number.POSITIVE_INFINITY;
     if (o.config.listen.tls) this.tls = loadServerTls(o.config.listen.tls);
     for (const identity of o.config.identities) {
@@ -121,6 +135,37 @@ export class ProxyServer {
 
   get sessionCount(): number {
     return this.sessions.size;
+  }
+
+  /** The sessions now (for `GET /api/v1/sessions`: read their state on demand, see Session.activity). */
+  listSessions(): Session[] {
+    return [...this.sessions];
+  }
+
+  /**
+   * End one session (`warden sessions kill`): its running statement is cancelled upstream
+   * (a CancelRequest, see Session.end) and the client gets FATAL `t`. Undefined when there is no such session.
+   */
+  terminate(id: string, t: Termination): Session | undefined {
+    for (const s of this.sessions) {
+      if (s.id === id) {
+        s.fatal(t);
+        return s;
+      }
+    }
+    return undefined;
+  }
+
+  /** End every session of an identity (a suspension); returns the ids of those ended. */
+  terminateIdentity(identity: string, t: Termination): string[] {
+    const ended: string[] = [];
+    for (const s of [...this.sessions]) {
+      if (s.identity.name === identity) {
+        ended.push(s.id);
+        s.fatal(t);
+      }
+    }
+    return ended;
   }
 
   /** Stop accepting; end every session. */
@@ -249,6 +294,7 @@ export class ProxyServer {
       }
       socket = hs.socket;
       const db = hs.database;
+      this.refuseSuspended(hs.identity.name, clientAddress, db.name, hs.tls, log);
       const cap = hs.identity.maxConnections;
       if (cap !== undefined && (this.perIdentity.get(hs.identity.name) ?? 0) >= cap) {
         log.warn({ identity: hs.identity.name, max_connections: cap }, 'login refused: the identity has max_connections sessions');
@@ -269,6 +315,13 @@ export class ProxyServer {
         throw new FatalClientError('08006', `could not connect to database "${db.name}": ${e.message}`);
       }
       clearTimeout(timer);
+      try {
+        // Suspended while the upstream connection opened.
+        this.refuseSuspended(hs.identity.name, clientAddress, db.name, hs.tls, log);
+      } catch (err) {
+        up.socket.destroy();
+        throw err;
+      }
       // Plain TCP on both sides relays through the native addon when it is there (see native-io.ts).
       const client = adoptNative(socket) ?? socket;
       const upstream = adoptNative(up.socket) ?? up.socket;
@@ -333,6 +386,15 @@ export class ProxyServer {
       clearTimeout(timer);
       this.refuse(socket, err, log, clientAddress);
     }
+  }
+
+  /** Throws 28000 when the identity is suspended (after authentication: nothing is told to an unauthenticated client). */
+  private refuseSuspended(identity: string, client: string, database: string, tls: boolean, log: Logger): void {
+    const s = this.suspended?.(identity);
+    if (!s) return;
+    log.warn({ identity, client }, 'login refused: the identity is suspended');
+    this.hooks.loginFailed?.({ identity, clientAddress: client, database, reason: 'identity suspended', tls });
+    throw new FatalClientError('28000', `identity ${identity} is suspended: ${s.reason}`, undefined, `An operator lifts it with: warden identity resume ${identity}`);
   }
 
   private refuse(socket: net.Socket, err: unknown, log: Logger, client: string): void {

@@ -111,6 +111,19 @@ export const END_REASON = Object.freeze({
   upstreamClosed: 'upstream closed the connection',
 } as const);
 
+export type SessionState = 'idle' | 'active' | 'active (COPY)' | 'idle in transaction' | 'idle in transaction (aborted)' | 'deciding' | 'closed';
+
+/** See {@link Session.activity}. */
+export interface SessionActivity {
+  readonly state: SessionState;
+  /** The latest statement decided (null before the first, or without a statement hook), as the client sent it. */
+  readonly statement: string | null;
+  /** When it was sent (ms since the epoch). */
+  readonly statementAt: number | null;
+  /** The client connection's TLS version (`TLSv1.3`), null without TLS. */
+  readonly tlsVersion: string | null;
+}
+
 export interface SessionOptions {
   id: string;
   client: Sock;
@@ -179,6 +192,11 @@ export class Session implements SessionInfo {
   private closed = false;
   private upstreamFatal = false;
   private readonly onClose: (reason: string) => void;
+  /** When the session started relaying (ms since the epoch), for `warden sessions list`. */
+  readonly startedAt = Date.now();
+  /** The latest statement asked about and when (see {@link activity}): two field writes per statement. */
+  private current: StatementSource | null = null;
+  private currentAt = 0;
   /** Metrics: where statement times go (undefined: nothing is timed), and when the latest statement was forwarded. */
   private readonly timers: StatementTimers | undefined;
   private sentAt = 0;
@@ -286,6 +304,31 @@ export class Session implements SessionInfo {
         this.log.error({ err }, 'interrupt listener failed');
       }
     }
+  }
+
+  /**
+   * What the session is doing, read on demand (`warden sessions list`): its state like
+   * pg_stat_activity's (`deciding`: a verdict is pending, e.g. an approval), the latest
+   * statement's text as the client sent it (callers redact it) and when it was sent.
+   */
+  activity(): SessionActivity {
+    const state: SessionState = this.closed
+      ? 'closed'
+      : this.waitingForHook
+        ? 'deciding'
+        : this.tracker.copyIn
+          ? 'active (COPY)'
+          : this.tracker.pending > 0
+            ? 'active'
+            : this.tracker.txStatus === 'T'
+              ? 'idle in transaction'
+              : this.tracker.txStatus === 'E'
+                ? 'idle in transaction (aborted)'
+                : 'idle';
+    const c = this.current;
+    const client = this.client as { getProtocol?: () => string | null };
+    const tlsVersion = this.tls && typeof client.getProtocol === 'function' ? client.getProtocol() : null;
+    return { state, statement: c ? c.sql : null, statementAt: c ? this.currentAt : null, tlsVersion };
   }
 
   // ---- flow control --------------------------------------------------------
@@ -671,6 +714,8 @@ export class Session implements SessionInfo {
    */
   private decide(stmt: StatementSource, buf: Buffer, start: number, end: number, kind: MessageKind = stmt.protocol === 'simple' ? QUERY : BIND): boolean {
     const hook = this.hooks.statement;
+    this.current = stmt;
+    this.currentAt = Date.now();
     const t0 = this.timers !== undefined ? performance.now() : 0;
     if (!hook) {
       this.apply(kind, stmt, buf, start, end, FORWARD, t0);
