@@ -57,13 +57,26 @@ describe('postgres state store', () => {
       const r = await cluster.query(
         `SELECT table_name FROM information_schema.tables WHERE table_schema = 'warden_state' ORDER BY table_name`,
       );
-      expect(r.rows.map((x: { table_name: string }) => x.table_name)).toEqual(['approval_decisions', 'approval_requests', 'grants', 'meta', 'tokens']);
+      expect(r.rows.map((x: { table_name: string }) => x.table_name)).toEqual(['approval_decisions', 'approval_requests', 'grants', 'meta', 'suspensions', 'tokens']);
       const v = await cluster.query(`SELECT value FROM warden_state.meta WHERE key = 'state_schema_version'`);
       expect(v.rows).toEqual([{ value: '1' }]);
       const req = await stores[0].createRequest(request());
       expect((await stores[2].getRequest(req.id))?.status).toBe('pending');
     } finally {
       await Promise.all(stores.map((s) => s.close()));
+    }
+  });
+
+  it('adds the suspensions table to a version-1 schema made before it existed', async () => {
+    const schema = newId('st');
+    await (await openPostgresState(url, { schema })).close();
+    await cluster.query(`DROP TABLE "${schema}".suspensions`);
+    const s = await openPostgresState(url, { schema });
+    try {
+      await s.putSuspension({ identity: 'bob', reason: 'r', suspendedBy: 'olga', suspendedAt: new Date().toISOString() });
+      expect((await s.listSuspensions()).map((x) => x.identity)).toEqual(['bob']);
+    } finally {
+      await s.close();
     }
   });
 
