@@ -13,6 +13,7 @@ import type { AdminAuthenticator } from './auth.js';
 import { registerAuditRoutes } from './audit-routes.js';
 import { registerApprovalRoutes } from './approval-routes.js';
 import { registerSessionRoutes, type SessionAdmin } from './session-routes.js';
+import { registerReloadRoutes, type ReloadService } from './reload-routes.js';
 import type { ApprovalService } from '../governance/approvals.js';
 import { createMetricsRegistry, type StatementMetrics } from './metrics.js';
 import { Readiness, type ReloadStatus } from './readiness.js';
@@ -42,6 +43,8 @@ export interface AdminServices {
   auditors?: readonly string[];
   /** Sessions, kill, suspend/resume (session-routes.ts). */
   sessions?: SessionAdmin;
+  /** `POST /api/v1/reload` (reload-routes.ts). */
+  reload?: ReloadService;
   /** Statement counters and timers the statement path fills (metrics). */
   statementMetrics?: StatementMetrics;
   /** Overrides the readiness checks (tests); default: built from the sources, probing each database. */
@@ -114,6 +117,7 @@ export function buildAdmin(sources: AdminSources, services: AdminServices = {}, 
     api.get('/whoami', async (req) => ({ name: req.identity!.name, kind: req.identity!.kind, groups: req.identity!.groups }));
     if (services.approvals) registerApprovalRoutes(api, services.approvals, services.auditors ?? []);
     if (services.sessions) registerSessionRoutes(api, services.sessions);
+    if (services.reload) registerReloadRoutes(api, services.reload);
     if (services.audit) {
       const auditors = services.auditors ?? [];
       const onlyAuditors = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { checkConfig, ConfigError, unknownGroupProblems } from '../config/load.js';
 import { createLogger, LOG_LEVELS } from '../log/logger.js';
-import { startWarden, UnsupportedConfigError } from '../app.js';
+import { DEFAULT_DRAIN_TIMEOUT_MS, startWarden, UnsupportedConfigError } from '../app.js';
 import type { LevelWithSilent } from 'pino';
 import { analyzeSql, initSqlParser, parseSearchPath } from '../sql/index.js';
 import { PolicyError, decide, explainToJSON, formatExplain, formatPolicyTestReport, policyFromConfig, runPolicyTests } from '../policy/index.js';
@@ -24,6 +24,7 @@ import { starterConfig } from './init-template.js';
 import { registerApprovalCommands } from './approvals-commands.js';
 import { registerTokenCommands } from './token-commands.js';
 import { registerSessionCommands } from './session-commands.js';
+import { registerReloadCommand } from './reload-command.js';
 
 /** No configuration anywhere: run the embedded demo (see src/demo). */
 function parsePort(v: string): number {
@@ -60,6 +61,7 @@ async function runDemo(level: LevelWithSilent, ports: { port?: number; adminPort
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  process.on('SIGHUP', () => process.stderr.write('warden: the demo has no configuration file to reload: SIGHUP ignored\n'));
 }
 
 /** The version in package.json (two levels up from src/cli/ and from dist/cli/). */
@@ -87,17 +89,24 @@ export function buildCli(): Command {
         await runDemo(o.logLevel === 'info' ? 'warn' : o.logLevel, { port: o.port, adminPort: o.adminPort });
         return;
       }
-      let config = load(o.config);
-      if (o.port !== undefined) config = { ...config, listen: { ...config.listen, port: o.port } };
-      if (o.adminPort !== undefined) {
-        if (!config.admin) throw new CliError(`--admin-port: ${config.source} has no admin section`, 2);
-        config = { ...config, admin: { ...config.admin, port: o.adminPort } };
-      }
+      // SIGHUP reloads (below); until Warden runs, it is ignored rather than fatal.
+      let onHup = (): void => void process.stderr.write('warden: SIGHUP while starting: ignored\n');
+      process.on('SIGHUP', () => onHup());
+      /** The file with --port / --admin-port applied, at start and at each reload. */
+      const withOverrides = (c: ReturnType<typeof load>): ReturnType<typeof load> => {
+        if (o.port !== undefined) c = { ...c, listen: { ...c.listen, port: o.port } };
+        if (o.adminPort !== undefined) {
+          if (!c.admin) throw new CliError(`--admin-port: ${c.source} has no admin section`, 2);
+          c = { ...c, admin: { ...c.admin, port: o.adminPort } };
+        }
+        return c;
+      };
+      const config = withOverrides(load(o.config));
       const log = createLogger(o.logLevel);
       for (const p of unknownGroupProblems(config)) log.warn({ key: p.path }, `${config.source}: ${p.path}: ${p.message}`);
       let warden;
       try {
-        warden = await startWarden({ config, log });
+        warden = await startWarden({ config, log, loadConfig: () => withOverrides(load(config.source)) });
       } catch (err) {
         if (err instanceof UnsupportedConfigError) throw new CliError(err.message, 2);
         const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
@@ -107,17 +116,34 @@ export function buildCli(): Command {
         throw err;
       }
       process.stderr.write(`warden: listening on ${warden.host}:${warden.port} (databases: ${Object.keys(config.databases).join(', ')})\n`);
+      // SIGTERM / SIGINT drain (running statements finish, up to listen.drain_timeout), a second one exits at once.
       let stopping = false;
-      const stop = (): void => {
-        if (stopping) return;
-        stopping = true;
-        void warden.close().then(() => {
+      const stop = (signal: NodeJS.Signals): void => {
+        if (stopping) {
+          process.stderr.write(`warden: ${signal} again: exiting at once\n`);
           log.flush();
-          process.exit(0);
-        });
+          process.exit(1);
+        }
+        stopping = true;
+        const drainTimeoutMs = warden.config.listen.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
+        process.stderr.write(`warden: ${signal}: stopping; running statements may finish within ${drainTimeoutMs / 1000}s (${signal} again exits at once)\n`);
+        void warden.close({ drainTimeoutMs, reason: signal }).then(
+          () => {
+            log.flush();
+            process.exit(0);
+          },
+          (err: Error) => {
+            process.stderr.write(`warden: stopping failed: ${err.message}\n`);
+            log.flush();
+            process.exit(1);
+          },
+        );
       };
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
+      onHup = () => {
+        if (!stopping) void warden.reload({ trigger: 'SIGHUP' });
+      };
     });
 
   const config = program.command('config').description('inspect the configuration');
@@ -317,6 +343,7 @@ export function buildCli(): Command {
   registerApprovalCommands(program);
   registerTokenCommands(program);
   registerSessionCommands(program);
+  registerReloadCommand(program);
 
   return program;
 }

@@ -12,6 +12,8 @@ export const BIN = path.join(ROOT, 'bin/warden.js');
 export interface WardenProcess {
   child: ChildProcess;
   port: number;
+  /** The config file it was started with (rewrite it, then SIGHUP, to test a reload). */
+  config: string;
   stderr(): string;
   stop(): Promise<number | null>;
 }
@@ -60,6 +62,7 @@ export async function startWardenProcess(yaml: string, env: NodeJS.ProcessEnv = 
   return {
     child,
     port,
+    config: file,
     stderr: () => err,
     stop: () =>
       new Promise((resolve) => {

@@ -87,12 +87,14 @@ export class ProxyServer {
   private lastCapLog = 0;
   /** Handshakes of connections past the cap, run only to refuse them clearly. */
   private refusing = 0;
-  private readonly verifiers = new Map<string, { identity: IdentityConfig; verifier: ScramVerifier }>();
+  private verifiers = new Map<string, { identity: IdentityConfig; verifier: ScramVerifier }>();
   private readonly mockSecret = crypto.randomBytes(32);
   private readonly tls?: ServerTls;
   private readonly log: Logger;
-  private readonly config: WardenConfig;
+  private config: WardenConfig;
   private readonly hooks: SessionHooks;
+  /** Set by {@link drain}: connections still in their handshake are refused at its end. */
+  private draining = false;
   private readonly authTimeoutMs: number;
   private readonly logins: LoginRateLimiter;
   private readonly tokens?: LoginTokens;
@@ -110,11 +112,7 @@ export class ProxyServer {
     this.suspended = o.suspended;
     this.maxConnections = o.config.listen.maxConnections ?? o.defaultMaxConnections ?? Number.POSITIVE_INFINITY;
     if (o.config.listen.tls) this.tls = loadServerTls(o.config.listen.tls);
-    for (const identity of o.config.identities) {
-      const verifier = identityVerifier(identity);
-      if (!verifier) throw new Error(`identity ${identity.name}: invalid SCRAM verifier`);
-      this.verifiers.set(identity.name, { identity, verifier });
-    }
+    this.verifiers = ProxyServer.verifiersOf(o.config);
     this.server = net.createServer({ noDelay: true, pauseOnConnect: true }, (sock) => this.accept(sock));
     this.server.on('error', (err) => this.log.error({ err }, 'listener error'));
   }
@@ -166,6 +164,50 @@ export class ProxyServer {
       }
     }
     return ended;
+  }
+
+  private static verifiersOf(config: WardenConfig): Map<string, { identity: IdentityConfig; verifier: ScramVerifier }> {
+    const m = new Map<string, { identity: IdentityConfig; verifier: ScramVerifier }>();
+    for (const identity of config.identities) {
+      const verifier = identityVerifier(identity);
+      if (!verifier) throw new Error(`identity ${identity.name}: invalid SCRAM verifier`);
+      m.set(identity.name, { identity, verifier });
+    }
+    return m;
+  }
+
+  /**
+   * A reloaded configuration (app.ts): identities and databases for the logins from now on
+   * (running sessions keep theirs). The listen address, TLS and connection cap stay as they
+   * were started. Throws, changing nothing, when an identity's verifier is invalid.
+   */
+  reconfigure(config: WardenConfig): void {
+    const verifiers = ProxyServer.verifiersOf(config);
+    this.verifiers = verifiers;
+    this.config = config;
+  }
+
+  /**
+   * Stop like a daemon (SIGTERM): stop accepting at once (connections still in their
+   * handshake are refused with 57P03), end idle sessions now, and each other session once
+   * its running statement and open transaction are over; after `timeoutMs`, end the rest.
+   * Ended sessions get FATAL 57P01 (their running statement is cancelled upstream).
+   * Resolves with the number of sessions that were ended only by the timeout.
+   */
+  async drain(timeoutMs: number): Promise<{ timedOut: number }> {
+    this.draining = true;
+    this.server.close();
+    const bye = { code: '57P01', message: 'terminating connection because Warden is shutting down' };
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      for (const s of [...this.sessions]) if (s.activity().state === 'idle') s.fatal(bye);
+      if ((this.sessions.size === 0 && this.handshaking === 0) || Date.now() >= deadline) break;
+      await new Promise((r) => setTimeout(r, Math.min(50, Math.max(1, deadline - Date.now()))));
+    }
+    const timedOut = this.sessions.size;
+    for (const s of [...this.sessions]) s.fatal({ ...bye, message: `${bye.message} (its statement did not finish within the drain timeout)` });
+    for (const sock of this.sockets) sock.destroy();
+    return { timedOut };
   }
 
   /** Stop accepting; end every session. */
@@ -294,6 +336,7 @@ export class ProxyServer {
       }
       socket = hs.socket;
       const db = hs.database;
+      if (this.draining) throw new FatalClientError('57P03', 'Warden is shutting down');
       this.refuseSuspended(hs.identity.name, clientAddress, db.name, hs.tls, log);
       const cap = hs.identity.maxConnections;
       if (cap !== undefined && (this.perIdentity.get(hs.identity.name) ?? 0) >= cap) {
@@ -315,6 +358,10 @@ export class ProxyServer {
         throw new FatalClientError('08006', `could not connect to database "${db.name}": ${e.message}`);
       }
       clearTimeout(timer);
+      if (this.draining) {
+        up.socket.destroy();
+        throw new FatalClientError('57P03', 'Warden is shutting down');
+      }
       try {
         // Suspended while the upstream connection opened.
         this.refuseSuspended(hs.identity.name, clientAddress, db.name, hs.tls, log);
