@@ -57,6 +57,12 @@ export interface SessionInfo {
    */
   lexingMayChange?(): void;
   /**
+   * Send the client a NoticeResponse now — between two of the upstream's messages, as
+   * PostgreSQL may send one at any time — e.g. while the statement being decided is held for
+   * an approval. Nothing is sent once the session has ended.
+   */
+  notice?(fields: Omit<PgErrorFields, 'severity'> & { readonly severity: 'NOTICE' | 'WARNING' | 'INFO' }): void;
+  /**
    * Run a read-only catalog query on the session's own upstream connection,
    * inside its open transaction block (in a savepoint, released afterwards), so
    * it sees the session's uncommitted objects and never waits on its locks.

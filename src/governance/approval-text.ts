@@ -80,3 +80,52 @@ export function abbreviate(text: string, max: number): string {
   if (flat.length <= max) return flat;
   return `${flat.slice(0, max)}… (+${count(flat.length - max)} more characters)`;
 }
+
+/** One rule that asks for approval, as a request carries it. */
+export interface HeldRule {
+  readonly rule: string;
+  readonly reason?: string;
+  readonly groups: readonly string[];
+  readonly count: number;
+}
+
+/** What the client of a held statement is told at once (see {@link heldNotice}). */
+export interface HeldNoticeInput {
+  readonly id: string;
+  readonly rules: readonly HeldRule[];
+  /** For each rule (same order): the identities who may approve it (never the requester). */
+  readonly approvers: readonly (readonly string[])[];
+  readonly expiresAt: string;
+  /** How long requests wait, for the text ("10m"). */
+  readonly timeout: string;
+  /** The admin API's base URL, when Warden has one. */
+  readonly adminUrl?: string;
+}
+
+/** Names of approvers shown in a notice at most. */
+const NOTICE_APPROVERS = 5;
+
+/**
+ * The NoticeResponse a held statement sends its client before it waits (psql prints it as it
+ * arrives): the request id, the rules and who may approve (quorum, groups, names), and the
+ * exact command — or API call — that approves it. Severity NOTICE, SQLSTATE 00000.
+ */
+export function heldNotice(o: HeldNoticeInput): { code: string; message: string; detail: string; hint: string } {
+  const rules = o.rules.map((r) => `"${r.rule}"${r.reason ? ` (${r.reason})` : ''}`).join(', ');
+  const who = o.rules.map((r, i) => {
+    const names = o.approvers[i] ?? [];
+    const shown = names.slice(0, NOTICE_APPROVERS).join(', ') + (names.length > NOTICE_APPROVERS ? `, … (${names.length} in all)` : '');
+    return `${r.count} of group${r.groups.length > 1 ? 's' : ''} ${r.groups.join('/')}${names.length > 0 ? ` (${shown})` : ' (nobody is in it: the request cannot be approved)'}`;
+  });
+  const everyone = [...new Set(o.approvers.flat())];
+  const as = everyone.length === 1 ? everyone[0]! : '<approver>';
+  const api = o.adminUrl ? ` (or POST ${o.adminUrl}/api/v1/approvals/${o.id}/approve with {"reason": "..."})` : '';
+  return {
+    code: '00000',
+    message: `statement held for approval: request ${o.id} for rule ${rules}; it runs once approved`,
+    detail:
+      `Approvers needed: ${who.join('; ')}. ` +
+      `The statement waits until it is approved or denied, or expires in ${o.timeout} (at ${o.expiresAt}); cancel it (Ctrl-C) to withdraw it.`,
+    hint: `An approver runs: warden approvals approve ${o.id} --as ${as} --reason "..."${api}`,
+  };
+}

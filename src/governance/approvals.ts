@@ -32,7 +32,7 @@ import type { AuditLog } from '../audit/log.js';
 import type { ApprovalRequest, ApprovalStatus, GrantRecord, StateStore } from '../store/types.js';
 import { newId } from '../store/ids.js';
 import { intentOf } from '../intent/sqlcommenter.js';
-import { abbreviate, APPROVAL_TEXT_CAP, approvalParam, count, shownText, visibleText } from './approval-text.js';
+import { abbreviate, APPROVAL_TEXT_CAP, approvalParam, count, heldNotice, shownText, visibleText } from './approval-text.js';
 
 export class ApprovalError extends Error {
   constructor(
@@ -72,8 +72,8 @@ export interface ApprovalServiceOptions {
   log: Logger;
   audit?: AuditLog;
   instance: string;
-  /** Base URL of the admin API, for links in notifications. */
-  adminUrl?: string;
+  /** Base URL of the admin API, for links in notifications (a function: known once the admin listener is bound). */
+  adminUrl?: string | (() => string | undefined);
   /** Characters of statement text (and of each parameter) the API, webhook and audit carry before a marker; default {@link APPROVAL_TEXT_CAP}. */
   textCap?: number;
 }
@@ -173,6 +173,7 @@ export function createApprovalService(o: ApprovalServiceOptions): ApprovalServic
   let settings = settingsOf(config);
   let identities = new Map(config.identities.map((i) => [i.name, i]));
   const groupsOf = (name: string): readonly string[] => identities.get(name)?.groups ?? [];
+  const adminUrl = (): string | undefined => (typeof o.adminUrl === 'function' ? o.adminUrl() : o.adminUrl);
   /** Same-instance waiters, woken at once by decide(). */
   const waiters = new Map<string, Set<() => void>>();
   const wake = (id: string): void => {
@@ -222,7 +223,8 @@ export function createApprovalService(o: ApprovalServiceOptions): ApprovalServic
     const url = config.approvals?.webhook;
     if (!url) return;
     const who = r.onBehalfOf ? `${r.identity} (on behalf of ${r.onBehalfOf})` : r.identity;
-    const link = o.adminUrl ? `${o.adminUrl}/api/v1/approvals/${r.id}` : undefined;
+    const base = adminUrl();
+    const link = base ? `${base}/api/v1/approvals/${r.id}` : undefined;
     const body = {
       text:
         `Warden: ${who} asks to run a statement on ${r.database}${r.environment ? ` (${r.environment})` : ''} — ` +
@@ -374,6 +376,11 @@ export function createApprovalService(o: ApprovalServiceOptions): ApprovalServic
           `An approver (${rules.map((r) => `${r.count} of ${r.groups.join('/')}`).join('; ')}) approves it with: ${how}. It expires in ${fmtDuration(timeoutMs)}.`,
         );
       }
+      // Tell the waiting person at once (psql prints a notice as it arrives): the request, who approves it, and how.
+      const approvers = rules.map((r) =>
+        config.identities.filter((i) => i.name !== s.identity.name && i.name !== s.auth.onBehalfOf && i.groups.some((g) => r.groups.includes(g))).map((i) => i.name),
+      );
+      s.notice?.({ severity: 'NOTICE', ...heldNotice({ id: req.id, rules, approvers, expiresAt: req.expiresAt, timeout: fmtDuration(timeoutMs), adminUrl: adminUrl() }) });
       const outcome = await waitFor(s, req);
       const final = await store.getRequest(req.id).catch(() => null);
       record('approval.resolved', { session: s.id, identity: s.identity.name, request: req.id, status: outcome });

@@ -52,6 +52,11 @@ export class Framer {
     private readonly validTypes?: Uint8Array,
   ) {}
 
+  /** A streamed message is part way through: the bytes passed on so far end inside it. */
+  get midMessage(): boolean {
+    return this.streamRemaining > 0;
+  }
+
   /** Bytes held that are not yet processed (partial messages, or everything while paused). */
   get buffered(): number {
     return (this.pending?.length ?? 0) + this.wholeFill;

@@ -18,6 +18,7 @@ import {
   decodeQueryAt,
   decodeTarget,
   encodeError,
+  encodeErrorLike,
   encodeParse,
   encodeSync,
   encodeTerminate,
@@ -679,6 +680,23 @@ export class Session implements SessionInfo {
     this.text.mayChange();
   }
 
+  /** Notices waiting for the upstream's streamed message to end (see {@link notice}). */
+  private noticesDue: Buffer[] | null = null;
+
+  /** See {@link SessionInfo.notice}: now, or once the message being streamed to the client has ended. */
+  notice(fields: Omit<PgErrorFields, 'severity'> & { readonly severity: 'NOTICE' | 'WARNING' | 'INFO' }): void {
+    if (this.closed) return;
+    (this.noticesDue ??= []).push(encodeErrorLike(B.NoticeResponse, fields));
+    if (!this.serverFramer.midMessage) this.sendNoticesDue();
+  }
+
+  private sendNoticesDue(): void {
+    const due = this.noticesDue!;
+    this.noticesDue = null;
+    for (const n of due) this.toClient.push(n);
+    this.flushClient();
+  }
+
   /**
    * An Execute of a portal {@link ResponseTracker.trusted} does not vouch for:
    * a SQL cursor (DECLARE, WITH HOLD, a function's refcursor), or a portal of a
@@ -870,6 +888,7 @@ export class Session implements SessionInfo {
       return;
     }
     this.flushClient();
+    if (this.noticesDue !== null && !this.serverFramer.midMessage) this.sendNoticesDue();
     if (this.violation && this.tracker.pending === 0) this.fatal(this.violation);
   }
 
