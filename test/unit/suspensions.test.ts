@@ -10,6 +10,7 @@ import { openSqliteState } from '../../src/store/sqlite.js';
 import type { StateStore, SuspensionRecord } from '../../src/store/types.js';
 import { createSuspensionService, cleanReason, suspensionTermination, SuspensionError, type SuspensionService } from '../../src/governance/suspensions.js';
 import { listedSql } from '../../src/admin/session-routes.js';
+import { formatSessions, humanDuration, type ListedSession } from '../../src/cli/session-commands.js';
 import { silentLogger } from '../../src/log/logger.js';
 import type { AuditData } from '../../src/audit/log.js';
 import { initSqlParser } from '../../src/sql/index.js';
@@ -104,5 +105,45 @@ describe('listedSql', () => {
     const shown = listedSql(long, false, 100);
     expect(shown.startsWith(long.slice(0, 100))).toBe(true);
     expect(shown).toContain(`…(${long.length} chars)`);
+  });
+});
+
+describe('sessions list output', () => {
+  const base: ListedSession = {
+    id: '3f9a1c0e2b7d',
+    identity: 'etl',
+    kind: 'agent',
+    on_behalf_of: 'alice',
+    auth: 'token',
+    database: 'app',
+    client_address: '10.0.0.7',
+    client_port: 51234,
+    tls: true,
+    tls_version: 'TLSv1.3',
+    application_name: null,
+    started_at: new Date(Date.parse('2026-01-01T10:00:00Z')).toISOString(),
+    state: 'waiting for approval',
+    approval_request: 'apr_1',
+    statement: `DELETE\nFROM  t WHERE id IN (${'1,'.repeat(50)}1)`,
+    statement_started_at: null,
+    statement_duration_ms: 12_300,
+  };
+
+  it('one aligned line per session: who (for whom), TLS, age, state with the request, the statement on one line, cut, with its duration', () => {
+    const text = formatSessions([base, { ...base, id: 'aa', identity: 'bob', on_behalf_of: null, tls: false, state: 'idle', approval_request: null, statement: null, statement_duration_ms: null }], Date.parse('2026-01-01T12:03:00Z'));
+    const [head, one, two] = text.split('\n');
+    expect(head.startsWith('ID ')).toBe(true);
+    expect(one).toContain('etl (for alice)');
+    expect(one).toContain('10.0.0.7 TLSv1.3');
+    expect(one).toContain('2h03m');
+    expect(one).toContain('waiting for approval (apr_1)');
+    expect(one).toContain('DELETE FROM t WHERE id IN (1,');
+    expect(one).toContain('… [12.3s]');
+    expect(two.indexOf('idle')).toBe(one.indexOf('waiting'));
+    expect(formatSessions([])).toBe('no sessions');
+  });
+
+  it('durations as people read them', () => {
+    expect([850, 12_345, 245_000, 7_380_000].map(humanDuration)).toEqual(['850ms', '12.3s', '4m05s', '2h03m']);
   });
 });
