@@ -35,6 +35,11 @@ const yaml = (pgPort: number, stateUrl: string, auditFile: string): string =>
 admin: { host: 127.0.0.1, port: 0, operators: [ops], auditors: [analysts] }
 state: { store: "${stateUrl}" }
 audit: { store: "jsonl:${auditFile}", durability: os }
+rules:
+  - name: held-needs-ops
+    match: { tables: ["held.*"] }
+    action: approve
+    approvers: { groups: [ops], count: 1 }
 `,
   );
 
@@ -138,6 +143,28 @@ it('lists sessions with who, where, state and the statement as the audit shows i
   }
 });
 
+it('a statement held for approval is listed as waiting for approval with its request; killing the session cancels the request', async () => {
+  const c = await env.connect('bob');
+  const errors: Error[] = [];
+  c.on('error', (e) => errors.push(e));
+  const held = c.query('SELECT * FROM held.t').then(
+    () => null,
+    (e: Error & { code?: string }) => e,
+  );
+  const s = await until('bob waiting', async () => (await sessions(env.warden)).find((x) => x.identity === 'bob' && x.state === 'waiting for approval'));
+  expect(s.approval_request).toMatch(/^apr_/);
+  expect(s.statement).toBe('SELECT * FROM held.t');
+  expect((await api(env.warden, 'olga', 'POST', `/sessions/${s.id}/kill`, { reason: 'not today' })).status).toBe(200);
+  const err = await held;
+  expect(err).toMatchObject({ code: '57P01', message: 'terminated by an operator (olga): not today' });
+  const r = await until('request cancelled', async () => {
+    const x = await api(env.warden, 'olga', 'GET', `/approvals/${s.approval_request as string}`);
+    return x.json.status === 'pending' ? undefined : x.json;
+  }, 5_000);
+  expect(r.status).toBe('cancelled');
+  await c.end().catch(() => undefined);
+});
+
 it('sessions kill ends a psql session with 57P01 and the reason; its statement is cancelled upstream; audited', async () => {
   const psql = runPsql({ port: env.warden.port, user: 'alice', password: PASSWORDS.alice, database: 'app', args: ['-v', 'VERBOSITY=verbose', '-c', 'SELECT pg_sleep(60)'] });
   const running = "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)'";
@@ -154,7 +181,7 @@ it('sessions kill ends a psql session with 57P01 and the reason; its statement i
   await until('pg_sleep cancelled', async () => ((await direct(cluster, running)).rows[0].n === 0 ? true : undefined), 5_000);
   expect(Date.now() - t0).toBeLessThan(15_000);
   expect((await sessions(env.warden)).some((x) => x.id === s.id)).toBe(false);
-  const killed = auditTypes(path.join(dir, 'a.jsonl')).find((x) => x.type === 'session.killed');
+  const killed = auditTypes(path.join(dir, 'a.jsonl')).find((x) => x.type === 'session.killed' && x.data.session === s.id);
   expect(killed?.data).toMatchObject({ session: s.id, identity: 'alice', by: 'olga', reason: 'runaway query' });
 });
 
