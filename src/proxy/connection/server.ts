@@ -131,6 +131,11 @@ export class ProxyServer {
     });
   }
 
+  /** Connections still in their handshake (startup, TLS, authentication, upstream login). */
+  get handshakeCount(): number {
+    return this.handshaking;
+  }
+
   get sessionCount(): number {
     return this.sessions.size;
   }
