@@ -119,7 +119,7 @@ export interface SessionActivity {
   readonly state: SessionState;
   /** The latest statement decided (null before the first, or without a statement hook), as the client sent it. */
   readonly statement: string | null;
-  /** When it was sent (ms since the epoch). */
+  /** When it was sent (ms since the epoch); null when statements are not timed (no metrics timers). */
   readonly statementAt: number | null;
   /** The client connection's TLS version (`TLSv1.3`), null without TLS. */
   readonly tlsVersion: string | null;
@@ -195,7 +195,10 @@ export class Session implements SessionInfo {
   private readonly onClose: (reason: string) => void;
   /** When the session started relaying (ms since the epoch), for `warden sessions list`. */
   readonly startedAt = Date.now();
-  /** The latest statement asked about and when (see {@link activity}): two field writes per statement. */
+  /**
+   * The latest statement asked about and when (see {@link activity}): two field writes per
+   * statement, no clock read of its own (the metrics' `t0`, performance.now(); 0 without timers).
+   */
   private current: StatementSource | null = null;
   private currentAt = 0;
   /** Metrics: where statement times go (undefined: nothing is timed), and when the latest statement was forwarded. */
@@ -329,7 +332,8 @@ export class Session implements SessionInfo {
     const c = this.current;
     const client = this.client as { getProtocol?: () => string | null };
     const tlsVersion = this.tls && typeof client.getProtocol === 'function' ? client.getProtocol() : null;
-    return { state, statement: c ? c.sql : null, statementAt: c ? this.currentAt : null, tlsVersion };
+    const at = c && this.currentAt > 0 ? Math.round(performance.timeOrigin + this.currentAt) : null;
+    return { state, statement: c ? c.sql : null, statementAt: at, tlsVersion };
   }
 
   // ---- flow control --------------------------------------------------------
@@ -732,9 +736,9 @@ export class Session implements SessionInfo {
    */
   private decide(stmt: StatementSource, buf: Buffer, start: number, end: number, kind: MessageKind = stmt.protocol === 'simple' ? QUERY : BIND): boolean {
     const hook = this.hooks.statement;
-    this.current = stmt;
-    this.currentAt = Date.now();
     const t0 = this.timers !== undefined ? performance.now() : 0;
+    this.current = stmt;
+    this.currentAt = t0;
     if (!hook) {
       this.apply(kind, stmt, buf, start, end, FORWARD, t0);
       return true;
