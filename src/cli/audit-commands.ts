@@ -241,21 +241,28 @@ export function registerAuditCommands(program: Command): void {
       .description('the latest records; -f keeps printing new ones')
       .addOption(configOption())
       .addOption(storeOption())
-      .option('-n, --lines <n>', 'how many of the latest records to show first', '20')
+      .option('-n, --lines <n>', 'how many of the latest records to show first (0: none; with -f, only records written from now on)', '20')
       .option('-f, --follow', 'wait for new records')
       .option('--json', 'JSON lines, one record each'),
   ).action(async (o: StoreOptions & Record<string, unknown>) => {
     const q = queryOf(o);
     const print = (r: AuditRecord): void => void process.stdout.write(`${o.json ? JSON.stringify(r) : formatRecordLine(r)}\n`);
     const { store } = await openStore(o);
-    const last = new Map<string, number>();
-    const seen = (r: AuditRecord): void => void last.set(r.instance, Math.max(last.get(r.instance) ?? 0, r.seq));
     try {
+      const lines = limitOf(o.lines as string | undefined, 20);
+      // Where each chain ends now: -f prints what comes after it (and -n N the N records up to it).
+      const last = new Map<string, number>();
+      if (o.follow) {
+        for (const instance of await store.instances()) {
+          const head = await store.head(instance);
+          if (head) last.set(instance, head.seq);
+        }
+      }
+      const upToNow = (r: AuditRecord): boolean => !o.follow || r.seq <= (last.get(r.instance) ?? 0);
       const first: AuditRecord[] = [];
-      for await (const r of store.query({ ...q, descending: true, limit: limitOf(o.lines as string | undefined, 20) })) first.push(r);
-      first.reverse().forEach((r) => (print(r), seen(r)));
+      if (lines > 0) for await (const r of store.query({ ...q, descending: true, limit: lines })) if (upToNow(r)) first.push(r);
+      first.reverse().forEach(print);
       if (!o.follow) return;
-      const since = first.at(-1)?.ts ?? q.since;
       let stop = false;
       const onSignal = (): void => void (stop = true);
       process.once('SIGINT', onSignal);
@@ -263,11 +270,12 @@ export function registerAuditCommands(program: Command): void {
       while (!stop) {
         await new Promise((r) => setTimeout(r, 300));
         for (const instance of await store.instances()) {
-          const from = (last.get(instance) ?? 0) + 1;
           if (q.instance !== undefined && q.instance !== instance) continue;
-          for await (const r of store.query({ ...q, instance, fromSeq: from, since: last.has(instance) ? undefined : since })) {
+          // A chain that had no records when the tail started: all of it is new.
+          const from = (last.get(instance) ?? 0) + 1;
+          for await (const r of store.query({ ...q, instance, fromSeq: from })) {
             print(r);
-            seen(r);
+            last.set(instance, Math.max(last.get(instance) ?? 0, r.seq));
           }
         }
       }
