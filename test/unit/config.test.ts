@@ -408,7 +408,7 @@ describe('errors', () => {
       name: 'unknown key nested',
       text: minimal('listen: { host: 0.0.0.0, prot: 7000 }\n'),
       key: 'listen.prot',
-      message: 'unknown key (expected one of host, port, tls, max_message_size, max_connections)',
+      message: 'unknown key (expected one of host, port, tls, max_message_size, max_connections, drain_timeout)',
     },
     {
       name: 'unknown key deep in a match',
