@@ -194,8 +194,8 @@ it('identity suspend: refused on a second instance sharing the PostgreSQL state 
   const psql = runPsql({ port: env.warden.port, user: 'alice', password: PASSWORDS.alice, database: 'app', args: ['-v', 'VERBOSITY=verbose', '-c', 'SELECT pg_sleep(60)'] });
   await until('alice active on A', async () => (await sessions(env.warden)).find((x) => x.identity === 'alice' && x.state === 'active'));
 
-  const t0 = Date.now();
   const sus = await runCli(['identity', 'suspend', 'alice', '--reason', 'leaked password', '--as', 'olga', '--admin-url', adminUrl(env.warden)], cliEnv);
+  const t0 = Date.now(); // B polls the store every 2 s
   expect(sus.err).toBe('');
   expect(sus.out).toMatch(/identity alice suspended; 1 session\(s\) ended here/);
   const r = await psql;
