@@ -243,10 +243,12 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
     const masking =
       masks && catalog ? (prev?.masking && maskingInputs(prev.config) === maskingInputs(c) ? prev.masking : createMaskingService(c, catalog, log)) : undefined;
     const approves = c.rules.some((r) => r.action === 'approve');
-    if (!state && (approves || c.state)) state = await openState(c);
-    if (state && c.state && !tokens) tokens = createTokenService(state, log);
+    // The state store, tokens and the approval service (whose API the admin listener serves)
+    // start with Warden: a reload reconfigures them but does not create them.
+    if (!prev && (approves || c.state)) state = await openState(c);
+    if (!prev && state && c.state) tokens = createTokenService(state, log);
     let newApprovals: ApprovalService | undefined;
-    if (state && approves) {
+    if (state && approves && (!prev || approvals)) {
       if (!c.state) log.warn('approve rules without state.store: approval requests are kept in memory and lost when Warden stops');
       if (!c.admin) log.warn('approve rules without admin: nobody can approve requests (the approvals API is served on the admin listener)');
       if (!approvals) {
@@ -424,6 +426,8 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
       return refused(err);
     }
     const restart = restartNeeded(running, next);
+    // Their statements are refused (fail closed) until a restart starts the approval service and its API.
+    if (!approvals && next.rules.some((r) => r.action === 'approve')) restart.push('rules with action approve (approvals start with Warden)');
     const effective = effectiveConfig(running, next);
     let built: Awaited<ReturnType<typeof build>>;
     try {

@@ -267,7 +267,7 @@ export function createStatementPolicy(config: WardenConfig, log: Logger, o: Stat
         const a = d.approvals[0];
         return {
           code: '42501',
-          message: `rule "${a?.rule ?? d.decisive}" requires approval${a?.reason ? `: ${a.reason}` : ''}; approvals are not available in this version of Warden, so the statement was not run`,
+          message: `rule "${a?.rule ?? d.decisive}" requires approval${a?.reason ? `: ${a.reason}` : ''}; approvals are not running in this Warden (they start with it: a restart applies approve rules added by a reload), so the statement was not run`,
         };
       }
       case 'mask': {
