@@ -4,7 +4,8 @@
  * binaries are found, otherwise PGlite in memory (one session at a time) —
  * with a small dataset and the product spec's rules, so a newcomer sees Warden
  * govern a real database without writing a config. Everything it starts is
- * stopped, and its temp files removed, when it stops.
+ * stopped, and its temp files removed, when it stops — except its audit log, in a private
+ * directory of its own named in the banner, kept for `warden audit verify`.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -164,6 +165,17 @@ default: allow
 `;
 }
 
+/**
+ * How the banner's commands run the CLI, pasted into a shell: `node bin/warden.js` from the
+ * project's directory (where `npm start` runs), else with the script's absolute path.
+ */
+function cliCommand(): string {
+  const root = path.resolve(import.meta.dirname, '../..');
+  const bin = path.join(root, 'bin', 'warden.js');
+  if (path.resolve(process.cwd()) === root) return 'node bin/warden.js';
+  return `node ${/^[\w./-]+$/.test(bin) ? bin : `'${bin.replace(/'/g, "'\\''")}'`}`;
+}
+
 async function portOr(preferred: number): Promise<number> {
   const free = await freePort();
   const ok = await new Promise<boolean>((resolve) => {
@@ -180,6 +192,7 @@ export async function startDemo(log: Logger, o: { port?: number; adminPort?: num
   const upstream = await startUpstream(await chooseUpstream(), log);
   // The demo's own files (its config, the approvals state), removed on exit.
   const demoDir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-demo-'));
+  let auditDir: string | undefined;
   const cleanup = async (): Promise<void> => {
     await upstream.stop();
     fs.rmSync(demoDir, { recursive: true, force: true });
@@ -188,21 +201,25 @@ export async function startDemo(log: Logger, o: { port?: number; adminPort?: num
     const passwords = { alice: pw(), dana: pw(), trainer: pw() };
     const port = o.port ?? (await portOr(6432));
     const adminPort = o.adminPort ?? (await portOr(7070));
-    // The audit log outlives the demo (named in the banner); its chain goes on across runs.
-    const auditDir = path.join(os.tmpdir(), 'warden-demo-audit');
-    fs.mkdirSync(auditDir, { recursive: true, mode: 0o700 });
+    // The audit log outlives the demo (named in the banner, for `audit verify` afterwards): a
+    // private directory of its own per run (mkdtemp: unique, 0700, made by us), so demos side
+    // by side never share a chain and nobody else can have made it first. Its checkpoints are
+    // signed with a key made for this run; the public key stays beside the log.
+    auditDir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-demo-audit-'));
+    fs.chmodSync(auditDir, 0o700);
     const auditDb = path.join(auditDir, 'audit.db');
     const signingKey = path.join(auditDir, 'signing.pem');
-    if (!fs.existsSync(signingKey)) {
-      const { privateKey } = crypto.generateKeyPairSync('ed25519');
-      fs.writeFileSync(signingKey, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
-    }
+    const publicKey = path.join(auditDir, 'signing.pub.pem');
+    const keys = crypto.generateKeyPairSync('ed25519');
+    fs.writeFileSync(signingKey, keys.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' });
+    fs.writeFileSync(publicKey, keys.publicKey.export({ type: 'spki', format: 'pem' }), { mode: 0o644, flag: 'wx' });
     const configFile = path.join(demoDir, 'warden-demo.yaml');
     const stateDb = path.join(demoDir, 'warden-state.db');
     const yaml = demoConfigYaml({ upstreamUrl: upstream.url, port, adminPort, passwords, auditDb, signingKey, maskKey: pw() + pw(), stateDb });
     fs.writeFileSync(configFile, yaml, { mode: 0o600 });
     const config = parseConfig(yaml, configFile, {});
     const warden = await startWarden({ config, log });
+    const cli = cliCommand();
     const psql = (who: keyof typeof passwords): string =>
       `PGPASSWORD=${passwords[who]} psql "host=127.0.0.1 port=${warden.port} user=${who} dbname=app"`;
     const banner = `
@@ -226,22 +243,24 @@ A short tour:
                      DROP TABLE orders;             -- denied by no-destructive-ddl (42501)
                      INSERT INTO orders (item) VALUES ('x');  -- denied by agents-read-only
   2. As the analyst: UPDATE billing.invoices SET status = 'paid' WHERE id = 1;
-                     -- waits on the wire for a DBA's approval (rule billing-writes-need-approval).
+                     -- waits on the wire for a DBA's approval (rule billing-writes-need-approval);
+                        psql prints a NOTICE at once with the request id and the command that approves it.
      In a second terminal, the DBA looks and approves:
-       WARDEN_PASSWORD=${passwords.dana} node bin/warden.js approvals list --config ${configFile} --as dana
-       WARDEN_PASSWORD=${passwords.dana} node bin/warden.js approvals approve <id> --config ${configFile} --as dana --reason "month-end close"
+       WARDEN_PASSWORD=${passwords.dana} ${cli} approvals list --config ${configFile} --as dana
+       WARDEN_PASSWORD=${passwords.dana} ${cli} approvals approve <id> --config ${configFile} --as dana --reason "month-end close"
                      -- the analyst's UPDATE then runs and returns UPDATE 1
      As the DBA:     SELECT full_name, email, ssn FROM customers LIMIT 3;  -- the real values
   3. As anyone:      SET ROLE postgres;              -- denied: a client cannot change who it is
                      SELECT current_setting('warden.identity');  -- who the database sees
-  4. The audit log: every session, statement and refusal above, hash-chained:
-     node bin/warden.js audit tail --config ${configFile}
-     node bin/warden.js audit verify --config ${configFile}
+  4. The audit log: every session, statement and refusal above, hash-chained and signed:
+     ${cli} audit tail --store sqlite:${auditDb}
+     ${cli} audit verify --store sqlite:${auditDb} --public-key ${publicKey}
   Dry run a statement without connecting:
-     node bin/warden.js policy explain --config ${configFile} --as trainer "DELETE FROM orders"
+     ${cli} policy explain --config ${configFile} --as trainer "DELETE FROM orders"
 
-The audit log is kept after the demo stops: ${auditDb}
-  (read it then with: node bin/warden.js audit tail --store sqlite:${auditDb})
+The audit log is kept after the demo stops, in ${auditDir} (private to you; remove it when done):
+  the log ${auditDb}, this run's checkpoint signing key and its public key ${publicKey}.
+  The tail and verify commands above work then too.
 
 Press Ctrl-C to stop; the embedded ${upstream.kind === 'pglite' ? 'PGlite and its data are' : 'cluster and its data are'} removed.
 `;
@@ -256,6 +275,8 @@ Press Ctrl-C to stop; the embedded ${upstream.kind === 'pglite' ? 'PGlite and it
     };
   } catch (err) {
     await cleanup();
+    // A demo that did not start keeps no audit log.
+    if (auditDir) fs.rmSync(auditDir, { recursive: true, force: true });
     throw err;
   }
 }
