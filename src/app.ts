@@ -219,8 +219,9 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
   let code: CodeCatalog | undefined;
   // Large statements are parsed on a worker thread, so they never stall the other sessions.
   const pool = new AnalysisPool();
-  // Metrics: counters and timers the statement path bumps, read by /metrics at scrape time.
-  const metrics = new StatementMetrics(o.config);
+  // Metrics: counters and timers the statement path bumps, read by /metrics at scrape time
+  // (only with an admin listener to serve them; `admin` needs a restart to change).
+  const metrics = o.config.admin ? new StatementMetrics(o.config) : undefined;
 
   /** The state store (approvals without state.store: in memory). Opened once; `state` needs a restart. */
   const openState = async (c: WardenConfig): Promise<StateStore> => {
@@ -265,8 +266,10 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
     const reader = catalog;
     if (c.rules.length > 0 && reader && !code) code = createCodeCatalog({ query: (db, sql) => reader.query(db, sql, []), log });
     const policy = createStatementPolicy(c, log, { auditor, masking, approvals: approvalService, code, pool, previous: prev?.policy });
-    metrics.counts.configure(c);
-    policy.stats.ruled = metrics.ruled;
+    if (metrics) {
+      metrics.counts.configure(c);
+      policy.stats.ruled = metrics.ruled;
+    }
     const hooks = composeHooks(credentialGuard(tokens), composeHooks(policy.hooks, o.hooks));
     const adminAuth = !c.admin
       ? undefined
@@ -335,7 +338,7 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
   // The proxy calls through `gen`: a reload swaps it, and each session's next statement sees it.
   // Until the first reload, one property read more than calling the pipeline directly.
   const hooks: SessionHooks = {
-    timers: metrics.timers,
+    timers: metrics?.timers,
     statement: (s, stmt) => {
       const g = gen;
       if (g.stale !== undefined) {
