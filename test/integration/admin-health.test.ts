@@ -8,6 +8,7 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { startEnv, baseYaml, SVC_PASSWORD, type TestEnv } from '../helpers/warden-env.js';
@@ -21,7 +22,7 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-health-'));
 beforeAll(async () => {
   const audit = `audit:\n  store: sqlite:${path.join(dir, 'audit.db')}\n  on_failure: block\n`;
   env = await startEnv({
-    yaml: (p) => baseYaml(p, `admin: { host: 127.0.0.1, port: 0 }\n${audit}rules:\n  - name: no-drop\n    match: { statement: [drop] }\n    action: deny\n`),
+    yaml: (p) => baseYaml(p, `admin: { host: 127.0.0.1, port: 0 }\n${audit}rules:\n  - name: no-drop\n    match: { statement: [drop] }\n    action: deny\n  - name: truncate-needs-approval\n    match: { statement: [truncate] }\n    action: approve\n    approvers: { groups: [dba] }\n`),
   });
   base = `http://127.0.0.1:${env.warden.admin!.port}`;
 });
@@ -130,4 +131,46 @@ it('a probe that cannot log in fails with the upstream\'s reason, never the pass
   expect(err!.message).not.toContain(wrong);
   expect(err!.message).not.toContain(SVC_PASSWORD);
   await expect(probeUpstream(db)).resolves.toBeUndefined();
+});
+
+it('a statement held for an approval: warden_approvals_pending 1 and a connection deciding, both 0 again once it is cancelled', async () => {
+  const c = await env.connect('alice');
+  c.on('error', () => undefined);
+  const held = c.query('TRUNCATE nothing').catch((e: Error) => e);
+  try {
+    const body = await until(
+      async () => {
+        const m = (await get('/metrics')).body;
+        return /^warden_approvals_pending 1$/m.test(m) ? m : undefined;
+      },
+      10_000,
+      'warden_approvals_pending 1',
+    );
+    expect(body).toMatch(/^warden_connections\{state="deciding"\} 1$/m);
+    expect(body).toMatch(/^warden_statements_total\{database="app",identity_kind="human",action="approve",rule="truncate-needs-approval"\} 1$/m);
+  } finally {
+    // A CancelRequest with the key Warden gave this client: the request is cancelled.
+    const { processID, secretKey } = c as unknown as { processID: number; secretKey: number };
+    const cancel = Buffer.alloc(16);
+    cancel.writeInt32BE(16, 0);
+    cancel.writeInt32BE(80877102, 4);
+    cancel.writeInt32BE(processID, 8);
+    cancel.writeInt32BE(secretKey, 12);
+    await new Promise<void>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port: env.warden.port }, () => s.end(cancel));
+      s.on('close', () => resolve());
+      s.on('error', () => resolve());
+    });
+  }
+  expect(await held).toMatchObject({ code: '57014' });
+  await c.end();
+  const after = await until(
+    async () => {
+      const m = (await get('/metrics')).body;
+      return /^warden_approvals_pending 0$/m.test(m) ? m : undefined;
+    },
+    10_000,
+    'warden_approvals_pending 0',
+  );
+  expect(after).toMatch(/^warden_connections\{state="deciding"\} 0$/m);
 });
