@@ -145,6 +145,7 @@ export function createSuspensionService(o: SuspensionServiceOptions): Suspension
 
     async suspend(identity, reason, by) {
       if (typeof identity !== 'string' || identity.trim() === '') throw new SuspensionError(400, 'an identity name is required');
+      if (identity.length > 256 || /[\u0000-\u001f\u007f]/.test(identity)) throw new SuspensionError(400, 'not an identity name (at most 256 characters, no control characters)');
       const record: SuspensionRecord = { identity, reason: cleanReason(reason), suspendedBy: by, suspendedAt: new Date().toISOString() };
       await store.putSuspension(record);
       generation++;

@@ -67,6 +67,8 @@ describe('suspension service', () => {
     expect(b.check('alice')).toBeUndefined();
 
     await expect(b.resume('alice', 'olga')).rejects.toThrow('identity alice is not suspended');
+    await expect(a.suspend('x\ny', 'r', 'olga')).rejects.toMatchObject({ status: 400 });
+    await expect(a.suspend('', 'r', 'olga')).rejects.toMatchObject({ status: 400 });
     const was = await a.resume('mallory', 'pat');
     expect(was.suspendedBy).toBe('olga');
     expect(a.check('mallory')).toBeUndefined();
