@@ -227,4 +227,25 @@ describe('stop (SIGTERM drains)', () => {
     expect(recs.at(-1)?.type).toBe('warden.stop');
     expect(recs.at(-1)?.data.reason).toBe('SIGTERM');
   }, 30_000);
+
+  it('a second SIGTERM exits at once, without waiting for the running statement', async () => {
+    const w = await startWardenProcess(yaml({ adminPort: await freePort(), audit: path.join(dir, 'stop2-audit.jsonl'), rules: NO_DROP }));
+    const busy = client(w, 'alice');
+    await busy.connect();
+    const exited = new Promise<number | null>((resolve) => w.child.once('exit', (code) => resolve(code)));
+    const running = busy.query('SELECT pg_sleep(5)').then(
+      () => 'finished',
+      () => 'failed',
+    );
+    await sleep(300);
+    const t0 = Date.now();
+    w.child.kill('SIGTERM');
+    await sleep(300);
+    expect(w.child.exitCode).toBeNull(); // draining: the statement is still running
+    w.child.kill('SIGTERM');
+    expect(await exited).toBe(1);
+    expect(Date.now() - t0).toBeLessThan(3_000);
+    expect(await running).toBe('failed');
+    await busy.end().catch(() => undefined);
+  }, 30_000);
 });
