@@ -113,6 +113,9 @@ export function buildAdmin(sources: AdminSources, services: AdminServices = {}, 
         return reply.code(r.status).send({ error: r.message });
       }
       req.identity = r.identity;
+      // A suspended identity (warden identity suspend) may not use the API either: no approving, reading or operating.
+      const suspended = services.sessions?.suspensions?.check(r.identity.name);
+      if (suspended) return reply.code(403).send({ error: `identity ${r.identity.name} is suspended: ${suspended.reason}` });
     });
     api.get('/whoami', async (req) => ({ name: req.identity!.name, kind: req.identity!.kind, groups: req.identity!.groups }));
     if (services.approvals) registerApprovalRoutes(api, services.approvals, services.auditors ?? []);
