@@ -457,6 +457,8 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
     return p;
   };
 
+  /** Set once close() starts (and read by /readyz, which answers 503 from then on). */
+  let closing: Promise<void> | undefined;
   let admin: AdminServer | undefined;
   if (o.config.admin) {
     try {
@@ -468,6 +470,7 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
           analysisCache: () => gen.policy.cache.stats(),
           connections: () => connectionStates(proxy.handshakeCount, proxy.listSessions()),
           databases: () => Object.values(gen.config.databases),
+          stopping: () => closing !== undefined,
           reload: () => ({ ...reloadState }),
         },
         log,
@@ -513,7 +516,6 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
   if (!nativeIo.available && process.env.WARDEN_NATIVE_IO !== '0') {
     log.warn({ reason: nativeIo.reason }, 'native socket I/O unavailable: sessions relay through Node.js sockets, which costs more CPU per statement');
   }
-  let closing: Promise<void> | undefined;
   return {
     host: addr.host,
     port: addr.port,

@@ -9,7 +9,8 @@
  * - the audit store cannot write and `audit.on_failure` is `block` (statements
  *   are refused then);
  * - the latest configuration reload failed (the old config still runs, but the
- *   file on disk is not what runs).
+ *   file on disk is not what runs);
+ * - Warden is stopping (draining: it accepts no new connections).
  *
  * Probe results are cached; a failure is logged when it starts and when it
  * ends, with the database's redacted URL (never the password).
@@ -37,7 +38,7 @@ export interface ReloadStatus {
 }
 
 export interface ReadinessCheck {
-  readonly check: 'upstream' | 'audit' | 'reload';
+  readonly check: 'upstream' | 'audit' | 'reload' | 'stopping';
   readonly ok: boolean;
   readonly database?: string;
   /** Why it is not ok. */
@@ -60,6 +61,8 @@ export interface ReadinessOptions {
   databases: () => readonly DatabaseConfig[];
   audit?: { readonly onFailure: 'block' | 'continue'; readonly stats: { readonly healthy: boolean; readonly lastError?: string } };
   reload?: () => ReloadStatus | undefined;
+  /** True once Warden is stopping (SIGTERM's drain): no new connections are accepted. */
+  stopping?: () => boolean;
   log: Logger;
   /** Connect and log in (default: Warden's upstream connection code); rejects with the reason. */
   probe?: (db: DatabaseConfig) => Promise<void>;
@@ -228,6 +231,9 @@ export class Readiness {
         ...(r.ok ? {} : { reason: `the latest configuration reload failed${at ? ` (${at})` : ''}: ${r.error ?? 'unknown error'}; the previous configuration is still in force` }),
         ...(at ? { checkedAt: at } : {}),
       });
+    }
+    if (this.o.stopping?.()) {
+      checks.push({ check: 'stopping', ok: false, reason: 'Warden is stopping: it accepts no new connections (running statements may finish)' });
     }
     return { ready: checks.every((c) => c.ok), checks };
   }

@@ -33,6 +33,8 @@ export interface AdminSources {
   databases?(): readonly DatabaseConfig[];
   /** The latest configuration reload: a failed one makes `/readyz` answer 503. */
   reload?(): ReloadStatus | undefined;
+  /** True once Warden is stopping (draining): `/readyz` answers 503. */
+  stopping?(): boolean;
 }
 
 export interface AdminServices {
@@ -72,6 +74,7 @@ export function buildAdmin(sources: AdminSources, services: AdminServices = {}, 
       databases: () => sources.databases?.() ?? [],
       audit,
       reload: sources.reload ? () => sources.reload!() : undefined,
+      stopping: sources.stopping ? () => sources.stopping!() : undefined,
       log: services.log ?? silent,
     });
   const registry = createMetricsRegistry({
@@ -91,7 +94,7 @@ export function buildAdmin(sources: AdminSources, services: AdminServices = {}, 
   // Alive: 200 while the process serves HTTP at all (a liveness probe restarts it otherwise).
   app.get('/healthz', async () => ({ status: 'ok', sessions: sources.sessions(), audit: audit ? (audit.stats.healthy ? 'ok' : 'failing') : undefined }));
   // Ready: 503 with the failing checks while an upstream cannot be reached or logged into, the
-  // audit cannot write under on_failure: block, or the latest reload failed.
+  // audit cannot write under on_failure: block, the latest reload failed, or Warden is stopping.
   app.get('/readyz', async (_req, reply) => {
     const r = await readiness.check();
     const failing = r.checks.filter((c) => !c.ok);

@@ -174,3 +174,33 @@ it('a statement held for an approval: warden_approvals_pending 1 and a connectio
   );
   expect(after).toMatch(/^warden_connections\{state="deciding"\} 0$/m);
 });
+
+it('/readyz answers 503 (stopping) while Warden drains on its way out; /healthz still 200', async () => {
+  const c = await env.connect('bob');
+  c.on('error', () => undefined);
+  const running = c.query('SELECT pg_sleep(1.5)').then(
+    () => 'done',
+    (e: Error) => e.message,
+  );
+  await new Promise((r) => setTimeout(r, 200));
+  const closing = env.warden.close({ drainTimeoutMs: 10_000 });
+  try {
+    const r = await until(
+      async () => {
+        const x = await get('/readyz').catch(() => undefined);
+        return x?.status === 503 ? x : undefined;
+      },
+      5_000,
+      '/readyz 503 while stopping',
+    );
+    expect(JSON.parse(r.body)).toMatchObject({
+      status: 'unavailable',
+      reasons: [expect.stringMatching(/Warden is stopping: it accepts no new connections/)],
+    });
+    expect((await get('/healthz')).status).toBe(200);
+  } finally {
+    expect(await running).toBe('done');
+    await closing;
+    await c.end().catch(() => undefined);
+  }
+});
