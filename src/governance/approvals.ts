@@ -466,14 +466,14 @@ export function createApprovalService(o: ApprovalServiceOptions): ApprovalServic
       record('grant.revoked', { identity: by.name, grant: id });
     },
 
-    pending: () => waiters.size,
-
     reconfigure(c) {
       config = c;
       settings = settingsOf(c);
       identities = new Map(c.identities.map((i) => [i.name, i]));
       textCap = c.approvals?.textCap ?? APPROVAL_TEXT_CAP;
     },
+
+    pending: () => waiters.size,
 
     close: () => store.close(),
   };

@@ -193,6 +193,9 @@ export class Session implements SessionInfo {
   private closed = false;
   private upstreamFatal = false;
   private readonly onClose: (reason: string) => void;
+  /** Metrics: where statement times go (undefined: nothing is timed), and when the latest statement was forwarded. */
+  private readonly timers: StatementTimers | undefined;
+  private sentAt = 0;
   /** When the session started relaying (ms since the epoch), for `warden sessions list`. */
   readonly startedAt = Date.now();
   /**
@@ -201,9 +204,6 @@ export class Session implements SessionInfo {
    */
   private current: StatementSource | null = null;
   private currentAt = 0;
-  /** Metrics: where statement times go (undefined: nothing is timed), and when the latest statement was forwarded. */
-  private readonly timers: StatementTimers | undefined;
-  private sentAt = 0;
 
   constructor(o: SessionOptions) {
     this.id = o.id;
