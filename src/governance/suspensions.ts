@@ -5,8 +5,9 @@
  *
  * - Suspensions live in the state store (one row per suspended identity).
  * - Each instance keeps them in memory, so the check on login is a Map lookup, never a
- *   query; the map is re-read from the store every {@link DEFAULT_POLL_MS} (and at once on
- *   this instance's own changes), so other instances notice within about that long.
+ *   query; the map is re-read from the store at once when the store announces a change
+ *   (postgres: LISTEN/NOTIFY) and every {@link DEFAULT_POLL_MS} in any case, so other
+ *   instances notice at once, or within about that long.
  * - Each re-read also ends any session of a suspended identity still running here: one that
  *   logged in on another instance's heels, or while the store could not be read.
  * - When the store cannot be read, the last known suspensions stay in force (a warning is
@@ -111,8 +112,13 @@ export function createSuspensionService(o: SuspensionServiceOptions): Suspension
     for (const r of next.values()) enforce(r);
   };
 
+  /** A change was announced while a read was in flight: read again once it ends. */
+  let again = false;
   const refresh = (): Promise<void> => {
-    if (refreshing) return refreshing;
+    if (refreshing) {
+      again = true;
+      return refreshing;
+    }
     const started = generation;
     refreshing = store
       .listSuspensions()
@@ -131,6 +137,10 @@ export function createSuspensionService(o: SuspensionServiceOptions): Suspension
       )
       .finally(() => {
         refreshing = null;
+        if (again && !closed) {
+          again = false;
+          refresh().catch(() => undefined);
+        }
       });
     return refreshing;
   };
@@ -139,6 +149,10 @@ export function createSuspensionService(o: SuspensionServiceOptions): Suspension
     refresh().catch(() => undefined);
   }, pollMs);
   timer.unref();
+  // A store that announces changes (postgres: NOTIFY) is read at once on each; the poll stays as the fallback.
+  const unwatch = store.watchSuspensions?.(() => {
+    refresh().catch(() => undefined);
+  });
 
   return {
     check: (identity) => known.get(identity),
@@ -176,6 +190,7 @@ export function createSuspensionService(o: SuspensionServiceOptions): Suspension
     close() {
       closed = true;
       clearInterval(timer);
+      unwatch?.();
     },
   };
 }

@@ -13,6 +13,8 @@ export const STATE_SCHEMA_VERSION = 1;
 
 /** The NOTIFY channel (postgres) on which request changes are announced (payload: the request id). */
 export const REQUEST_CHANNEL = 'warden_state_requests';
+/** NOTIFY channel announcing a change of the suspensions (postgres store). */
+export const SUSPENSION_CHANNEL = 'warden_state_suspensions';
 
 const STATUSES: ReadonlySet<string> = new Set<ApprovalStatus>(['pending', 'approved', 'denied', 'expired', 'cancelled', 'used']);
 

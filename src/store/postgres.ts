@@ -23,6 +23,7 @@ import pg from 'pg';
 import {
   GRANT_COLUMNS,
   REQUEST_CHANNEL,
+  SUSPENSION_CHANNEL,
   REQUEST_COLUMNS,
   REQUEST_INSERT_COLUMNS,
   RequestWatchers,
@@ -204,6 +205,8 @@ class PostgresStateStore implements StateStore {
   #listener: pg.Client | null = null;
   #listening: Promise<void> | null = null;
   #closed = false;
+  /** Told of NOTIFY on the suspensions channel. */
+  readonly #suspensionWatchers = new Set<() => void>();
   /** SELECT list of a request, with its decisions as a JSON array (alias r). */
   readonly #requestSelect: string;
 
@@ -506,23 +509,39 @@ class PostgresStateStore implements StateStore {
   /* Suspensions ---------------------------------------------------------------------------- */
 
   async putSuspension(x: SuspensionRecord): Promise<SuspensionRecord> {
-    await this.#query(
-      'putSuspension',
-      `INSERT INTO ${this.#s}.suspensions (identity, reason, suspended_by, suspended_at) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (identity) DO UPDATE SET reason = EXCLUDED.reason, suspended_by = EXCLUDED.suspended_by, suspended_at = EXCLUDED.suspended_at`,
-      [x.identity, x.reason, x.suspendedBy, isoTime(x.suspendedAt, 'suspension')],
-    );
+    await this.#tx('putSuspension', async (c) => {
+      await c.query(
+        `INSERT INTO ${this.#s}.suspensions (identity, reason, suspended_by, suspended_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (identity) DO UPDATE SET reason = EXCLUDED.reason, suspended_by = EXCLUDED.suspended_by, suspended_at = EXCLUDED.suspended_at`,
+        [x.identity, x.reason, x.suspendedBy, isoTime(x.suspendedAt, 'suspension')],
+      );
+      await c.query('SELECT pg_notify($1, $2)', [SUSPENSION_CHANNEL, x.identity]);
+    });
     return x;
   }
 
   async deleteSuspension(identity: string): Promise<SuspensionRecord | null> {
-    const r = await this.#query<SuspensionRow>('deleteSuspension', `DELETE FROM ${this.#s}.suspensions WHERE identity = $1 RETURNING *`, [identity]);
-    return r.rows[0] ? toSuspension(r.rows[0]) : null;
+    return this.#tx('deleteSuspension', async (c) => {
+      const r = await c.query<SuspensionRow>(`DELETE FROM ${this.#s}.suspensions WHERE identity = $1 RETURNING *`, [identity]);
+      if (!r.rows[0]) return null;
+      await c.query('SELECT pg_notify($1, $2)', [SUSPENSION_CHANNEL, identity]);
+      return toSuspension(r.rows[0]);
+    });
   }
 
   async listSuspensions(): Promise<SuspensionRecord[]> {
+    // Called by each instance's poll: also reopens a lost LISTEN connection.
+    if (this.#suspensionWatchers.size > 0) this.#ensureListener();
     const r = await this.#query<SuspensionRow>('listSuspensions', `SELECT * FROM ${this.#s}.suspensions ORDER BY identity`);
     return r.rows.map(toSuspension);
+  }
+
+  watchSuspensions(onChange: () => void): () => void {
+    if (this.#closed) throw this.#closedError();
+    const w = (): void => onChange();
+    this.#suspensionWatchers.add(w);
+    this.#ensureListener();
+    return () => this.#suspensionWatchers.delete(w);
   }
 
   async #versionsOf(ids: readonly string[]): Promise<Map<string, number>> {
@@ -546,11 +565,12 @@ class PostgresStateStore implements StateStore {
     c.on('end', drop);
     c.on('notification', (m) => {
       if (m.channel === REQUEST_CHANNEL && m.payload) this.#notified(m.payload);
+      else if (m.channel === SUSPENSION_CHANNEL) for (const w of [...this.#suspensionWatchers]) w();
     });
     this.#listening = (async () => {
       try {
         await c.connect();
-        await c.query(`LISTEN ${REQUEST_CHANNEL}`);
+        await c.query(`LISTEN ${REQUEST_CHANNEL}; LISTEN ${SUSPENSION_CHANNEL}`);
         if (this.#closed) {
           await c.end().catch(() => undefined);
           return;
@@ -601,6 +621,7 @@ class PostgresStateStore implements StateStore {
     if (this.#closed) return;
     this.#closed = true;
     this.#watchers.close();
+    this.#suspensionWatchers.clear();
     await this.#listening?.catch(() => undefined);
     const l = this.#listener;
     this.#listener = null;

@@ -126,6 +126,12 @@ export interface StateStore {
   deleteSuspension(identity: string): Promise<SuspensionRecord | null>;
   /** Every current suspension (a small table: read whole by each instance's poll). */
   listSuspensions(): Promise<SuspensionRecord[]>;
+  /**
+   * Calls `onChange` soon after the suspensions change, whichever instance changed them
+   * (postgres: LISTEN/NOTIFY). Returns the unsubscribe. Optional: stores without it are only
+   * polled; a call may be spurious, and a lost notification is caught by the caller's poll.
+   */
+  watchSuspensions?(onChange: () => void): () => void;
 
   /**
    * Calls `onChange` after the request changes (a decision, a status), whichever

@@ -114,6 +114,25 @@ describe('postgres state store', () => {
       return fired === 0 ? Infinity : fired - t0;
     }
 
+    it('suspensions: NOTIFY tells another instance at once, on suspend and on resume', async () => {
+      let told = 0;
+      const stop = b.watchSuspensions!(() => told++);
+      try {
+        const t0 = Date.now();
+        await a.putSuspension({ identity: 'mallory', reason: 'r', suspendedBy: 'olga', suspendedAt: new Date().toISOString() });
+        while (told === 0 && Date.now() - t0 < 3000) await sleep(10);
+        expect(Date.now() - t0).toBeLessThan(500);
+        await a.deleteSuspension('mallory');
+        while (told === 1 && Date.now() - t0 < 3000) await sleep(10);
+        expect(told).toBe(2);
+        expect(await a.deleteSuspension('mallory')).toBeNull(); // nothing deleted: nothing announced
+        await sleep(100);
+        expect(told).toBe(2);
+      } finally {
+        stop();
+      }
+    });
+
     it('NOTIFY tells another instance at once (well before the 1 s poll)', async () => {
       const ms = await timeToFire((id) => a.setStatus(id, 'pending', 'approved', new Date().toISOString()));
       expect(ms).toBeLessThan(500);
