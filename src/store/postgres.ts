@@ -11,7 +11,8 @@
  *   and neither decision is lost. setStatus is one conditional
  *   `UPDATE ... WHERE status = $from`: exactly one of two racing callers wins.
  * - Changes to a request are announced with `NOTIFY warden_state_requests`
- *   (payload: the request id), in the changing transaction. `watch()` listens
+ *   (payload: the request id), in the changing transaction; changes to the
+ *   suspensions with `NOTIFY warden_state_suspensions` (`watchSuspensions`). `watch()` listens
  *   on a dedicated connection and polls the watched requests' `version` every
  *   second as a fallback (a lost listener connection is reopened).
  * - Times are `toISOString()` text (`COLLATE "C"`: compares as time); arrays
