@@ -194,8 +194,9 @@ export class ProxyServer {
 
   /**
    * Stop like a daemon (SIGTERM): stop accepting at once (connections still in their
-   * handshake are refused with 57P03), end idle sessions now, and each other session once
-   * its running statement and open transaction are over; after `timeoutMs`, end the rest.
+   * handshake are refused with 57P03, or dropped once no session is left), end idle sessions
+   * now, and each other session once its running statement and open transaction are over;
+   * after `timeoutMs`, end the rest.
    * Ended sessions get FATAL 57P01 (their running statement is cancelled upstream).
    * Resolves with the number of sessions that were ended only by the timeout.
    */
@@ -206,7 +207,8 @@ export class ProxyServer {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       for (const s of [...this.sessions]) if (s.activity().state === 'idle') s.fatal(bye);
-      if ((this.sessions.size === 0 && this.handshaking === 0) || Date.now() >= deadline) break;
+      // Connections still logging in are refused when they get there (57P03), or dropped below.
+      if (this.sessions.size === 0 || Date.now() >= deadline) break;
       await new Promise((r) => setTimeout(r, Math.min(50, Math.max(1, deadline - Date.now()))));
     }
     const timedOut = this.sessions.size;
