@@ -119,15 +119,12 @@ export function registerSessionRoutes(app: FastifyInstance, admin: SessionAdmin)
   };
   const only =
     (groups: () => readonly string[], what: string, keys: string) =>
-    async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
       const suspended = suspendedCaller(req);
-      if (suspended) {
-        await reply.code(403).send({ error: suspended });
-        return;
-      }
+      if (suspended) return reply.code(403).send({ error: suspended });
       const g = groups();
-      if (req.identity!.groups.some((x) => g.includes(x))) return;
-      await reply.code(403).send({
+      if (req.identity!.groups.some((x) => g.includes(x))) return undefined;
+      return reply.code(403).send({
         error:
           g.length === 0
             ? `${what} needs membership of a group listed in ${keys} (none is configured)`
@@ -163,12 +160,11 @@ export function registerSessionRoutes(app: FastifyInstance, admin: SessionAdmin)
       return errorOf(reply, err);
     }
     const by = req.identity!.name;
-    const s = admin.terminate(id, {
-      code: '57P01',
-      message: `terminated by an operator (${by}): ${reason}`,
-    });
+    const s = admin.list().find((x) => x.id === id);
     if (!s) return reply.code(404).send({ error: `no session ${id} on this Warden instance (see warden sessions list)` });
+    // The cause before its effect (the session's own session.end).
     admin.audit?.('session.killed', { session: id, identity: s.identity.name, database: s.database.name, by, reason });
+    admin.terminate(id, { code: '57P01', message: `terminated by an operator (${by}): ${reason}` });
     return { killed: id, identity: s.identity.name, by, reason };
   });
 
