@@ -7,7 +7,9 @@
  * - prepared statements: a named statement prepared before the reload still executes after it;
  * - masking added by a reload applies to a running session's next SELECT;
  * - identities: a session of an identity the reload removes ends at its next statement (57P01),
- *   and the removed identity can no longer log in; a refused reload changes nothing.
+ *   and the removed identity can no longer log in; a refused reload changes nothing;
+ * - stopping with a drain (last): a session in an open transaction may finish it (COMMIT), then
+ *   it is ended with 57P01; an idle session is ended at once.
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -101,5 +103,24 @@ describe('a reload keeps each session’s state', () => {
       await agent.end().catch(() => undefined);
       await bob.end().catch(() => undefined);
     }
+  });
+});
+
+describe('close with a drain (as on SIGTERM)', () => {
+  it('lets an open transaction commit, then ends its session; idle sessions end at once', async () => {
+    const tx = await connect('alice');
+    const idle = await connect('bob');
+    const idleEnded = new Promise<{ code?: string }>((resolve) => idle.on('error', resolve));
+    const txEnded = new Promise<{ code?: string }>((resolve) => tx.on('error', resolve));
+    await tx.query('BEGIN');
+    await tx.query("INSERT INTO public.t VALUES ('in-tx')");
+    const closed = warden.close({ drainTimeoutMs: 10_000 });
+    expect(await idleEnded).toMatchObject({ code: '57P01' });
+    await tx.query("INSERT INTO public.t VALUES ('still-in-tx')");
+    await tx.query('COMMIT');
+    expect(await txEnded).toMatchObject({ code: '57P01' });
+    await closed;
+    const rows = await cluster.query("SELECT count(*)::int AS n FROM public.t WHERE v LIKE '%in-tx'", 'app');
+    expect(rows.rows[0].n).toBe(2);
   });
 });
