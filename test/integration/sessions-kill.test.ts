@@ -123,7 +123,12 @@ it('lists sessions with who, where, state and the statement as the audit shows i
     expect(bob.statement_duration_ms).toBeGreaterThanOrEqual(0);
     expect(Date.parse(bob.started_at as string)).toBeLessThanOrEqual(Date.now());
     const agent = (await sessions(env.warden)).find((s) => s.identity === 'agent')!;
-    expect(agent).toMatchObject({ kind: 'agent', state: 'idle', statement_duration_ms: null });
+    expect(agent).toMatchObject({ kind: 'agent', state: 'idle', statement: null, statement_duration_ms: null });
+    await idle.query('BEGIN');
+    expect((await sessions(env.warden)).find((s) => s.identity === 'agent')).toMatchObject({ state: 'idle in transaction', statement: 'BEGIN' });
+    await idle.query('SELECT 1/0').catch(() => undefined);
+    expect((await sessions(env.warden)).find((s) => s.identity === 'agent')).toMatchObject({ state: 'idle in transaction (aborted)', statement: 'SELECT 1/0' });
+    await idle.query('ROLLBACK');
 
     // Auditors read; nobody else; only operators kill.
     expect((await api(env.warden, 'alice', 'GET', '/sessions')).status).toBe(200);
