@@ -13,6 +13,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { baseYaml, direct, PASSWORDS, startCluster, startEnv, type TestEnv } from '../helpers/warden-env.js';
 import { runPsql } from '../helpers/psql.js';
 import { runCli } from '../helpers/warden-process.js';
+import { makeTestCerts, type TestCerts } from '../helpers/certs.js';
 import { parseConfig } from '../../src/config/load.js';
 import { startWarden, type Warden } from '../../src/app.js';
 import { silentLogger } from '../../src/log/logger.js';
@@ -25,8 +26,9 @@ let cluster: PgCluster;
 let env: TestEnv;
 let second: Warden;
 let dir: string;
+let certs: TestCerts;
 const yaml = (pgPort: number, stateUrl: string, auditFile: string): string =>
-  baseYaml(
+  withTls(baseYaml(
     pgPort,
     `  - name: olga
     kind: human
@@ -41,10 +43,14 @@ rules:
     action: approve
     approvers: { groups: [ops], count: 1 }
 `,
-  );
+  ));
+/** TLS offered, not required: the listing tells TLS sessions apart. */
+const withTls = (y: string): string =>
+  y.replace('listen: { host: 127.0.0.1, port: 0 }', `listen: { host: 127.0.0.1, port: 0, tls: { cert: ${certs.serverCert}, key: ${certs.serverKey}, require: false } }`);
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-sessions-'));
+  certs = await makeTestCerts();
   cluster = await startCluster();
   await cluster.query('CREATE DATABASE wstate');
   const stateUrl = cluster.url('wstate');
@@ -57,6 +63,7 @@ afterAll(async () => {
   await env?.stop();
   await cluster?.stop();
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  await certs?.cleanup();
 });
 
 const adminUrl = (w: Warden): string => `http://127.0.0.1:${w.admin!.port}`;
@@ -103,6 +110,8 @@ it('lists sessions with who, where, state and the statement as the audit shows i
   const c = new pg.Client({ ...env.client('bob'), application_name: 'nightly-job' });
   await c.connect();
   const idle = await env.connect('agent');
+  const overTls = new pg.Client({ ...env.client('alice'), ssl: { rejectUnauthorized: false } });
+  await overTls.connect();
   try {
     const running = c.query("SELECT pg_sleep(2), 'postgres://u:hunter2@db.example/x' AS dsn");
     const bob = await until('bob active', async () => (await sessions(env.warden)).find((s) => s.identity === 'bob' && s.state === 'active'));
@@ -129,6 +138,7 @@ it('lists sessions with who, where, state and the statement as the audit shows i
     await idle.query('SELECT 1/0').catch(() => undefined);
     expect((await sessions(env.warden)).find((s) => s.identity === 'agent')).toMatchObject({ state: 'idle in transaction (aborted)', statement: 'SELECT 1/0' });
     await idle.query('ROLLBACK');
+    expect((await sessions(env.warden)).find((s) => s.identity === 'alice')).toMatchObject({ tls: true, tls_version: expect.stringMatching(/^TLSv1\.[23]$/) });
 
     // Auditors read; nobody else; only operators kill.
     expect((await api(env.warden, 'alice', 'GET', '/sessions')).status).toBe(200);
@@ -145,6 +155,7 @@ it('lists sessions with who, where, state and the statement as the audit shows i
   } finally {
     await c.end();
     await idle.end();
+    await overTls.end();
   }
 });
 
