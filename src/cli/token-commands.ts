@@ -12,11 +12,9 @@ import { Command } from 'commander';
 import type { WardenConfig } from '../config/types.js';
 import { loadConfigPart } from '../config/load.js';
 import { parseDuration } from '../config/schema.js';
-import { openStateStore } from '../store/open.js';
 import type { StateStore, TokenRecord } from '../store/types.js';
 import { issueToken, MAX_TOKEN_TTL_MS } from '../governance/tokens.js';
-import { AuditLog, type AuditData } from '../audit/log.js';
-import { openAuditStore } from '../audit/open.js';
+import type { AuditData } from '../audit/log.js';
 import { silentLogger } from '../log/logger.js';
 import { CliError, configOption, configPath, out } from './common.js';
 
@@ -29,6 +27,7 @@ function storesOf(file: string | undefined): StoresPart {
 
 async function stateOf(config: StoresPart): Promise<StateStore> {
   if (!config.state) throw new CliError(`${config.source}: state: not configured — tokens are kept in the state store (state: { store: sqlite:./warden-state.db })`, 2);
+  const { openStateStore } = await import('../store/open.js');
   try {
     return await openStateStore(config.state.store);
   } catch (err) {
@@ -39,6 +38,7 @@ async function stateOf(config: StoresPart): Promise<StateStore> {
 /** Records an event on the CLI's own chain of the configured audit store (if any). */
 async function auditEvent(config: StoresPart, type: string, data: AuditData): Promise<void> {
   if (!config.audit) return;
+  const [{ AuditLog }, { openAuditStore }] = await Promise.all([import('../audit/log.js'), import('../audit/open.js')]);
   const store = await openAuditStore(config.audit.store, { durability: config.audit.durability });
   const log = await AuditLog.open({ store, instance: `cli@${hostname()}`, onFailure: 'block', log: silentLogger() });
   try {
