@@ -13,7 +13,8 @@
  *    database is in use its map is also re-read in the background every half
  *    of that age, so statements seldom wait for the catalog — and a read that
  *    must wait its turn (PGlite, behind another session's transaction) does
- *    not hold a statement up.
+ *    not hold a statement up. A statement inside a transaction block whose map must be read
+ *    reads it on its own connection, in the transaction (see `inTransaction`).
  */
 import crypto from 'node:crypto';
 import type { DatabaseConfig, MaskerName, WardenConfig } from '../config/types.js';
@@ -21,7 +22,7 @@ import type { Logger } from '../log/logger.js';
 import type { Analysis, AnalysisOk } from '../sql/index.js';
 import type { Decision } from '../policy/index.js';
 import { compileSensitive } from '../policy/sensitive.js';
-import type { SessionInfo, Verdict } from '../contract/statement-hooks.js';
+import { FORWARD, type SessionInfo, type Verdict } from '../contract/statement-hooks.js';
 import { checkMaskable } from '../masking/leaks.js';
 import { catalogColumns, createAllowlist } from '../masking/allowlist.js';
 import { checkSessionCode } from '../masking/session-code.js';
@@ -32,6 +33,9 @@ import { checkBackDoors, statisticsViews } from '../masking/back-doors.js';
 import { copyOutOf, planCopy, type CopyMaskOptions } from '../masking/copy-out.js';
 import { loadSensitiveMap, type SensitiveColumnMap } from '../masking/sensitive-catalog.js';
 import type { CatalogReader } from './catalog-reader.js';
+
+/** A catalog read on the session's connection found it outside a transaction block. */
+const NOT_IN_TRANSACTION = new Error('not in a transaction block');
 
 /** The sensitive-column map is re-read when older than this. */
 export const MAP_MAX_AGE_MS = 30_000;
@@ -106,9 +110,41 @@ export function createMaskingService(config: WardenConfig, catalog: CatalogReade
     Date.now() - map.loadedAt <= MAP_MAX_AGE_MS &&
     !(analysis.ok && analysis.reads.some((r) => r.table !== '*' && !r.candidates.includes('*') && !r.candidates.some((c) => map.hasRelation(c, r.table))));
 
-  const mapFor = async (db: DatabaseConfig, analysis: Analysis): Promise<SensitiveColumnMap> => {
+  const mapFor = async (s: SessionInfo, analysis: Analysis): Promise<SensitiveColumnMap> => {
+    const db = s.database;
+    if (s.txStatus === 'T' && s.readInTransaction) {
+      const own = await inTransaction(s);
+      if (own) return own;
+    }
     const map = await (maps.get(db.name) ?? load(db));
     return usable(map, analysis) ? map : load(db);
+  };
+
+  /**
+   * The map read on the session's own connection, inside its open transaction block
+   * (SessionInfo.readInTransaction), for a statement of a session in a transaction whose shared
+   * map is not usable: a read on the catalog connection could wait for this very transaction —
+   * on PGlite, whose one backend serves one transaction at a time, it waits until it times out,
+   * and every statement of the session, ROLLBACK and COMMIT included, would be refused. It also
+   * sees the transaction's own objects. Not shared (it reflects uncommitted changes). Null when
+   * it cannot be read there: not in a transaction block at that point, or a search_path that
+   * does not put pg_catalog first (the session's own types or operators could then stand in
+   * for the catalog's in the queries): the catalog connection then.
+   */
+  const inTransaction = async (s: SessionInfo): Promise<SensitiveColumnMap | null> => {
+    const read = (sql: string, params: readonly unknown[]) =>
+      s.readInTransaction!(sql, params.map((p) => (p === null || p === undefined ? null : Array.isArray(p) ? `{${p.join(',')}}` : String(p)))).then((r) => {
+        if (r === null) throw NOT_IN_TRANSACTION;
+        return r;
+      });
+    try {
+      const path = await read('SELECT (pg_catalog.current_schemas(true))[1] AS first', []);
+      if (path.rows[0]?.first !== 'pg_catalog') return null;
+      return await loadSensitiveMap(read, sensitive);
+    } catch (err) {
+      if (err === NOT_IN_TRANSACTION) return null;
+      throw err;
+    }
   };
 
   /** What the checks decided for a statement: a refusal's reason, or how to mask its rows. */
@@ -213,6 +249,10 @@ export function createMaskingService(config: WardenConfig, catalog: CatalogReade
   return {
     verdict(s, analysis, decision) {
       if (!analysis.ok) return refuse(decision, `the statement could not be parsed (${analysis.error})`);
+      // In a failed transaction, a statement that only ends it (or rolls back to a savepoint)
+      // shows no data and runs nothing that could: nothing to mask, no catalog to wait for (on
+      // PGlite a catalog read would wait behind this very transaction, and ROLLBACK be refused).
+      if (s.txStatus === 'E' && analysis.statements.every((x) => x.kind === 'transaction')) return FORWARD;
       const strict = !relaxedFor(decision);
       const encoding = s.parameters.get('client_encoding');
       used.add(s.database.name);
@@ -223,7 +263,7 @@ export function createMaskingService(config: WardenConfig, catalog: CatalogReade
       // Refusals that need no catalog come at once.
       const early = preMap(analysis, strict, s.database.name, encoding);
       if (typeof early === 'string') return refuse(decision, early);
-      return mapFor(s.database, analysis).then(
+      return mapFor(s, analysis).then(
         (map) => verdictOf(s, decision, map, planned(analysis, strict, s.database.name, map, encoding)),
         (err: Error) => {
           log.error({ database: s.database.name, reason: err.message }, 'cannot read the sensitive columns from the catalog');
