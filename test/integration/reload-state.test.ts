@@ -110,8 +110,8 @@ describe('close with a drain (as on SIGTERM)', () => {
   it('lets an open transaction commit, then ends its session; idle sessions end at once', async () => {
     const tx = await connect('alice');
     const idle = await connect('bob');
-    const idleEnded = new Promise<{ code?: string }>((resolve) => idle.on('error', resolve));
-    const txEnded = new Promise<{ code?: string }>((resolve) => tx.on('error', resolve));
+    const idleEnded = new Promise<Error & { code?: string }>((resolve) => idle.on('error', resolve));
+    const txEnded = new Promise<Error & { code?: string }>((resolve) => tx.on('error', resolve));
     await tx.query('BEGIN');
     await tx.query("INSERT INTO public.t VALUES ('in-tx')");
     const closed = warden.close({ drainTimeoutMs: 10_000 });
