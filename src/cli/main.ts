@@ -149,7 +149,17 @@ export function buildCli(): Command {
     .addOption(configOption())
     .option('--json', 'machine-readable output: {ok, source, hash, problems: [{path, message}]}')
     .action((o: { config?: string; json?: boolean }) => {
-      const r = checkConfig(configPath(o.config));
+      let file: string;
+      try {
+        file = configPath(o.config);
+      } catch (err) {
+        // A program reading --json gets JSON for a missing file too.
+        if (!o.json || !(err instanceof CliError)) throw err;
+        out(true, { ok: false, source: path.resolve(o.config ?? DEFAULT_CONFIG), problems: [{ path: '', message: err.message }] }, () => '');
+        process.exitCode = 2;
+        return;
+      }
+      const r = checkConfig(file);
       const ok = r.problems.length === 0;
       out(o.json, { ok, source: r.source, ...(r.hash ? { hash: r.hash } : {}), problems: r.problems }, () =>
         ok

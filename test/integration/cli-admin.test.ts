@@ -172,6 +172,10 @@ rules:
     expect(text.code).toBe(2);
     expect(text.out).toContain(`${file}: 7 problems`);
     expect(text.out).toContain('  databases.app.upstream: environment variable NO_SUCH_PASSWORD is not set');
+    // A missing file is JSON too for a program that asked for it.
+    const missing = await runCli(['config', 'check', '--config', path.join(tmp, 'nope.yaml'), '--json'], {}, tmp);
+    expect(missing.code).toBe(2);
+    expect(JSON.parse(missing.out)).toMatchObject({ ok: false, problems: [{ path: '', message: expect.stringContaining('configuration file not found') }] });
   });
 
   it('an approver group no identity is in is an error on its own', async () => {
