@@ -11,7 +11,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORDS, SVC_PASSWORD, direct, startEnv, type TestEnv } from '../helpers/warden-env.js';
-import { BIN, ROOT, runCli } from '../helpers/warden-process.js';
+import { BIN, ROOT, runCli, startWardenProcess } from '../helpers/warden-process.js';
 
 const DANA = 'dana-pw-4';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-cli-admin-'));
@@ -196,6 +196,27 @@ rules:
     const good = await runCli(['config', 'check', '--config', file, '--json'], {}, tmp);
     expect(good.code, good.err).toBe(0);
     expect(JSON.parse(good.out)).toMatchObject({ ok: true, problems: [] });
+  });
+
+  it('warden start runs with such a group, and logs a warning naming it', async () => {
+    const w = await startWardenProcess(
+      `version: 1
+listen: { host: 127.0.0.1, port: __PORT__ }
+databases: { app: { upstream: "postgres://svc@127.0.0.1:1/app" } }
+identities: [{ name: dana, kind: human, groups: [dba], password: x }]
+rules:
+  - { name: r, match: { statement: [write] }, action: approve, approvers: { groups: [dbas], count: 1 } }
+`,
+      {},
+      'warn',
+    );
+    try {
+      const t0 = Date.now();
+      while (!w.stderr().includes('dbas') && Date.now() - t0 < 5_000) await new Promise((r) => setTimeout(r, 50));
+      expect(w.stderr()).toMatch(/rules\[0\]\.approvers\.groups\[0\]: no identity is in group \\?"dbas\\?"/);
+    } finally {
+      await w.stop();
+    }
   });
 
   it('--version prints the version of package.json', async () => {
