@@ -119,7 +119,8 @@ export function heldNotice(o: HeldNoticeInput): { code: string; message: string;
   });
   const everyone = [...new Set(o.approvers.flat())];
   const as = everyone.length === 1 ? everyone[0]! : '<approver>';
-  const api = o.adminUrl ? ` (or POST ${o.adminUrl}/api/v1/approvals/${o.id}/approve with {"reason": "..."})` : '';
+  // With the admin URL the command needs no config file, only the approver's WARDEN_PASSWORD.
+  const api = o.adminUrl ? ` --admin-url ${o.adminUrl} (API: POST ${o.adminUrl}/api/v1/approvals/${o.id}/approve with {"reason": "..."})` : '';
   return {
     code: '00000',
     message: `statement held for approval: request ${o.id} for rule ${rules}; it runs once approved`,

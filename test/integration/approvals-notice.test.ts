@@ -14,6 +14,8 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rawLogin, queryMessage } from '../helpers/raw-session.js';
 import { parseErrorFields, type Msg } from '../helpers/raw-wire.js';
+import { BIN } from '../helpers/warden-process.js';
+import { run } from '../helpers/psql.js';
 import { baseYaml, direct, PASSWORDS, startCluster, startEnv, type TestEnv } from '../helpers/warden-env.js';
 
 const DANA = 'dana-pw-notice';
@@ -84,8 +86,7 @@ async function pendingCount(): Promise<number> {
 function expectNoticeText(text: string, id: string): void {
   expect(text).toContain(`statement held for approval: request ${id} for rule "billing-writes-need-approval" (Billing changes need a DBA)`);
   expect(text).toContain('1 of group dba (dana)');
-  expect(text).toContain(`warden approvals approve ${id} --as dana --reason "..."`);
-  expect(text).toContain(`${adminUrl()}/api/v1/approvals/${id}/approve`);
+  expect(text).toContain(`warden approvals approve ${id} --as dana --reason "..." --admin-url ${adminUrl()} (API: POST ${adminUrl()}/api/v1/approvals/${id}/approve`);
 }
 
 const until = async (cond: () => boolean, ms = 10_000): Promise<void> => {
@@ -116,7 +117,12 @@ describe('a held statement sends a notice at once', () => {
       expect(err).toMatch(/^DETAIL: {2}Approvers needed: 1 of group dba \(dana\)\. The statement waits until it is approved or denied, or expires in 20s/m);
       expect(err).toMatch(/^HINT: {2}An approver runs: warden approvals approve apr_\S+ --as dana --reason "\.\.\."/m);
       expectNoticeText(err, id);
-      await approve(id);
+      // The hint's command, run as printed (no config file: only the approver's password).
+      const command = /^HINT: {2}An approver runs: warden (approvals approve \S+ --as dana --reason "\.\.\." --admin-url \S+)/m.exec(err)![1]!;
+      // (Asynchronously: this Warden runs in the test's own process.)
+      const cli = await run('sh', ['-c', `cd ${dir} && node ${BIN} ${command}`], { ...process.env, WARDEN_PASSWORD: DANA }, undefined, 30_000);
+      expect(cli.code, cli.err).toBe(0);
+      expect(cli.out).toMatch(/approved/);
       expect(await exited).toBe(0);
       expect(out).toContain('UPDATE 1');
     } finally {

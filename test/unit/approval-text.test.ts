@@ -5,7 +5,7 @@
  */
 import crypto from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { abbreviate, APPROVAL_TEXT_CAP, approvalParam, shownText, visibleText } from '../../src/governance/approval-text.js';
+import { abbreviate, APPROVAL_TEXT_CAP, approvalParam, heldNotice, shownText, visibleText } from '../../src/governance/approval-text.js';
 import { approvalView, fullTextCommand } from '../../src/governance/approvals.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { ApprovalRequest } from '../../src/store/types.js';
@@ -112,5 +112,32 @@ approvals: { mode: hold${cap} }
     expect(parseConfig(yaml(''), '/tmp/c.yaml', {}).approvals?.textCap).toBeUndefined();
     expect(parseConfig(yaml(', text_cap: 65536'), '/tmp/c.yaml', {}).approvals?.textCap).toBe(65536);
     expect(() => parseConfig(yaml(', text_cap: 100'), '/tmp/c.yaml', {})).toThrow(/approvals\.text_cap/);
+  });
+});
+
+describe('the notice of a held statement', () => {
+  const base = { id: 'apr_x', expiresAt: '2026-01-01T00:10:00.000Z', timeout: '10m' };
+  it('names the request, the rule, the approvers and the command (with --admin-url and the API when known)', () => {
+    const n = heldNotice({ ...base, rules: [{ rule: 'r1', reason: 'why', groups: ['dba'], count: 1 }], approvers: [['dana']], adminUrl: 'http://127.0.0.1:7070' });
+    expect(n.code).toBe('00000');
+    expect(n.message).toBe('statement held for approval: request apr_x for rule "r1" (why); it runs once approved');
+    expect(n.detail).toMatch(/^Approvers needed: 1 of group dba \(dana\)\. .* expires in 10m \(at 2026-01-01T00:10:00.000Z\)/);
+    expect(n.hint).toBe(
+      'An approver runs: warden approvals approve apr_x --as dana --reason "..." --admin-url http://127.0.0.1:7070 (API: POST http://127.0.0.1:7070/api/v1/approvals/apr_x/approve with {"reason": "..."})',
+    );
+  });
+  it('several rules and approvers: a placeholder for --as, at most five names, and says when a group is empty', () => {
+    const many = ['a', 'b', 'c', 'd', 'e', 'f', 'g'];
+    const n = heldNotice({
+      ...base,
+      rules: [
+        { rule: 'r1', groups: ['dba', 'sre'], count: 2 },
+        { rule: 'r2', groups: ['nobody'], count: 1 },
+      ],
+      approvers: [many, []],
+    });
+    expect(n.message).toContain('for rule "r1", "r2"');
+    expect(n.detail).toContain('2 of groups dba/sre (a, b, c, d, e, … (7 in all)); 1 of group nobody (nobody is in it: the request cannot be approved)');
+    expect(n.hint).toBe('An approver runs: warden approvals approve apr_x --as <approver> --reason "..."');
   });
 });
