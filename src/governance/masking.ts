@@ -34,6 +34,9 @@ import { copyOutOf, planCopy, type CopyMaskOptions } from '../masking/copy-out.j
 import { loadSensitiveMap, type SensitiveColumnMap } from '../masking/sensitive-catalog.js';
 import type { CatalogReader } from './catalog-reader.js';
 
+/** A transaction statement that only rolls back (its text as the parser gave it; a leading comment: not recognised). */
+const ROLLS_BACK = /^(?:ROLLBACK|ABORT)\b/i;
+
 /** A catalog read on the session's connection found it outside a transaction block. */
 const NOT_IN_TRANSACTION = new Error('not in a transaction block');
 
@@ -249,10 +252,11 @@ export function createMaskingService(config: WardenConfig, catalog: CatalogReade
   return {
     verdict(s, analysis, decision) {
       if (!analysis.ok) return refuse(decision, `the statement could not be parsed (${analysis.error})`);
-      // In a failed transaction, a statement that only ends it (or rolls back to a savepoint)
-      // shows no data and runs nothing that could: nothing to mask, no catalog to wait for (on
-      // PGlite a catalog read would wait behind this very transaction, and ROLLBACK be refused).
-      if (s.txStatus === 'E' && analysis.statements.every((x) => x.kind === 'transaction')) return FORWARD;
+      // ROLLBACK (ABORT, ROLLBACK TO SAVEPOINT, ...) shows no data and runs nothing that could
+      // (unlike COMMIT: deferred triggers and constraints): nothing to mask, in any state, and no
+      // catalog to wait for. A failed transaction can always end: its map cannot be read in it,
+      // and on PGlite the catalog connection waits behind this very transaction.
+      if (analysis.statements.length > 0 && analysis.statements.every((x) => x.kind === 'transaction' && ROLLS_BACK.test(x.text))) return FORWARD;
       const strict = !relaxedFor(decision);
       const encoding = s.parameters.get('client_encoding');
       used.add(s.database.name);
