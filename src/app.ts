@@ -18,7 +18,7 @@ import { startAdmin, type AdminServer } from './admin/server.js';
 import { StatementMetrics, connectionStates } from './admin/metrics.js';
 import { createAdminAuthenticator, type AdminAuthenticator } from './admin/auth.js';
 import type { LoginRateLimitOptions } from './auth/rate-limit.js';
-import { defaultInstanceName, openAuditLog, type AuditLog } from './audit/log.js';
+import { defaultInstanceName, openAuditLog, type AuditData, type AuditLog } from './audit/log.js';
 import { createStatementAuditor } from './governance/statement-audit.js';
 import { createCatalogReader, type CatalogReader } from './governance/catalog-reader.js';
 import { createCodeCatalog, type CodeCatalog } from './governance/code-catalog.js';
@@ -28,6 +28,7 @@ import { openStateStore } from './store/open.js';
 import { createTokenService, type TokenService } from './governance/tokens.js';
 import { OidcVerifier } from './auth/oidc.js';
 import type { StateStore } from './store/types.js';
+import { createLimitService } from './governance/limits.js';
 import { createSuspensionService, type SuspensionService } from './governance/suspensions.js';
 
 /** Warden's version, recorded in `warden.start` audit events. */
@@ -265,7 +266,17 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
     if (c.rules.length > 0 && !catalog) catalog = createCatalogReader(log);
     const reader = catalog;
     if (c.rules.length > 0 && reader && !code) code = createCodeCatalog({ query: (db, sql) => reader.query(db, sql, []), log });
-    const policy = createStatementPolicy(c, log, { auditor, masking, approvals: approvalService, code, pool, previous: prev?.policy });
+    // Limits: counters per instance, started afresh by a reload (docs/limits.md).
+    const limits =
+      c.limits.length > 0
+        ? createLimitService({
+            limits: c.limits,
+            log,
+            record: audit ? (t, d) => audit!.record(t, d as AuditData) : undefined,
+            suspend: () => (suspensions ? (name, reason, by) => suspensions!.suspend(name, reason, by) : undefined),
+          })
+        : undefined;
+    const policy = createStatementPolicy(c, log, { auditor, masking, approvals: approvalService, code, pool, previous: prev?.policy, limits });
     if (metrics) {
       metrics.counts.configure(c);
       policy.stats.ruled = metrics.ruled;

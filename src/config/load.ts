@@ -20,6 +20,7 @@ import type {
   DatabaseConfig,
   IdentityConfig,
   RuleConfig,
+  LimitConfig,
   StoreConfig,
   WardenConfig,
 } from './types.js';
@@ -191,7 +192,7 @@ export function loadConfigPart<K extends ConfigSection>(
 
 /** The defaults of the sections a partial load leaves out (no databases). */
 function partDefaults(): Omit<RawConfig, 'version'> {
-  const d = ConfigSchema.pick({ listen: true, identities: true, sensitive: true, rules: true, default: true, approvals: true }).parse({});
+  const d = ConfigSchema.pick({ listen: true, identities: true, sensitive: true, rules: true, default: true, limits: true, approvals: true }).parse({});
   return { ...d, databases: {} };
 }
 
@@ -660,6 +661,19 @@ function normalize(raw: RawConfig, ctx: Context): WardenConfig {
     stripUndefined({ name: r.name, match: r.match, action: r.action, reason: r.reason, approvers: r.approvers, strict: r.strict }),
   );
 
+  const limits: LimitConfig[] = raw.limits.map((l) =>
+    stripUndefined({
+      name: l.name,
+      match: l.match,
+      maxRows: l.max_rows,
+      maxBytes: l.max_bytes,
+      rowsPerHour: l.rows_per_hour,
+      statementsPerMinute: l.statements_per_minute,
+      // The schema refuses approve: only halt and suspend reach here.
+      onExceed: l.on_exceed === 'suspend' ? 'suspend' : 'halt',
+    }),
+  );
+
   const config: WardenConfig = {
     version: 1,
     source: ctx.absSource,
@@ -675,6 +689,7 @@ function normalize(raw: RawConfig, ctx: Context): WardenConfig {
     }),
     rules,
     default: raw.default,
+    limits,
     approvals: stripUndefined({
       mode: raw.approvals.mode,
       timeoutMs: raw.approvals.timeout,

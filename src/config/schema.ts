@@ -367,6 +367,11 @@ const typeNameRe = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 const sensitiveType = refineString((v) =>
   typeNameRe.test(v) ? undefined : `"${v}" is not a valid sensitive type name (letters, digits, _ and -)`,
 );
+/** In a match: a type name, or a pattern with `*` (`"*"`: any sensitive type). */
+const typePatternRe = /^(?:[A-Za-z_*][A-Za-z0-9_*-]*)$/;
+const sensitiveTypePattern = refineString((v) =>
+  typePatternRe.test(v) ? undefined : `"${v}" is not a valid sensitive type name or pattern (letters, digits, _, - and * as a wildcard)`,
+);
 
 function expandDays(raw: string[], ctx: z.RefinementCtx): string[] {
   const set = new Set<number>();
@@ -450,7 +455,7 @@ export const MatchSchema: z.ZodType<RuleMatch, unknown> = z.lazy(() =>
     environment: stringOrList(nonEmpty).optional(),
     tables: stringOrList(tablePattern).optional(),
     columns: stringOrList(columnPattern).optional(),
-    sensitive: stringOrList(sensitiveType).optional(),
+    sensitive: stringOrList(sensitiveTypePattern).optional(),
     intent: intentMatch.optional(),
     client: stringOrList(refineString(checkClientRange)).optional(),
     time: timeMatch.optional(),
@@ -602,6 +607,53 @@ const RuleSchema = strictObject({
     ctx.addIssue({ code: 'custom', path: ['approvers'], message: 'required when action is approve (e.g. approvers: { groups: [dba], count: 1 })' });
   } else if (rule.action !== 'approve' && rule.approvers !== undefined) {
     ctx.addIssue({ code: 'custom', path: ['approvers'], message: `only allowed when action is approve (this rule's action is ${rule.action})` });
+  }
+});
+
+/** A size (bytes, or "20MB"), or undefined. */
+const sizeSchema = () =>
+  z
+    .unknown()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined) return undefined;
+      const r = parseSize(v);
+      if (!r.ok) {
+        ctx.addIssue({ code: 'custom', message: r.error });
+        return z.NEVER;
+      }
+      return r.value;
+    });
+
+const positiveCount = z.preprocess(numericString, z.number().int().min(1).max(Number.MAX_SAFE_INTEGER));
+
+/** Limits this build enforces; the others are refused by name (fail closed: never silently ignored). */
+const LIMIT_MEASURES = ['max_rows', 'max_bytes', 'rows_per_hour', 'statements_per_minute'] as const;
+
+const LimitSchema = strictObject({
+  name: nonEmpty,
+  match: MatchSchema,
+  /** Rows one statement may return to the client; beyond it the statement is halted (54000). */
+  max_rows: positiveCount.optional(),
+  /** Result bytes (DataRow messages) one statement may return; beyond it the statement is halted (54000). */
+  max_bytes: sizeSchema(),
+  /** Rows returned to the identity per clock hour, all its sessions; beyond it statements are halted (54000). */
+  rows_per_hour: positiveCount.optional(),
+  /** Statements the identity may start per clock minute, all its sessions; beyond it they are refused (53400). */
+  statements_per_minute: positiveCount.optional(),
+  /** Planner estimates and first touch: specified (shared/spec), not enforced by this build, so refused. */
+  max_estimated_rows: z.unknown().optional(),
+  first_touch: z.unknown().optional(),
+  on_exceed: z.enum(['halt', 'suspend', 'approve']).default('halt'),
+}).superRefine((l, ctx) => {
+  for (const key of ['max_estimated_rows', 'first_touch'] as const) {
+    if (l[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'not supported by this version of Warden yet (a limit it cannot enforce is refused, never ignored)' });
+  }
+  if (l.on_exceed === 'approve') {
+    ctx.addIssue({ code: 'custom', path: ['on_exceed'], message: 'approve is not supported by this version of Warden yet; use halt or suspend' });
+  }
+  if (!LIMIT_MEASURES.some((k) => l[k] !== undefined) && l.max_estimated_rows === undefined && l.first_touch === undefined) {
+    ctx.addIssue({ code: 'custom', message: `a limit needs at least one of ${LIMIT_MEASURES.join(', ')}` });
   }
 });
 
@@ -764,6 +816,7 @@ export const ConfigSchema = strictObject({
   sensitive: SensitiveSchema.default(() => SensitiveSchema.parse({})),
   rules: z.array(RuleSchema).superRefine(uniqueNames('rule', 'rules')).default([]),
   default: z.enum(['allow', 'deny']).default('allow'),
+  limits: z.array(LimitSchema).superRefine(uniqueNames('limit', 'limits')).default([]),
   approvals: ApprovalsSchema.default(() => ApprovalsSchema.parse({})),
   state: StateSchema.optional(),
   audit: AuditSchema.optional(),

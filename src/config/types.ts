@@ -128,6 +128,22 @@ export interface RuleConfig {
   strict?: boolean;
 }
 
+/** A `limits:` entry: how much, how fast (docs/limits.md). Matches with the rules' match language. */
+export interface LimitConfig {
+  name: string;
+  match: RuleMatch;
+  /** Rows one statement may return. */
+  maxRows?: number;
+  /** Result bytes one statement may return. */
+  maxBytes?: number;
+  /** Rows returned to the identity per clock hour (all its sessions). */
+  rowsPerHour?: number;
+  /** Statements the identity may start per clock minute (all its sessions). */
+  statementsPerMinute?: number;
+  /** halt: the statement fails (54000/53400); suspend: that, and the identity is suspended until resumed. */
+  onExceed: 'halt' | 'suspend';
+}
+
 export interface SensitiveConfig {
   /** `schema.table.column` pattern (with `*` per part) → sensitive type name. */
   columns: Record<string, string>;
@@ -200,6 +216,8 @@ export interface WardenConfig {
   sensitive?: SensitiveConfig;
   rules: RuleConfig[];
   default: 'allow' | 'deny';
+  /** `limits:` (empty when none). */
+  limits: LimitConfig[];
   approvals?: ApprovalsConfig;
   state?: { store: StoreConfig };
   audit?: AuditConfig;

@@ -114,6 +114,21 @@ export interface RowRewriter {
   copyData?(raw: Buffer, body: Buffer): Buffer | null;
 }
 
+/**
+ * A bound on one statement's results (`limits:` max_rows, max_bytes, rows_per_hour). The
+ * session counts the DataRow and CopyData messages it sends; the one that would cross the
+ * bound is not sent: the client gets `exceeded`'s error instead (SQLSTATE 54000) and nothing
+ * more of the statement, the upstream statement is cancelled, and the session stays usable.
+ */
+export interface RowLimit {
+  /** Rows (DataRow or CopyData messages) the statement may return. */
+  readonly maxRows: number;
+  /** Bytes of those messages it may return. */
+  readonly maxBytes: number;
+  /** The figures the statement would reach with the next message: the error the client gets. Called once. */
+  exceeded(rows: number, bytes: number): ErrorVerdictFields;
+}
+
 export interface StatementOutcome {
   /** Command tags of the statements that completed (CommandComplete), in order. */
   readonly tags: readonly string[];
@@ -140,6 +155,8 @@ export type Verdict =
        * before the client does (see `governance/statement-audit.ts`).
        */
       readonly durable?: Promise<void>;
+      /** Halt the statement once its results cross this bound (see {@link RowLimit}). */
+      readonly limit?: RowLimit;
     }
   | {
       readonly action: 'error';

@@ -34,6 +34,7 @@ import { LEXING_SETTINGS } from '../wire/client-text.js';
 import type { ApprovalService } from './approvals.js';
 import type { MaskingService } from './masking.js';
 import type { StatementAuditor } from './statement-audit.js';
+import type { LimitRuling, LimitService } from './limits.js';
 
 /** What the policy step rules for one statement. */
 export interface Ruling {
@@ -67,6 +68,8 @@ export interface PipelineOptions {
   readonly approvals?: ApprovalService;
   readonly masking?: MaskingService;
   readonly auditor?: StatementAuditor;
+  /** `limits:` (absent: none configured). */
+  readonly limits?: LimitService;
 }
 
 /**
@@ -91,7 +94,7 @@ function then<T, U>(x: T | Promise<T>, f: (v: T) => U | Promise<U>): U | Promise
 
 /** The session hooks of the pipeline: `statement` runs the steps; session start and end reach the policy and the audit. */
 export function statementPipeline(o: PipelineOptions): SessionHooks {
-  const { policy, stats, log, approvals, masking, auditor } = o;
+  const { policy, stats, log, approvals, masking, auditor, limits } = o;
 
   const statement = (s: SessionInfo, stmt: StatementSource): Verdict | Promise<Verdict> => {
     if (stmt.unreadable) return unreadable(s, stmt, stmt.unreadable);
@@ -119,8 +122,24 @@ export function statementPipeline(o: PipelineOptions): SessionHooks {
 
   const verdictOf = (s: SessionInfo, stmt: StatementSource, r: Ruling): Verdict | Promise<Verdict> => {
     if (r.refusal) return { action: 'error', error: r.refusal };
-    if (r.decision.action === 'approve' && approvals) return approved(s, stmt, r);
-    return masked(s, r);
+    // 2b. Limits: a rate crossed refuses now; bounds on the results ride on the verdict.
+    const lim = limits !== undefined && r.decision.limits !== undefined ? limits.check(s, stmt, r.decision) : undefined;
+    if (lim?.refusal) {
+      stats.refused++;
+      log.info({ session: s.id, identity: s.identity.name }, 'statement refused: a limit was reached');
+      return { action: 'error', error: lim.refusal };
+    }
+    const v = r.decision.action === 'approve' && approvals ? approved(s, stmt, r) : masked(s, r);
+    return lim === undefined || (lim.limit === undefined && lim.onDone === undefined) ? v : then(v, (x) => bounded(x, lim));
+  };
+
+  /** The verdict with the limits' bound on its results, and their count of rows when it is done. */
+  const bounded = (v: Verdict, lim: Exclude<LimitRuling, { refusal: ErrorVerdictFields }>): Verdict => {
+    if (v.action !== 'forward') return v;
+    const d1 = v.onDone;
+    const d2 = lim.onDone;
+    const onDone = d1 && d2 ? (out: StatementOutcome): void => (d1(out), d2(out)) : (d1 ?? d2);
+    return { ...v, ...(lim.limit ? { limit: lim.limit } : {}), ...(onDone ? { onDone } : {}) };
   };
 
   /** 3. Approval: once approved (or covered by a grant), on to masking. */

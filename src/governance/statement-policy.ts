@@ -19,6 +19,7 @@ import { intentOf } from '../intent/sqlcommenter.js';
 import type { ErrorVerdictFields, SessionHooks, SessionInfo, StatementOutcome, StatementSource } from '../contract/statement-hooks.js';
 import type { StatementAuditor } from './statement-audit.js';
 import type { MaskingService } from './masking.js';
+import type { LimitService } from './limits.js';
 import type { ApprovalService } from './approvals.js';
 import { localRoutineOf, withLocal, type CodeCatalog, type InvalidationScope, type LocalRoutine, type LocalRoutines } from './code-catalog.js';
 import { statementPipeline, type PipelineStats, type PolicyStep, type Ruling } from './statement-pipeline.js';
@@ -89,6 +90,8 @@ export interface StatementPolicyOptions {
   readonly code?: CodeCatalog;
   /** Analyses texts of OFF_THREAD_CHARS or more off the event loop (absent: on it). */
   readonly pool?: AnalysisPool;
+  /** Enforces `limits:` (absent: none configured). */
+  readonly limits?: LimitService;
   /**
    * The policy this one replaces (a configuration reload): its sessions' state (search_path,
    * prepared statements, their own routines), counters and analysis cache carry over; the
@@ -104,7 +107,7 @@ export function createStatementPolicy(config: WardenConfig, log: Logger, o: Stat
   const { auditor, masking, approvals, code, pool, previous } = o;
   const cache = o.cache ?? previous?.cache ?? new AnalysisCache({ max: 10_000 });
   const policy = policyFromConfig(config);
-  const timeDependent = config.rules.some((r) => usesTime(r.match));
+  const timeDependent = config.rules.some((r) => usesTime(r.match)) || (config.limits ?? []).some((l) => usesTime(l.match));
   const detect = config.sensitive?.detect ?? [];
   const sessions = (previous && SESSION_STATES.get(previous)) || new WeakMap<SessionInfo, PolicySessionState>();
   /** This policy's token in the sessions' state (see PolicySessionState.generation). */
@@ -404,7 +407,7 @@ export function createStatementPolicy(config: WardenConfig, log: Logger, o: Stat
       if (code && sessions.get(s)?.ddlPending) code.invalidate(s.database.name, sessions.get(s)!.ddlPending || 'all');
     },
   };
-  const hooks: SessionHooks = statementPipeline({ policy: step, stats, log, approvals, masking, auditor });
+  const hooks: SessionHooks = statementPipeline({ policy: step, stats, log, approvals, masking, auditor, limits: o.limits });
   const out: StatementPolicy = { hooks, stats, cache, policy, decideFor, ...(code ? { code } : {}) };
   SESSION_STATES.set(out, sessions);
   return out;

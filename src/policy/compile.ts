@@ -15,7 +15,7 @@
  * @module
  */
 import { BlockList, isIP } from 'node:net';
-import type { RuleAction, RuleConfig, RuleMatch, SensitiveConfig, WardenConfig } from '../config/types.js';
+import type { LimitConfig, RuleAction, RuleConfig, RuleMatch, SensitiveConfig, WardenConfig } from '../config/types.js';
 import { STATEMENT_CLASSES, type StatementAnalysis, type StatementClass } from '../sql/types.js';
 import {
   columnPattern,
@@ -68,9 +68,18 @@ export interface CompiledRule {
   readonly config: RuleConfig;
 }
 
+/** A compiled `limits:` entry: its name, match and figures (enforced by governance/limits.ts). */
+export interface CompiledLimit {
+  readonly name: string;
+  readonly match: CompiledMatch;
+  readonly config: LimitConfig;
+}
+
 /** A compiled policy: rules in config order, the default, and sensitive columns. */
 export interface CompiledPolicy {
   readonly rules: readonly CompiledRule[];
+  /** The limits, in config order (none: empty). */
+  readonly limits: readonly CompiledLimit[];
   readonly defaultAction: 'allow' | 'deny';
   readonly sensitive: CompiledSensitive;
 }
@@ -408,7 +417,7 @@ export function compileMatch(m: RuleMatch, where: string): CompiledMatch {
 export function compilePolicy(
   rules: readonly RuleConfig[],
   defaultAction: 'allow' | 'deny',
-  options: { sensitive?: SensitiveConfig | Readonly<Record<string, string>> } = {},
+  options: { sensitive?: SensitiveConfig | Readonly<Record<string, string>>; limits?: readonly LimitConfig[] } = {},
 ): CompiledPolicy {
   if (defaultAction !== 'allow' && defaultAction !== 'deny') throw new PolicyError(`default must be allow or deny, not ${JSON.stringify(defaultAction)}`);
   const names = new Set<string>();
@@ -441,10 +450,17 @@ export function compilePolicy(
   } catch (e) {
     throw new PolicyError(`sensitive.columns: ${(e as Error).message}`);
   }
-  return { rules: compiled, defaultAction, sensitive };
+  const limitNames = new Set<string>();
+  const limits = (options.limits ?? []).map((l): CompiledLimit => {
+    const where = `limit ${JSON.stringify(l.name)}`;
+    if (limitNames.has(l.name)) throw new PolicyError(`${where}: duplicate limit name`);
+    limitNames.add(l.name);
+    return { name: l.name, match: compileMatch(l.match ?? {}, `${where}: match`), config: l };
+  });
+  return { rules: compiled, limits, defaultAction, sensitive };
 }
 
-/** Compiles the `rules`, `default` and `sensitive` sections of a loaded config. */
-export function policyFromConfig(config: Pick<WardenConfig, 'rules' | 'default' | 'sensitive'>): CompiledPolicy {
-  return compilePolicy(config.rules, config.default, config.sensitive ? { sensitive: config.sensitive } : {});
+/** Compiles the `rules`, `default`, `sensitive` and `limits` sections of a loaded config. */
+export function policyFromConfig(config: Pick<WardenConfig, 'rules' | 'default' | 'sensitive'> & { readonly limits?: readonly LimitConfig[] }): CompiledPolicy {
+  return compilePolicy(config.rules, config.default, { ...(config.sensitive ? { sensitive: config.sensitive } : {}), limits: config.limits ?? [] });
 }

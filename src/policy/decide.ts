@@ -172,6 +172,36 @@ function freezeDecision(d: Decision): Decision {
 }
 
 /**
+ * The limits that apply to a query string: each whose match holds or may hold (fail closed: a
+ * limit is a bound, so "maybe" binds) for one of its statements, or for the string itself when it
+ * could not be parsed. Empty (and costing nothing) when no limit is configured.
+ */
+function limitsOf(input: DecisionInput, policy: CompiledPolicy, statements: readonly StatementAnalysis[] | null): string[] {
+  const out: string[] = [];
+  if (policy.limits.length === 0) return out;
+  for (const l of policy.limits) {
+    if (statements === null) {
+      if (l.match.evaluate({ identity: input.identity, session: input.session, statement: null, sensitive: null }).tri >= MAYBE) out.push(l.name);
+      continue;
+    }
+    for (const s of statements) {
+      const sensitive = sensitiveTypesOfStatement(s, policy.sensitive);
+      for (const t of input.sensitiveTypes ?? []) sensitive.set(t, true);
+      if (l.match.evaluate({ identity: input.identity, session: input.session, statement: s, sensitive }).tri >= MAYBE) {
+        out.push(l.name);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+/** `d` with the limits that apply, when there are any. */
+function withLimits(d: Decision, limits: readonly string[]): Decision {
+  return limits.length > 0 ? { ...d, limits } : d;
+}
+
+/**
  * Decides what happens to a query string.
  *
  * @param input identity, session context and the analysis of the string
@@ -202,7 +232,7 @@ export function decide(input: DecisionInput, policy: CompiledPolicy): Decision {
     };
     const decisive = deny ? BUILTIN_RULES.unparsable : BUILTIN_RULES.default;
     const matched = deny ? [rec] : [];
-    return freezeDecision({
+    return freezeDecision(withLimits({
       action,
       reason,
       decisive,
@@ -212,7 +242,7 @@ export function decide(input: DecisionInput, policy: CompiledPolicy): Decision {
       masked: false,
       approvals: [],
       sensitiveTypes: [...policy.sensitive.types].sort(),
-    });
+    }, limitsOf(input, policy, null)));
   }
   if (analysis.statements.length === 0) {
     return freezeDecision({
@@ -244,7 +274,7 @@ export function decide(input: DecisionInput, policy: CompiledPolicy): Decision {
   }
   const types = new Set<string>();
   for (const d of statements) for (const t of d.sensitiveTypes) types.add(t);
-  return freezeDecision({
+  return freezeDecision(withLimits({
     action,
     reason,
     decisive: decisiveStmt.decisive,
@@ -254,5 +284,5 @@ export function decide(input: DecisionInput, policy: CompiledPolicy): Decision {
     masked: action !== 'deny' && matched.some((m) => m.action === 'mask'),
     approvals,
     sensitiveTypes: [...types].sort(),
-  });
+  }, limitsOf(input, policy, analysis.statements)));
 }

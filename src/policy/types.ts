@@ -97,4 +97,9 @@ export interface Decision {
   readonly approvals: readonly { readonly rule: string; readonly reason?: string; readonly approvers?: { readonly groups: readonly string[]; readonly count: number } }[];
   /** Sensitive types touched by any statement, sorted. */
   readonly sensitiveTypes: readonly string[];
+  /**
+   * The `limits:` that apply (config order): those whose match holds, or may hold (fail closed),
+   * for some statement of the string. Absent when none does.
+   */
+  readonly limits?: readonly string[];
 }

@@ -9,11 +9,15 @@ import { parseDuration, parsePostgresUrl, parseSize } from '../../src/config/sch
 // The product side's public configuration interface, beside the project's root (as in CI).
 const EXAMPLE = join(import.meta.dirname, '..', '..', '..', 'shared', 'spec', 'warden.example.yaml');
 /**
- * Top-level sections of the spec's example that this version does not implement yet (open
- * issues). They are cut from the copy the tests load, and a test below checks that Warden
- * refuses them with a clear error rather than ignoring them.
+ * Top-level sections of the spec's example that this version does not implement in full yet
+ * (open issues). They are cut from the copy the tests load, and a test below checks that Warden
+ * refuses what it cannot enforce with a clear error rather than ignoring it.
  */
 const NOT_YET = ['limits'];
+/** What of each NOT_YET section the full example is refused for. */
+const REFUSED_FOR: Record<string, RegExp> = {
+  limits: /limits\[1\]\.max_estimated_rows: not supported by this version of Warden yet/,
+};
 
 /** The example without the sections in NOT_YET (each a top-level key with its indented block). */
 function withoutPending(yaml: string): string {
@@ -88,7 +92,7 @@ function scramVerifier(password: string, iterations = 4096): string {
 describe('the example configuration', () => {
   it('sections of the spec not implemented yet are refused with a clear error, not ignored', () => {
     for (const key of NOT_YET) {
-      expect(() => loadConfig(join(dir, 'full.yaml'), EXAMPLE_ENV)).toThrow(new RegExp(`: ${key}: unknown key`));
+      expect(() => loadConfig(join(dir, 'full.yaml'), EXAMPLE_ENV)).toThrow(REFUSED_FOR[key] ?? new RegExp(`: ${key}: unknown key`));
     }
   });
 
@@ -402,7 +406,7 @@ describe('errors', () => {
       name: 'unknown key at the top level',
       text: minimal('listn: {}\n'),
       key: 'listn',
-      message: /^unknown key \(expected one of version, listen, admin, databases, identities, sensitive, rules, default, approvals, state, audit, oidc\)$/,
+      message: /^unknown key \(expected one of version, listen, admin, databases, identities, sensitive, rules, default, limits, approvals, state, audit, oidc\)$/,
     },
     {
       name: 'unknown key nested',

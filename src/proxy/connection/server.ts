@@ -409,6 +409,7 @@ export class ProxyServer {
         },
       });
       const upKey = up.backendKey;
+      session.cancelUpstream = () => sendUpstreamCancel(db, upKey.pid, upKey.secret);
       session.cancel = () => {
         if (!session.isClosed) session.interrupt('cancel');
         sendUpstreamCancel(db, upKey.pid, upKey.secret).catch((err: Error) =>

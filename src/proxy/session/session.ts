@@ -66,6 +66,8 @@ const MAX_HELD_BYTES = 1024 * 1024;
  * all of them, since nothing of it is ever read. Saves an allocation per statement.
  */
 const NO_HOOK_RUN = new StatementRun(undefined, undefined);
+/** How long a halted statement's session waits for its cancel request to be handled, at most. */
+const HALT_CANCEL_WAIT_MS = 2000;
 const NO_HOOK_STATEMENT = Object.freeze({ sql: '', paramTypes: [] as number[] });
 
 /**
@@ -226,6 +228,7 @@ export class Session implements SessionInfo {
     this.pendingUpstream = o.upstreamLeftover;
     for (const [k, v] of o.parameters) this.tracker.parameters.set(k, v);
     this.tracker.txStatus = o.txStatus;
+    this.tracker.onHalt = () => this.halted();
     this.text = new ClientText(o.parameters);
 
     const max = o.maxMessageSize;
@@ -814,6 +817,7 @@ export class Session implements SessionInfo {
     if (v.action === 'forward') {
       if (v.durable) this.holdUntil(v.durable);
       const run = this.timed(new StatementRun(v.rows, v.onDone));
+      if (v.limit) run.limit = v.limit;
       // The rewriter must see the columns: a hidden Describe of the portal first.
       if (run.rewriter) this.toUpstream.push(encodeDescribePortal(portal));
       this.tracker.executeDecided(run, run.rewriter !== undefined);
@@ -830,7 +834,7 @@ export class Session implements SessionInfo {
     }
     if (v.action === 'forward') {
       if (v.durable) this.holdUntil(v.durable);
-      this.tracker.query(this.timers !== undefined ? this.timed(new StatementRun(v.rows, v.onDone)) : v.rows || v.onDone ? new StatementRun(v.rows, v.onDone) : NO_HOOK_RUN);
+      this.tracker.query(this.runFor(v));
       this.toUpstream.pushRange(buf, start, end);
     } else {
       this.refuse(new StatementRun(undefined, v.onDone, v.error), true);
@@ -844,13 +848,37 @@ export class Session implements SessionInfo {
     }
     if (v.action === 'forward') {
       if (v.durable) this.holdUntil(v.durable);
-      this.tracker.bind(portal, this.timers !== undefined ? this.timed(new StatementRun(v.rows, v.onDone)) : v.rows || v.onDone ? new StatementRun(v.rows, v.onDone) : NO_HOOK_RUN);
+      this.tracker.bind(portal, this.runFor(v));
       this.toUpstream.pushRange(buf, start, end);
     } else {
       this.tracker.dropPortal(portal);
       this.refuse(new StatementRun(undefined, v.onDone, v.error), false);
     }
   }
+
+  /** The run of a forwarded Query or Bind: the shared no-op one when nothing needs it. */
+  private runFor(v: Extract<Verdict, { action: 'forward' }>): StatementRun {
+    if (this.timers === undefined && v.rows === undefined && v.onDone === undefined && v.limit === undefined) return NO_HOOK_RUN;
+    const run = this.timed(new StatementRun(v.rows, v.onDone));
+    if (v.limit) run.limit = v.limit;
+    return run;
+  }
+
+  /**
+   * A statement crossed its limit (the tracker sent the client its error and mutes the rest):
+   * cancel it upstream. What the client gets next (the ReadyForQuery) waits until the cancel
+   * request was handled (PostgreSQL signals the backend, then closes the cancel connection), so
+   * a cancel landing late can never hit the client's next statement; at most HALT_CANCEL_WAIT_MS.
+   */
+  private halted(): void {
+    const cancelled = this.cancelUpstream().catch((err: Error) => this.log.warn({ reason: err.message }, 'cancelling a halted statement upstream failed'));
+    const bounded = Promise.race([cancelled, new Promise<void>((r) => setTimeout(r, HALT_CANCEL_WAIT_MS).unref())]).then(() => undefined);
+    const prior = this.gate;
+    this.holdUntil(prior ? Promise.all([prior, bounded]).then(() => undefined) : bounded);
+  }
+
+  /** Send a CancelRequest for this session's upstream backend (set by the server); resolves once it was handled. */
+  cancelUpstream: () => Promise<void> = () => Promise.resolve();
 
   /** A forwarded statement's run, timed from now to its completion (metrics on). */
   private timed(run: StatementRun): StatementRun {

@@ -21,12 +21,12 @@ import {
   decodeRowDescription,
   encodeError,
   encodeErrorLike,
-  type Outbox,
+  Outbox,
   type PgErrorFields,
   type TxStatus,
 } from '../../wire/index.js';
 import type { UnreadableText } from '../../wire/client-text.js';
-import type { ErrorVerdictFields, RowRewriter, StatementOutcome, StatementTimer } from '../../contract/statement-hooks.js';
+import type { ErrorVerdictFields, RowLimit, RowRewriter, StatementOutcome, StatementTimer } from '../../contract/statement-hooks.js';
 
 /** One statement's verdict and what happened to it. */
 export class StatementRun {
@@ -38,6 +38,12 @@ export class StatementRun {
   /** Metrics: set when the statement was forwarded (performance.now()); its upstream time is observed at finish. */
   sentAt = 0;
   timer: StatementTimer | undefined = undefined;
+  /** A bound on the rows and bytes of its results (limits): crossing it halts the statement. */
+  limit: RowLimit | undefined = undefined;
+  /** Result bytes (DataRow, CopyData messages) sent to the client, counted when there is a limit. */
+  bytes = 0;
+  /** Set when the statement was halted by its limit: the error the client got instead of the rest. */
+  halted: PgErrorFields | undefined = undefined;
 
   constructor(
     readonly rewriter: RowRewriter | undefined,
@@ -114,6 +120,13 @@ export const SKIPPED: PgErrorFields = Object.freeze({
   message: 'not run: an earlier message of the same extended-protocol batch failed, so PostgreSQL skipped the messages up to Sync',
 });
 
+/** Where a halted statement's remaining answers go: nowhere. */
+class MutedOutbox extends Outbox {
+  override pushRange(): void {}
+  override push(): void {}
+}
+const MUTED: Outbox = new MutedOutbox();
+
 export class ResponseTracker {
   private entries: Entry[] = [];
   private head = 0;
@@ -146,6 +159,14 @@ export class ResponseTracker {
   private recent: StatementRun | undefined;
   /** `epoch` when the latest ReadyForQuery arrived (see `statusCurrent`). */
   private readyEpoch = 0;
+  /**
+   * A statement was halted by its limit: the client got its error, and nothing more of the
+   * upstream's answers reaches it until the next ReadyForQuery (only ParameterStatus and
+   * notifications, which belong to no statement, still do).
+   */
+  private muted = false;
+  /** Told when a statement is halted (the session cancels it upstream). */
+  onHalt: ((run: StatementRun) => void) | undefined = undefined;
 
   /** Whether `txStatus` is still the transaction status: no statement was sent since the ReadyForQuery that reported it. */
   get statusCurrent(): boolean {
@@ -386,13 +407,38 @@ export class ResponseTracker {
 
   /** Whether the upstream message of this type must be delivered whole (everything but bulk data, DataRow and CopyData). */
   wantsWhole(type: number): boolean {
+    // Muted, or bound by a limit: each result message is looked at (dropped, or counted).
+    if (this.muted) return true;
+    if (type === B.CopyData && this.runOf(this.front())?.limit !== undefined) return true;
     if (type !== B.DataRow) return type !== B.CopyData || this.runOf(this.front())?.rewriter?.copyData !== undefined;
     const e = this.front();
     if (!e) return false;
     if (e.k === 'internal') return true;
-    if (e.k === 'query') return e.run.rewriter !== undefined;
-    if (e.k === 'execute') return e.portal?.run.rewriter !== undefined;
+    if (e.k === 'query') return e.run.rewriter !== undefined || e.run.limit !== undefined;
+    if (e.k === 'execute') return e.portal?.run.rewriter !== undefined || e.portal?.run.limit !== undefined;
     return false;
+  }
+
+  /**
+   * A result message (DataRow, CopyData) of `run`, which has a limit, of `size` bytes: false when
+   * it may be sent; true when it crosses the limit — the statement is halted there: the client
+   * gets the limit's error instead of it (in `out`), and nothing more until ReadyForQuery.
+   */
+  private crossesLimit(run: StatementRun, size: number, out: Outbox): boolean {
+    const limit = run.limit!;
+    const rows = run.rows + 1;
+    const bytes = run.bytes + size;
+    if (rows <= limit.maxRows && bytes <= limit.maxBytes) {
+      run.bytes = bytes;
+      return false;
+    }
+    const fields: PgErrorFields = { severity: 'ERROR', ...limit.exceeded(rows, bytes) };
+    run.halted = fields;
+    run.error = fields;
+    out.push(encodeError(fields));
+    this.muted = true;
+    this.onHalt?.(run);
+    return true;
   }
 
   /** A streamed (not inspected) upstream message passes through; count rows. */
@@ -440,6 +486,12 @@ export class ResponseTracker {
    */
   onMessage(type: number, buf: Buffer, start: number, end: number, out: Outbox): void {
     const e = this.front();
+    if (this.muted && type !== B.ReadyForQuery && type !== B.ParameterStatus && type !== B.NotificationResponse) {
+      // A halted statement's remaining answers: tracked as usual, sent nowhere. COPY FROM STDIN
+      // would wait for data the client was told not to send: fail closed (the session ends).
+      if (type === B.CopyInResponse) throw new DesyncError('COPY FROM STDIN started after a statement of the same request was halted by a limit');
+      out = MUTED;
+    }
     const body = (): Buffer => buf.subarray(start + 5, end);
     if (e?.k === 'internal' && type !== B.NotificationResponse && type !== B.ParameterStatus) {
       e.sink(type, body());
@@ -454,6 +506,7 @@ export class ResponseTracker {
       case B.DataRow: {
         const run = e?.k === 'query' ? e.run : e?.k === 'execute' ? e.portal?.run : undefined;
         if (!run) throw new DesyncError('a data row arrived that belongs to no statement');
+        if (run.limit !== undefined && (run.halted !== undefined || this.crossesLimit(run, end - start, out))) return;
         run.rows++;
         if (run.rewriter) {
           const raw = buf.subarray(start, end);
@@ -550,7 +603,8 @@ export class ResponseTracker {
         }
         const run = this.runOf(e) ?? (e?.k === 'bind' ? e.portal?.run : e?.k === 'sync' ? this.recent : undefined);
         const scrubbed = run?.rewriter?.error?.(fields);
-        if (run) run.error = run.rewriter?.recordError?.(fields) ?? fields;
+        // A halted statement's outcome is its halt (the cancel's 57014 that may follow is not what the client saw).
+        if (run && run.halted === undefined) run.error = run.rewriter?.recordError?.(fields) ?? fields;
         out.push(scrubbed ? encodeErrorLike(B.ErrorResponse, scrubbed) : raw);
         if (e && e.k !== 'query' && fields.severity !== 'FATAL' && fields.severity !== 'PANIC') {
           run?.finish();
@@ -563,6 +617,7 @@ export class ResponseTracker {
       }
       case B.ReadyForQuery: {
         this.recent = undefined;
+        this.muted = false;
         const st = buf[start + 5];
         this.txStatus = st === 0x49 ? 'I' : st === 0x54 ? 'T' : 'E';
         let segment: number;
@@ -594,6 +649,12 @@ export class ResponseTracker {
         return;
       }
       case B.CopyData: {
+        const limited = this.runOf(e);
+        // COPY ... TO STDOUT sends a row per CopyData: a limit counts them as it counts DataRows.
+        if (limited?.limit !== undefined) {
+          if (limited.halted !== undefined || this.crossesLimit(limited, end - start, out)) return;
+          limited.rows++;
+        }
         const rw = this.runOf(e)?.rewriter;
         if (rw?.copyData) {
           const raw = buf.subarray(start, end);

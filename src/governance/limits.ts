@@ -1,0 +1,220 @@
+/**
+ * `limits:` — how much and how fast, where the rules decide *what* (docs/limits.md).
+ *
+ * The policy names the limits that apply to a statement (`Decision.limits`: those whose
+ * match holds or may hold); this step enforces their figures:
+ *
+ * - `statements_per_minute`: statements the identity starts per clock minute, all its
+ *   sessions on this instance; beyond it the statement is refused (53400) with the time the
+ *   minute ends.
+ * - `max_rows`, `max_bytes`: the statement's results are bounded ({@link RowLimit}): the
+ *   session halts it at the row that would cross the bound (54000), cancels it upstream,
+ *   and the session stays usable.
+ * - `rows_per_hour`: rows returned to the identity per clock hour; what is left of the hour
+ *   bounds each statement as max_rows does.
+ * - `on_exceed: suspend`: the identity is also suspended (the operators' kill switch) until
+ *   an operator resumes it.
+ *
+ * Every crossing is recorded (`limit.exceeded`: the limit, the measure, the figure reached,
+ * the bound, the statement as the audit shows it) and logged. With no limit configured the
+ * statement path does nothing here.
+ *
+ * @module
+ */
+import type { Logger } from '../log/logger.js';
+import type { LimitConfig } from '../config/types.js';
+import type { Decision } from '../policy/index.js';
+import type { ErrorVerdictFields, RowLimit, SessionInfo, StatementOutcome, StatementSource } from '../contract/statement-hooks.js';
+import { redactSecrets } from '../sql/secrets.js';
+
+export type LimitMeasure = 'max_rows' | 'max_bytes' | 'rows_per_hour' | 'statements_per_minute';
+
+/** What the limits rule for one statement. */
+export type LimitRuling =
+  | { readonly refusal: ErrorVerdictFields }
+  | { readonly refusal?: undefined; readonly limit?: RowLimit; readonly onDone?: (o: StatementOutcome) => void };
+
+export interface LimitService {
+  /** The limits named by `decision.limits`, for a statement the policy lets run. */
+  check(s: SessionInfo, stmt: StatementSource, decision: Decision): LimitRuling;
+  /** Counters since start, by limit name: how often each was exceeded. */
+  readonly exceeded: ReadonlyMap<string, number>;
+}
+
+export interface LimitServiceOptions {
+  readonly limits: readonly LimitConfig[];
+  readonly log: Logger;
+  /** Where `limit.exceeded` records go (the audit log). */
+  readonly record?: (type: string, data: Record<string, unknown>) => void;
+  /** Suspend an identity (`on_exceed: suspend`); resolved late: the kill switch starts after the policy. */
+  readonly suspend?: () => ((identity: string, reason: string, by: string) => Promise<unknown>) | undefined;
+  /** The clock (tests). */
+  readonly now?: () => number;
+}
+
+const MINUTE_MS = 60_000;
+const HOUR_MS = 3_600_000;
+/** Characters of the statement a `limit.exceeded` record carries (secrets redacted first). */
+const SQL_CAP = 2048;
+
+/** A counter over fixed clock windows (minutes, hours). */
+interface Window {
+  start: number;
+  count: number;
+}
+
+function windowOf(map: Map<string, Window>, key: string, start: number): Window {
+  let w = map.get(key);
+  if (w === undefined) {
+    w = { start, count: 0 };
+    map.set(key, w);
+  } else if (w.start !== start) {
+    w.start = start;
+    w.count = 0;
+  }
+  return w;
+}
+
+const NO_LIMITS: LimitRuling = Object.freeze({});
+
+export function createLimitService(o: LimitServiceOptions): LimitService {
+  const byName = new Map(o.limits.map((l) => [l.name, l]));
+  const now = o.now ?? Date.now;
+  /** Statements this minute, per limit and identity. */
+  const minutes = new Map<string, Window>();
+  /** Rows this hour, per limit and identity. */
+  const hours = new Map<string, Window>();
+  const exceeded = new Map<string, number>();
+
+  const shownSql = (stmt: StatementSource): string => {
+    const red = redactSecrets(stmt.sql);
+    const text = red ? red.text : stmt.sql;
+    return text.length > SQL_CAP ? `${text.slice(0, SQL_CAP)}…` : text;
+  };
+
+  /** A limit was crossed: counted, logged, recorded, and the identity suspended when the limit says so. */
+  const crossed = (s: SessionInfo, stmt: StatementSource, l: LimitConfig, measure: LimitMeasure, figure: number, max: number): void => {
+    exceeded.set(l.name, (exceeded.get(l.name) ?? 0) + 1);
+    o.log.warn({ session: s.id, identity: s.identity.name, limit: l.name, measure, figure, max }, 'limit exceeded');
+    o.record?.('limit.exceeded', {
+      session: s.id,
+      identity: s.identity.name,
+      kind: s.identity.kind,
+      database: s.database.name,
+      limit: l.name,
+      measure,
+      figure,
+      max,
+      on_exceed: l.onExceed,
+      protocol: stmt.protocol,
+      sql: shownSql(stmt),
+    });
+    if (l.onExceed === 'suspend') {
+      const suspend = o.suspend?.();
+      const reason = `limit "${l.name}" exceeded: ${measure} ${figure} > ${max}`;
+      if (!suspend) {
+        o.log.error({ identity: s.identity.name, limit: l.name }, 'on_exceed: suspend, but the kill switch is not running (it needs admin: or state:); the identity is not suspended');
+        return;
+      }
+      suspend(s.identity.name, reason, `limits:${l.name}`).catch((err: Error) =>
+        o.log.error({ identity: s.identity.name, limit: l.name, reason: err.message }, 'suspending an identity for a limit failed'),
+      );
+    }
+  };
+
+  const check = (s: SessionInfo, stmt: StatementSource, decision: Decision): LimitRuling => {
+    const names = decision.limits;
+    if (names === undefined || names.length === 0) return NO_LIMITS;
+    const t = now();
+    const minute = t - (t % MINUTE_MS);
+    const hour = t - (t % HOUR_MS);
+    const who = s.identity.name;
+    // The bounds on this statement's results, and the limit each comes from.
+    let maxRows = Infinity;
+    let rowsFrom: { l: LimitConfig; measure: LimitMeasure; max: number } | undefined;
+    let maxBytes = Infinity;
+    let bytesFrom: LimitConfig | undefined;
+    const hourly: Window[] = [];
+    // First every rate check (nothing counted unless the statement may run), then the counts.
+    const perMinute: Window[] = [];
+    for (const name of names) {
+      const l = byName.get(name);
+      if (l === undefined) continue;
+      if (l.statementsPerMinute !== undefined) {
+        const w = windowOf(minutes, `${name}\u0000${who}`, minute);
+        if (w.count >= l.statementsPerMinute) {
+          crossed(s, stmt, l, 'statements_per_minute', w.count + 1, l.statementsPerMinute);
+          const resets = new Date(minute + MINUTE_MS);
+          return {
+            refusal: {
+              code: '53400',
+              message: `limit "${name}": ${who} may start ${l.statementsPerMinute} statements per minute (statements_per_minute) and reached it; it resets at ${resets.toISOString()}`,
+              hint: `Wait ${Math.ceil((minute + MINUTE_MS - t) / 1000)} s, or ask an operator to change the limit.`,
+            },
+          };
+        }
+        perMinute.push(w);
+      }
+      if (l.maxRows !== undefined && l.maxRows < maxRows) {
+        maxRows = l.maxRows;
+        rowsFrom = { l, measure: 'max_rows', max: l.maxRows };
+      }
+      if (l.rowsPerHour !== undefined) {
+        const w = windowOf(hours, `${name}\u0000${who}`, hour);
+        hourly.push(w);
+        const left = Math.max(0, l.rowsPerHour - w.count);
+        if (left < maxRows) {
+          maxRows = left;
+          rowsFrom = { l, measure: 'rows_per_hour', max: l.rowsPerHour };
+        }
+      }
+      if (l.maxBytes !== undefined && l.maxBytes < maxBytes) {
+        maxBytes = l.maxBytes;
+        bytesFrom = l;
+      }
+    }
+    for (const w of perMinute) w.count++;
+    if (maxRows === Infinity && maxBytes === Infinity) return NO_LIMITS;
+    const limit: RowLimit = {
+      maxRows,
+      maxBytes,
+      exceeded: (rows, bytes) => {
+        if (rows > maxRows && rowsFrom) {
+          const { l, measure, max } = rowsFrom;
+          if (measure === 'rows_per_hour') {
+            const used = max - maxRows;
+            crossed(s, stmt, l, measure, used + rows, max);
+            return {
+              code: '54000',
+              message: `limit "${l.name}": ${who} may receive ${max} rows per hour (rows_per_hour); this statement was halted at row ${rows} with ${used + rows - 1} rows received this hour`,
+              hint: `The hour ends at ${new Date(hour + HOUR_MS).toISOString()}.`,
+            };
+          }
+          crossed(s, stmt, l, measure, rows, max);
+          return {
+            code: '54000',
+            message: `limit "${l.name}": a statement may return ${max} rows (max_rows); this one was halted at row ${rows}`,
+            hint: 'Ask for fewer rows (a WHERE clause, LIMIT, or an aggregate).',
+          };
+        }
+        const l = bytesFrom!;
+        crossed(s, stmt, l, 'max_bytes', bytes, maxBytes);
+        return {
+          code: '54000',
+          message: `limit "${l.name}": a statement may return ${maxBytes} bytes of results (max_bytes); this one was halted at ${bytes} bytes`,
+          hint: 'Ask for fewer rows or columns.',
+        };
+      },
+    };
+    if (hourly.length === 0) return { limit };
+    // Rows returned count toward the hour (those sent before a halt too).
+    const onDone = (out: StatementOutcome): void => {
+      const current = now();
+      if (current - (current % HOUR_MS) !== hour) return;
+      for (const w of hourly) if (w.start === hour) w.count += out.rows;
+    };
+    return { limit, onDone };
+  };
+
+  return { check, exceeded };
+}

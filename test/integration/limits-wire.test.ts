@@ -1,0 +1,173 @@
+/**
+ * `limits:` on the wire (issue 20), real PostgreSQL and real clients: a statement halted at
+ * max_rows (54000) whose upstream query is cancelled and whose session stays usable, on the
+ * simple and the extended protocol and through COPY TO STDOUT; max_bytes; rows_per_hour over
+ * several statements; statements_per_minute refusing with 53400; identities the limit does not
+ * match are not bound; every crossing recorded as `limit.exceeded`.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { baseYaml, direct, PASSWORDS, startEnv, type TestEnv } from '../helpers/warden-env.js';
+import { runPsql } from '../helpers/psql.js';
+
+let env: TestEnv;
+let dir: string;
+let auditFile: string;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-limits-'));
+  auditFile = path.join(dir, 'audit.jsonl');
+  env = await startEnv({
+    yaml: (p) =>
+      baseYaml(
+        p,
+        `audit: { store: "jsonl:${auditFile}", durability: os }
+limits:
+  - name: agent-volume
+    match: { kind: [agent] }
+    max_rows: 1000
+    max_bytes: 64kB
+  - name: bob-hourly
+    match: { identity: [bob] }
+    rows_per_hour: 150
+  - name: alice-rate
+    match: { identity: [alice], tables: ["public.rated"] }
+    statements_per_minute: 5
+`,
+      ),
+  });
+  await direct(env.cluster, 'CREATE TABLE public.rated (id int); INSERT INTO public.rated VALUES (1); GRANT ALL ON public.rated TO warden_svc');
+}, 60_000);
+
+afterAll(async () => {
+  await env?.stop();
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function records(type: string): Record<string, unknown>[] {
+  return fs
+    .readFileSync(auditFile, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { type: string; data: Record<string, unknown> })
+    .filter((r) => r.type === type)
+    .map((r) => r.data);
+}
+
+/** Rows of a long-running query of the session's backend still in pg_stat_activity. */
+async function stillRunning(marker: string): Promise<number> {
+  const r = await direct(env.cluster, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE '%${marker}%' AND state = 'active' AND pid <> pg_backend_pid()`);
+  return (r.rows[0] as { n: number }).n;
+}
+
+describe('max_rows', () => {
+  it('halts an agent at row 1001 of 100,000 with 54000, cancels the upstream query, and the session goes on (simple protocol)', async () => {
+    const c = await env.connect('agent');
+    const rows: unknown[] = [];
+    const q = new pg.Query('SELECT g, pg_sleep(0.00002) AS halt_simple FROM generate_series(1, 100000) g');
+    q.on('row', (r: unknown) => rows.push(r));
+    const err = await new Promise<Error & { code?: string }>((resolve, reject) => {
+      q.on('error', resolve);
+      q.on('end', () => reject(new Error('the statement was not halted')));
+      c.query(q);
+    });
+    expect(err.code).toBe('54000');
+    expect(err.message).toMatch(/limit "agent-volume": a statement may return 1000 rows \(max_rows\); this one was halted at row 1001/);
+    expect(rows.length).toBe(1000);
+    // The upstream statement is gone within a second.
+    const t0 = Date.now();
+    while ((await stillRunning('halt_simple')) > 0 && Date.now() - t0 < 1000) await sleep(50);
+    expect(await stillRunning('halt_simple')).toBe(0);
+    // The session is usable.
+    expect((await c.query('SELECT 41 + 1 AS x')).rows).toEqual([{ x: 42 }]);
+    expect((await c.query('SELECT g FROM generate_series(1, 1000) g')).rowCount).toBe(1000);
+    await c.end();
+  });
+
+  it('halts on the extended protocol too, and the next statements of the session run', async () => {
+    const c = await env.connect('agent');
+    const err = await c.query({ text: 'SELECT g, $1::text AS t FROM generate_series(1, 50000) g', values: ['x'] }).catch((e: Error & { code?: string }) => e);
+    expect((err as { code?: string }).code).toBe('54000');
+    expect((await c.query({ text: 'SELECT $1::int + 1 AS y', values: [1] })).rows).toEqual([{ y: 2 }]);
+    // In a transaction block: the halt is an error, and the block goes on as the client expects.
+    await c.query('BEGIN');
+    await expect(c.query('SELECT g FROM generate_series(1, 2000) g')).rejects.toMatchObject({ code: '54000' });
+    await c.query('ROLLBACK');
+    expect((await c.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    await c.end();
+  });
+
+  it('counts COPY ... TO STDOUT rows: psql gets the 54000 error, not 5,000 rows', async () => {
+    const r = await runPsql({ port: env.warden.port, user: 'agent', password: PASSWORDS.agent, database: 'app', args: ['-c', 'COPY (SELECT g FROM generate_series(1, 5000) g) TO STDOUT'] });
+    expect(r.err).toMatch(/max_rows/);
+    expect(r.out.split('\n').filter(Boolean).length).toBeLessThanOrEqual(1000);
+  });
+
+  it('does not bind an identity its match does not cover', async () => {
+    const c = await env.connect('alice');
+    expect((await c.query('SELECT g FROM generate_series(1, 20000) g')).rowCount).toBe(20000);
+    await c.end();
+  });
+});
+
+describe('max_bytes', () => {
+  it('halts an agent once the result passes 64 kB', async () => {
+    const c = await env.connect('agent');
+    const err = await c.query("SELECT repeat('x', 1000) AS big FROM generate_series(1, 500)").catch((e: Error & { code?: string }) => e);
+    expect((err as { code?: string }).code).toBe('54000');
+    expect((err as Error).message).toMatch(/max_bytes/);
+    expect((await c.query('SELECT 2 AS two')).rows).toEqual([{ two: 2 }]);
+    await c.end();
+  });
+});
+
+describe('rows_per_hour', () => {
+  it('counts rows across statements and sessions of the identity, and halts the one that crosses it', async () => {
+    const a = await env.connect('bob');
+    const b = await env.connect('bob');
+    expect((await a.query('SELECT g FROM generate_series(1, 100) g')).rowCount).toBe(100);
+    const err = await b.query('SELECT g FROM generate_series(1, 100) g').catch((e: Error & { code?: string }) => e);
+    expect((err as { code?: string }).code).toBe('54000');
+    expect((err as Error).message).toMatch(/limit "bob-hourly": bob may receive 150 rows per hour \(rows_per_hour\); this statement was halted at row 51/);
+    // Statements without rows still run.
+    expect((await a.query('SELECT 1 WHERE false')).rowCount).toBe(0);
+    await a.end();
+    await b.end();
+  });
+});
+
+describe('statements_per_minute', () => {
+  it('refuses the sixth statement on the table within the minute with 53400 and the reset time', async () => {
+    // Whatever second of the minute this starts at: 5 pass, the 6th is refused (unless the minute turns over in between).
+    const minuteLeft = 60_000 - (Date.now() % 60_000);
+    if (minuteLeft < 3000) await sleep(minuteLeft + 100);
+    const c = await env.connect('alice');
+    for (let i = 0; i < 5; i++) await c.query('SELECT id FROM public.rated');
+    const err = await c.query('SELECT id FROM public.rated').catch((e: Error & { code?: string }) => e);
+    expect((err as { code?: string }).code).toBe('53400');
+    expect((err as Error).message).toMatch(/limit "alice-rate": alice may start 5 statements per minute \(statements_per_minute\) and reached it; it resets at \d{4}-\d\d-\d\dT\d\d:\d\d:00\.000Z/);
+    // Statements the limit does not match still run.
+    expect((await c.query('SELECT 3 AS three')).rows).toEqual([{ three: 3 }]);
+    await c.end();
+  });
+});
+
+describe('the audit', () => {
+  it('records each crossing as limit.exceeded with the limit, the measure, the figure and the statement', async () => {
+    await sleep(300);
+    const ex = records('limit.exceeded');
+    const byMeasure = (m: string): Record<string, unknown>[] => ex.filter((r) => r.measure === m);
+    expect(byMeasure('max_rows')[0]).toMatchObject({ identity: 'agent', limit: 'agent-volume', figure: 1001, max: 1000, on_exceed: 'halt' });
+    expect(String(byMeasure('max_rows')[0]!.sql)).toContain('halt_simple');
+    expect(byMeasure('max_bytes')[0]).toMatchObject({ identity: 'agent', limit: 'agent-volume', max: 65536 });
+    expect(byMeasure('rows_per_hour')[0]).toMatchObject({ identity: 'bob', limit: 'bob-hourly', figure: 151, max: 150 });
+    expect(byMeasure('statements_per_minute')[0]).toMatchObject({ identity: 'alice', limit: 'alice-rate', figure: 6, max: 5 });
+    // The halted statement's completion carries the error the client saw.
+    const ends = records('statement.end').filter((r) => r.sqlstate === '54000');
+    expect(ends.length).toBeGreaterThanOrEqual(4);
+  });
+});
