@@ -39,6 +39,8 @@ export interface LimitService {
   check(s: SessionInfo, stmt: StatementSource, decision: Decision): LimitRuling;
   /** Counters since start, by limit name: how often each was exceeded. */
   readonly exceeded: ReadonlyMap<string, number>;
+  /** Stop exchanging counts (a shared {@link LimitCounters}). */
+  close(): void;
 }
 
 export interface LimitServiceOptions {
@@ -48,8 +50,38 @@ export interface LimitServiceOptions {
   readonly record?: (type: string, data: Record<string, unknown>) => void;
   /** Suspend an identity (`on_exceed: suspend`); resolved late: the kill switch starts after the policy. */
   readonly suspend?: () => ((identity: string, reason: string, by: string) => Promise<unknown>) | undefined;
+  /** Where the minute and hour counts are kept (default: in this process, {@link localCounters}). */
+  readonly counters?: LimitCounters;
   /** The clock (tests). */
   readonly now?: () => number;
+}
+
+/**
+ * The counts behind statements_per_minute and rows_per_hour, per limit and identity, over
+ * fixed clock windows (`window`: the window's start, ms since the epoch). Reads and adds are
+ * synchronous and cheap (they run per statement); an implementation shared by several
+ * instances (the state store) adds locally and exchanges its counts in the background.
+ */
+export interface LimitCounters {
+  /** The count of (limit, identity) in the window starting at `window` (0 for an older window). */
+  get(kind: 'statements' | 'rows', limit: string, identity: string, window: number): number;
+  /** Add `n` to it. */
+  add(kind: 'statements' | 'rows', limit: string, identity: string, window: number, n: number): void;
+  close?(): void;
+}
+
+/** Counts kept in this process only (lost on restart, not shared). */
+export function localCounters(): LimitCounters {
+  const windows = new Map<string, Window>();
+  return {
+    get: (kind, limit, identity, window) => {
+      const w = windows.get(`${kind}\u0000${limit}\u0000${identity}`);
+      return w !== undefined && w.start === window ? w.count : 0;
+    },
+    add: (kind, limit, identity, window, n) => {
+      windowOf(windows, `${kind}\u0000${limit}\u0000${identity}`, window).count += n;
+    },
+  };
 }
 
 const MINUTE_MS = 60_000;
@@ -80,10 +112,7 @@ const NO_LIMITS: LimitRuling = Object.freeze({});
 export function createLimitService(o: LimitServiceOptions): LimitService {
   const byName = new Map(o.limits.map((l) => [l.name, l]));
   const now = o.now ?? Date.now;
-  /** Statements this minute, per limit and identity. */
-  const minutes = new Map<string, Window>();
-  /** Rows this hour, per limit and identity. */
-  const hours = new Map<string, Window>();
+  const counters = o.counters ?? localCounters();
   const exceeded = new Map<string, number>();
 
   const shownSql = (stmt: StatementSource): string => {
@@ -134,16 +163,16 @@ export function createLimitService(o: LimitServiceOptions): LimitService {
     let rowsFrom: { l: LimitConfig; measure: LimitMeasure; max: number } | undefined;
     let maxBytes = Infinity;
     let bytesFrom: LimitConfig | undefined;
-    const hourly: Window[] = [];
+    const hourly: string[] = [];
     // First every rate check (nothing counted unless the statement may run), then the counts.
-    const perMinute: Window[] = [];
+    const perMinute: string[] = [];
     for (const name of names) {
       const l = byName.get(name);
       if (l === undefined) continue;
       if (l.statementsPerMinute !== undefined) {
-        const w = windowOf(minutes, `${name}\u0000${who}`, minute);
-        if (w.count >= l.statementsPerMinute) {
-          crossed(s, stmt, l, 'statements_per_minute', w.count + 1, l.statementsPerMinute);
+        const count = counters.get('statements', name, who, minute);
+        if (count >= l.statementsPerMinute) {
+          crossed(s, stmt, l, 'statements_per_minute', count + 1, l.statementsPerMinute);
           const resets = new Date(minute + MINUTE_MS);
           return {
             refusal: {
@@ -153,16 +182,15 @@ export function createLimitService(o: LimitServiceOptions): LimitService {
             },
           };
         }
-        perMinute.push(w);
+        perMinute.push(name);
       }
       if (l.maxRows !== undefined && l.maxRows < maxRows) {
         maxRows = l.maxRows;
         rowsFrom = { l, measure: 'max_rows', max: l.maxRows };
       }
       if (l.rowsPerHour !== undefined) {
-        const w = windowOf(hours, `${name}\u0000${who}`, hour);
-        hourly.push(w);
-        const left = Math.max(0, l.rowsPerHour - w.count);
+        hourly.push(name);
+        const left = Math.max(0, l.rowsPerHour - counters.get('rows', name, who, hour));
         if (left < maxRows) {
           maxRows = left;
           rowsFrom = { l, measure: 'rows_per_hour', max: l.rowsPerHour };
@@ -173,7 +201,7 @@ export function createLimitService(o: LimitServiceOptions): LimitService {
         bytesFrom = l;
       }
     }
-    for (const w of perMinute) w.count++;
+    for (const name of perMinute) counters.add('statements', name, who, minute, 1);
     if (maxRows === Infinity && maxBytes === Infinity) return NO_LIMITS;
     const limit: RowLimit = {
       maxRows,
@@ -211,10 +239,10 @@ export function createLimitService(o: LimitServiceOptions): LimitService {
     const onDone = (out: StatementOutcome): void => {
       const current = now();
       if (current - (current % HOUR_MS) !== hour) return;
-      for (const w of hourly) if (w.start === hour) w.count += out.rows;
+      if (out.rows > 0) for (const name of hourly) counters.add('rows', name, who, hour, out.rows);
     };
     return { limit, onDone };
   };
 
-  return { check, exceeded };
+  return { check, exceeded, close: () => counters.close?.() };
 }
