@@ -113,11 +113,25 @@ export function createMaskingService(config: WardenConfig, catalog: CatalogReade
     Date.now() - map.loadedAt <= MAP_MAX_AGE_MS &&
     !(analysis.ok && analysis.reads.some((r) => r.table !== '*' && !r.candidates.includes('*') && !r.candidates.some((c) => map.hasRelation(c, r.table))));
 
+  /**
+   * Maps read in a session's transaction (see `inTransaction`), kept for its next statements
+   * until a transaction statement (its transaction may end), DDL (`invalidate`) or their age.
+   */
+  const sessionMaps = new WeakMap<SessionInfo, { readonly map: SensitiveColumnMap; readonly epoch: number }>();
+  /** Bumped by `invalidate`. */
+  let epoch = 0;
+
   const mapFor = async (s: SessionInfo, analysis: Analysis): Promise<SensitiveColumnMap> => {
     const db = s.database;
     if (s.txStatus === 'T' && s.readInTransaction) {
+      const kept = sessionMaps.get(s);
+      if (kept && kept.epoch === epoch && usable(kept.map, analysis)) return kept.map;
+      const at = epoch;
       const own = await inTransaction(s);
-      if (own) return own;
+      if (own) {
+        if (at === epoch) sessionMaps.set(s, { map: own, epoch: at });
+        return own;
+      }
     }
     const map = await (maps.get(db.name) ?? load(db));
     return usable(map, analysis) ? map : load(db);
@@ -256,6 +270,7 @@ export function createMaskingService(config: WardenConfig, catalog: CatalogReade
       // (unlike COMMIT: deferred triggers and constraints): nothing to mask, in any state, and no
       // catalog to wait for. A failed transaction can always end: its map cannot be read in it,
       // and on PGlite the catalog connection waits behind this very transaction.
+      if (analysis.statements.some((x) => x.kind === 'transaction')) sessionMaps.delete(s);
       if (analysis.statements.length > 0 && analysis.statements.every((x) => x.kind === 'transaction' && ROLLS_BACK.test(x.text))) return FORWARD;
       const strict = !relaxedFor(decision);
       const encoding = s.parameters.get('client_encoding');
@@ -276,6 +291,7 @@ export function createMaskingService(config: WardenConfig, catalog: CatalogReade
       );
     },
     invalidate(database) {
+      epoch++;
       maps.delete(database);
       ready.delete(database);
     },
