@@ -17,6 +17,7 @@ let env: TestEnv;
 let dir: string;
 let auditFile: string;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const ROGUE = 'rogue-pw-5';
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-limits-'));
@@ -25,8 +26,16 @@ beforeAll(async () => {
     yaml: (p) =>
       baseYaml(
         p,
-        `audit: { store: "jsonl:${auditFile}", durability: os }
+        `  - name: rogue
+    kind: agent
+    password: ${ROGUE}
+admin: { host: 127.0.0.1, port: 0 }
+audit: { store: "jsonl:${auditFile}", durability: os }
 limits:
+  - name: rogue-suspend
+    match: { identity: [rogue] }
+    max_rows: 10
+    on_exceed: suspend
   - name: agent-volume
     match: { kind: [agent] }
     max_rows: 1000
@@ -153,6 +162,35 @@ describe('statements_per_minute', () => {
     // Statements the limit does not match still run.
     expect((await c.query('SELECT 3 AS three')).rows).toEqual([{ three: 3 }]);
     await c.end();
+  });
+});
+
+describe('on_exceed: suspend', () => {
+  it('halts the statement, ends every session of the identity and refuses its next login until resumed', async () => {
+    const cfg = (): pg.ClientConfig => ({ ...env.client('agent'), user: 'rogue', password: ROGUE });
+    const a = new pg.Client(cfg());
+    const b = new pg.Client(cfg());
+    await a.connect();
+    await b.connect();
+    const bEnded = new Promise<Error & { code?: string }>((resolve) => b.on('error', resolve));
+    a.on('error', () => undefined);
+    const err = await a.query('SELECT g FROM generate_series(1, 100) g').catch((e: Error & { code?: string }) => e);
+    // Halted (54000), and the session itself is ended by the suspension at once (57P01 follows
+    // the 54000 on the wire; pg reports whichever it settles the query with).
+    expect(['54000', '57P01']).toContain((err as { code?: string }).code);
+    expect(await bEnded).toMatchObject({ code: '57P01' });
+    expect((await bEnded).message).toMatch(/suspended/);
+    const again = new pg.Client(cfg());
+    const refused = await again.connect().then(() => null, (e: Error & { code?: string }) => e);
+    expect(refused?.code).toBe('28000');
+    expect(refused?.message).toMatch(/identity rogue is suspended: limit "rogue-suspend" exceeded: max_rows 11 > 10/);
+    // An operator resumes it: it may log in again.
+    await env.warden.suspensions!.resume('rogue', 'test');
+    const back = new pg.Client(cfg());
+    await back.connect();
+    expect((await back.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    await back.end();
+    await a.end().catch(() => undefined);
   });
 });
 
