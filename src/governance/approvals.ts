@@ -335,6 +335,8 @@ export function createApprovalService(o: ApprovalServiceOptions): ApprovalServic
       const req = await store.createRequest({
         id: newId('apr'),
         identity: s.identity.name,
+        // The user an agent acts for (a token's --on-behalf-of, an OIDC act claim): they may not decide it either.
+        ...(s.auth.onBehalfOf ? { onBehalfOf: s.auth.onBehalfOf } : {}),
         database: s.database.name,
         environment: s.database.environment,
         sql, // in full: the store keeps what the approver approves (see approval-text.ts)

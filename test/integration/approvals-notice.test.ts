@@ -16,6 +16,8 @@ import { rawLogin, queryMessage } from '../helpers/raw-session.js';
 import { parseErrorFields, type Msg } from '../helpers/raw-wire.js';
 import { BIN } from '../helpers/warden-process.js';
 import { run } from '../helpers/psql.js';
+import { openStateStore } from '../../src/store/open.js';
+import { issueToken } from '../../src/governance/tokens.js';
 import { baseYaml, direct, PASSWORDS, startCluster, startEnv, type TestEnv } from '../helpers/warden-env.js';
 
 const DANA = 'dana-pw-notice';
@@ -222,6 +224,36 @@ describe('a held statement sends a notice at once', () => {
       expect(rest[0]!.body.toString('utf8', 0, rest[0]!.body.length - 1)).toBe('UPDATE 1');
     } finally {
       wire.destroy();
+    }
+  });
+
+  it('an agent acting for dana (a token with --on-behalf-of): the request names her, she cannot approve it, and the notice does not offer her', async () => {
+    const state = await openStateStore({ kind: 'sqlite', location: path.join(dir, 'state.db') });
+    const agentIdentity = env.config.identities.find((i) => i.name === 'agent')!;
+    const { token } = await issueToken(state, agentIdentity, { ttlMs: 600_000, onBehalfOf: 'dana' });
+    await state.close();
+    const c = new pg.Client({ ...env.client('agent'), password: token });
+    await c.connect();
+    const notices: Notice[] = [];
+    c.on('notice', (n) => notices.push(n));
+    try {
+      const held = c.query("UPDATE billing.invoices SET status = 'agent' WHERE id = 6");
+      held.catch(() => undefined);
+      await until(() => notices.length > 0);
+      const id = /request (apr_\S+) for/.exec(notices[0]!.message ?? '')![1]!;
+      // Dana is the only dba, and the one the agent acts for: nobody can approve it.
+      expect(notices[0]!.detail).toContain('1 of group dba (nobody is in it: the request cannot be approved)');
+      const shown = await fetch(`${adminUrl()}/api/v1/approvals/${id}`, { headers: { authorization: `Basic ${Buffer.from(`dana:${DANA}`).toString('base64')}` } });
+      expect(((await shown.json()) as { onBehalfOf?: string }).onBehalfOf).toBe('dana');
+      const res = await fetch(`${adminUrl()}/api/v1/approvals/${id}/approve`, {
+        method: 'POST',
+        headers: { authorization: `Basic ${Buffer.from(`dana:${DANA}`).toString('base64')}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ reason: 'my own agent' }),
+      });
+      expect(res.status).toBe(403);
+      expect(((await res.json()) as { error: string }).error).toMatch(/cannot decide their own request/);
+    } finally {
+      await c.end();
     }
   });
 
