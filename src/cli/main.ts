@@ -310,7 +310,7 @@ export function buildCli(): Command {
             `Identity: ${identity.name} (${identity.kind}${identity.groups.length ? `, groups ${identity.groups.join(', ')}` : ''}) on database ${db.name}${db.environment ? ` (${db.environment})` : ''}`,
             `Intent: ${Object.keys(intent).length ? Object.entries(intent).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', ') : 'none given'}`,
             ...(catalog ? [`Catalog: ${catalog.note}`] : []),
-            formatExplain(analysis, decision),
+            formatExplain(analysis, decision, c.limits),
           ].join('\n'),
         );
       },

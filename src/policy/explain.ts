@@ -7,6 +7,7 @@
 import { analysisToJSON, type AnalysisJSON } from '../sql/json.js';
 import type { Analysis, RelationRef, StatementAnalysis } from '../sql/types.js';
 import type { Decision, StatementDecision } from './types.js';
+import type { LimitConfig } from '../config/types.js';
 
 function list(xs: readonly string[]): string {
   return xs.length ? xs.join(', ') : '-';
@@ -51,10 +52,28 @@ function statementLines(s: StatementAnalysis, d: StatementDecision | undefined):
   return lines;
 }
 
-/** A multi-line text explaining how a query string was classified and decided. */
-export function formatExplain(analysis: Analysis, decision: Decision): string {
+/** A limit's figures, as the config names them. */
+export function limitFigures(l: LimitConfig): string {
+  const f: string[] = [];
+  if (l.maxRows !== undefined) f.push(`max_rows ${l.maxRows}`);
+  if (l.maxBytes !== undefined) f.push(`max_bytes ${l.maxBytes}`);
+  if (l.rowsPerHour !== undefined) f.push(`rows_per_hour ${l.rowsPerHour}`);
+  if (l.statementsPerMinute !== undefined) f.push(`statements_per_minute ${l.statementsPerMinute}`);
+  f.push(`on_exceed ${l.onExceed}`);
+  return f.join(', ');
+}
+
+/**
+ * A multi-line text explaining how a query string was classified and decided; `limits` (the
+ * config's) adds each applying limit's figures.
+ */
+export function formatExplain(analysis: Analysis, decision: Decision, limits: readonly LimitConfig[] = []): string {
   const lines: string[] = [];
   lines.push(`Decision: ${decision.action.toUpperCase()} — ${decision.reason}`);
+  for (const name of decision.limits ?? []) {
+    const l = limits.find((x) => x.name === name);
+    lines.push(`Limit: ${name}${l ? ` — ${limitFigures(l)}` : ''}`);
+  }
   if (decision.masked && decision.action !== 'mask') lines.push('Output is masked too (a mask rule applies).');
   for (const a of decision.approvals) {
     lines.push(`Approval: rule ${a.rule}${a.approvers ? ` — ${a.approvers.count} of groups ${list([...a.approvers.groups])}` : ''}`);
