@@ -1,0 +1,225 @@
+/**
+ * Warden's MCP server: the tools an agent calls, each a thin shell over a
+ * {@link WireSession} (statements go to Warden's own listener as the caller's
+ * identity) or over the `policy explain` code (dry runs). Errors are tool
+ * errors (`isError: true`) carrying what a PostgreSQL client would see — the
+ * message, SQLSTATE, detail and hint — never a stack trace.
+ */
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { z } from 'zod';
+import type { WardenConfig } from '../config/types.js';
+import fs from 'node:fs';
+import type { Caller } from './identity.js';
+import { WireSession, type RunOutcome, type WireError } from './wire-session.js';
+import { columnSensitivity, explainFor } from './explain.js';
+import { MAX_INTENT_VALUE } from '../intent/sqlcommenter.js';
+
+export const DEFAULT_ROW_CAP = 100;
+
+/** The version in package.json (two levels up from src/mcp/ and dist/mcp/). */
+const WARDEN_VERSION = ((): string => {
+  try {
+    return (JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+})();
+export const MAX_ROW_CAP = 10_000;
+
+export interface McpContext {
+  /** The configuration (the live one, in the Warden process). */
+  config(): WardenConfig;
+  caller: Caller;
+  wire: WireSession;
+}
+
+function json(value: unknown): CallToolResult {
+  return { content: [{ type: 'text', text: JSON.stringify(value, null, 2) }] };
+}
+
+function toolError(e: WireError): CallToolResult {
+  const text = `${e.message} (SQLSTATE ${e.code})${e.detail ? `\nDETAIL: ${e.detail}` : ''}${e.hint ? `\nHINT: ${e.hint}` : ''}`;
+  return { isError: true, content: [{ type: 'text', text }, { type: 'text', text: JSON.stringify({ error: e }) }] };
+}
+
+function plainError(message: string): CallToolResult {
+  return { isError: true, content: [{ type: 'text', text: message }] };
+}
+
+/** The sqlcommenter comment carrying a call's intent (src/intent/sqlcommenter.ts reads it like any client's). */
+export function intentComment(intent: Readonly<Record<string, string | undefined>>): string {
+  const pairs = Object.entries(intent)
+    .filter((e): e is [string, string] => typeof e[1] === 'string' && e[1] !== '')
+    .map(([k, v]) => `${k}='${encodeURIComponent(v.slice(0, MAX_INTENT_VALUE)).replace(/'/g, '%27')}'`);
+  return pairs.length ? `/* ${pairs.join(',')} */ ` : '';
+}
+
+function outcomeResult(o: RunOutcome): CallToolResult {
+  switch (o.kind) {
+    case 'error':
+      return toolError(o.error);
+    case 'pending':
+      return json({
+        status: 'pending_approval',
+        request: o.pending.request,
+        mode: o.pending.mode,
+        message: o.pending.message,
+        ...(o.pending.approvers ? { approvers: o.pending.approvers } : {}),
+        ...(o.pending.hint ? { hint: o.pending.hint } : {}),
+        next:
+          o.pending.mode === 'hold'
+            ? 'the statement waits in Warden; call approval_status with this request id (or repeat the identical query) to get its result once approved; it runs exactly once'
+            : 'nothing ran; once approved, repeat the identical query and Warden runs it once',
+      });
+    case 'result': {
+      const sets = o.sets.map((s) => ({ command: s.command, rowCount: s.rowCount, columns: s.columns, rows: s.rows, truncated: s.truncated }));
+      const body = sets.length === 1 ? { status: 'ok', ...sets[0] } : { status: 'ok', results: sets };
+      return json(o.notices.length ? { ...body, notices: o.notices } : body);
+    }
+  }
+}
+
+const param = z.union([z.string(), z.number(), z.boolean(), z.null()]);
+
+export function createWardenMcpServer(ctx: McpContext): McpServer {
+  const server = new McpServer({ name: 'warden', version: WARDEN_VERSION }, { capabilities: { tools: {} } });
+  const defaultDb = (): string | undefined => {
+    const names = Object.keys(ctx.config().databases);
+    return names.length === 1 ? names[0] : undefined;
+  };
+  const dbOf = (database: string | undefined): string | CallToolResult => {
+    const db = database ?? defaultDb();
+    if (!db) return plainError(`database is required: Warden serves several (${Object.keys(ctx.config().databases).join(', ')})`);
+    if (!Object.hasOwn(ctx.config().databases, db)) return plainError(`no database named "${db}" (list_databases shows them)`);
+    return db;
+  };
+
+  server.registerTool(
+    'query',
+    {
+      description:
+        "Run SQL through Warden as your identity: the same policy, limits, masking, approvals and audit as any PostgreSQL client. Values come back as PostgreSQL's text (masked where Warden masks). A statement that needs approval returns status pending_approval with the request id at once.",
+      inputSchema: {
+        sql: z.string().min(1).describe('the SQL; without params it is sent as one query string (simple protocol)'),
+        database: z.string().optional().describe('database name (default: the only one)'),
+        params: z.array(param).optional().describe('bind parameters $1, $2, ... (extended protocol)'),
+        reason: z.string().max(MAX_INTENT_VALUE).optional().describe('why you run it (recorded in the audit; rules may require it)'),
+        ticket: z.string().max(MAX_INTENT_VALUE).optional().describe('a ticket reference (recorded in the audit; rules may require it)'),
+        max_rows: z.number().int().min(1).max(MAX_ROW_CAP).optional().describe(`rows returned to you (default ${DEFAULT_ROW_CAP}, at most ${MAX_ROW_CAP}); more are dropped here and truncated is true`),
+      },
+    },
+    async (a) => {
+      const db = dbOf(a.database);
+      if (typeof db !== 'string') return db;
+      const sql = intentComment({ reason: a.reason, ticket: a.ticket }) + a.sql;
+      const key = WireSession.keyOf(db, sql, a.params ?? []);
+      return outcomeResult(await ctx.wire.run(db, sql, a.params, a.max_rows ?? DEFAULT_ROW_CAP, key));
+    },
+  );
+
+  server.registerTool(
+    'approval_status',
+    {
+      description: 'The state of a statement you sent that is waiting for approval; once it ran, its result (handed out once).',
+      inputSchema: {
+        request: z.string().describe('the request id from a pending_approval result (apr_...)'),
+        wait_seconds: z.number().min(0).max(30).optional().describe('wait up to this long for it to finish (default 0)'),
+      },
+    },
+    async (a) => {
+      if (a.wait_seconds) await ctx.wire.wait(a.request, a.wait_seconds * 1000);
+      const s = ctx.wire.status(a.request);
+      if (!s.known) {
+        return plainError(
+          `request ${a.request} is not waiting in this MCP session (unknown, already handed out, or made in reject mode: repeat the identical query once it is approved)`,
+        );
+      }
+      return outcomeResult(s.outcome);
+    },
+  );
+
+  server.registerTool('list_databases', { description: 'The databases Warden serves (connect to them by name with the other tools).' }, async () =>
+    json({
+      identity: ctx.caller.user,
+      ...(ctx.caller.onBehalfOf ? { on_behalf_of: ctx.caller.onBehalfOf } : {}),
+      databases: Object.values(ctx.config().databases).map((d) => ({ name: d.name, ...(d.environment ? { environment: d.environment } : {}) })),
+    }),
+  );
+
+  server.registerTool(
+    'list_tables',
+    {
+      description: 'Tables and views you can see in a database (read through Warden, as your identity).',
+      inputSchema: { database: z.string().optional(), schema: z.string().optional().describe('only this schema') },
+    },
+    async (a) => {
+      const db = dbOf(a.database);
+      if (typeof db !== 'string') return db;
+      const sql =
+        "SELECT table_schema AS schema, table_name AS name, table_type AS type FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema')" +
+        (a.schema !== undefined ? ' AND table_schema = $1' : '') +
+        ' ORDER BY 1, 2';
+      const params = a.schema !== undefined ? [a.schema] : [];
+      const o = await ctx.wire.run(db, sql, params, MAX_ROW_CAP, WireSession.keyOf(db, sql, params));
+      if (o.kind !== 'result') return outcomeResult(o);
+      const s = o.sets[0]!;
+      return json({ database: db, tables: s.rows.map(([schema, name, type]) => ({ schema, name, type })), truncated: s.truncated });
+    },
+  );
+
+  server.registerTool(
+    'describe_table',
+    {
+      description: "A table's columns and types, each with its sensitive type (Warden's sensitive.columns) and whether you see it masked.",
+      inputSchema: { table: z.string().describe('table name, optionally schema-qualified (schema.table)'), database: z.string().optional() },
+    },
+    async (a) => {
+      const db = dbOf(a.database);
+      if (typeof db !== 'string') return db;
+      const sql =
+        'SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull FROM pg_catalog.pg_attribute a ' +
+        'JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace ' +
+        'WHERE a.attrelid = pg_catalog.to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum';
+      const o = await ctx.wire.run(db, sql, [a.table], MAX_ROW_CAP, WireSession.keyOf(db, sql, [a.table]));
+      if (o.kind !== 'result') return outcomeResult(o);
+      const rows = o.sets[0]!.rows;
+      if (rows.length === 0) return plainError(`no table "${a.table}" in database ${db} (or you cannot see it)`);
+      const [schema, table] = [rows[0]![0]!, rows[0]![1]!];
+      const columns = [];
+      for (const [, , column, type, nullable] of rows) {
+        const s = await columnSensitivity(ctx.config(), ctx.caller.identity, db, schema, table, column!);
+        columns.push({ name: column, type, nullable: nullable === 't', sensitive: s.sensitive.length ? s.sensitive.join(', ') : null, masked: s.masked, ...(s.action === 'deny' ? { readable: false } : {}) });
+      }
+      return json({ database: db, schema, table, columns });
+    },
+  );
+
+  server.registerTool(
+    'explain_policy',
+    {
+      description: 'What Warden would do with this SQL for you, and why (the rules that match, masking, approvals, limits) — without running it.',
+      inputSchema: {
+        sql: z.string().min(1),
+        database: z.string().optional(),
+        reason: z.string().max(MAX_INTENT_VALUE).optional(),
+        ticket: z.string().max(MAX_INTENT_VALUE).optional(),
+      },
+    },
+    async (a) => {
+      const db = dbOf(a.database);
+      if (typeof db !== 'string') return db;
+      const intent: Record<string, string> = {};
+      if (a.reason) intent.reason = a.reason;
+      if (a.ticket) intent.ticket = a.ticket;
+      try {
+        const e = await explainFor(ctx.config(), ctx.caller.identity, db, a.sql, intent);
+        return json({ identity: e.identity, database: e.database, intent: e.intent, action: e.action, reason: e.reason, ...(e.catalog ? { catalog: e.catalog } : {}), explain: e.text, ...e.json });
+      } catch (err) {
+        return plainError(`explain failed: ${(err as Error).message}`);
+      }
+    },
+  );
+
+  return server;
+}

@@ -1,0 +1,288 @@
+/**
+ * An MCP session's way to the database: a PostgreSQL client of Warden's own
+ * listener, logged in as the caller's identity with the caller's token (or JWT)
+ * as the password. Every statement an agent sends therefore goes through the
+ * very code the wire protocol goes through — analysis, policy, limits, masking,
+ * approvals, audit — and nothing here decides anything: this module only carries
+ * statements and turns replies into JSON.
+ *
+ * One connection per database per MCP session, reused; statements on one
+ * connection run one after the other.
+ *
+ * Approvals: when Warden holds a statement for approval it sends a NOTICE at once
+ * (request id, approvers). The call then returns a `pending` outcome at once and
+ * the held statement keeps waiting on its own connection in the background (the
+ * session opens a fresh connection for its next statements). When it is approved
+ * Warden runs it — once, on that connection — and its result is kept until the
+ * agent asks for it (`approval_status`, or the identical `query` again). It is
+ * never sent a second time by this module. In `approvals.mode: reject` Warden
+ * refuses at once with the request id; the agent repeats the identical statement
+ * once approved, and Warden runs it once.
+ */
+import pg from 'pg';
+import type { NoticeMessage } from 'pg-protocol/dist/messages.js';
+
+/** The JSON of one result set. */
+export interface ResultSet {
+  command: string;
+  rowCount: number | null;
+  columns: { name: string; type: string }[];
+  rows: (string | null)[][];
+  /** True when rows beyond the cap were received and dropped here (Warden's own limits still applied on the wire). */
+  truncated: boolean;
+}
+
+export interface WireError {
+  code: string;
+  message: string;
+  detail?: string;
+  hint?: string;
+}
+
+export interface PendingApproval {
+  request: string;
+  mode: 'hold' | 'reject';
+  message: string;
+  approvers?: string;
+  hint?: string;
+}
+
+export type RunOutcome =
+  | { kind: 'result'; sets: ResultSet[]; notices: string[] }
+  | { kind: 'pending'; pending: PendingApproval }
+  | { kind: 'error'; error: WireError };
+
+export interface WireTarget {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  ssl?: pg.ClientConfig['ssl'];
+  /** Extra startup parameters (e.g. `options`). */
+  options?: string;
+}
+
+/** Type names of the usual built-in types; others are read from pg_type once. */
+const BUILTIN_TYPES: Record<number, string> = {
+  16: 'boolean', 17: 'bytea', 18: '"char"', 19: 'name', 20: 'bigint', 21: 'smallint', 23: 'integer', 25: 'text', 26: 'oid',
+  114: 'json', 142: 'xml', 700: 'real', 701: 'double precision', 869: 'inet', 1042: 'character', 1043: 'character varying',
+  1082: 'date', 1083: 'time without time zone', 1114: 'timestamp without time zone', 1184: 'timestamp with time zone',
+  1186: 'interval', 1700: 'numeric', 2950: 'uuid', 3802: 'jsonb', 1009: 'text[]', 1007: 'integer[]', 1016: 'bigint[]', 705: 'unknown',
+};
+
+/** Values exactly as the wire returned them (text format), never parsed into JS types. */
+const RAW_TYPES = { getTypeParser: () => (v: string) => v } as unknown as pg.CustomTypesConfig;
+
+const HELD = /statement held for approval: request (apr_[A-Za-z0-9_]+)/;
+const REJECTED = /request (apr_[A-Za-z0-9_]+) was created/;
+
+export function wireError(err: unknown): WireError {
+  const e = err as Partial<pg.DatabaseError> & { message?: string };
+  if (typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code)) {
+    return { code: e.code, message: e.message ?? 'error', ...(e.detail ? { detail: e.detail } : {}), ...(e.hint ? { hint: e.hint } : {}) };
+  }
+  // Not a PostgreSQL error (connection refused, closed...): the message only, never a stack.
+  return { code: '08006', message: `connection to Warden failed: ${e.message ?? String(err)}` };
+}
+
+interface Conn {
+  client: pg.Client;
+  ready: Promise<void>;
+  /** Statements on this connection run one after the other. */
+  tail: Promise<unknown>;
+  dead: boolean;
+  /** Called with each NOTICE while a statement runs. */
+  onNotice?: (n: NoticeMessage) => void;
+}
+
+interface Held {
+  request: string;
+  key: string;
+  pending: PendingApproval;
+  /** Set when the held statement finished (ran, or was refused). */
+  outcome?: RunOutcome;
+  done: Promise<RunOutcome>;
+}
+
+export class WireSession {
+  private readonly conns = new Map<string, Conn>();
+  private readonly held = new Map<string, Held>();
+  private readonly types = new Map<number, string>();
+  private closed = false;
+  /** Connections of held statements, ended with the session (Warden then withdraws their requests). */
+  private readonly waiting = new Set<pg.Client>();
+
+  constructor(private readonly target: WireTarget) {}
+
+  private conn(database: string): Conn {
+    const existing = this.conns.get(database);
+    if (existing && !existing.dead) return existing;
+    const client = new pg.Client({
+      host: this.target.host,
+      port: this.target.port,
+      user: this.target.user,
+      password: this.target.password,
+      database,
+      ssl: this.target.ssl,
+      types: RAW_TYPES,
+      application_name: 'warden-mcp',
+      ...(this.target.options ? { options: this.target.options } : {}),
+    });
+    const c: Conn = { client, ready: Promise.resolve(), tail: Promise.resolve(), dead: false };
+    client.on('error', () => (c.dead = true));
+    client.on('end', () => (c.dead = true));
+    client.on('notice', (n) => c.onNotice?.(n));
+    c.ready = client.connect().then(
+      () => undefined,
+      (err: unknown) => {
+        c.dead = true;
+        throw err;
+      },
+    );
+    this.conns.set(database, c);
+    return c;
+  }
+
+  private async typeName(c: Conn, oid: number): Promise<string> {
+    const known = BUILTIN_TYPES[oid] ?? this.types.get(oid);
+    if (known) return known;
+    try {
+      const r = await c.client.query<{ t: string }>({ text: 'SELECT format_type($1::oid, NULL) AS t', values: [String(oid)] });
+      const t = r.rows[0]?.t ?? `oid ${oid}`;
+      this.types.set(oid, t);
+      return t;
+    } catch {
+      return `oid ${oid}`;
+    }
+  }
+
+  /** A statement's key for "the identical statement again". */
+  static keyOf(database: string, sql: string, params: readonly unknown[]): string {
+    return JSON.stringify([database, sql, params]);
+  }
+
+  /**
+   * Runs `sql` (with `params`: the extended protocol; without: the simple protocol, so a
+   * multi-statement string is one query string, as psql would send it) on `database`.
+   * `key` identifies the identical statement for approvals already waiting.
+   */
+  async run(database: string, sql: string, params: readonly (string | number | boolean | null)[] | undefined, cap: number, key: string): Promise<RunOutcome> {
+    if (this.closed) return { kind: 'error', error: { code: '08003', message: 'the MCP session is closed' } };
+    for (const h of this.held.values()) {
+      if (h.key !== key) continue;
+      if (!h.outcome) return { kind: 'pending', pending: h.pending };
+      this.held.delete(h.request);
+      return h.outcome;
+    }
+    const c = this.conn(database);
+    const prev = c.tail;
+    let settle!: () => void;
+    c.tail = new Promise<void>((r) => (settle = r));
+    await prev.catch(() => undefined);
+    try {
+      await c.ready;
+    } catch (err) {
+      settle();
+      return { kind: 'error', error: wireError(err) };
+    }
+    const notices: string[] = [];
+    let onHeld!: (p: PendingApproval) => void;
+    const heldSeen = new Promise<PendingApproval>((r) => (onHeld = r));
+    c.onNotice = (n) => {
+      const m = HELD.exec(n.message ?? '');
+      if (m) onHeld({ request: m[1]!, mode: 'hold', message: n.message!, ...(n.detail ? { approvers: n.detail } : {}), ...(n.hint ? { hint: n.hint } : {}) });
+      else if (notices.length < 20) notices.push(n.message ?? '');
+    };
+    const running = this.execute(c, sql, params, cap, notices).finally(() => {
+      c.onNotice = undefined;
+      settle();
+    });
+    const first = await Promise.race([running.then((o) => ({ o })), heldSeen.then((p) => ({ p }))]);
+    if ('o' in first) {
+      const o = first.o;
+      if (o.kind === 'error' && o.error.code === '42501') {
+        const m = REJECTED.exec(o.error.message);
+        if (m) return { kind: 'pending', pending: { request: m[1]!, mode: 'reject', message: o.error.message, ...(o.error.detail ? { approvers: o.error.detail } : {}) } };
+      }
+      return o;
+    }
+    // Held: this connection now belongs to the waiting statement; later calls get a new one.
+    if (this.conns.get(database) === c) this.conns.delete(database);
+    const h: Held = { request: first.p.request, key, pending: first.p, done: running };
+    this.held.set(h.request, h);
+    this.waiting.add(c.client);
+    void running.then((o) => {
+      h.outcome = o;
+      this.waiting.delete(c.client);
+      void c.client.end().catch(() => undefined);
+    });
+    return { kind: 'pending', pending: first.p };
+  }
+
+  /** Logs in to `database` (without running anything): the error when the listener refuses. */
+  async login(database: string): Promise<WireError | undefined> {
+    try {
+      await this.conn(database).ready;
+      return undefined;
+    } catch (err) {
+      return wireError(err);
+    }
+  }
+
+  /** A held statement of this session: still pending, or its outcome (handed out once). */
+  status(request: string): { known: false } | { known: true; outcome: RunOutcome } {
+    const h = this.held.get(request);
+    if (!h) return { known: false };
+    if (!h.outcome) return { known: true, outcome: { kind: 'pending', pending: h.pending } };
+    this.held.delete(request);
+    return { known: true, outcome: h.outcome };
+  }
+
+  /** Waits up to `ms` for a held statement to finish (tests, and `approval_status` with wait). */
+  async wait(request: string, ms: number): Promise<void> {
+    const h = this.held.get(request);
+    if (!h || h.outcome) return;
+    await Promise.race([h.done.then(() => undefined), new Promise<void>((r) => setTimeout(r, ms).unref())]);
+    // the outcome is set in a then() of `done`: let it run
+    await new Promise<void>((r) => setImmediate(r));
+  }
+
+  private execute(c: Conn, sql: string, params: readonly (string | number | boolean | null)[] | undefined, cap: number, notices: string[]): Promise<RunOutcome> {
+    return new Promise<RunOutcome>((resolve) => {
+      const q = new pg.Query({ text: sql, ...(params !== undefined ? { values: params as unknown[] } : {}), rowMode: 'array' } as pg.QueryConfig);
+      const rows = new Map<unknown, (string | null)[][]>();
+      const dropped = new Map<unknown, number>();
+      let kept = 0;
+      q.on('row', (row: (string | null)[], result: unknown) => {
+        if (kept < cap) {
+          let list = rows.get(result);
+          if (!list) rows.set(result, (list = []));
+          list.push(row);
+          kept++;
+        } else dropped.set(result, (dropped.get(result) ?? 0) + 1);
+      });
+      q.on('error', (err: Error) => resolve({ kind: 'error', error: wireError(err) }));
+      q.on('end', (res: pg.QueryResult | pg.QueryResult[]) => {
+        const all = Array.isArray(res) ? res : [res];
+        void (async () => {
+          const sets: ResultSet[] = [];
+          for (const r of all) {
+            const columns: ResultSet['columns'] = [];
+            for (const f of r.fields ?? []) columns.push({ name: f.name, type: await this.typeName(c, f.dataTypeID) });
+            sets.push({ command: r.command, rowCount: r.rowCount, columns, rows: rows.get(r) ?? [], truncated: (dropped.get(r) ?? 0) > 0 });
+          }
+          resolve({ kind: 'result', sets, notices });
+        })();
+      });
+      c.client.query(q as never);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const all = [...[...this.conns.values()].map((c) => c.client), ...this.waiting];
+    this.conns.clear();
+    this.waiting.clear();
+    await Promise.all(all.map((c) => c.end().catch(() => undefined)));
+  }
+}

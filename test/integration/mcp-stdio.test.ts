@@ -1,0 +1,234 @@
+/**
+ * `warden mcp` over stdio, driven by the MCP SDK's own client (Client +
+ * StdioClientTransport spawning `node bin/warden.js mcp`; needs `npm run build`).
+ * The MCP server is a client of Warden's listener as the token's identity, so the
+ * wire's policy, masking, limits, approvals and audit apply: masked results, a
+ * denied DROP (also hidden in a multi-statement string), a held statement returned
+ * as pending at once, approved through the CLI and run exactly once, audit records
+ * with the agent, its on-behalf-of user and the intent, and a max_rows limit
+ * halting an over-large result as a tool error.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { baseYaml, direct, startCluster, startEnv, type TestEnv } from '../helpers/warden-env.js';
+import { BIN, runCli } from '../helpers/warden-process.js';
+import { openStateStore } from '../../src/store/open.js';
+import { issueToken } from '../../src/governance/tokens.js';
+
+const DANA = 'dana-pw-mcp';
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-mcp-stdio-'));
+const auditFile = path.join(dir, 'audit.jsonl');
+const configFile = path.join(dir, 'warden.yaml');
+let env: TestEnv;
+let mcp: Client;
+
+export const mcpYaml = (pgPort: number, d: string, audit: string): string =>
+  baseYaml(
+    pgPort,
+    `  - { name: dana, kind: human, groups: [dba], password: ${DANA} }
+admin: { host: 127.0.0.1, port: 0 }
+state: { store: "sqlite:${path.join(d, 'state.db')}" }
+audit: { store: "jsonl:${audit}", durability: os }
+approvals: { mode: hold, timeout: 30s }
+sensitive:
+  columns:
+    public.customers.email: email
+  key: test-mask-key-0123456789abcdef
+rules:
+  - name: no-destructive-ddl
+    match: { statement: [drop, truncate] }
+    action: deny
+    reason: Destructive DDL is not run through Warden
+  - name: mask-pii-except-dba
+    match: { not: { groups: [dba] } }
+    action: mask
+  - name: account-writes-need-approval
+    match: { statement: [write], tables: ["public.accounts"] }
+    action: approve
+    reason: Account changes need a DBA
+    approvers: { groups: [dba], count: 1 }
+limits:
+  - name: agent-rows
+    match: { kind: [agent] }
+    max_rows: 1000
+`,
+  );
+
+export async function seed(env: TestEnv): Promise<void> {
+  for (const s of [
+    'CREATE TABLE public.customers (id int PRIMARY KEY, full_name text, email text NOT NULL)',
+    "INSERT INTO public.customers VALUES (1, 'Ada Lovelace', 'ada@example.com'), (2, 'Alan Turing', 'alan@example.org')",
+    'CREATE TABLE public.accounts (id int PRIMARY KEY, balance int)',
+    'INSERT INTO public.accounts VALUES (1, 100)',
+    'CREATE TABLE public.events (id int)',
+    'INSERT INTO public.events SELECT g FROM generate_series(1, 5000) g',
+    'GRANT ALL ON ALL TABLES IN SCHEMA public TO warden_svc',
+  ])
+    await direct(env.cluster, s);
+}
+
+export function auditRecords(file: string, type: string): Record<string, unknown>[] {
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { type: string; data: Record<string, unknown> })
+    .filter((r) => r.type === type)
+    .map((r) => r.data);
+}
+
+export interface ToolAnswer {
+  isError: boolean;
+  text: string;
+  json: Record<string, unknown> | undefined;
+}
+
+export async function call(client: Client, name: string, args: Record<string, unknown> = {}): Promise<ToolAnswer> {
+  const r = (await client.callTool({ name, arguments: args })) as { isError?: boolean; content: { type: string; text: string }[] };
+  const text = r.content.map((c) => c.text).join('\n');
+  let json: Record<string, unknown> | undefined;
+  try {
+    json = JSON.parse(r.content[r.isError ? 1 : 0]?.text ?? '') as Record<string, unknown>;
+  } catch {
+    json = undefined;
+  }
+  return { isError: r.isError === true, text, json };
+}
+
+let agentToken: string;
+
+beforeAll(async () => {
+  const cluster = await startCluster();
+  const yaml = (p: number): string => mcpYaml(p, dir, auditFile);
+  env = await startEnv({ cluster, yaml });
+  await seed(env);
+  fs.writeFileSync(configFile, yaml(cluster.port));
+  const state = await openStateStore({ kind: 'sqlite', location: path.join(dir, 'state.db') });
+  ({ token: agentToken } = await issueToken(state, env.config.identities.find((i) => i.name === 'agent')!, { ttlMs: 600_000, onBehalfOf: 'alice' }));
+  await state.close();
+  mcp = new Client({ name: 'test-agent', version: '1.0.0' });
+  await mcp.connect(
+    new StdioClientTransport({
+      command: process.execPath,
+      args: [BIN, 'mcp', '--config', configFile, '--port', String(env.warden.port)],
+      env: { ...(process.env as Record<string, string>), WARDEN_TOKEN: agentToken },
+      stderr: 'pipe',
+    }),
+  );
+}, 60_000);
+
+afterAll(async () => {
+  await mcp?.close();
+  const cluster = env?.cluster;
+  await env?.stop();
+  await cluster?.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('warden mcp over stdio', () => {
+  it('lists its tools, databases and tables', async () => {
+    const tools = (await mcp.listTools()).tools.map((t) => t.name).sort();
+    expect(tools).toEqual(['approval_status', 'describe_table', 'explain_policy', 'list_databases', 'list_tables', 'query']);
+    const dbs = await call(mcp, 'list_databases');
+    expect(dbs.json).toMatchObject({ identity: 'agent', on_behalf_of: 'alice', databases: [{ name: 'app', environment: 'test' }] });
+    const tables = await call(mcp, 'list_tables');
+    expect(tables.isError, tables.text).toBe(false);
+    expect((tables.json!.tables as { name: string }[]).map((t) => t.name)).toEqual(expect.arrayContaining(['accounts', 'customers', 'events']));
+  });
+
+  it('query returns column types and masked values; describe_table says which columns are sensitive and masked', async () => {
+    const r = await call(mcp, 'query', { sql: 'SELECT id, full_name, email FROM customers ORDER BY id' });
+    expect(r.isError, r.text).toBe(false);
+    expect(r.json).toMatchObject({ status: 'ok', command: 'SELECT', rowCount: 2, truncated: false });
+    expect(r.json!.columns).toEqual([
+      { name: 'id', type: 'integer' },
+      { name: 'full_name', type: 'text' },
+      { name: 'email', type: 'text' },
+    ]);
+    const rows = r.json!.rows as string[][];
+    expect(rows.map((x) => x.slice(0, 2))).toEqual([
+      ['1', 'Ada Lovelace'],
+      ['2', 'Alan Turing'],
+    ]);
+    expect(r.text).not.toContain('ada@example.com');
+    expect(r.text).not.toContain('alan@example.org');
+    expect(rows[0]![2]).not.toBe('ada@example.com');
+
+    const d = await call(mcp, 'describe_table', { table: 'public.customers' });
+    expect(d.isError, d.text).toBe(false);
+    expect(d.json!.columns).toEqual([
+      { name: 'id', type: 'integer', nullable: false, sensitive: null, masked: false },
+      { name: 'full_name', type: 'text', nullable: true, sensitive: null, masked: false },
+      { name: 'email', type: 'text', nullable: false, sensitive: 'email', masked: true },
+    ]);
+  });
+
+  it('a row cap truncates client-side; params use the extended protocol', async () => {
+    const r = await call(mcp, 'query', { sql: 'SELECT id FROM events WHERE id <= $1 ORDER BY id', params: [50], max_rows: 10 });
+    expect(r.isError, r.text).toBe(false);
+    expect(r.json).toMatchObject({ rowCount: 50, truncated: true });
+    expect((r.json!.rows as unknown[]).length).toBe(10);
+  });
+
+  it('a DROP is denied by the rule, also hidden after a COMMIT in a multi-statement string, and nothing of it ran', async () => {
+    for (const sql of ['DROP TABLE accounts', 'SELECT 1; COMMIT; DROP TABLE accounts']) {
+      const r = await call(mcp, 'query', { sql });
+      expect(r.isError, r.text).toBe(true);
+      expect(r.text).toMatch(/no-destructive-ddl/);
+      expect(r.json).toMatchObject({ error: { code: '42501' } });
+      expect(r.text).not.toMatch(/\n\s+at /); // no stack trace
+    }
+    expect((await direct(env.cluster, "SELECT to_regclass('public.accounts') IS NOT NULL AS there")).rows[0]).toEqual({ there: true });
+    const e = await call(mcp, 'explain_policy', { sql: 'SELECT 1; DROP TABLE accounts' });
+    expect(e.json).toMatchObject({ identity: 'agent', action: 'deny' });
+    expect(e.json!.reason).toMatch(/no-destructive-ddl/);
+  });
+
+  it('a max_rows limit halts an over-large result as a tool error (54000)', async () => {
+    const r = await call(mcp, 'query', { sql: 'SELECT e.id FROM events e' });
+    expect(r.isError, r.text).toBe(true);
+    expect(r.json).toMatchObject({ error: { code: '54000' } });
+    expect(r.text).toMatch(/agent-rows/);
+    // The session goes on.
+    const ok = await call(mcp, 'query', { sql: 'SELECT count(*) AS n FROM events' });
+    expect(ok.json).toMatchObject({ rows: [['5000']], columns: [{ name: 'n', type: 'bigint' }] });
+  });
+
+  it('a held statement returns pending at once; approved through the CLI it runs exactly once; audit has the agent, on-behalf-of and intent', async () => {
+    const sql = 'UPDATE accounts SET balance = balance + 10 WHERE id = 1';
+    const t0 = Date.now();
+    const p = await call(mcp, 'query', { sql, reason: 'monthly interest', ticket: 'OPS-7' });
+    expect(p.isError, p.text).toBe(false);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(p.json).toMatchObject({ status: 'pending_approval', mode: 'hold' });
+    const id = p.json!.request as string;
+    expect(id).toMatch(/^apr_/);
+    expect(p.json!.approvers).toMatch(/dana/);
+    // Other calls go on while it waits.
+    expect((await call(mcp, 'query', { sql: 'SELECT balance FROM accounts' })).json).toMatchObject({ rows: [['100']] });
+    // Asking again does not send it again.
+    expect((await call(mcp, 'query', { sql, reason: 'monthly interest', ticket: 'OPS-7' })).json).toMatchObject({ status: 'pending_approval', request: id });
+    expect((await call(mcp, 'approval_status', { request: id })).json).toMatchObject({ status: 'pending_approval', request: id });
+
+    const ok = await runCli(['approvals', 'approve', id, '--as', 'dana', '--reason', 'fine', '--admin-url', `http://127.0.0.1:${env.warden.admin!.port}`], { WARDEN_PASSWORD: DANA });
+    expect(ok.code, ok.err).toBe(0);
+    const done = await call(mcp, 'approval_status', { request: id, wait_seconds: 20 });
+    expect(done.isError, done.text).toBe(false);
+    expect(done.json).toMatchObject({ status: 'ok', command: 'UPDATE', rowCount: 1 });
+    // Handed out once; the statement ran once.
+    expect((await call(mcp, 'approval_status', { request: id })).isError).toBe(true);
+    expect((await direct(env.cluster, 'SELECT balance FROM public.accounts WHERE id = 1')).rows[0]).toEqual({ balance: 110 });
+
+    await new Promise((r) => setTimeout(r, 300));
+    const starts = auditRecords(auditFile, 'session.start').filter((d) => d.identity === 'agent');
+    expect(starts.length).toBeGreaterThan(0);
+    expect(starts.every((d) => d.on_behalf_of === 'alice' && d.auth === 'token')).toBe(true);
+    const begun = auditRecords(auditFile, 'statement.begin').filter((d) => String(d.sql).includes('balance + 10'));
+    expect(begun).toHaveLength(1);
+    expect(begun[0]).toMatchObject({ identity: 'agent', intent: { reason: 'monthly interest', ticket: 'OPS-7' } });
+  }, 40_000);
+});
