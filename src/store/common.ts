@@ -7,7 +7,17 @@
  * Times are stored as `Date.prototype.toISOString()` text (normalized on
  * write), so they compare and sort correctly as plain strings.
  */
-import type { ApprovalDecision, ApprovalRequest, ApprovalStatus, GrantRecord, NewApprovalRequest, SuspensionRecord, TokenRecord } from './types.js';
+import type {
+  ApprovalDecision,
+  ApprovalRequest,
+  ApprovalStatus,
+  GrantRecord,
+  LimitCount,
+  LimitCountKind,
+  NewApprovalRequest,
+  SuspensionRecord,
+  TokenRecord,
+} from './types.js';
 
 export const STATE_SCHEMA_VERSION = 1;
 
@@ -454,4 +464,47 @@ export interface SuspensionRow {
 
 export function toSuspension(r: SuspensionRow): SuspensionRecord {
   return { identity: r.identity, reason: r.reason, suspendedBy: r.suspended_by, suspendedAt: r.suspended_at };
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Limit counters                                                                              */
+/* ------------------------------------------------------------------------------------------ */
+
+/** A row of the limit_counters table (both stores; postgres returns bigints as text). */
+export interface LimitCountRow {
+  kind: string;
+  limit_name: string;
+  identity: string;
+  window_start: number | string;
+  count: number | string;
+}
+
+export function toLimitCount(r: LimitCountRow): LimitCount {
+  return { kind: r.kind === 'rows' ? 'rows' : 'statements', limit: r.limit_name, identity: r.identity, window: Number(r.window_start), count: Number(r.count) };
+}
+
+const KINDS: ReadonlySet<string> = new Set<LimitCountKind>(['statements', 'rows']);
+
+/**
+ * The adds checked, merged by key (one upsert may not touch a row twice) and sorted by key
+ * (two instances' transactions lock their rows in the same order: no deadlock between them).
+ */
+export function mergeLimitCounts(adds: readonly LimitCount[]): LimitCount[] {
+  const byKey = new Map<string, LimitCount>();
+  for (const a of adds) {
+    if (!KINDS.has(a.kind)) throw new StateStoreError(`invalid limit count kind ${JSON.stringify(a.kind)}`);
+    if (!Number.isSafeInteger(a.window) || !Number.isSafeInteger(a.count) || a.count < 0) {
+      throw new StateStoreError(`invalid limit count ${JSON.stringify({ window: a.window, count: a.count })}`);
+    }
+    if (a.count === 0) continue;
+    const key = `${a.kind}\u0000${a.limit}\u0000${a.identity}\u0000${a.window}`;
+    const had = byKey.get(key);
+    byKey.set(key, had ? { ...had, count: had.count + a.count } : { kind: a.kind, limit: a.limit, identity: a.identity, window: a.window, count: a.count });
+  }
+  return [...byKey.entries()].sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0)).map((e) => e[1]);
+}
+
+export function checkWindowStart(ms: number, what: string): number {
+  if (!Number.isSafeInteger(ms)) throw new StateStoreError(`invalid ${what} ${String(ms)} (expected ms since the epoch)`);
+  return ms;
 }

@@ -36,17 +36,21 @@ import {
   assertStatus,
   checkDecision,
   checkLimit,
+  checkWindowStart,
   duplicateId,
   grantValues,
   isoTime,
+  mergeLimitCounts,
   newRequest,
   requestValues,
   toGrant,
+  toLimitCount,
   toRequest,
   toSuspension,
   toToken,
   tokenValues,
   type GrantRow,
+  type LimitCountRow,
   type RequestRow,
   type SuspensionRow,
   type TokenRow,
@@ -56,6 +60,8 @@ import type {
   ApprovalRequest,
   ApprovalStatus,
   GrantRecord,
+  LimitCount,
+  LimitCountKind,
   NewApprovalRequest,
   StateStore,
   SuspensionRecord,
@@ -172,7 +178,21 @@ CREATE TABLE IF NOT EXISTS ${s}.grants (
 CREATE INDEX IF NOT EXISTS grants_identity_expiry ON ${s}.grants (identity, expires_at);
 CREATE INDEX IF NOT EXISTS grants_expiry ON ${s}.grants (expires_at);
 CREATE INDEX IF NOT EXISTS grants_created ON ${s}.grants (created_at);
-${suspensionsSql(s)}`;
+${suspensionsSql(s)}
+${limitCountersSql(s)}`;
+}
+
+/** Added after version 1 was released (issue 20's shared limit counters): like suspensionsSql. */
+function limitCountersSql(s: string): string {
+  return `CREATE TABLE IF NOT EXISTS ${s}.limit_counters (
+  kind text COLLATE "C" NOT NULL CHECK (kind IN ('statements', 'rows')),
+  limit_name text COLLATE "C" NOT NULL,
+  identity text COLLATE "C" NOT NULL,
+  window_start bigint NOT NULL,
+  count bigint NOT NULL,
+  PRIMARY KEY (kind, limit_name, identity, window_start)
+);
+CREATE INDEX IF NOT EXISTS limit_counters_window ON ${s}.limit_counters (kind, window_start);`;
 }
 
 /** Added after version 1 was released: created by schemaSql, and on its own in a schema that predates it. */
@@ -259,6 +279,12 @@ class PostgresStateStore implements StateStore {
           // A schema of version 1 made before suspensions existed: the table is added (no version change).
           await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`warden state schema ${this.#schema}`]);
           await c.query(suspensionsSql(this.#s));
+        }
+        const lc = await c.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [`${this.#s}.limit_counters`]);
+        if (lc.rows[0]?.t == null) {
+          // Likewise for the limit counters (issue 20).
+          await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`warden state schema ${this.#schema}`]);
+          await c.query(limitCountersSql(this.#s));
         }
         await c.query('COMMIT');
       } catch (err) {
@@ -503,6 +529,40 @@ class PostgresStateStore implements StateStore {
       id,
     ]);
     return r.rowCount === 1;
+  }
+
+  /* Limit counters ------------------------------------------------------------------------- */
+
+  async syncLimitCounts(adds: readonly LimitCount[], since: Readonly<Record<LimitCountKind, number>>, pruneBefore?: number): Promise<LimitCount[]> {
+    const merged = mergeLimitCounts(adds);
+    const prune = pruneBefore === undefined ? undefined : checkWindowStart(pruneBefore, 'pruneBefore');
+    const sinceArgs = [checkWindowStart(since.statements, 'since'), checkWindowStart(since.rows, 'since')];
+    const read = `SELECT kind, limit_name, identity, window_start::text AS window_start, count::text AS count FROM ${this.#s}.limit_counters
+       WHERE (kind = 'statements' AND window_start >= $1) OR (kind = 'rows' AND window_start >= $2)`;
+    if (merged.length === 0 && prune === undefined) {
+      return (await this.#query<LimitCountRow>('syncLimitCounts', read, sinceArgs)).rows.map(toLimitCount);
+    }
+    return this.#tx('syncLimitCounts', async (c) => {
+      if (merged.length > 0) {
+        // One statement for every add, in key order (see mergeLimitCounts).
+        await c.query(
+          `INSERT INTO ${this.#s}.limit_counters AS t (kind, limit_name, identity, window_start, count)
+           SELECT u.kind, u.limit_name, u.identity, u.window_start, u.count
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) WITH ORDINALITY AS u(kind, limit_name, identity, window_start, count, ord)
+            ORDER BY u.ord
+           ON CONFLICT (kind, limit_name, identity, window_start) DO UPDATE SET count = t.count + EXCLUDED.count`,
+          [
+            merged.map((a) => a.kind),
+            merged.map((a) => a.limit),
+            merged.map((a) => a.identity),
+            merged.map((a) => String(a.window)),
+            merged.map((a) => String(a.count)),
+          ],
+        );
+      }
+      if (prune !== undefined) await c.query(`DELETE FROM ${this.#s}.limit_counters WHERE window_start < $1`, [prune]);
+      return (await c.query<LimitCountRow>(read, sinceArgs)).rows.map(toLimitCount);
+    });
   }
 
   /* Watching ------------------------------------------------------------------------------- */

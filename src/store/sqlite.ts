@@ -33,19 +33,23 @@ import {
   assertStatus,
   checkDecision,
   checkLimit,
+  checkWindowStart,
   duplicateId,
   grantValues,
   isoTime,
+  mergeLimitCounts,
   newRequest,
   requestValues,
   toDecision,
   toGrant,
+  toLimitCount,
   toRequest,
   toSuspension,
   toToken,
   tokenValues,
   type DecisionRow,
   type GrantRow,
+  type LimitCountRow,
   type RequestRow,
   type SuspensionRow,
   type TokenRow,
@@ -55,6 +59,8 @@ import type {
   ApprovalRequest,
   ApprovalStatus,
   GrantRecord,
+  LimitCount,
+  LimitCountKind,
   NewApprovalRequest,
   StateStore,
   SuspensionRecord,
@@ -134,6 +140,15 @@ CREATE TABLE IF NOT EXISTS suspensions (
   suspended_by TEXT NOT NULL,
   suspended_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS limit_counters (
+  kind TEXT NOT NULL CHECK (kind IN ('statements', 'rows')),
+  limit_name TEXT NOT NULL,
+  identity TEXT NOT NULL,
+  window_start INTEGER NOT NULL,
+  count INTEGER NOT NULL,
+  PRIMARY KEY (kind, limit_name, identity, window_start)
+);
+CREATE INDEX IF NOT EXISTS limit_counters_window ON limit_counters (kind, window_start);
 `;
 
 const cols = (names: readonly string[]): string => names.map((c) => `"${c}"`).join(', ');
@@ -214,6 +229,10 @@ class SqliteStateStore implements StateStore {
   readonly #revokeGrant: Database.Statement;
   readonly #version: Database.Statement;
   readonly #versions: Database.Statement;
+  readonly #addLimitCount: Database.Statement;
+  readonly #pruneLimitCounts: Database.Statement;
+  readonly #readLimitCounts: Database.Statement;
+  readonly #syncLimitCountsTx: Database.Transaction<(adds: readonly LimitCount[], pruneBefore: number | undefined) => void>;
 
   /** Reads a request and its decisions in one snapshot. */
   readonly #readRequestTx: (id: string) => ApprovalRequest | null;
@@ -253,6 +272,18 @@ class SqliteStateStore implements StateStore {
     this.#revokeGrant = db.prepare('UPDATE grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL');
     this.#version = db.prepare('SELECT version FROM approval_requests WHERE id = ?').pluck();
     this.#versions = db.prepare('SELECT id, version FROM approval_requests WHERE id IN (SELECT value FROM json_each(?))');
+    this.#addLimitCount = db.prepare(
+      `INSERT INTO limit_counters (kind, limit_name, identity, window_start, count) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (kind, limit_name, identity, window_start) DO UPDATE SET count = count + excluded.count`,
+    );
+    this.#pruneLimitCounts = db.prepare('DELETE FROM limit_counters WHERE window_start < ?');
+    this.#readLimitCounts = db.prepare(
+      "SELECT * FROM limit_counters WHERE (kind = 'statements' AND window_start >= ?) OR (kind = 'rows' AND window_start >= ?)",
+    );
+    this.#syncLimitCountsTx = db.transaction((adds: readonly LimitCount[], pruneBefore: number | undefined) => {
+      for (const a of adds) this.#addLimitCount.run(a.kind, a.limit, a.identity, a.window, a.count);
+      if (pruneBefore !== undefined) this.#pruneLimitCounts.run(pruneBefore);
+    });
 
     this.#readRequestTx = db.transaction((id: string) => {
       const row = this.#getRequest.get(id) as RequestRow | undefined;
@@ -450,6 +481,19 @@ class SqliteStateStore implements StateStore {
 
   listSuspensions(): Promise<SuspensionRecord[]> {
     return this.#do('listSuspensions', () => (this.#db.prepare('SELECT * FROM suspensions ORDER BY identity').all() as SuspensionRow[]).map(toSuspension));
+  }
+
+  /* Limit counters ------------------------------------------------------------------------- */
+
+  syncLimitCounts(adds: readonly LimitCount[], since: Readonly<Record<LimitCountKind, number>>, pruneBefore?: number): Promise<LimitCount[]> {
+    return this.#do('syncLimitCounts', () => {
+      const merged = mergeLimitCounts(adds);
+      const prune = pruneBefore === undefined ? undefined : checkWindowStart(pruneBefore, 'pruneBefore');
+      // The write lock only when there is something to write (a read alone never waits for a writer, WAL).
+      if (merged.length > 0 || prune !== undefined) this.#syncLimitCountsTx.immediate(merged, prune);
+      const rows = this.#readLimitCounts.all(checkWindowStart(since.statements, 'since'), checkWindowStart(since.rows, 'since')) as LimitCountRow[];
+      return rows.map(toLimitCount);
+    });
   }
 
   /* Watching ------------------------------------------------------------------------------- */

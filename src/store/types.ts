@@ -84,6 +84,19 @@ export interface SuspensionRecord {
   readonly suspendedAt: string;
 }
 
+/** What a limit counts (issue 20): statements per minute, rows per hour. */
+export type LimitCountKind = 'statements' | 'rows';
+
+/** A count of one limit for one identity over one clock window (docs/limits-counters.md). */
+export interface LimitCount {
+  readonly kind: LimitCountKind;
+  readonly limit: string;
+  readonly identity: string;
+  /** The window's start, ms since the epoch (a whole minute for statements, a whole hour for rows). */
+  readonly window: number;
+  readonly count: number;
+}
+
 export interface NewApprovalRequest extends Omit<ApprovalRequest, 'status' | 'decisions' | 'decidedAt'> {}
 
 export interface StateStore {
@@ -132,6 +145,19 @@ export interface StateStore {
    * polled; a call may be spurious, and a lost notification is caught by the caller's poll.
    */
   watchSuspensions?(onChange: () => void): () => void;
+
+  // Limit counters (shared by the instances: rows_per_hour, statements_per_minute)
+  /**
+   * One exchange of the limit counters, in one transaction: adds each of `adds` to its stored
+   * count (an atomic increment: instances adding at once lose nothing), deletes the windows that
+   * started before `pruneBefore` (when given), then returns the totals of the windows that
+   * started at or after `since[kind]`, the adds included. Rejected: nothing was added.
+   */
+  syncLimitCounts(
+    adds: readonly LimitCount[],
+    since: Readonly<Record<LimitCountKind, number>>,
+    pruneBefore?: number,
+  ): Promise<LimitCount[]>;
 
   /**
    * Calls `onChange` after the request changes (a decision, a status), whichever

@@ -57,13 +57,27 @@ describe('postgres state store', () => {
       const r = await cluster.query(
         `SELECT table_name FROM information_schema.tables WHERE table_schema = 'warden_state' ORDER BY table_name`,
       );
-      expect(r.rows.map((x: { table_name: string }) => x.table_name)).toEqual(['approval_decisions', 'approval_requests', 'grants', 'meta', 'suspensions', 'tokens']);
+      expect(r.rows.map((x: { table_name: string }) => x.table_name)).toEqual(['approval_decisions', 'approval_requests', 'grants', 'limit_counters', 'meta', 'suspensions', 'tokens']);
       const v = await cluster.query(`SELECT value FROM warden_state.meta WHERE key = 'state_schema_version'`);
       expect(v.rows).toEqual([{ value: '1' }]);
       const req = await stores[0].createRequest(request());
       expect((await stores[2].getRequest(req.id))?.status).toBe('pending');
     } finally {
       await Promise.all(stores.map((s) => s.close()));
+    }
+  });
+
+  it('adds the limit_counters table to a version-1 schema made before it existed', async () => {
+    const schema = newId('st');
+    await (await openPostgresState(url, { schema })).close();
+    await cluster.query(`DROP TABLE "${schema}".limit_counters`);
+    const s = await openPostgresState(url, { schema });
+    try {
+      const hour = Date.parse('2026-03-02T10:00:00.000Z');
+      const t = await s.syncLimitCounts([{ kind: 'rows', limit: 'hourly', identity: 'bob', window: hour, count: 3 }], { statements: hour, rows: hour });
+      expect(t).toEqual([{ kind: 'rows', limit: 'hourly', identity: 'bob', window: hour, count: 3 }]);
+    } finally {
+      await s.close();
     }
   });
 

@@ -109,6 +109,39 @@ export function stateStoreContract(open: () => Promise<StorePair>): void {
     }
   });
 
+  it('limit counters: increments from two instances at once are all kept; totals of the current windows; old windows pruned', async () => {
+    const { a, b } = await pair();
+    const hour = Date.parse('2026-03-02T10:00:00.000Z');
+    const minute = hour + 20 * 60_000;
+    const since = { statements: minute, rows: hour };
+    const rows = (n: number, identity = 'bob') => ({ kind: 'rows' as const, limit: 'hourly', identity, window: hour, count: n });
+    const stmts = (n: number, window = minute) => ({ kind: 'statements' as const, limit: 'rate', identity: 'bob', window, count: n });
+    expect(await a.syncLimitCounts([], since)).toEqual([]);
+    // 20 exchanges at once, from both instances, each adding to the same rows (duplicates merged).
+    const all = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? a.syncLimitCounts([rows(1), stmts(1), rows(2)], since) : b.syncLimitCounts([rows(10), stmts(2)], since))),
+    );
+    for (const totals of all) expect(totals.length).toBe(2);
+    const byKind = (t: Awaited<ReturnType<StateStore['syncLimitCounts']>>) => Object.fromEntries(t.map((x) => [x.kind, x.count]));
+    expect(byKind(await b.syncLimitCounts([], since))).toEqual({ rows: 10 * 3 + 10 * 10, statements: 10 * 1 + 10 * 2 });
+    // The totals include the exchange's own adds; other windows are not read.
+    const before = { statements: 60 * 60_000, rows: hour - 3_600_000 };
+    const t = await a.syncLimitCounts([rows(5, 'alice'), stmts(7, minute - 60_000), { ...rows(3), window: hour - 3_600_000 }], since);
+    expect(t.map((x) => `${x.kind}:${x.identity}:${x.window === hour || x.window === minute ? 'now' : 'old'}:${x.count}`).sort()).toEqual([
+      'rows:alice:now:5',
+      'rows:bob:now:130',
+      'statements:bob:now:30',
+    ]);
+    expect((await a.syncLimitCounts([], before)).length).toBe(5);
+    // Pruned: windows that started before the bound, in the same exchange.
+    // (the previous hour goes; the previous minute started after the bound and stays).
+    expect((await b.syncLimitCounts([], before, hour)).length).toBe(4);
+    const left = await a.syncLimitCounts([], { statements: 0, rows: 0 });
+    expect(left.filter((x) => x.window < hour)).toEqual([]);
+    expect(left).toHaveLength(4);
+    await expect(a.syncLimitCounts([{ ...rows(1), count: -1 }], since)).rejects.toThrow(/invalid limit count/);
+  });
+
   it('suspensions: put (again: replaced), seen by the other instance, deleted once', async () => {
     const { a, b } = await pair();
     expect(await b.listSuspensions()).toEqual([]);
@@ -448,6 +481,7 @@ if (expect.getState().testPath === fileURLToPath(import.meta.url)) {
           'grants_created',
           'grants_expiry',
           'grants_identity_expiry',
+          'limit_counters_window',
           'requests_created',
           'requests_identity_fingerprint',
           'requests_status_created',
