@@ -503,6 +503,8 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
             run: (identity) => reload({ trigger: 'admin-api', identity }),
             operators: () => gen.config.admin?.operators ?? [],
           },
+          // MCP over HTTP: a client of this very listener, as the caller's identity.
+          mcp: { config: () => gen.config, listener: () => addr, state: () => state },
         },
       );
     } catch (err) {

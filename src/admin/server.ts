@@ -49,6 +49,8 @@ export interface AdminServices {
   reload?: ReloadService;
   /** Statement counters and timers the statement path fills (metrics). */
   statementMetrics?: StatementMetrics;
+  /** MCP over Streamable HTTP at /mcp, bearer-authenticated (src/mcp/http.ts). */
+  mcp?: import('../mcp/http.js').McpHttpOptions;
   /** Overrides the readiness checks (tests); default: built from the sources, probing each database. */
   readiness?: Readiness;
   log?: Logger;
@@ -138,6 +140,8 @@ export function buildAdmin(sources: AdminSources, services: AdminServices = {}, 
       registerAuditRoutes(api, services.audit, onlyAuditors);
     }
   }, { prefix: '/api/v1' });
+  // Loaded only when served (the MCP SDK is not needed otherwise).
+  if (services.mcp) app.register(async (mcp) => (await import('../mcp/http.js')).registerMcpHttp(mcp, services.mcp!));
   app.get('/metrics', async (_req, reply) => {
     reply.header('content-type', registry.contentType);
     return registry.metrics();

@@ -14,90 +14,17 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { baseYaml, direct, startCluster, startEnv, type TestEnv } from '../helpers/warden-env.js';
+import { direct, startCluster, startEnv, type TestEnv } from '../helpers/warden-env.js';
+import { auditRecords, call, DANA, mcpYaml, seed } from '../helpers/mcp.js';
 import { BIN, runCli } from '../helpers/warden-process.js';
 import { openStateStore } from '../../src/store/open.js';
 import { issueToken } from '../../src/governance/tokens.js';
 
-const DANA = 'dana-pw-mcp';
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-mcp-stdio-'));
 const auditFile = path.join(dir, 'audit.jsonl');
 const configFile = path.join(dir, 'warden.yaml');
 let env: TestEnv;
 let mcp: Client;
-
-export const mcpYaml = (pgPort: number, d: string, audit: string): string =>
-  baseYaml(
-    pgPort,
-    `  - { name: dana, kind: human, groups: [dba], password: ${DANA} }
-admin: { host: 127.0.0.1, port: 0 }
-state: { store: "sqlite:${path.join(d, 'state.db')}" }
-audit: { store: "jsonl:${audit}", durability: os }
-approvals: { mode: hold, timeout: 30s }
-sensitive:
-  columns:
-    public.customers.email: email
-  key: test-mask-key-0123456789abcdef
-rules:
-  - name: no-destructive-ddl
-    match: { statement: [drop, truncate] }
-    action: deny
-    reason: Destructive DDL is not run through Warden
-  - name: mask-pii-except-dba
-    match: { not: { groups: [dba] } }
-    action: mask
-  - name: account-writes-need-approval
-    match: { statement: [write], tables: ["public.accounts"] }
-    action: approve
-    reason: Account changes need a DBA
-    approvers: { groups: [dba], count: 1 }
-limits:
-  - name: agent-rows
-    match: { kind: [agent] }
-    max_rows: 1000
-`,
-  );
-
-export async function seed(env: TestEnv): Promise<void> {
-  for (const s of [
-    'CREATE TABLE public.customers (id int PRIMARY KEY, full_name text, email text NOT NULL)',
-    "INSERT INTO public.customers VALUES (1, 'Ada Lovelace', 'ada@example.com'), (2, 'Alan Turing', 'alan@example.org')",
-    'CREATE TABLE public.accounts (id int PRIMARY KEY, balance int)',
-    'INSERT INTO public.accounts VALUES (1, 100)',
-    'CREATE TABLE public.events (id int)',
-    'INSERT INTO public.events SELECT g FROM generate_series(1, 5000) g',
-    'GRANT ALL ON ALL TABLES IN SCHEMA public TO warden_svc',
-  ])
-    await direct(env.cluster, s);
-}
-
-export function auditRecords(file: string, type: string): Record<string, unknown>[] {
-  return fs
-    .readFileSync(file, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as { type: string; data: Record<string, unknown> })
-    .filter((r) => r.type === type)
-    .map((r) => r.data);
-}
-
-export interface ToolAnswer {
-  isError: boolean;
-  text: string;
-  json: Record<string, unknown> | undefined;
-}
-
-export async function call(client: Client, name: string, args: Record<string, unknown> = {}): Promise<ToolAnswer> {
-  const r = (await client.callTool({ name, arguments: args })) as { isError?: boolean; content: { type: string; text: string }[] };
-  const text = r.content.map((c) => c.text).join('\n');
-  let json: Record<string, unknown> | undefined;
-  try {
-    json = JSON.parse(r.content[r.isError ? 1 : 0]?.text ?? '') as Record<string, unknown>;
-  } catch {
-    json = undefined;
-  }
-  return { isError: r.isError === true, text, json };
-}
 
 let agentToken: string;
 

@@ -1,0 +1,115 @@
+/**
+ * MCP over Streamable HTTP on the admin listener (`/mcp`), driven by the SDK's
+ * StreamableHTTPClientTransport with a bearer token: masked results and audit
+ * with the agent and its on-behalf-of user; no credential, a wrong one or an
+ * expired token refused with 401 (at initialize and on a live session); and
+ * `approvals.mode: reject`: the statement is refused at once with a pending
+ * result, and once approved through the CLI the identical call runs it once.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { direct, startCluster, startEnv, type TestEnv } from '../helpers/warden-env.js';
+import { runCli } from '../helpers/warden-process.js';
+import { openStateStore } from '../../src/store/open.js';
+import { issueToken } from '../../src/governance/tokens.js';
+import { auditRecords, call, DANA, mcpYaml, seed } from '../helpers/mcp.js';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-mcp-http-'));
+const auditFile = path.join(dir, 'audit.jsonl');
+let env: TestEnv;
+const clients: Client[] = [];
+
+const url = (): URL => new URL(`http://127.0.0.1:${env.warden.admin!.port}/mcp`);
+
+async function token(identity: string, ttlMs: number, onBehalfOf?: string): Promise<string> {
+  const state = await openStateStore({ kind: 'sqlite', location: path.join(dir, 'state.db') });
+  try {
+    return (await issueToken(state, env.config.identities.find((i) => i.name === identity)!, { ttlMs, ...(onBehalfOf ? { onBehalfOf } : {}) })).token;
+  } finally {
+    await state.close();
+  }
+}
+
+async function connect(bearer: string | undefined): Promise<Client> {
+  const c = new Client({ name: 'http-agent', version: '1.0.0' });
+  await c.connect(new StreamableHTTPClientTransport(url(), { requestInit: { headers: bearer ? { authorization: `Bearer ${bearer}` } : {} } }));
+  clients.push(c);
+  return c;
+}
+
+const initialize = (bearer?: string): Promise<Response> =>
+  fetch(url(), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...(bearer ? { authorization: `Bearer ${bearer}` } : {}) },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }),
+  });
+
+beforeAll(async () => {
+  const cluster = await startCluster();
+  env = await startEnv({ cluster, yaml: (p) => mcpYaml(p, dir, auditFile, 'reject') });
+  await seed(env);
+}, 60_000);
+
+afterAll(async () => {
+  for (const c of clients) await c.close().catch(() => undefined);
+  const cluster = env?.cluster;
+  await env?.stop();
+  await cluster?.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('MCP over HTTP on the admin listener', () => {
+  it('a bearer token: masked results, and the audit has the agent and its on-behalf-of user', async () => {
+    const mcp = await connect(await token('agent', 600_000, 'alice'));
+    const r = await call(mcp, 'query', { sql: 'SELECT email FROM customers ORDER BY id', reason: 'dedupe check' });
+    expect(r.isError, r.text).toBe(false);
+    expect(r.json).toMatchObject({ columns: [{ name: 'email', type: 'text' }], rowCount: 2 });
+    expect(r.text).not.toContain('ada@example.com');
+    const denied = await call(mcp, 'query', { sql: "SELECT 1; COMMIT; DROP TABLE customers" });
+    expect(denied.isError).toBe(true);
+    expect(denied.text).toMatch(/no-destructive-ddl/);
+    await new Promise((res) => setTimeout(res, 300));
+    const begun = auditRecords(auditFile, 'statement.begin').filter((d) => String(d.sql).includes('SELECT email FROM customers'));
+    expect(begun).toHaveLength(1);
+    expect(begun[0]).toMatchObject({ identity: 'agent', intent: { reason: 'dedupe check' } });
+    const starts = auditRecords(auditFile, 'session.start').filter((d) => d.identity === 'agent');
+    expect(starts.at(-1)).toMatchObject({ auth: 'token', on_behalf_of: 'alice' });
+  });
+
+  it('no credential, a wrong one, a password or an expired token: 401; a live session whose token expires: 401', async () => {
+    expect((await initialize()).status).toBe(401);
+    expect((await initialize('wdt_' + 'a'.repeat(32))).status).toBe(401);
+    expect((await initialize('agent-pw-3')).status).toBe(401);
+    await expect(connect(undefined)).rejects.toThrow(/401|authentication required/i);
+
+    const short = await token('agent', 1_500);
+    const mcp = await connect(short);
+    expect((await call(mcp, 'list_databases')).json).toMatchObject({ identity: 'agent' });
+    await new Promise((res) => setTimeout(res, 1_700));
+    await expect(mcp.callTool({ name: 'list_databases', arguments: {} })).rejects.toThrow(/401|expired/i);
+    expect((await initialize(short)).status).toBe(401);
+  });
+
+  it('reject mode: pending at once with the request id, nothing runs; approved through the CLI, the identical call runs it once', async () => {
+    const mcp = await connect(await token('agent', 600_000, 'alice'));
+    const sql = 'UPDATE accounts SET balance = balance - 5 WHERE id = 1';
+    const p = await call(mcp, 'query', { sql, ticket: 'OPS-9' });
+    expect(p.isError, p.text).toBe(false);
+    expect(p.json).toMatchObject({ status: 'pending_approval', mode: 'reject' });
+    const id = p.json!.request as string;
+    expect((await direct(env.cluster, 'SELECT balance FROM public.accounts WHERE id = 1')).rows[0]).toEqual({ balance: 100 });
+    const ok = await runCli(['approvals', 'approve', id, '--as', 'dana', '--reason', 'ok', '--admin-url', `http://127.0.0.1:${env.warden.admin!.port}`], { WARDEN_PASSWORD: DANA });
+    expect(ok.code, ok.err).toBe(0);
+    const ran = await call(mcp, 'query', { sql, ticket: 'OPS-9' });
+    expect(ran.json).toMatchObject({ status: 'ok', command: 'UPDATE', rowCount: 1 });
+    // Once: the approval is used; a third identical call asks again.
+    const again = await call(mcp, 'query', { sql, ticket: 'OPS-9' });
+    expect(again.json).toMatchObject({ status: 'pending_approval', mode: 'reject' });
+    expect(again.json!.request).not.toBe(id);
+    expect((await direct(env.cluster, 'SELECT balance FROM public.accounts WHERE id = 1')).rows[0]).toEqual({ balance: 95 });
+  }, 30_000);
+});
