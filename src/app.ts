@@ -244,7 +244,7 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
     if (masks && !catalog) catalog = createCatalogReader(log);
     const masking =
       masks && catalog ? (prev?.masking && maskingInputs(prev.config) === maskingInputs(c) ? prev.masking : createMaskingService(c, catalog, log)) : undefined;
-    const approves = c.rules.some((r) => r.action === 'approve');
+    const approves = c.rules.some((r) => r.action === 'approve') || c.limits.some((l) => l.onExceed === 'approve');
     // The state store, tokens and the approval service (whose API the admin listener serves)
     // start with Warden: a reload reconfigures them but does not create them.
     if (!prev && (approves || c.state)) state = await openState(c);
@@ -267,6 +267,9 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
     const reader = catalog;
     if (c.rules.length > 0 && reader && !code) code = createCodeCatalog({ query: (db, sql) => reader.query(db, sql, []), log });
     // Limits: counters per instance, started afresh by a reload (docs/limits.md).
+    // max_estimated_rows: the planner's estimates, on read-only connections of their own.
+    if (c.limits.some((l) => l.maxEstimatedRows !== undefined) && !catalog) catalog = createCatalogReader(log);
+    const estimating = catalog;
     const limits =
       c.limits.length > 0
         ? createLimitService({
@@ -274,6 +277,7 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
             log,
             record: audit ? (t, d) => audit!.record(t, d as AuditData) : undefined,
             suspend: () => (suspensions ? (name, reason, by) => suspensions!.suspend(name, reason, by) : undefined),
+            estimator: estimating ? (db, sql, params, path) => estimating.estimate(db, sql, params, path) : undefined,
           })
         : undefined;
     const policy = createStatementPolicy(c, log, { auditor, masking, approvals: approvalService, code, pool, previous: prev?.policy, limits });
@@ -441,7 +445,7 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
     }
     const restart = restartNeeded(running, next);
     // Their statements are refused (fail closed) until a restart starts the approval service and its API.
-    if (!approvals && next.rules.some((r) => r.action === 'approve')) restart.push('rules with action approve (approvals start with Warden)');
+    if (!approvals && (next.rules.some((r) => r.action === 'approve') || next.limits.some((l) => l.onExceed === 'approve'))) restart.push('rules with action approve or limits with on_exceed approve (approvals start with Warden)');
     const effective = effectiveConfig(running, next);
     let built: Awaited<ReturnType<typeof build>>;
     try {

@@ -669,8 +669,9 @@ function normalize(raw: RawConfig, ctx: Context): WardenConfig {
       maxBytes: l.max_bytes,
       rowsPerHour: l.rows_per_hour,
       statementsPerMinute: l.statements_per_minute,
-      // The schema refuses approve: only halt and suspend reach here.
-      onExceed: l.on_exceed === 'suspend' ? 'suspend' : 'halt',
+      maxEstimatedRows: l.max_estimated_rows,
+      onExceed: l.on_exceed,
+      approvers: l.approvers,
     }),
   );
 

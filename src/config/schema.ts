@@ -641,19 +641,30 @@ const LimitSchema = strictObject({
   rows_per_hour: positiveCount.optional(),
   /** Statements the identity may start per clock minute, all its sessions; beyond it they are refused (53400). */
   statements_per_minute: positiveCount.optional(),
-  /** Planner estimates and first touch: specified (shared/spec), not enforced by this build, so refused. */
-  max_estimated_rows: z.unknown().optional(),
+  /** Rows the planner expects a read to return (a plain EXPLAIN before it runs); beyond it: on_exceed. */
+  max_estimated_rows: positiveCount.optional(),
+  /** First touch: specified (shared/spec), not enforced by this build, so refused. */
   first_touch: z.unknown().optional(),
   on_exceed: z.enum(['halt', 'suspend', 'approve']).default('halt'),
+  /** Who approves (on_exceed: approve). */
+  approvers: ApproversSchema.optional(),
 }).superRefine((l, ctx) => {
-  for (const key of ['max_estimated_rows', 'first_touch'] as const) {
-    if (l[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'not supported by this version of Warden yet (a limit it cannot enforce is refused, never ignored)' });
+  if (l.first_touch !== undefined) ctx.addIssue({ code: 'custom', path: ['first_touch'], message: 'not supported by this version of Warden yet (a limit it cannot enforce is refused, never ignored)' });
+  if (!LIMIT_MEASURES.some((k) => l[k] !== undefined) && l.max_estimated_rows === undefined && l.first_touch === undefined) {
+    ctx.addIssue({ code: 'custom', message: `a limit needs at least one of ${[...LIMIT_MEASURES, 'max_estimated_rows'].join(', ')}` });
   }
   if (l.on_exceed === 'approve') {
-    ctx.addIssue({ code: 'custom', path: ['on_exceed'], message: 'approve is not supported by this version of Warden yet; use halt or suspend' });
-  }
-  if (!LIMIT_MEASURES.some((k) => l[k] !== undefined) && l.max_estimated_rows === undefined && l.first_touch === undefined) {
-    ctx.addIssue({ code: 'custom', message: `a limit needs at least one of ${LIMIT_MEASURES.join(', ')}` });
+    if (l.approvers === undefined) ctx.addIssue({ code: 'custom', path: ['approvers'], message: 'required when on_exceed is approve (e.g. approvers: { groups: [dba], count: 1 })' });
+    const running = LIMIT_MEASURES.filter((k) => l[k] !== undefined);
+    if (running.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['on_exceed'],
+        message: `approve applies to max_estimated_rows (checked before a statement runs), not to ${running.join(', ')} (crossed while it runs or by the rate): put those in a limit of their own`,
+      });
+    }
+  } else if (l.approvers !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['approvers'], message: `only allowed when on_exceed is approve (this limit's is ${l.on_exceed})` });
   }
 });
 

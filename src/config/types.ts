@@ -140,8 +140,14 @@ export interface LimitConfig {
   rowsPerHour?: number;
   /** Statements the identity may start per clock minute (all its sessions). */
   statementsPerMinute?: number;
-  /** halt: the statement fails (54000/53400); suspend: that, and the identity is suspended until resumed. */
-  onExceed: 'halt' | 'suspend';
+  /** Rows the planner expects a read to return, checked with a plain EXPLAIN before it runs. */
+  maxEstimatedRows?: number;
+  /**
+   * halt: the statement fails (54000/53400); suspend: that, and the identity is suspended until
+   * resumed; approve (max_estimated_rows only): the statement is held for `approvers`.
+   */
+  onExceed: 'halt' | 'suspend' | 'approve';
+  approvers?: { groups: string[]; count: number };
 }
 
 export interface SensitiveConfig {

@@ -19,14 +19,38 @@ export interface CatalogReader {
   snapshot(db: DatabaseConfig, targets: readonly { schema: string; name: string }[]): Promise<Record<string, ObjectDefinition | null>>;
   /** Run one catalog query on the database's internal connection. */
   query(db: DatabaseConfig, sql: string, params: unknown[]): Promise<{ rows: Record<string, unknown>[] }>;
+  /**
+   * The planner's estimate of the rows a read returns: a plain `EXPLAIN (FORMAT JSON)` (the
+   * statement is planned, never run) on a connection of its own whose transactions are all
+   * read only, with the session's search_path; parameters as text. Rejects when PostgreSQL
+   * cannot plan it there (e.g. the session's temporary tables).
+   */
+  estimate(db: DatabaseConfig, sql: string, params: readonly (string | null)[], searchPath: readonly string[]): Promise<number>;
   close(): Promise<void>;
+}
+
+/** A search_path as PostgreSQL reads it back: each schema a quoted identifier. */
+function searchPathText(path: readonly string[]): string {
+  return path.map((x) => (x === '$user' ? '"$user"' : `"${x.replace(/"/g, '""')}"`)).join(', ');
+}
+
+/** Rows the top plan node of an EXPLAIN (FORMAT JSON) result expects. */
+export function planRows(rows: readonly Record<string, unknown>[]): number {
+  const v = rows[0]?.['QUERY PLAN'];
+  const doc = (typeof v === 'string' ? JSON.parse(v) : v) as { Plan?: { 'Plan Rows'?: unknown } }[] | undefined;
+  const n = doc?.[0]?.Plan?.['Plan Rows'];
+  if (typeof n !== 'number' || !Number.isFinite(n)) throw new Error('EXPLAIN returned no row estimate');
+  return n;
 }
 
 export function createCatalogReader(log: Logger): CatalogReader {
   const clients = new Map<string, Promise<pg.Client>>();
+  /** Estimates run on connections of their own (`warden:estimate`, read only), one at a time each. */
+  const estimators = new Map<string, Promise<pg.Client>>();
+  const estimating = new Map<string, Promise<unknown>>();
 
-  const connect = (db: DatabaseConfig): Promise<pg.Client> => {
-    let p = clients.get(db.name);
+  const connect = (db: DatabaseConfig, pool = clients, name = 'warden:catalog'): Promise<pg.Client> => {
+    let p = pool.get(db.name);
     if (!p) {
       const c = new pg.Client({
         host: db.upstream.host,
@@ -34,27 +58,29 @@ export function createCatalogReader(log: Logger): CatalogReader {
         user: db.upstream.user,
         password: db.upstream.password,
         database: db.upstream.database,
-        application_name: 'warden:catalog',
+        application_name: name,
+        // Estimates: nothing planned there may write (a function wrongly marked immutable runs at plan time).
+        ...(pool === estimators ? { options: '-c default_transaction_read_only=on' } : {}),
         ssl: db.tls === 'disable' ? false : { rejectUnauthorized: db.tls === 'verify-full', ca: db.ca ? readFileSync(db.ca) : undefined },
         statement_timeout: TIMEOUT_MS,
         connectionTimeoutMillis: TIMEOUT_MS,
       });
       c.on('error', (err) => {
         log.warn({ database: db.name, reason: err.message }, 'catalog connection failed');
-        clients.delete(db.name);
+        pool.delete(db.name);
       });
       p = c.connect().then(
         () => c,
         (err: Error) => {
-          clients.delete(db.name);
+          pool.delete(db.name);
           throw new Error(`cannot read the catalog of ${db.name}: ${err.message}`);
         },
       );
-      clients.set(db.name, p);
+      pool.set(db.name, p);
       const mine = p;
       // Ended (after a timeout, or by the server): the next query opens a new connection.
       c.on('end', () => {
-        if (clients.get(db.name) === mine) clients.delete(db.name);
+        if (pool.get(db.name) === mine) pool.delete(db.name);
       });
     }
     return p;
@@ -85,9 +111,20 @@ export function createCatalogReader(log: Logger): CatalogReader {
       const c = await connect(db);
       return timed(db, c, sql, params);
     },
+    estimate(db, sql, params, searchPath) {
+      const prior = estimating.get(db.name) ?? Promise.resolve();
+      const run = prior.then(async () => {
+        const c = await connect(db, estimators, 'warden:estimate');
+        await timed(db, c, "SELECT set_config('search_path', $1, false)", [searchPathText(searchPath)]);
+        return planRows((await timed(db, c, `EXPLAIN (FORMAT JSON) ${sql}`, [...params])).rows);
+      });
+      estimating.set(db.name, run.catch(() => undefined));
+      return run;
+    },
     async close() {
-      const all = [...clients.values()];
+      const all = [...clients.values(), ...estimators.values()];
       clients.clear();
+      estimators.clear();
       await Promise.all(all.map((p) => p.then((c) => c.end()).catch(() => undefined)));
     },
   };

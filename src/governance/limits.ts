@@ -22,21 +22,38 @@
  * @module
  */
 import type { Logger } from '../log/logger.js';
-import type { LimitConfig } from '../config/types.js';
+import type { DatabaseConfig, LimitConfig } from '../config/types.js';
 import type { Decision } from '../policy/index.js';
+import type { Analysis } from '../sql/index.js';
 import type { ErrorVerdictFields, RowLimit, SessionInfo, StatementOutcome, StatementSource } from '../contract/statement-hooks.js';
 import { redactSecrets } from '../sql/secrets.js';
 
-export type LimitMeasure = 'max_rows' | 'max_bytes' | 'rows_per_hour' | 'statements_per_minute';
+export type LimitMeasure = 'max_rows' | 'max_bytes' | 'rows_per_hour' | 'statements_per_minute' | 'max_estimated_rows';
+
+/** What a read's estimate rules, before it runs. */
+export type EstimateRuling =
+  | { readonly refusal: ErrorVerdictFields; readonly approval?: undefined }
+  | { readonly refusal?: undefined; readonly approval: { readonly rule: string; readonly reason: string; readonly approvers: { readonly groups: readonly string[]; readonly count: number } } };
+
+/** The planner's row estimate of one read statement (catalog-reader.ts `estimate`). */
+export type Estimate = (db: DatabaseConfig, sql: string, params: readonly (string | null)[], searchPath: readonly string[]) => Promise<number>;
 
 /** What the limits rule for one statement. */
 export type LimitRuling =
-  | { readonly refusal: ErrorVerdictFields }
+  | { readonly refusal: ErrorVerdictFields; readonly limit?: undefined; readonly onDone?: undefined }
   | { readonly refusal?: undefined; readonly limit?: RowLimit; readonly onDone?: (o: StatementOutcome) => void };
 
 export interface LimitService {
   /** The limits named by `decision.limits`, for a statement the policy lets run. */
   check(s: SessionInfo, stmt: StatementSource, decision: Decision): LimitRuling;
+  /**
+   * `max_estimated_rows`: null when no such limit applies or the statement has no read; else,
+   * once the reads of the string were estimated (a plain EXPLAIN each), null when all are within
+   * their bounds, or what to do instead: a refusal (halt, suspend) or an approval to ask for.
+   * A read Warden cannot estimate (binary parameters, code it cannot see, a plan it cannot
+   * make, a search_path it is not sure of) counts as over the bound: fail closed.
+   */
+  estimate(s: SessionInfo, stmt: StatementSource, analysis: Analysis, decision: Decision, searchPath: readonly string[] | null | undefined): Promise<EstimateRuling | null> | null;
   /** Counters since start, by limit name: how often each was exceeded. */
   readonly exceeded: ReadonlyMap<string, number>;
   /** Stop exchanging counts (a shared {@link LimitCounters}). */
@@ -50,6 +67,8 @@ export interface LimitServiceOptions {
   readonly record?: (type: string, data: Record<string, unknown>) => void;
   /** Suspend an identity (`on_exceed: suspend`); resolved late: the kill switch starts after the policy. */
   readonly suspend?: () => ((identity: string, reason: string, by: string) => Promise<unknown>) | undefined;
+  /** Takes the planner's estimates (absent: max_estimated_rows cannot be checked, and fails closed). */
+  readonly estimator?: Estimate;
   /** Where the minute and hour counts are kept (default: in this process, {@link localCounters}). */
   readonly counters?: LimitCounters;
   /** The clock (tests). */
@@ -122,7 +141,7 @@ export function createLimitService(o: LimitServiceOptions): LimitService {
   };
 
   /** A limit was crossed: counted, logged, recorded, and the identity suspended when the limit says so. */
-  const crossed = (s: SessionInfo, stmt: StatementSource, l: LimitConfig, measure: LimitMeasure, figure: number, max: number): void => {
+  const crossed = (s: SessionInfo, stmt: StatementSource, l: LimitConfig, measure: LimitMeasure, figure: number | null, max: number, why?: string): void => {
     exceeded.set(l.name, (exceeded.get(l.name) ?? 0) + 1);
     o.log.warn({ session: s.id, identity: s.identity.name, limit: l.name, measure, figure, max }, 'limit exceeded');
     o.record?.('limit.exceeded', {
@@ -134,13 +153,14 @@ export function createLimitService(o: LimitServiceOptions): LimitService {
       measure,
       figure,
       max,
+      ...(why !== undefined ? { why } : {}),
       on_exceed: l.onExceed,
       protocol: stmt.protocol,
       sql: shownSql(stmt),
     });
     if (l.onExceed === 'suspend') {
       const suspend = o.suspend?.();
-      const reason = `limit "${l.name}" exceeded: ${measure} ${figure} > ${max}`;
+      const reason = `limit "${l.name}" exceeded: ${measure} ${figure ?? `unknown (${why ?? 'no figure'})`} > ${max}`;
       if (!suspend) {
         o.log.error({ identity: s.identity.name, limit: l.name }, 'on_exceed: suspend, but the kill switch is not running (it needs admin: or state:); the identity is not suspended');
         return;
@@ -244,5 +264,72 @@ export function createLimitService(o: LimitServiceOptions): LimitService {
     return { limit, onDone };
   };
 
-  return { check, exceeded, close: () => counters.close?.() };
+  /** The reads of a query string, as PostgreSQL split it: what an estimate covers. */
+  const readsOf = (analysis: Analysis): { text: string; opaque: boolean }[] | null => {
+    if (!analysis.ok) return null;
+    return analysis.statements.filter((x) => x.kind === 'select').map((x) => ({ text: x.text, opaque: x.opaque }));
+  };
+
+  /** Bound parameters as text; null when one is binary (not estimable). */
+  const textParams = (stmt: StatementSource): (string | null)[] | null => {
+    if (stmt.protocol !== 'extended') return [];
+    const out: (string | null)[] = [];
+    for (let i = 0; i < stmt.params.length; i++) {
+      const f = stmt.paramFormats.length === 0 ? 0 : stmt.paramFormats.length === 1 ? stmt.paramFormats[0] : stmt.paramFormats[i];
+      const p = stmt.params[i]!;
+      if (p === null) out.push(null);
+      else if (f !== 0) return null;
+      else out.push(p.toString('utf8'));
+    }
+    return out;
+  };
+
+  const estimate = (s: SessionInfo, stmt: StatementSource, analysis: Analysis, decision: Decision, searchPath: readonly string[] | null | undefined): Promise<EstimateRuling | null> | null => {
+    const names = decision.limits;
+    if (names === undefined) return null;
+    const bound = names.map((n) => byName.get(n)).filter((l): l is LimitConfig => l?.maxEstimatedRows !== undefined);
+    if (bound.length === 0) return null;
+    const reads = readsOf(analysis);
+    if (reads !== null && reads.length === 0) return null;
+    const run = async (): Promise<EstimateRuling | null> => {
+      // The reads' estimates summed (a string's results add up); null with why when not estimable.
+      let rows: number | null = null;
+      let why: string | undefined;
+      const params = textParams(stmt);
+      if (reads === null) why = 'Warden could not parse the statement';
+      else if (reads.some((r) => r.opaque)) why = 'the statement runs code Warden cannot see';
+      else if (params === null) why = 'a parameter is in binary format';
+      else if (!searchPath) why = "the session's search_path is not known for sure";
+      else if (!o.estimator) why = 'no estimator is running';
+      else {
+        try {
+          rows = 0;
+          for (const r of reads) rows += await o.estimator(s.database, r.text, reads.length === 1 ? params : [], searchPath);
+        } catch (err) {
+          rows = null;
+          why = `PostgreSQL could not plan it apart from the session (${(err as Error).message})`;
+        }
+      }
+      for (const l of bound) {
+        const max = l.maxEstimatedRows!;
+        if (rows !== null && rows <= max) continue;
+        crossed(s, stmt, l, 'max_estimated_rows', rows === null ? null : Math.round(rows), max, why);
+        const figure = rows === null ? `no estimate (${why})` : `an estimated ${Math.round(rows)} rows`;
+        if (l.onExceed === 'approve' && l.approvers) {
+          return { approval: { rule: `limit:${l.name}`, reason: `${figure}; max_estimated_rows is ${max}`, approvers: l.approvers } };
+        }
+        return {
+          refusal: {
+            code: '54000',
+            message: `limit "${l.name}": a read may be expected to return ${max} rows (max_estimated_rows); this one has ${figure}, so it was not run`,
+            hint: 'Narrow the read (a WHERE clause, LIMIT), or ask for the limit to be raised.',
+          },
+        };
+      }
+      return null;
+    };
+    return run();
+  };
+
+  return { check, estimate, exceeded, close: () => counters.close?.() };
 }

@@ -34,7 +34,7 @@ import { LEXING_SETTINGS } from '../wire/client-text.js';
 import type { ApprovalService } from './approvals.js';
 import type { MaskingService } from './masking.js';
 import type { StatementAuditor } from './statement-audit.js';
-import type { LimitRuling, LimitService } from './limits.js';
+import type { EstimateRuling, LimitRuling, LimitService } from './limits.js';
 
 /** What the policy step rules for one statement. */
 export interface Ruling {
@@ -44,6 +44,8 @@ export interface Ruling {
   readonly refusal?: ErrorVerdictFields;
   /** Keeps the session's facts (search_path, prepared statements, caches) in step once it ran; never with a refusal. */
   readonly onDone?: (outcome: StatementOutcome) => void;
+  /** The session's search_path when the statement was decided (null: not known for sure); set when limits apply. */
+  readonly searchPath?: readonly string[] | null;
 }
 
 /** The policy step: per-session state, analysis and decision. */
@@ -129,8 +131,34 @@ export function statementPipeline(o: PipelineOptions): SessionHooks {
       log.info({ session: s.id, identity: s.identity.name }, 'statement refused: a limit was reached');
       return { action: 'error', error: lim.refusal };
     }
-    const v = r.decision.action === 'approve' && approvals ? approved(s, stmt, r) : masked(s, r);
+    // 2c. max_estimated_rows: the reads are estimated (a plain EXPLAIN) before they run.
+    const est = limits !== undefined && r.decision.limits !== undefined ? limits.estimate(s, stmt, r.analysis, r.decision, r.searchPath) : null;
+    const v = est === null ? onward(s, stmt, r) : est.then((e) => (e === null ? onward(s, stmt, r) : estimated(s, stmt, r, e)));
     return lim === undefined || (lim.limit === undefined && lim.onDone === undefined) ? v : then(v, (x) => bounded(x, lim));
+  };
+
+  /** 3–4: approval when the decision asks for it, then masking. */
+  const onward = (s: SessionInfo, stmt: StatementSource, r: Ruling): Verdict | Promise<Verdict> =>
+    r.decision.action === 'approve' && approvals ? approved(s, stmt, r) : masked(s, r);
+
+  /** A read over its estimate: refused, or held for the limit's approvers (with any the rules ask for). */
+  const estimated = (s: SessionInfo, stmt: StatementSource, r: Ruling, e: EstimateRuling): Verdict | Promise<Verdict> => {
+    if (e.refusal) {
+      stats.refused++;
+      return { action: 'error', error: e.refusal };
+    }
+    if (!approvals) {
+      stats.refused++;
+      return {
+        action: 'error',
+        error: {
+          code: '54000',
+          message: `${e.approval.rule.replace(/^limit:/, 'limit "')}" holds this read for an approval (${e.approval.reason}), but approvals are not running; the statement was not run`,
+          hint: 'Approvals need admin: (and state: to survive restarts); restart Warden after adding them.',
+        },
+      };
+    }
+    return approved(s, stmt, { ...r, decision: { ...r.decision, approvals: [...r.decision.approvals, e.approval] } });
   };
 
   /** The verdict with the limits' bound on its results, and their count of rows when it is done. */

@@ -255,6 +255,8 @@ export function createStatementPolicy(config: WardenConfig, log: Logger, o: Stat
     const refusal = refusalOf(analysis, d);
     if (refusal) return { analysis, decision: d, refusal };
     const onDone = trackingFor(s, st, analysis, protocol);
+    // Limits that estimate a read resolve its names as the session does (null: not known for sure).
+    if (d.limits !== undefined) return onDone ? { analysis, decision: d, onDone, searchPath: st.searchPath } : { analysis, decision: d, searchPath: st.searchPath };
     return onDone ? { analysis, decision: d, onDone } : { analysis, decision: d };
   };
 

@@ -18,6 +18,7 @@ let dir: string;
 let auditFile: string;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const ROGUE = 'rogue-pw-5';
+const DORA = 'dora-pw-6';
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-limits-'));
@@ -29,6 +30,10 @@ beforeAll(async () => {
         `  - name: rogue
     kind: agent
     password: ${ROGUE}
+  - name: dora
+    kind: human
+    groups: [dba]
+    password: ${DORA}
 admin: { host: 127.0.0.1, port: 0 }
 audit: { store: "jsonl:${auditFile}", durability: os }
 limits:
@@ -43,6 +48,14 @@ limits:
   - name: bob-hourly
     match: { identity: [bob] }
     rows_per_hour: 150
+  - name: agent-heavy-reads
+    match: { kind: [agent], tables: ["public.big"] }
+    max_estimated_rows: 100
+    on_exceed: approve
+    approvers: { groups: [dba], count: 1 }
+  - name: alice-estimate
+    match: { identity: [alice], tables: ["public.big"] }
+    max_estimated_rows: 50
   - name: alice-rate
     match: { identity: [alice], tables: ["public.rated"] }
     statements_per_minute: 5
@@ -50,6 +63,7 @@ limits:
       ),
   });
   await direct(env.cluster, 'CREATE TABLE public.rated (id int); INSERT INTO public.rated VALUES (1); GRANT ALL ON public.rated TO warden_svc');
+  await direct(env.cluster, 'CREATE TABLE public.big (id int PRIMARY KEY); INSERT INTO public.big SELECT generate_series(1, 1000); ANALYZE public.big; GRANT ALL ON public.big TO warden_svc');
 }, 60_000);
 
 afterAll(async () => {
@@ -191,6 +205,55 @@ describe('on_exceed: suspend', () => {
     expect((await back.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
     await back.end();
     await a.end().catch(() => undefined);
+  });
+});
+
+describe('max_estimated_rows', () => {
+  const api = async (method: string, p: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> => {
+    const res = await fetch(`http://127.0.0.1:${env.warden.admin!.port}/api/v1${p}`, {
+      method,
+      headers: { authorization: `Basic ${Buffer.from(`dora:${DORA}`).toString('base64')}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+  };
+
+  it('holds a cross join estimated over the bound for approval, with the estimate in the request, and runs it once approved', async () => {
+    const c = await env.connect('agent');
+    // Reads the planner expects to be small run at once.
+    expect((await c.query('SELECT id FROM public.big WHERE id = 5')).rows).toEqual([{ id: 5 }]);
+    const notices: string[] = [];
+    c.on('notice', (n) => notices.push(n.message ?? ''));
+    const held = c.query('SELECT a.id AS a, b.id AS b FROM public.big a CROSS JOIN public.big b WHERE a.id <= 3 AND b.id <= 300');
+    let pending: Record<string, unknown> | undefined;
+    for (let i = 0; i < 100 && !pending; i++) {
+      const list = (await api('GET', '/approvals?status=pending')).json.requests as Record<string, unknown>[];
+      pending = list.find((r) => r.identity === 'agent');
+      if (!pending) await sleep(50);
+    }
+    expect(pending).toBeDefined();
+    const rules = pending!.rules as { rule: string; reason?: string }[];
+    expect(rules).toEqual([expect.objectContaining({ rule: 'limit:agent-heavy-reads', reason: expect.stringMatching(/^an estimated \d+ rows; max_estimated_rows is 100$/) })]);
+    const decided = await api('POST', `/approvals/${String(pending!.id)}/approve`, { reason: 'a known report' });
+    expect(decided.status).toBe(200);
+    const r = await held;
+    expect(r.rowCount).toBe(900);
+    expect(notices.join('\n')).toContain(String(pending!.id));
+    await c.end();
+  });
+
+  it('refuses a read estimated over the bound with 54000 when on_exceed is halt, naming the estimate', async () => {
+    const c = await env.connect('alice');
+    const err = await c.query('SELECT id FROM public.big').catch((e: Error & { code?: string }) => e);
+    expect((err as { code?: string }).code).toBe('54000');
+    expect((err as Error).message).toMatch(/^limit "alice-estimate": a read may be expected to return 50 rows \(max_estimated_rows\); this one has an estimated 1000 rows, so it was not run$/);
+    // Narrowed, it runs; so do statements the limit does not cover.
+    expect((await c.query('SELECT id FROM public.big WHERE id < 10')).rowCount).toBe(9);
+    // Fail closed: what cannot be estimated counts as over the bound (a plan PostgreSQL cannot make apart from the session).
+    const tmp = await c.query('SELECT id FROM public.big WHERE id < (SELECT count(*) FROM no_such_table)').catch((e: Error & { code?: string }) => e);
+    expect((tmp as { code?: string }).code).toBe('54000');
+    expect((tmp as Error).message).toMatch(/no estimate \(PostgreSQL could not plan it apart from the session \(relation "no_such_table" does not exist\)\)/);
+    await c.end();
   });
 });
 
