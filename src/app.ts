@@ -28,7 +28,8 @@ import { openStateStore } from './store/open.js';
 import { createTokenService, type TokenService } from './governance/tokens.js';
 import { OidcVerifier } from './auth/oidc.js';
 import type { StateStore } from './store/types.js';
-import { createLimitService } from './governance/limits.js';
+import { createLimitService, localCounters, type LimitCounters } from './governance/limits.js';
+import { createStoreLimitCounters, type StoreLimitCounters } from './governance/limit-counters.js';
 import { createSuspensionService, type SuspensionService } from './governance/suspensions.js';
 
 /** Warden's version, recorded in `warden.start` audit events. */
@@ -218,6 +219,10 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
   let tokens: TokenService | undefined;
   let state: StateStore | undefined;
   let code: CodeCatalog | undefined;
+  // The minute and hour counts of `limits:`, one object for every generation (a reload keeps
+  // them): shared through the state store when `state:` is configured, else in this process.
+  let storeCounters: StoreLimitCounters | undefined;
+  let limitCounters: LimitCounters | undefined;
   // Large statements are parsed on a worker thread, so they never stall the other sessions.
   const pool = new AnalysisPool();
   // Metrics: counters and timers the statement path bumps, read by /metrics at scrape time
@@ -266,10 +271,19 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
     if (c.rules.length > 0 && !catalog) catalog = createCatalogReader(log);
     const reader = catalog;
     if (c.rules.length > 0 && reader && !code) code = createCodeCatalog({ query: (db, sql) => reader.query(db, sql, []), log });
-    // Limits: counters per instance, started afresh by a reload (docs/limits.md).
+    // Limits: the counts survive a reload (the same counters), and with state: a restart, and
+    // are shared with the other instances using the store (docs/limits.md).
+    if (c.limits.length > 0 && !limitCounters) {
+      if (state && c.state) {
+        storeCounters = createStoreLimitCounters({ store: state, log });
+        limitCounters = { get: storeCounters.get, add: storeCounters.add };
+      } else limitCounters = localCounters();
+    }
     // max_estimated_rows: the planner's estimates, on read-only connections of their own.
     if (c.limits.some((l) => l.maxEstimatedRows !== undefined) && !catalog) catalog = createCatalogReader(log);
     const estimating = catalog;
+    // Read the stored counts before the first statement under these limits.
+    if (c.limits.length > 0) await storeCounters?.start();
     const limits =
       c.limits.length > 0
         ? createLimitService({
@@ -277,6 +291,7 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
             log,
             record: audit ? (t, d) => audit!.record(t, d as AuditData) : undefined,
             suspend: () => (suspensions ? (name, reason, by) => suspensions!.suspend(name, reason, by) : undefined),
+            counters: limitCounters,
             estimator: estimating ? (db, sql, params, path) => estimating.estimate(db, sql, params, path) : undefined,
           })
         : undefined;
@@ -337,6 +352,7 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
     first.commit();
     gen = first.next;
   } catch (err) {
+    await storeCounters?.close();
     await audit?.close();
     await catalog?.close();
     await pool.close();
@@ -376,6 +392,7 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
       await suspensions.refresh();
     } catch (err) {
       suspensions?.close();
+      await storeCounters?.close();
       await pool.close();
       await state?.close();
       await catalog?.close();
@@ -384,6 +401,8 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
     }
   }
   const closeServices = async (): Promise<void> => {
+    // The last counts are written before the store closes.
+    await storeCounters?.close();
     suspensions?.close();
     await pool.close();
     tokens?.close();

@@ -338,6 +338,12 @@ class PostgresStateStore implements StateStore {
       throw this.#fail(what, err);
     }
     let broken = false;
+    // The pool listens for errors on idle connections only: one dying while checked out (the
+    // server restarting between two statements of the transaction) must not crash the process.
+    const lost = (): void => {
+      broken = true;
+    };
+    c.on('error', lost);
     try {
       await c.query('BEGIN');
       const out = await fn(c);
@@ -349,6 +355,7 @@ class PostgresStateStore implements StateStore {
       });
       throw this.#fail(what, err);
     } finally {
+      c.removeListener('error', lost);
       c.release(broken);
     }
   }
