@@ -47,11 +47,16 @@ function plainError(message: string): CallToolResult {
   return { isError: true, content: [{ type: 'text', text: message }] };
 }
 
+/** The text with lone surrogates replaced by U+FFFD (encodeURIComponent throws on them). */
+export function wellFormed(s: string): string {
+  return s.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
+}
+
 /** The sqlcommenter comment carrying a call's intent (src/intent/sqlcommenter.ts reads it like any client's). */
 export function intentComment(intent: Readonly<Record<string, string | undefined>>): string {
   const pairs = Object.entries(intent)
     .filter((e): e is [string, string] => typeof e[1] === 'string' && e[1] !== '')
-    .map(([k, v]) => `${k}='${encodeURIComponent(v.slice(0, MAX_INTENT_VALUE)).replace(/'/g, '%27')}'`);
+    .map(([k, v]) => `${k}='${encodeURIComponent(wellFormed(v.slice(0, MAX_INTENT_VALUE))).replace(/'/g, '%27')}'`);
   return pairs.length ? `/* ${pairs.join(',')} */ ` : '';
 }
 

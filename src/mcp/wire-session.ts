@@ -91,6 +91,10 @@ interface Conn {
   /** Statements on this connection run one after the other. */
   tail: Promise<unknown>;
   dead: boolean;
+  /** Transaction status of the latest ReadyForQuery: I (idle), T (in a transaction), E (failed transaction). */
+  tx: string;
+  /** A statement of an open transaction held for approval on this connection: the session's next calls are refused until it ends. */
+  heldInTx?: string;
   /** Called with each NOTICE while a statement runs. */
   onNotice?: (n: NoticeMessage) => void;
 }
@@ -128,10 +132,12 @@ export class WireSession {
       application_name: 'warden-mcp',
       ...(this.target.options ? { options: this.target.options } : {}),
     });
-    const c: Conn = { client, ready: Promise.resolve(), tail: Promise.resolve(), dead: false };
+    const c: Conn = { client, ready: Promise.resolve(), tail: Promise.resolve(), dead: false, tx: 'I' };
     client.on('error', () => (c.dead = true));
     client.on('end', () => (c.dead = true));
     client.on('notice', (n) => c.onNotice?.(n));
+    // node-postgres does not expose the transaction status; its connection emits every ReadyForQuery.
+    (client as unknown as { connection: { on(e: 'readyForQuery', f: (m: { status: string }) => void): void } }).connection.on('readyForQuery', (m) => (c.tx = m.status));
     c.ready = client.connect().then(
       () => undefined,
       (err: unknown) => {
@@ -175,6 +181,15 @@ export class WireSession {
       return h.outcome;
     }
     const c = this.conn(database);
+    if (c.heldInTx) {
+      return {
+        kind: 'error',
+        error: {
+          code: '55000',
+          message: `a statement of your open transaction on ${database} is waiting for approval request ${c.heldInTx}: the transaction goes on once it is decided (call approval_status)`,
+        },
+      };
+    }
     const prev = c.tail;
     let settle!: () => void;
     c.tail = new Promise<void>((r) => (settle = r));
@@ -186,6 +201,7 @@ export class WireSession {
       return { kind: 'error', error: wireError(err) };
     }
     const notices: string[] = [];
+    const inTx = c.tx !== 'I';
     let onHeld!: (p: PendingApproval) => void;
     const heldSeen = new Promise<PendingApproval>((r) => (onHeld = r));
     c.onNotice = (n) => {
@@ -206,12 +222,25 @@ export class WireSession {
       }
       return o;
     }
-    // Held: this connection now belongs to the waiting statement; later calls get a new one.
-    if (this.conns.get(database) === c) this.conns.delete(database);
     const h: Held = { request: first.p.request, key, pending: first.p, done: running };
     this.held.set(h.request, h);
+    if (inTx) {
+      // Inside a transaction the connection stays the session's (the transaction is its state);
+      // other calls on it are refused until the held statement is decided.
+      c.heldInTx = h.request;
+      void running.then((o) => {
+        h.outcome = o;
+        c.heldInTx = undefined;
+      });
+      return { kind: 'pending', pending: first.p };
+    }
+    // Held outside a transaction: this connection now belongs to the waiting statement; later
+    // calls get a new one, and it is closed once the statement ended.
+    if (this.conns.get(database) === c) this.conns.delete(database);
     this.waiting.add(c.client);
     void running.then((o) => {
+      // A string that left a transaction open: closing the connection rolls it back; say so.
+      if (o.kind === 'result' && c.tx !== 'I') o.notices.push('the transaction this statement string left open was rolled back: the held statement ran on its own connection, which is closed now (send BEGIN ... COMMIT in one string, or BEGIN in its own call)');
       h.outcome = o;
       this.waiting.delete(c.client);
       void c.client.end().catch(() => undefined);

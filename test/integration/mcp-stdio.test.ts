@@ -158,4 +158,22 @@ describe('warden mcp over stdio', () => {
     expect(begun).toHaveLength(1);
     expect(begun[0]).toMatchObject({ identity: 'agent', intent: { reason: 'monthly interest', ticket: 'OPS-7' } });
   }, 40_000);
+
+  it('held inside an open transaction: the session keeps the transaction, refuses other calls until it is decided, then commits', async () => {
+    expect((await call(mcp, 'query', { sql: 'BEGIN' })).json).toMatchObject({ command: 'BEGIN' });
+    const p = await call(mcp, 'query', { sql: 'UPDATE accounts SET balance = 0 WHERE id = 1' });
+    expect(p.json).toMatchObject({ status: 'pending_approval' });
+    const id = p.json!.request as string;
+    const busy = await call(mcp, 'query', { sql: 'SELECT 1' });
+    expect(busy.isError).toBe(true);
+    expect(busy.json).toMatchObject({ error: { code: '55000' } });
+    expect(busy.text).toContain(id);
+    const ok = await runCli(['approvals', 'approve', id, '--as', 'dana', '--reason', 'fine', '--admin-url', `http://127.0.0.1:${env.warden.admin!.port}`], { WARDEN_PASSWORD: DANA });
+    expect(ok.code, ok.err).toBe(0);
+    expect((await call(mcp, 'approval_status', { request: id, wait_seconds: 20 })).json).toMatchObject({ command: 'UPDATE', rowCount: 1 });
+    // Not committed yet: the transaction is the session's.
+    expect((await direct(env.cluster, 'SELECT balance FROM public.accounts WHERE id = 1')).rows[0]).toEqual({ balance: 110 });
+    expect((await call(mcp, 'query', { sql: 'COMMIT' })).json).toMatchObject({ command: 'COMMIT' });
+    expect((await direct(env.cluster, 'SELECT balance FROM public.accounts WHERE id = 1')).rows[0]).toEqual({ balance: 0 });
+  }, 40_000);
 });
