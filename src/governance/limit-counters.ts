@@ -132,6 +132,12 @@ export function createStoreLimitCounters(o: StoreLimitCountersOptions): StoreLim
         c.pending += c.writing;
         c.writing = 0;
       }
+      // Past windows with nothing to write are dropped meanwhile (the map stays small).
+      for (const [key, list] of cells) {
+        const keep = list.filter((c) => c.pending > 0 || c.window >= since[c.kind]);
+        if (keep.length === 0) cells.delete(key);
+        else if (keep.length !== list.length) cells.set(key, keep);
+      }
       if (!failing && !closed) {
         log.warn(
           { store: store.description, err: (err as Error).message, retryMs: syncMs },
@@ -174,9 +180,16 @@ export function createStoreLimitCounters(o: StoreLimitCountersOptions): StoreLim
   /** One exchange at a time; a call during one waits for it (and does not start another). */
   const sync = (): Promise<void> => {
     if (running) return running;
+    // A store that does not answer (a lost network) is failing too: said once, counting goes on.
+    const slow = setTimeout(() => {
+      if (!failing && !closed) log.warn({ store: store.description, waitedMs: WAIT_MS }, 'limit counters: the state store does not answer; counting goes on in this instance only (not shared) until it does');
+      failing = true;
+    }, WAIT_MS);
+    slow.unref();
     running = exchange()
       .catch((err: unknown) => log.error({ err: (err as Error).message }, 'limit counters: exchange failed'))
       .finally(() => {
+        clearTimeout(slow);
         running = null;
       });
     return running;

@@ -13,6 +13,8 @@
  *   and -shm files the same mode); its directory must exist. A group- or
  *   world-writable directory, or an existing file others may read, is warned
  *   about (util/private-file.ts).
+ * - Limit counters (`syncLimitCounts`, every 500 ms while limits count) are written without an
+ *   fsync and wait at most 100 ms for another process's write lock: they run on the event loop.
  * - `watch()` polls the watched requests' `version` every 250 ms: one cheap
  *   indexed SELECT, which also sees changes made by other processes.
  *
@@ -490,7 +492,20 @@ class SqliteStateStore implements StateStore {
       const merged = mergeLimitCounts(adds);
       const prune = pruneBefore === undefined ? undefined : checkWindowStart(pruneBefore, 'pruneBefore');
       // The write lock only when there is something to write (a read alone never waits for a writer, WAL).
-      if (merged.length > 0 || prune !== undefined) this.#syncLimitCountsTx.immediate(merged, prune);
+      // This runs every half second on the event loop while limits count, so: without an fsync
+      // (synchronous NORMAL: still atomic and consistent; a power loss may lose the last
+      // increments), and waiting at most 100 ms for another process's write lock (else it fails,
+      // and the caller keeps the adds for its next exchange).
+      if (merged.length > 0 || prune !== undefined) {
+        this.#db.pragma('synchronous = NORMAL');
+        this.#db.pragma('busy_timeout = 100');
+        try {
+          this.#syncLimitCountsTx.immediate(merged, prune);
+        } finally {
+          this.#db.pragma('busy_timeout = 5000');
+          this.#db.pragma('synchronous = FULL');
+        }
+      }
       const rows = this.#readLimitCounts.all(checkWindowStart(since.statements, 'since'), checkWindowStart(since.rows, 'since')) as LimitCountRow[];
       return rows.map(toLimitCount);
     });
