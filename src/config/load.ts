@@ -337,6 +337,11 @@ function unknownGroups(data: Record<string, unknown>): Problem[] {
       if (isPlainObject(r) && isPlainObject(r.approvers)) check(r.approvers.groups, ['rules', i, 'approvers', 'groups'], 'nobody can approve what this rule holds as it');
     });
   }
+  if (Array.isArray(data.limits)) {
+    data.limits.forEach((l, i) => {
+      if (isPlainObject(l) && isPlainObject(l.approvers)) check(l.approvers.groups, ['limits', i, 'approvers', 'groups'], 'nobody can approve what this limit holds as it');
+    });
+  }
   return out;
 }
 
@@ -670,6 +675,7 @@ function normalize(raw: RawConfig, ctx: Context): WardenConfig {
       rowsPerHour: l.rows_per_hour,
       statementsPerMinute: l.statements_per_minute,
       maxEstimatedRows: l.max_estimated_rows,
+      firstTouch: l.first_touch,
       onExceed: l.on_exceed,
       approvers: l.approvers,
     }),

@@ -643,18 +643,19 @@ const LimitSchema = strictObject({
   statements_per_minute: positiveCount.optional(),
   /** Rows the planner expects a read to return (a plain EXPLAIN before it runs); beyond it: on_exceed. */
   max_estimated_rows: positiveCount.optional(),
-  /** First touch: specified (shared/spec), not enforced by this build, so refused. */
-  first_touch: z.unknown().optional(),
+  /** The first read of a table (or sensitive type) by an identity that never read it goes to approval; remembered once approved. */
+  first_touch: z.literal('approve').optional(),
   on_exceed: z.enum(['halt', 'suspend', 'approve']).default('halt'),
   /** Who approves (on_exceed: approve). */
   approvers: ApproversSchema.optional(),
 }).superRefine((l, ctx) => {
-  if (l.first_touch !== undefined) ctx.addIssue({ code: 'custom', path: ['first_touch'], message: 'not supported by this version of Warden yet (a limit it cannot enforce is refused, never ignored)' });
   if (!LIMIT_MEASURES.some((k) => l[k] !== undefined) && l.max_estimated_rows === undefined && l.first_touch === undefined) {
     ctx.addIssue({ code: 'custom', message: `a limit needs at least one of ${[...LIMIT_MEASURES, 'max_estimated_rows'].join(', ')}` });
   }
+  if ((l.on_exceed === 'approve' || l.first_touch !== undefined) && l.approvers === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['approvers'], message: 'required when on_exceed or first_touch is approve (e.g. approvers: { groups: [dba], count: 1 })' });
+  }
   if (l.on_exceed === 'approve') {
-    if (l.approvers === undefined) ctx.addIssue({ code: 'custom', path: ['approvers'], message: 'required when on_exceed is approve (e.g. approvers: { groups: [dba], count: 1 })' });
     const running = LIMIT_MEASURES.filter((k) => l[k] !== undefined);
     if (running.length > 0) {
       ctx.addIssue({
@@ -663,8 +664,8 @@ const LimitSchema = strictObject({
         message: `approve applies to max_estimated_rows (checked before a statement runs), not to ${running.join(', ')} (crossed while it runs or by the rate): put those in a limit of their own`,
       });
     }
-  } else if (l.approvers !== undefined) {
-    ctx.addIssue({ code: 'custom', path: ['approvers'], message: `only allowed when on_exceed is approve (this limit's is ${l.on_exceed})` });
+  } else if (l.approvers !== undefined && l.first_touch === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['approvers'], message: `only allowed when on_exceed or first_touch is approve (this limit's on_exceed is ${l.on_exceed})` });
   }
 });
 

@@ -147,6 +147,8 @@ export interface LimitConfig {
    * resumed; approve (max_estimated_rows only): the statement is held for `approvers`.
    */
   onExceed: 'halt' | 'suspend' | 'approve';
+  /** approve: an identity's first read of a table (or sensitive type) is held for `approvers`, then remembered. */
+  firstTouch?: 'approve';
   approvers?: { groups: string[]; count: number };
 }
 

@@ -165,6 +165,9 @@ export function statusAfter(r: ApprovalRequest, approverGroups: (name: string) =
   return met ? 'approved' : 'pending';
 }
 
+/** When a remembered approval (first touch) expires: never, in practice; an operator revokes its grant to ask again. */
+const REMEMBERED = '9999-12-31T23:59:59.999Z';
+
 export function createApprovalService(o: ApprovalServiceOptions): ApprovalService {
   const { store, log, audit } = o;
   let config = o.config;
@@ -306,7 +309,7 @@ export function createApprovalService(o: ApprovalServiceOptions): ApprovalServic
     async approve(s, stmt, analysis, decision) {
       const { mode, timeoutMs } = settings;
       const now = new Date();
-      const rules = decision.approvals.map((a) => ({ rule: a.rule, reason: a.reason, groups: [...(a.approvers?.groups ?? [])], count: a.approvers?.count ?? 1 }));
+      const rules = decision.approvals.map((a) => ({ rule: a.rule, reason: a.reason, groups: [...(a.approvers?.groups ?? [])], count: a.approvers?.count ?? 1, ...(a.remember ? { remember: true } : {}) }));
       // A just-in-time grant covering every rule that asks.
       const grants = await store.activeGrants(s.identity.name, now.toISOString());
       const covering = rules.map((r) => grants.find((g) => g.rule === r.rule && (g.database === undefined || g.database === s.database.name)));
@@ -448,6 +451,16 @@ export function createApprovalService(o: ApprovalServiceOptions): ApprovalServic
           };
           await store.putGrant(g);
           record('grant.created', { identity: approver.name, grant: g.id, to: g.identity, rule: g.rule, expires_at: g.expiresAt, request: id });
+        }
+      }
+      // Rules to remember (first touch): a lasting grant each, so the identity is not asked again.
+      if (updated.status === 'approved' && decision === 'approve') {
+        const now = new Date().toISOString();
+        for (const rule of updated.rules) {
+          if (!rule.remember || (grantMinutes !== undefined)) continue;
+          const g: GrantRecord = { id: newId('grt'), identity: updated.identity, rule: rule.rule, database: updated.database, requestId: id, createdAt: now, expiresAt: REMEMBERED };
+          await store.putGrant(g);
+          record('grant.created', { identity: approver.name, grant: g.id, to: g.identity, rule: g.rule, expires_at: g.expiresAt, request: id, remembered: true });
         }
       }
       wake(id);

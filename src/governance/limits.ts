@@ -35,6 +35,14 @@ export type EstimateRuling =
   | { readonly refusal: ErrorVerdictFields; readonly approval?: undefined }
   | { readonly refusal?: undefined; readonly approval: { readonly rule: string; readonly reason: string; readonly approvers: { readonly groups: readonly string[]; readonly count: number } } };
 
+/** An approval rule for a first read (see {@link LimitService.firstTouch}). */
+export interface FirstTouchApproval {
+  readonly rule: string;
+  readonly reason: string;
+  readonly approvers: { readonly groups: readonly string[]; readonly count: number };
+  readonly remember: true;
+}
+
 /** The planner's row estimate of one read statement (catalog-reader.ts `estimate`). */
 export type Estimate = (db: DatabaseConfig, sql: string, params: readonly (string | null)[], searchPath: readonly string[]) => Promise<number>;
 
@@ -54,6 +62,15 @@ export interface LimitService {
    * make, a search_path it is not sure of) counts as over the bound: fail closed.
    */
   estimate(s: SessionInfo, stmt: StatementSource, analysis: Analysis, decision: Decision, searchPath: readonly string[] | null | undefined): Promise<EstimateRuling | null> | null;
+  /**
+   * first_touch: the approvals to ask for the tables (and sensitive types) of the statement's
+   * reads that the identity never read under a first_touch limit — each a rule
+   * `first-touch:LIMIT:OBJECT` to remember once approved (a lasting grant). Empty when all
+   * were read before (known to this instance, or covered by a grant the approval service finds).
+   */
+  firstTouch(s: SessionInfo, analysis: Analysis, decision: Decision): FirstTouchApproval[];
+  /** The first touches of these rules were approved (or found granted): not asked again here. */
+  touched(s: SessionInfo, rules: readonly string[]): void;
   /** Counters since start, by limit name: how often each was exceeded. */
   readonly exceeded: ReadonlyMap<string, number>;
   /** Stop exchanging counts (a shared {@link LimitCounters}). */
@@ -331,5 +348,44 @@ export function createLimitService(o: LimitServiceOptions): LimitService {
     return run();
   };
 
-  return { check, estimate, exceeded, close: () => counters.close?.() };
+  /** First touches approved, per identity and database: `first-touch:LIMIT:OBJECT` rules. */
+  const known = new Map<string, Set<string>>();
+  const knownOf = (s: SessionInfo): Set<string> => {
+    const k = `${s.identity.name}\u0000${s.database.name}`;
+    let set = known.get(k);
+    if (!set) {
+      set = new Set();
+      known.set(k, set);
+    }
+    return set;
+  };
+
+  const firstTouch = (s: SessionInfo, analysis: Analysis, decision: Decision): FirstTouchApproval[] => {
+    const names = decision.limits;
+    if (names === undefined) return [];
+    const out: FirstTouchApproval[] = [];
+    for (const name of names) {
+      const l = byName.get(name);
+      if (l?.firstTouch === undefined || !l.approvers) continue;
+      const objects = new Set<string>();
+      if (analysis.ok) for (const x of analysis.statements) for (const r of x.reads) objects.add(r.name);
+      // An unparsable string reads what it reads: one rule for "anything", asked every time it comes.
+      else objects.add('(unparsable statement)');
+      for (const t of decision.sensitiveTypes) objects.add(`sensitive type ${t}`);
+      const have = knownOf(s);
+      for (const obj of objects) {
+        const rule = `first-touch:${name}:${obj}`;
+        if (have.has(rule)) continue;
+        out.push({ rule, reason: `the first read of ${obj} by ${s.identity.name} (limit "${name}", first_touch)`, approvers: l.approvers, remember: true });
+      }
+    }
+    return out;
+  };
+
+  const touched = (s: SessionInfo, rules: readonly string[]): void => {
+    const have = knownOf(s);
+    for (const r of rules) if (r.startsWith('first-touch:') && !r.endsWith(':(unparsable statement)')) have.add(r);
+  };
+
+  return { check, estimate, firstTouch, touched, exceeded, close: () => counters.close?.() };
 }

@@ -132,14 +132,33 @@ export function statementPipeline(o: PipelineOptions): SessionHooks {
       return { action: 'error', error: lim.refusal };
     }
     // 2c. max_estimated_rows: the reads are estimated (a plain EXPLAIN) before they run.
+    // 2d. first_touch: a first read of a table (or sensitive type) asks the limit's approvers, once.
+    const first = limits !== undefined && r.decision.limits !== undefined ? limits.firstTouch(s, r.analysis, r.decision) : [];
+    const rr = first.length === 0 ? r : { ...r, decision: { ...r.decision, approvals: [...r.decision.approvals, ...first] } };
     const est = limits !== undefined && r.decision.limits !== undefined ? limits.estimate(s, stmt, r.analysis, r.decision, r.searchPath) : null;
-    const v = est === null ? onward(s, stmt, r) : est.then((e) => (e === null ? onward(s, stmt, r) : estimated(s, stmt, r, e)));
+    const v = est === null ? onward(s, stmt, rr) : est.then((e) => (e === null ? onward(s, stmt, rr) : estimated(s, stmt, rr, e)));
     return lim === undefined || (lim.limit === undefined && lim.onDone === undefined) ? v : then(v, (x) => bounded(x, lim));
   };
 
-  /** 3–4: approval when the decision asks for it, then masking. */
-  const onward = (s: SessionInfo, stmt: StatementSource, r: Ruling): Verdict | Promise<Verdict> =>
-    r.decision.action === 'approve' && approvals ? approved(s, stmt, r) : masked(s, r);
+  /** 3–4: approval when the decision (or a limit) asks for it, then masking. */
+  const onward = (s: SessionInfo, stmt: StatementSource, r: Ruling): Verdict | Promise<Verdict> => {
+    const byLimit = r.decision.approvals.some((a) => a.remember);
+    if (byLimit && !approvals) return notRunning(r.decision.approvals.find((a) => a.remember)!.rule, 'the first read of what it reads');
+    return r.decision.action === 'approve' || byLimit ? approved(s, stmt, r) : masked(s, r);
+  };
+
+  /** A limit routes to an approval that this Warden cannot ask for. */
+  const notRunning = (rule: string, what: string): Verdict => {
+    stats.refused++;
+    return {
+      action: 'error',
+      error: {
+        code: '54000',
+        message: `${rule.replace(/^(limit|first-touch):([^:]*).*$/, 'limit "$2"')} holds this statement for an approval (${what}), but approvals are not running; the statement was not run`,
+        hint: 'Approvals need admin: (and state: to survive restarts); restart Warden after adding them.',
+      },
+    };
+  };
 
   /** A read over its estimate: refused, or held for the limit's approvers (with any the rules ask for). */
   const estimated = (s: SessionInfo, stmt: StatementSource, r: Ruling, e: EstimateRuling): Verdict | Promise<Verdict> => {
@@ -147,17 +166,7 @@ export function statementPipeline(o: PipelineOptions): SessionHooks {
       stats.refused++;
       return { action: 'error', error: e.refusal };
     }
-    if (!approvals) {
-      stats.refused++;
-      return {
-        action: 'error',
-        error: {
-          code: '54000',
-          message: `${e.approval.rule.replace(/^limit:/, 'limit "')}" holds this read for an approval (${e.approval.reason}), but approvals are not running; the statement was not run`,
-          hint: 'Approvals need admin: (and state: to survive restarts); restart Warden after adding them.',
-        },
-      };
-    }
+    if (!approvals) return notRunning(e.approval.rule, e.approval.reason);
     return approved(s, stmt, { ...r, decision: { ...r.decision, approvals: [...r.decision.approvals, e.approval] } });
   };
 
@@ -177,6 +186,8 @@ export function statementPipeline(o: PipelineOptions): SessionHooks {
       stats.refused++;
       return { action: 'error', error: a.error };
     }
+    // First reads approved (or granted before): not asked again on this instance.
+    if (limits !== undefined && r.decision.approvals.some((x) => x.remember)) limits.touched(s, r.decision.approvals.map((x) => x.rule));
     return masked(s, r);
   };
 

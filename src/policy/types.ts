@@ -94,7 +94,13 @@ export interface Decision {
    */
   readonly masked: boolean;
   /** The approve rules that applied, with their approvers. */
-  readonly approvals: readonly { readonly rule: string; readonly reason?: string; readonly approvers?: { readonly groups: readonly string[]; readonly count: number } }[];
+  readonly approvals: readonly {
+    readonly rule: string;
+    readonly reason?: string;
+    readonly approvers?: { readonly groups: readonly string[]; readonly count: number };
+    /** Once approved, the identity holds a lasting grant for this rule (limits' first_touch): it is not asked again. */
+    readonly remember?: boolean;
+  }[];
   /** Sensitive types touched by any statement, sorted. */
   readonly sensitiveTypes: readonly string[];
   /**

@@ -46,7 +46,7 @@ export interface ApprovalRequest {
   /** Bind parameters as recorded (masked where sensitive). */
   readonly params?: readonly (string | null)[];
   /** Rules that asked for approval, with their reasons and approvers. */
-  readonly rules: readonly { readonly rule: string; readonly reason?: string; readonly groups: readonly string[]; readonly count: number }[];
+  readonly rules: readonly { readonly rule: string; readonly reason?: string; readonly groups: readonly string[]; readonly count: number; readonly remember?: boolean }[];
   /** Tables and statement classes from the analysis. */
   readonly tables: readonly string[];
   readonly classes: readonly string[];

@@ -19,6 +19,7 @@ let auditFile: string;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const ROGUE = 'rogue-pw-5';
 const DORA = 'dora-pw-6';
+const NEWBIE = 'newbie-pw-7';
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-limits-'));
@@ -34,6 +35,9 @@ beforeAll(async () => {
     kind: human
     groups: [dba]
     password: ${DORA}
+  - name: newbie
+    kind: service
+    password: ${NEWBIE}
 admin: { host: 127.0.0.1, port: 0 }
 audit: { store: "jsonl:${auditFile}", durability: os }
 limits:
@@ -53,6 +57,10 @@ limits:
     max_estimated_rows: 100
     on_exceed: approve
     approvers: { groups: [dba], count: 1 }
+  - name: newbie-first-reads
+    match: { identity: [newbie] }
+    first_touch: approve
+    approvers: { groups: [dba] }
   - name: alice-estimate
     match: { identity: [alice], tables: ["public.big"] }
     max_estimated_rows: 50
@@ -254,6 +262,52 @@ describe('max_estimated_rows', () => {
     expect((tmp as { code?: string }).code).toBe('54000');
     expect((tmp as Error).message).toMatch(/no estimate \(PostgreSQL could not plan it apart from the session \(relation "no_such_table" does not exist\)\)/);
     await c.end();
+  });
+});
+
+describe('first_touch', () => {
+  const api = async (method: string, p: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> => {
+    const res = await fetch(`http://127.0.0.1:${env.warden.admin!.port}/api/v1${p}`, {
+      method,
+      headers: { authorization: `Basic ${Buffer.from(`dora:${DORA}`).toString('base64')}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+  };
+  const pendingOf = async (who: string): Promise<Record<string, unknown>> => {
+    for (let i = 0; i < 100; i++) {
+      const list = (await api('GET', '/approvals?status=pending')).json.requests as Record<string, unknown>[];
+      const p = list.find((r) => r.identity === who);
+      if (p) return p;
+      await sleep(50);
+    }
+    throw new Error(`no pending request of ${who}`);
+  };
+
+  it('holds the first read of a table for approval once, then remembers it; another table asks again', async () => {
+    const c = new pg.Client({ ...env.client('bob'), user: 'newbie', password: NEWBIE });
+    await c.connect();
+    const first = c.query('SELECT id FROM public.rated');
+    const p = await pendingOf('newbie');
+    expect(p.rules).toEqual([expect.objectContaining({ rule: 'first-touch:newbie-first-reads:public.rated', reason: 'the first read of public.rated by newbie (limit "newbie-first-reads", first_touch)' })]);
+    expect((await api('POST', `/approvals/${String(p.id)}/approve`, { reason: 'newbie may read rated' })).status).toBe(200);
+    expect((await first).rows).toEqual([{ id: 1 }]);
+    // Remembered: no new request, at once (a second session too).
+    expect((await c.query('SELECT count(*)::int AS n FROM public.rated')).rows).toEqual([{ n: 1 }]);
+    const c2 = new pg.Client({ ...env.client('bob'), user: 'newbie', password: NEWBIE });
+    await c2.connect();
+    expect((await c2.query('SELECT id FROM public.rated')).rowCount).toBe(1);
+    const grants = (await api('GET', '/grants')).json.grants as Record<string, unknown>[];
+    expect(grants.some((g) => g.to === 'newbie' || g.identity === 'newbie')).toBe(true);
+    // A table never read: asked again; denied, the statement is refused and the session goes on.
+    const other = c.query('SELECT id FROM public.big WHERE id = 1').catch((e: Error & { code?: string }) => e);
+    const p2 = await pendingOf('newbie');
+    expect(p2.id).not.toBe(p.id);
+    await api('POST', `/approvals/${String(p2.id)}/deny`, { reason: 'not that one' });
+    expect(((await other) as { code?: string }).code).toBeDefined();
+    expect((await c.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    await c.end();
+    await c2.end();
   });
 });
 
