@@ -104,6 +104,8 @@ export function registerMcpHttp(app: FastifyInstance, o: McpHttpOptions): void {
     const entry: HttpSession = { transport: undefined as unknown as StreamableHTTPServerTransport, wire, caller, credentialHash: sha256(credential), lastUsed: Date.now() };
     const transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => crypto.randomUUID(),
+      // One JSON answer per call (no event stream to open and close): the tools send nothing mid-call.
+      enableJsonResponse: true,
       onsessioninitialized: (id) => void sessions.set(id, entry),
     });
     entry.transport = transport;
