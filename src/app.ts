@@ -223,6 +223,8 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
   // them): shared through the state store when `state:` is configured, else in this process.
   let storeCounters: StoreLimitCounters | undefined;
   let limitCounters: LimitCounters | undefined;
+  /** Limits crossed since start (metrics), kept across reloads. */
+  const limitsExceeded = new Map<string, number>();
   // Large statements are parsed on a worker thread, so they never stall the other sessions.
   const pool = new AnalysisPool();
   // Metrics: counters and timers the statement path bumps, read by /metrics at scrape time
@@ -293,6 +295,7 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
             suspend: () => (suspensions ? (name, reason, by) => suspensions!.suspend(name, reason, by) : undefined),
             counters: limitCounters,
             estimator: estimating ? (db, sql, params, path) => estimating.estimate(db, sql, params, path) : undefined,
+            exceededCounts: limitsExceeded,
           })
         : undefined;
     const policy = createStatementPolicy(c, log, { auditor, masking, approvals: approvalService, code, pool, previous: prev?.policy, limits });
@@ -506,6 +509,7 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
           databases: () => Object.values(gen.config.databases),
           stopping: () => closing !== undefined,
           reload: () => ({ ...reloadState }),
+          limitsExceeded: () => limitsExceeded,
         },
         log,
         {

@@ -191,6 +191,8 @@ export interface MetricSources {
   connections?(): Readonly<Record<string, number>>;
   /** Statements this instance holds for an approval. */
   approvalsPending?(): number;
+  /** Limits crossed since start, by `limit\u0000measure`. */
+  limitsExceeded?(): ReadonlyMap<string, number>;
   statementMetrics?: StatementMetrics;
   audit?: {
     readonly stats: {
@@ -244,6 +246,15 @@ export function createMetricsRegistry(src: MetricSources): Registry {
   if (src.approvalsPending) {
     const read = src.approvalsPending;
     gauge('warden_approvals_pending', 'Statements this instance holds waiting for an approval', () => read());
+  }
+  if (src.limitsExceeded) {
+    const read = src.limitsExceeded;
+    collector(registry, 'warden_limits_exceeded_total', 'Limits crossed (statements halted, refused or held), by limit and measure', 'counter', () =>
+      [...read()].map(([key, value]) => {
+        const [limit, measure] = key.split('\u0000');
+        return { labels: { limit: limit!, measure: measure! }, value };
+      }),
+    );
   }
   const audit = src.audit;
   if (audit) {

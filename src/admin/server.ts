@@ -35,6 +35,8 @@ export interface AdminSources {
   reload?(): ReloadStatus | undefined;
   /** True once Warden is stopping (draining): `/readyz` answers 503. */
   stopping?(): boolean;
+  /** Limits crossed since start, by `limit\u0000measure` (metrics). */
+  limitsExceeded?(): ReadonlyMap<string, number>;
 }
 
 export interface AdminServices {
@@ -85,6 +87,7 @@ export function buildAdmin(sources: AdminSources, services: AdminServices = {}, 
     analysisCache: () => sources.analysisCache(),
     connections: sources.connections ? () => sources.connections!() : undefined,
     approvalsPending: services.approvals ? () => services.approvals!.pending() : undefined,
+    limitsExceeded: sources.limitsExceeded,
     statementMetrics: services.statementMetrics,
     audit,
     witness: audit ? witnessesOf(audit.store) : undefined,

@@ -71,7 +71,7 @@ export interface LimitService {
   firstTouch(s: SessionInfo, analysis: Analysis, decision: Decision): FirstTouchApproval[];
   /** The first touches of these rules were approved (or found granted): not asked again here. */
   touched(s: SessionInfo, rules: readonly string[]): void;
-  /** Counters since start, by limit name: how often each was exceeded. */
+  /** How often each limit was crossed since start, by `limit\u0000measure`. */
   readonly exceeded: ReadonlyMap<string, number>;
   /** Stop exchanging counts (a shared {@link LimitCounters}). */
   close(): void;
@@ -84,6 +84,8 @@ export interface LimitServiceOptions {
   readonly record?: (type: string, data: Record<string, unknown>) => void;
   /** Suspend an identity (`on_exceed: suspend`); resolved late: the kill switch starts after the policy. */
   readonly suspend?: () => ((identity: string, reason: string, by: string) => Promise<unknown>) | undefined;
+  /** Crossings by `limit\u0000measure` (metrics), kept across reloads by the caller; default: a map of its own. */
+  readonly exceededCounts?: Map<string, number>;
   /** Takes the planner's estimates (absent: max_estimated_rows cannot be checked, and fails closed). */
   readonly estimator?: Estimate;
   /** Where the minute and hour counts are kept (default: in this process, {@link localCounters}). */
@@ -149,7 +151,7 @@ export function createLimitService(o: LimitServiceOptions): LimitService {
   const byName = new Map(o.limits.map((l) => [l.name, l]));
   const now = o.now ?? Date.now;
   const counters = o.counters ?? localCounters();
-  const exceeded = new Map<string, number>();
+  const exceeded = o.exceededCounts ?? new Map<string, number>();
 
   const shownSql = (stmt: StatementSource): string => {
     const red = redactSecrets(stmt.sql);
@@ -159,7 +161,8 @@ export function createLimitService(o: LimitServiceOptions): LimitService {
 
   /** A limit was crossed: counted, logged, recorded, and the identity suspended when the limit says so. */
   const crossed = (s: SessionInfo, stmt: StatementSource, l: LimitConfig, measure: LimitMeasure, figure: number | null, max: number, why?: string): void => {
-    exceeded.set(l.name, (exceeded.get(l.name) ?? 0) + 1);
+    const key = `${l.name}\u0000${measure}`;
+    exceeded.set(key, (exceeded.get(key) ?? 0) + 1);
     o.log.warn({ session: s.id, identity: s.identity.name, limit: l.name, measure, figure, max }, 'limit exceeded');
     o.record?.('limit.exceeded', {
       session: s.id,

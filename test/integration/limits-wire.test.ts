@@ -321,6 +321,11 @@ describe('the audit', () => {
     expect(byMeasure('max_bytes')[0]).toMatchObject({ identity: 'agent', limit: 'agent-volume', max: 65536 });
     expect(byMeasure('rows_per_hour')[0]).toMatchObject({ identity: 'bob', limit: 'bob-hourly', figure: 151, max: 150 });
     expect(byMeasure('statements_per_minute')[0]).toMatchObject({ identity: 'alice', limit: 'alice-rate', figure: 6, max: 5 });
+    // And counted in the metrics, by limit and measure.
+    const metrics = await (await fetch(`http://127.0.0.1:${env.warden.admin!.port}/metrics`)).text();
+    expect(metrics).toContain('# TYPE warden_limits_exceeded_total counter');
+    expect(metrics).toMatch(/warden_limits_exceeded_total\{limit="agent-volume",measure="max_rows"\} [1-9]/);
+    expect(metrics).toMatch(/warden_limits_exceeded_total\{limit="alice-rate",measure="statements_per_minute"\} 1/);
     // The halted statement's completion carries the error the client saw.
     const ends = records('statement.end').filter((r) => r.sqlstate === '54000');
     expect(ends.length).toBeGreaterThanOrEqual(4);
