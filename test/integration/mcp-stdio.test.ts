@@ -176,4 +176,23 @@ describe('warden mcp over stdio', () => {
     expect((await call(mcp, 'query', { sql: 'COMMIT' })).json).toMatchObject({ command: 'COMMIT' });
     expect((await direct(env.cluster, 'SELECT balance FROM public.accounts WHERE id = 1')).rows[0]).toEqual({ balance: 0 });
   }, 40_000);
+
+  it('masked values never appear in errors; a denied held statement comes back as a tool error and never ran', async () => {
+    const e = await call(mcp, 'query', { sql: 'SELECT email::int FROM customers' });
+    expect(e.isError).toBe(true);
+    // Masking refuses a cast of a masked column (it could print the value in its error).
+    expect(e.json).toMatchObject({ error: { code: '42501' } });
+    expect(e.text).not.toMatch(/ada@example\.com|alan@example\.org/);
+
+    const p = await call(mcp, 'query', { sql: 'DELETE FROM accounts WHERE id = 1' });
+    expect(p.json).toMatchObject({ status: 'pending_approval' });
+    const id = p.json!.request as string;
+    const no = await runCli(['approvals', 'deny', id, '--as', 'dana', '--reason', 'not today', '--admin-url', `http://127.0.0.1:${env.warden.admin!.port}`], { WARDEN_PASSWORD: DANA });
+    expect(no.code, no.err).toBe(0);
+    const d = await call(mcp, 'approval_status', { request: id, wait_seconds: 20 });
+    expect(d.isError).toBe(true);
+    expect(d.text).toMatch(/denied by dana: not today/);
+    expect(d.json).toMatchObject({ error: { code: '42501' } });
+    expect((await direct(env.cluster, 'SELECT count(*)::int AS n FROM public.accounts')).rows[0]).toEqual({ n: 1 });
+  }, 30_000);
 });
