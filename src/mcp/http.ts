@@ -114,7 +114,12 @@ export function registerMcpHttp(app: FastifyInstance, o: McpHttpOptions): void {
       if (id && sessions.get(id) === entry) sessions.delete(id);
       void wire.close();
     };
-    const server = createWardenMcpServer({ config: o.config, caller, wire });
+    const server = createWardenMcpServer({
+      config: o.config,
+      caller,
+      wire,
+      request: async (id) => (await o.state()?.getRequest(id)) ?? null,
+    });
     await server.connect(transport);
     reply.hijack();
     await transport.handleRequest(req.raw, reply.raw, req.body);

@@ -9,6 +9,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import type { WardenConfig } from '../config/types.js';
+import type { ApprovalRequest } from '../store/types.js';
 import fs from 'node:fs';
 import type { Caller } from './identity.js';
 import { WireSession, type RunOutcome, type WireError } from './wire-session.js';
@@ -32,6 +33,8 @@ export interface McpContext {
   config(): WardenConfig;
   caller: Caller;
   wire: WireSession;
+  /** Reads an approval request from the state store (for requests not waiting in this session). */
+  request?(id: string): Promise<ApprovalRequest | null>;
 }
 
 function json(value: unknown): CallToolResult {
@@ -135,6 +138,28 @@ export function createWardenMcpServer(ctx: McpContext): McpServer {
     async (a) => {
       if (a.wait_seconds) await ctx.wire.wait(a.request, a.wait_seconds * 1000);
       const s = ctx.wire.status(a.request);
+      if (!s.known && ctx.request) {
+        // Not waiting here (reject mode, another session, or handed out): what the state store says, for one's own requests.
+        const r = await ctx.request(a.request).catch(() => null);
+        if (r && (r.identity === ctx.caller.user || r.onBehalfOf === ctx.caller.user)) {
+          return json({
+            status: r.status,
+            request: r.id,
+            mode: r.mode,
+            database: r.database,
+            expires_at: r.expiresAt,
+            decisions: r.decisions.map((d) => ({ approver: d.approver, decision: d.decision, reason: d.reason })),
+            next:
+              r.status === 'approved' && r.mode === 'reject'
+                ? 'approved: repeat the identical query and Warden runs it once'
+                : r.status === 'pending'
+                  ? 'waiting for approvers'
+                  : r.status === 'used'
+                    ? 'it ran (its result went to the session that sent it)'
+                    : 'it will not run',
+          });
+        }
+      }
       if (!s.known) {
         return plainError(
           `request ${a.request} is not waiting in this MCP session (unknown, already handed out, or made in reject mode: repeat the identical query once it is approved)`,

@@ -8,22 +8,16 @@
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import type { WardenConfig } from '../config/types.js';
 import { CliError, load } from '../cli/common.js';
-import { callerOf, type Caller } from './identity.js';
+import { callerOf } from './identity.js';
+import type { StateStore } from '../store/types.js';
 import { WireSession } from './wire-session.js';
 import { createWardenMcpServer } from './server.js';
 import { connectHost, sslFor } from './net.js';
 
-export async function resolveCaller(config: WardenConfig, credential: string): Promise<Caller | undefined> {
-  let store: import('../store/types.js').StateStore | undefined;
-  if (config.state) {
-    const { openStateStore } = await import('../store/open.js');
-    store = await openStateStore(config.state.store);
-  }
-  try {
-    return await callerOf(config, store, credential);
-  } finally {
-    await store?.close();
-  }
+async function openState(config: WardenConfig): Promise<StateStore | undefined> {
+  if (!config.state) return undefined;
+  const { openStateStore } = await import('../store/open.js');
+  return openStateStore(config.state.store);
 }
 
 export interface McpStdioOptions {
@@ -36,7 +30,9 @@ export async function runMcpStdio(o: McpStdioOptions): Promise<void> {
   const credential = process.env.WARDEN_TOKEN;
   if (!credential) throw new CliError('WARDEN_TOKEN is not set: issue a token for the agent (warden token issue --identity <agent> --ttl 8h) and pass it in the environment', 2);
   const config = load(o.config);
-  const caller = await resolveCaller(config, credential);
+  const state = await openState(config);
+  const caller = await callerOf(config, state, credential);
+  if (!caller) await state?.close();
   if (!caller) throw new CliError('WARDEN_TOKEN is not a valid token (unknown, expired or revoked) for any identity of this configuration', 1);
   const host = connectHost(o.host ?? config.listen.host);
   const port = o.port !== undefined ? Number(o.port) : config.listen.port;
@@ -45,11 +41,12 @@ export async function runMcpStdio(o: McpStdioOptions): Promise<void> {
   // Log in at once: a refused login is a startup error, not a surprise at the first call.
   const refused = await wire.login(caller.scope ?? Object.keys(config.databases)[0]!);
   if (refused) throw new CliError(`logging in to Warden at ${host}:${port} as ${caller.user} failed: ${refused.message} (SQLSTATE ${refused.code})`, 1);
-  const server = createWardenMcpServer({ config: () => config, caller, wire });
+  const server = createWardenMcpServer({ config: () => config, caller, wire, ...(state ? { request: (id: string) => state.getRequest(id) } : {}) });
   const transport = new StdioServerTransport();
   const done = new Promise<void>((resolve) => (transport.onclose = resolve));
   process.stdin.on('end', () => void server.close());
   await server.connect(transport);
   await done;
   await wire.close();
+  await state?.close();
 }

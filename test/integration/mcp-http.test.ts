@@ -101,15 +101,22 @@ describe('MCP over HTTP on the admin listener', () => {
     expect(p.isError, p.text).toBe(false);
     expect(p.json).toMatchObject({ status: 'pending_approval', mode: 'reject' });
     const id = p.json!.request as string;
+    expect((await call(mcp, 'approval_status', { request: id })).json).toMatchObject({ status: 'pending', request: id, mode: 'reject' });
+    // Another identity's request is not shown to this one.
+    const bob = await connect(await token('bob', 600_000));
+    expect((await call(bob, 'approval_status', { request: id })).isError).toBe(true);
     expect((await direct(env.cluster, 'SELECT balance FROM public.accounts WHERE id = 1')).rows[0]).toEqual({ balance: 100 });
     const ok = await runCli(['approvals', 'approve', id, '--as', 'dana', '--reason', 'ok', '--admin-url', `http://127.0.0.1:${env.warden.admin!.port}`], { WARDEN_PASSWORD: DANA });
     expect(ok.code, ok.err).toBe(0);
+    // approval_status reads a reject-mode request from the state store.
+    expect((await call(mcp, 'approval_status', { request: id })).json).toMatchObject({ status: 'approved', mode: 'reject', decisions: [{ approver: 'dana', decision: 'approve' }] });
     const ran = await call(mcp, 'query', { sql, ticket: 'OPS-9' });
     expect(ran.json).toMatchObject({ status: 'ok', command: 'UPDATE', rowCount: 1 });
     // Once: the approval is used; a third identical call asks again.
     const again = await call(mcp, 'query', { sql, ticket: 'OPS-9' });
     expect(again.json).toMatchObject({ status: 'pending_approval', mode: 'reject' });
     expect(again.json!.request).not.toBe(id);
+    expect((await call(mcp, 'approval_status', { request: id })).json).toMatchObject({ status: 'used' });
     expect((await direct(env.cluster, 'SELECT balance FROM public.accounts WHERE id = 1')).rows[0]).toEqual({ balance: 95 });
   }, 30_000);
 });
