@@ -146,8 +146,8 @@ describe('warden mcp over stdio', () => {
     const done = await call(mcp, 'approval_status', { request: id, wait_seconds: 20 });
     expect(done.isError, done.text).toBe(false);
     expect(done.json).toMatchObject({ status: 'ok', command: 'UPDATE', rowCount: 1 });
-    // Handed out once; the statement ran once.
-    expect((await call(mcp, 'approval_status', { request: id })).isError).toBe(true);
+    // Handed out once (then the state store says it was used); the statement ran once.
+    expect((await call(mcp, 'approval_status', { request: id })).json).toMatchObject({ status: 'used', request: id });
     expect((await direct(env.cluster, 'SELECT balance FROM public.accounts WHERE id = 1')).rows[0]).toEqual({ balance: 110 });
 
     await new Promise((r) => setTimeout(r, 300));
