@@ -17,11 +17,18 @@ import { runCli } from '../helpers/warden-process.js';
 import { openStateStore } from '../../src/store/open.js';
 import { issueToken } from '../../src/governance/tokens.js';
 import { auditRecords, call, DANA, mcpYaml, seed } from '../helpers/mcp.js';
+import { makeTestCerts } from '../helpers/certs.js';
+import * as jose from 'jose';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-mcp-http-'));
 const auditFile = path.join(dir, 'audit.jsonl');
 let env: TestEnv;
 const clients: Client[] = [];
+const ISSUER = 'https://idp.test/';
+let signer: Parameters<jose.SignJWT['sign']>[0];
+
+const jwt = (claims: Record<string, unknown>, exp = '10m'): Promise<string> =>
+  new jose.SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer(ISSUER).setAudience('warden').setIssuedAt().setExpirationTime(exp).sign(signer);
 
 const url = (): URL => new URL(`http://127.0.0.1:${env.warden.admin!.port}/mcp`);
 
@@ -50,7 +57,20 @@ const initialize = (bearer?: string): Promise<Response> =>
 
 beforeAll(async () => {
   const cluster = await startCluster();
-  env = await startEnv({ cluster, yaml: (p) => mcpYaml(p, dir, auditFile, 'reject') });
+  // The listener offers TLS (a JWT is accepted over TLS only) and trusts an OIDC issuer.
+  const certs = await makeTestCerts();
+  const { privateKey, publicKey } = await jose.generateKeyPair('ES256');
+  signer = privateKey;
+  fs.writeFileSync(path.join(dir, 'jwks.json'), JSON.stringify({ keys: [{ ...(await jose.exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }] }));
+  const yaml = (p: number): string =>
+    mcpYaml(p, dir, auditFile, 'reject').replace('listen: { host: 127.0.0.1, port: 0 }', `listen: { host: 127.0.0.1, port: 0, tls: { cert: ${certs.serverCert}, key: ${certs.serverKey} } }`) +
+    `oidc:
+  issuer: ${ISSUER}
+  audience: warden
+  jwks: ${path.join(dir, 'jwks.json')}
+  claims: { name: preferred_username, groups: groups, kind: kind }
+`;
+  env = await startEnv({ cluster, yaml });
   await seed(env);
 }, 60_000);
 
@@ -119,4 +139,26 @@ describe('MCP over HTTP on the admin listener', () => {
     expect((await call(mcp, 'approval_status', { request: id })).json).toMatchObject({ status: 'used' });
     expect((await direct(env.cluster, 'SELECT balance FROM public.accounts WHERE id = 1')).rows[0]).toEqual({ balance: 95 });
   }, 30_000);
+
+  it('an OIDC JWT as the bearer: the identity its claims name (an act claim: the agent, acting for the subject); an expired JWT: 401', async () => {
+    const carol = await connect(await jwt({ sub: 'u-1', preferred_username: 'carol', groups: ['analysts'], kind: 'human' }));
+    expect((await call(carol, 'list_databases')).json).toMatchObject({ identity: 'carol' });
+    const r = await call(carol, 'query', { sql: 'SELECT email FROM customers ORDER BY id' });
+    expect(r.isError, r.text).toBe(false);
+    expect(r.text).not.toContain('ada@example.com');
+    const d = await call(carol, 'describe_table', { table: 'customers' });
+    expect(d.json!.columns).toContainEqual({ name: 'email', type: 'text', nullable: false, sensitive: 'email', masked: true });
+
+    const bot = await connect(await jwt({ sub: 'u-2', preferred_username: 'alice-sso', act: { sub: 'trainer-bot', kind: 'agent' } }));
+    expect((await call(bot, 'list_databases')).json).toMatchObject({ identity: 'trainer-bot', on_behalf_of: 'alice-sso' });
+    expect((await call(bot, 'query', { sql: 'SELECT 42 AS answer' })).json).toMatchObject({ rows: [['42']] });
+    await new Promise((res) => setTimeout(res, 300));
+    expect(auditRecords(auditFile, 'session.start').filter((x) => x.identity === 'trainer-bot').at(-1)).toMatchObject({ on_behalf_of: 'alice-sso' });
+
+    expect((await initialize(await jwt({ preferred_username: 'carol' }, '-1m'))).status).toBe(401);
+    // Signed by someone else: the MCP server finds a name in it, but the listener refuses the login.
+    const { privateKey: other } = await jose.generateKeyPair('ES256');
+    const forged = await new jose.SignJWT({ preferred_username: 'carol' }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer(ISSUER).setAudience('warden').setExpirationTime('10m').sign(other);
+    expect((await initialize(forged)).status).toBe(401);
+  });
 });
