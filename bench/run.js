@@ -157,6 +157,20 @@ const targets = [
     sensitive: { columns: { 'public.pgbench_accounts.filler': 'name' }, key: 'bench-mask-key-0123456789' },
     rules: [{ name: 'mask-for-everyone', match: { identity: [WARDEN_IDENTITY] }, action: 'mask' }],
   }),
+  // Limits (docs/limits.md). `warden_limits`: the spec's agent limits configured, none matching
+  // the bencher (a service): what configuring limits costs everyone else. `warden_limits_agent`:
+  // the bencher is an agent bound by them (max_rows, max_bytes, and rates too high to trip),
+  // so each statement is counted and its rows read whole. `warden_limits_estimate`: also
+  // max_estimated_rows, one EXPLAIN per read.
+  wardenTarget('warden_limits', 'Warden with agent limits configured, none matching the bencher', { limits: benchLimits('agent') }),
+  wardenTarget('warden_limits_agent', 'Warden with agent limits binding the bencher (max_rows, max_bytes, rates)', () => ({
+    identities: [{ name: WARDEN_IDENTITY, kind: 'agent', password: secrets.wardenPassword }],
+    limits: benchLimits('agent'),
+  })),
+  { ...wardenTarget('warden_limits_estimate', 'Warden with agent limits binding the bencher, max_estimated_rows too (an EXPLAIN per read)', () => ({
+    identities: [{ name: WARDEN_IDENTITY, kind: 'agent', password: secrets.wardenPassword }],
+    limits: [...benchLimits('agent'), { name: 'bench-estimates', match: { kind: ['agent'] }, max_estimated_rows: 10000 }],
+  })), optIn: true },
   // The audit log on (sqlite, the default store): every statement's record is durable (fsync'd
   // by the writer thread, group-committed) before the statement is forwarded. Compare with
   // `warden` (audit off) as ratios to direct.
@@ -458,6 +472,13 @@ function deepMerge(base, extra) {
   const out = { ...base };
   for (const [k, v] of Object.entries(extra)) out[k] = k in out ? deepMerge(out[k], v) : v;
   return out;
+}
+
+/** The spec's agent limits, with rates no benchmark run reaches (they are counted, never crossed). */
+function benchLimits(kind) {
+  return [
+    { name: 'agent-volume', match: { kind: [kind] }, max_rows: 1000, max_bytes: '20MB', rows_per_hour: 1_000_000_000, statements_per_minute: 1_000_000_000, on_exceed: 'halt' },
+  ];
 }
 
 /** A Warden target; `fragment` (object or (ctx) => object) is merged into the base warden.yaml. */

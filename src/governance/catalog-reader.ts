@@ -48,6 +48,8 @@ export function createCatalogReader(log: Logger): CatalogReader {
   /** Estimates run on connections of their own (`warden:estimate`, read only), one at a time each. */
   const estimators = new Map<string, Promise<pg.Client>>();
   const estimating = new Map<string, Promise<unknown>>();
+  /** The search_path each estimate connection has now (set only when it changes). */
+  const estimatePath = new WeakMap<pg.Client, string>();
 
   const connect = (db: DatabaseConfig, pool = clients, name = 'warden:catalog'): Promise<pg.Client> => {
     let p = pool.get(db.name);
@@ -115,7 +117,12 @@ export function createCatalogReader(log: Logger): CatalogReader {
       const prior = estimating.get(db.name) ?? Promise.resolve();
       const run = prior.then(async () => {
         const c = await connect(db, estimators, 'warden:estimate');
-        await timed(db, c, "SELECT set_config('search_path', $1, false)", [searchPathText(searchPath)]);
+        const path = searchPathText(searchPath);
+        if (estimatePath.get(c) !== path) {
+          estimatePath.delete(c);
+          await timed(db, c, "SELECT set_config('search_path', $1, false)", [path]);
+          estimatePath.set(c, path);
+        }
         return planRows((await timed(db, c, `EXPLAIN (FORMAT JSON) ${sql}`, [...params])).rows);
       });
       estimating.set(db.name, run.catch(() => undefined));

@@ -5,8 +5,8 @@
  * match holds or may hold); this step enforces their figures:
  *
  * - `statements_per_minute`: statements the identity starts per clock minute, all its
- *   sessions on this instance; beyond it the statement is refused (53400) with the time the
- *   minute ends.
+ *   sessions (with a state store, on every instance using it: limit-counters.ts); beyond it
+ *   the statement is refused (53400) with the time the minute ends.
  * - `max_rows`, `max_bytes`: the statement's results are bounded ({@link RowLimit}): the
  *   session halts it at the row that would cross the bound (54000), cancels it upstream,
  *   and the session stays usable.
