@@ -5,8 +5,8 @@
  * errors (`isError: true`) carrying what a PostgreSQL client would see — the
  * message, SQLSTATE, detail and hint — never a stack trace.
  */
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { CallToolResult, ReadResourceResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import type { WardenConfig } from '../config/types.js';
 import type { ApprovalRequest } from '../store/types.js';
@@ -90,8 +90,48 @@ function outcomeResult(o: RunOutcome): CallToolResult {
 
 const param = z.union([z.string(), z.number(), z.boolean(), z.null()]);
 
+type Answer<T> = { value: T } | { error: CallToolResult };
+
+interface TableList {
+  database: string;
+  tables: { schema: string | null; name: string | null; type: string | null }[];
+  truncated: boolean;
+}
+
+/** Tables and views, read through Warden as the caller. */
+async function listTables(ctx: McpContext, db: string, schema: string | undefined): Promise<Answer<TableList>> {
+  const sql =
+    "SELECT table_schema AS schema, table_name AS name, table_type AS type FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema')" +
+    (schema !== undefined ? ' AND table_schema = $1' : '') +
+    ' ORDER BY 1, 2';
+  const params = schema !== undefined ? [schema] : [];
+  const o = await ctx.wire.run(db, sql, params, MAX_ROW_CAP, WireSession.keyOf(db, sql, params));
+  if (o.kind !== 'result') return { error: outcomeResult(o) };
+  const s = o.sets[0]!;
+  return { value: { database: db, tables: s.rows.map(([sc, name, type]) => ({ schema: sc ?? null, name: name ?? null, type: type ?? null })), truncated: s.truncated } };
+}
+
+/** A table's columns read through Warden, with what the policy says about each for the caller. */
+async function describeTable(ctx: McpContext, db: string, tableName: string): Promise<Answer<Record<string, unknown>>> {
+  const sql =
+    'SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull FROM pg_catalog.pg_attribute a ' +
+    'JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace ' +
+    'WHERE a.attrelid = pg_catalog.to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum';
+  const o = await ctx.wire.run(db, sql, [tableName], MAX_ROW_CAP, WireSession.keyOf(db, sql, [tableName]));
+  if (o.kind !== 'result') return { error: outcomeResult(o) };
+  const rows = o.sets[0]!.rows;
+  if (rows.length === 0) return { error: plainError(`no table "${tableName}" in database ${db} (or you cannot see it)`) };
+  const [schema, table] = [rows[0]![0]!, rows[0]![1]!];
+  const columns = [];
+  for (const [, , column, type, nullable] of rows) {
+    const s = await columnSensitivity(ctx.config(), ctx.caller.identity, db, schema, table, column!);
+    columns.push({ name: column, type, nullable: nullable === 't', sensitive: s.sensitive.length ? s.sensitive.join(', ') : null, masked: s.masked, ...(s.action === 'deny' ? { readable: false } : {}) });
+  }
+  return { value: { database: db, schema, table, columns } };
+}
+
 export function createWardenMcpServer(ctx: McpContext): McpServer {
-  const server = new McpServer({ name: 'warden', version: WARDEN_VERSION }, { capabilities: { tools: {} } });
+  const server = new McpServer({ name: 'warden', version: WARDEN_VERSION }, { capabilities: { tools: {}, resources: {} } });
   const defaultDb = (): string | undefined => {
     const names = Object.keys(ctx.config().databases);
     return names.length === 1 ? names[0] : undefined;
@@ -186,15 +226,8 @@ export function createWardenMcpServer(ctx: McpContext): McpServer {
     async (a) => {
       const db = dbOf(a.database);
       if (typeof db !== 'string') return db;
-      const sql =
-        "SELECT table_schema AS schema, table_name AS name, table_type AS type FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema')" +
-        (a.schema !== undefined ? ' AND table_schema = $1' : '') +
-        ' ORDER BY 1, 2';
-      const params = a.schema !== undefined ? [a.schema] : [];
-      const o = await ctx.wire.run(db, sql, params, MAX_ROW_CAP, WireSession.keyOf(db, sql, params));
-      if (o.kind !== 'result') return outcomeResult(o);
-      const s = o.sets[0]!;
-      return json({ database: db, tables: s.rows.map(([schema, name, type]) => ({ schema, name, type })), truncated: s.truncated });
+      const r = await listTables(ctx, db, a.schema);
+      return 'error' in r ? r.error : json(r.value);
     },
   );
 
@@ -207,21 +240,48 @@ export function createWardenMcpServer(ctx: McpContext): McpServer {
     async (a) => {
       const db = dbOf(a.database);
       if (typeof db !== 'string') return db;
-      const sql =
-        'SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull FROM pg_catalog.pg_attribute a ' +
-        'JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace ' +
-        'WHERE a.attrelid = pg_catalog.to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum';
-      const o = await ctx.wire.run(db, sql, [a.table], MAX_ROW_CAP, WireSession.keyOf(db, sql, [a.table]));
-      if (o.kind !== 'result') return outcomeResult(o);
-      const rows = o.sets[0]!.rows;
-      if (rows.length === 0) return plainError(`no table "${a.table}" in database ${db} (or you cannot see it)`);
-      const [schema, table] = [rows[0]![0]!, rows[0]![1]!];
-      const columns = [];
-      for (const [, , column, type, nullable] of rows) {
-        const s = await columnSensitivity(ctx.config(), ctx.caller.identity, db, schema, table, column!);
-        columns.push({ name: column, type, nullable: nullable === 't', sensitive: s.sensitive.length ? s.sensitive.join(', ') : null, masked: s.masked, ...(s.action === 'deny' ? { readable: false } : {}) });
-      }
-      return json({ database: db, schema, table, columns });
+      const r = await describeTable(ctx, db, a.table);
+      return 'error' in r ? r.error : json(r.value);
+    },
+  );
+
+  // The schema as resources, for clients that browse: warden://DB/tables and warden://DB/tables/SCHEMA.TABLE.
+  const resourceJson = (uri: URL, value: unknown): ReadResourceResult => ({ contents: [{ uri: uri.href, mimeType: 'application/json', text: JSON.stringify(value, null, 2) }] });
+  const resourceError = (r: CallToolResult): Error => new Error(r.content.map((c) => (c.type === 'text' ? c.text : '')).join('\n'));
+  server.registerResource(
+    'tables',
+    new ResourceTemplate('warden://{database}/tables', {
+      list: () => ({ resources: Object.keys(ctx.config().databases).map((d) => ({ uri: `warden://${encodeURIComponent(d)}/tables`, name: `${d}: tables`, mimeType: 'application/json' })) }),
+    }),
+    { description: 'The tables and views of a database you can see', mimeType: 'application/json' },
+    async (uri, v) => {
+      const db = dbOf(decodeURIComponent(String(v.database)));
+      if (typeof db !== 'string') throw resourceError(db);
+      const r = await listTables(ctx, db, undefined);
+      if ('error' in r) throw resourceError(r.error);
+      return resourceJson(uri, r.value);
+    },
+  );
+  server.registerResource(
+    'table',
+    new ResourceTemplate('warden://{database}/tables/{table}', {
+      list: async () => {
+        const resources = [];
+        for (const d of Object.keys(ctx.config().databases)) {
+          const r = await listTables(ctx, d, undefined);
+          if ('error' in r) continue;
+          for (const t of r.value.tables) resources.push({ uri: `warden://${encodeURIComponent(d)}/tables/${encodeURIComponent(`${t.schema}.${t.name}`)}`, name: `${d}: ${t.schema}.${t.name}`, mimeType: 'application/json' });
+        }
+        return { resources };
+      },
+    }),
+    { description: "A table's columns, types, sensitive types and whether you see them masked", mimeType: 'application/json' },
+    async (uri, v) => {
+      const db = dbOf(decodeURIComponent(String(v.database)));
+      if (typeof db !== 'string') throw resourceError(db);
+      const r = await describeTable(ctx, db, decodeURIComponent(String(v.table)));
+      if ('error' in r) throw resourceError(r.error);
+      return resourceJson(uri, r.value);
     },
   );
 
