@@ -22,6 +22,7 @@ import { callerOf, type Caller } from './identity.js';
 import { WireSession } from './wire-session.js';
 import { createWardenMcpServer } from './server.js';
 import { connectHost, sslFor } from './net.js';
+import { DEFAULT_LOGIN_RATE_LIMIT, LoginRateLimiter, type LoginRateLimitOptions } from '../auth/rate-limit.js';
 
 export interface McpHttpOptions {
   /** The live configuration. */
@@ -32,6 +33,8 @@ export interface McpHttpOptions {
   state(): StateStore | undefined;
   /** Idle MCP sessions are closed after this long (default 30 min). */
   idleMs?: number;
+  /** Failed initializes allowed per client address (default: as logins, 10 in 5 min); then 429. */
+  rateLimit?: LoginRateLimitOptions;
 }
 
 interface HttpSession {
@@ -51,6 +54,8 @@ function unauthorized(reply: FastifyReply, message: string): FastifyReply {
 export function registerMcpHttp(app: FastifyInstance, o: McpHttpOptions): void {
   const sessions = new Map<string, HttpSession>();
   const idleMs = o.idleMs ?? 30 * 60_000;
+  // Guessing tokens costs the guesser: failed initializes per address are limited like logins.
+  const limiter = new LoginRateLimiter(o.rateLimit ?? DEFAULT_LOGIN_RATE_LIMIT);
   const end = async (id: string): Promise<void> => {
     const s = sessions.get(id);
     if (!s) return;
@@ -89,18 +94,32 @@ export function registerMcpHttp(app: FastifyInstance, o: McpHttpOptions): void {
     if (req.method !== 'POST' || !isInitializeRequest(req.body)) {
       return reply.code(400).send({ jsonrpc: '2.0', error: { code: -32000, message: 'no MCP session: the first request must be initialize (without mcp-session-id)' }, id: null });
     }
+    const allowed = limiter.check('mcp', req.ip);
+    if (!allowed.allowed) {
+      return reply
+        .code(429)
+        .header('retry-after', String(Math.ceil(allowed.retryAfterMs / 1000)))
+        .send({ jsonrpc: '2.0', error: { code: -32001, message: 'too many failed attempts from this address: try again later' }, id: null });
+    }
     const config = o.config();
     const caller = await callerOf(config, o.state(), credential).catch(() => undefined);
-    if (!caller) return unauthorized(reply, 'the bearer credential is not a valid Warden token or OIDC token (unknown, expired or revoked)');
+    if (!caller) {
+      limiter.record('mcp', req.ip, false);
+      return unauthorized(reply, 'the bearer credential is not a valid Warden token or OIDC token (unknown, expired or revoked)');
+    }
     const l = o.listener();
     const host = connectHost(l.host);
     const wire = new WireSession({ host, port: l.port, user: caller.user, password: credential, ssl: sslFor(config, host) });
     const refused = await wire.login(caller.scope ?? Object.keys(config.databases)[0]!);
     if (refused) {
       await wire.close();
-      if (refused.code.startsWith('28')) return unauthorized(reply, `logging in as ${caller.user} failed: ${refused.message}`);
+      if (refused.code.startsWith('28')) {
+        limiter.record('mcp', req.ip, false);
+        return unauthorized(reply, `logging in as ${caller.user} failed: ${refused.message}`);
+      }
       return reply.code(503).send({ jsonrpc: '2.0', error: { code: -32000, message: `Warden's listener refused the session: ${refused.message} (SQLSTATE ${refused.code})` }, id: null });
     }
+    limiter.record('mcp', req.ip, true);
     const entry: HttpSession = { transport: undefined as unknown as StreamableHTTPServerTransport, wire, caller, credentialHash: sha256(credential), lastUsed: Date.now() };
     const transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => crypto.randomUUID(),

@@ -161,4 +161,16 @@ describe('MCP over HTTP on the admin listener', () => {
     const forged = await new jose.SignJWT({ preferred_username: 'carol' }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer(ISSUER).setAudience('warden').setExpirationTime('10m').sign(other);
     expect((await initialize(forged)).status).toBe(401);
   });
+
+  it('failed initializes from one address are limited: after 10 in 5 minutes, 429 with retry-after, even with a good token', async () => {
+    // (the previous test's two refusals count too)
+    const statuses: number[] = [];
+    for (let i = 0; i < 11 && statuses.at(-1) !== 429; i++) statuses.push((await initialize('wdt_' + 'b'.repeat(32))).status);
+    expect(statuses[0]).toBe(401);
+    expect(statuses.at(-1)).toBe(429);
+    expect(statuses.filter((s) => s === 401).length).toBeGreaterThanOrEqual(8);
+    const r = await initialize(await token('agent', 600_000));
+    expect(r.status).toBe(429);
+    expect(Number(r.headers.get('retry-after'))).toBeGreaterThan(0);
+  });
 });

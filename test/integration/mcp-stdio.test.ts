@@ -70,9 +70,9 @@ describe('warden mcp over stdio', () => {
   it('the schema as resources: the tables of a database and each table, with sensitivity and masking for this identity', async () => {
     const uris = (await mcp.listResources()).resources.map((r) => r.uri);
     expect(uris).toEqual(expect.arrayContaining(['warden://app/tables', 'warden://app/tables/public.customers', 'warden://app/tables/public.events']));
-    const tables = JSON.parse((await mcp.readResource({ uri: 'warden://app/tables' })).contents[0]!.text as string) as { tables: { name: string }[] };
+    const tables = JSON.parse(((await mcp.readResource({ uri: 'warden://app/tables' })).contents[0] as { text: string }).text) as { tables: { name: string }[] };
     expect(tables.tables.map((t) => t.name)).toEqual(expect.arrayContaining(['accounts', 'customers', 'events']));
-    const c = JSON.parse((await mcp.readResource({ uri: 'warden://app/tables/public.customers' })).contents[0]!.text as string) as { columns: unknown[] };
+    const c = JSON.parse(((await mcp.readResource({ uri: 'warden://app/tables/public.customers' })).contents[0] as { text: string }).text) as { columns: unknown[] };
     expect(c.columns).toContainEqual({ name: 'email', type: 'text', nullable: false, sensitive: 'email', masked: true });
     await expect(mcp.readResource({ uri: 'warden://nope/tables' })).rejects.toThrow(/no database named "nope"/);
   });
