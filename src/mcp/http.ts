@@ -51,6 +51,18 @@ function unauthorized(reply: FastifyReply, message: string): FastifyReply {
   return reply.code(401).header('www-authenticate', 'Bearer realm="warden-mcp"').send({ jsonrpc: '2.0', error: { code: -32001, message }, id: null });
 }
 
+/** Hands the request to the SDK's transport; a failure there is a 500 without details, never a stack trace. */
+async function serve(transport: StreamableHTTPServerTransport, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  reply.hijack();
+  try {
+    await transport.handleRequest(req.raw, reply.raw, req.body);
+  } catch {
+    if (!reply.raw.headersSent) reply.raw.writeHead(500, { 'content-type': 'application/json' });
+    reply.raw.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'internal error' }, id: null }));
+  }
+  return reply;
+}
+
 export function registerMcpHttp(app: FastifyInstance, o: McpHttpOptions): void {
   const sessions = new Map<string, HttpSession>();
   const idleMs = o.idleMs ?? 30 * 60_000;
@@ -87,9 +99,7 @@ export function registerMcpHttp(app: FastifyInstance, o: McpHttpOptions): void {
         return unauthorized(reply, 'the token has expired: issue a new one and initialize a new session');
       }
       s.lastUsed = Date.now();
-      reply.hijack();
-      await s.transport.handleRequest(req.raw, reply.raw, req.body);
-      return reply;
+      return serve(s.transport, req, reply);
     }
     if (req.method !== 'POST' || !isInitializeRequest(req.body)) {
       return reply.code(400).send({ jsonrpc: '2.0', error: { code: -32000, message: 'no MCP session: the first request must be initialize (without mcp-session-id)' }, id: null });
@@ -140,9 +150,7 @@ export function registerMcpHttp(app: FastifyInstance, o: McpHttpOptions): void {
       request: async (id) => (await o.state()?.getRequest(id)) ?? null,
     });
     await server.connect(transport);
-    reply.hijack();
-    await transport.handleRequest(req.raw, reply.raw, req.body);
-    return reply;
+    return serve(transport, req, reply);
   };
   app.post('/mcp', handle);
   app.get('/mcp', handle);
