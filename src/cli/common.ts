@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Option } from 'commander';
-import { loadConfig, loadConfigPart } from '../config/load.js';
+import { ConfigError, loadConfig, loadConfigPart } from '../config/load.js';
 import type { WardenConfig } from '../config/types.js';
 
 export const DEFAULT_CONFIG = './warden.yaml';
@@ -31,6 +31,35 @@ export function configPath(file: string | undefined): string {
 
 export function load(file: string | undefined): WardenConfig {
   return loadConfig(configPath(file));
+}
+
+/**
+ * The whole configuration, for commands that only look at it (`databases list`, `identities`,
+ * `policy explain`/`test`): they use names, kinds, groups, rules and limits, never a password,
+ * key or upstream credential. So a `${NAME}` that is not set stands for a placeholder no
+ * command uses to log in; any other problem (or a variable whose placeholder does not fit,
+ * such as a port) is reported as `warden start` would.
+ */
+export function loadForInspection(file: string | undefined): WardenConfig & { readonly unsetVariables?: readonly string[] } {
+  const p = configPath(file);
+  try {
+    return loadConfig(p);
+  } catch (err) {
+    if (!(err instanceof ConfigError) || !/^environment variable \S+ is not set$/.test(err.problem)) throw err;
+    const unset = new Set<string>();
+    const env = new Proxy(process.env, {
+      get: (t, k) => {
+        if (typeof k !== 'string' || t[k] !== undefined) return t[k as string];
+        unset.add(k);
+        return `warden-unset-${k}-not-used-by-this-command`;
+      },
+    });
+    try {
+      return { ...loadConfig(p, env), unsetVariables: [...unset] };
+    } catch {
+      throw err;
+    }
+  }
 }
 
 export function out(json: boolean | undefined, value: unknown, text: () => string): void {

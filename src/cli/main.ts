@@ -11,7 +11,7 @@ import { createLogger, LOG_LEVELS } from '../log/logger.js';
 import type { LevelWithSilent } from 'pino';
 import { PolicyError } from '../policy/patterns.js';
 import { formatScramVerifier, makeScramVerifier } from '../auth/index.js';
-import { CliError, configOption, configPath, DEFAULT_CONFIG, load, out } from './common.js';
+import { CliError, configOption, configPath, DEFAULT_CONFIG, load, loadForInspection, out } from './common.js';
 import { registerAuditCommands } from './audit-commands.js';
 import { starterConfig } from './init-template.js';
 import { registerApprovalCommands } from './approvals-commands.js';
@@ -179,7 +179,7 @@ export function buildCli(): Command {
     .addOption(configOption())
     .option('--json', 'machine-readable output')
     .action((o: { config?: string; json?: boolean }) => {
-      const c = load(o.config);
+      const c = loadForInspection(o.config);
       const rows = Object.values(c.databases).map((d) => ({
         name: d.name,
         upstream: d.upstream.redactedUrl,
@@ -195,7 +195,7 @@ export function buildCli(): Command {
     .addOption(configOption())
     .option('--json', 'machine-readable output')
     .action((o: { config?: string; json?: boolean }) => {
-      const c = load(o.config);
+      const c = loadForInspection(o.config);
       const rows = c.identities.map((i) => ({ name: i.name, kind: i.kind, groups: i.groups, auth: i.scram ? 'scram' : 'password' }));
       out(o.json, rows, () => rows.map((r) => `${r.name}\t${r.kind}\t${r.groups.join(',') || '-'}\t${r.auth}`).join('\n'));
     });
@@ -222,7 +222,7 @@ export function buildCli(): Command {
     .addOption(configOption())
     .option('--json', 'machine-readable output')
     .action((name: string, o: { config?: string; json?: boolean }) => {
-      const c = load(o.config);
+      const c = loadForInspection(o.config);
       const i = c.identities.find((x) => x.name === name);
       if (!i) throw new CliError(`no identity named "${name}" in ${c.source}`);
       const row = { name: i.name, kind: i.kind, groups: i.groups, auth: i.scram ? 'scram' : 'password' };
@@ -246,7 +246,7 @@ export function buildCli(): Command {
         sql: string,
         o: { config?: string; as: string; database?: string; intent?: string[]; client?: string; searchPath: string; catalog: boolean; json?: boolean },
       ) => {
-        const c = load(o.config);
+        const c = loadForInspection(o.config);
         const [{ analyzeSql, initSqlParser, parseSearchPath }, { decide, explainToJSON, formatExplain, policyFromConfig }, { intentOf }, { createCatalogReader }, { createCodeCatalog, mayRunCode }, { silentLogger }] =
           await Promise.all([
             import('../sql/index.js'),
@@ -280,6 +280,11 @@ export function buildCli(): Command {
         if (mayRunCode(analysis)) {
           if (!o.catalog) {
             catalog = { read: false, note: 'not read (--no-catalog): the functions this statement calls and the triggers and rules of the tables it writes are not judged here' };
+          } else if (c.unsetVariables?.length) {
+            catalog = {
+              read: false,
+              note: `not read (${c.unsetVariables.join(', ')} not set: the upstream's credentials are unknown here): the functions this statement calls and the triggers and rules of the tables it writes are not judged here`,
+            };
           } else {
             const reader = createCatalogReader(silentLogger());
             try {
@@ -322,7 +327,7 @@ export function buildCli(): Command {
     .addOption(configOption())
     .option('--json', 'machine-readable output')
     .action(async (file: string, o: { config?: string; json?: boolean }) => {
-      const c = load(o.config);
+      const c = loadForInspection(o.config);
       let text: string;
       try {
         text = fs.readFileSync(file, 'utf8');
