@@ -97,6 +97,9 @@ interface Conn {
   heldInTx?: string;
   /** Called with each NOTICE while a statement runs. */
   onNotice?: (n: NoticeMessage) => void;
+  /** Resolved when a statement on this connection is held: calls queued behind it stop waiting. */
+  heldSignal: Promise<void>;
+  signalHeld: () => void;
 }
 
 interface Held {
@@ -106,6 +109,16 @@ interface Held {
   /** Set when the held statement finished (ran, or was refused). */
   outcome?: RunOutcome;
   done: Promise<RunOutcome>;
+}
+
+function heldInTxError(database: string, request: string): RunOutcome {
+  return {
+    kind: 'error',
+    error: {
+      code: '55000',
+      message: `a statement of your open transaction on ${database} is waiting for approval request ${request}: the transaction goes on once it is decided (call approval_status)`,
+    },
+  };
 }
 
 export class WireSession {
@@ -132,7 +145,9 @@ export class WireSession {
       application_name: 'warden-mcp',
       ...(this.target.options ? { options: this.target.options } : {}),
     });
-    const c: Conn = { client, ready: Promise.resolve(), tail: Promise.resolve(), dead: false, tx: 'I' };
+    let signalHeld!: () => void;
+    const heldSignal = new Promise<void>((r) => (signalHeld = r));
+    const c: Conn = { client, ready: Promise.resolve(), tail: Promise.resolve(), dead: false, tx: 'I', heldSignal, signalHeld };
     client.on('error', () => (c.dead = true));
     client.on('end', () => (c.dead = true));
     client.on('notice', (n) => c.onNotice?.(n));
@@ -180,20 +195,27 @@ export class WireSession {
       this.held.delete(h.request);
       return h.outcome;
     }
-    const c = this.conn(database);
-    if (c.heldInTx) {
-      return {
-        kind: 'error',
-        error: {
-          code: '55000',
-          message: `a statement of your open transaction on ${database} is waiting for approval request ${c.heldInTx}: the transaction goes on once it is decided (call approval_status)`,
-        },
-      };
-    }
-    const prev = c.tail;
+    let c: Conn;
     let settle!: () => void;
-    c.tail = new Promise<void>((r) => (settle = r));
-    await prev.catch(() => undefined);
+    for (;;) {
+      c = this.conn(database);
+      if (c.heldInTx) return heldInTxError(database, c.heldInTx);
+      const prev = c.tail;
+      c.tail = new Promise<void>((r) => (settle = r));
+      // Wait for the statements before this one — or for one of them to be held for approval,
+      // in which case this call must not wait behind it (see the module doc).
+      await Promise.race([prev.catch(() => undefined), c.heldSignal]);
+      if (c.heldInTx) {
+        settle();
+        return heldInTxError(database, c.heldInTx);
+      }
+      if (this.conns.get(database) !== c && !c.dead) {
+        settle(); // detached for a held statement: use the session's new connection
+        continue;
+      }
+      await prev.catch(() => undefined);
+      break;
+    }
     try {
       await c.ready;
     } catch (err) {
@@ -228,15 +250,19 @@ export class WireSession {
       // Inside a transaction the connection stays the session's (the transaction is its state);
       // other calls on it are refused until the held statement is decided.
       c.heldInTx = h.request;
+      const conn = c;
+      c.signalHeld();
       void running.then((o) => {
         h.outcome = o;
-        c.heldInTx = undefined;
+        conn.heldInTx = undefined;
+        conn.heldSignal = new Promise<void>((r) => (conn.signalHeld = r));
       });
       return { kind: 'pending', pending: first.p };
     }
     // Held outside a transaction: this connection now belongs to the waiting statement; later
     // calls get a new one, and it is closed once the statement ended.
     if (this.conns.get(database) === c) this.conns.delete(database);
+    c.signalHeld();
     this.waiting.add(c.client);
     void running.then((o) => {
       // A string that left a transaction open: closing the connection rolls it back; say so.

@@ -205,4 +205,16 @@ describe('warden mcp over stdio', () => {
     expect(d.json).toMatchObject({ error: { code: '42501' } });
     expect((await direct(env.cluster, 'SELECT count(*)::int AS n FROM public.accounts')).rows[0]).toEqual({ n: 1 });
   }, 30_000);
+
+  it('a call sent while another is being held does not wait behind it', async () => {
+    const held = call(mcp, 'query', { sql: 'DELETE FROM accounts WHERE id = 99' });
+    const t0 = Date.now();
+    const other = await call(mcp, 'query', { sql: 'SELECT count(*) AS n FROM customers' });
+    expect(other.json).toMatchObject({ rows: [['2']] });
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    const p = await held;
+    expect(p.json).toMatchObject({ status: 'pending_approval' });
+    const no = await runCli(['approvals', 'deny', p.json!.request as string, '--as', 'dana', '--reason', 'cleanup', '--admin-url', `http://127.0.0.1:${env.warden.admin!.port}`], { WARDEN_PASSWORD: DANA });
+    expect(no.code, no.err).toBe(0);
+  }, 30_000);
 });
