@@ -66,6 +66,8 @@ const MAX_HELD_BYTES = 1024 * 1024;
  * all of them, since nothing of it is ever read. Saves an allocation per statement.
  */
 const NO_HOOK_RUN = new StatementRun(undefined, undefined);
+/** Bytes of a client's later messages kept (read, not yet processed) while a verdict is pending. */
+const PENDING_READ_CAP = 64 * 1024;
 /** How long a halted statement's session waits for its cancel request to be handled, at most. */
 const HALT_CANCEL_WAIT_MS = 2000;
 const NO_HOOK_STATEMENT = Object.freeze({ sql: '', paramTypes: [] as number[] });
@@ -343,7 +345,11 @@ export class Session implements SessionInfo {
 
   private updateFlow(): void {
     if (this.closed) return;
-    if (this.waitingForHook || this.upstreamFull || this.violation) this.client.pause();
+    // While a verdict is pending (an approval may take minutes) the client is still read, up to
+    // PENDING_READ_CAP bytes kept unprocessed by the framer: so a client that goes away is seen
+    // (its request is cancelled, nothing runs for it) rather than waited for.
+    const hold = this.waitingForHook && this.clientFramer.buffered >= PENDING_READ_CAP;
+    if (hold || this.upstreamFull || this.violation) this.client.pause();
     else this.client.resume();
     if (this.clientFull || this.heldFull) this.upstream.pause();
     else this.upstream.resume();
@@ -423,6 +429,7 @@ export class Session implements SessionInfo {
     }
     // Client messages only ever produce bytes for the upstream (refusals come back from it).
     this.flushUpstream();
+    if (this.waitingForHook) this.updateFlow();
   }
 
   /** Returns false to pause the client framer while an asynchronous verdict is pending. */
