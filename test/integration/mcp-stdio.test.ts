@@ -217,4 +217,40 @@ describe('warden mcp over stdio', () => {
     const no = await runCli(['approvals', 'deny', p.json!.request as string, '--as', 'dana', '--reason', 'cleanup', '--admin-url', `http://127.0.0.1:${env.warden.admin!.port}`], { WARDEN_PASSWORD: DANA });
     expect(no.code, no.err).toBe(0);
   }, 30_000);
+
+  it('bad arguments are refused without a stack trace', async () => {
+    const r = (await mcp.callTool({ name: 'query', arguments: { sql: 'SELECT 1', max_rows: 20_000 } }).catch((e: Error) => ({ isError: true, content: [{ type: 'text', text: e.message }] }))) as {
+      isError?: boolean;
+      content: { text: string }[];
+    };
+    expect(r.isError).toBe(true);
+    expect(r.content.map((c) => c.text).join('\n')).not.toMatch(/\n\s+at /);
+  });
+
+  it('when the agent goes away, its held statement is withdrawn and never runs', async () => {
+    const other = new Client({ name: 'short-lived', version: '1' });
+    await other.connect(
+      new StdioClientTransport({
+        command: process.execPath,
+        args: [BIN, 'mcp', '--config', configFile, '--port', String(env.warden.port)],
+        env: { ...(process.env as Record<string, string>), WARDEN_TOKEN: agentToken },
+        stderr: 'pipe',
+      }),
+    );
+    const p = await call(other, 'query', { sql: 'UPDATE accounts SET balance = -1 WHERE id = 1' });
+    expect(p.json).toMatchObject({ status: 'pending_approval' });
+    const id = p.json!.request as string;
+    await other.close();
+    const state = await openStateStore({ kind: 'sqlite', location: path.join(dir, 'state.db') });
+    let status = '';
+    for (let i = 0; i < 50 && status !== 'cancelled'; i++) {
+      status = (await state.getRequest(id))?.status ?? '';
+      if (status !== 'cancelled') await new Promise((r) => setTimeout(r, 100));
+    }
+    await state.close();
+    expect(status).toBe('cancelled');
+    const late = await runCli(['approvals', 'approve', id, '--as', 'dana', '--reason', 'late', '--admin-url', `http://127.0.0.1:${env.warden.admin!.port}`], { WARDEN_PASSWORD: DANA });
+    expect(late.code).not.toBe(0);
+    expect((await direct(env.cluster, 'SELECT balance FROM public.accounts WHERE id = 1')).rows[0]).not.toEqual({ balance: -1 });
+  }, 30_000);
 });
