@@ -21,6 +21,7 @@ import type { StateStore } from '../store/types.js';
 import { callerOf, type Caller } from './identity.js';
 import { WireSession } from './wire-session.js';
 import { createWardenMcpServer } from './server.js';
+import { createCodeAccess } from './explain.js';
 import { connectHost, sslFor } from './net.js';
 import { DEFAULT_LOGIN_RATE_LIMIT, LoginRateLimiter, type LoginRateLimitOptions } from '../auth/rate-limit.js';
 
@@ -68,6 +69,8 @@ export function registerMcpHttp(app: FastifyInstance, o: McpHttpOptions): void {
   const idleMs = o.idleMs ?? 30 * 60_000;
   // Guessing tokens costs the guesser: failed initializes per address are limited like logins.
   const limiter = new LoginRateLimiter(o.rateLimit ?? DEFAULT_LOGIN_RATE_LIMIT);
+  // explain_policy reads code from the catalog as `warden policy explain` does (one reader for all sessions).
+  const code = createCodeAccess();
   const end = async (id: string): Promise<void> => {
     const s = sessions.get(id);
     if (!s) return;
@@ -83,6 +86,7 @@ export function registerMcpHttp(app: FastifyInstance, o: McpHttpOptions): void {
   app.addHook('onClose', async () => {
     clearInterval(sweep);
     await Promise.all([...sessions.keys()].map(end));
+    await code.close();
   });
 
   const handle = async (req: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
@@ -147,6 +151,7 @@ export function registerMcpHttp(app: FastifyInstance, o: McpHttpOptions): void {
       config: o.config,
       caller,
       wire,
+      code,
       request: async (id) => (await o.state()?.getRequest(id)) ?? null,
     });
     await server.connect(transport);

@@ -13,7 +13,7 @@ import type { ApprovalRequest } from '../store/types.js';
 import fs from 'node:fs';
 import type { Caller } from './identity.js';
 import { WireSession, type RunOutcome, type WireError } from './wire-session.js';
-import { columnSensitivity, explainFor } from './explain.js';
+import { columnSensitivity, explainFor, type CodeAccess } from './explain.js';
 import { MAX_INTENT_VALUE } from '../intent/sqlcommenter.js';
 
 export const DEFAULT_ROW_CAP = 100;
@@ -33,6 +33,8 @@ export interface McpContext {
   config(): WardenConfig;
   caller: Caller;
   wire: WireSession;
+  /** The catalog access explain_policy reads functions, triggers and rules through (absent: not read). */
+  code?: CodeAccess;
   /** Reads an approval request from the state store (for requests not waiting in this session). */
   request?(id: string): Promise<ApprovalRequest | null>;
 }
@@ -303,7 +305,7 @@ export function createWardenMcpServer(ctx: McpContext): McpServer {
       if (a.reason) intent.reason = a.reason;
       if (a.ticket) intent.ticket = a.ticket;
       try {
-        const e = await explainFor(ctx.config(), ctx.caller.identity, db, a.sql, intent);
+        const e = await explainFor(ctx.config(), ctx.caller.identity, db, a.sql, intent, undefined, ctx.code);
         return json({ identity: e.identity, database: e.database, intent: e.intent, action: e.action, reason: e.reason, ...(e.catalog ? { catalog: e.catalog } : {}), explain: e.text, ...e.json });
       } catch (err) {
         return plainError(`explain failed: ${(err as Error).message}`);

@@ -12,6 +12,7 @@ import { callerOf } from './identity.js';
 import type { StateStore } from '../store/types.js';
 import { WireSession } from './wire-session.js';
 import { createWardenMcpServer } from './server.js';
+import { createCodeAccess } from './explain.js';
 import { connectHost, sslFor } from './net.js';
 
 async function openState(config: WardenConfig): Promise<StateStore | undefined> {
@@ -41,12 +42,14 @@ export async function runMcpStdio(o: McpStdioOptions): Promise<void> {
   // Log in at once: a refused login is a startup error, not a surprise at the first call.
   const refused = await wire.login(caller.scope ?? Object.keys(config.databases)[0]!);
   if (refused) throw new CliError(`logging in to Warden at ${host}:${port} as ${caller.user} failed: ${refused.message} (SQLSTATE ${refused.code})`, 1);
-  const server = createWardenMcpServer({ config: () => config, caller, wire, ...(state ? { request: (id: string) => state.getRequest(id) } : {}) });
+  const code = createCodeAccess();
+  const server = createWardenMcpServer({ config: () => config, caller, wire, code, ...(state ? { request: (id: string) => state.getRequest(id) } : {}) });
   const transport = new StdioServerTransport();
   const done = new Promise<void>((resolve) => (transport.onclose = resolve));
   process.stdin.on('end', () => void server.close());
   await server.connect(transport);
   await done;
   await wire.close();
+  await code.close();
   await state?.close();
 }

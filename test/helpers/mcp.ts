@@ -47,6 +47,7 @@ export async function seed(env: TestEnv): Promise<void> {
     'CREATE TABLE public.events (id int)',
     'INSERT INTO public.events SELECT g FROM generate_series(1, 5000) g',
     'GRANT ALL ON ALL TABLES IN SCHEMA public TO warden_svc',
+    "CREATE FUNCTION public.wipe() RETURNS void LANGUAGE plpgsql AS $$ BEGIN DROP TABLE IF EXISTS public.scratch; END $$",
   ])
     await direct(env.cluster, s);
 }

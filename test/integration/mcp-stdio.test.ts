@@ -123,6 +123,11 @@ describe('warden mcp over stdio', () => {
     const e = await call(mcp, 'explain_policy', { sql: 'SELECT 1; DROP TABLE accounts' });
     expect(e.json).toMatchObject({ identity: 'agent', action: 'deny' });
     expect(e.json!.reason).toMatch(/no-destructive-ddl/);
+    // Code in the catalog is read as `policy explain` reads it: a function whose body drops a table.
+    const f = await call(mcp, 'explain_policy', { sql: 'SELECT wipe()' });
+    expect(f.json).toMatchObject({ action: 'deny', catalog: expect.stringMatching(/read from/) });
+    expect(f.json!.reason).toMatch(/no-destructive-ddl/);
+    expect((await call(mcp, 'query', { sql: 'SELECT wipe()' })).text).toMatch(/no-destructive-ddl/);
   });
 
   it('a max_rows limit halts an over-large result as a tool error (54000)', async () => {
