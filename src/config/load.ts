@@ -666,8 +666,20 @@ function normalize(raw: RawConfig, ctx: Context): WardenConfig {
     stripUndefined({ name: r.name, match: r.match, action: r.action, reason: r.reason, approvers: r.approvers, strict: r.strict }),
   );
 
-  const limits: LimitConfig[] = raw.limits.map((l) =>
-    stripUndefined({
+  // A limit that asks for approval without naming approvers asks those who approve the rules'
+  // statements (any one of their groups); with no such rule it must name them.
+  const ruleApprovers = [...new Set(raw.rules.flatMap((r) => r.approvers?.groups ?? []))];
+  const limits: LimitConfig[] = raw.limits.map((l, i) => {
+    const asks = l.on_exceed === 'approve' || l.first_touch !== undefined;
+    if (asks && !l.approvers && ruleApprovers.length === 0) {
+      throw new ConfigError(
+        ctx.file,
+        `limits[${i}].approvers`,
+        'required when on_exceed or first_touch is approve and no rule names approvers to ask instead (e.g. approvers: { groups: [dba], count: 1 })',
+      );
+    }
+    const approvers = l.approvers ?? (asks ? { groups: ruleApprovers, count: 1 } : undefined);
+    return stripUndefined({
       name: l.name,
       match: l.match,
       maxRows: l.max_rows,
@@ -677,9 +689,9 @@ function normalize(raw: RawConfig, ctx: Context): WardenConfig {
       maxEstimatedRows: l.max_estimated_rows,
       firstTouch: l.first_touch,
       onExceed: l.on_exceed,
-      approvers: l.approvers,
-    }),
-  );
+      approvers,
+    });
+  });
 
   const config: WardenConfig = {
     version: 1,

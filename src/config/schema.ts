@@ -646,14 +646,11 @@ const LimitSchema = strictObject({
   /** The first read of a table (or sensitive type) by an identity that never read it goes to approval; remembered once approved. */
   first_touch: z.literal('approve').optional(),
   on_exceed: z.enum(['halt', 'suspend', 'approve']).default('halt'),
-  /** Who approves (on_exceed: approve). */
+  /** Who approves (on_exceed or first_touch approve); default: every group the rules name as approvers, one of them. */
   approvers: ApproversSchema.optional(),
 }).superRefine((l, ctx) => {
   if (!LIMIT_MEASURES.some((k) => l[k] !== undefined) && l.max_estimated_rows === undefined && l.first_touch === undefined) {
     ctx.addIssue({ code: 'custom', message: `a limit needs at least one of ${[...LIMIT_MEASURES, 'max_estimated_rows'].join(', ')}` });
-  }
-  if ((l.on_exceed === 'approve' || l.first_touch !== undefined) && l.approvers === undefined) {
-    ctx.addIssue({ code: 'custom', path: ['approvers'], message: 'required when on_exceed or first_touch is approve (e.g. approvers: { groups: [dba], count: 1 })' });
   }
   if (l.on_exceed === 'approve') {
     const running = LIMIT_MEASURES.filter((k) => l[k] !== undefined);

@@ -9,16 +9,11 @@ import { parseDuration, parsePostgresUrl, parseSize } from '../../src/config/sch
 // The product side's public configuration interface, beside the project's root (as in CI).
 const EXAMPLE = join(import.meta.dirname, '..', '..', '..', 'shared', 'spec', 'warden.example.yaml');
 /**
- * Top-level sections of the spec's example that this version cannot load as written. They are
- * cut from the copy the tests load, and a test below checks that Warden refuses them with a
- * clear error rather than ignoring them.
+ * Top-level sections of the spec's example that this version does not implement yet (open
+ * issues). They are cut from the copy the tests load, and a test below checks that Warden
+ * refuses them with a clear error rather than ignoring them. None today.
  */
-const NOT_YET = ['limits'];
-/** Why the full example is refused, per NOT_YET section. */
-const REFUSED_FOR: Record<string, RegExp> = {
-  // The spec's agent-heavy-reads routes to approval without saying who approves.
-  limits: /limits\[1\]\.approvers: required when on_exceed or first_touch is approve/,
-};
+const NOT_YET: string[] = [];
 
 /** The example without the sections in NOT_YET (each a top-level key with its indented block). */
 function withoutPending(yaml: string): string {
@@ -93,8 +88,26 @@ function scramVerifier(password: string, iterations = 4096): string {
 describe('the example configuration', () => {
   it('sections of the spec not implemented yet are refused with a clear error, not ignored', () => {
     for (const key of NOT_YET) {
-      expect(() => loadConfig(join(dir, 'full.yaml'), EXAMPLE_ENV)).toThrow(REFUSED_FOR[key] ?? new RegExp(`: ${key}: unknown key`));
+      expect(() => loadConfig(join(dir, 'full.yaml'), EXAMPLE_ENV)).toThrow(new RegExp(`: ${key}: unknown key`));
     }
+  });
+
+  it('loads in full, limits included; a limit that asks for approval without approvers asks the rules\' approvers', () => {
+    const cfg = loadConfig(join(dir, 'full.yaml'), EXAMPLE_ENV);
+    expect(cfg.limits.map((l) => l.name)).toEqual(['agent-volume', 'agent-heavy-reads']);
+    expect(cfg.limits[0]).toMatchObject({ maxRows: 1000, maxBytes: 20 * 1024 * 1024, rowsPerHour: 50000, statementsPerMinute: 600, onExceed: 'halt' });
+    expect(cfg.limits[1]).toMatchObject({ maxEstimatedRows: 10000, firstTouch: 'approve', onExceed: 'approve', approvers: { groups: ['dba'], count: 1 } });
+    expect(cfg.limits[1]!.match).toEqual({ kind: ['agent'], sensitive: ['*'] });
+  });
+
+  it('a limit that asks for approval with no approvers anywhere is refused, naming the key', () => {
+    const text = `version: 1
+databases: { app: { upstream: "postgres://u:p@127.0.0.1/app" } }
+limits:
+  - { name: l, match: { kind: [agent] }, max_estimated_rows: 10, on_exceed: approve }
+`;
+    expect(() => parseConfig(text, '/x/w.yaml', {})).toThrow(/limits\[0\]\.approvers: required when on_exceed or first_touch is approve and no rule names approvers/);
+    expect(() => parseConfig(text.replace('max_estimated_rows: 10, on_exceed: approve', 'max_rows: 5, on_exceed: approve'), '/x/w.yaml', {})).toThrow(/approve applies to max_estimated_rows/);
   });
 
   it('loads and normalizes', () => {
