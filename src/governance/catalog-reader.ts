@@ -89,7 +89,8 @@ export function createCatalogReader(log: Logger): CatalogReader {
   };
 
   /** One query, failing after TIMEOUT_MS + 1 s however the upstream behaves; a timed-out connection is not reused. */
-  const timed = async (db: DatabaseConfig, c: pg.Client, sql: string, params: unknown[]): Promise<pg.QueryResult<Record<string, unknown>>> => {
+  /** `extended`: always the extended protocol (one statement, never a string of several). */
+  const timed = async (db: DatabaseConfig, c: pg.Client, sql: string, params: unknown[], extended = false): Promise<pg.QueryResult<Record<string, unknown>>> => {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
@@ -98,7 +99,10 @@ export function createCatalogReader(log: Logger): CatalogReader {
       }, TIMEOUT_MS + 1_000);
     });
     try {
-      return await Promise.race([c.query(sql, params), timeout]);
+      // `queryMode` is pg's (8.x), not in its type definitions yet.
+      const config = { text: sql, values: params, queryMode: 'extended' } as pg.QueryConfig;
+      const q = extended ? c.query<Record<string, unknown>>(config) : c.query<Record<string, unknown>>(sql, params);
+      return await Promise.race([q, timeout]);
     } finally {
       clearTimeout(timer);
     }
@@ -123,7 +127,8 @@ export function createCatalogReader(log: Logger): CatalogReader {
           await timed(db, c, "SELECT set_config('search_path', $1, false)", [path]);
           estimatePath.set(c, path);
         }
-        return planRows((await timed(db, c, `EXPLAIN (FORMAT JSON) ${sql}`, [...params])).rows);
+        // One statement (PostgreSQL's own split of the client's string), on the extended protocol: nothing else can ride along.
+        return planRows((await timed(db, c, `EXPLAIN (FORMAT JSON) ${sql}`, [...params], true)).rows);
       });
       estimating.set(db.name, run.catch(() => undefined));
       return run;
