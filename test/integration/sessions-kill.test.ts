@@ -133,10 +133,14 @@ it('lists sessions with who, where, state and the statement as the audit shows i
     expect(Date.parse(bob.started_at as string)).toBeLessThanOrEqual(Date.now());
     const agent = (await sessions(env.warden)).find((s) => s.identity === 'agent')!;
     expect(agent).toMatchObject({ kind: 'agent', state: 'idle', statement: null, statement_duration_ms: null });
+    // pg settles a query at its ErrorResponse, which may reach it in a segment before the
+    // ReadyForQuery that makes the session idle: wait for the state rather than race it.
+    const agentIn = (state: string): Promise<Record<string, unknown>> =>
+      until(`agent ${state}`, async () => (await sessions(env.warden)).find((s) => s.identity === 'agent' && s.state === state));
     await idle.query('BEGIN');
-    expect((await sessions(env.warden)).find((s) => s.identity === 'agent')).toMatchObject({ state: 'idle in transaction', statement: 'BEGIN' });
+    expect(await agentIn('idle in transaction')).toMatchObject({ statement: 'BEGIN' });
     await idle.query('SELECT 1/0').catch(() => undefined);
-    expect((await sessions(env.warden)).find((s) => s.identity === 'agent')).toMatchObject({ state: 'idle in transaction (aborted)', statement: 'SELECT 1/0' });
+    expect(await agentIn('idle in transaction (aborted)')).toMatchObject({ statement: 'SELECT 1/0' });
     await idle.query('ROLLBACK');
     expect((await sessions(env.warden)).find((s) => s.identity === 'alice')).toMatchObject({ tls: true, tls_version: expect.stringMatching(/^TLSv1\.[23]$/) });
 
