@@ -89,6 +89,27 @@ function records(type: string): Record<string, unknown>[] {
     .map((r) => r.data);
 }
 
+/** The admin API as dora, an approver (group dba). */
+async function api(method: string, p: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(`http://127.0.0.1:${env.warden.admin!.port}/api/v1${p}`, {
+    method,
+    headers: { authorization: `Basic ${Buffer.from(`dora:${DORA}`).toString('base64')}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+}
+
+/** The pending approval request of `who`, once it is there. */
+async function pendingOf(who: string): Promise<Record<string, unknown>> {
+  for (let i = 0; i < 100; i++) {
+    const list = (await api('GET', '/approvals?status=pending')).json.requests as Record<string, unknown>[];
+    const p = list.find((r) => r.identity === who);
+    if (p) return p;
+    await sleep(50);
+  }
+  throw new Error(`no pending request of ${who}`);
+}
+
 /** Rows of a long-running query of the session's backend still in pg_stat_activity. */
 async function stillRunning(marker: string): Promise<number> {
   const r = await direct(env.cluster, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE '%${marker}%' AND state = 'active' AND pid <> pg_backend_pid()`);
@@ -217,14 +238,6 @@ describe('on_exceed: suspend', () => {
 });
 
 describe('max_estimated_rows', () => {
-  const api = async (method: string, p: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> => {
-    const res = await fetch(`http://127.0.0.1:${env.warden.admin!.port}/api/v1${p}`, {
-      method,
-      headers: { authorization: `Basic ${Buffer.from(`dora:${DORA}`).toString('base64')}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    return { status: res.status, json: (await res.json()) as Record<string, unknown> };
-  };
 
   it('holds a cross join estimated over the bound for approval, with the estimate in the request, and runs it once approved', async () => {
     const c = await env.connect('agent');
@@ -233,20 +246,14 @@ describe('max_estimated_rows', () => {
     const notices: string[] = [];
     c.on('notice', (n) => notices.push(n.message ?? ''));
     const held = c.query('SELECT a.id AS a, b.id AS b FROM public.big a CROSS JOIN public.big b WHERE a.id <= 3 AND b.id <= 300');
-    let pending: Record<string, unknown> | undefined;
-    for (let i = 0; i < 100 && !pending; i++) {
-      const list = (await api('GET', '/approvals?status=pending')).json.requests as Record<string, unknown>[];
-      pending = list.find((r) => r.identity === 'agent');
-      if (!pending) await sleep(50);
-    }
-    expect(pending).toBeDefined();
-    const rules = pending!.rules as { rule: string; reason?: string }[];
+    const pending = await pendingOf('agent');
+    const rules = pending.rules as { rule: string; reason?: string }[];
     expect(rules).toEqual([expect.objectContaining({ rule: 'limit:agent-heavy-reads', reason: expect.stringMatching(/^an estimated \d+ rows; max_estimated_rows is 100$/) })]);
-    const decided = await api('POST', `/approvals/${String(pending!.id)}/approve`, { reason: 'a known report' });
+    const decided = await api('POST', `/approvals/${String(pending.id)}/approve`, { reason: 'a known report' });
     expect(decided.status).toBe(200);
     const r = await held;
     expect(r.rowCount).toBe(900);
-    expect(notices.join('\n')).toContain(String(pending!.id));
+    expect(notices.join('\n')).toContain(String(pending.id));
     await c.end();
   });
 
@@ -266,23 +273,6 @@ describe('max_estimated_rows', () => {
 });
 
 describe('first_touch', () => {
-  const api = async (method: string, p: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> => {
-    const res = await fetch(`http://127.0.0.1:${env.warden.admin!.port}/api/v1${p}`, {
-      method,
-      headers: { authorization: `Basic ${Buffer.from(`dora:${DORA}`).toString('base64')}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    return { status: res.status, json: (await res.json()) as Record<string, unknown> };
-  };
-  const pendingOf = async (who: string): Promise<Record<string, unknown>> => {
-    for (let i = 0; i < 100; i++) {
-      const list = (await api('GET', '/approvals?status=pending')).json.requests as Record<string, unknown>[];
-      const p = list.find((r) => r.identity === who);
-      if (p) return p;
-      await sleep(50);
-    }
-    throw new Error(`no pending request of ${who}`);
-  };
 
   it('holds the first read of a table for approval once, then remembers it; another table asks again', async () => {
     const c = new pg.Client({ ...env.client('bob'), user: 'newbie', password: NEWBIE });
