@@ -6,28 +6,11 @@
  */
 import type { Command } from 'commander';
 import { visibleText } from '../governance/approval-text.js';
+import type { SessionView } from '../admin/session-routes.js';
 import { adminApi, adminUrlOption, asOption, configOption, out, type AdminOptions } from './common.js';
 
-/** A session as `GET /api/v1/sessions` returns it (admin/session-routes.ts). */
-export interface ListedSession {
-  id: string;
-  identity: string;
-  kind: string;
-  on_behalf_of: string | null;
-  auth: string;
-  database: string;
-  client_address: string;
-  client_port: number;
-  tls: boolean;
-  tls_version: string | null;
-  application_name: string | null;
-  started_at: string;
-  state: string;
-  approval_request: string | null;
-  statement: string | null;
-  statement_started_at: string | null;
-  statement_duration_ms: number | null;
-}
+/** A session as `GET /api/v1/sessions` returns it: the API's own type (a type-only import, nothing loaded). */
+export type ListedSession = SessionView;
 
 interface Suspension {
   identity: string;
