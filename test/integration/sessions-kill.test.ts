@@ -260,9 +260,11 @@ it('identity suspend: refused on a second instance sharing the PostgreSQL state 
   await back.end();
   expect((await api(second, 'olga', 'POST', '/identities/alice/resume')).status).toBe(404);
 
-  const a = auditTypes(path.join(dir, 'a.jsonl'));
-  expect(a.find((x) => x.type === 'identity.suspended')?.data).toMatchObject({ identity: 'alice', by: 'olga', reason: 'leaked password' });
+  // Records nobody waits for are flushed shortly after (the jsonl store's lazy flush): wait for them.
+  const recorded = (file: string, type: string): Promise<Record<string, unknown>> =>
+    until(`${type} in ${file}`, async () => auditTypes(path.join(dir, file)).find((x) => x.type === type)?.data);
+  expect(await recorded('a.jsonl', 'identity.suspended')).toMatchObject({ identity: 'alice', by: 'olga', reason: 'leaked password' });
+  expect(await recorded('b.jsonl', 'identity.resumed')).toMatchObject({ identity: 'alice', by: 'olga' });
   const b = auditTypes(path.join(dir, 'b.jsonl'));
-  expect(b.find((x) => x.type === 'identity.resumed')?.data).toMatchObject({ identity: 'alice', by: 'olga' });
   expect(b.find((x) => x.type === 'login.failed' && x.data.reason === 'identity suspended')?.data).toMatchObject({ identity: 'alice' });
 });
