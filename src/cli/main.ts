@@ -18,6 +18,7 @@ import { registerApprovalCommands } from './approvals-commands.js';
 import { registerTokenCommands } from './token-commands.js';
 import { registerSessionCommands } from './session-commands.js';
 import { registerReloadCommand } from './reload-command.js';
+import { registerReportCommands } from './report-commands.js';
 import { registerMcpCommand } from '../mcp/command.js';
 
 /** No configuration anywhere: run the embedded demo (see src/demo). */
@@ -366,6 +367,7 @@ export function buildCli(): Command {
   registerTokenCommands(program);
   registerSessionCommands(program);
   registerReloadCommand(program);
+  registerReportCommands(program);
   registerMcpCommand(program);
 
   return program;

@@ -727,6 +727,7 @@ function normalize(raw: RawConfig, ctx: Context): WardenConfig {
   }
   if (raw.state) config.state = { store: normalizeStore(ctx, raw.state.store) };
   if (raw.oidc) config.oidc = resolveOidcPaths(raw.oidc, ctx.baseDir);
+  if (raw.report) config.report = { privilegedGroups: raw.report.privileged_groups };
   if (raw.audit) {
     config.audit = stripUndefined({
       store: normalizeStore(ctx, raw.audit.store),

@@ -793,6 +793,12 @@ const AuditSchema = strictObject({
   }
 });
 
+/** `warden report` (docs/reports.md). */
+const ReportSchema = strictObject({
+  /** Groups whose members' use the report lists as privileged (e.g. dba, admins). */
+  privileged_groups: z.array(nonEmpty).default([]),
+});
+
 function uniqueNames(what: string, list: string) {
   return (items: { name: string }[], ctx: z.RefinementCtx) => {
     const seen = new Map<string, number>();
@@ -830,6 +836,7 @@ export const ConfigSchema = strictObject({
   state: StateSchema.optional(),
   audit: AuditSchema.optional(),
   oidc: OidcSchema.optional(),
+  report: ReportSchema.optional(),
 });
 
 /** What ConfigSchema produces: defaults applied, formats converted, paths not yet resolved. */

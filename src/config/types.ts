@@ -231,4 +231,11 @@ export interface WardenConfig {
   audit?: AuditConfig;
   /** OIDC logins: a JWT from this identity provider as the password (over TLS). */
   oidc?: OidcSettings;
+  /** `warden report` (docs/reports.md); absent: no privileged groups named. */
+  report?: ReportConfig;
+}
+
+export interface ReportConfig {
+  /** Groups whose members' use the report lists as privileged. */
+  privilegedGroups: string[];
 }
