@@ -13,7 +13,9 @@ export function registerMcpCommand(program: Command): void {
     .addOption(configOption())
     .addOption(new Option('--host <host>', "Warden's listener host (default: listen.host of the config)"))
     .addOption(new Option('--port <port>', "Warden's listener port (default: listen.port of the config)"))
-    .action(async (o: { config?: string; host?: string; port?: string }) => {
+    .addOption(new Option('--as <identity>', "the token's identity (default: WARDEN_IDENTITY; not needed for an OIDC JWT)"))
+    .addOption(new Option('--database <name>', 'the database this agent works in, and the only one it is shown (default: WARDEN_DATABASE; needed for a token limited to one database)'))
+    .action(async (o: { config?: string; host?: string; port?: string; as?: string; database?: string }) => {
       const { runMcpStdio } = await import('./stdio.js');
       await runMcpStdio(o);
     });

@@ -123,7 +123,7 @@ export function registerMcpHttp(app: FastifyInstance, o: McpHttpOptions): void {
     }
     const l = o.listener();
     const host = connectHost(l.host);
-    const wire = new WireSession({ host, port: l.port, user: caller.user, password: credential, ssl: sslFor(config, host) });
+    const wire = new WireSession({ host, port: l.port, user: caller.user, password: credential, ssl: sslFor(config.listen.tls !== undefined, host) });
     const refused = await wire.login(caller.scope ?? Object.keys(config.databases)[0]!);
     if (refused) {
       await wire.close();

@@ -35,6 +35,8 @@ export interface McpContext {
   wire: WireSession;
   /** The catalog access explain_policy reads functions, triggers and rules through (absent: not read). */
   code?: CodeAccess;
+  /** The caller's on-behalf-of user when the caller does not say (stdio: read from the session Warden set up). */
+  onBehalfOf?(): Promise<string | undefined>;
   /** Reads an approval request from the state store (for requests not waiting in this session). */
   request?(id: string): Promise<ApprovalRequest | null>;
 }
@@ -132,15 +134,24 @@ async function describeTable(ctx: McpContext, db: string, tableName: string): Pr
   return { value: { database: db, schema, table, columns } };
 }
 
+/** The databases a caller may use: the token's one database when it is scoped, else all configured. */
+export function visibleDatabases(config: WardenConfig, caller: Pick<Caller, 'scope'>): string[] {
+  const all = Object.keys(config.databases);
+  return caller.scope !== undefined ? all.filter((d) => d === caller.scope) : all;
+}
+
 export function createWardenMcpServer(ctx: McpContext): McpServer {
   const server = new McpServer({ name: 'warden', version: WARDEN_VERSION }, { capabilities: { tools: {}, resources: {} } });
+  // A token limited to one database (`warden token issue --scope DB`) sees and reaches only that one.
+  const visible = (): string[] => visibleDatabases(ctx.config(), ctx.caller);
   const defaultDb = (): string | undefined => {
-    const names = Object.keys(ctx.config().databases);
+    const names = visible();
     return names.length === 1 ? names[0] : undefined;
   };
   const dbOf = (database: string | undefined): string | CallToolResult => {
     const db = database ?? defaultDb();
-    if (!db) return plainError(`database is required: Warden serves several (${Object.keys(ctx.config().databases).join(', ')})`);
+    if (!db) return plainError(`database is required: Warden serves several (${visible().join(', ')})`);
+    if (ctx.caller.scope !== undefined && db !== ctx.caller.scope) return plainError(`your token is limited to database "${ctx.caller.scope}": "${db}" is not reachable with it`);
     if (!Object.hasOwn(ctx.config().databases, db)) return plainError(`no database named "${db}" (list_databases shows them)`);
     return db;
   };
@@ -180,6 +191,9 @@ export function createWardenMcpServer(ctx: McpContext): McpServer {
     async (a) => {
       if (a.wait_seconds) await ctx.wire.wait(a.request, a.wait_seconds * 1000);
       const s = ctx.wire.status(a.request);
+      if (!s.known && ctx.wire.handedOut(a.request)) {
+        return json({ status: 'used', request: a.request, next: 'it ran; its result was handed out to you already (results are handed out once)' });
+      }
       if (!s.known && ctx.request) {
         // Not waiting here (reject mode, another session, or handed out): what the state store says, for one's own requests.
         const r = await ctx.request(a.request).catch(() => null);
@@ -211,13 +225,18 @@ export function createWardenMcpServer(ctx: McpContext): McpServer {
     },
   );
 
-  server.registerTool('list_databases', { description: 'The databases Warden serves (connect to them by name with the other tools).' }, async () =>
-    json({
+  server.registerTool('list_databases', { description: 'The databases Warden serves you (connect to them by name with the other tools).' }, async () => {
+    const onBehalfOf = ctx.caller.onBehalfOf ?? (await ctx.onBehalfOf?.().catch(() => undefined));
+    return json({
       identity: ctx.caller.user,
-      ...(ctx.caller.onBehalfOf ? { on_behalf_of: ctx.caller.onBehalfOf } : {}),
-      databases: Object.values(ctx.config().databases).map((d) => ({ name: d.name, ...(d.environment ? { environment: d.environment } : {}) })),
-    }),
-  );
+      ...(onBehalfOf ? { on_behalf_of: onBehalfOf } : {}),
+      databases: visible().map((name) => {
+        const d = ctx.config().databases[name]!;
+        return { name, ...(d.environment ? { environment: d.environment } : {}) };
+      }),
+      ...(ctx.caller.scope !== undefined ? { scope: ctx.caller.scope } : {}),
+    });
+  });
 
   server.registerTool(
     'list_tables',
@@ -253,7 +272,7 @@ export function createWardenMcpServer(ctx: McpContext): McpServer {
   server.registerResource(
     'tables',
     new ResourceTemplate('warden://{database}/tables', {
-      list: () => ({ resources: Object.keys(ctx.config().databases).map((d) => ({ uri: `warden://${encodeURIComponent(d)}/tables`, name: `${d}: tables`, mimeType: 'application/json' })) }),
+      list: () => ({ resources: visible().map((d) => ({ uri: `warden://${encodeURIComponent(d)}/tables`, name: `${d}: tables`, mimeType: 'application/json' })) }),
     }),
     { description: 'The tables and views of a database you can see', mimeType: 'application/json' },
     async (uri, v) => {
@@ -269,7 +288,7 @@ export function createWardenMcpServer(ctx: McpContext): McpServer {
     new ResourceTemplate('warden://{database}/tables/{table}', {
       list: async () => {
         const resources = [];
-        for (const d of Object.keys(ctx.config().databases)) {
+        for (const d of visible()) {
           const r = await listTables(ctx, d, undefined);
           if ('error' in r) continue;
           for (const t of r.value.tables) resources.push({ uri: `warden://${encodeURIComponent(d)}/tables/${encodeURIComponent(`${t.schema}.${t.name}`)}`, name: `${d}: ${t.schema}.${t.name}`, mimeType: 'application/json' });

@@ -20,6 +20,7 @@
  * once approved, and Warden runs it once.
  */
 import pg from 'pg';
+import { analyzeSql, initSqlParser } from '../sql/index.js';
 import type { NoticeMessage } from 'pg-protocol/dist/messages.js';
 
 /** The JSON of one result set. */
@@ -73,6 +74,28 @@ const BUILTIN_TYPES: Record<number, string> = {
 /** Values exactly as the wire returned them (text format), never parsed into JS types. */
 const RAW_TYPES = { getTypeParser: () => (v: string) => v } as unknown as pg.CustomTypesConfig;
 
+/** A statement that may change a session setting; only those are analysed (a false positive, such as UPDATE ... SET, costs a parse). */
+const MAY_SET = /\b(?:set|reset|set_config)\b/i;
+
+/**
+ * The session-level settings a statement string changes (SET, RESET, set_config(..., false)), by
+ * Warden's own analysis; `*` when one cannot be known (a set_config whose name is not a constant).
+ */
+async function settingsChangedBy(sql: string): Promise<string[]> {
+  if (!MAY_SET.test(sql)) return [];
+  await initSqlParser();
+  const a = analyzeSql(sql, { searchPath: ['public'], user: 'warden' });
+  if (!a.ok) return [];
+  // role, session_authorization and warden.* are never changed by a client (session safety refuses it).
+  const refused = (n: string): boolean => n === 'role' || n === 'session_authorization' || n.startsWith('warden.');
+  return a.statements.flatMap((st) => st.sets.filter((c) => !c.local && (c.via === 'set' || c.via === 'reset' || c.via === 'set_config') && !refused(c.name)).map((c) => c.name));
+}
+/** A text literal (standard_conforming_strings is on since PostgreSQL 9.1; E'' is not needed). */
+const literal = (s: string): string => `'${s.replace(/'/g, "''")}'`;
+
+/** What a connection opened after a hold starts from: the settings to set again, or why they are not known. */
+type Carry = { settings: [string, string][] } | { unknown: string };
+
 const HELD = /statement held for approval: request (apr_[A-Za-z0-9_]+)/;
 const REJECTED = /request (apr_[A-Za-z0-9_]+) was created/;
 
@@ -97,6 +120,17 @@ interface Conn {
   heldInTx?: string;
   /** Called with each NOTICE while a statement runs. */
   onNotice?: (n: NoticeMessage) => void;
+  /**
+   * The session's settings (`SET`, `set_config`) as of its latest idle moment after a statement
+   * that may have changed one: what a connection opened after a hold sets again.
+   */
+  settings: [string, string][];
+  /** The settings the session's statements changed (names, from Warden's own analysis of them). */
+  names: Set<string>;
+  /** A statement that changed a setting ran since `settings` was read. */
+  dirty: boolean;
+  /** Why `settings` could not be read (then they cannot be carried over). */
+  settingsUnknown?: string;
   /** Resolved when a statement on this connection is held: calls queued behind it stop waiting. */
   heldSignal: Promise<void>;
   signalHeld: () => void;
@@ -128,6 +162,10 @@ export class WireSession {
   private closed = false;
   /** Connections of held statements, ended with the session (Warden then withdraws their requests). */
   private readonly waiting = new Set<pg.Client>();
+  /** Settings the next connection to a database sets again (its previous one went to a held statement). */
+  private readonly carry = new Map<string, Carry>();
+  /** Held statements whose result was handed out (approval_status then says `used`). */
+  private readonly handed = new Set<string>();
 
   constructor(private readonly target: WireTarget) {}
 
@@ -147,14 +185,15 @@ export class WireSession {
     });
     let signalHeld!: () => void;
     const heldSignal = new Promise<void>((r) => (signalHeld = r));
-    const c: Conn = { client, ready: Promise.resolve(), tail: Promise.resolve(), dead: false, tx: 'I', heldSignal, signalHeld };
+    const c: Conn = { client, ready: Promise.resolve(), tail: Promise.resolve(), dead: false, tx: 'I', settings: [], names: new Set(), dirty: false, heldSignal, signalHeld };
     client.on('error', () => (c.dead = true));
     client.on('end', () => (c.dead = true));
     client.on('notice', (n) => c.onNotice?.(n));
     // node-postgres does not expose the transaction status; its connection emits every ReadyForQuery.
     (client as unknown as { connection: { on(e: 'readyForQuery', f: (m: { status: string }) => void): void } }).connection.on('readyForQuery', (m) => (c.tx = m.status));
+    const carry = this.carry.get(database);
     c.ready = client.connect().then(
-      () => undefined,
+      () => (carry ? this.restore(c, database, carry) : undefined),
       (err: unknown) => {
         c.dead = true;
         throw err;
@@ -162,6 +201,69 @@ export class WireSession {
     );
     this.conns.set(database, c);
     return c;
+  }
+
+  /**
+   * Sets again, on a connection opened after a hold, the settings the session had (one
+   * statement of set_config() calls, through Warden like any other). When they cannot be set
+   * (or were not known), the connection is refused with the reason: no statement runs with
+   * settings other than those the agent set; the next call starts from the defaults.
+   */
+  private async restore(c: Conn, database: string, carry: Carry): Promise<void> {
+    this.carry.delete(database);
+    const fail = (why: string): never => {
+      c.dead = true;
+      void c.client.end().catch(() => undefined);
+      throw Object.assign(new Error(`your session settings could not be carried over to a new connection after the held statement (${why}); nothing ran: run your SET statements again, then this call`), { code: '55000' });
+    };
+    if ('unknown' in carry) fail(`they could not be read: ${carry.unknown}`);
+    const settings = (carry as { settings: [string, string][] }).settings;
+    if (settings.length === 0) return;
+    const sql = `SELECT ${settings.map(([n, v]) => `pg_catalog.set_config(${literal(n)}, ${literal(v)}, false)`).join(', ')}`;
+    try {
+      await c.client.query(sql);
+      c.settings = settings;
+      for (const [n] of settings) c.names.add(n);
+    } catch (err) {
+      fail(wireError(err).message);
+    }
+  }
+
+  /**
+   * Reads the session's settings after a statement that may have changed one, when no
+   * transaction is open. It is a statement of the caller's identity like any other (decided and
+   * audited by Warden). Should a policy hold it for approval, the connection is given up (Warden
+   * withdraws the request) and the next call is refused with the reason rather than waiting.
+   */
+  private async snapshot(c: Conn, database: string): Promise<void> {
+    if (!c.dirty || c.tx !== 'I' || c.dead) return;
+    c.dirty = false;
+    if (c.names.has('*')) {
+      c.settingsUnknown = 'a set_config() whose setting name is not a constant changed one';
+      return;
+    }
+    const names = [...c.names];
+    if (names.length === 0) return;
+    // current_setting() of each setting changed (masking refuses reading all of pg_settings: custom settings could stash masked values).
+    const sql = `SELECT ${names.map((n) => `pg_catalog.current_setting(${literal(n)}, true)`).join(', ')}`;
+    c.onNotice = (n) => {
+      if (!HELD.test(n.message ?? '')) return;
+      c.settingsUnknown = 'reading them with current_setting() is held for approval by your policy';
+      c.dead = true;
+      if (this.conns.get(database) === c) this.conns.delete(database);
+      this.carry.set(database, { unknown: c.settingsUnknown });
+      void c.client.end().catch(() => undefined);
+    };
+    try {
+      const r = await c.client.query<(string | null)[]>({ text: sql, rowMode: 'array' } as pg.QueryConfig);
+      const row = r.rows[0] ?? [];
+      c.settings = names.flatMap((n, i) => (row[i] === null || row[i] === undefined ? [] : [[n, row[i]!] as [string, string]]));
+      c.settingsUnknown = undefined;
+    } catch (err) {
+      c.settingsUnknown ??= wireError(err).message;
+    } finally {
+      c.onNotice = undefined;
+    }
   }
 
   private async typeName(c: Conn, oid: number): Promise<string> {
@@ -192,7 +294,7 @@ export class WireSession {
     for (const h of this.held.values()) {
       if (h.key !== key) continue;
       if (!h.outcome) return { kind: 'pending', pending: h.pending };
-      this.held.delete(h.request);
+      this.handOut(h.request);
       return h.outcome;
     }
     let c: Conn;
@@ -231,10 +333,19 @@ export class WireSession {
       if (m) onHeld({ request: m[1]!, mode: 'hold', message: n.message!, ...(n.detail ? { approvers: n.detail } : {}), ...(n.hint ? { hint: n.hint } : {}) });
       else if (notices.length < 20) notices.push(n.message ?? '');
     };
-    const running = this.execute(c, sql, params, cap, notices).finally(() => {
-      c.onNotice = undefined;
-      settle();
-    });
+    const changes = await settingsChangedBy(sql).catch(() => ['*']);
+    for (const n of changes) c.names.add(n);
+    if (changes.length > 0) c.dirty = true;
+    const running = this.execute(c, sql, params, cap, notices)
+      .then(async (o) => {
+        c.onNotice = undefined;
+        if (this.conns.get(database) === c) await this.snapshot(c, database);
+        return o;
+      })
+      .finally(() => {
+        c.onNotice = undefined;
+        settle();
+      });
     const first = await Promise.race([running.then((o) => ({ o })), heldSeen.then((p) => ({ p }))]);
     if ('o' in first) {
       const o = first.o;
@@ -261,7 +372,12 @@ export class WireSession {
     }
     // Held outside a transaction: this connection now belongs to the waiting statement; later
     // calls get a new one, and it is closed once the statement ended.
-    if (this.conns.get(database) === c) this.conns.delete(database);
+    if (this.conns.get(database) === c) {
+      this.conns.delete(database);
+      // The next connection sets again what the agent set on this one (the held statement's own changes stay with it).
+      if (c.settingsUnknown !== undefined) this.carry.set(database, { unknown: c.settingsUnknown });
+      else if (c.settings.length > 0) this.carry.set(database, { settings: c.settings });
+    }
     c.signalHeld();
     this.waiting.add(c.client);
     void running.then((o) => {
@@ -289,8 +405,18 @@ export class WireSession {
     const h = this.held.get(request);
     if (!h) return { known: false };
     if (!h.outcome) return { known: true, outcome: { kind: 'pending', pending: h.pending } };
-    this.held.delete(request);
+    this.handOut(request);
     return { known: true, outcome: h.outcome };
+  }
+
+  private handOut(request: string): void {
+    this.held.delete(request);
+    this.handed.add(request);
+  }
+
+  /** Whether a held statement of this session ran and its result was handed out. */
+  handedOut(request: string): boolean {
+    return this.handed.has(request);
   }
 
   /** Waits up to `ms` for a held statement to finish (tests, and `approval_status` with wait). */

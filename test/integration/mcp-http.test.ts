@@ -98,6 +98,21 @@ describe('MCP over HTTP on the admin listener', () => {
     expect(begun[0]).toMatchObject({ identity: 'agent', intent: { reason: 'dedupe check' } });
     const starts = auditRecords(auditFile, 'session.start').filter((d) => d.identity === 'agent');
     expect(starts.at(-1)).toMatchObject({ auth: 'token', on_behalf_of: 'alice' });
+    // In Warden's process explain_policy reads code from the catalog as `policy explain` does: a function whose body drops a table.
+    const f = await call(mcp, 'explain_policy', { sql: 'SELECT wipe()' });
+    expect(f.json).toMatchObject({ action: 'deny', catalog: expect.stringMatching(/read from/) });
+    expect(f.json!.reason).toMatch(/no-destructive-ddl/);
+  });
+
+  it('a token limited to one database: list_databases shows only it and its scope', async () => {
+    const state = await openStateStore({ kind: 'sqlite', location: path.join(dir, 'state.db') });
+    const { token: scoped } = await issueToken(state, env.config.identities.find((i) => i.name === 'agent')!, { ttlMs: 600_000, scope: 'app' });
+    await state.close();
+    const mcp = await connect(scoped);
+    expect((await call(mcp, 'list_databases')).json).toMatchObject({ identity: 'agent', scope: 'app', databases: [{ name: 'app' }] });
+    const other = await call(mcp, 'query', { sql: 'SELECT 1', database: 'elsewhere' });
+    expect(other.isError).toBe(true);
+    expect(other.text).toMatch(/limited to database "app"/);
   });
 
   it('no credential, a wrong one, a password or an expired token: 401; a live session whose token expires: 401', async () => {

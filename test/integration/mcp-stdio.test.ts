@@ -42,7 +42,7 @@ beforeAll(async () => {
     new StdioClientTransport({
       command: process.execPath,
       args: [BIN, 'mcp', '--config', configFile, '--port', String(env.warden.port)],
-      env: { ...(process.env as Record<string, string>), WARDEN_TOKEN: agentToken },
+      env: { ...(process.env as Record<string, string>), WARDEN_TOKEN: agentToken, WARDEN_IDENTITY: 'agent' },
       stderr: 'pipe',
     }),
   );
@@ -123,10 +123,10 @@ describe('warden mcp over stdio', () => {
     const e = await call(mcp, 'explain_policy', { sql: 'SELECT 1; DROP TABLE accounts' });
     expect(e.json).toMatchObject({ identity: 'agent', action: 'deny' });
     expect(e.json!.reason).toMatch(/no-destructive-ddl/);
-    // Code in the catalog is read as `policy explain` reads it: a function whose body drops a table.
+    // Over stdio the catalog is not read (that needs the upstream's credentials, which `warden mcp` does not load):
+    // the answer says so, and the running Warden reads it when the statement is sent (HTTP explains it: mcp-http.test.ts).
     const f = await call(mcp, 'explain_policy', { sql: 'SELECT wipe()' });
-    expect(f.json).toMatchObject({ action: 'deny', catalog: expect.stringMatching(/read from/) });
-    expect(f.json!.reason).toMatch(/no-destructive-ddl/);
+    expect(f.json).toMatchObject({ catalog: expect.stringMatching(/not read here/) });
     expect((await call(mcp, 'query', { sql: 'SELECT wipe()' })).text).toMatch(/no-destructive-ddl/);
   });
 
@@ -232,13 +232,87 @@ describe('warden mcp over stdio', () => {
     expect(r.content.map((c) => c.text).join('\n')).not.toMatch(/\n\s+at /);
   });
 
+  it("loads no secret: a config whose upstream, passwords, masking key and stores are unset variables still serves the agent", async () => {
+    // The same file as Warden's, with every secret and store behind a variable the agent's environment does not have.
+    const secretless = fs
+      .readFileSync(configFile, 'utf8')
+      .replace(/upstream: \S+/g, 'upstream: "${MCP_T_UPSTREAM}"')
+      .replace(/password: [^\s,}]+/g, (_m, i: number) => `password: "\${MCP_T_PW_${i}}"`)
+      .replace(/key: test-mask-key-\S+/, 'key: "${MCP_T_MASK_KEY}"')
+      .replace(/store: "sqlite:[^"]+"/, 'store: "${MCP_T_STATE}"')
+      .replace(/store: "jsonl:[^"]+"/, 'store: "${MCP_T_AUDIT}"');
+    expect(secretless).toContain('${MCP_T_UPSTREAM}');
+    expect(secretless).not.toMatch(/sqlite:|svc|agent-pw|test-mask-key/);
+    const file = path.join(dir, 'agent-view.yaml');
+    fs.writeFileSync(file, secretless);
+    const env0 = Object.fromEntries(Object.entries(process.env as Record<string, string>).filter(([k]) => !k.startsWith('MCP_T_')));
+    const c = new Client({ name: 'no-secrets', version: '1' });
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [BIN, 'mcp', '--config', file, '--port', String(env.warden.port)],
+      env: { ...env0, WARDEN_TOKEN: agentToken, WARDEN_IDENTITY: 'agent' },
+      stderr: 'pipe',
+    });
+    let stderr = '';
+    transport.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    await c.connect(transport).catch((e: Error) => {
+      throw new Error(`${e.message}: ${stderr}`);
+    });
+    try {
+      expect((await call(c, 'list_databases')).json).toMatchObject({ identity: 'agent', on_behalf_of: 'alice', databases: [{ name: 'app', environment: 'test' }] });
+      const r = await call(c, 'query', { sql: 'SELECT email FROM customers ORDER BY id' });
+      expect(r.isError, r.text).toBe(false);
+      expect(r.text).not.toContain('ada@example.com');
+      // The policy is there for explain and describe_table (names, kinds, groups and rules are not secrets).
+      expect((await call(c, 'explain_policy', { sql: 'DROP TABLE accounts' })).json).toMatchObject({ action: 'deny' });
+      expect((await call(c, 'describe_table', { table: 'customers' })).json!.columns).toContainEqual({ name: 'email', type: 'text', nullable: false, sensitive: 'email', masked: true });
+    } finally {
+      await c.close();
+    }
+    // Without the token's identity a token cannot log in: a clear error, not a guess.
+    const noId = await runCli(['mcp', '--config', file, '--port', String(env.warden.port)], { WARDEN_TOKEN: agentToken });
+    expect(noId.code).not.toBe(0);
+    expect(noId.err).toMatch(/WARDEN_IDENTITY/);
+  }, 30_000);
+
+  it('session settings (SET search_path, statement_timeout) carry over to the connection opened after a hold', async () => {
+    for (const s of ['CREATE SCHEMA mcp_s2', 'CREATE TABLE mcp_s2.marker (v text)', "INSERT INTO mcp_s2.marker VALUES ('carried')", 'GRANT USAGE ON SCHEMA mcp_s2 TO warden_svc', 'GRANT SELECT ON mcp_s2.marker TO warden_svc'])
+      await direct(env.cluster, s);
+    const c = new Client({ name: 'settings', version: '1' });
+    await c.connect(
+      new StdioClientTransport({
+        command: process.execPath,
+        args: [BIN, 'mcp', '--config', configFile, '--port', String(env.warden.port)],
+        env: { ...(process.env as Record<string, string>), WARDEN_TOKEN: agentToken, WARDEN_IDENTITY: 'agent' },
+        stderr: 'pipe',
+      }),
+    );
+    try {
+      expect((await call(c, 'query', { sql: 'SET search_path TO mcp_s2, public' })).isError).toBe(false);
+      expect((await call(c, 'query', { sql: "SET statement_timeout = '12s'" })).isError).toBe(false);
+      expect((await call(c, 'query', { sql: 'SELECT v FROM marker' })).json).toMatchObject({ rows: [['carried']] });
+      const p = await call(c, 'query', { sql: 'UPDATE public.accounts SET balance = balance WHERE id = 1' });
+      expect(p.json).toMatchObject({ status: 'pending_approval' });
+      // The session's next calls run on a new connection: with the settings the agent set.
+      const after = await call(c, 'query', { sql: 'SELECT v FROM marker' });
+      expect(after.isError, after.text).toBe(false);
+      expect(after.json).toMatchObject({ rows: [['carried']] });
+      expect((await call(c, 'query', { sql: 'SHOW statement_timeout' })).json).toMatchObject({ rows: [['12s']] });
+      expect((await call(c, 'query', { sql: 'SHOW search_path' })).json).toMatchObject({ rows: [['mcp_s2, public']] });
+      const no = await runCli(['approvals', 'deny', p.json!.request as string, '--as', 'dana', '--reason', 'test over', '--admin-url', `http://127.0.0.1:${env.warden.admin!.port}`], { WARDEN_PASSWORD: DANA });
+      expect(no.code, no.err).toBe(0);
+    } finally {
+      await c.close();
+    }
+  }, 30_000);
+
   it('when the agent goes away, its held statement is withdrawn and never runs', async () => {
     const other = new Client({ name: 'short-lived', version: '1' });
     await other.connect(
       new StdioClientTransport({
         command: process.execPath,
         args: [BIN, 'mcp', '--config', configFile, '--port', String(env.warden.port)],
-        env: { ...(process.env as Record<string, string>), WARDEN_TOKEN: agentToken },
+        env: { ...(process.env as Record<string, string>), WARDEN_TOKEN: agentToken, WARDEN_IDENTITY: 'agent' },
         stderr: 'pipe',
       }),
     );
