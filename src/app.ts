@@ -515,6 +515,7 @@ export async function startWarden(o: StartOptions): Promise<Warden> {
         {
           audit,
           approvals,
+          config: () => gen.config,
           statementMetrics: metrics,
           auth: { authenticate: (header, address) => gen.adminAuth!.authenticate(header, address) },
           sessions: {

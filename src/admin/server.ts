@@ -2,7 +2,8 @@
  * The admin HTTP listener (fastify): `/healthz` (alive), `/readyz` (ready to
  * serve: readiness.ts) and `/metrics` (Prometheus: metrics.ts) — open, no
  * secrets in them — and the authenticated API under /api/v1: the audit log for
- * members of `admin.auditors`, approvals.
+ * members of `admin.auditors`, approvals; and the web console at /console/ (src/console/),
+ * whose session cookie the API accepts as a credential besides HTTP Basic.
  */
 import fs from 'node:fs';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -20,6 +21,11 @@ import { Readiness, type ReloadStatus } from './readiness.js';
 import type { DatabaseConfig } from '../config/types.js';
 import type { AdminConfig } from '../config/types.js';
 import { silentLogger, type Logger } from '../log/logger.js';
+import type { WardenConfig } from '../config/types.js';
+import { createConsole, crossOrigin, isSafeMethod, type ConsoleGate } from '../console/plugin.js';
+import { registerStatsRoutes } from './stats-routes.js';
+import { registerAuditExploreRoutes } from './audit-explore-routes.js';
+import { registerPolicyViewRoutes } from './policy-view-routes.js';
 
 const silent = silentLogger();
 
@@ -53,6 +59,8 @@ export interface AdminServices {
   statementMetrics?: StatementMetrics;
   /** MCP over Streamable HTTP at /mcp, bearer-authenticated (src/mcp/http.ts). */
   mcp?: import('../mcp/http.js').McpHttpOptions;
+  /** The running configuration (a reload replaces it): the console, the policy view and dry runs, the live statistics. */
+  config?: () => WardenConfig;
   /** Overrides the readiness checks (tests); default: built from the sources, probing each database. */
   readiness?: Readiness;
   log?: Logger;
@@ -111,24 +119,73 @@ export function buildAdmin(sources: AdminSources, services: AdminServices = {}, 
   app.addHook('onReady', async () => readiness.start());
   app.addHook('onClose', async () => readiness.close());
 
+  const config = services.config;
+  const suspendedReason = (name: string): string | undefined => services.sessions?.suspensions?.check(name)?.reason;
+  // The web console (src/console/): on unless admin.console.enabled is false at start.
+  const consoleGate: ConsoleGate | undefined =
+    services.auth && config && config().admin?.console?.enabled !== false
+      ? createConsole({
+          config,
+          auth: services.auth,
+          suspended: suspendedReason,
+          audit: audit ? (t, d) => audit.record(t, d) : undefined,
+          tls: !!https,
+        })
+      : undefined;
+  consoleGate?.register(app);
+
   app.register(async (api) => {
     api.addHook('onRequest', async (req: FastifyRequest, reply) => {
+      reply.header('cache-control', 'no-store');
       if (!services.auth) return reply.code(404).send({ error: 'the admin API is not enabled' });
-      const r = await services.auth.authenticate(req.headers.authorization, req.ip);
-      if (!r.ok) {
-        if (r.status === 401) reply.header('www-authenticate', 'Basic realm="warden", charset="UTF-8"');
-        if (r.retryAfterS) reply.header('retry-after', String(r.retryAfterS));
-        return reply.code(r.status).send({ error: r.message });
+      // The console's session cookie, when the request has no Authorization (the CLI sends Basic);
+      // it carries its own CSRF token and Origin checks for state-changing requests.
+      const viaConsole = req.headers.authorization === undefined ? consoleGate?.authenticate(req) : undefined;
+      if (viaConsole) {
+        if (!viaConsole.ok) return reply.code(viaConsole.status).send({ error: viaConsole.message });
+        req.identity = viaConsole.identity;
+      } else {
+        // A browser that cached Basic credentials sends them to whichever site posts here: a
+        // state-changing request from another origin is refused whatever its credential.
+        const cross = isSafeMethod(req.method) ? undefined : crossOrigin(req, !!https, false);
+        if (cross) return reply.code(403).send({ error: cross });
+        const r = await services.auth.authenticate(req.headers.authorization, req.ip);
+        if (!r.ok) {
+          if (r.status === 401) reply.header('www-authenticate', 'Basic realm="warden", charset="UTF-8"');
+          if (r.retryAfterS) reply.header('retry-after', String(r.retryAfterS));
+          return reply.code(r.status).send({ error: r.message });
+        }
+        req.identity = r.identity;
       }
-      req.identity = r.identity;
       // A suspended identity (warden identity suspend) may not use the API either: no approving, reading or operating.
-      const suspended = services.sessions?.suspensions?.check(r.identity.name);
-      if (suspended) return reply.code(403).send({ error: `identity ${r.identity.name} is suspended: ${suspended.reason}` });
+      const suspended = services.sessions?.suspensions?.check(req.identity!.name);
+      if (suspended) return reply.code(403).send({ error: `identity ${req.identity!.name} is suspended: ${suspended.reason}` });
     });
     api.get('/whoami', async (req) => ({ name: req.identity!.name, kind: req.identity!.kind, groups: req.identity!.groups }));
     if (services.approvals) registerApprovalRoutes(api, services.approvals, services.auditors ?? []);
     if (services.sessions) registerSessionRoutes(api, services.sessions);
     if (services.reload) registerReloadRoutes(api, services.reload);
+    if (config) {
+      registerStatsRoutes(api, {
+        config,
+        sessions: () => sources.sessions(),
+        connections: sources.connections ? () => sources.connections!() : undefined,
+        statements: () => sources.statements(),
+        limitsExceeded: sources.limitsExceeded,
+        counts: services.statementMetrics?.counts,
+        approvals: services.approvals,
+        audit,
+        // A stream outlives its first check: it ends when the console session or the identity does.
+        stillAuthorized: (req) => {
+          if (req.headers.authorization === undefined && consoleGate) {
+            const a = consoleGate.authenticate(req);
+            if (!a?.ok) return false;
+          }
+          return !suspendedReason(req.identity!.name);
+        },
+      });
+      registerPolicyViewRoutes(api, { config });
+    }
     if (services.audit) {
       const auditors = services.auditors ?? [];
       const onlyAuditors = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
@@ -141,6 +198,7 @@ export function buildAdmin(sources: AdminSources, services: AdminServices = {}, 
         });
       };
       registerAuditRoutes(api, services.audit, onlyAuditors);
+      registerAuditExploreRoutes(api, services.audit, onlyAuditors);
     }
   }, { prefix: '/api/v1' });
   // Loaded only when served (the MCP SDK is not needed otherwise).

@@ -331,6 +331,7 @@ function unknownGroups(data: Record<string, unknown>): Problem[] {
   if (isPlainObject(data.admin)) {
     check(data.admin.auditors, ['admin', 'auditors'], 'nobody can read the audit log through the admin API as it');
     check(data.admin.operators, ['admin', 'operators'], 'nobody can operate Warden through the admin API as it');
+    if (isPlainObject(data.admin.console)) check(data.admin.console.groups, ['admin', 'console', 'groups'], 'nobody can log in to the web console as it');
   }
   if (Array.isArray(data.rules)) {
     data.rules.forEach((r, i) => {
@@ -723,6 +724,9 @@ function normalize(raw: RawConfig, ctx: Context): WardenConfig {
       auditors: raw.admin.auditors,
       operators: raw.admin.operators,
       tls: raw.admin.tls ? { cert: resolvePath(ctx, raw.admin.tls.cert), key: resolvePath(ctx, raw.admin.tls.key) } : undefined,
+      console: raw.admin.console
+        ? stripUndefined({ enabled: raw.admin.console.enabled, groups: raw.admin.console.groups, idleTimeoutMs: raw.admin.console.idle_timeout, maxAgeMs: raw.admin.console.max_age })
+        : undefined,
     });
   }
   if (raw.state) config.state = { store: normalizeStore(ctx, raw.state.store) };

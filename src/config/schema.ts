@@ -504,6 +504,16 @@ const AdminSchema = strictObject({
   /** Groups whose members may operate: list and kill sessions, suspend and resume identities, reload. */
   operators: z.array(nonEmpty).default([]),
   tls: strictObject({ cert: nonEmpty, key: nonEmpty }).optional(),
+  /** The web console on this listener (docs/console.md). */
+  console: strictObject({
+    enabled: z.boolean().default(true),
+    /** Groups whose members may log in; default: admin.operators, admin.auditors and the approver groups of rules and limits. */
+    groups: z.array(nonEmpty).optional(),
+    /** A console session ends after this long without a request (default 30m) ... */
+    idle_timeout: durationSchema().default(30 * 60_000),
+    /** ... and this long after its login whatever happens (default 8h). */
+    max_age: durationSchema().default(8 * 3_600_000),
+  }).optional(),
 });
 
 const upstreamUrl = z.string().superRefine((v, ctx) => {

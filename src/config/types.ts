@@ -49,6 +49,18 @@ export interface AdminConfig {
   operators: string[];
   /** Serve HTTPS with this certificate and key (absolute paths). */
   tls?: { cert: string; key: string };
+  /** The web console (docs/console.md); absent: on, with the defaults. */
+  console?: AdminConsoleConfig;
+}
+
+export interface AdminConsoleConfig {
+  enabled: boolean;
+  /** Groups whose members may log in; absent: admin.operators, admin.auditors and the approver groups of rules and limits. */
+  groups?: string[];
+  /** Milliseconds without a request after which a console session ends. */
+  idleTimeoutMs: number;
+  /** Milliseconds after its login at which a console session ends. */
+  maxAgeMs: number;
 }
 
 export interface UpstreamConfig {

@@ -1,0 +1,150 @@
+/**
+ * The Warden console: a single page over the admin API (docs/console.md). The page state
+ * (which page, which filters) lives in memory and sessionStorage, never in the URL.
+ */
+import { ApiError, get, post, setCsrf, whenUnauthorized } from './api.js';
+import { clear, field, h } from './dom.js';
+import type { Me } from './types.js';
+import { overviewPage } from './overview.js';
+import { approvalsPage } from './approvals.js';
+import { sessionsPage } from './sessions.js';
+import { auditPage } from './audit.js';
+import { policyPage } from './policy.js';
+
+export interface Page {
+  /** Stops timers and streams when another page is shown. */
+  stop(): void;
+}
+
+export interface Ctx {
+  me: Me;
+  /** Shows a page by its key. */
+  go(page: PageKey, arg?: string): void;
+  /** Announces a message to screen readers and shows it in the status bar. */
+  status(text: string, kind?: 'ok' | 'error'): void;
+}
+
+type PageKey = 'overview' | 'approvals' | 'sessions' | 'audit' | 'policy';
+
+const PAGES: { key: PageKey; label: string; show(ctx: Ctx, root: HTMLElement, arg?: string): Page }[] = [
+  { key: 'overview', label: 'Overview', show: overviewPage },
+  { key: 'approvals', label: 'Approvals', show: approvalsPage },
+  { key: 'sessions', label: 'Sessions', show: sessionsPage },
+  { key: 'audit', label: 'Audit', show: auditPage },
+  { key: 'policy', label: 'Policy', show: policyPage },
+];
+
+const app = document.getElementById('app')!;
+let current: Page | undefined;
+
+function loginPage(message?: string): void {
+  current?.stop();
+  current = undefined;
+  document.title = 'Log in · Warden console';
+  const name = h('input', { name: 'username', autocomplete: 'username', required: true, spellcheck: 'false', autocapitalize: 'none' });
+  const password = h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true });
+  const err = h('p', { class: 'error', role: 'alert', id: 'login-error' }, message ?? '');
+  const button = h('button', { type: 'submit', class: 'primary' }, 'Log in');
+  const form = h(
+    'form',
+    { class: 'login-form', 'aria-labelledby': 'login-title' },
+    h('h1', { id: 'login-title' }, 'Warden console'),
+    h('p', { class: 'muted' }, 'Log in with your Warden identity and its password.'),
+    field('Identity', name),
+    field('Password', password),
+    err,
+    button,
+  );
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    button.disabled = true;
+    err.textContent = '';
+    void post<{ csrf: string }>('/console/api/login', { name: name.value, password: password.value })
+      .then(() => {
+        password.value = '';
+        return start();
+      })
+      .catch((e: unknown) => {
+        err.textContent = e instanceof ApiError ? e.message : String(e);
+        password.value = '';
+        password.focus();
+      })
+      .finally(() => (button.disabled = false));
+  });
+  clear(app, h('main', { id: 'main', class: 'login' }, form));
+  name.focus();
+}
+
+function shell(me: Me): void {
+  const statusBar = h('div', { class: 'statusbar', role: 'status', 'aria-live': 'polite' });
+  const main = h('main', { id: 'main', tabindex: '-1' });
+  const navButtons = new Map<PageKey, HTMLButtonElement>();
+  const nav = h(
+    'nav',
+    { 'aria-label': 'Console pages' },
+    h(
+      'ul',
+      {},
+      PAGES.map((p) => {
+        const b = h('button', { type: 'button', class: 'nav', 'data-page': p.key }, p.label);
+        b.addEventListener('click', () => ctx.go(p.key));
+        navButtons.set(p.key, b);
+        return h('li', {}, b);
+      }),
+    ),
+  );
+  const logout = h('button', { type: 'button', class: 'link' }, 'Log out');
+  logout.addEventListener('click', () => {
+    void post('/console/api/logout').finally(() => loginPage('Logged out.'));
+  });
+  let timer: number | undefined;
+  const ctx: Ctx = {
+    me,
+    go(page, arg) {
+      current?.stop();
+      statusBar.textContent = '';
+      sessionStorage.setItem('warden.page', page);
+      for (const [k, b] of navButtons) {
+        if (k === page) b.setAttribute('aria-current', 'page');
+        else b.removeAttribute('aria-current');
+      }
+      const p = PAGES.find((x) => x.key === page) ?? PAGES[0]!;
+      document.title = `${p.label} · Warden console`;
+      main.replaceChildren();
+      current = p.show(ctx, main, arg);
+      main.focus({ preventScroll: true });
+    },
+    status(text, kind = 'ok') {
+      statusBar.textContent = text;
+      statusBar.className = `statusbar ${kind}`;
+      if (timer) clearTimeout(timer);
+      timer = window.setTimeout(() => (statusBar.textContent = ''), 8000);
+    },
+  };
+  clear(
+    app,
+    h(
+      'header',
+      { class: 'top' },
+      h('span', { class: 'brand' }, 'Warden'),
+      h('span', { class: 'who' }, `${me.identity} (${me.kind}${me.groups.length ? `; ${me.groups.join(', ')}` : ''})`),
+      logout,
+    ),
+    h('div', { class: 'layout' }, nav, h('div', { class: 'content' }, statusBar, main)),
+  );
+  const saved = sessionStorage.getItem('warden.page') as PageKey | null;
+  ctx.go(saved && PAGES.some((p) => p.key === saved) ? saved : 'overview');
+}
+
+async function start(): Promise<void> {
+  try {
+    const me = await get<Me>('/console/api/session');
+    setCsrf(me.csrf);
+    shell(me);
+  } catch (e) {
+    loginPage(e instanceof ApiError && e.status !== 401 ? e.message : undefined);
+  }
+}
+
+whenUnauthorized((message) => loginPage(message));
+void start();
