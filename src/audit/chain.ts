@@ -171,6 +171,10 @@ export class ChainWriter {
   readonly #instanceJson: string;
   #seq: number;
   #hash: string;
+  #ts = '';
+  #tsJson = '""';
+  #type = '';
+  #typeJson = '""';
 
   constructor(opts: { instance: string; last?: ChainHead }) {
     if (typeof opts.instance !== 'string' || opts.instance === '') {
@@ -219,7 +223,16 @@ export class ChainWriter {
     const prev = this.#hash;
     // canonicalJson({ seq, ts, instance, type, data, prev }) with the data already encoded:
     // members in sorted key order (data, instance, prev, seq, ts, type).
-    const rest = `"instance":${this.#instanceJson},"prev":"${prev}","seq":${seq},"ts":${PLAIN.test(ts) ? `"${ts}"` : JSON.stringify(ts)},"type":${PLAIN.test(type) ? `"${type}"` : JSON.stringify(type)}}`;
+    // The JSON of the last time stamp and type, kept: consecutive records mostly share them.
+    if (ts !== this.#ts) {
+      this.#ts = ts;
+      this.#tsJson = PLAIN.test(ts) ? `"${ts}"` : JSON.stringify(ts);
+    }
+    if (type !== this.#type) {
+      this.#type = type;
+      this.#typeJson = PLAIN.test(type) ? `"${type}"` : JSON.stringify(type);
+    }
+    const rest = `"instance":${this.#instanceJson},"prev":"${prev}","seq":${seq},"ts":${this.#tsJson},"type":${this.#typeJson}}`;
     const hash = sha256Hex(`{"data":${dataJson},${rest}`);
     this.#seq = seq;
     this.#hash = hash;

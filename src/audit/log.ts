@@ -2,12 +2,15 @@
  * The audit log Warden writes to: chains records (chain.ts), group-commits them
  * to a store, signs checkpoints and streams durable records to sinks.
  *
- * ## Group commit
- * Records queue up while one batch is being written; when the write is done the
- * whole queue becomes the next batch, so under load one fsync covers many
- * statements. Seqs and hashes are assigned when a batch is formed, so a batch
- * that fails to write leaves no hole in the chain: the head goes back to the last
- * durable record.
+ * ## One write per turn, group commit
+ * On a store with a journal (sqlite), records are sealed when they are made and
+ * staged; the records of one event-loop turn are written with one `write()` at
+ * its end (a microtask), and at `durability: fsync` one shared fdatasync covers
+ * them ({@link AuditLog.writeNow}). Other stores: records queue up while one
+ * batch is being written; when the write is done the whole queue becomes the next
+ * batch, so under load one commit covers many statements. Seqs and hashes are
+ * assigned before the write, so a write that fails is cut and the head goes back
+ * to the record before it: no hole in the chain.
  *
  * ## Write-ahead and failure
  * {@link AuditLog.writeAhead} resolves once the record is durable; the proxy only
@@ -62,6 +65,44 @@ interface Entry {
   reject?: (err: Error) => void;
 }
 
+/** A promise with its settling functions; a failure nobody holds is not an unhandled rejection. */
+interface Settlable {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+function settlable(): Settlable {
+  let resolve!: () => void;
+  let reject!: (err: Error) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // Whoever holds the promise handles its failure; the log must not crash on one nobody holds.
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
+
+/** Records staged in one event-loop turn (see `AuditLog.writeNow`). */
+interface Turn {
+  /** The chain's head before the turn's first record: where it goes back to when the write fails. */
+  before: ChainHead;
+  text: string;
+  records: SealedRecord[];
+  /** Per record: its queue entry when nobody waits for it (kept and retried on failure), else null. */
+  entries: (Entry | null)[];
+  /** Settles once the turn's records are written (in the OS). */
+  written: Settlable;
+  /** At `durability: fsync`: settles once an fdatasync covers them. */
+  synced: Settlable | null;
+}
+
+function rejectTurn(turn: Turn, err: Error): void {
+  turn.written.reject(err);
+  turn.synced?.reject(err);
+}
+
 export interface AuditLogOptions {
   store: AuditStore;
   instance: string;
@@ -107,8 +148,6 @@ export class AuditLog {
   #checkpointTimer: NodeJS.Timeout | null = null;
   #retentionTimer: NodeJS.Timeout | null = null;
   readonly #o: AuditLogOptions;
-  /** Metrics: whether writeNow times each write (durability os) or each turn's sync (fsync). */
-  #timeEachWrite = true;
   readonly stats: AuditStats = { written: 0, batches: 0, failures: 0, lost: 0, backlog: 0, healthy: true, writeSeconds: new FixedHistogram(AUDIT_WRITE_BUCKETS) };
 
   private constructor(o: AuditLogOptions, head: ChainHead | null) {
@@ -172,7 +211,14 @@ export class AuditLog {
       return;
     }
     const dataJson = this.#encode(type, data);
-    if (dataJson !== null) this.#enqueue({ type, dataJson, ts: Date.now(), gate: false });
+    if (dataJson === null) return;
+    const ts = Date.now();
+    // On the hot path it rides with this turn's write; while anything is queued it queues behind it.
+    if (this.#direct && this.stats.healthy && this.#queue.length === 0 && !this.#writing && !this.#retryTimer) {
+      this.#stage(type, dataJson, isoNow(ts), { type, dataJson, ts, gate: false });
+    } else {
+      this.#enqueue({ type, dataJson, ts, gate: false });
+    }
   }
 
   /** The data's canonical JSON; null (logged, counted as lost) when it is not encodable: a bug in an event builder. */
@@ -230,6 +276,8 @@ export class AuditLog {
         this.#queue.unshift({ type: 'audit.records_lost', dataJson: canonicalJson(data), ts: Date.now(), gate: false });
         this.#lostPending = 0;
       }
+      // Records staged in this turn were sealed first: they are written first.
+      this.#writeTurn();
       const batch = this.#queue;
       this.#queue = [];
       this.stats.backlog = 0;
@@ -342,7 +390,10 @@ export class AuditLog {
       return;
     }
     const last = head ?? { seq: 0, hash: GENESIS };
-    const lost = this.#chain.head.seq - last.seq;
+    // Records staged since were sealed on records that are now cut: not written, kept or refused.
+    const staged = this.#turn?.records.length ?? 0;
+    this.#dropTurn(err);
+    const lost = this.#chain.head.seq - staged - last.seq;
     this.#chain = new ChainWriter({ instance: this.instance, last });
     if (lost > 0) {
       this.#lostPending += lost;
@@ -353,60 +404,99 @@ export class AuditLog {
   }
 
   /**
-   * The synchronous path (a store with a journal, healthy): seals and writes
-   * the record now. Returns its seq and, when the store syncs (`fsync`), a
-   * promise for its durability (null: durable already, at `os`). Null when
-   * this path is not available or the write failed: use {@link writeAhead},
-   * which queues, retries and refuses as configured.
+   * The hot path (a store with a journal, healthy): seals the record now and
+   * stages it; every record staged in this event-loop turn (and the records
+   * nobody waits for) is written with one `write()` at the end of the turn (a
+   * microtask), then — at `durability: fsync` — made durable by one shared
+   * fdatasync (group commit). Returns the record's seq, `written` (resolves once
+   * the record is in the OS) and `durable` (once it is as durable as
+   * configured: the same promise at `os`); both reject with
+   * {@link AuditUnavailableError} when the write or sync fails. Null when this
+   * path is not available: use {@link writeAhead}, which queues, retries and
+   * refuses as configured.
    */
-  writeNow(type: string, data: AuditData | CanonicalText): { seq: number; durable: Promise<void> | null } | null {
+  writeNow(type: string, data: AuditData | CanonicalText): { seq: number; written: Promise<void>; durable: Promise<void> } | null {
     const direct = this.#direct;
     if (!direct || this.#closed || !this.stats.healthy) return null;
     const dataJson = this.#encode(type, data);
     if (dataJson === null) return null;
-    const before = this.#chain.head;
-    const rec = this.#chain.seal(type, dataJson, new Date().toISOString());
-    // Metrics: at durability os, the write itself is timed; at fsync, from the turn's first record written to its sync.
-    const t0 = this.#timeEachWrite ? performance.now() : 0;
-    try {
-      direct.write(rec.line);
-    } catch (err) {
-      this.#chain = new ChainWriter({ instance: this.instance, last: before });
-      this.#failed([], err as Error);
-      return null;
+    const rec = this.#stage(type, dataJson, isoNow(Date.now()), null);
+    const turn = this.#turn!;
+    return { seq: rec.seq, written: turn.written.promise, durable: (turn.synced ?? turn.written).promise };
+  }
+
+  /** Seals a record onto the chain and adds it to this turn's write (scheduling the write when it is the first). */
+  #stage(type: string, dataJson: string, ts: string, entry: Entry | null): SealedRecord {
+    let turn = this.#turn;
+    if (!turn) {
+      turn = { before: this.#chain.head, text: '', records: [], entries: [], written: settlable(), synced: this.#direct?.syncs ? settlable() : null };
+      this.#turn = turn;
+      queueMicrotask(this.#writeTurn);
     }
-    this.#written([rec]);
+    const rec = this.#chain.seal(type, dataJson, ts);
+    turn.text += rec.line;
+    turn.records.push(rec);
+    turn.entries.push(entry);
+    return rec;
+  }
+
+  /** Writes the turn's staged records with one write (see {@link writeNow}). */
+  readonly #writeTurn = (): void => {
+    const turn = this.#turn;
+    if (!turn) return;
+    this.#turn = null;
+    const direct = this.#direct;
+    const t0 = performance.now();
+    try {
+      if (!direct) throw new Error('the audit journal is not available');
+      direct.write(turn.text);
+    } catch (err) {
+      this.#chain = new ChainWriter({ instance: this.instance, last: turn.before });
+      this.#failed(this.#requeue(turn), err as Error);
+      rejectTurn(turn, new AuditUnavailableError((err as Error).message));
+      return;
+    }
+    const records = turn.records;
+    this.#written(records);
+    turn.written.resolve();
     const durable = direct.durable();
-    this.#timeEachWrite = durable === null;
     if (!durable) {
       this.stats.writeSeconds.observe((performance.now() - t0) / 1000);
-      this.#durable(null, [rec]);
-      return { seq: rec.seq, durable: null };
+      this.#durable(null, records);
+      turn.synced?.resolve();
+      return;
     }
-    // Records of one event-loop turn share the journal's promise: one reaction for them all.
-    let group = this.#group;
-    if (!group || group.durable !== durable) {
-      const records: SealedRecord[] = [];
-      const since = performance.now();
-      const done = durable.then(
-        () => {
-          // From the turn's first record to its sync.
-          this.stats.writeSeconds.observe((performance.now() - since) / 1000);
-          this.#durable(null, records);
-        },
-        (err: Error) => {
-          this.#syncFailed(err);
-          throw new AuditUnavailableError(err.message);
-        },
-      );
-      // Whoever holds `done` handles its failure; the log must not crash on one nobody holds.
-      done.catch(() => undefined);
-      group = { durable, done, records };
-      this.#group = group;
-      this.#pendingDurable = done;
+    this.#pendingDurable = durable.then(
+      () => {
+        this.stats.writeSeconds.observe((performance.now() - t0) / 1000);
+        this.#durable(null, records);
+        turn.synced?.resolve();
+      },
+      (err: Error) => {
+        this.#syncFailed(err);
+        turn.synced?.reject(new AuditUnavailableError(err.message));
+      },
+    );
+  };
+
+  /** The entries of a turn's records that nobody waits for, to be kept and retried like queued ones. */
+  #requeue(turn: Turn): Entry[] {
+    const out: Entry[] = [];
+    for (const e of turn.entries) if (e) out.push(e);
+    return out;
+  }
+
+  /** A sync failed and the chain was resumed elsewhere: records staged on the old head are not written. */
+  #dropTurn(err: Error): void {
+    const turn = this.#turn;
+    if (!turn) return;
+    this.#turn = null;
+    const kept = this.#requeue(turn);
+    if (kept.length > 0) {
+      this.#queue = kept.concat(this.#queue);
+      this.stats.backlog = this.#queue.length;
     }
-    group.records.push(rec);
-    return { seq: rec.seq, durable: group.done };
+    rejectTurn(turn, new AuditUnavailableError(err.message));
   }
 
   #failed(batch: Entry[], err: Error): void {
@@ -443,6 +533,7 @@ export class AuditLog {
 
   /** Waits until everything queued so far was written (or failed). */
   async flush(): Promise<void> {
+    this.#writeTurn();
     if (this.#lazyTimer) {
       clearTimeout(this.#lazyTimer);
       this.#lazyTimer = null;
@@ -457,8 +548,8 @@ export class AuditLog {
   #checkpointing: Promise<Checkpoint | null> = Promise.resolve(null);
   /** The latest durability promise of the synchronous path (see {@link flush}). */
   #pendingDurable: Promise<void> | null = null;
-  /** The synchronous path's records waiting for the same sync (one event-loop turn's). */
-  #group: { durable: Promise<void>; done: Promise<void>; records: SealedRecord[] } | null = null;
+  /** This event-loop turn's staged records, written by one write at its end (see {@link writeNow}). */
+  #turn: Turn | null = null;
 
   /**
    * Signs and stores a checkpoint of the current head (no-op without a key or
@@ -523,6 +614,17 @@ export class AuditLog {
     await this.#o.witness?.close();
     await this.store.close();
   }
+}
+
+/** `new Date(ms).toISOString()`, computed once per millisecond: records of a busy turn share their time stamp. */
+let isoMs = NaN;
+let isoText = '';
+function isoNow(ms: number): string {
+  if (ms !== isoMs) {
+    isoMs = ms;
+    isoText = new Date(ms).toISOString();
+  }
+  return isoText;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {

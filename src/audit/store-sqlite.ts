@@ -213,6 +213,7 @@ class SqliteAuditStore implements AuditStore {
         }
         return lastPublished;
       },
+      syncs: j.fsync,
       get failed(): boolean {
         return j.failed;
       },

@@ -17,6 +17,8 @@ export interface DirectJournal {
   write(text: string): void;
   /** Null when what was written is as durable as configured, else a promise (group-committed fdatasync). */
   durable(): Promise<void> | null;
+  /** Whether written records wait for an fdatasync (`durability: fsync`) before they are durable. */
+  readonly syncs: boolean;
   /** Whether a failed sync cut the journal back and waits for {@link resume}. */
   readonly failed: boolean;
   /** After a failed sync: accept writes again; returns the chain's head as the journal now ends. */

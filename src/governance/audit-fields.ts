@@ -65,7 +65,8 @@ export class RecordFields {
 
 /** A number as canonical JSON (non-finite numbers, which JSON cannot hold, as null). */
 function num(n: number): string {
-  return Number.isFinite(n) ? JSON.stringify(n) : 'null';
+  // String() of a finite number is its JSON (-0 included: both say 0).
+  return Number.isFinite(n) ? String(n) : 'null';
 }
 
 /** A statement's completion (`statement.end`), written member by member in key order: the most frequent record. */

@@ -463,7 +463,11 @@ export function createStatementAuditor(o: {
       const inner = verdict.onDone;
       const onDone = (out: StatementOutcome): void => {
         inner?.(out);
-        const affected = out.tags.map(rowsOfTag).filter((n): n is number => n !== null);
+        let affected: number | undefined;
+        for (const tag of out.tags) {
+          const n = rowsOfTag(tag);
+          if (n !== null) affected = (affected ?? 0) + n;
+        }
         audit.record(
           'statement.end',
           statementEndText({
@@ -472,7 +476,7 @@ export function createStatementAuditor(o: {
             beginSeq: seq,
             tags: out.tags,
             rows: out.rows,
-            affected: affected.length > 0 ? affected.reduce((a, b) => a + b, 0) : undefined,
+            affected,
             durationMs: Number(process.hrtime.bigint() - started) / 1e6,
             sqlstate: out.error?.code,
             error: out.error ? cap(sql === stmt.sql ? out.error.message : redactMessage(out.error.message, stmt.sql, redactSecrets(stmt.sql, analysis)), 1024) : undefined,
@@ -492,17 +496,17 @@ export function createStatementAuditor(o: {
       return durable ? { ...verdict, onDone, durable } : { ...verdict, onDone };
     };
 
-    // The hot path: nothing to read first, and the store writes synchronously (its journal). The
-    // record is written now; at durability os the verdict is synchronous; at fsync a plain read
-    // runs while the shared fdatasync is in flight (its result held until it completes) and
-    // anything else waits for it.
+    // The hot path: nothing to read first, and the store has a journal. The record is staged now
+    // and written with the rest of this event-loop turn's records by one write() at its end (then,
+    // at fsync, one shared fdatasync). No statement reaches PostgreSQL before its record is in the
+    // OS; at fsync a plain read goes on then, its result held until the sync covers the record,
+    // and anything else waits for the sync.
     if (st.afterInTransaction.length === 0 && targets.length === 0) {
       const now = audit.writeNow('statement.begin', fields.text());
       if (now) {
-        if (!now.durable) return running(now.seq, null, 'catalog');
-        if (unobservable(analysis)) return running(now.seq, null, 'catalog', now.durable);
-        return now.durable.then(
-          () => running(now.seq, null, 'catalog'),
+        const early = now.written !== now.durable && unobservable(analysis);
+        return (early ? now.written : now.durable).then(
+          () => running(now.seq, null, 'catalog', early ? now.durable : undefined),
           (err: unknown) => refuse(err),
         );
       }

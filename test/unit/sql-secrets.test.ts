@@ -337,7 +337,8 @@ describe('the statement auditor records the redacted text', () => {
       // The synchronous path (the sqlite store's journal), as the real log takes it when it can.
       writeNow: (type: string, data: unknown) => {
         out.push({ type, data: plain(data) });
-        return { seq: 1, durable: null };
+        const done = Promise.resolve();
+        return { seq: 1, written: done, durable: done };
       },
     } as unknown as AuditLog;
     const auditor = createStatementAuditor({ audit, config: {} as WardenConfig, log: silentLogger() });
