@@ -63,6 +63,7 @@ export interface BacktestChange {
   kind: string;
   database: string;
   sql: string;
+  /** maskedColumns: the result columns the completion says were masked. */
   was: { action: string; rule: string; outcome: 'ran' | 'refused'; masked: boolean; maskedColumns: string[]; rows: number | null };
   now: { action: string; rule: string; reason: string; masked: boolean; limits: string[] };
   /** Why, in a few words (the limit crossed, the rule that decides). */

@@ -62,6 +62,7 @@ export function renderCsv(r: Report): Record<string, string> {
     ['access', (x) => x.access],
     ['tables', (x) => x.tables],
     ['columns', (x) => x.columns],
+    ['masked_result_columns', (x) => x.maskedColumns],
     ['on_behalf_of', (x) => x.onBehalfOf],
     ['first', (x) => x.first],
     ['last', (x) => x.last],

@@ -93,15 +93,25 @@ export function table<T>(rows: readonly T[], cols: readonly Column<T>[], o: { id
   return `<table${o.id ? ` id="${o.id}"` : ''}>${head}<tbody>\n${body}\n</tbody></table>`;
 }
 
+/**
+ * Longest text of a table cell: a row must stay shorter than a printed page, or the PDF has
+ * to cut it whatever the print rules say. The JSON and CSV files keep the whole text.
+ */
+export const CELL_CAP = 900;
+
+function capped(s: string): string {
+  return s.length > CELL_CAP ? `${s.slice(0, CELL_CAP)}… (${s.length.toLocaleString('en-US')} characters: the JSON and CSV files have all of it)` : s;
+}
+
 function cellHtml(v: unknown): string {
   if (typeof v === 'object' && v !== null && 'html' in v) return (v as { html: string }).html;
   if (typeof v === 'number') return esc(v.toLocaleString('en-US'));
-  if (Array.isArray(v)) return esc(v.join(', '));
+  if (Array.isArray(v)) return esc(capped(v.join(', ')));
   if (typeof v === 'object' && v !== null) {
     const e = Object.entries(v as Record<string, unknown>);
-    return e.length === 0 ? '' : esc(e.map(([k, x]) => `${k}=${String(x)}`).join(' '));
+    return e.length === 0 ? '' : esc(capped(e.map(([k, x]) => `${k}=${String(x)}`).join(' ')));
   }
-  return esc(v);
+  return esc(capped(typeof v === 'string' ? v : v === null || v === undefined ? '' : String(v)));
 }
 
 const raw = (html: string): { html: string } => ({ html });
@@ -256,7 +266,8 @@ export function renderHtml(r: Report, o: { printRules?: boolean } = {}): string 
           { head: 'masked', cell: (g) => raw(g.masked ? '<span class="tag masked">masked</span>' : '<span class="tag unmasked">not masked</span>') },
           { head: 'statements', cls: 'num', cell: (g) => g.statements },
           { head: 'rows', cls: 'num', cell: (g) => g.rows },
-          { head: 'columns', cell: (g) => g.columns, cls: 'mono' },
+          { head: 'columns (per sensitive map)', cell: (g) => g.columns, cls: 'mono' },
+          { head: 'masked result columns', cell: (g) => g.maskedColumns, cls: 'mono' },
           { head: 'on behalf of', cell: (g) => g.onBehalfOf },
           { head: 'first – last', cell: (g) => `${when(g.first)} – ${when(g.last)}` },
         ],

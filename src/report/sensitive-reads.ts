@@ -5,9 +5,10 @@
  *
  * Masked: the decision was `mask`, or the completion names masked columns
  * (`statement.end.masked`: a mask rule applied beside an approve rule).
- * Columns: the masked columns the completion names; for an unmasked statement
- * (whose record names types and tables, not columns), the columns of those
- * types in the tables it read, per the report configuration's `sensitive.columns`.
+ * Columns: a statement record names sensitive types and tables, not columns: the
+ * columns listed are those of the type in the tables read, per the report
+ * configuration's `sensitive.columns`; `maskedColumns` are the result columns
+ * the completions say were masked.
  */
 import { controlsOf } from './controls.js';
 import type { EndFacts, StatementFacts } from './facts.js';
@@ -24,7 +25,10 @@ export interface SensitiveGroup {
   noCompletion: number;
   access: string[];
   tables: string[];
+  /** Columns of the type in the tables read, per the sensitive map (`schema.table.column`). */
   columns: string[];
+  /** Result columns the completions say were masked (as the client saw them named). */
+  maskedColumns: string[];
   onBehalfOf: string[];
   first: string;
   last: string;
@@ -59,6 +63,7 @@ interface Group {
   access: Set<string>;
   tables: Set<string>;
   columns: Set<string>;
+  maskedColumns: Set<string>;
   onBehalfOf: Set<string>;
   first: string;
   last: string;
@@ -104,7 +109,7 @@ export function sensitiveReads(o: { map?: SensitiveMap }): Aggregator<SensitiveR
       const key = `${type}\u0000${f.identity}\u0000${f.kind}\u0000${masked ? 1 : 0}`;
       let g = groups.get(key);
       if (!g) {
-        g = { type, identity: f.identity, kind: f.kind, masked, statements: 0, rows: 0, noCompletion: 0, access: new Set(), tables: new Set(), columns: new Set(), onBehalfOf: new Set(), first: f.ts, last: f.ts };
+        g = { type, identity: f.identity, kind: f.kind, masked, statements: 0, rows: 0, noCompletion: 0, access: new Set(), tables: new Set(), columns: new Set(), maskedColumns: new Set(), onBehalfOf: new Set(), first: f.ts, last: f.ts };
         groups.set(key, g);
       }
       g.statements++;
@@ -115,8 +120,8 @@ export function sensitiveReads(o: { map?: SensitiveMap }): Aggregator<SensitiveR
       if (f.ts < g.first) g.first = f.ts;
       if (f.ts > g.last) g.last = f.ts;
       for (const t of f.tables) g.tables.add(unquote(t));
-      if (e && e.masked.length > 0) for (const c of e.masked) g.columns.add(c);
-      else for (const t of f.reads.length > 0 ? f.reads : f.tables) for (const c of mapColumns(map, type, t)) g.columns.add(c);
+      if (e) for (const c of e.masked) g.maskedColumns.add(c);
+      for (const t of f.reads.length > 0 ? f.reads : f.tables) for (const c of mapColumns(map, type, t)) g.columns.add(c);
     }
   };
   return {
@@ -153,6 +158,7 @@ export function sensitiveReads(o: { map?: SensitiveMap }): Aggregator<SensitiveR
           access: [...g.access].sort(),
           tables: [...g.tables].sort(),
           columns: [...g.columns].sort(),
+          maskedColumns: [...g.maskedColumns].sort(),
           onBehalfOf: [...g.onBehalfOf].sort(),
         })),
       };

@@ -51,7 +51,7 @@ function workload(w: ChainWriter): AuditRecord[] {
   add('statement.end', { session: 's1', identity: 'alice', begin_seq: b1.seq, rows: 2, duration_ms: 1, tags: ['SELECT 2'] });
   // the agent reads emails masked (5 rows)
   const b2 = add('statement.begin', { ...who('bot', 'agent', 's2', { on_behalf_of: 'carol' }), protocol: 'simple', sql: 'SELECT id, email FROM public.customers', intent: {}, tables: ['public.customers'], reads: ['public.customers'], writes: [], classes: ['read', 'select'], kinds: ['select'], decision: { action: 'mask', rule: 'mask-pii', reason: 'r', matched: [{ rule: 'mask-pii', action: 'mask', certain: true }] }, sensitive: ['email'] });
-  add('statement.end', { session: 's2', identity: 'bot', begin_seq: b2.seq, rows: 5, duration_ms: 1, masked: ['public.customers.email'], tags: ['SELECT 5'] });
+  add('statement.end', { session: 's2', identity: 'bot', begin_seq: b2.seq, rows: 5, duration_ms: 1, masked: ['email'], tags: ['SELECT 5'] });
   // the agent tries a drop: refused
   add('statement.refused', { ...who('bot', 'agent', 's2', { on_behalf_of: 'carol' }), protocol: 'simple', sql: 'DROP TABLE public.customers', intent: {}, tables: ['public.customers'], reads: [], writes: ['public.customers'], classes: ['ddl', 'drop'], kinds: ['drop'], decision: { action: 'deny', rule: 'no-drop', reason: 'no drops', matched: [{ rule: 'no-drop', action: 'deny', certain: true }] }, sqlstate: '42501', error: 'denied by no-drop' });
   // alice writes without a ticket: refused by the intent rule
@@ -119,9 +119,9 @@ describe('report aggregation', () => {
     expect(sr.statements).toBe(2);
     expect(sr.maskedStatements).toBe(1);
     expect(sr.unmaskedStatements).toBe(1);
-    expect(sr.groups.map((g) => [g.type, g.identity, g.kind, g.masked, g.statements, g.rows, g.columns])).toEqual([
-      ['email', 'alice', 'human', false, 1, 2, ['public.customers.email']],
-      ['email', 'bot', 'agent', true, 1, 5, ['public.customers.email']],
+    expect(sr.groups.map((g) => [g.type, g.identity, g.kind, g.masked, g.statements, g.rows, g.columns, g.maskedColumns])).toEqual([
+      ['email', 'alice', 'human', false, 1, 2, ['public.customers.email'], []],
+      ['email', 'bot', 'agent', true, 1, 5, ['public.customers.email'], ['email']],
     ]);
     expect(r.sections.refusals.byRule).toEqual([
       { key: 'no-drop', count: 1 },
@@ -239,7 +239,7 @@ describe('backtest', () => {
     expect(strict.changes['newly-refused'].items.map((c) => c.sql)).toEqual(['SELECT email FROM public.customers WHERE id = $1', 'SELECT id, email FROM public.customers']);
     // Without the mask rule: the agent's masked read would have been unmasked.
     const relaxed = await backtest(store, { from: FROM, to: TO, policy: { ...base, rules: RULES.filter((r) => r.name !== 'mask-pii') } });
-    expect(relaxed.changes['now-unmasked'].items.map((c) => [c.identity, c.sql, c.was.maskedColumns])).toEqual([['bot', 'SELECT id, email FROM public.customers', ['public.customers.email']]]);
+    expect(relaxed.changes['now-unmasked'].items.map((c) => [c.identity, c.sql, c.was.maskedColumns])).toEqual([['bot', 'SELECT id, email FROM public.customers', ['email']]]);
     expect(relaxed.changes['newly-refused'].total).toBe(0);
     // Masking everyone's email reads: alice's read is newly masked.
     const mask = await backtest(store, { from: FROM, to: TO, policy: { ...base, rules: [{ name: 'mask-all', match: { sensitive: ['email'] }, action: 'mask' }, ...RULES.slice(1)] } });
