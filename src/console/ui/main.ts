@@ -10,6 +10,7 @@ import { approvalsPage } from './approvals.js';
 import { sessionsPage } from './sessions.js';
 import { auditPage } from './audit.js';
 import { policyPage } from './policy.js';
+import { reportsPage } from './reports.js';
 
 export interface Page {
   /** Stops timers and streams when another page is shown. */
@@ -24,14 +25,16 @@ export interface Ctx {
   status(text: string, kind?: 'ok' | 'error'): void;
 }
 
-type PageKey = 'overview' | 'approvals' | 'sessions' | 'audit' | 'policy';
+type PageKey = 'overview' | 'approvals' | 'sessions' | 'audit' | 'policy' | 'reports';
 
-const PAGES: { key: PageKey; label: string; show(ctx: Ctx, root: HTMLElement, arg?: string): Page }[] = [
+const PAGES: { key: PageKey; label: string; show(ctx: Ctx, root: HTMLElement, arg?: string): Page; visible?(me: Me): boolean }[] = [
   { key: 'overview', label: 'Overview', show: overviewPage },
   { key: 'approvals', label: 'Approvals', show: approvalsPage },
   { key: 'sessions', label: 'Sessions', show: sessionsPage },
   { key: 'audit', label: 'Audit', show: auditPage },
   { key: 'policy', label: 'Policy', show: policyPage },
+  // The report and the backtest are for auditors and operators (the API says so too).
+  { key: 'reports', label: 'Reports', show: reportsPage, visible: (me) => me.can.audit || me.can.operate },
 ];
 
 const app = document.getElementById('app')!;
@@ -76,6 +79,7 @@ function loginPage(message?: string): void {
 }
 
 function shell(me: Me): void {
+  const pages = PAGES.filter((p) => !p.visible || p.visible(me));
   const statusBar = h('div', { class: 'statusbar', role: 'status', 'aria-live': 'polite' });
   const main = h('main', { id: 'main', tabindex: '-1' });
   const navButtons = new Map<PageKey, HTMLButtonElement>();
@@ -85,7 +89,7 @@ function shell(me: Me): void {
     h(
       'ul',
       {},
-      PAGES.map((p) => {
+      pages.map((p) => {
         const b = h('button', { type: 'button', class: 'nav', 'data-page': p.key }, p.label);
         b.addEventListener('click', () => ctx.go(p.key));
         navButtons.set(p.key, b);
@@ -95,6 +99,8 @@ function shell(me: Me): void {
   );
   const logout = h('button', { type: 'button', class: 'link' }, 'Log out');
   logout.addEventListener('click', () => {
+    // The page state (filters, the page shown) is not left for whoever logs in next.
+    sessionStorage.clear();
     void post('/console/api/logout').finally(() => loginPage('Logged out.'));
   });
   let timer: number | undefined;
@@ -108,7 +114,7 @@ function shell(me: Me): void {
         if (k === page) b.setAttribute('aria-current', 'page');
         else b.removeAttribute('aria-current');
       }
-      const p = PAGES.find((x) => x.key === page) ?? PAGES[0]!;
+      const p = pages.find((x) => x.key === page) ?? pages[0]!;
       document.title = `${p.label} · Warden console`;
       main.replaceChildren();
       current = p.show(ctx, main, arg);
@@ -133,7 +139,7 @@ function shell(me: Me): void {
     h('div', { class: 'layout' }, nav, h('div', { class: 'content' }, statusBar, main)),
   );
   const saved = sessionStorage.getItem('warden.page') as PageKey | null;
-  ctx.go(saved && PAGES.some((p) => p.key === saved) ? saved : 'overview');
+  ctx.go(saved && pages.some((p) => p.key === saved) ? saved : 'overview');
 }
 
 async function start(): Promise<void> {

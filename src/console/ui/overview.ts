@@ -16,6 +16,8 @@ export function overviewPage(ctx: Ctx, root: HTMLElement): Page {
   const rateCanvas = h('canvas', { role: 'img', 'aria-label': 'Statements per second by decision over the last two minutes' });
   const idCanvas = h('canvas', { role: 'img', 'aria-label': 'Identities with the most statements in the last five minutes' });
   const tableCanvas = h('canvas', { role: 'img', 'aria-label': 'Tables touched most in the last five minutes' });
+  const idEmpty = h('p', { class: 'chart-empty', hidden: true }, 'No statements in the last five minutes.');
+  const tableEmpty = h('p', { class: 'chart-empty', hidden: true }, 'No table touched in the last five minutes.');
   const rateSummary = h('p', { class: 'sr-only', 'aria-live': 'off' });
   const topNote = h('p', { class: 'muted' });
   const live = h('span', { class: 'live' }, 'connecting…');
@@ -28,8 +30,8 @@ export function overviewPage(ctx: Ctx, root: HTMLElement): Page {
     h(
       'div',
       { class: 'two' },
-      h('section', { class: 'panel', 'aria-labelledby': 'topid-h' }, h('h2', { id: 'topid-h' }, 'Top identities (5 min)'), h('div', { class: 'chart' }, idCanvas)),
-      h('section', { class: 'panel', 'aria-labelledby': 'toptb-h' }, h('h2', { id: 'toptb-h' }, 'Top tables (5 min)'), h('div', { class: 'chart' }, tableCanvas)),
+      h('section', { class: 'panel', 'aria-labelledby': 'topid-h' }, h('h2', { id: 'topid-h' }, 'Top identities (5 min)'), h('div', { class: 'chart' }, idCanvas, idEmpty)),
+      h('section', { class: 'panel', 'aria-labelledby': 'toptb-h' }, h('h2', { id: 'toptb-h' }, 'Top tables (5 min)'), h('div', { class: 'chart' }, tableCanvas, tableEmpty)),
     ),
     topNote,
   );
@@ -39,7 +41,7 @@ export function overviewPage(ctx: Ctx, root: HTMLElement): Page {
   const series: Record<Decision, number[]> = { allowed: [], masked: [], refused: [], held: [], halted: [] };
   const rate = new Chart(rateCanvas, {
     type: 'line',
-    data: { labels, datasets: DECISIONS.map((d) => ({ label: d, data: series[d], borderColor: COLOURS[d], backgroundColor: COLOURS[d], borderWidth: 2, pointRadius: 0, tension: 0.2 })) },
+    data: { labels, datasets: DECISIONS.map((d) => ({ label: d, data: series[d], borderColor: COLOURS[d], backgroundColor: COLOURS[d], borderWidth: 2, pointRadius: 0, tension: 0 })) },
     options: { animation: false, responsive: true, maintainAspectRatio: false, scales: { y: { beginAtZero: true, title: { display: true, text: 'statements / s' } }, x: { ticks: { maxTicksLimit: 8 } } }, plugins: { legend: { position: 'bottom' } } },
   });
   const bar = (canvas: HTMLCanvasElement, colour: string): Chart<'bar'> =>
@@ -84,6 +86,8 @@ export function overviewPage(ctx: Ctx, root: HTMLElement): Page {
       tables.data.datasets[0]!.data = s.top.tables.map((x) => x.statements);
       ids.update('none');
       tables.update('none');
+      idEmpty.hidden = s.top.identities.length > 0;
+      tableEmpty.hidden = s.top.tables.length > 0;
       topNote.textContent = `Top lists from the last ${s.top.window_s / 60} minutes of the audit log (${s.top.scanned} statements read).`;
     } else topNote.textContent = 'The top identities and tables come from the audit log: they are shown to members of admin.auditors and admin.operators.';
   };

@@ -54,7 +54,9 @@ export function sessionsPage(ctx: Ctx, root: HTMLElement, arg?: string): Page {
     clear(detailBody, h('p', {}, 'Loading…'));
     try {
       const r = await get<Replay>(`/api/v1/audit/sessions/${encodeURIComponent(id)}/replay`);
-      clear(detailBody, timeline(r));
+      const again = h('button', { type: 'button', class: 'small' }, 'Refresh');
+      again.addEventListener('click', () => void openTimeline(id));
+      clear(detailBody, h('p', { class: 'muted' }, `From the audit log, as of ${new Date().toLocaleTimeString()} `, again), timeline(r));
     } catch (e) {
       clear(detailBody, h('p', { class: 'error' }, e instanceof ApiError && e.status === 403 ? `The timeline comes from the audit log: ${e.message}` : (e as Error).message));
     }
