@@ -266,9 +266,8 @@ export class JournalWriter {
   /** fdatasyncs in flight, and how far the latest of them reaches. */
   #syncing = 0;
   #inflightCover = 0;
-  /** The promise of the records written in this event-loop turn (see {@link durable}). */
-  #turn: Promise<void> | null = null;
-  #waiters: { target: number; resolve: () => void; reject: (err: Error) => void }[] = [];
+  /** Who waits for a sync to cover `target` bytes written. */
+  #waiters: { target: number; resolve: () => void; reject: (err: Error) => void; promise: Promise<void> }[] = [];
   /** Descriptors of segments rotated away while a sync used them. */
   #retired: number[] = [];
   #failed: Error | null = null;
@@ -378,31 +377,29 @@ export class JournalWriter {
   /**
    * Null when everything written so far is as durable as configured (`os`:
    * it is in the OS), else a promise that resolves once an `fdatasync` that
-   * started after the last write has completed. Syncs are shared: one runs
-   * at a time, and the writes made meanwhile wait for the next one, which
-   * starts as soon as it ends (group commit). When a sync fails, the journal
+   * started after the last write has completed. Syncs are shared: at most
+   * two run at once, and the writes made meanwhile wait for the next one, which
+   * starts as soon as one ends (group commit). When a sync fails, the journal
    * is cut back to what the last good sync covered, every waiter is rejected,
    * and writes fail until {@link reset}.
    */
   durable(): Promise<void> | null {
     if (!this.fsync || this.#synced >= this.#written) return null;
     if (this.#failed) return Promise.reject(this.#failed);
-    // Everyone who asks in this event-loop turn shares one promise: at the end of the turn one
-    // sync is started that covers every record the turn wrote (group commit).
-    if (this.#turn) return this.#turn;
-    const waiter: { target: number; resolve: () => void; reject: (err: Error) => void } = { target: Infinity, resolve: () => undefined, reject: () => undefined };
-    const turn = new Promise<void>((resolve, reject) => {
+    // Writers write once per event-loop turn (the audit log stages a turn's records), so the sync
+    // starts now: it covers everything written so far, and the writes made while it runs wait
+    // for the next one (group commit).
+    const target = this.#written;
+    const last = this.#waiters.length > 0 ? this.#waiters[this.#waiters.length - 1] : undefined;
+    if (last && last.target === target) return last.promise;
+    const waiter = { target, resolve: (): void => undefined, reject: (_err: Error): void => undefined, promise: null as unknown as Promise<void> };
+    waiter.promise = new Promise<void>((resolve, reject) => {
       waiter.resolve = resolve;
       waiter.reject = reject;
     });
-    this.#turn = turn;
     this.#waiters.push(waiter);
-    setImmediate(() => {
-      this.#turn = null;
-      waiter.target = this.#written;
-      this.#kick();
-    });
-    return turn;
+    this.#kick();
+    return waiter.promise;
   }
 
   /** After a failed sync: accept writes again (the caller resumed its chain from {@link lastLine}). */

@@ -66,7 +66,7 @@ interface SessionAudit {
 
 interface PendingDdl {
   seq: number;
-  targets: DdlTarget[];
+  targets: readonly DdlTarget[];
   before: Record<string, ObjectDefinition | null>;
   /** Where the definitions were read: in the session's transaction, or on the catalog connection. */
   read: 'transaction' | 'catalog';
@@ -176,6 +176,19 @@ function schemaTargets(statements: AnalysisOk['statements']): DdlTarget[] {
     }
   }
   return out;
+}
+
+const NO_TARGETS: readonly DdlTarget[] = Object.freeze([]);
+/** Per analysis (shared by every run of a statement shape): its schema-change targets, computed once. */
+const targetsByAnalysis = new WeakMap<AnalysisOk, readonly DdlTarget[]>();
+function targetsOf(analysis: AnalysisOk): readonly DdlTarget[] {
+  let t = targetsByAnalysis.get(analysis);
+  if (!t) {
+    const found = schemaTargets(analysis.statements);
+    t = found.length === 0 ? NO_TARGETS : found;
+    targetsByAnalysis.set(analysis, t);
+  }
+  return t;
 }
 
 interface DdlTarget {
@@ -409,7 +422,7 @@ export function createStatementAuditor(o: {
     }
     st.statements++;
     const { sql, fields } = describe(s, stmt, analysis, decision);
-    const targets = catalog && analysis.ok ? schemaTargets(analysis.statements) : [];
+    const targets = catalog && analysis.ok ? targetsOf(analysis) : NO_TARGETS;
     const begin = async (): Promise<Verdict> => {
       if (st.afterInTransaction.length > 0) await afterInTransaction(s, st);
       let before: Record<string, ObjectDefinition | null> | null = null;
