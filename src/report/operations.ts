@@ -94,8 +94,16 @@ export function operations(o: { cap: number }): Aggregator<OperationsSection> {
             source: s('source'),
             hash: s('hash'),
             previousHash: s('previous_hash'),
-            by: s('identity') || s('trigger'),
-            detail: r.type === 'config.reload_failed' ? s('reason') : restart.length > 0 ? `needs a restart: ${restart.join(', ')}` : '',
+            by: s('identity') || s('trigger') || (r.type === 'config.loaded' ? 'Warden start' : ''),
+            detail:
+              r.type === 'config.reload_failed'
+                ? s('reason')
+                : [
+                    r.type === 'config.reloaded' && s('hash') !== '' && s('hash') === s('previous_hash') ? 'unchanged (same file hash)' : '',
+                    restart.length > 0 ? `needs a restart: ${restart.join(', ')}` : '',
+                  ]
+                    .filter(Boolean)
+                    .join('; '),
           });
           return;
         }

@@ -40,21 +40,27 @@ section { margin-top: 30px; }
 .figure .l { color: var(--muted); font-size: 11.5px; }
 .figure.bad .n { color: var(--bad); }
 table { border-collapse: collapse; width: 100%; margin: 6px 0 12px; table-layout: auto; }
-th, td { border: 1px solid var(--line); padding: 4px 6px; text-align: left; vertical-align: top; overflow-wrap: anywhere; }
+th, td { border: 1px solid var(--line); padding: 4px 6px; text-align: left; vertical-align: top; overflow-wrap: break-word; word-break: normal; hyphens: none; }
+td.sql, td.mono { overflow-wrap: anywhere; }
+td.sql { min-width: 16em; }
 th { background: #eef2f7; font-weight: 600; font-size: 12px; }
 td.num, th.num { text-align: right; white-space: nowrap; }
 td.sql, td.mono, pre { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 11.5px; }
 tr.bad td { background: #fff6f5; }
 .none { color: var(--muted); font-style: italic; }
 .note { color: var(--muted); font-size: 12px; }
-.tag { display: inline-block; border-radius: 3px; padding: 0 5px; font-size: 11px; font-weight: 600; }
+.tag { display: inline-block; border-radius: 3px; padding: 0 5px; font-size: 11px; font-weight: 600; white-space: nowrap; }
+mark.add { background: #dff3e4; color: inherit; }
+mark.del { background: #fbe3e1; color: inherit; text-decoration: line-through; }
 .tag.masked { background: var(--ok-bg); color: var(--ok); }
 .tag.unmasked { background: var(--bad-bg); color: var(--bad); }
+.charts { display: flex; flex-wrap: wrap; gap: 8px 28px; }
 .chart { margin: 4px 0 12px; }
 .chart text { font-size: 11px; fill: var(--ink); }
 .change { border: 1px solid var(--line); border-radius: 6px; padding: 8px 10px; margin: 8px 0; }
 .defs { display: grid; grid-template-columns: 1fr 1fr; gap: 8px; }
 .defs pre { margin: 0; padding: 6px; background: #f7f9fc; border: 1px solid var(--line); white-space: pre-wrap; overflow-wrap: anywhere; max-height: 320px; overflow: auto; }
+nav { margin: 8px 0 22px; }
 nav ol { columns: 2; margin: 6px 0 0; }
 @page { size: A4; margin: 14mm 12mm; }
 @media print {
@@ -125,8 +131,8 @@ export function barChart(title: string, data: readonly { key: string; count: num
   const rows = data.slice(0, o.max ?? 10);
   if (rows.length === 0) return '';
   const top = Math.max(...rows.map((r) => r.count), 1);
-  const labelW = 210;
-  const barW = 420;
+  const labelW = 170;
+  const barW = 260;
   const h = 20;
   const height = rows.length * h + 24;
   const bars = rows
@@ -151,10 +157,38 @@ function ms(n: number | null): string {
 
 const when = (ts: string | null): string => (ts ? ts.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '—');
 
-function defText(v: unknown): string {
+const DEF_CAP = 8000;
+
+/** A definition as compact text: members that are null left out, flat objects on one line. */
+export function defText(v: unknown, indent = ''): string {
   if (v === null || v === undefined) return '(none)';
-  const t = JSON.stringify(v, null, 2);
-  return t.length > 8000 ? `${t.slice(0, 8000)}\n…(${t.length} characters; the JSON report has all of it)` : t;
+  if (Array.isArray(v)) {
+    if (v.length === 0) return '[]';
+    return `[\n${v.map((x) => `${indent}  ${defText(x, `${indent}  `)}`).join(',\n')}\n${indent}]`;
+  }
+  if (typeof v === 'object') {
+    const entries = Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== null && x !== undefined);
+    if (entries.length === 0) return '{}';
+    const flat = entries.every(([, x]) => typeof x !== 'object' || (Array.isArray(x) && x.every((y) => typeof y !== 'object')));
+    if (flat) {
+      const one = `{ ${entries.map(([k, x]) => `${k}: ${JSON.stringify(x)}`).join(', ')} }`;
+      if (one.length <= 140) return one;
+    }
+    return `{\n${entries.map(([k, x]) => `${indent}  ${k}: ${defText(x, `${indent}  `)}`).join('\n')}\n${indent}}`;
+  }
+  return JSON.stringify(v);
+}
+
+/** Before and after, each line marked when the other side does not have it. */
+function defPair(before: unknown, after: unknown): [string, string] {
+  const cap = (t: string): string[] => (t.length > DEF_CAP ? `${t.slice(0, DEF_CAP)}\n…(${t.length} characters; the JSON report has all of it)` : t).split('\n');
+  const b = cap(defText(before));
+  const a = cap(defText(after));
+  const inB = new Set(b.map((l) => l.trim().replace(/,$/, '')));
+  const inA = new Set(a.map((l) => l.trim().replace(/,$/, '')));
+  const mark = (lines: string[], other: Set<string>, cls: string): string =>
+    lines.map((l) => (other.has(l.trim().replace(/,$/, '')) || l.trim().length <= 1 ? esc(l) : `<mark class="${cls}">${esc(l)}</mark>`)).join('\n');
+  return [before === null || before === undefined ? '(none)' : mark(b, inA, 'del'), after === null || after === undefined ? '(none)' : mark(a, inB, 'add')];
 }
 
 export function renderHtml(r: Report, o: { printRules?: boolean } = {}): string {
@@ -283,8 +317,7 @@ export function renderHtml(r: Report, o: { printRules?: boolean } = {}): string 
       ['by policy', rf.byPolicy],
       ['audit unavailable', rf.whileAuditUnavailable],
     ]) +
-      barChart('Refusals by rule', rf.byRule, { color: '#b3261e' }) +
-      barChart('Refusals by identity', rf.byIdentity, { color: '#8e3b35' }) +
+      `<div class="charts">${barChart('Refusals by rule', rf.byRule, { color: '#b3261e' })}${barChart('Refusals by identity', rf.byIdentity, { color: '#8e3b35' })}</div>` +
       table(
         rf.refusals.items,
         [
@@ -294,6 +327,7 @@ export function renderHtml(r: Report, o: { printRules?: boolean } = {}): string 
           { head: 'rule', cell: (x) => x.rule },
           { head: 'SQLSTATE', cell: (x) => x.sqlstate, cls: 'mono' },
           { head: 'statement', cell: (x) => x.sql, cls: 'sql' },
+          { head: 'message the client got', cell: (x) => x.error },
           { head: 'intent', cell: (x) => x.intent },
         ],
         { id: 'refusals-list' },
@@ -397,7 +431,10 @@ export function renderHtml(r: Report, o: { printRules?: boolean } = {}): string 
         .map(
           (x) =>
             `<div class="change"><b>${esc(when(x.ts))}</b> · ${esc(x.identity)} · <span class="mono">${esc(x.record)}</span>${x.error ? ` · <span class="tag unmasked">${esc(x.error)}</span>` : ''}${x.objects
-              .map((o) => `<h3 class="mono">${esc(o.object)}</h3><div class="defs"><div><b>before</b><pre>${esc(defText(o.before))}</pre></div><div><b>after</b><pre>${esc(defText(o.after))}</pre></div></div>`)
+              .map((o) => {
+                const [b, a] = defPair(o.before, o.after);
+                return `<h3 class="mono">${esc(o.object)}</h3><div class="defs"><div><b>before</b><pre>${b}</pre></div><div><b>after</b><pre>${a}</pre></div></div>`;
+              })
               .join('')}</div>`,
         )
         .join(''),

@@ -336,12 +336,17 @@ describe('warden report over the recorded workload', () => {
     expect(await page.locator('.verdict').first().innerText()).toMatch(/Audit log verified/);
     const shot = await screenshot(page, 'report-workload');
     expect(fs.statSync(shot).size).toBeGreaterThan(10_000);
+    // The first screen, and sections one by one, at a size a person can read.
+    await page.screenshot({ path: path.join(SCREENSHOT_DIR, 'report-workload-top.png') });
+    for (const id of ['sensitive-reads', 'refusals', 'approvals', 'schema-changes', 'operations']) {
+      await page.locator(`#${id}`).screenshot({ path: path.join(SCREENSHOT_DIR, `report-workload-${id}.png`) });
+    }
     const pdf = path.join(SCREENSHOT_DIR, 'report-workload.pdf');
     const cut = await cutRows(page, pdf);
     expect(cut.pages).toBeGreaterThanOrEqual(5);
     expect(cut.cut, JSON.stringify(cut.cut.slice(0, 3))).toEqual([]);
     expect(cut.headerless, JSON.stringify(cut.headerless.slice(0, 3))).toEqual([]);
-    execFileSync('pdftoppm', ['-png', '-r', '50', '-f', '1', '-l', '2', pdf, path.join(SCREENSHOT_DIR, 'report-workload-pdf')]);
+    execFileSync('pdftoppm', ['-png', '-r', '60', '-f', '1', '-l', '3', pdf, path.join(SCREENSHOT_DIR, 'report-workload-pdf')]);
     await page.close();
   }, 60_000);
 
