@@ -26,7 +26,6 @@ import { createConsole, crossOrigin, isSafeMethod, type ConsoleGate } from '../c
 import { registerStatsRoutes } from './stats-routes.js';
 import { registerAuditExploreRoutes } from './audit-explore-routes.js';
 import { registerPolicyViewRoutes } from './policy-view-routes.js';
-import { registerReportRoutes } from './report-routes.js';
 
 const silent = silentLogger();
 
@@ -148,7 +147,7 @@ export function buildAdmin(sources: AdminSources, services: AdminServices = {}, 
       } else {
         // A browser that cached Basic credentials sends them to whichever site posts here: a
         // state-changing request from another origin is refused whatever its credential.
-        const cross = isSafeMethod(req.method) ? undefined : crossOrigin(req, !!https, false);
+        const cross = isSafeMethod(req.method) ? undefined : consoleGate ? consoleGate.crossOrigin(req, false) : crossOrigin(req, !!https, false);
         if (cross) return reply.code(403).send({ error: cross });
         const r = await services.auth.authenticate(req.headers.authorization, req.ip);
         if (!r.ok) {
@@ -186,8 +185,6 @@ export function buildAdmin(sources: AdminSources, services: AdminServices = {}, 
         },
       });
       registerPolicyViewRoutes(api, { config });
-      // The compliance report and the policy backtest (src/report/, docs/reports.md).
-      if (audit) registerReportRoutes(api, { audit, config, suspended: suspendedReason });
     }
     if (services.audit) {
       const auditors = services.auditors ?? [];

@@ -725,7 +725,7 @@ function normalize(raw: RawConfig, ctx: Context): WardenConfig {
       operators: raw.admin.operators,
       tls: raw.admin.tls ? { cert: resolvePath(ctx, raw.admin.tls.cert), key: resolvePath(ctx, raw.admin.tls.key) } : undefined,
       console: raw.admin.console
-        ? stripUndefined({ enabled: raw.admin.console.enabled, groups: raw.admin.console.groups, idleTimeoutMs: raw.admin.console.idle_timeout, maxAgeMs: raw.admin.console.max_age })
+        ? stripUndefined({ enabled: raw.admin.console.enabled, groups: raw.admin.console.groups, idleTimeoutMs: raw.admin.console.idle_timeout, maxAgeMs: raw.admin.console.max_age, origin: raw.admin.console.origin })
         : undefined,
     });
   }

@@ -513,6 +513,11 @@ const AdminSchema = strictObject({
     idle_timeout: durationSchema().default(30 * 60_000),
     /** ... and this long after its login whatever happens (default 8h). */
     max_age: durationSchema().default(8 * 3_600_000),
+    /** The origin browsers see, when a TLS-terminating proxy serves the console (https://warden.example.com). */
+    origin: z
+      .string()
+      .regex(/^https?:\/\/[^/\s?#]+$/, 'an origin: scheme and host (and port), no path, e.g. https://warden.example.com')
+      .optional(),
   }).optional(),
 });
 

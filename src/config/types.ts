@@ -61,6 +61,8 @@ export interface AdminConsoleConfig {
   idleTimeoutMs: number;
   /** Milliseconds after its login at which a console session ends. */
   maxAgeMs: number;
+  /** The origin browsers see (a TLS-terminating proxy in front); absent: this listener's own. */
+  origin?: string;
 }
 
 export interface UpstreamConfig {

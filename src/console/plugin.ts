@@ -48,6 +48,8 @@ export type ConsoleAuth = { ok: true; identity: IdentityConfig; session: Console
 export interface ConsoleGate {
   /** The cookie's name (`__Host-warden_console` over TLS, else `warden_console`). */
   readonly cookie: string;
+  /** Why a state-changing request is refused as cross-origin (see {@link crossOrigin}), with `admin.console.origin`. */
+  crossOrigin(req: FastifyRequest, requireOrigin: boolean): string | undefined;
   /**
    * The identity behind a request's console cookie, or undefined when it bears none. State-changing
    * methods also need the session's CSRF token and a same-origin `Origin`.
@@ -80,13 +82,14 @@ export function cookieValue(header: string | undefined, name: string): string | 
  * send cookies). Without it (HTTP Basic from the CLI or curl, which send no `Origin`), only a
  * present, foreign `Origin` or `Sec-Fetch-Site` is refused.
  */
-export function crossOrigin(req: FastifyRequest, tls: boolean, requireOrigin: boolean): string | undefined {
+export function crossOrigin(req: FastifyRequest, tls: boolean, requireOrigin: boolean, configured?: string): string | undefined {
   const origin = req.headers.origin;
   const site = req.headers['sec-fetch-site'];
   if (site !== undefined && site !== 'same-origin' && site !== 'none') return `cross-site request refused (Sec-Fetch-Site: ${String(site)})`;
   if (origin === undefined) return requireOrigin ? 'request refused: no Origin header (state-changing console requests must come from the console page)' : undefined;
-  const expected = `${tls ? 'https' : 'http'}://${req.headers.host ?? ''}`;
-  return origin === expected ? undefined : `cross-origin request refused (Origin ${origin} is not ${expected})`;
+  // Behind a TLS-terminating proxy the browser's origin is the proxy's: admin.console.origin names it.
+  const expected = configured ?? `${tls ? 'https' : 'http'}://${req.headers.host ?? ''}`;
+  return origin === expected ? undefined : `cross-origin request refused (Origin ${origin} is not ${expected}${configured ? ', admin.console.origin' : ''})`;
 }
 
 const CONTENT_TYPES: Readonly<Record<string, string>> = {
@@ -126,16 +129,20 @@ function securityHeaders(reply: FastifyReply): void {
 export function createConsole(o: ConsoleOptions): ConsoleGate {
   const c0 = o.config().admin?.console;
   const sessions = new ConsoleSessions({ idleTimeoutMs: c0?.idleTimeoutMs ?? DEFAULT_IDLE_MS, maxAgeMs: c0?.maxAgeMs ?? DEFAULT_MAX_AGE_MS });
-  const cookie = o.tls ? '__Host-warden_console' : 'warden_console';
+  const origin = c0?.origin;
+  // Secure over TLS, or when browsers reach it over HTTPS through a proxy (admin.console.origin).
+  const secure = o.tls || (origin?.startsWith('https://') ?? false);
+  const cookie = secure ? '__Host-warden_console' : 'warden_console';
   const assetsDir = o.assetsDir ?? DEFAULT_ASSETS_DIR;
   const identityNamed = (name: string): IdentityConfig | undefined => o.config().identities.find((i) => i.name === name);
 
   const setCookie = (reply: FastifyReply, value: string, maxAgeS: number): void => {
-    reply.header('set-cookie', `${cookie}=${value}; Path=/; Max-Age=${maxAgeS}; HttpOnly; SameSite=Strict${o.tls ? '; Secure' : ''}`);
+    reply.header('set-cookie', `${cookie}=${value}; Path=/; Max-Age=${maxAgeS}; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`);
   };
 
   const gate: ConsoleGate = {
     cookie,
+    crossOrigin: (req, requireOrigin) => crossOrigin(req, o.tls, requireOrigin, origin),
     authenticate(req) {
       const token = cookieValue(req.headers.cookie, cookie);
       if (token === undefined) return undefined;
@@ -153,7 +160,7 @@ export function createConsole(o: ConsoleOptions): ConsoleGate {
         if (typeof sent !== 'string' || !sameToken(sent, session.csrf)) {
           return { ok: false, status: 403, message: `CSRF check failed: a state-changing console request needs the session's token in the ${CSRF_HEADER} header` };
         }
-        const cross = crossOrigin(req, o.tls, true);
+        const cross = crossOrigin(req, o.tls, true, origin);
         if (cross) return { ok: false, status: 403, message: cross };
       }
       return { ok: true, identity, session };
@@ -186,7 +193,7 @@ export function createConsole(o: ConsoleOptions): ConsoleGate {
         ui.get('/console/assets/:name', async (req, reply) => file((req.params as { name: string }).name, reply));
 
         ui.post('/console/api/login', async (req, reply) => {
-          const cross = crossOrigin(req, o.tls, true);
+          const cross = crossOrigin(req, o.tls, true, origin);
           if (cross) return reply.code(403).send({ error: cross });
           const body = (req.body ?? {}) as { name?: unknown; password?: unknown };
           if (typeof body.name !== 'string' || typeof body.password !== 'string' || body.name === '' || body.name.includes(':')) {
@@ -205,7 +212,7 @@ export function createConsole(o: ConsoleOptions): ConsoleGate {
           }
           const { token, session } = sessions.create(r.identity.name);
           setCookie(reply, token, Math.floor((session.expiresAt - session.createdAt) / 1000));
-          o.audit?.('console.login', { identity: r.identity.name, client_address: req.ip, tls: o.tls });
+          o.audit?.('console.login', { identity: r.identity.name, client_address: req.ip, tls: secure });
           return { identity: r.identity.name, csrf: session.csrf, expires_at: new Date(session.expiresAt).toISOString() };
         });
 

@@ -116,6 +116,16 @@ describe('console sessions', () => {
     void https;
   });
 
+  it('behind a TLS-terminating proxy: admin.console.origin is the origin checked, and the cookie is Secure', async () => {
+    const a = build(parseConfig(YAML(', console: { origin: "https://warden.example.com" }'), '/tmp/w.yaml', {}));
+    expect((await login(a, 'olga', 'olga-pw')).status).toBe(403); // http://localhost:80 is not the configured origin
+    const ok = await login(a, 'olga', 'olga-pw', 'https://warden.example.com');
+    expect(ok.setCookie).toMatch(/^__Host-warden_console=[A-Za-z0-9_-]{43}; .*; Secure$/);
+    const r = await a.inject({ method: 'POST', url: '/api/v1/policy/explain', headers: { host: 'localhost:80', origin: 'https://warden.example.com', cookie: ok.cookie!, 'x-warden-csrf': ok.csrf!, 'content-type': 'application/json' }, payload: {} });
+    expect(r.statusCode).toBe(400);
+    expect(() => parseConfig(YAML(', console: { origin: "https://x.example/path" }'), '/tmp/w.yaml', {})).toThrow(/admin\.console\.origin/);
+  });
+
   it('idle and absolute expiry', () => {
     let now = 1_000_000;
     const s = new ConsoleSessions({ idleTimeoutMs: 1000, maxAgeMs: 5000, now: () => now });

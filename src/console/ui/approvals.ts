@@ -66,6 +66,11 @@ export function approvalsPage(ctx: Ctx, root: HTMLElement): Page {
     const deny = h('button', { type: 'button', class: 'danger', 'data-action': 'deny' }, 'Deny');
     approve.addEventListener('click', () => void decide(r, 'approve', reason, out, [approve, deny]));
     deny.addEventListener('click', () => void decide(r, 'deny', reason, out, [approve, deny]));
+    // A limit that holds a statement (max_estimated_rows, first_touch) asks as `limit:NAME`, its reason the estimate.
+    const rules = r.rules.filter((x) => !x.rule.startsWith('limit:'));
+    const limits = r.rules.filter((x) => x.rule.startsWith('limit:'));
+    const ruleItem = (x: Approval['rules'][number]): HTMLElement =>
+      h('li', {}, h('strong', {}, x.rule), x.reason ? ` — ${x.reason}` : '', ` (approvers: ${x.groups.join(', ')}; ${x.count} needed${x.remember ? '; remembered once approved' : ''})`);
     const approvals = r.decisions.filter((d) => d.decision === 'approve').length;
     const needed = Math.max(...r.rules.map((x) => x.count), 1);
     return h(
@@ -78,7 +83,8 @@ export function approvalsPage(ctx: Ctx, root: HTMLElement): Page {
         h('dt', {}, 'Request'),
         h('dd', {}, h('code', {}, r.id), ` · ${r.mode} mode · asked ${fmtTime(r.createdAt)} · expires ${fmtTime(r.expiresAt)}`),
         h('dt', {}, 'Rules'),
-        h('dd', {}, h('ul', {}, r.rules.map((x) => h('li', {}, h('strong', {}, x.rule), x.reason ? ` — ${x.reason}` : '', ` (approvers: ${x.groups.join(', ')}; ${x.count} needed${x.remember ? '; remembered once approved' : ''})`)))),
+        h('dd', {}, rules.length ? h('ul', {}, rules.map(ruleItem)) : '—'),
+        limits.length ? [h('dt', {}, 'Limits'), h('dd', {}, h('ul', {}, limits.map(ruleItem)))] : null,
         h('dt', {}, 'Tables'),
         h('dd', {}, r.tables.length ? r.tables.join(', ') : '—', r.classes.length ? ` · ${r.classes.join(', ')}` : ''),
         h('dt', {}, 'Intent'),

@@ -114,7 +114,7 @@ export function auditPage(ctx: Ctx, root: HTMLElement): Page {
           h('p', {}, badge(c.ok ? 'verified' : 'NOT VERIFIED', c.ok ? 'allowed' : 'refused'), ` seq ${c.position.seq} of ${c.position.instance}`, c.position.head_seq !== null ? ` · head is seq ${c.position.head_seq} (${c.position.behind_head} later)` : ''),
           h('ul', { class: 'plain' }, h('li', {}, yes(c.hash_ok, 'hash')), h('li', {}, yes(c.previous?.links, `link to #${c.previous?.seq ?? c.position.seq - 1}`)), h('li', {}, yes(c.next?.links, c.next ? `link from #${c.next.seq}` : 'next record'))),
           c.checkpoint
-            ? h('p', {}, `Signed checkpoint at seq ${c.checkpoint.seq} (${fmtTime(c.checkpoint.ts)}, key ${c.checkpoint.key_id}): `, c.verified_to_checkpoint ? [yes(c.verified_to_checkpoint.ok, `${c.verified_to_checkpoint.records} records to it`), ` signature ${c.verified_to_checkpoint.signature}`] : '')
+            ? h('p', {}, `Signed checkpoint at seq ${c.checkpoint.seq} (${fmtTime(c.checkpoint.ts)}, key ${c.checkpoint.key_id}): `, c.verified_to_checkpoint ? [yes(c.verified_to_checkpoint.ok, `${c.verified_to_checkpoint.records} ${c.verified_to_checkpoint.records === 1 ? "record" : "records"} to it`), ` signature ${c.verified_to_checkpoint.signature}`] : '')
             : null,
           c.note ? h('p', { class: 'muted' }, c.note) : null,
           c.verified_to_checkpoint?.problems.length ? h('ul', {}, c.verified_to_checkpoint.problems.map((p) => h('li', { class: 'error' }, `${p.kind}: ${p.message}`))) : null,
