@@ -26,6 +26,7 @@ import { createConsole, crossOrigin, isSafeMethod, type ConsoleGate } from '../c
 import { registerStatsRoutes } from './stats-routes.js';
 import { registerAuditExploreRoutes } from './audit-explore-routes.js';
 import { registerPolicyViewRoutes } from './policy-view-routes.js';
+import { registerReportRoutes } from './report-routes.js';
 
 const silent = silentLogger();
 
@@ -185,6 +186,8 @@ export function buildAdmin(sources: AdminSources, services: AdminServices = {}, 
         },
       });
       registerPolicyViewRoutes(api, { config });
+      // The compliance report and the policy backtest (src/report/, docs/reports.md).
+      if (audit) registerReportRoutes(api, { audit, config, suspended: suspendedReason });
     }
     if (services.audit) {
       const auditors = services.auditors ?? [];
