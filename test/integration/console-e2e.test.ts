@@ -275,6 +275,24 @@ describe('console', () => {
     await screenshot(page, 'console-policy');
   });
 
+  it('works from the keyboard: the skip link first, then the pages by Tab and Enter, focus visible', async () => {
+    await page.reload();
+    await page.getByRole('heading', { level: 1 }).first().waitFor();
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Skip to content');
+    await page.keyboard.press('Tab'); // Log out
+    await page.keyboard.press('Tab'); // the first page
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Overview');
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { level: 1, name: 'Approvals' }).waitFor();
+    const ring = await page.getByRole('navigation').getByRole('button', { name: 'Approvals' }).evaluate((el) => {
+      (el as HTMLElement).focus();
+      return getComputedStyle(el).outlineStyle;
+    });
+    expect(ring).toBe('solid');
+  });
+
   it('logout ends the session; no URL the page requested carried a secret, a search or a statement', async () => {
     const cookie = (await context.cookies(base)).map((c) => `${c.name}=${c.value}`).join('; ');
     await page.getByRole('button', { name: 'Log out' }).click();

@@ -104,6 +104,7 @@ function shell(me: Me): void {
     void post('/console/api/logout').finally(() => loginPage('Logged out.'));
   });
   let timer: number | undefined;
+  let shown = false;
   const ctx: Ctx = {
     me,
     go(page, arg) {
@@ -118,7 +119,9 @@ function shell(me: Me): void {
       document.title = `${p.label} · Warden console`;
       main.replaceChildren();
       current = p.show(ctx, main, arg);
-      main.focus({ preventScroll: true });
+      // After a navigation, focus goes to the new page (not on the first load: the skip link comes first).
+      if (shown) main.focus({ preventScroll: true });
+      shown = true;
     },
     status(text, kind = 'ok') {
       statusBar.textContent = text;
