@@ -22,6 +22,7 @@ import type { IdentityConfig, WardenConfig } from '../config/types.js';
 import type { AdminAuthenticator } from '../admin/auth.js';
 import { ConsoleSessions, sameToken, type ConsoleSession } from './sessions.js';
 import { capabilitiesOf, consoleRefusal } from './access.js';
+import { OidcVerifier } from '../auth/oidc.js';
 
 /** Where `npm run build` (scripts/build-console.js) puts the bundle; the same from src/console and dist/console. */
 export const DEFAULT_ASSETS_DIR = path.resolve(import.meta.dirname, '../../dist/console/static');
@@ -135,9 +136,51 @@ export function createConsole(o: ConsoleOptions): ConsoleGate {
   const cookie = secure ? '__Host-warden_console' : 'warden_console';
   const assetsDir = o.assetsDir ?? DEFAULT_ASSETS_DIR;
   const identityNamed = (name: string): IdentityConfig | undefined => o.config().identities.find((i) => i.name === name);
+  // One verifier per loaded configuration (its JWKS cache with it); a reload that changes oidc gets a new one.
+  const verifiers = new WeakMap<object, OidcVerifier>();
+  const oidcVerifier = (): OidcVerifier | undefined => {
+    const settings = o.config().oidc;
+    if (!settings) return undefined;
+    let v = verifiers.get(settings);
+    if (!v) verifiers.set(settings, (v = new OidcVerifier(settings)));
+    return v;
+  };
 
   const setCookie = (reply: FastifyReply, value: string, maxAgeS: number): void => {
     reply.header('set-cookie', `${cookie}=${value}; Path=/; Max-Age=${maxAgeS}; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`);
+  };
+
+  /**
+   * A login with an OIDC token (a JWT from `oidc.issuer`), as the proxy accepts one for a
+   * password: only where the browser reaches the console over HTTPS (a token is a bearer
+   * credential), never a delegated token (`act`: an agent acting for a user does not use the
+   * console), and the identity's groups (from the token's claims) must include a console group.
+   * The session ends when the token expires, if that is before `max_age`.
+   */
+  const oidcLogin = async (req: FastifyRequest, reply: FastifyReply, token: unknown): Promise<FastifyReply | Record<string, string>> => {
+    const verifier = oidcVerifier();
+    if (!verifier) return reply.code(400).send({ error: 'OIDC login is not configured (no oidc section): log in with a password' });
+    if (!secure) return reply.code(403).send({ error: 'OIDC login needs the console over HTTPS (admin.tls, or admin.console.origin https://... behind a TLS proxy): a token is a bearer credential' });
+    if (typeof token !== 'string' || token === '') return reply.code(400).send({ error: 'token: required (a JWT from the identity provider)' });
+    const r = await verifier.verify(token);
+    if (!r.ok) {
+      o.audit?.('login.failed', { identity: null, client_address: req.ip, reason: `OIDC token refused: ${r.reason}`, channel: 'console' });
+      return reply.code(401).send({ error: `OIDC token refused: ${r.reason}` });
+    }
+    if (r.onBehalfOf !== undefined) {
+      o.audit?.('login.failed', { identity: r.identity.name, client_address: req.ip, reason: 'delegated token (act)', channel: 'console' });
+      return reply.code(403).send({ error: `a delegated token (${r.identity.name} acting for ${r.onBehalfOf}) may not log in to the console` });
+    }
+    const identity: IdentityConfig = { name: r.identity.name, kind: r.identity.kind, groups: [...r.identity.groups] };
+    const refused = consoleRefusal(o.config(), identity) ?? (o.suspended?.(identity.name) ? `identity ${identity.name} is suspended: ${o.suspended(identity.name)}` : undefined);
+    if (refused) {
+      o.audit?.('login.failed', { identity: identity.name, client_address: req.ip, reason: refused, channel: 'console' });
+      return reply.code(403).send({ error: refused });
+    }
+    const { token: cookieToken, session } = sessions.create(identity.name, { oidc: { name: identity.name, kind: identity.kind, groups: identity.groups }, notAfter: r.expiresAt.getTime() });
+    setCookie(reply, cookieToken, Math.max(0, Math.floor((session.expiresAt - session.createdAt) / 1000)));
+    o.audit?.('console.login', { identity: identity.name, client_address: req.ip, tls: secure, auth: 'oidc' });
+    return { identity: identity.name, csrf: session.csrf, expires_at: new Date(session.expiresAt).toISOString() };
   };
 
   const gate: ConsoleGate = {
@@ -148,7 +191,7 @@ export function createConsole(o: ConsoleOptions): ConsoleGate {
       if (token === undefined) return undefined;
       const session = sessions.get(token);
       if (!session) return { ok: false, status: 401, message: 'the console session has ended (logged out, idle too long, or Warden restarted): log in again' };
-      const identity = identityNamed(session.identity);
+      const identity: IdentityConfig | undefined = session.oidc ? { name: session.oidc.name, kind: session.oidc.kind, groups: [...session.oidc.groups] } : identityNamed(session.identity);
       if (!identity) {
         sessions.end(token);
         return { ok: false, status: 401, message: `identity ${session.identity} is no longer in the configuration` };
@@ -192,10 +235,16 @@ export function createConsole(o: ConsoleOptions): ConsoleGate {
         ui.get('/console/', async (_req, reply) => file('index.html', reply));
         ui.get('/console/assets/:name', async (req, reply) => file((req.params as { name: string }).name, reply));
 
+        ui.get('/console/api/login-options', async () => {
+          const oidc = o.config().oidc;
+          return { password: true, oidc: oidc ? { issuer: oidc.issuer, available: secure } : null };
+        });
+
         ui.post('/console/api/login', async (req, reply) => {
           const cross = crossOrigin(req, o.tls, true, origin);
           if (cross) return reply.code(403).send({ error: cross });
-          const body = (req.body ?? {}) as { name?: unknown; password?: unknown };
+          const body = (req.body ?? {}) as { name?: unknown; password?: unknown; token?: unknown };
+          if (body.token !== undefined) return oidcLogin(req, reply, body.token);
           if (typeof body.name !== 'string' || typeof body.password !== 'string' || body.name === '' || body.name.includes(':')) {
             return reply.code(400).send({ error: 'name and password: required (JSON strings; a name has no colon)' });
           }

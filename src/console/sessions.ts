@@ -13,6 +13,11 @@ import crypto from 'node:crypto';
 
 export interface ConsoleSession {
   readonly identity: string;
+  /**
+   * An identity that logged in with an OIDC token (JWT): as its verified claims said (name, kind,
+   * groups), since it is not in the configuration. Absent for configured identities.
+   */
+  readonly oidc?: { readonly name: string; readonly kind: 'human' | 'service' | 'agent'; readonly groups: readonly string[] };
   /** Sent back in the `x-warden-csrf` header of every state-changing request. */
   readonly csrf: string;
   readonly createdAt: number;
@@ -44,7 +49,7 @@ export class ConsoleSessions {
   }
 
   /** A new session for this identity: the cookie value (give it to the browser once) and the session. */
-  create(identity: string): { token: string; session: ConsoleSession } {
+  create(identity: string, o: { oidc?: ConsoleSession['oidc']; notAfter?: number } = {}): { token: string; session: ConsoleSession } {
     const now = this.#o.now();
     this.#sweep(now);
     const mine = [...this.#byHash].filter(([, s]) => s.identity === identity).sort((a, b) => a[1].createdAt - b[1].createdAt);
@@ -56,7 +61,8 @@ export class ConsoleSessions {
       csrf: crypto.randomBytes(32).toString('base64url'),
       createdAt: now,
       lastSeen: now,
-      expiresAt: now + this.#o.maxAgeMs,
+      expiresAt: Math.min(now + this.#o.maxAgeMs, o.notAfter ?? Number.POSITIVE_INFINITY),
+      ...(o.oidc ? { oidc: o.oidc } : {}),
     };
     this.#byHash.set(hash(token), session);
     return { token, session };

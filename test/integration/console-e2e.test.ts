@@ -279,17 +279,16 @@ describe('console', () => {
     await page.reload();
     await page.getByRole('heading', { level: 1 }).first().waitFor();
     await page.keyboard.press('Tab');
-    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Skip to content');
+    expect(await page.evaluate('document.activeElement?.textContent')).toBe('Skip to content');
     await page.keyboard.press('Tab'); // Log out
     await page.keyboard.press('Tab'); // the first page
-    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Overview');
+    expect(await page.evaluate('document.activeElement?.textContent')).toBe('Overview');
     await page.keyboard.press('Tab');
     await page.keyboard.press('Enter');
     await page.getByRole('heading', { level: 1, name: 'Approvals' }).waitFor();
-    const ring = await page.getByRole('navigation').getByRole('button', { name: 'Approvals' }).evaluate((el) => {
-      (el as HTMLElement).focus();
-      return getComputedStyle(el).outlineStyle;
-    });
+    await page.keyboard.press('Shift+Tab');
+    await page.keyboard.press('Tab');
+    const ring = await page.evaluate('getComputedStyle(document.activeElement).outlineStyle');
     expect(ring).toBe('solid');
   });
 

@@ -126,6 +126,48 @@ describe('console sessions', () => {
     expect(() => parseConfig(YAML(', console: { origin: "https://x.example/path" }'), '/tmp/w.yaml', {})).toThrow(/admin\.console\.origin/);
   });
 
+  it('OIDC: a token from the issuer logs in over HTTPS (groups from its claims); no token over HTTP, no delegated token, no foreign group', async () => {
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const jose = await import('jose');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-console-oidc-'));
+    const { privateKey, publicKey } = await jose.generateKeyPair('ES256');
+    fs.writeFileSync(path.join(dir, 'jwks.json'), JSON.stringify({ keys: [{ ...(await jose.exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }] }));
+    const token = (claims: Record<string, unknown>, expS = 600): Promise<string> =>
+      new jose.SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer('https://idp.test/').setAudience('warden').setIssuedAt().setExpirationTime(Math.floor(Date.now() / 1000) + expS).sign(privateKey);
+    const yaml = `${YAML()}oidc:\n  issuer: https://idp.test/\n  audience: warden\n  jwks: ${path.join(dir, 'jwks.json')}\n  claims: { name: preferred_username, groups: groups }\n`;
+    const certs = await makeTestCerts();
+    const tokenLogin = async (a: FastifyInstance, t: string, origin: string) =>
+      a.inject({ method: 'POST', url: '/console/api/login', headers: { host: 'localhost:80', origin, 'content-type': 'application/json' }, payload: { token: t } });
+    const good = await token({ sub: 'u1', preferred_username: 'sso-sam', groups: ['ops'] });
+    // Over plain HTTP a bearer token is refused.
+    const plain = build(parseConfig(yaml, '/tmp/w.yaml', {}));
+    expect((await tokenLogin(plain, good, 'http://localhost:80')).json().error).toMatch(/needs the console over HTTPS/);
+    await plain.close();
+    const a = build(parseConfig(yaml, '/tmp/w.yaml', {}), { cert: fs.readFileSync(certs.serverCert), key: fs.readFileSync(certs.serverKey) });
+    const opts = await a.inject({ method: 'GET', url: '/console/api/login-options' });
+    expect(opts.json()).toEqual({ password: true, oidc: { issuer: 'https://idp.test/', available: true } });
+    const ok = await tokenLogin(a, good, 'https://localhost:80');
+    expect(ok.statusCode).toBe(200);
+    const cookie = (ok.headers['set-cookie'] as string).split(';')[0]!;
+    expect(ok.headers['set-cookie']).toMatch(/^__Host-warden_console=.*; Max-Age=(5\d\d|600); HttpOnly; SameSite=Strict; Secure$/); // ends with the token
+    const me = await a.inject({ method: 'GET', url: '/console/api/session', headers: { cookie } });
+    expect(me.json()).toMatchObject({ identity: 'sso-sam', groups: ['ops'], can: { operate: true, audit: false } });
+    expect((await a.inject({ method: 'GET', url: '/api/v1/whoami', headers: { cookie } })).json()).toMatchObject({ name: 'sso-sam', groups: ['ops'] });
+    // Not a console group; a delegated token; a token from another key.
+    expect((await tokenLogin(a, await token({ sub: 'u2', preferred_username: 'sso-ivy', groups: ['interns'] }), 'https://localhost:80')).statusCode).toBe(403);
+    const act = await tokenLogin(a, await token({ sub: 'u3', preferred_username: 'sso-bot', groups: ['ops'], act: { sub: 'bot' } }), 'https://localhost:80');
+    expect(act.statusCode).toBe(403);
+    expect(act.json().error).toMatch(/delegated token .* may not log in to the console/);
+    const other = await jose.generateKeyPair('ES256');
+    const forged = await new jose.SignJWT({ preferred_username: 'sso-sam', groups: ['ops'] }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer('https://idp.test/').setAudience('warden').setExpirationTime('10m').sign(other.privateKey);
+    const bad = await tokenLogin(a, forged, 'https://localhost:80');
+    expect(bad.statusCode).toBe(401);
+    expect(bad.json().error).toMatch(/^OIDC token refused/);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
   it('idle and absolute expiry', () => {
     let now = 1_000_000;
     const s = new ConsoleSessions({ idleTimeoutMs: 1000, maxAgeMs: 5000, now: () => now });

@@ -74,8 +74,36 @@ function loginPage(message?: string): void {
       })
       .finally(() => (button.disabled = false));
   });
-  clear(app, h('main', { id: 'main', class: 'login' }, form));
+  const box = h('div', { class: 'login-box' }, form);
+  clear(app, h('main', { id: 'main', class: 'login' }, box));
   name.focus();
+  // OIDC: a token (JWT) from the identity provider instead of a password, when configured.
+  void get<{ oidc: { issuer: string; available: boolean } | null }>('/console/api/login-options')
+    .then((o) => {
+      if (!o.oidc) return;
+      if (!o.oidc.available) {
+        box.append(h('p', { class: 'muted login-note' }, `OIDC login (${o.oidc.issuer}) needs the console over HTTPS.`));
+        return;
+      }
+      const token = h('textarea', { name: 'token', rows: 3, spellcheck: 'false', autocomplete: 'off' });
+      const tokErr = h('p', { class: 'error', role: 'alert' });
+      const tokBtn = h('button', { type: 'submit' }, 'Log in with the token');
+      const tokForm = h('form', { class: 'login-form', 'aria-label': 'Log in with an identity provider token' }, h('h2', {}, 'Or with your identity provider'), field(`Token (JWT) from ${o.oidc.issuer}`, token), tokErr, tokBtn);
+      tokForm.addEventListener('submit', (ev) => {
+        ev.preventDefault();
+        tokBtn.disabled = true;
+        tokErr.textContent = '';
+        void post('/console/api/login', { token: token.value.trim() })
+          .then(() => {
+            token.value = '';
+            return start();
+          })
+          .catch((e: unknown) => (tokErr.textContent = e instanceof ApiError ? e.message : String(e)))
+          .finally(() => (tokBtn.disabled = false));
+      });
+      box.append(tokForm);
+    })
+    .catch(() => undefined);
 }
 
 function shell(me: Me): void {
