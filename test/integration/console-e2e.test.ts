@@ -256,6 +256,16 @@ describe('console', () => {
     await row.getByRole('button', { name: /Chain position and verification/ }).click();
     await expect.poll(() => page.locator('.chain').textContent(), { timeout: 15_000 }).toMatch(/verified seq \d+ of .*Signed checkpoint at seq \d+.*signature valid/s);
     await screenshot(page, 'console-audit-verify');
+    // The decision filter: only records decided approve (the begin of each held statement).
+    await page.getByLabel('Free text').fill('');
+    await page.getByLabel('Decision').selectOption('approve');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await expect.poll(() => page.locator('.results p.muted').first().textContent()).toMatch(/^2 records/);
+    expect(await page.locator('table.records tbody tr td:nth-child(4) .badge').allTextContents()).toEqual(['approve', 'approve']);
+    await page.getByLabel('Decision').selectOption('');
+    await page.getByLabel('Free text').fill("status = 'paid'");
+    await page.getByRole('button', { name: 'Search' }).click();
+    await expect.poll(() => page.locator('.results p.muted').first().textContent()).toMatch(/^2 records/);
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export CSV' }).click()]);
     expect(download.suggestedFilename()).toMatch(/^warden-audit-.*\.csv$/);
     const csv = fs.readFileSync((await download.path())!, 'utf8');

@@ -93,6 +93,17 @@ describe('console sessions', () => {
     expect(r.json().error).toMatch(/cross-origin request refused/);
     // The CLI sends no Origin: unchanged.
     expect((await a.inject({ method: 'GET', url: '/api/v1/whoami', headers: { authorization: basic } })).statusCode).toBe(200);
+    // The console's read routes are for the console's groups, operators and auditors.
+    const ivan = `Basic ${Buffer.from('ivan:ivan-pw').toString('base64')}`;
+    for (const url of ['/api/v1/stats', '/api/v1/policy']) {
+      const r = await a.inject({ method: 'GET', url, headers: { authorization: ivan } });
+      expect(r.statusCode, url).toBe(403);
+      expect(r.json().error).toMatch(/admin\.console\.groups, admin\.operators or admin\.auditors/);
+      expect((await a.inject({ method: 'GET', url, headers: { authorization: basic } })).statusCode, url).toBe(200);
+    }
+    // The policy view carries no secret.
+    const policy = JSON.stringify((await a.inject({ method: 'GET', url: '/api/v1/policy', headers: { authorization: basic } })).json());
+    expect(policy).not.toMatch(/olga-pw|:p@|password|scram/i);
   });
 
   it('the page is served with a strict CSP; asset names cannot leave the folder', async () => {
