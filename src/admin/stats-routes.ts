@@ -63,6 +63,8 @@ const TOP_SCAN = 5000;
 const TOP_WINDOW_MS = 5 * 60_000;
 /** The top lists and the checkpoint are read again at most this often, whoever asks. */
 const SLOW_EVERY_MS = 3000;
+/** Streams one identity may hold open at once (a page each; more is a leak or abuse): 429 beyond. */
+export const MAX_STREAMS_PER_IDENTITY = 8;
 
 function totalsOf(s: StatsSources): Record<DecisionName, number> {
   const by: Record<string, number> = {};
@@ -155,6 +157,7 @@ export function registerStatsRoutes(app: FastifyInstance, s: StatsSources): void
 
   // Open streams end when the listener closes (they would hold its close() otherwise).
   const streams = new Set<() => void>();
+  const open = new Map<string, number>();
   app.addHook('preClose', async () => {
     for (const end of [...streams]) end();
   });
@@ -163,6 +166,11 @@ export function registerStatsRoutes(app: FastifyInstance, s: StatsSources): void
     const q = req.query as { interval?: string };
     const interval = q.interval === undefined ? 1 : Number(q.interval);
     if (!Number.isInteger(interval) || interval < 1 || interval > 10) return reply.code(400).send({ error: 'interval: expected whole seconds from 1 to 10' });
+    const who = req.identity!.name;
+    if ((open.get(who) ?? 0) >= MAX_STREAMS_PER_IDENTITY) {
+      return reply.code(429).header('retry-after', '10').send({ error: `${who} has ${MAX_STREAMS_PER_IDENTITY} statistics streams open already: close a console tab` });
+    }
+    open.set(who, (open.get(who) ?? 0) + 1);
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, {
@@ -179,6 +187,9 @@ export function registerStatsRoutes(app: FastifyInstance, s: StatsSources): void
       closed = true;
       if (timer) clearTimeout(timer);
       streams.delete(end);
+      const n = (open.get(who) ?? 1) - 1;
+      if (n > 0) open.set(who, n);
+      else open.delete(who);
       res.end();
     };
     streams.add(end);

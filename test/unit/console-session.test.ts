@@ -215,6 +215,16 @@ describe('console sessions', () => {
     const first = JSON.parse(/data: (.*)\n/.exec(text)![1]!) as { totals: Record<string, number>; per_second: Record<string, number>; sessions: number; top: unknown };
     expect(Object.keys(first.totals)).toEqual(['allowed', 'masked', 'refused', 'held', 'halted']);
     expect(first.top).toBeNull(); // no audit log here
+    // At most 8 streams per identity: the 8th is taken, the 9th refused, and a closed one is given back.
+    const more = await Promise.all(Array.from({ length: 7 }, () => fetch(`${base}/api/v1/stats/stream`, { headers: { cookie } })));
+    expect(more.map((r) => r.status)).toEqual(Array(7).fill(200));
+    expect((await fetch(`${base}/api/v1/stats/stream`, { headers: { cookie } })).status).toBe(429);
+    await more[0]!.body!.cancel();
+    await expect.poll(async () => {
+      const r = await fetch(`${base}/api/v1/stats/stream`, { headers: { cookie } });
+      if (r.status === 200) more[0] = r;
+      return r.status;
+    }).toBe(200);
     await fetch(`${base}/console/api/logout`, { method: 'POST', headers: { origin: base, cookie, 'x-warden-csrf': csrf } });
     for (;;) {
       const r = await reader.read();
