@@ -1,12 +1,25 @@
-// What one MCP `query` call costs compared with the same statement sent on the wire.
-// One private PostgreSQL cluster, one Warden (in this process, with the admin listener) and an
-// agent token; the same parameterized statement (a 1-row and a 100-row SELECT) is run N times,
-// one after the other, by:
+// What one MCP `query` call costs compared with the same statement sent on the wire, measured in
+// one run. One private PostgreSQL cluster, one Warden (`warden start`: its own process, with the
+// admin listener, as deployed; the clients run in this process) and an agent token. The same
+// parameterized statement (a 1-row and a 100-row SELECT) is run N times, one after the other, by:
 //   wire   node-postgres logged in to Warden with the token (the path the MCP server itself uses)
 //   stdio  the MCP SDK client → `warden mcp` (a child process) → Warden
 //   http   the MCP SDK client → POST /mcp on the admin listener → Warden
-// and the median and p95 latency per call are printed (ms). Needs `npm run build`.
-// Usage: node bench/mcp-query.js   (BENCH_MCP_N, default 300)
+// and, to split the MCP side's cost:
+//   ping       the SDK client's `ping` over the same transport (an empty JSON-RPC round trip:
+//              the transport's floor, no tool, no statement)
+//   httpFloor  fetch GET /healthz on the admin listener (HTTP itself: no MCP)
+//   httpRawPing  the ping POSTed to /mcp by plain fetch (the server's share, without the SDK client)
+//   json       encoding the statement's result alone as the tool answers it (the result object →
+//              JSON text → the JSON-RPC response line), and decoding it as the client does
+// For each: the median latency of N calls, and the CPU time per call of each process (this one,
+// Warden's, `warden mcp`'s), read from /proc (all threads) — CPU is far less disturbed than
+// latency by other work on a shared machine. BENCH_MCP_ROUNDS rounds (default 3); the summary is
+// the median of the rounds. Needs `npm run build`.
+// Usage: node bench/mcp-query.js   (BENCH_MCP_N, default 300; BENCH_MCP_ROUNDS, default 3;
+//        BENCH_MCP_ONLY=stdio|http|rawping to run one transport (rawping: only httpFloor and
+//        httpRawPing, to profile Warden's side); BENCH_MCP_WARDEN_ARGS and BENCH_MCP_MCP_ARGS:
+//        node options for Warden's and `warden mcp`'s processes, e.g. "--cpu-prof --cpu-prof-dir=DIR")
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,12 +30,16 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { startPgCluster } from '../dist/embedded/pg-cluster.js';
 import { parseConfig } from '../dist/config/load.js';
-import { startWarden } from '../dist/app.js';
-import { silentLogger } from '../dist/log/logger.js';
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import { freePort } from '../dist/embedded/free-port.js';
 import { openStateStore } from '../dist/store/open.js';
 import { issueToken } from '../dist/governance/tokens.js';
+import { queryResult } from '../dist/mcp/server.js';
 
 const N = Number(process.env.BENCH_MCP_N ?? 300);
+const ROUNDS = Number(process.env.BENCH_MCP_ROUNDS ?? 3);
+const ONLY = process.env.BENCH_MCP_ONLY;
 const WARM = 30;
 const BIN = path.resolve(import.meta.dirname, '../bin/warden.js');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-bench-mcp-'));
@@ -32,9 +49,10 @@ await cluster.query('CREATE DATABASE app OWNER warden_svc');
 await cluster.query('CREATE TABLE t (id int PRIMARY KEY, name text, amount numeric)', 'app');
 await cluster.query("INSERT INTO t SELECT g, 'name ' || g, g * 1.5 FROM generate_series(1, 10000) g", 'app');
 await cluster.query('GRANT ALL ON t TO warden_svc', 'app');
+const [listenPort, adminPort] = [await freePort(), await freePort()];
 const yaml = `version: 1
-listen: { host: 127.0.0.1, port: 0 }
-admin: { host: 127.0.0.1, port: 0 }
+listen: { host: 127.0.0.1, port: ${listenPort} }
+admin: { host: 127.0.0.1, port: ${adminPort} }
 databases:
   app: { upstream: "postgres://warden_svc:svc-bench@127.0.0.1:${cluster.port}/app" }
 identities:
@@ -46,7 +64,15 @@ rules:
 const configFile = path.join(dir, 'warden.yaml');
 fs.writeFileSync(configFile, yaml);
 const config = parseConfig(yaml, configFile, {});
-const warden = await startWarden({ config, log: silentLogger() });
+// BENCH_MCP_WARDEN_ARGS: extra node options for Warden's process (e.g. --cpu-prof --cpu-prof-dir=DIR).
+const wardenProc = spawn(process.execPath, [...(process.env.BENCH_MCP_WARDEN_ARGS ?? '').split(' ').filter(Boolean), BIN, 'start', '--config', configFile, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] });
+for (let i = 0; ; i++) {
+  const up = await new Promise((r) => net.connect({ host: '127.0.0.1', port: adminPort }).on('connect', function () { this.destroy(); r(true); }).on('error', () => r(false)));
+  if (up) break;
+  if (i > 150) throw new Error('warden did not start');
+  await new Promise((r) => setTimeout(r, 100));
+}
+const warden = { port: listenPort, admin: { port: adminPort } };
 const state = await openStateStore({ kind: 'sqlite', location: path.join(dir, 'state.db') });
 const { token } = await issueToken(state, config.identities[0], { ttlMs: 3_600_000, onBehalfOf: 'bench-user' });
 await state.close();
@@ -54,44 +80,146 @@ await state.close();
 const ONE = 'SELECT id, name, amount FROM t WHERE id = $1';
 const HUNDRED = 'SELECT id, name, amount FROM t WHERE id > $1 ORDER BY id LIMIT 100';
 
-async function time(label, fn) {
+/** CPU time (ms) a process has used, all its threads (Linux: /proc/PID/task/TID/schedstat, ns on CPU). */
+function cpuMs(pid) {
+  if (pid === undefined) return 0;
+  let ns = 0;
+  try {
+    for (const t of fs.readdirSync(`/proc/${pid}/task`)) ns += Number(fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
+  } catch {
+    return NaN;
+  }
+  return ns / 1e6;
+}
+/** The processes whose CPU a call uses: this one (the clients), Warden's, and `warden mcp`'s (stdio). */
+const cpuNow = () => ({ client: cpuMs(process.pid), warden: cpuMs(wardenProc.pid), mcp: cpuMs(clients?.stdio?.benchTransport.pid ?? undefined) });
+
+async function time(fn, n = N) {
   for (let i = 0; i < WARM; i++) await fn(i);
   const ms = [];
-  for (let i = 0; i < N; i++) {
+  const c0 = cpuNow();
+  for (let i = 0; i < n; i++) {
     const t0 = performance.now();
     await fn(i);
     ms.push(performance.now() - t0);
   }
+  const c1 = cpuNow();
   ms.sort((a, b) => a - b);
-  const r = { median: ms[Math.floor(N / 2)], p95: ms[Math.floor(N * 0.95)] };
-  console.log(`${label.padEnd(22)} median ${r.median.toFixed(3)} ms   p95 ${r.p95.toFixed(3)} ms`);
-  return r;
+  const cpu = {};
+  for (const k of Object.keys(c0)) cpu[k] = (c1[k] - c0[k]) / n;
+  return { median: ms[Math.floor(n / 2)], p95: ms[Math.floor(n * 0.95)], cpu };
+}
+
+/** Encoding a result as the tool answers it, and decoding it as the client does: per call, in ms (median of batches). */
+function jsonCost(sets) {
+  const res = queryResult({ kind: 'result', sets, notices: [] });
+  const once = () => JSON.stringify({ result: queryResult({ kind: 'result', sets, notices: [] }), jsonrpc: '2.0', id: 7 });
+  const line = once();
+  const batch = 200;
+  const enc = [];
+  const dec = [];
+  for (let r = 0; r < 31; r++) {
+    let t0 = performance.now();
+    for (let i = 0; i < batch; i++) once();
+    enc.push((performance.now() - t0) / batch);
+    t0 = performance.now();
+    for (let i = 0; i < batch; i++) JSON.parse(JSON.parse(line).result.content[0].text);
+    dec.push((performance.now() - t0) / batch);
+  }
+  enc.sort((a, b) => a - b);
+  dec.sort((a, b) => a - b);
+  return { encode: enc[15], decode: dec[15], bytes: Buffer.byteLength(line), text: res.content[0].text.length };
 }
 
 const wire = new pg.Client({ host: '127.0.0.1', port: warden.port, user: 'agent', password: token, database: 'app', types: { getTypeParser: () => (v) => v } });
 await wire.connect();
-const results = {};
-results.wire1 = await time('wire 1 row', (i) => wire.query({ text: ONE, values: [1 + (i % 9000)], rowMode: 'array' }));
-results.wire100 = await time('wire 100 rows', (i) => wire.query({ text: HUNDRED, values: [i % 9000], rowMode: 'array' }));
-await wire.end();
 
-async function viaMcp(label, transport) {
+// The result sets the tool encodes, as the wire returns them (text values, type names).
+const sample = async (sql, p) => {
+  const r = await wire.query({ text: sql, values: [p], rowMode: 'array' });
+  return [{ command: r.command, rowCount: r.rowCount, columns: r.fields.map((f) => ({ name: f.name, type: f.dataTypeID === 23 ? 'integer' : f.dataTypeID === 1700 ? 'numeric' : 'text' })), rows: r.rows, truncated: false }];
+};
+const json1 = jsonCost(await sample(ONE, 1));
+const json100 = jsonCost(await sample(HUNDRED, 0));
+
+async function mcpClient(kind) {
+  const transport =
+    kind === 'stdio'
+      ? new StdioClientTransport({ command: process.execPath, args: [...(process.env.BENCH_MCP_MCP_ARGS ?? '').split(' ').filter(Boolean), BIN, 'mcp', '--config', configFile, '--port', String(warden.port)], env: { ...process.env, WARDEN_TOKEN: token, WARDEN_IDENTITY: 'agent' } })
+      : new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${warden.admin.port}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } } });
   const c = new Client({ name: 'bench', version: '1' });
   await c.connect(transport);
-  const call = async (sql, p) => {
-    const r = await c.callTool({ name: 'query', arguments: { sql, params: [p], max_rows: 100 } });
-    if (r.isError) throw new Error(r.content[0].text);
-  };
-  results[`${label}1`] = await time(`${label} 1 row`, (i) => call(ONE, 1 + (i % 9000)));
-  results[`${label}100`] = await time(`${label} 100 rows`, (i) => call(HUNDRED, i % 9000));
-  await c.close();
+  c.benchTransport = transport;
+  return c;
 }
-await viaMcp('stdio', new StdioClientTransport({ command: process.execPath, args: [BIN, 'mcp', '--config', configFile, '--port', String(warden.port)], env: { ...process.env, WARDEN_TOKEN: token } }));
-await viaMcp('http', new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${warden.admin.port}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+var clients = {};
+for (const k of ['stdio', 'http']) if (!ONLY || ONLY === k || (ONLY === 'rawping' && k === 'http')) clients[k] = await mcpClient(k);
 
-for (const k of ['stdio', 'http'])
-  for (const n of ['1', '100'])
-    console.log(`${k} ${n} row(s): +${(results[k + n].median - results['wire' + n].median).toFixed(3)} ms over the wire (median)`);
-await warden.close();
+async function round() {
+  const r = {};
+  if (!ONLY) {
+    r.wire1 = await time((i) => wire.query({ text: ONE, values: [1 + (i % 9000)], rowMode: 'array' }));
+    r.wire100 = await time((i) => wire.query({ text: HUNDRED, values: [i % 9000], rowMode: 'array' }));
+  }
+  // The HTTP floor: fetch's round trip to the admin listener (GET /healthz: fastify, no MCP, no statement).
+  if (clients.http) {
+    r.httpFloor = await time(async () => (await fetch(`http://127.0.0.1:${warden.admin.port}/healthz`)).arrayBuffer());
+    // The same ping as the SDK client sends, by plain fetch (the server's share without the SDK client's).
+    const headers = {
+      authorization: `Bearer ${token}`,
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-session-id': clients.http.benchTransport.sessionId,
+      'mcp-protocol-version': clients.http.benchTransport.protocolVersion ?? '2025-06-18',
+    };
+    r.httpRawPing = await time(async (i) => {
+      const res = await fetch(`http://127.0.0.1:${warden.admin.port}/mcp`, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 1e6 + i, method: 'ping' }) });
+      const j = await res.json();
+      if (!j.result) throw new Error(JSON.stringify(j));
+    });
+  }
+  if (ONLY === 'rawping') return r;
+  for (const [k, c] of Object.entries(clients)) {
+    const call = async (sql, p) => {
+      const x = await c.callTool({ name: 'query', arguments: { sql, params: [p], max_rows: 100 } });
+      if (x.isError) throw new Error(x.content[0].text);
+    };
+    r[`${k}Ping`] = await time(() => c.ping());
+    r[`${k}1`] = await time((i) => call(ONE, 1 + (i % 9000)));
+    r[`${k}100`] = await time((i) => call(HUNDRED, i % 9000));
+  }
+  return r;
+}
+
+const f = (x) => (x === undefined || Number.isNaN(x) ? '   -  ' : x.toFixed(3));
+const rounds = [];
+for (let i = 0; i < ROUNDS; i++) {
+  const r = await round();
+  rounds.push(r);
+  console.log(`round ${i + 1}: ` + Object.entries(r).map(([k, v]) => `${k} ${f(v.median)}`).join('  '));
+}
+const medianOf = (v) => {
+  v = v.filter((x) => x !== undefined && !Number.isNaN(x)).sort((a, b) => a - b);
+  return v.length ? v[Math.floor(v.length / 2)] : undefined;
+};
+const med = (k) => medianOf(rounds.map((r) => r[k]?.median));
+const cpu = (k, part) => medianOf(rounds.map((r) => r[k]?.cpu[part]));
+const cpuTotal = (k) => medianOf(rounds.map((r) => (r[k] ? r[k].cpu.client + r[k].cpu.warden + (r[k].cpu.mcp || 0) : undefined)));
+console.log(`\nmedian of ${ROUNDS} rounds of ${N} calls each, ms per call (load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')})`);
+console.log('measure        latency   CPU: client  warden  warden-mcp  total');
+for (const k of Object.keys(rounds[0])) console.log(`${k.padEnd(14)} ${f(med(k)).padStart(7)}        ${f(cpu(k, 'client'))}   ${f(cpu(k, 'warden'))}   ${f(cpu(k, 'mcp'))}      ${f(cpuTotal(k))}`);
+console.log(`json of the result (encode the tool answer and its JSON-RPC line; decode both): 1 row ${json1.bytes} B encode ${f(json1.encode)} decode ${f(json1.decode)}; 100 rows ${json100.bytes} B encode ${f(json100.encode)} decode ${f(json100.decode)}`);
+for (const n of ['1', '100']) {
+  const j = n === '1' ? json1 : json100;
+  for (const k of Object.keys(clients)) {
+    console.log(
+      `${n.padStart(3)} row(s) ${k.padEnd(5)}: latency MCP − wire ${f(med(k + n) - med('wire' + n))} (ping alone ${f(med(k + 'Ping'))});  CPU MCP − wire ${f(cpuTotal(k + n) - cpuTotal('wire' + n))} (ping alone ${f(cpuTotal(k + 'Ping'))}; MCP − wire − ping ${f(cpuTotal(k + n) - cpuTotal('wire' + n) - cpuTotal(k + 'Ping'))});  JSON encode ${f(j.encode)} + decode ${f(j.decode)}`,
+    );
+  }
+}
+for (const c of Object.values(clients)) await c.close();
+await wire.end();
+wardenProc.kill('SIGINT');
+await new Promise((r) => wardenProc.once('exit', r));
 await cluster.stop();
 fs.rmSync(dir, { recursive: true, force: true });

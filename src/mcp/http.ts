@@ -1,7 +1,8 @@
 /**
  * Warden's MCP server over Streamable HTTP, on the admin listener at `/mcp`
- * (POST for messages, GET for the server's event stream, DELETE to end a
- * session). Every request carries `Authorization: Bearer <token or JWT>`:
+ * (POST for messages, each answered with JSON; GET answered 405, as no
+ * server-initiated stream is offered; DELETE to end a session; see
+ * http-transport.ts). Every request carries `Authorization: Bearer <token or JWT>`:
  *
  * - initialize: the credential must name a caller (src/mcp/identity.ts) and log
  *   in to Warden's own listener as that identity; otherwise 401. The MCP session
@@ -14,7 +15,6 @@
  */
 import crypto from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { WardenConfig } from '../config/types.js';
 import type { StateStore } from '../store/types.js';
@@ -22,6 +22,7 @@ import { callerOf, type Caller } from './identity.js';
 import { WireSession } from './wire-session.js';
 import { createWardenMcpServer } from './server.js';
 import { createCodeAccess } from './explain.js';
+import { JsonHttpTransport } from './http-transport.js';
 import { connectHost, sslFor } from './net.js';
 import { DEFAULT_LOGIN_RATE_LIMIT, LoginRateLimiter, type LoginRateLimitOptions } from '../auth/rate-limit.js';
 
@@ -39,7 +40,7 @@ export interface McpHttpOptions {
 }
 
 interface HttpSession {
-  transport: StreamableHTTPServerTransport;
+  transport: JsonHttpTransport;
   wire: WireSession;
   caller: Caller;
   credentialHash: string;
@@ -52,16 +53,15 @@ function unauthorized(reply: FastifyReply, message: string): FastifyReply {
   return reply.code(401).header('www-authenticate', 'Bearer realm="warden-mcp"').send({ jsonrpc: '2.0', error: { code: -32001, message }, id: null });
 }
 
-/** Hands the request to the SDK's transport; a failure there is a 500 without details, never a stack trace. */
-async function serve(transport: StreamableHTTPServerTransport, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-  reply.hijack();
+/** Hands the request to the session's transport and writes its answer; a failure there is a 500 without details, never a stack trace. */
+async function serve(transport: JsonHttpTransport, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   try {
-    await transport.handleRequest(req.raw, reply.raw, req.body);
+    const a = await transport.handle(req.method, req.headers, req.body);
+    reply.code(a.status).headers(a.headers);
+    return a.body === undefined ? reply.send() : reply.send(a.body);
   } catch {
-    if (!reply.raw.headersSent) reply.raw.writeHead(500, { 'content-type': 'application/json' });
-    reply.raw.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'internal error' }, id: null }));
+    return reply.code(500).send({ jsonrpc: '2.0', error: { code: -32603, message: 'internal error' }, id: null });
   }
-  return reply;
 }
 
 export function registerMcpHttp(app: FastifyInstance, o: McpHttpOptions): void {
@@ -134,17 +134,12 @@ export function registerMcpHttp(app: FastifyInstance, o: McpHttpOptions): void {
       return reply.code(503).send({ jsonrpc: '2.0', error: { code: -32000, message: `Warden's listener refused the session: ${refused.message} (SQLSTATE ${refused.code})` }, id: null });
     }
     limiter.record('mcp', req.ip, true);
-    const entry: HttpSession = { transport: undefined as unknown as StreamableHTTPServerTransport, wire, caller, credentialHash: sha256(credential), lastUsed: Date.now() };
-    const transport = new StreamableHTTPServerTransport({
-      sessionIdGenerator: () => crypto.randomUUID(),
-      // One JSON answer per call (no event stream to open and close): the tools send nothing mid-call.
-      enableJsonResponse: true,
-      onsessioninitialized: (id) => void sessions.set(id, entry),
-    });
-    entry.transport = transport;
+    // One JSON answer per call (src/mcp/http-transport.ts): the tools send nothing mid-call.
+    const transport = new JsonHttpTransport(crypto.randomUUID());
+    const entry: HttpSession = { transport, wire, caller, credentialHash: sha256(credential), lastUsed: Date.now() };
+    sessions.set(transport.sessionId, entry);
     transport.onclose = () => {
-      const id = transport.sessionId;
-      if (id && sessions.get(id) === entry) sessions.delete(id);
+      if (sessions.get(transport.sessionId) === entry) sessions.delete(transport.sessionId);
       void wire.close();
     };
     const server = createWardenMcpServer({

@@ -41,8 +41,9 @@ export interface McpContext {
   request?(id: string): Promise<ApprovalRequest | null>;
 }
 
+/** A tool answer: compact JSON (indentation would cost encoding time and an agent's tokens: a 100-row result is twice as long indented). */
 function json(value: unknown): CallToolResult {
-  return { content: [{ type: 'text', text: JSON.stringify(value, null, 2) }] };
+  return { content: [{ type: 'text', text: JSON.stringify(value) }] };
 }
 
 function toolError(e: WireError): CallToolResult {
@@ -67,7 +68,8 @@ export function intentComment(intent: Readonly<Record<string, string | undefined
   return pairs.length ? `/* ${pairs.join(',')} */ ` : '';
 }
 
-function outcomeResult(o: RunOutcome): CallToolResult {
+/** The tool answer for an outcome of `query` (exported for bench/mcp-query.js, which measures its encoding). */
+export function queryResult(o: RunOutcome): CallToolResult {
   switch (o.kind) {
     case 'error':
       return toolError(o.error);
@@ -110,7 +112,7 @@ async function listTables(ctx: McpContext, db: string, schema: string | undefine
     ' ORDER BY 1, 2';
   const params = schema !== undefined ? [schema] : [];
   const o = await ctx.wire.run(db, sql, params, MAX_ROW_CAP, WireSession.keyOf(db, sql, params));
-  if (o.kind !== 'result') return { error: outcomeResult(o) };
+  if (o.kind !== 'result') return { error: queryResult(o) };
   const s = o.sets[0]!;
   return { value: { database: db, tables: s.rows.map(([sc, name, type]) => ({ schema: sc ?? null, name: name ?? null, type: type ?? null })), truncated: s.truncated } };
 }
@@ -122,7 +124,7 @@ async function describeTable(ctx: McpContext, db: string, tableName: string): Pr
     'JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace ' +
     'WHERE a.attrelid = pg_catalog.to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum';
   const o = await ctx.wire.run(db, sql, [tableName], MAX_ROW_CAP, WireSession.keyOf(db, sql, [tableName]));
-  if (o.kind !== 'result') return { error: outcomeResult(o) };
+  if (o.kind !== 'result') return { error: queryResult(o) };
   const rows = o.sets[0]!.rows;
   if (rows.length === 0) return { error: plainError(`no table "${tableName}" in database ${db} (or you cannot see it)`) };
   const [schema, table] = [rows[0]![0]!, rows[0]![1]!];
@@ -175,7 +177,7 @@ export function createWardenMcpServer(ctx: McpContext): McpServer {
       if (typeof db !== 'string') return db;
       const sql = intentComment({ reason: a.reason, ticket: a.ticket }) + a.sql;
       const key = WireSession.keyOf(db, sql, a.params ?? []);
-      return outcomeResult(await ctx.wire.run(db, sql, a.params, a.max_rows ?? DEFAULT_ROW_CAP, key));
+      return queryResult(await ctx.wire.run(db, sql, a.params, a.max_rows ?? DEFAULT_ROW_CAP, key));
     },
   );
 
@@ -221,7 +223,7 @@ export function createWardenMcpServer(ctx: McpContext): McpServer {
           `request ${a.request} is not waiting in this MCP session (unknown, already handed out, or made in reject mode: repeat the identical query once it is approved)`,
         );
       }
-      return outcomeResult(s.outcome);
+      return queryResult(s.outcome);
     },
   );
 
@@ -267,7 +269,7 @@ export function createWardenMcpServer(ctx: McpContext): McpServer {
   );
 
   // The schema as resources, for clients that browse: warden://DB/tables and warden://DB/tables/SCHEMA.TABLE.
-  const resourceJson = (uri: URL, value: unknown): ReadResourceResult => ({ contents: [{ uri: uri.href, mimeType: 'application/json', text: JSON.stringify(value, null, 2) }] });
+  const resourceJson = (uri: URL, value: unknown): ReadResourceResult => ({ contents: [{ uri: uri.href, mimeType: 'application/json', text: JSON.stringify(value) }] });
   const resourceError = (r: CallToolResult): Error => new Error(r.content.map((c) => (c.type === 'text' ? c.text : '')).join('\n'));
   server.registerResource(
     'tables',

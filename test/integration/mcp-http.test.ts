@@ -104,6 +104,32 @@ describe('MCP over HTTP on the admin listener', () => {
     expect(f.json!.reason).toMatch(/no-destructive-ddl/);
   });
 
+  it('the transport: JSON answers; GET 405 (no server stream); a notification 202; an unknown protocol version or a non-JSON-RPC body 400; DELETE ends the session', async () => {
+    const tok = await token('agent', 600_000);
+    const init = await initialize(tok);
+    expect(init.status).toBe(200);
+    expect(init.headers.get('content-type')).toMatch(/application\/json/);
+    expect(await init.json()).toMatchObject({ jsonrpc: '2.0', id: 1, result: { serverInfo: { name: 'warden' } } });
+    const sid = init.headers.get('mcp-session-id')!;
+    expect(sid).toMatch(/^[0-9a-f-]{36}$/);
+    const h = { authorization: `Bearer ${tok}`, 'mcp-session-id': sid, 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+    const post = (body: unknown, extra: Record<string, string> = {}): Promise<Response> => fetch(url(), { method: 'POST', headers: { ...h, ...extra }, body: JSON.stringify(body) });
+    expect((await fetch(url(), { method: 'GET', headers: h })).status).toBe(405);
+    expect((await post({ jsonrpc: '2.0', method: 'notifications/initialized' })).status).toBe(202);
+    const ping = await post({ jsonrpc: '2.0', id: 5, method: 'ping' }, { 'mcp-protocol-version': '2025-03-26' });
+    expect(ping.status).toBe(200);
+    expect(await ping.json()).toEqual({ jsonrpc: '2.0', id: 5, result: {} });
+    const batch = await post([{ jsonrpc: '2.0', id: 6, method: 'ping' }, { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'list_databases', arguments: {} } }]);
+    const both = (await batch.json()) as { id: number }[];
+    expect(both.map((x) => x.id)).toEqual([6, 7]);
+    expect((await post({ jsonrpc: '2.0', id: 8, method: 'ping' }, { 'mcp-protocol-version': '1999-01-01' })).status).toBe(400);
+    expect((await post({ hello: 'world' })).status).toBe(400);
+    expect((await post({ jsonrpc: '2.0', id: 9, method: 'no/such/method' })).status).toBe(200); // a JSON-RPC error, answered as JSON
+    const { 'content-type': _ct, ...bare } = h;
+    expect((await fetch(url(), { method: 'DELETE', headers: bare })).status).toBe(200);
+    expect((await post({ jsonrpc: '2.0', id: 10, method: 'ping' })).status).toBe(404);
+  });
+
   it('a token limited to one database: list_databases shows only it and its scope', async () => {
     const state = await openStateStore({ kind: 'sqlite', location: path.join(dir, 'state.db') });
     const { token: scoped } = await issueToken(state, env.config.identities.find((i) => i.name === 'agent')!, { ttlMs: 600_000, scope: 'app' });
