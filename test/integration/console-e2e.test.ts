@@ -191,14 +191,20 @@ describe('console', () => {
     expect(releasedMs).toBeLessThan(3000);
     await expect.poll(() => page.getByRole('status').first().textContent()).toMatch(/approved: the held statement is released/);
 
-    const denied = psql('alice', "UPDATE billing.invoices SET status = 'void' WHERE id = 2");
-    const card2 = page.locator('article.approval').filter({ hasText: "SET status = 'void'" });
+    // The other over the extended protocol: its parameters are shown as the audit records them.
+    const client = await env.connect('alice');
+    const denied = client.query('UPDATE billing.invoices SET status = $1 WHERE id = $2', ['void', 2]).catch((e: pg.DatabaseError) => e);
+    const card2 = page.locator('article.approval').filter({ hasText: 'SET status = $1' });
     await card2.waitFor();
+    expect(await card2.locator('ul.params li').allTextContents()).toEqual(['$1 = void', '$2 = 2']);
+    await screenshot(page, 'console-approvals-params');
     await card2.getByLabel('Reason').fill('not during the freeze');
     await card2.getByRole('button', { name: 'Deny' }).click();
-    const d = await denied;
-    expect(d.code).not.toBe(0);
-    expect(d.err).toMatch(/42501: approval request \S+ .*was denied by dana: not during the freeze/);
+    const d = (await denied) as pg.DatabaseError;
+    expect(d.code).toBe('42501');
+    expect(d.message).toMatch(/approval request \S+ .*was denied by dana: not during the freeze/);
+    expect((await client.query('SELECT 1 AS one')).rows[0].one).toBe(1); // the session goes on
+    await client.end();
     expect((await direct(env.cluster, 'SELECT status FROM billing.invoices WHERE id = 2')).rows[0].status).toBe('open');
     await until('the inbox to empty', async () => (await pendingCount()) === 0 && (await page.getByText('Nothing waits for an approval.').count()) > 0);
   });
@@ -271,7 +277,7 @@ describe('console', () => {
     const csv = fs.readFileSync((await download.path())!, 'utf8');
     expect(csv.split('\r\n')[0]).toBe('instance,seq,ts,type,identity,session,database,decision,rule,tables,sql,rows,sqlstate,error,hash');
     expect(csv).toContain("UPDATE billing.invoices SET status = 'paid' WHERE id = 1");
-    expect(csv).not.toContain("SET status = 'void'");
+    expect(csv).not.toContain('SET status = $1');
   });
 
   it('policy: the loaded rules and a dry run backed by policy explain', async () => {

@@ -95,7 +95,7 @@ export function approvalsPage(ctx: Ctx, root: HTMLElement): Page {
       h('h3', {}, `Statement (${r.sqlLength} characters, SHA-256 ${r.sqlSha256.slice(0, 16)}…)`),
       h('pre', { class: 'sql', tabindex: '0', 'aria-label': 'Statement text' }, r.sql),
       r.params && r.params.length
-        ? h('div', {}, h('h3', {}, 'Parameters (as the audit records them)'), h('ol', { class: 'params' }, r.params.map((p) => h('li', {}, p === null ? h('em', {}, 'NULL') : h('code', {}, p)))))
+        ? h('div', {}, h('h3', {}, 'Parameters (as the audit records them)'), h('ul', { class: 'params plain' }, r.params.map((p, i) => h('li', {}, h('span', { class: 'muted' }, `$${i + 1} = `), p === null ? h('em', {}, 'NULL') : h('code', {}, p)))))
         : null,
       canDecide ? h('div', { class: 'decide' }, field('Reason', reason), h('div', { class: 'actions' }, approve, deny)) : r.status === 'pending' ? h('p', { class: 'muted' }, r.identity === ctx.me.identity || r.onBehalfOf === ctx.me.identity ? 'Your own request: someone else must decide.' : 'You are not an approver of its rules.') : null,
       out,
