@@ -19,7 +19,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { IdentityConfig, WardenConfig } from '../config/types.js';
-import type { AdminAuthenticator } from '../admin/auth.js';
 import { ConsoleSessions, sameToken, type ConsoleSession } from './sessions.js';
 import { capabilitiesOf, consoleRefusal } from './access.js';
 import { OidcVerifier } from '../auth/oidc.js';
@@ -31,10 +30,19 @@ export const CSRF_HEADER = 'x-warden-csrf';
 const DEFAULT_IDLE_MS = 30 * 60_000;
 const DEFAULT_MAX_AGE_MS = 8 * 3_600_000;
 
+/**
+ * The admin API's password check (admin/auth.ts `AdminAuthenticator`, passed in by the admin
+ * server): described here by its shape, so that console/ does not import admin/ (admin/ imports
+ * console/).
+ */
+export interface PasswordCheck {
+  authenticate(authorization: string | undefined, address: string): Promise<{ ok: true; identity: IdentityConfig } | { ok: false; status: number; message: string; retryAfterS?: number }>;
+}
+
 export interface ConsoleOptions {
   /** The running configuration (identities, groups, admin.console). */
   config(): WardenConfig;
-  auth: AdminAuthenticator;
+  auth: PasswordCheck;
   /** Why an identity is suspended, or undefined. */
   suspended?(name: string): string | undefined;
   /** Records an audit event (`console.login`, `console.logout`, `login.failed`). */
