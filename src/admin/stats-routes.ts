@@ -61,8 +61,13 @@ export interface StatsSnapshot {
 /** Records the top lists look at, at most (newest first). */
 const TOP_SCAN = 5000;
 const TOP_WINDOW_MS = 5 * 60_000;
-/** The top lists and the checkpoint are read again at most this often, whoever asks. */
+/**
+ * The top lists and the checkpoint are read again at most this often, whoever asks: every few
+ * seconds from a store with a search index (sqlite, postgres: a time-range read), less often
+ * from a jsonl file, which a search scans whole.
+ */
 const SLOW_EVERY_MS = 3000;
+const SLOW_EVERY_SCANNED_MS = 30_000;
 /** Streams one identity may hold open at once (a page each; more is a leak or abuse): 429 beyond. */
 export const MAX_STREAMS_PER_IDENTITY = 8;
 
@@ -120,7 +125,8 @@ export function registerStatsRoutes(app: FastifyInstance, s: StatsSources): void
     slow = { at: Date.now(), top, checkpoint, pending };
   };
   const refresh = async (): Promise<NonNullable<typeof slow>> => {
-    if (!slow || Date.now() - slow.at >= SLOW_EVERY_MS) {
+    const every = s.audit && !s.audit.store.indexEntries ? SLOW_EVERY_SCANNED_MS : SLOW_EVERY_MS;
+    if (!slow || Date.now() - slow.at >= every) {
       reading ??= readSlow().finally(() => (reading = undefined));
       await reading;
     }

@@ -33,7 +33,7 @@ function yaml(pgPort: number): string {
   - { name: mallory, kind: human, groups: [interns], password: ${MALLORY} }
 admin: { host: 127.0.0.1, port: 0, operators: [ops], auditors: [auditors] }
 state: { store: "sqlite:${path.join(dir, 'state.db')}" }
-audit: { store: "jsonl:${path.join(dir, 'audit.jsonl')}", durability: os, signing_key: ${key}, checkpoint_every: 5 }
+audit: { store: "sqlite:${path.join(dir, 'audit.db')}", signing_key: ${key}, checkpoint_every: 5 }
 approvals: { mode: hold, timeout: 60s }
 rules:
   - name: billing-writes-need-approval
