@@ -143,13 +143,14 @@ describe('console', () => {
     expect(cookies[0]).toMatchObject({ name: 'warden_console', httpOnly: true, sameSite: 'Strict', path: '/' });
     expect(cookies[0]!.value).toMatch(/^[A-Za-z0-9_-]{43}$/);
     // Traffic for the charts, then the stream delivers it.
-    for (let i = 0; i < 3; i++) expect((await psql('alice', 'SELECT 1')).code).toBe(0);
+    for (let i = 0; i < 3; i++) expect((await psql('alice', 'SELECT count(*) FROM billing.invoices')).code).toBe(0);
     await page.locator('.live.on').waitFor();
     await expect.poll(() => page.locator('.card').first().textContent()).toMatch(/Active sessions/);
     await expect.poll(async () => (await page.locator('.card').filter({ hasText: 'Audit chain' }).textContent()) ?? '', { timeout: 15_000 }).toMatch(/signed checkpoint at seq \d+/);
     // The live stream: the totals and the top lists (from the audit log, re-read every few seconds) fill in.
     await expect.poll(async () => Number(await page.locator('.card').filter({ hasText: 'Since start' }).locator('.card-value').textContent()), { timeout: 15_000 }).toBeGreaterThanOrEqual(3);
     await expect.poll(() => page.locator('main p.muted').filter({ hasText: 'Top lists' }).textContent(), { timeout: 15_000 }).toMatch(/\(([1-9]\d*) statements read\)/);
+    expect(await page.getByText('No table touched in the last five minutes.').isHidden()).toBe(true);
     await page.getByRole('button', { name: 'Verify the audit chain now' }).click();
     await expect.poll(() => page.locator('.verify').textContent()).toMatch(/verified/);
     await screenshot(page, 'console-overview');

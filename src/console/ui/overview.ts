@@ -47,7 +47,7 @@ export function overviewPage(ctx: Ctx, root: HTMLElement): Page {
   const bar = (canvas: HTMLCanvasElement, colour: string): Chart<'bar'> =>
     new Chart(canvas, {
       type: 'bar',
-      data: { labels: [], datasets: [{ label: 'statements', data: [], backgroundColor: colour }] },
+      data: { labels: [], datasets: [{ label: 'statements', data: [], backgroundColor: colour, maxBarThickness: 28 }] },
       options: { indexAxis: 'y', animation: false, responsive: true, maintainAspectRatio: false, plugins: { legend: { display: false } }, scales: { x: { beginAtZero: true, ticks: { precision: 0 } } } },
     });
   const ids = bar(idCanvas, '#1f5fa8');
