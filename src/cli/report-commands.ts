@@ -52,6 +52,11 @@ async function openStoreOf(config: WardenConfig, storeFlag: string | undefined):
   }
 }
 
+/** A configuration with nothing in it, for `report --store` without a config. */
+function bareConfig(): WardenConfig {
+  return { version: 1, source: '<none>', hash: '', listen: { host: '127.0.0.1', port: 6432, maxMessageSize: 1 << 30 }, databases: {}, identities: [], rules: [], default: 'allow', limits: [] };
+}
+
 function periodOf(o: { from?: string; to?: string }): { from: string; to: string } {
   if (!o.from || !o.to) throw new CliError('--from and --to are required (ISO-8601, e.g. 2026-11-01, or a duration ago: 30d)', 2);
   const p = { from: parseTime(o.from, '--from'), to: parseTime(o.to, '--to') };
@@ -102,10 +107,11 @@ export function registerReportCommands(program: Command): void {
     .option('--no-witness', "do not read the config's audit.witness")
     .option('--max-rows <n>', 'largest listing per section in the HTML and JSON (totals are always exact)', '5000')
     .action(async (o: { config?: string; from?: string; to?: string; database?: string; out: string; store?: string; checkpoints?: string; publicKey?: string; witness: boolean; maxRows?: string }) => {
-      const config = loadForInspection(o.config);
+      // With --store and no --config, the store alone: no rules, groups or sensitive map to read.
+      const config: WardenConfig = o.store && !o.config && !fs.existsSync(path.resolve('warden.yaml')) ? bareConfig() : loadForInspection(o.config);
       const period = periodOf(o);
       const cap = capOf(o.maxRows);
-      if (o.database !== undefined && !Object.hasOwn(config.databases, o.database)) {
+      if (o.database !== undefined && config.source !== '<none>' && !Object.hasOwn(config.databases, o.database)) {
         process.stderr.write(`note: ${config.source} has no database "${o.database}"; reporting on its records anyway\n`);
       }
       const keyFile = o.publicKey ?? config.audit?.signingKey;

@@ -11,6 +11,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ChainWriter, signCheckpoint, type AuditRecord } from '../../src/audit/chain.js';
 import type { AuditStore } from '../../src/audit/store.js';
 import { openJsonlStore } from '../../src/audit/store-jsonl.js';
+import { openSqliteStore } from '../../src/audit/store-sqlite.js';
+import { SqliteAuditDb, toStoredRow } from '../../src/audit/sqlite-db.js';
+import Database from 'better-sqlite3';
 import { buildReport, type Report } from '../../src/report/build.js';
 import { renderHtml } from '../../src/report/render-html.js';
 import { renderCsv } from '../../src/report/render-csv.js';
@@ -210,6 +213,33 @@ describe('report aggregation', () => {
     expect(r.integrity.ok).toBe(true);
     expect(r.integrity.instances[0].unpinnedRecords).toBe(records.length);
     expect(r.integrity.verdict).toMatch(/not pinned by a signature/);
+  });
+});
+
+describe('report over a SQLite store (its index read in batches, data hashed as stored)', () => {
+  it('gives the same figures as over the records, and finds an edited row', async () => {
+    await fill(true);
+    const fromJsonl = await report();
+    const dbFile = path.join(dir, 'audit.db');
+    const db = new SqliteAuditDb(dbFile, { durability: 'os' });
+    db.appendRows(records.map(toStoredRow));
+    for (const cp of await store.checkpoints()) db.saveCheckpoint(cp);
+    db.close();
+    await store.close();
+    store = await openSqliteStore(dbFile, { readOnly: true });
+    const r = await report();
+    expect(r.integrity.ok).toBe(true);
+    expect(r.integrity.instances[0].verifiedRecords).toBe(records.length);
+    expect({ ...r, generatedAt: '', store: '' }).toEqual({ ...fromJsonl, generatedAt: '', store: '' });
+    await store.close();
+    const target = records.find((x) => x.type === 'statement.refused')!;
+    const raw = new Database(dbFile);
+    raw.prepare("UPDATE records SET data = replace(data, 'DROP TABLE', 'SELECT * FROM') WHERE seq = ?").run(target.seq);
+    raw.close();
+    store = await openSqliteStore(dbFile, { readOnly: true });
+    const t = await report();
+    expect(t.integrity.ok).toBe(false);
+    expect(t.integrity.instances[0].problems).toEqual([expect.objectContaining({ kind: 'hash-mismatch', seq: target.seq })]);
   });
 });
 

@@ -1,0 +1,81 @@
+/**
+ * Reading a stretch of one chain in seq order, for the report. Any store: its
+ * `chain(instance, fromSeq)`. A SQLite store (`sqlite:PATH`) is read faster:
+ * the rows its index holds are fetched in batches with the data as the text it
+ * was stored as (so the verifier hashes that text, verify-stretch.ts), read-only
+ * from one snapshot per batch; what the index does not hold yet (the journal
+ * tail) comes from the store's own `chain` as usual. When the database cannot
+ * be read that way (another layout), the store's `chain` reads it all.
+ */
+import type { AuditRecord } from '../audit/chain.js';
+import type { AuditStore } from '../audit/store.js';
+
+export interface StretchRecord {
+  /** Its `data` is {@link NOT_DECODED} until `decode()` is called (when `dataText` is given). */
+  record: AuditRecord;
+  /** The text the data was stored as, when the store gave it. */
+  dataText?: string;
+  /** Decodes the data (once) and returns it. */
+  decode(): AuditRecord['data'];
+}
+
+/** The data of a record read as text and not decoded yet. */
+export const NOT_DECODED: AuditRecord['data'] = Object.freeze({}) as AuditRecord['data'];
+
+const BATCH = 5000;
+
+type Row = [seq: number, ts: string, type: string, data: string, prev: string, hash: string];
+
+async function openIndex(store: AuditStore): Promise<{ rows(instance: string, from: number, to: number): Row[]; max(instance: string): number | null; close(): void } | null> {
+  if (!store.description.startsWith('sqlite:')) return null;
+  try {
+    const { default: Database } = await import('better-sqlite3');
+    const db = new Database(store.description.slice('sqlite:'.length), { readonly: true, fileMustExist: true });
+    const rows = db.prepare('SELECT seq, ts, type, data, prev, hash FROM records WHERE instance = ? AND seq >= ? AND seq <= ? ORDER BY seq').raw();
+    const max = db.prepare('SELECT max(seq) FROM records WHERE instance = ?').pluck();
+    return {
+      rows: (instance, from, to) => rows.all(instance, from, to) as Row[],
+      max: (instance) => (max.get(instance) as number | null) ?? null,
+      close: () => db.close(),
+    };
+  } catch {
+    return null;
+  }
+}
+
+function parsed(text: string): AuditRecord['data'] {
+  try {
+    const v: unknown = JSON.parse(text);
+    return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as AuditRecord['data']) : { malformed: text };
+  } catch {
+    return { malformed: text };
+  }
+}
+
+/** Records of `instance` with fromSeq <= seq <= throughSeq (and, past the index, until the store's chain goes beyond it). */
+export async function* readStretch(store: AuditStore, instance: string, fromSeq: number, throughSeq: number): AsyncGenerator<StretchRecord> {
+  const ix = await openIndex(store);
+  let next = fromSeq;
+  if (ix) {
+    try {
+      const indexed = Math.min(ix.max(instance) ?? 0, throughSeq);
+      while (next <= indexed) {
+        const to = Math.min(indexed, next + BATCH - 1);
+        for (const [seq, ts, type, data, prev, hash] of ix.rows(instance, next, to)) {
+          // The data is decoded on demand (decode()): a completion nobody waits for never is.
+          const record: AuditRecord = { seq, ts, instance, type, data: NOT_DECODED, prev, hash };
+          yield { record, dataText: data, decode: () => (record.data === NOT_DECODED ? (record.data = parsed(data)) : record.data) };
+        }
+        next = to + 1;
+      }
+    } finally {
+      ix.close();
+    }
+    if (next > throughSeq) return;
+  }
+  for await (const r of store.chain(instance, next)) {
+    if (Number.isSafeInteger(r.seq) && r.seq > throughSeq) break;
+    if (Number.isSafeInteger(r.seq) && r.seq < next) continue;
+    yield { record: r, decode: () => r.data };
+  }
+}
