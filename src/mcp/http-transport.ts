@@ -105,6 +105,10 @@ export class JsonHttpTransport implements Transport {
     if (messages.length === 0 || messages.length > MAX_BATCH) return rpcError(400, -32600, `Invalid Request: a batch holds 1 to ${MAX_BATCH} messages`);
     const kinds = messages.map(kindOf);
     if (kinds.some((k) => k === undefined)) return rpcError(400, -32700, 'Parse error: not a JSON-RPC 2.0 message');
+    const ids = messages.filter((_, i) => kinds[i] === 'request').map((m) => (m as { id: RequestId }).id);
+    if (new Set(ids).size !== ids.length || ids.some((id) => this.waiting.has(id))) {
+      return rpcError(409, -32600, 'Invalid Request: a request with this id is already in progress in this session');
+    }
     const answers: Promise<JSONRPCMessage>[] = [];
     const extra = { requestInfo: { headers } };
     for (let i = 0; i < messages.length; i++) {

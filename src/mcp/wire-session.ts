@@ -77,19 +77,38 @@ const RAW_TYPES = { getTypeParser: () => (v: string) => v } as unknown as pg.Cus
 /** A statement that may change a session setting; only those are analysed (a false positive, such as UPDATE ... SET, costs a parse). */
 const MAY_SET = /\b(?:set|reset|set_config)\b/i;
 
+/** A session-level setting change: its name and, for a constant, its new value (null: reset). */
+interface Change {
+  name: string;
+  value?: string | null;
+}
+
 /**
  * The session-level settings a statement string changes (SET, RESET, set_config(..., false)), by
  * Warden's own analysis; `*` when one cannot be known (a set_config whose name is not a constant).
  */
-async function settingsChangedBy(sql: string): Promise<string[]> {
+async function settingsChangedBy(sql: string): Promise<Change[]> {
   if (!MAY_SET.test(sql)) return [];
   await initSqlParser();
   const a = analyzeSql(sql, { searchPath: ['public'], user: 'warden' });
   if (!a.ok) return [];
   // role, session_authorization and warden.* are never changed by a client (session safety refuses it).
   const refused = (n: string): boolean => n === 'role' || n === 'session_authorization' || n.startsWith('warden.');
-  return a.statements.flatMap((st) => st.sets.filter((c) => !c.local && (c.via === 'set' || c.via === 'reset' || c.via === 'set_config') && !refused(c.name)).map((c) => c.name));
+  return a.statements.flatMap((st) =>
+    st.sets
+      .filter((c) => !c.local && (c.via === 'set' || c.via === 'reset' || c.via === 'set_config') && !refused(c.name))
+      .map((c) => ({ name: c.name, ...(c.value !== undefined ? { value: c.value } : {}) })),
+  );
 }
+
+/**
+ * A custom setting (`myapp.tenant`, with a dot) is carried by the value the statement gave it, not
+ * read back: masking answers a read of a custom setting with fake values (it could hold a stashed
+ * masked value), for every column of that statement. Built-in settings are read back with
+ * current_setting(), which gives their canonical text (a search_path's quoting included).
+ */
+const isCustom = (name: string): boolean => name.includes('.') || name === '*';
+
 /** A text literal (standard_conforming_strings is on since PostgreSQL 9.1; E'' is not needed). */
 const literal = (s: string): string => `'${s.replace(/'/g, "''")}'`;
 
@@ -125,8 +144,13 @@ interface Conn {
    * that may have changed one: what a connection opened after a hold sets again.
    */
   settings: [string, string][];
-  /** The settings the session's statements changed (names, from Warden's own analysis of them). */
+  /** The built-in settings the session's statements changed (names, from Warden's own analysis of them). */
   names: Set<string>;
+  /** Custom settings the session set, with the value given (see isCustom); `pendingCustom`: set in the open transaction. */
+  custom: Map<string, string>;
+  pendingCustom: Map<string, string | null>;
+  /** Why a custom setting's value is not known (a non-constant value or name). */
+  customUnknown?: string;
   /** A statement that changed a setting ran since `settings` was read. */
   dirty: boolean;
   /** Why `settings` could not be read (then they cannot be carried over). */
@@ -185,7 +209,7 @@ export class WireSession {
     });
     let signalHeld!: () => void;
     const heldSignal = new Promise<void>((r) => (signalHeld = r));
-    const c: Conn = { client, ready: Promise.resolve(), tail: Promise.resolve(), dead: false, tx: 'I', settings: [], names: new Set(), dirty: false, heldSignal, signalHeld };
+    const c: Conn = { client, ready: Promise.resolve(), tail: Promise.resolve(), dead: false, tx: 'I', settings: [], names: new Set(), custom: new Map(), pendingCustom: new Map(), dirty: false, heldSignal, signalHeld };
     client.on('error', () => (c.dead = true));
     client.on('end', () => (c.dead = true));
     client.on('notice', (n) => c.onNotice?.(n));
@@ -220,13 +244,48 @@ export class WireSession {
     const settings = (carry as { settings: [string, string][] }).settings;
     if (settings.length === 0) return;
     const sql = `SELECT ${settings.map(([n, v]) => `pg_catalog.set_config(${literal(n)}, ${literal(v)}, false)`).join(', ')}`;
+    // A policy that holds this for approval would leave the call waiting: give the connection up instead.
+    let held = false;
+    c.onNotice = (n) => {
+      if (!HELD.test(n.message ?? '')) return;
+      held = true;
+      void c.client.end().catch(() => undefined);
+    };
     try {
       await c.client.query(sql);
+      c.onNotice = undefined;
       c.settings = settings;
-      for (const [n] of settings) c.names.add(n);
+      for (const [n, v] of settings) {
+        if (isCustom(n)) c.custom.set(n, v);
+        else c.names.add(n);
+      }
     } catch (err) {
-      fail(wireError(err).message);
+      c.onNotice = undefined;
+      fail(held ? 'setting them again is held for approval by your policy' : wireError(err).message);
     }
+  }
+
+  /** Notes the settings a statement that ran changed (built-ins: to be read back; custom ones: their value). */
+  private record(c: Conn, changes: readonly Change[], o: Extract<RunOutcome, { kind: 'result' }>): void {
+    for (const ch of changes) {
+      if (!isCustom(ch.name)) {
+        c.names.add(ch.name);
+        c.dirty = true;
+      } else if (ch.name === '*' || ch.value === undefined) {
+        c.customUnknown = ch.name === '*' ? 'a set_config() whose setting name is not a constant' : `a value of ${ch.name} that is not a constant`;
+      } else {
+        c.pendingCustom.set(ch.name, ch.value);
+        c.dirty = true;
+      }
+    }
+    if (c.tx !== 'I') return; // a transaction is open: its SETs count once it commits
+    if (!o.sets.some((r) => r.command === 'ROLLBACK')) {
+      for (const [n, v] of c.pendingCustom) {
+        if (v === null) c.custom.delete(n);
+        else c.custom.set(n, v);
+      }
+    }
+    c.pendingCustom.clear();
   }
 
   /**
@@ -238,12 +297,11 @@ export class WireSession {
   private async snapshot(c: Conn, database: string): Promise<void> {
     if (!c.dirty || c.tx !== 'I' || c.dead) return;
     c.dirty = false;
-    if (c.names.has('*')) {
-      c.settingsUnknown = 'a set_config() whose setting name is not a constant changed one';
+    const names = [...c.names];
+    if (names.length === 0) {
+      c.settings = [...c.custom];
       return;
     }
-    const names = [...c.names];
-    if (names.length === 0) return;
     // current_setting() of each setting changed (masking refuses reading all of pg_settings: custom settings could stash masked values).
     const sql = `SELECT ${names.map((n) => `pg_catalog.current_setting(${literal(n)}, true)`).join(', ')}`;
     c.onNotice = (n) => {
@@ -257,7 +315,7 @@ export class WireSession {
     try {
       const r = await c.client.query<(string | null)[]>({ text: sql, rowMode: 'array' } as pg.QueryConfig);
       const row = r.rows[0] ?? [];
-      c.settings = names.flatMap((n, i) => (row[i] === null || row[i] === undefined ? [] : [[n, row[i]!] as [string, string]]));
+      c.settings = [...names.flatMap((n, i) => (row[i] === null || row[i] === undefined ? [] : [[n, row[i]!] as [string, string]])), ...c.custom];
       c.settingsUnknown = undefined;
     } catch (err) {
       c.settingsUnknown ??= wireError(err).message;
@@ -333,12 +391,11 @@ export class WireSession {
       if (m) onHeld({ request: m[1]!, mode: 'hold', message: n.message!, ...(n.detail ? { approvers: n.detail } : {}), ...(n.hint ? { hint: n.hint } : {}) });
       else if (notices.length < 20) notices.push(n.message ?? '');
     };
-    const changes = await settingsChangedBy(sql).catch(() => ['*']);
-    for (const n of changes) c.names.add(n);
-    if (changes.length > 0) c.dirty = true;
+    const changes = await settingsChangedBy(sql).catch((): Change[] => [{ name: '*' }]);
     const running = this.execute(c, sql, params, cap, notices)
       .then(async (o) => {
         c.onNotice = undefined;
+        if (o.kind === 'result') this.record(c, changes, o);
         if (this.conns.get(database) === c) await this.snapshot(c, database);
         return o;
       })
@@ -375,7 +432,8 @@ export class WireSession {
     if (this.conns.get(database) === c) {
       this.conns.delete(database);
       // The next connection sets again what the agent set on this one (the held statement's own changes stay with it).
-      if (c.settingsUnknown !== undefined) this.carry.set(database, { unknown: c.settingsUnknown });
+      const unknown = c.settingsUnknown ?? c.customUnknown;
+      if (unknown !== undefined) this.carry.set(database, { unknown });
       else if (c.settings.length > 0) this.carry.set(database, { settings: c.settings });
     }
     c.signalHeld();

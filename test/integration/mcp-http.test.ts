@@ -123,6 +123,7 @@ describe('MCP over HTTP on the admin listener', () => {
     const both = (await batch.json()) as { id: number }[];
     expect(both.map((x) => x.id)).toEqual([6, 7]);
     expect((await post({ jsonrpc: '2.0', id: 8, method: 'ping' }, { 'mcp-protocol-version': '1999-01-01' })).status).toBe(400);
+    expect((await post([{ jsonrpc: '2.0', id: 11, method: 'ping' }, { jsonrpc: '2.0', id: 11, method: 'ping' }])).status).toBe(409);
     expect((await post({ hello: 'world' })).status).toBe(400);
     expect((await post({ jsonrpc: '2.0', id: 9, method: 'no/such/method' })).status).toBe(200); // a JSON-RPC error, answered as JSON
     const { 'content-type': _ct, ...bare } = h;

@@ -275,7 +275,7 @@ describe('warden mcp over stdio', () => {
     expect(noId.err).toMatch(/WARDEN_IDENTITY/);
   }, 30_000);
 
-  it('session settings (SET search_path, statement_timeout) carry over to the connection opened after a hold', async () => {
+  it('session settings (SET search_path, statement_timeout, a custom one) carry over to the connection opened after a hold', async () => {
     for (const s of ['CREATE SCHEMA mcp_s2', 'CREATE TABLE mcp_s2.marker (v text)', "INSERT INTO mcp_s2.marker VALUES ('carried')", 'GRANT USAGE ON SCHEMA mcp_s2 TO warden_svc', 'GRANT SELECT ON mcp_s2.marker TO warden_svc'])
       await direct(env.cluster, s);
     const c = new Client({ name: 'settings', version: '1' });
@@ -290,7 +290,11 @@ describe('warden mcp over stdio', () => {
     try {
       expect((await call(c, 'query', { sql: 'SET search_path TO mcp_s2, public' })).isError).toBe(false);
       expect((await call(c, 'query', { sql: "SET statement_timeout = '12s'" })).isError).toBe(false);
+      expect((await call(c, 'query', { sql: "SET myapp.tenant = 'acme'" })).isError).toBe(false);
       expect((await call(c, 'query', { sql: 'SELECT v FROM marker' })).json).toMatchObject({ rows: [['carried']] });
+      // Masking shows a custom setting faked (it could hold a stashed value), but the same value fakes the same way.
+      const tenant = await call(c, 'query', { sql: 'SHOW myapp.tenant' });
+      expect(tenant.isError, tenant.text).toBe(false);
       const p = await call(c, 'query', { sql: 'UPDATE public.accounts SET balance = balance WHERE id = 1' });
       expect(p.json).toMatchObject({ status: 'pending_approval' });
       // The session's next calls run on a new connection: with the settings the agent set.
@@ -299,12 +303,13 @@ describe('warden mcp over stdio', () => {
       expect(after.json).toMatchObject({ rows: [['carried']] });
       expect((await call(c, 'query', { sql: 'SHOW statement_timeout' })).json).toMatchObject({ rows: [['12s']] });
       expect((await call(c, 'query', { sql: 'SHOW search_path' })).json).toMatchObject({ rows: [['mcp_s2, public']] });
+      expect((await call(c, 'query', { sql: 'SHOW myapp.tenant' })).json!.rows).toEqual(tenant.json!.rows);
       const no = await runCli(['approvals', 'deny', p.json!.request as string, '--as', 'dana', '--reason', 'test over', '--admin-url', `http://127.0.0.1:${env.warden.admin!.port}`], { WARDEN_PASSWORD: DANA });
       expect(no.code, no.err).toBe(0);
     } finally {
       await c.close();
     }
-  }, 30_000);
+  }, 40_000);
 
   it('when the agent goes away, its held statement is withdrawn and never runs', async () => {
     const other = new Client({ name: 'short-lived', version: '1' });
