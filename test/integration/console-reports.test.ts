@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { baseYaml, direct, PASSWORDS, startCluster, startEnv, type TestEnv } from '../helpers/warden-env.js';
-import { launchBrowser, screenshot, type TestBrowser } from '../helpers/browser.js';
+import { launchBrowser, screenshot, SCREENSHOT_DIR, type TestBrowser } from '../helpers/browser.js';
 
 const OLGA = 'olga-Reports-pw-1';
 const APRIL = 'april-pw-2';
@@ -73,7 +73,12 @@ it('shows the compliance report in a sandboxed frame and a backtest as a table',
   await page.getByRole('button', { name: 'Show report' }).click();
   const frame = page.locator('iframe[title="Compliance report"]');
   expect(await frame.getAttribute('sandbox')).toBe('');
-  await expect.poll(async () => (await frame.contentFrame().locator('h1').textContent({ timeout: 1000 }).catch(() => '')) ?? '', { timeout: 20_000 }).toBe('Warden compliance report');
+  await expect
+    .poll(async () => (await frame.contentFrame().locator('h1').textContent({ timeout: 1000 }).catch(async () => `no h1: ${(await frame.contentFrame().locator('body').textContent({ timeout: 1000 }).catch(() => '')) ?? ''}`)) ?? '', { timeout: 20_000 })
+    .toBe('Warden compliance report');
+  // The frame as a person sees it (a full-page capture can draw a frame's content shifted).
+  await frame.scrollIntoViewIfNeeded();
+  await frame.screenshot({ path: path.join(SCREENSHOT_DIR, 'console-reports-frame.png') });
   await page.getByLabel(/Proposed policy/).fill('rules:\n  - { name: no-deletes, match: { statement: [delete] }, action: deny, reason: never }\n');
   await page.getByRole('button', { name: 'Run backtest' }).click();
   await expect.poll(() => page.locator('main').textContent(), { timeout: 20_000 }).toMatch(/DELETE FROM orders WHERE id = 5/);
