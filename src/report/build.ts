@@ -146,64 +146,66 @@ export async function buildReport(store: AuditStore, o: ReportOptions): Promise<
     let periodRecords = 0;
     let verified = 0;
     o.onProgress?.({ instance, done, total });
-    for await (const { record: r, dataText, decode } of readStretch(store, instance, plan.startAfter.seq + 1, plan.throughSeq)) {
-      v.push(r, dataText, decode);
-      verified++;
-      if (++done % 20_000 === 0) o.onProgress?.({ instance, done, total });
-      if (typeof r.ts !== 'string' || r.ts < o.from || r.ts >= o.to) continue;
-      // The most frequent record: a completion matters only to a statement kept for it (its data is then read).
-      if (r.type === 'statement.end' && dataText !== undefined && db === undefined) {
-        records++;
+    for await (const batch of readStretch(store, instance, plan.startAfter.seq + 1, plan.throughSeq)) {
+      for (const { record: r, dataText, decode } of batch) {
+        v.push(r, dataText, decode);
+        verified++;
+        if (++done % 20_000 === 0) o.onProgress?.({ instance, done, total });
+        if (typeof r.ts !== 'string' || r.ts < o.from || r.ts >= o.to) continue;
+        // The most frequent record: a completion matters only to a statement kept for it (its data is then read).
+        if (r.type === 'statement.end' && dataText !== undefined && db === undefined) {
+          records++;
+          periodRecords++;
+          byType.set(r.type, (byType.get(r.type) ?? 0) + 1);
+          const m = BEGIN_SEQ.exec(dataText);
+          if (m && waiting.has(Number(m[1]))) {
+            decode();
+            const e = endFacts(r);
+            const f = e ? waiting.get(e.beginSeq) : undefined;
+            if (e && f) {
+              waiting.delete(e.beginSeq);
+              for (const a of enders) a.end!(f, e);
+            }
+          }
+          continue;
+        }
+        decode();
+        if (r.data === null || typeof r.data !== 'object') continue;
+        const d = r.data as Data;
+        const database = str(d.database);
+        const session = str(d.session);
+        if (session && database) sessionDb.set(session, database);
+        if (r.type === 'session.start') {
+          const identity = str(d.identity);
+          if (identity && Array.isArray(d.groups)) seenGroups.set(identity, strings(d.groups));
+        }
+        if (db !== undefined) {
+          // Records of another database are left out; so are completions of statements left out.
+          if (database !== undefined && database !== db) continue;
+          if (database === undefined && session !== undefined && sessionDb.has(session) && sessionDb.get(session) !== db) continue;
+        }
         periodRecords++;
+        records++;
         byType.set(r.type, (byType.get(r.type) ?? 0) + 1);
-        const m = BEGIN_SEQ.exec(dataText);
-        if (m && waiting.has(Number(m[1]))) {
-          decode();
+        if (isStatement(r)) {
+          const f = statementFacts(r);
+          statements++;
+          if (f.type === 'statement.refused') refused++;
+          if (f.identity) identities.add(f.identity);
+          if (f.type === 'statement.begin' && f.classes.some((c) => DDL_CLASSES.has(c))) ddl.set(`${instance}#${r.seq}`, f);
+          for (const a of all) a.statement?.(f);
+          if (f.type === 'statement.begin' && keepers.some((a) => a.keep!(f))) waiting.set(r.seq, f);
+        } else if (r.type === 'statement.end') {
           const e = endFacts(r);
           const f = e ? waiting.get(e.beginSeq) : undefined;
           if (e && f) {
             waiting.delete(e.beginSeq);
             for (const a of enders) a.end!(f, e);
           }
+        } else {
+          if (r.type === 'session.start') sessions++;
+          for (const a of all) a.record?.(r);
         }
-        continue;
-      }
-      decode();
-      if (r.data === null || typeof r.data !== 'object') continue;
-      const d = r.data as Data;
-      const database = str(d.database);
-      const session = str(d.session);
-      if (session && database) sessionDb.set(session, database);
-      if (r.type === 'session.start') {
-        const identity = str(d.identity);
-        if (identity && Array.isArray(d.groups)) seenGroups.set(identity, strings(d.groups));
-      }
-      if (db !== undefined) {
-        // Records of another database are left out; so are completions of statements left out.
-        if (database !== undefined && database !== db) continue;
-        if (database === undefined && session !== undefined && sessionDb.has(session) && sessionDb.get(session) !== db) continue;
-      }
-      periodRecords++;
-      records++;
-      byType.set(r.type, (byType.get(r.type) ?? 0) + 1);
-      if (isStatement(r)) {
-        const f = statementFacts(r);
-        statements++;
-        if (f.type === 'statement.refused') refused++;
-        if (f.identity) identities.add(f.identity);
-        if (f.type === 'statement.begin' && f.classes.some((c) => DDL_CLASSES.has(c))) ddl.set(`${instance}#${r.seq}`, f);
-        for (const a of all) a.statement?.(f);
-        if (f.type === 'statement.begin' && keepers.some((a) => a.keep!(f))) waiting.set(r.seq, f);
-      } else if (r.type === 'statement.end') {
-        const e = endFacts(r);
-        const f = e ? waiting.get(e.beginSeq) : undefined;
-        if (e && f) {
-          waiting.delete(e.beginSeq);
-          for (const a of enders) a.end!(f, e);
-        }
-      } else {
-        if (r.type === 'session.start') sessions++;
-        for (const a of all) a.record?.(r);
       }
     }
     // Statements whose completion was not read (a crash, or it completed after the stretch).

@@ -52,8 +52,8 @@ function parsed(text: string): AuditRecord['data'] {
   }
 }
 
-/** Records of `instance` with fromSeq <= seq <= throughSeq (and, past the index, until the store's chain goes beyond it). */
-export async function* readStretch(store: AuditStore, instance: string, fromSeq: number, throughSeq: number): AsyncGenerator<StretchRecord> {
+/** Records of `instance` with fromSeq <= seq <= throughSeq, in seq order, in batches. */
+export async function* readStretch(store: AuditStore, instance: string, fromSeq: number, throughSeq: number): AsyncGenerator<StretchRecord[]> {
   const ix = await openIndex(store);
   let next = fromSeq;
   if (ix) {
@@ -61,11 +61,13 @@ export async function* readStretch(store: AuditStore, instance: string, fromSeq:
       const indexed = Math.min(ix.max(instance) ?? 0, throughSeq);
       while (next <= indexed) {
         const to = Math.min(indexed, next + BATCH - 1);
+        const batch: StretchRecord[] = [];
         for (const [seq, ts, type, data, prev, hash] of ix.rows(instance, next, to)) {
           // The data is decoded on demand (decode()): a completion nobody waits for never is.
           const record: AuditRecord = { seq, ts, instance, type, data: NOT_DECODED, prev, hash };
-          yield { record, dataText: data, decode: () => (record.data === NOT_DECODED ? (record.data = parsed(data)) : record.data) };
+          batch.push({ record, dataText: data, decode: () => (record.data === NOT_DECODED ? (record.data = parsed(data)) : record.data) });
         }
+        yield batch;
         next = to + 1;
       }
     } finally {
@@ -73,9 +75,15 @@ export async function* readStretch(store: AuditStore, instance: string, fromSeq:
     }
     if (next > throughSeq) return;
   }
+  let batch: StretchRecord[] = [];
   for await (const r of store.chain(instance, next)) {
     if (Number.isSafeInteger(r.seq) && r.seq > throughSeq) break;
     if (Number.isSafeInteger(r.seq) && r.seq < next) continue;
-    yield { record: r, decode: () => r.data };
+    batch.push({ record: r, decode: () => r.data });
+    if (batch.length >= 1000) {
+      yield batch;
+      batch = [];
+    }
   }
+  if (batch.length > 0) yield batch;
 }
