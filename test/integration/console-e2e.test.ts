@@ -226,6 +226,7 @@ describe('console', () => {
 
     await bobRow.getByRole('button', { name: /Kill session/ }).click();
     await page.getByRole('dialog').getByLabel(/Reason/).fill('runaway query');
+    await screenshot(page, 'console-sessions-kill-dialog');
     await page.getByRole('dialog').getByRole('button', { name: 'Kill session' }).click();
     const err = (await sleeping) as pg.DatabaseError;
     expect(err.code).toBe('57P01');

@@ -67,10 +67,13 @@ export function sessionsPage(ctx: Ctx, root: HTMLElement, arg?: string): Page {
 
   const row = (s: SessionRow): HTMLTableRowElement => {
     const kill = h('button', { type: 'button', class: 'danger small', 'aria-label': `Kill session ${s.id} of ${s.identity}` }, 'Kill');
-    kill.addEventListener('click', () => void askReason(`Kill session of ${s.identity}?`, 'Kill session', { danger: true }).then((r) => act(`Session ${s.id} killed.`, `/api/v1/sessions/${encodeURIComponent(s.id)}/kill`, r)));
+    kill.addEventListener('click', () => void askReason(`Kill session of ${s.identity}?`, 'Kill session', {
+        danger: true,
+        detail: `Session ${s.id} on ${s.database} from ${s.client_address}; ${s.statement ? `its statement (${s.state}) is cancelled: ${s.statement.slice(0, 200)}` : `it is ${s.state}`}. The client gets FATAL 57P01 with your name and reason.`,
+      }).then((r) => act(`Session ${s.id} killed.`, `/api/v1/sessions/${encodeURIComponent(s.id)}/kill`, r)));
     const suspend = h('button', { type: 'button', class: 'small', 'aria-label': `Suspend identity ${s.identity}` }, 'Suspend identity');
     suspend.addEventListener('click', () =>
-      void askReason(`Suspend ${s.identity}? Its sessions end and its logins are refused until resumed.`, 'Suspend', { danger: true }).then((r) =>
+      void askReason(`Suspend ${s.identity}?`, 'Suspend', { danger: true, detail: `All sessions of ${s.identity} end (on every instance sharing the state store) and its logins are refused until an operator resumes it.` }).then((r) =>
         act(`Identity ${s.identity} suspended.`, `/api/v1/identities/${encodeURIComponent(s.identity)}/suspend`, r),
       ),
     );
