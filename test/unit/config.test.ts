@@ -420,7 +420,7 @@ describe('errors', () => {
       name: 'unknown key at the top level',
       text: minimal('listn: {}\n'),
       key: 'listn',
-      message: /^unknown key \(expected one of version, listen, admin, databases, identities, sensitive, rules, default, limits, approvals, state, audit, oidc\)$/,
+      message: /^unknown key \(expected one of version, listen, admin, databases, identities, sensitive, rules, default, limits, approvals, state, audit, oidc, report\)$/,
     },
     {
       name: 'unknown key nested',
