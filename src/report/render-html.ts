@@ -270,6 +270,11 @@ export function renderHtml(r: Report, o: { printRules?: boolean } = {}): string 
   }
   parts.push(`</section>`);
 
+  // Rows whose own record failed verification say so where they are listed.
+  const failed = new Set(I.instances.flatMap((x) => x.problems.filter((p) => p.seq !== null).map((p) => `${x.instance}#${p.seq}`)));
+  const at = (x: { ts: string; record: string }): { html: string } =>
+    raw(`${esc(when(x.ts))}${failed.has(x.record) ? '<br><span class="tag unmasked" title="this record failed verification">failed verification</span>' : ''}`);
+
   const section = (x: { id: string; title: string; description: string; controls: ControlRef[] }, body: string): void => {
     parts.push(`<section id="${x.id}"><h2>${esc(x.title)}</h2><p class="desc">${esc(x.description)}</p>${controls(x.controls)}${body}</section>`);
   };
@@ -321,7 +326,7 @@ export function renderHtml(r: Report, o: { printRules?: boolean } = {}): string 
       table(
         rf.refusals.items,
         [
-          { head: 'time', cell: (x) => when(x.ts) },
+          { head: 'time', cell: (x) => at(x) },
           { head: 'identity', cell: (x) => (x.onBehalfOf ? `${x.identity} (for ${x.onBehalfOf})` : x.identity) },
           { head: 'database', cell: (x) => x.database },
           { head: 'rule', cell: (x) => x.rule },
@@ -391,7 +396,7 @@ export function renderHtml(r: Report, o: { printRules?: boolean } = {}): string 
       table(
         lm.events.items,
         [
-          { head: 'time', cell: (x) => when(x.ts) },
+          { head: 'time', cell: (x) => at(x) },
           { head: 'identity', cell: (x) => x.identity },
           { head: 'limit', cell: (x) => x.limit },
           { head: 'measure', cell: (x) => x.measure },
@@ -414,7 +419,7 @@ export function renderHtml(r: Report, o: { printRules?: boolean } = {}): string 
       table(
         sc.changes.items,
         [
-          { head: 'time', cell: (x) => when(x.ts) },
+          { head: 'time', cell: (x) => at(x) },
           { head: 'identity', cell: (x) => x.identity },
           { head: 'database', cell: (x) => x.database },
           { head: 'objects', cell: (x) => x.objects.map((o) => o.object), cls: 'mono' },
@@ -481,7 +486,7 @@ export function renderHtml(r: Report, o: { printRules?: boolean } = {}): string 
         table(
           mi.statements.items,
           [
-            { head: 'time', cell: (x) => when(x.ts) },
+            { head: 'time', cell: (x) => at(x) },
             { head: 'identity', cell: (x) => x.identity },
             { head: 'rule (action)', cell: (x) => `${x.rule} (${x.ruleAction})` },
             { head: 'outcome', cell: (x) => x.outcome },
@@ -517,7 +522,7 @@ export function renderHtml(r: Report, o: { printRules?: boolean } = {}): string 
           table(
             pv.statements.items,
             [
-              { head: 'time', cell: (x) => when(x.ts) },
+              { head: 'time', cell: (x) => at(x) },
               { head: 'identity', cell: (x) => x.identity },
               { head: 'database', cell: (x) => x.database },
               { head: 'classes', cell: (x) => x.classes },
@@ -535,7 +540,7 @@ export function renderHtml(r: Report, o: { printRules?: boolean } = {}): string 
     op,
     `<h3>Identity suspensions</h3>` +
       table(op.suspensions.items, [
-        { head: 'time', cell: (x) => when(x.ts) },
+        { head: 'time', cell: (x) => at(x) },
         { head: 'event', cell: (x) => x.event },
         { head: 'identity', cell: (x) => x.identity },
         { head: 'by', cell: (x) => x.by },
@@ -544,7 +549,7 @@ export function renderHtml(r: Report, o: { printRules?: boolean } = {}): string 
       ]) +
       `<h3>Sessions killed</h3>` +
       table(op.kills.items, [
-        { head: 'time', cell: (x) => when(x.ts) },
+        { head: 'time', cell: (x) => at(x) },
         { head: 'session', cell: (x) => x.session, cls: 'mono' },
         { head: 'identity', cell: (x) => x.identity },
         { head: 'database', cell: (x) => x.database },
@@ -553,7 +558,7 @@ export function renderHtml(r: Report, o: { printRules?: boolean } = {}): string 
       ]) +
       `<h3>Configuration</h3>` +
       table(op.config.items, [
-        { head: 'time', cell: (x) => when(x.ts) },
+        { head: 'time', cell: (x) => at(x) },
         { head: 'event', cell: (x) => x.event },
         { head: 'by', cell: (x) => x.by },
         { head: 'file', cell: (x) => x.source, cls: 'mono' },
@@ -562,7 +567,7 @@ export function renderHtml(r: Report, o: { printRules?: boolean } = {}): string 
       ]) +
       `<h3>Warden and the log</h3>` +
       table(op.log.items, [
-        { head: 'time', cell: (x) => when(x.ts) },
+        { head: 'time', cell: (x) => at(x) },
         { head: 'event', cell: (x) => x.event },
         { head: 'detail', cell: (x) => x.detail },
       ], { rowClass: (x) => (x.event === 'audit records lost' ? 'bad' : '') }),

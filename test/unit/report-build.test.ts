@@ -188,6 +188,10 @@ describe('report aggregation', () => {
     expect(body.indexOf('AUDIT LOG TAMPERED')).toBeGreaterThan(0);
     expect(body.indexOf('AUDIT LOG TAMPERED')).toBeLessThan(body.indexOf('class="figures"'));
     expect(html).toMatch(/<title>[^<]*AUDIT LOG TAMPERED/);
+    // The edited refusal is marked where it is listed.
+    const row = /<tr[^>]*>(?:(?!<\/tr>)[\s\S])*SELECT 1(?:(?!<\/tr>)[\s\S])*<\/tr>/.exec(html)?.[0] ?? '';
+    expect(row).toContain('failed verification');
+    expect(html.match(/>failed verification</g)).toHaveLength(1);
   });
 
   it('reports records deleted from the period as a gap, and a cut tail against its checkpoint', async () => {
