@@ -330,7 +330,7 @@ describe('warden report over the recorded workload', () => {
   });
 
   it('renders in Chromium, and prints to PDF without cutting a table row', async () => {
-    browser = await launchBrowser();
+    browser ??= await launchBrowser();
     const page = await browser.browser.newPage({ viewport: { width: 1280, height: 900 } });
     await page.goto(`file://${path.join(out, 'report.html')}`);
     expect(await page.locator('.verdict').first().innerText()).toMatch(/Audit log verified/);
@@ -351,7 +351,8 @@ describe('warden report over the recorded workload', () => {
   }, 60_000);
 
   it('the PDF check finds a cut row (so it can fail), and the report keeps rows shorter than a page', async () => {
-    const page = await browser!.browser.newPage();
+    browser ??= await launchBrowser();
+    const page = await browser.browser.newPage();
     // A plain table with one row taller than a page: no print rule can keep it whole.
     const words = (n: number, tag: string): string => Array.from({ length: n }, (_, k) => `${tag}word${k}`).join(' ');
     const file = path.join(dir, 'tall-row.html');
@@ -390,13 +391,17 @@ describe('warden report over the recorded workload', () => {
     expect(Object.keys(j).indexOf('integrity')).toBeLessThan(Object.keys(j).indexOf('sections'));
     expect(j.integrity.ok).toBe(false);
     expect(j.integrity.instances[0].problems[0]).toMatchObject({ kind: 'hash-mismatch', seq: JSON.parse(lines[i]).seq });
-    const page = await browser!.browser.newPage({ viewport: { width: 1280, height: 900 } });
+    browser ??= await launchBrowser();
+    const page = await browser.browser.newPage({ viewport: { width: 1280, height: 900 } });
     await page.goto(`file://${path.join(out2, 'report.html')}`);
     // The first block under the title is the failed verdict.
     const first = await page.evaluate<string>("document.querySelector('main > h1').nextElementSibling.nextElementSibling.querySelector('.verdict')?.textContent ?? ''");
     expect(first).toMatch(/^AUDIT LOG TAMPERED: verification FAILED/);
     expect(await page.title()).toMatch(/AUDIT LOG TAMPERED/);
     await screenshot(page, 'report-tampered');
+    await page.screenshot({ path: path.join(SCREENSHOT_DIR, 'report-tampered-top.png') });
+    await page.locator('#refusals').screenshot({ path: path.join(SCREENSHOT_DIR, 'report-tampered-refusals.png') });
+    expect(await page.locator('#refusals tr.bad, #refusals td .tag.unmasked').count()).toBeGreaterThan(0);
     await page.close();
   }, 60_000);
 
