@@ -31,7 +31,7 @@ export const CONTROLS = {
     c('SOC 2', 'CC6.3', 'authorisation rules are enforced per identity and role'),
     c('SOC 2', 'CC7.2', 'refused attempts are recorded for monitoring'),
     c('ISO/IEC 27001:2022', 'A.8.16', 'anomalous and refused activity is monitored'),
-    c('PCI DSS v4.0', '10.2', '10.2.1.4: invalid logical access attempts are logged'),
+    c('PCI DSS v4.0', '10.2', '10.2.1.4: invalid logical access attempts (refused statements, failed logins) are logged'),
   ],
   approvals: [
     c('SOC 2', 'CC6.2', 'access is granted only after authorisation by a named approver'),

@@ -1,6 +1,7 @@
-/** Every statement Warden refused (`statement.refused`): by rule, identity and SQLSTATE, and each one. */
+/** Every statement Warden refused (`statement.refused`): by rule, identity and SQLSTATE, and each one; and every failed login (`login.failed`). */
 import { controlsOf } from './controls.js';
-import { oneLine, ref, type StatementFacts } from './facts.js';
+import type { AuditRecord } from '../audit/chain.js';
+import { oneLine, ref, str, type Data, type StatementFacts } from './facts.js';
 import { CappedList, type Aggregator, type Listing, type SectionBase } from './types.js';
 
 export interface Refusal {
@@ -25,8 +26,22 @@ export interface Count {
   count: number;
 }
 
+/** A failed login (`login.failed`): wrong password, unknown name, rate limited, suspended identity. */
+export interface FailedLogin {
+  ts: string;
+  record: string;
+  identity: string;
+  clientAddress: string;
+  database: string;
+  reason: string;
+  /** `admin-api` for the HTTP API, else the PostgreSQL listener. */
+  channel: string;
+}
+
 export interface RefusalsSection extends SectionBase {
   id: 'refusals';
+  failedLogins: Listing<FailedLogin>;
+  failedLoginsByIdentity: Count[];
   total: number;
   byPolicy: number;
   whileAuditUnavailable: number;
@@ -50,7 +65,16 @@ export function refusals(o: { cap: number }): Aggregator<RefusalsSection> {
   const byIdentity = new Map<string, number>();
   const bySqlstate = new Map<string, number>();
   let unavailable = 0;
+  const logins = new CappedList<FailedLogin>(o.cap);
+  const loginsBy = new Map<string, number>();
   return {
+    record(r: AuditRecord) {
+      if (r.type !== 'login.failed') return;
+      const d = r.data as Data;
+      const identity = str(d.identity) ?? '';
+      bump(loginsBy, identity);
+      logins.push({ ts: r.ts, record: ref(r), identity, clientAddress: str(d.client_address) ?? '', database: str(d.database) ?? '', reason: str(d.reason) ?? '', channel: str(d.channel) ?? 'postgres' });
+    },
     statement(f: StatementFacts) {
       if (f.type !== 'statement.refused') return;
       const rule = f.refusedWhile ? `(audit ${f.refusedWhile})` : (f.rule ?? '(none)');
@@ -77,9 +101,12 @@ export function refusals(o: { cap: number }): Aggregator<RefusalsSection> {
     finish() {
       return {
         id: 'refusals',
-        title: 'Refused statements',
-        description: 'Every statement Warden answered with an error instead of running it: refused by a rule, by masking, by a limit checked before it ran, or because it could not be recorded.',
+        title: 'Refused statements and failed logins',
+        description:
+          'Every statement Warden answered with an error instead of running it: refused by a rule, by masking, by a limit checked before it ran, or because it could not be recorded; and every failed login (wrong password, unknown name, rate limited, suspended identity).',
         controls: controlsOf('refusals'),
+        failedLogins: logins.toJSON(),
+        failedLoginsByIdentity: countsOf(loginsBy),
         total: list.total,
         byPolicy: list.total - unavailable,
         whileAuditUnavailable: unavailable,

@@ -81,6 +81,15 @@ export function renderCsv(r: Report): Record<string, string> {
     ['intent', (x) => x.intent],
     ['sql', (x) => x.sql],
   ]);
+  files['failed-logins.csv'] = csv(S.refusals.failedLogins.items, [
+    ['ts', (x) => x.ts],
+    ['record', (x) => x.record],
+    ['identity', (x) => x.identity],
+    ['client_address', (x) => x.clientAddress],
+    ['channel', (x) => x.channel],
+    ['database', (x) => x.database],
+    ['reason', (x) => x.reason],
+  ]);
   files['approvals.csv'] = csv(S.approvals.requests, [
     ['request', (x) => x.request],
     ['requested_at', (x) => x.requestedAt],

@@ -321,6 +321,7 @@ export function renderHtml(r: Report, o: { printRules?: boolean } = {}): string 
       ['refused', rf.total, rf.total > 0],
       ['by policy', rf.byPolicy],
       ['audit unavailable', rf.whileAuditUnavailable],
+      ['failed logins', rf.failedLogins.total, rf.failedLogins.total > 0],
     ]) +
       `<div class="charts">${barChart('Refusals by rule', rf.byRule, { color: '#b3261e' })}${barChart('Refusals by identity', rf.byIdentity, { color: '#8e3b35' })}</div>` +
       table(
@@ -337,7 +338,21 @@ export function renderHtml(r: Report, o: { printRules?: boolean } = {}): string 
         ],
         { id: 'refusals-list' },
       ) +
-      listingNote(rf.refusals, 'refusals'),
+      listingNote(rf.refusals, 'refusals') +
+      `<h3>Failed logins</h3>` +
+      table(
+        rf.failedLogins.items,
+        [
+          { head: 'time', cell: (x) => at(x) },
+          { head: 'name given', cell: (x) => x.identity },
+          { head: 'from', cell: (x) => x.clientAddress, cls: 'mono' },
+          { head: 'channel', cell: (x) => x.channel },
+          { head: 'database', cell: (x) => x.database },
+          { head: 'reason', cell: (x) => x.reason },
+        ],
+        { id: 'failed-logins', empty: 'No failed login in this period.' },
+      ) +
+      listingNote(rf.failedLogins, 'failed logins'),
   );
 
   const ap = S.approvals;

@@ -147,6 +147,9 @@ beforeAll(async () => {
   from = new Date(Date.now() - 1000).toISOString();
   warden = await startWarden({ config: loadConfig(configFile), log: silentLogger() });
 
+  // 0. someone guesses alice's password.
+  const guess = client('alice', 'not-her-password');
+  await expect(guess.connect()).rejects.toThrow(/password authentication failed/);
   // 1. alice reads emails (unmasked), with a ticket; 2. the agent reads them masked.
   const alice = client('alice', PASSWORDS.alice, 'T-1');
   await alice.connect();
@@ -277,6 +280,9 @@ describe('warden report over the recorded workload', () => {
     for (const r of refused) byRule.set(r.data.decision.rule, (byRule.get(r.data.decision.rule) ?? 0) + 1);
     expect(Object.fromEntries(report.sections.refusals.byRule.map((c) => [c.key, c.count]))).toEqual(Object.fromEntries(byRule));
     expect(report.sections.refusals.refusals.items.map((x) => x.record)).toEqual(refused.map((r) => `report-test#${r.seq}`));
+    const failedLogins = all.filter((r) => r.type === 'login.failed');
+    expect(failedLogins.length).toBeGreaterThan(0);
+    expect(report.sections.refusals.failedLogins.items.map((l) => [l.record, l.identity])).toEqual(failedLogins.map((r) => [`report-test#${r.seq}`, 'alice']));
 
     // The approval: requester, approver, reason, waiting time from the records' times.
     const requested = all.find((r) => r.type === 'approval.requested')!;

@@ -47,6 +47,7 @@ function workload(w: ChainWriter): AuditRecord[] {
   };
   add('warden.start', { version: '0.1.0', pid: 1, host: '127.0.0.1', port: 6432, instance: 'w1' });
   add('config.loaded', { source: '/etc/warden.yaml', hash: 'a'.repeat(64) });
+  add('login.failed', { identity: 'mallory', client_address: '10.6.6.6', database: 'app', reason: 'authentication failed', tls: false });
   add('session.start', { ...who('alice', 'human', 's1'), groups: ['dba'], client_address: '10.0.0.1', intent: {} });
   add('session.start', { ...who('bot', 'agent', 's2', { on_behalf_of: 'carol' }), groups: ['agents'], client_address: '10.0.0.2', intent: {} });
   // alice reads emails unmasked (2 rows)
@@ -126,6 +127,7 @@ describe('report aggregation', () => {
       ['email', 'alice', 'human', false, 1, 2, ['public.customers.email'], []],
       ['email', 'bot', 'agent', true, 1, 5, ['public.customers.email'], ['email']],
     ]);
+    expect(r.sections.refusals.failedLogins.items.map((l) => [l.identity, l.clientAddress, l.reason, l.channel])).toEqual([['mallory', '10.6.6.6', 'authentication failed', 'postgres']]);
     expect(r.sections.refusals.byRule).toEqual([
       { key: 'no-drop', count: 1 },
       { key: 'ticket-for-writes', count: 1 },
@@ -149,8 +151,8 @@ describe('report aggregation', () => {
 
   it('keeps to the period and to the database asked for', async () => {
     await fill(true);
-    const r = await report({ from: at(5).toISOString(), to: at(9).toISOString() });
-    // minutes 5..8: b1 (5), its end (6), b2 (7), its end (8)
+    const r = await report({ from: at(6).toISOString(), to: at(10).toISOString() });
+    // minutes 6..9: b1 (6), its end (7), b2 (8), its end (9)
     expect(r.totals.records).toBe(4);
     expect(r.sections.sensitiveReads.statements).toBe(2);
     expect(r.sections.refusals.total).toBe(0);
