@@ -86,7 +86,7 @@ export function agents(): Aggregator<AgentsSection> {
     finish() {
       const access = [...acc.values()]
         .map((a) => ({ ...a, tables: [...a.tables].sort() }))
-        .sort((a, b) => a.identity.localeCompare(b.identity) || a.onBehalfOf.localeCompare(b.onBehalfOf) || a.database.localeCompare(b.database));
+        .sort((a, b) => a.identity.localeCompare(b.identity, 'en', { numeric: true }) || a.onBehalfOf.localeCompare(b.onBehalfOf, 'en', { numeric: true }) || a.database.localeCompare(b.database, 'en', { numeric: true }));
       return {
         id: 'agents',
         title: 'AI agents and access on behalf of others',

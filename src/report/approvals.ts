@@ -155,7 +155,7 @@ export function approvals(o: { ctx: ReportContext; database?: string; cap: numbe
       for (const r of list) {
         if (r.requestedAt && r.resolvedAt) r.waitMs = Date.parse(r.resolvedAt) - Date.parse(r.requestedAt);
       }
-      list.sort((a, b) => (a.requestedAt ?? '').localeCompare(b.requestedAt ?? '') || a.request.localeCompare(b.request));
+      list.sort((a, b) => (a.requestedAt ?? '').localeCompare(b.requestedAt ?? '', 'en', { numeric: true }) || a.request.localeCompare(b.request, 'en', { numeric: true }));
       const waits = list.map((r) => r.waitMs).filter((w): w is number => w !== null).sort((a, b) => a - b);
       const count = (s: string): number => list.filter((r) => r.status === s).length;
       return {

@@ -106,7 +106,7 @@ export function privileged(o: { groups: readonly string[]; ctx: ReportContext; c
             : `What members of ${[...wanted].join(', ')} (report.privileged_groups) did: per identity, and each statement other than a plain read.`,
         controls: controlsOf('privileged'),
         groups: [...wanted],
-        identities: [...acc.values()].map((a) => ({ ...a, groups: [...a.groups].sort(), databases: [...a.databases].sort() })).sort((a, b) => a.identity.localeCompare(b.identity)),
+        identities: [...acc.values()].map((a) => ({ ...a, groups: [...a.groups].sort(), databases: [...a.databases].sort() })).sort((a, b) => a.identity.localeCompare(b.identity, 'en', { numeric: true })),
         statements: list.toJSON(),
       };
     },

@@ -52,7 +52,7 @@ export interface RefusalsSection extends SectionBase {
 }
 
 export function countsOf(m: Map<string, number>): Count[] {
-  return [...m.entries()].map(([key, count]) => ({ key, count })).sort((a, b) => b.count - a.count || a.key.localeCompare(b.key));
+  return [...m.entries()].map(([key, count]) => ({ key, count })).sort((a, b) => b.count - a.count || a.key.localeCompare(b.key, 'en', { numeric: true }));
 }
 
 export function bump(m: Map<string, number>, key: string, n = 1): void {

@@ -295,6 +295,12 @@ export function renderHtml(r: Report, o: { printRules?: boolean } = {}): string 
         { head: 'rows not masked', cls: 'num', cell: (t) => t.rowsUnmasked },
         { head: 'identities', cls: 'num', cell: (t) => t.identities },
       ]) +
+      (() => {
+        const by = new Map<string, number>();
+        for (const g of sr.groups) if (!g.masked) by.set(g.identity, (by.get(g.identity) ?? 0) + g.statements);
+        const top = [...by.entries()].map(([key, count]) => ({ key, count })).sort((a, b) => b.count - a.count);
+        return top.length > 0 ? `<div class="charts">${barChart('Not masked: statements by identity (top 10)', top, { color: '#b3261e' })}</div>` : '';
+      })() +
       `<h3>By type, identity and kind</h3>` +
       table(
         sr.groups,

@@ -130,7 +130,7 @@ export function sensitiveReads(o: { map?: SensitiveMap }): Aggregator<SensitiveR
       if (f.type === 'statement.begin' && f.sensitive.length > 0) add(f, e);
     },
     finish() {
-      const list = [...groups.values()].sort((a, b) => a.type.localeCompare(b.type) || a.identity.localeCompare(b.identity) || Number(a.masked) - Number(b.masked));
+      const list = [...groups.values()].sort((a, b) => a.type.localeCompare(b.type, 'en', { numeric: true }) || a.identity.localeCompare(b.identity, 'en', { numeric: true }) || Number(a.masked) - Number(b.masked));
       const byType = new Map<string, SensitiveTypeSummary & { ids: Set<string> }>();
       for (const g of list) {
         let t = byType.get(g.type);
