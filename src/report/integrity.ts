@@ -41,6 +41,8 @@ export interface InstanceIntegrity {
   cover: CheckpointRef | null;
   /** Signed checkpoints inside the stretch, besides the anchor and the cover. */
   checkpointsWithin: number;
+  /** Every checkpoint the stretch was checked against (anchor and cover included), in seq order; at most 500 (the first and last kept). */
+  checkpoints: CheckpointRef[];
   /** Records of the period after the last signed checkpoint: not pinned by a signature yet. */
   unpinnedRecords: number;
   problems: VerifyProblem[];

@@ -44,6 +44,16 @@ export function renderCsv(r: Report): Record<string, string> {
     ['unpinned_records', (x) => x.unpinnedRecords],
     ['problems', (x) => x.problems.map((p) => `${p.kind} at seq ${p.seq ?? '?'}: ${p.message}`)],
   ]);
+  files['checkpoints.csv'] = csv(
+    r.integrity.instances.flatMap((i) => i.checkpoints.map((c) => ({ instance: i.instance, ...c }))),
+    [
+      ['instance', (x) => x.instance],
+      ['seq', (x) => x.seq],
+      ['signed_at', (x) => x.ts],
+      ['key_id', (x) => x.keyId],
+      ['signature_valid', (x) => (x.signatureValid === null ? 'not checked' : x.signatureValid ? 'yes' : 'NO')],
+    ],
+  );
   const controls = [{ id: 'integrity', controls: r.integrity.controls }, ...Object.values(S)].flatMap((s) => s.controls.map((c) => ({ section: s.id, ...c })));
   files['controls.csv'] = csv(controls, [
     ['section', (x) => x.section],

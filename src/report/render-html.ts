@@ -239,6 +239,23 @@ export function renderHtml(r: Report, o: { printRules?: boolean } = {}): string 
       { id: 'integrity-chains', rowClass: (x) => (x.ok ? '' : 'bad'), empty: 'The store holds no chain.' },
     ),
   );
+  const cps = I.instances.flatMap((x) => x.checkpoints.map((c) => ({ ...c, instance: x.instance })));
+  if (cps.length > 0) {
+    parts.push(`<h3>Signed checkpoints covering the period</h3>`);
+    parts.push(
+      table(
+        cps.length > 40 ? [...cps.slice(0, 20), ...cps.slice(-20)] : cps,
+        [
+          { head: 'chain', cell: (c) => c.instance, cls: 'mono' },
+          { head: 'seq', cls: 'num', cell: (c) => c.seq },
+          { head: 'signed', cell: (c) => when(c.ts) },
+          { head: 'key', cell: (c) => c.keyId, cls: 'mono' },
+          { head: 'signature', cell: (c) => raw(c.signatureValid === null ? 'not checked (no key)' : c.signatureValid ? '<span class="tag masked">valid</span>' : '<span class="tag unmasked">INVALID</span>') },
+        ],
+        { id: 'integrity-checkpoints', rowClass: (c) => (c.signatureValid === false ? 'bad' : '') },
+      ) + (cps.length > 40 ? `<p class="note">${cps.length} checkpoints: the first and last 20 are shown; report.json and integrity.csv have them.</p>` : ''),
+    );
+  }
   const problems = I.instances.flatMap((x) => x.problems.map((p) => ({ ...p, instance: x.instance })));
   if (problems.length > 0) {
     parts.push(`<h3>Problems found</h3>`);

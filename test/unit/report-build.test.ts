@@ -169,6 +169,10 @@ describe('report aggregation', () => {
     expect(i.anchor?.signatureValid).toBe(true);
     expect(i.verifiedFromSeq).toBe(11);
     expect(i.cover?.seq).toBe(records.length);
+    expect(i.checkpoints.map((c) => [c.seq, c.signatureValid])).toEqual([
+      [10, true],
+      [records.length, true],
+    ]);
     expect(i.unpinnedRecords).toBe(0);
   });
 
