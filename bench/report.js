@@ -28,7 +28,8 @@ const STEP_MS = 1_000; // one record a second of history: 1M records are ~11.6 d
 const start = Date.UTC(2026, 10, 1);
 
 function fill() {
-  const { privateKey } = crypto.generateKeyPairSync('ed25519');
+  const { privateKey, publicKey } = crypto.generateKeyPairSync('ed25519');
+  fs.writeFileSync(`${file}.pub`, publicKey.export({ type: 'spki', format: 'pem' }));
   const db = new SqliteAuditDb(file, { durability: 'os' });
   const chain = new ChainWriter({ instance: 'bench' });
   const t0 = performance.now();
@@ -100,7 +101,8 @@ function fill() {
 function report(label, from, to) {
   const out = path.join(dir, `out-${label.replace(/\W+/g, '-')}`);
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, ['bin/warden.js', 'report', '--store', `sqlite:${file}`, '--from', from, '--to', to, '--out', out], { encoding: 'utf8', cwd: path.resolve(import.meta.dirname, '..') });
+  const key = fs.existsSync(`${file}.pub`) ? ['--public-key', `${file}.pub`] : [];
+  const r = spawnSync(process.execPath, ['bin/warden.js', 'report', '--store', `sqlite:${file}`, ...key, '--from', from, '--to', to, '--out', out], { encoding: 'utf8', cwd: path.resolve(import.meta.dirname, '..') });
   const s = (performance.now() - t0) / 1000;
   if (r.status !== 0) {
     console.log(`report: ${label}: FAILED (exit ${r.status})\n${r.stdout}${r.stderr}`);
@@ -110,7 +112,7 @@ function report(label, from, to) {
   const j = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));
   const html = fs.statSync(path.join(out, 'report.html')).size;
   console.log(
-    `report: ${label.padEnd(24)} ${String(j.totals.records).padStart(8)} records in the period, ${String(j.integrity.instances[0]?.verifiedRecords ?? 0).padStart(8)} verified, in ${s.toFixed(1).padStart(5)} s (${Math.round(j.totals.records / s)} records/s); html ${(html / 1e6).toFixed(1)} MB; integrity ${j.integrity.ok ? 'ok' : 'FAILED'}`,
+    `report: ${label.padEnd(24)} ${String(j.totals.records).padStart(8)} records in the period, ${String(j.integrity.instances[0]?.verifiedRecords ?? 0).padStart(8)} verified, in ${s.toFixed(1).padStart(5)} s (${Math.round(j.totals.records / s)} records/s); html ${(html / 1e6).toFixed(1)} MB; integrity ${j.integrity.ok ? 'ok' : 'FAILED'}${j.integrity.signaturesChecked ? ', signatures checked' : ''}`,
   );
 }
 

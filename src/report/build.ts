@@ -15,7 +15,7 @@ import { agents, type AgentsSection } from './agents.js';
 import { approvals, type ApprovalsSection } from './approvals.js';
 import { CONTROLS, DISCLAIMER } from './controls.js';
 import { endFacts, isStatement, statementFacts, str, strings, type Data, type StatementFacts } from './facts.js';
-import { checkpointRef, planInstance, verdictOf, type InstanceIntegrity, type IntegritySection, type WitnessNote } from './integrity.js';
+import { checkpointRef, planInstance, verdictOf, type InstanceIntegrity, type InstancePlan, type IntegritySection, type WitnessNote } from './integrity.js';
 import { limits, type LimitsSection } from './limits.js';
 import { missingIntent, type MissingIntentSection } from './missing-intent.js';
 import { operations, type OperationsSection } from './operations.js';
@@ -24,7 +24,11 @@ import { refusals, type RefusalsSection } from './refusals.js';
 import { schemaChanges, type SchemaChangesSection } from './schema-changes.js';
 import { sensitiveReads, type SensitiveReadsSection } from './sensitive-reads.js';
 import type { Aggregator, ReportContext } from './types.js';
-import { readStretch } from './read-stretch.js';
+import { indexedThrough, readStretch } from './read-stretch.js';
+import { Worker } from 'node:worker_threads';
+import type { VerifyReport } from '../audit/chain.js';
+import { workerScript } from '../util/worker-script.js';
+import type { VerifyJob } from './verify-worker.js';
 import { stretchVerifier } from './verify-stretch.js';
 
 export const REPORT_FORMAT = 'warden-report/1';
@@ -91,6 +95,45 @@ const BEGIN_SEQ = /"begin_seq":(\d+)/;
 
 const DDL_CLASSES = new Set(['ddl', 'drop', 'create', 'alter', 'comment', 'grant', 'revoke']);
 
+/** The worker's verification of the stretch; undefined when the worker could not run (then it is done inline). */
+function verifyInWorker(file: string, instance: string, plan: InstancePlan, key: KeyObject | undefined): Promise<VerifyReport | undefined> {
+  let script: string;
+  try {
+    script = workerScript(import.meta.url, 'verify-worker.js', 'report', 'report: verify worker script');
+  } catch {
+    return Promise.resolve(undefined);
+  }
+  const job: VerifyJob = {
+    file,
+    instance,
+    fromSeq: plan.startAfter.seq + 1,
+    throughSeq: plan.throughSeq,
+    startAfter: plan.startAfter,
+    checkpoints: plan.checkpoints,
+    ...(key ? { publicKey: key.export({ type: 'spki', format: 'pem' }).toString() } : {}),
+  };
+  return new Promise((resolve) => {
+    const w = new Worker(script, { workerData: job });
+    let done = false;
+    const finish = (r: VerifyReport | undefined): void => {
+      if (done) return;
+      done = true;
+      resolve(r);
+      void w.terminate().catch(() => undefined);
+    };
+    w.on('message', (m: { ok: boolean; report?: VerifyReport }) => finish(m.ok ? m.report : undefined));
+    w.on('error', () => finish(undefined));
+    w.on('exit', () => finish(undefined));
+  });
+}
+
+/** The stretch verified on this thread (when the worker could not). */
+async function verifyInline(store: AuditStore, instance: string, plan: InstancePlan, key: KeyObject | undefined): Promise<VerifyReport> {
+  const v = stretchVerifier({ instance, checkpoints: plan.checkpoints, publicKey: key, startAfter: plan.startAfter });
+  for await (const batch of readStretch(store, instance, plan.startAfter.seq + 1, plan.throughSeq)) for (const x of batch) v.push(x.record, x.dataText, x.decode);
+  return v.finish();
+}
+
 export async function buildReport(store: AuditStore, o: ReportOptions): Promise<Report> {
   const cap = o.cap ?? DEFAULT_CAP;
   const now = o.now ?? (() => new Date());
@@ -141,14 +184,17 @@ export async function buildReport(store: AuditStore, o: ReportOptions): Promise<
   let done = 0;
   for (const plan of plans) {
     const { instance } = plan;
-    const v = stretchVerifier({ instance, checkpoints: plan.checkpoints, publicKey: o.publicKey, startAfter: plan.startAfter });
+    // A stretch a SQLite index holds whole is verified by a worker thread while this one gathers the figures.
+    const ix = await indexedThrough(store, instance);
+    const inWorker = ix !== null && ix.seq >= plan.throughSeq && plan.throughSeq > plan.startAfter.seq ? verifyInWorker(ix.file, instance, plan, o.publicKey) : undefined;
+    const v = inWorker ? undefined : stretchVerifier({ instance, checkpoints: plan.checkpoints, publicKey: o.publicKey, startAfter: plan.startAfter });
     const waiting = new Map<number, StatementFacts>();
     let periodRecords = 0;
     let verified = 0;
     o.onProgress?.({ instance, done, total });
     for await (const batch of readStretch(store, instance, plan.startAfter.seq + 1, plan.throughSeq)) {
       for (const { record: r, dataText, decode } of batch) {
-        v.push(r, dataText, decode);
+        v?.push(r, dataText, decode);
         verified++;
         if (++done % 20_000 === 0) o.onProgress?.({ instance, done, total });
         if (typeof r.ts !== 'string' || r.ts < o.from || r.ts >= o.to) continue;
@@ -210,7 +256,11 @@ export async function buildReport(store: AuditStore, o: ReportOptions): Promise<
     }
     // Statements whose completion was not read (a crash, or it completed after the stretch).
     for (const f of waiting.values()) for (const a of enders) a.end!(f, undefined);
-    const report = v.finish();
+    let report = v?.finish();
+    if (!report) {
+      const w = await inWorker!;
+      report = w ?? (await verifyInline(store, instance, plan, o.publicKey));
+    }
     const lastSigned = plan.checkpoints.filter((c) => c.seq <= plan.head.seq).reduce((m, c) => Math.max(m, c.seq), plan.startAfter.seq);
     const unpinned = plan.periodLastSeq !== null && plan.periodLastSeq > lastSigned ? plan.periodLastSeq - Math.max(lastSigned, (plan.periodFirstSeq ?? 1) - 1) : 0;
     results.push({
@@ -221,7 +271,7 @@ export async function buildReport(store: AuditStore, o: ReportOptions): Promise<
       periodRecords,
       verifiedFromSeq: plan.startAfter.seq + 1,
       verifiedThroughSeq: plan.throughSeq,
-      verifiedRecords: verified,
+      verifiedRecords: report.records,
       anchor: checkpointRef(plan.anchor, o.publicKey),
       cover: checkpointRef(plan.cover, o.publicKey),
       checkpointsWithin: plan.checkpoints.filter((c) => c !== plan.anchor && c !== plan.cover).length,

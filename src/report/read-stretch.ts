@@ -49,12 +49,23 @@ async function openIndex(store: AuditStore): Promise<{ rows(instance: string, fr
   }
 }
 
-function parsed(text: string): AuditRecord['data'] {
+export function parsed(text: string): AuditRecord['data'] {
   try {
     const v: unknown = JSON.parse(text);
     return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as AuditRecord['data']) : { malformed: text };
   } catch {
     return { malformed: text };
+  }
+}
+
+/** The last seq of `instance` a SQLite store's index holds (null: not a SQLite store, or not readable that way). */
+export async function indexedThrough(store: AuditStore, instance: string): Promise<{ file: string; seq: number } | null> {
+  const ix = await openIndex(store);
+  if (!ix) return null;
+  try {
+    return { file: store.description.slice('sqlite:'.length), seq: ix.max(instance) ?? 0 };
+  } finally {
+    ix.close();
   }
 }
 
