@@ -14,6 +14,7 @@
  *   hash recomputed, the links to the records before and after it, and the chain from it to the
  *   next signed checkpoint verified (signature included when the key is known).
  */
+import type { ReplayStatement, SessionReplay } from '../contract/admin-api.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AuditLog } from '../audit/log.js';
 import type { AuditQuery } from '../audit/store.js';
@@ -133,23 +134,7 @@ function csvRow(r: AuditRecord): string {
   return CSV_COLUMNS.map((c) => csvCell(cells[c])).join(',');
 }
 
-export interface ReplayStatement {
-  seq: number;
-  ts: string;
-  sql: string | null;
-  params: unknown;
-  decision: string | null;
-  rule: string | null;
-  reason: string | null;
-  refused: boolean;
-  sqlstate: string | null;
-  error: string | null;
-  duration_ms: number | null;
-  rows: number | null;
-  affected: number | null;
-  tags: unknown;
-  ended_at: string | null;
-}
+export type { ReplayStatement } from '../contract/admin-api.js';
 
 const num = (v: unknown): number | null => (typeof v === 'number' ? v : null);
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
@@ -246,7 +231,7 @@ export function registerAuditExploreRoutes(app: FastifyInstance, audit: AuditLog
     if (records.length === 0) return reply.code(404).send({ error: `no audit records of session ${id}` });
     const rep = replayOf(records);
     const d = (rep.start?.data ?? records[0]!.data) as Record<string, unknown>;
-    return {
+    const replay: SessionReplay = {
       session: id,
       identity: str(d.identity),
       database: str(d.database),
@@ -258,6 +243,7 @@ export function registerAuditExploreRoutes(app: FastifyInstance, audit: AuditLog
       events: rep.events.map((e) => ({ seq: e.seq, ts: e.ts, type: e.type, data: e.data })),
       truncated: records.length >= 5000,
     };
+    return replay;
   });
 
   app.get('/audit/records/:instance/:seq/chain', { onRequest: authorize }, async (req, reply) => {

@@ -9,6 +9,7 @@
  * Operators are the members of `admin.operators`; an identity that is itself suspended may not
  * operate. Every action is audited with who and why.
  */
+import type { SessionView } from '../contract/admin-api.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WardenConfig } from '../config/types.js';
 import type { Session } from '../proxy/session/session.js';
@@ -35,29 +36,7 @@ export interface SessionAdmin {
   config: () => Pick<WardenConfig, 'sensitive' | 'admin'>;
 }
 
-/** One session as `GET /api/v1/sessions` shows it. */
-export interface SessionView {
-  id: string;
-  identity: string;
-  kind: string;
-  on_behalf_of: string | null;
-  auth: string;
-  database: string;
-  client_address: string;
-  client_port: number;
-  tls: boolean;
-  tls_version: string | null;
-  application_name: string | null;
-  started_at: string;
-  state: string;
-  /** The approval request a held statement waits for. */
-  approval_request: string | null;
-  /** The latest statement (the one running, when active), as the audit shows it: secrets redacted, capped. */
-  statement: string | null;
-  statement_started_at: string | null;
-  /** How long the statement has been running (active or waiting states only). */
-  statement_duration_ms: number | null;
-}
+export type { SessionView } from '../contract/admin-api.js';
 
 /** A statement's text as a listing may show it: secrets redacted, constants normalized when sensitive columns are declared, capped. */
 export function listedSql(sql: string, normalize: boolean, cap = LISTED_SQL_CAP): string {

@@ -14,6 +14,7 @@
  * log, the same search `GET /api/v1/audit/records` does). Readers: the console's groups,
  * operators and auditors.
  */
+import type { DecisionName, StatsEvent, StatsSnapshot } from '../contract/admin-api.js';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WardenConfig } from '../config/types.js';
 import type { AuditLog } from '../audit/log.js';
@@ -34,29 +35,10 @@ export interface StatsSources {
   stillAuthorized?(req: FastifyRequest): boolean;
 }
 
-export const DECISIONS = ['allowed', 'masked', 'refused', 'held', 'halted'] as const;
-export type DecisionName = (typeof DECISIONS)[number];
+export const DECISIONS: readonly DecisionName[] = ['allowed', 'masked', 'refused', 'held', 'halted'];
+export type { DecisionName };
 
-export interface StatsSnapshot {
-  at: string;
-  totals: Record<DecisionName, number>;
-  sessions: number;
-  connections: Readonly<Record<string, number>> | null;
-  approvals_pending: number | null;
-  audit: {
-    store: string;
-    instance: string;
-    healthy: boolean;
-    backlog: number;
-    written: number;
-    failures: number;
-    lost: number;
-    head: { seq: number; hash: string };
-    last_checkpoint: { seq: number; ts: string } | null;
-  } | null;
-  /** Last five minutes (auditors and operators only; null for others). */
-  top: { window_s: number; identities: { name: string; statements: number }[]; tables: { name: string; statements: number }[]; scanned: number } | null;
-}
+export type { StatsSnapshot } from '../contract/admin-api.js';
 
 /** Records the top lists look at, at most (newest first). */
 const TOP_SCAN = 5000;
@@ -211,7 +193,7 @@ export function registerStatsRoutes(app: FastifyInstance, s: StatsSources): void
         const rates = {} as Record<DecisionName, number>;
         for (const d of DECISIONS) rates[d] = prev ? Math.max(0, (snap.totals[d] - prev.totals[d]) / ((now - prev.at) / 1000 || 1)) : 0;
         prev = { at: now, totals: snap.totals };
-        if (!closed) res.write(`event: stats\ndata: ${JSON.stringify({ ...snap, per_second: rates })}\n\n`);
+        if (!closed) res.write(`event: stats\ndata: ${JSON.stringify({ ...snap, per_second: rates } satisfies StatsEvent)}\n\n`);
       } catch (err) {
         if (!closed) res.write(`event: error\ndata: ${JSON.stringify({ error: (err as Error).message })}\n\n`);
       }
