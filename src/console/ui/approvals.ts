@@ -1,6 +1,6 @@
 import { ApiError, get, post } from './api.js';
 import { badge, clear, fmtTime, h, select, field } from './dom.js';
-import type { Ctx, Page } from './main.js';
+import type { Ctx, Page } from './page.js';
 import type { Approval } from './types.js';
 
 /**

@@ -1,6 +1,6 @@
 import { ApiError, get, post, request } from './api.js';
 import { badge, clear, field, fmtTime, h, select } from './dom.js';
-import type { Ctx, Page } from './main.js';
+import type { Ctx, Page } from './page.js';
 import type { AuditRecord, Replay } from './types.js';
 import { timeline } from './timeline.js';
 

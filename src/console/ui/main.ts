@@ -11,21 +11,7 @@ import { sessionsPage } from './sessions.js';
 import { auditPage } from './audit.js';
 import { policyPage } from './policy.js';
 import { reportsPage } from './reports.js';
-
-export interface Page {
-  /** Stops timers and streams when another page is shown. */
-  stop(): void;
-}
-
-export interface Ctx {
-  me: Me;
-  /** Shows a page by its key. */
-  go(page: PageKey, arg?: string): void;
-  /** Announces a message to screen readers and shows it in the status bar. */
-  status(text: string, kind?: 'ok' | 'error'): void;
-}
-
-type PageKey = 'overview' | 'approvals' | 'sessions' | 'audit' | 'policy' | 'reports';
+import type { Ctx, Page, PageKey } from './page.js';
 
 const PAGES: { key: PageKey; label: string; show(ctx: Ctx, root: HTMLElement, arg?: string): Page; visible?(me: Me): boolean }[] = [
   { key: 'overview', label: 'Overview', show: overviewPage },

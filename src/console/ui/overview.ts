@@ -1,7 +1,7 @@
 import { BarController, BarElement, CategoryScale, Chart, Legend, LinearScale, LineController, LineElement, PointElement, Tooltip, Filler } from 'chart.js';
 import { get } from './api.js';
 import { badge, clear, fmtTime, h } from './dom.js';
-import type { Ctx, Page } from './main.js';
+import type { Ctx, Page } from './page.js';
 import type { Decision, Stats } from './types.js';
 
 Chart.register(LineController, LineElement, PointElement, LinearScale, CategoryScale, BarController, BarElement, Legend, Tooltip, Filler);

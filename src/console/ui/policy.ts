@@ -1,6 +1,6 @@
 import { ApiError, get, post } from './api.js';
 import { badge, clear, field, h, select, table } from './dom.js';
-import type { Ctx, Page } from './main.js';
+import type { Ctx, Page } from './page.js';
 
 interface Rule {
   name: string;

@@ -1,6 +1,6 @@
 import { ApiError, post } from './api.js';
 import { badge, clear, field, fmtTime, h, table } from './dom.js';
-import type { Ctx, Page } from './main.js';
+import type { Ctx, Page } from './page.js';
 
 interface Change {
   category: string;

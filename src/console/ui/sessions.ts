@@ -1,7 +1,7 @@
 import { ApiError, get, post } from './api.js';
 import { askReason } from './dialog.js';
 import { badge, clear, fmtMs, fmtTime, h } from './dom.js';
-import type { Ctx, Page } from './main.js';
+import type { Ctx, Page } from './page.js';
 import type { Replay, SessionRow } from './types.js';
 import { timeline } from './timeline.js';
 
