@@ -110,7 +110,7 @@ function capped(s: string): string {
 }
 
 function cellHtml(v: unknown): string {
-  if (typeof v === 'object' && v !== null && 'html' in v) return (v as { html: string }).html;
+  if (v instanceof RawHtml) return v.html;
   if (typeof v === 'number') return esc(v.toLocaleString('en-US'));
   if (Array.isArray(v)) return esc(capped(v.join(', ')));
   if (typeof v === 'object' && v !== null) {
@@ -120,7 +120,16 @@ function cellHtml(v: unknown): string {
   return esc(capped(typeof v === 'string' ? v : v === null || v === undefined ? '' : String(v)));
 }
 
-const raw = (html: string): { html: string } => ({ html });
+/**
+ * Markup the renderer wrote itself (escaping what it put in). Only an instance of this class is
+ * taken as HTML: a record's value shaped like it (an intent `{ "html": ... }` a client chose) is
+ * an object like any other, and escaped.
+ */
+class RawHtml {
+  constructor(readonly html: string) {}
+}
+
+const raw = (html: string): RawHtml => new RawHtml(html);
 
 function listingNote<T>(l: Listing<T>, what: string): string {
   return l.truncated ? `<p class="note">Showing the first ${l.items.length.toLocaleString('en-US')} of ${l.total.toLocaleString('en-US')} ${esc(what)}; the JSON and CSV files hold the same, and <code>warden audit export</code> every record.</p>` : '';
@@ -289,7 +298,7 @@ export function renderHtml(r: Report, o: { printRules?: boolean } = {}): string 
 
   // Rows whose own record failed verification say so where they are listed.
   const failed = new Set(I.instances.flatMap((x) => x.problems.filter((p) => p.seq !== null).map((p) => `${x.instance}#${p.seq}`)));
-  const at = (x: { ts: string; record: string }): { html: string } =>
+  const at = (x: { ts: string; record: string }): RawHtml =>
     raw(`${esc(when(x.ts))}${failed.has(x.record) ? '<br><span class="tag unmasked" title="this record failed verification">failed verification</span>' : ''}`);
 
   const section = (x: { id: string; title: string; description: string; controls: ControlRef[] }, body: string): void => {

@@ -293,6 +293,38 @@ describe('report renderings', () => {
   });
 });
 
+describe('report HTML: whatever the records hold stays text', () => {
+  it('a client-chosen intent, statement, identity or reason cannot put markup in the report', async () => {
+    // A database client chooses its statement text and its intent (warden.* options, sqlcommenter
+    // keys and values); identities and reasons come from configs and operators. None may become markup,
+    // even as an object shaped like the renderer's own raw-HTML cells ({ html: ... }).
+    const XSS = '<script>alert(1)</script><img src=x onerror=alert(2)>';
+    const w = new ChainWriter({ instance: 'w1' });
+    const recs: AuditRecord[] = [];
+    let m = 1;
+    const add = (type: string, data: Record<string, unknown>) => {
+      const rec = w.append(type, data as never, at(m++));
+      recs.push(rec);
+      return rec;
+    };
+    const evil = who(`eve${XSS}`, 'agent', 's9', { on_behalf_of: `carol${XSS}` });
+    add('session.start', { ...evil, groups: ['agents'], client_address: '10.0.0.9', intent: { html: XSS } });
+    const b = add('statement.begin', { ...evil, protocol: 'simple', sql: `SELECT email FROM public.customers /* ${XSS} */`, intent: { html: XSS, ticket: XSS }, tables: ['public.customers'], reads: ['public.customers'], writes: [], classes: ['read', 'select'], kinds: ['select'], decision: { action: 'allow', rule: 'default', reason: XSS, matched: [] }, sensitive: ['email'] });
+    add('statement.end', { session: 's9', identity: evil.identity, begin_seq: b.seq, rows: 1, duration_ms: 1, tags: ['SELECT 1'] });
+    add('statement.refused', { ...evil, protocol: 'simple', sql: `UPDATE public.orders SET note = '${XSS}'`, intent: { html: XSS }, tables: ['public.orders'], reads: [], writes: ['public.orders'], classes: ['update', 'write'], kinds: ['update'], decision: { action: 'deny', rule: 'ticket-for-writes', reason: XSS, matched: [{ rule: 'ticket-for-writes', action: 'deny', certain: true }] }, sqlstate: '42501', error: XSS });
+    add('limit.exceeded', { ...evil, limit: `rows${XSS}`, measure: 'max_rows', figure: 2, max: 1, on_exceed: 'halt', protocol: 'simple', sql: XSS });
+    add('identity.suspended', { identity: evil.identity, reason: XSS, by: `dave${XSS}`, sessions_ended: ['s9'] });
+    const s = await openJsonlStore(file);
+    await s.append(recs);
+    await s.close();
+    store = await openJsonlStore(file, { readOnly: true });
+    const html = renderHtml(await report());
+    expect(html).toContain('&lt;script&gt;alert(1)&lt;/script&gt;'); // it is shown, as text
+    // No element of the records' own: every < of theirs is &lt; (the text above still shows them).
+    expect(html).not.toMatch(/<script|<img/i);
+  });
+});
+
 describe('backtest', () => {
   it('lists what a stricter and a relaxed policy would change', async () => {
     await fill(true);
