@@ -19,6 +19,9 @@ import type { Checkpoint } from '../audit/chain.js';
 import type { WardenConfig } from '../config/types.js';
 import { buildReport } from '../report/build.js';
 import { renderHtml } from '../report/render-html.js';
+
+/** What the HTML report may use when shown: its own inline styles and data: images, nothing else. */
+const REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'self'";
 import { backtest } from '../report/backtest.js';
 import { ProposalError, proposedPolicy } from '../report/proposed.js';
 import type { WitnessNote } from '../report/integrity.js';
@@ -101,7 +104,16 @@ export function registerReportRoutes(app: FastifyInstance, o: ReportRoutesOption
         witnesses,
         publicKey: o.audit.publicKey,
       });
-      if (q.format === 'html') return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(renderHtml(report));
+      if (q.format === 'html') {
+        // The report is inline CSS and SVG only: even opened outside the console's sandboxed frame, on
+        // the admin origin, nothing in it may run, load or be framed elsewhere.
+        return reply
+          .type('text/html; charset=utf-8')
+          .header('cache-control', 'no-store')
+          .header('content-security-policy', REPORT_CSP)
+          .header('x-content-type-options', 'nosniff')
+          .send(renderHtml(report));
+      }
       return reply.header('cache-control', 'no-store').send(report);
     });
   });

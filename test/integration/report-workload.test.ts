@@ -95,7 +95,7 @@ limits:
 
 const basic = (user: string, pw: string): Record<string, string> => ({ authorization: `Basic ${Buffer.from(`${user}:${pw}`).toString('base64')}`, 'content-type': 'application/json' });
 
-async function api(who: [string, string], method: string, p: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown>; text: string; type: string }> {
+async function api(who: [string, string], method: string, p: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown>; text: string; type: string; csp: string }> {
   const res = await fetch(`http://127.0.0.1:${warden!.admin!.port}/api/v1${p}`, { method, headers: basic(...who), body: body ? JSON.stringify(body) : undefined });
   const text = await res.text();
   let json: Record<string, unknown> = {};
@@ -104,7 +104,7 @@ async function api(who: [string, string], method: string, p: string, body?: unkn
   } catch {
     // html
   }
-  return { status: res.status, json, text, type: res.headers.get('content-type') ?? '' };
+  return { status: res.status, json, text, type: res.headers.get('content-type') ?? '', csp: res.headers.get('content-security-policy') ?? '' };
 }
 
 const client = (user: string, password: string, ticket?: string): pg.Client =>
@@ -210,6 +210,9 @@ describe('the admin API', () => {
     const html = await api(['olga', OLGA], 'GET', `/report?${period}&format=html`);
     expect(html.type).toMatch(/text\/html/);
     expect(html.text).toContain('Warden compliance report');
+    // Opened on the admin origin outside the console's sandboxed frame, nothing in it may run or load.
+    expect(html.csp).toMatch(/default-src 'none'/);
+    expect(html.csp).not.toMatch(/script-src/);
     const denied = await api(['alice', PASSWORDS.alice], 'GET', `/report?${period}`);
     expect(denied.status).toBe(403);
     expect(denied.json.error).toMatch(/admin\.operators or admin\.auditors/);
