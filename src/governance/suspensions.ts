@@ -96,9 +96,18 @@ export function createSuspensionService(o: SuspensionServiceOptions): Suspension
   /** Bumped by this instance's own changes: a read that started before one is stale (the next poll reads again). */
   let generation = 0;
 
+  /**
+   * Sessions ended for an identity while its suspension is being made here: the store's change
+   * notice can make a refresh end them before `suspend` itself does, and they are still the
+   * suspension's (the operator is told how many ended).
+   */
+  const ending = new Map<string, string[]>();
   const enforce = (s: SuspensionRecord): string[] => {
     const ended = endSessions?.(s.identity, suspensionTermination(s)) ?? [];
-    if (ended.length > 0) log.warn({ identity: s.identity, sessions: ended, by: s.suspendedBy }, 'sessions of a suspended identity ended');
+    if (ended.length > 0) {
+      log.warn({ identity: s.identity, sessions: ended, by: s.suspendedBy }, 'sessions of a suspended identity ended');
+      ending.get(s.identity)?.push(...ended);
+    }
     return ended;
   };
 
@@ -161,10 +170,17 @@ export function createSuspensionService(o: SuspensionServiceOptions): Suspension
       if (typeof identity !== 'string' || identity.trim() === '') throw new SuspensionError(400, 'an identity name is required');
       if (identity.length > 256 || /[\u0000-\u001f\u007f]/.test(identity)) throw new SuspensionError(400, 'not an identity name (at most 256 characters, no control characters)');
       const record: SuspensionRecord = { identity, reason: cleanReason(reason), suspendedBy: by, suspendedAt: new Date().toISOString() };
-      await store.putSuspension(record);
-      generation++;
-      known = new Map(known).set(identity, record);
-      const sessionsEnded = enforce(record);
+      const ended: string[] = [];
+      ending.set(identity, ended);
+      try {
+        await store.putSuspension(record);
+        generation++;
+        known = new Map(known).set(identity, record);
+        enforce(record);
+      } finally {
+        if (ending.get(identity) === ended) ending.delete(identity);
+      }
+      const sessionsEnded = [...new Set(ended)];
       o.audit?.('identity.suspended', { identity, reason: record.reason, by, sessions_ended: sessionsEnded });
       log.warn({ identity, by, reason: record.reason, sessions: sessionsEnded }, 'identity suspended');
       return { record, sessionsEnded };

@@ -52,6 +52,40 @@ describe('suspension service', () => {
     return { a, b, storeB, ended, audit };
   }
 
+  it('suspend: sessions a refresh ended while the suspension was being stored still count as ended by it', async () => {
+    // The PostgreSQL state store announces its own write: this instance's refresh can read the new
+    // suspension and end the sessions before suspend() itself gets to them.
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'warden-susp-'));
+    const store = await openSqliteState(path.join(dir, 'state.db'));
+    let svc: SuspensionService | undefined;
+    const putSuspension = async (r: SuspensionRecord): Promise<void> => {
+      await store.putSuspension(r);
+      await svc!.refresh(); // the change notice, handled before putSuspension's caller goes on
+    };
+    const racing = new Proxy(store, {
+      get(target, key) {
+        if (key === 'putSuspension') return putSuspension;
+        const v: unknown = Reflect.get(target, key, target);
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    }) as StateStore;
+    svc = createSuspensionService({ store: racing, log: silentLogger(), pollMs: 60_000 });
+    let live = true;
+    svc.setSessionEnder((identity) => {
+      if (identity !== 'mallory' || !live) return [];
+      live = false;
+      return ['s-1'];
+    });
+    cleanups.push(async () => {
+      svc!.close();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const r = await svc.suspend('mallory', 'dumping', 'olga');
+    expect(live).toBe(false);
+    expect(r.sessionsEnded).toEqual(['s-1']);
+  });
+
   it('suspend: checked in memory at once, sessions ended here at once and on the other instance within a poll; audited; resume lifts it everywhere', async () => {
     const { a, b, ended, audit } = await twoInstances();
     expect(a.check('mallory')).toBeUndefined();
