@@ -8,30 +8,7 @@
 import { Command, Option } from 'commander';
 import { count, visibleText } from '../governance/approval-text.js';
 import { adminApi, adminUrlOption, asOption, CliError, configOption, out } from './common.js';
-
-interface ApiRequest {
-  id: string;
-  status: string;
-  identity: string;
-  onBehalfOf?: string;
-  database: string;
-  environment?: string;
-  /** In full up to the server's cap, else cut with a marker (`sqlTruncated`). */
-  sql: string;
-  sqlLength: number;
-  sqlSha256: string;
-  sqlTruncated: boolean;
-  params?: (string | null)[];
-  paramsTruncated?: number[];
-  rules: { rule: string; reason?: string; groups: string[]; count: number }[];
-  tables: string[];
-  classes?: string[];
-  intent: Record<string, string>;
-  mode: string;
-  createdAt: string;
-  expiresAt: string;
-  decisions: { approver: string; decision: string; reason: string; at: string }[];
-}
+import type { ApprovalView } from '../contract/admin-api.js';
 
 interface Grant {
   id: string;
@@ -46,7 +23,7 @@ interface Grant {
 const LIST_SQL = 80;
 
 /** One line of `approvals list`: the statement abbreviated, visibly, with its full length. */
-function listSql(r: ApiRequest): string {
+function listSql(r: ApprovalView): string {
   const flat = visibleText(r.sql).replace(/\r?\n/g, ' ⏎ ').replace(/\t/g, ' ');
   if (flat.length <= LIST_SQL && !r.sqlTruncated) return flat;
   return `${flat.slice(0, LIST_SQL)}… [${count(r.sqlLength)} characters: approvals show ${r.id}]`;
@@ -56,14 +33,14 @@ function listSql(r: ApiRequest): string {
  * The statement exactly as stored, line by line (whitespace kept: flattening would let a
  * `--` comment seem to hide what follows it), with characters that could hide text escaped.
  */
-function sqlBlock(r: ApiRequest): string[] {
+function sqlBlock(r: ApprovalView): string[] {
   const lines = [`  sql:      ${count(r.sqlLength)} characters, sha256 ${r.sqlSha256}${r.sqlTruncated ? ' — CUT below; the full text: --full' : ''}`];
   for (const l of visibleText(r.sql).split(/\r?\n/)) lines.push(`    | ${l}`);
   if (r.sqlTruncated) lines.push(`  NOTE: only the first part of the statement is shown (${count(r.sqlLength)} characters in all): warden approvals show ${r.id} --full`);
   return lines;
 }
 
-function formatRequest(r: ApiRequest): string {
+function formatRequest(r: ApprovalView): string {
   const lines = [
     `${r.id}  ${r.status}  ${r.mode}`,
     `  who:      ${r.identity}${r.onBehalfOf ? ` on behalf of ${r.onBehalfOf}` : ''}`,
@@ -100,7 +77,7 @@ export function registerApprovalCommands(program: Command): void {
     .action(async (o: { config?: string; adminUrl?: string; as?: string; status: string; json?: boolean }) => {
       const api = adminApi(o);
       const q = o.status === 'all' ? '' : `?status=${o.status}`;
-      const { requests } = await api<{ requests: ApiRequest[] }>('GET', `/approvals${q}`);
+      const { requests } = await api<{ requests: ApprovalView[] }>('GET', `/approvals${q}`);
       out(o.json, requests, () =>
         requests.length === 0
           ? `no ${o.status === 'all' ? '' : `${o.status} `}approval requests`
@@ -118,7 +95,7 @@ export function registerApprovalCommands(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(async (id: string, o: { config?: string; adminUrl?: string; as?: string; full?: boolean; json?: boolean }) => {
       const api = adminApi(o);
-      const r = await api<ApiRequest>('GET', `/approvals/${encodeURIComponent(id)}${o.full ? '?full=true' : ''}`);
+      const r = await api<ApprovalView>('GET', `/approvals/${encodeURIComponent(id)}${o.full ? '?full=true' : ''}`);
       out(o.json, r, () => formatRequest(r));
     });
 
@@ -139,7 +116,7 @@ export function registerApprovalCommands(program: Command): void {
         grant = Number(o.grant);
         if (!Number.isInteger(grant) || grant < 1) throw new CliError(`--grant: "${o.grant}" is not a whole number of minutes`, 2);
       }
-      const r = await api<ApiRequest>('POST', `/approvals/${encodeURIComponent(id)}/${decision}`, { reason: o.reason, ...(grant !== undefined ? { grant_minutes: grant } : {}) });
+      const r = await api<ApprovalView>('POST', `/approvals/${encodeURIComponent(id)}/${decision}`, { reason: o.reason, ...(grant !== undefined ? { grant_minutes: grant } : {}) });
       out(o.json, r, () => `${r.id}: ${r.status}${r.status === 'pending' ? ' (more approvals needed)' : ''}`);
     });
   }

@@ -1,8 +1,24 @@
 /**
  * The shapes of the admin API's answers that more than one side reads: the routes
  * (src/admin/*-routes.ts) build them, the CLI and the web console (src/console/ui, compiled
- * for the browser) read them. Types only, with no import, so the browser bundle can use them.
+ * for the browser) read them. Types only, importing nothing but the import-free store/types.ts,
+ * so the browser bundle can use them.
  */
+import type { ApprovalRequest } from '../store/types.js';
+
+/**
+ * An approval request as the API, the webhook and the CLI show it: the statement text and
+ * each parameter in full up to the cap, else cut with a visible marker (full length, SHA-256
+ * of the full text, the command that prints it); `sqlLength` and `sqlSha256` always describe
+ * the full text the store keeps.
+ */
+export type ApprovalView = ApprovalRequest & {
+  readonly sqlLength: number;
+  readonly sqlSha256: string;
+  readonly sqlTruncated: boolean;
+  /** Indexes of parameters cut at the cap (absent when none was). */
+  readonly paramsTruncated?: readonly number[];
+};
 
 /** One session as `GET /api/v1/sessions` shows it. */
 export interface SessionView {

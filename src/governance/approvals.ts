@@ -20,6 +20,7 @@
  * made on another Warden instance sharing a PostgreSQL state store reach the
  * waiting statement through the store's notifications.
  */
+import type { ApprovalView } from '../contract/admin-api.js';
 import crypto from 'node:crypto';
 import type { IdentityConfig, WardenConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
@@ -78,19 +79,7 @@ export interface ApprovalServiceOptions {
   textCap?: number;
 }
 
-/**
- * An approval request as the API, the webhook and the CLI show it: the statement text and
- * each parameter in full up to the cap, else cut with a visible marker (full length, SHA-256
- * of the full text, the command that prints it); `sqlLength` and `sqlSha256` always describe
- * the full text the store keeps.
- */
-export type ApprovalView = ApprovalRequest & {
-  readonly sqlLength: number;
-  readonly sqlSha256: string;
-  readonly sqlTruncated: boolean;
-  /** Indexes of parameters cut at the cap (absent when none was). */
-  readonly paramsTruncated?: readonly number[];
-};
+export type { ApprovalView } from '../contract/admin-api.js';
 
 /** The command that prints a request's full text. */
 export function fullTextCommand(id: string): string {
