@@ -72,7 +72,8 @@ export function parseTime(v: string, flag: string): string {
 
 const storeOption = (): Option => new Option('--store <store>', 'read this store instead of the config\'s audit.store (sqlite:PATH, jsonl:PATH, postgres://...)');
 
-function publicKeyFrom(file: string): KeyObject {
+/** The Ed25519 public key in a PEM file (a private key's public half too); CliError 2 otherwise. */
+export function publicKeyFrom(file: string): KeyObject {
   let pem: Buffer;
   try {
     pem = fs.readFileSync(file);

@@ -4,7 +4,6 @@
  * statements). Both read the audit store the configuration names, read-only.
  * See docs/reports.md.
  */
-import crypto, { type KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
@@ -15,24 +14,8 @@ import { defaultInstanceName } from '../audit/log.js';
 import { openWitness, witnessedCheckpoints } from '../audit/witness.js';
 import { parseStore } from '../config/schema.js';
 import type { StoreConfig, WardenConfig } from '../config/types.js';
-import { parseTime } from './audit-commands.js';
+import { parseTime, publicKeyFrom } from './audit-commands.js';
 import { CliError, configOption, loadForInspection, out } from './common.js';
-
-function publicKeyOf(file: string): KeyObject {
-  let pem: Buffer;
-  try {
-    pem = fs.readFileSync(file);
-  } catch (err) {
-    throw new CliError(`cannot read key ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 2);
-  }
-  try {
-    const key = pem.toString('utf8').includes('PRIVATE KEY') ? crypto.createPublicKey(crypto.createPrivateKey(pem)) : crypto.createPublicKey(pem);
-    if (key.asymmetricKeyType !== 'ed25519') throw new Error('not Ed25519');
-    return key;
-  } catch {
-    throw new CliError(`${file}: not an Ed25519 PEM key`, 2);
-  }
-}
 
 async function openStoreOf(config: WardenConfig, storeFlag: string | undefined): Promise<AuditStore> {
   let cfg: StoreConfig;
@@ -115,7 +98,7 @@ export function registerReportCommands(program: Command): void {
         process.stderr.write(`note: ${config.source} has no database "${o.database}"; reporting on its records anyway\n`);
       }
       const keyFile = o.publicKey ?? config.audit?.signingKey;
-      const publicKey = keyFile ? publicKeyOf(keyFile) : undefined;
+      const publicKey = keyFile ? publicKeyFrom(keyFile) : undefined;
       const store = await openStoreOf(config, o.store);
       const [{ buildReport }, { renderHtml }, { renderCsv }] = await Promise.all([import('../report/build.js'), import('../report/render-html.js'), import('../report/render-csv.js')]);
       const checkpoints: Checkpoint[] = [];
