@@ -26,6 +26,7 @@
  */
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage, type RequestId } from '@modelcontextprotocol/sdk/types.js';
+import { errorMessage, kindOf, type FastPath, type Json, type RpcRequest } from './jsonrpc.js';
 
 /** What to write back: a status, headers and, for requests, the JSON body. */
 export interface HttpAnswer {
@@ -35,21 +36,6 @@ export interface HttpAnswer {
 }
 
 const MAX_BATCH = 100;
-
-type Json = Record<string, unknown>;
-const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isId = (v: unknown): v is RequestId => typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v));
-
-/** The shape of a JSON-RPC 2.0 message (the protocol layer checks each method's params). */
-function kindOf(m: unknown): 'request' | 'notification' | 'response' | undefined {
-  if (!isObject(m) || m.jsonrpc !== '2.0') return undefined;
-  if (typeof m.method === 'string') {
-    if (m.params !== undefined && !isObject(m.params)) return undefined;
-    return 'id' in m ? (isId(m.id) ? 'request' : undefined) : 'notification';
-  }
-  if (isId(m.id) && ('result' in m || (isObject(m.error) && typeof m.error.code === 'number'))) return 'response';
-  return undefined;
-}
 
 const rpcError = (status: number, code: number, message: string): HttpAnswer => ({
   status,
@@ -64,7 +50,11 @@ export class JsonHttpTransport implements Transport {
   private readonly waiting = new Map<RequestId, (m: JSONRPCMessage) => void>();
   private closed = false;
 
-  constructor(readonly sessionId: string) {}
+  /** `fast`: answers hot requests itself (server.ts, createFastPath); the others go to the SDK's protocol layer. */
+  constructor(
+    readonly sessionId: string,
+    private readonly fast?: FastPath,
+  ) {}
 
   async start(): Promise<void> {}
 
@@ -116,6 +106,14 @@ export class JsonHttpTransport implements Transport {
       if (kinds[i] === 'request') {
         const id = (m as { id: RequestId }).id;
         answers.push(new Promise<JSONRPCMessage>((resolve) => this.waiting.set(id, resolve)));
+        const answer = this.fast?.(m as RpcRequest);
+        if (answer) {
+          answer.then(
+            (result) => this.send({ result, jsonrpc: '2.0', id } as JSONRPCMessage),
+            () => this.send(errorMessage(id, -32603, 'Internal error')),
+          );
+          continue;
+        }
       }
       this.onmessage?.(m, extra);
     }

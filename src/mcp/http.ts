@@ -20,7 +20,7 @@ import type { WardenConfig } from '../config/types.js';
 import type { StateStore } from '../store/types.js';
 import { callerOf, type Caller } from './identity.js';
 import { WireSession } from './wire-session.js';
-import { createWardenMcpServer } from './server.js';
+import { createFastPath, createWardenMcpServer, type McpContext } from './server.js';
 import { createCodeAccess } from './explain.js';
 import { JsonHttpTransport } from './http-transport.js';
 import { connectHost, sslFor } from './net.js';
@@ -134,21 +134,22 @@ export function registerMcpHttp(app: FastifyInstance, o: McpHttpOptions): void {
       return reply.code(503).send({ jsonrpc: '2.0', error: { code: -32000, message: `Warden's listener refused the session: ${refused.message} (SQLSTATE ${refused.code})` }, id: null });
     }
     limiter.record('mcp', req.ip, true);
-    // One JSON answer per call (src/mcp/http-transport.ts): the tools send nothing mid-call.
-    const transport = new JsonHttpTransport(crypto.randomUUID());
+    const ctx: McpContext = {
+      config: o.config,
+      caller,
+      wire,
+      code,
+      request: async (id) => (await o.state()?.getRequest(id)) ?? null,
+    };
+    // One JSON answer per call (src/mcp/http-transport.ts): the tools send nothing mid-call. Ping and query calls take the fast path (server.ts).
+    const transport = new JsonHttpTransport(crypto.randomUUID(), createFastPath(ctx));
     const entry: HttpSession = { transport, wire, caller, credentialHash: sha256(credential), lastUsed: Date.now() };
     sessions.set(transport.sessionId, entry);
     transport.onclose = () => {
       if (sessions.get(transport.sessionId) === entry) sessions.delete(transport.sessionId);
       void wire.close();
     };
-    const server = createWardenMcpServer({
-      config: o.config,
-      caller,
-      wire,
-      code,
-      request: async (id) => (await o.state()?.getRequest(id)) ?? null,
-    });
+    const server = createWardenMcpServer(ctx);
     await server.connect(transport);
     return serve(transport, req, reply);
   };

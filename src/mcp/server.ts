@@ -15,6 +15,7 @@ import type { Caller } from './identity.js';
 import { WireSession, type RunOutcome, type WireError } from './wire-session.js';
 import { columnSensitivity, explainFor, type CodeAccess } from './explain.js';
 import { MAX_INTENT_VALUE } from '../intent/sqlcommenter.js';
+import type { FastPath } from './jsonrpc.js';
 
 export const DEFAULT_ROW_CAP = 100;
 
@@ -142,43 +143,135 @@ export function visibleDatabases(config: WardenConfig, caller: Pick<Caller, 'sco
   return caller.scope !== undefined ? all.filter((d) => d === caller.scope) : all;
 }
 
+/** The databases the caller may use, and the one a call names (or the only one): the database, or the tool error saying why not. */
+function databaseOf(ctx: McpContext, database: string | undefined): string | CallToolResult {
+  // A token limited to one database (`warden token issue --scope DB`) sees and reaches only that one.
+  let db = database;
+  if (db === undefined) {
+    const names = visibleDatabases(ctx.config(), ctx.caller);
+    if (names.length !== 1) return plainError(`database is required: Warden serves several (${names.join(', ')})`);
+    db = names[0]!;
+  }
+  if (ctx.caller.scope !== undefined && db !== ctx.caller.scope) return plainError(`your token is limited to database "${ctx.caller.scope}": "${db}" is not reachable with it`);
+  if (!Object.hasOwn(ctx.config().databases, db)) return plainError(`no database named "${db}" (list_databases shows them)`);
+  return db;
+}
+
+/** The arguments of the `query` tool. */
+export const queryInputShape = {
+  sql: z.string().min(1).describe('the SQL; without params it is sent as one query string (simple protocol)'),
+  database: z.string().optional().describe('database name (default: the only one)'),
+  params: z.array(param).optional().describe('bind parameters $1, $2, ... (extended protocol)'),
+  reason: z.string().max(MAX_INTENT_VALUE).optional().describe('why you run it (recorded in the audit; rules may require it)'),
+  ticket: z.string().max(MAX_INTENT_VALUE).optional().describe('a ticket reference (recorded in the audit; rules may require it)'),
+  max_rows: z.number().int().min(1).max(MAX_ROW_CAP).optional().describe(`rows returned to you (default ${DEFAULT_ROW_CAP}, at most ${MAX_ROW_CAP}); more are dropped here and truncated is true`),
+};
+
+export type QueryParam = string | number | boolean | null;
+
+export interface QueryArgs {
+  sql: string;
+  database?: string;
+  params?: QueryParam[];
+  reason?: string;
+  ticket?: string;
+  max_rows?: number;
+}
+
+const optionalString = (v: unknown, max: number): boolean => v === undefined || (typeof v === 'string' && v.length <= max);
+
+/**
+ * The check of {@link queryInputShape}, without zod: the arguments when zod would accept them
+ * (unknown keys are dropped, as zod does), else undefined. It only decides whether the fast
+ * path may answer: arguments it refuses go to the SDK, whose zod check refuses them with its
+ * error. test/unit/mcp-fast-path.test.ts holds it to zod's answers.
+ */
+export function queryArgsOf(a: unknown): QueryArgs | undefined {
+  if (typeof a !== 'object' || a === null || Array.isArray(a)) return undefined;
+  const { sql, database, params, reason, ticket, max_rows } = a as Record<string, unknown>;
+  if (typeof sql !== 'string' || sql.length === 0) return undefined;
+  if (database !== undefined && typeof database !== 'string') return undefined;
+  if (!optionalString(reason, MAX_INTENT_VALUE) || !optionalString(ticket, MAX_INTENT_VALUE)) return undefined;
+  if (max_rows !== undefined && !(typeof max_rows === 'number' && Number.isSafeInteger(max_rows) && max_rows >= 1 && max_rows <= MAX_ROW_CAP)) return undefined;
+  if (params !== undefined) {
+    if (!Array.isArray(params)) return undefined;
+    for (const p of params as unknown[]) {
+      const t = typeof p;
+      if (!(p === null || t === 'string' || t === 'boolean' || (t === 'number' && Number.isFinite(p)))) return undefined;
+    }
+  }
+  const out: QueryArgs = { sql };
+  if (database !== undefined) out.database = database as string;
+  if (params !== undefined) out.params = params as QueryParam[];
+  if (reason !== undefined) out.reason = reason as string;
+  if (ticket !== undefined) out.ticket = ticket as string;
+  if (max_rows !== undefined) out.max_rows = max_rows;
+  return out;
+}
+
+/** The `query` tool, its arguments checked. */
+async function runQuery(ctx: McpContext, a: QueryArgs): Promise<CallToolResult> {
+  const db = databaseOf(ctx, a.database);
+  if (typeof db !== 'string') return db;
+  const sql = a.reason === undefined && a.ticket === undefined ? a.sql : intentComment({ reason: a.reason, ticket: a.ticket }) + a.sql;
+  const key = WireSession.keyOf(db, sql, a.params ?? []);
+  return queryResult(await ctx.wire.run(db, sql, a.params, a.max_rows ?? DEFAULT_ROW_CAP, key));
+}
+
+/** A request's `_meta` the SDK takes as it is: absent, or only a progress token (Warden's tools send no progress). */
+function plainMeta(meta: unknown): boolean {
+  if (meta === undefined) return true;
+  if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) return false;
+  for (const k in meta) {
+    if (k !== 'progressToken') return false;
+    const t = (meta as { progressToken: unknown }).progressToken;
+    if (!(typeof t === 'string' || (typeof t === 'number' && Number.isSafeInteger(t)))) return false;
+  }
+  return true;
+}
+
+const PONG: Promise<unknown> = Promise.resolve(Object.freeze({}));
+
+/**
+ * The fast path of Warden's own transports (jsonrpc.ts): `ping`, and `tools/call` of `query` with
+ * plainly valid arguments, answered without the SDK's dispatch (which validates each call's
+ * message, params and result with zod again and again: more than the JSON of a result costs;
+ * bench/README.md, MCP). The answer is the one the SDK gives: `query` runs the same
+ * {@link runQuery} as the registered tool, and a tool that throws is a tool error with its
+ * message. Anything else — another method or tool, arguments zod would refuse, task
+ * augmentation, other `_meta` — is left to the SDK (undefined), which answers it as without a
+ * fast path. Nothing here decides what runs: the statement goes to Warden's listener as always.
+ */
+export function createFastPath(ctx: McpContext): FastPath {
+  return (r) => {
+    const p = r.params;
+    if (r.method === 'ping') {
+      if (p === undefined) return PONG;
+      for (const k in p) if (k !== '_meta') return undefined;
+      return plainMeta(p._meta) ? PONG : undefined;
+    }
+    if (r.method !== 'tools/call' || p === undefined || p.name !== 'query') return undefined;
+    for (const k in p) if (k !== 'name' && k !== 'arguments' && k !== '_meta') return undefined;
+    if (!plainMeta(p._meta)) return undefined;
+    const a = queryArgsOf(p.arguments === undefined ? {} : p.arguments);
+    if (!a) return undefined;
+    return runQuery(ctx, a).catch((err: unknown): CallToolResult => plainError(err instanceof Error ? err.message : String(err)));
+  };
+}
+
 export function createWardenMcpServer(ctx: McpContext): McpServer {
   const server = new McpServer({ name: 'warden', version: WARDEN_VERSION }, { capabilities: { tools: {}, resources: {} } });
-  // A token limited to one database (`warden token issue --scope DB`) sees and reaches only that one.
   const visible = (): string[] => visibleDatabases(ctx.config(), ctx.caller);
-  const defaultDb = (): string | undefined => {
-    const names = visible();
-    return names.length === 1 ? names[0] : undefined;
-  };
-  const dbOf = (database: string | undefined): string | CallToolResult => {
-    const db = database ?? defaultDb();
-    if (!db) return plainError(`database is required: Warden serves several (${visible().join(', ')})`);
-    if (ctx.caller.scope !== undefined && db !== ctx.caller.scope) return plainError(`your token is limited to database "${ctx.caller.scope}": "${db}" is not reachable with it`);
-    if (!Object.hasOwn(ctx.config().databases, db)) return plainError(`no database named "${db}" (list_databases shows them)`);
-    return db;
-  };
+  const dbOf = (database: string | undefined): string | CallToolResult => databaseOf(ctx, database);
 
   server.registerTool(
     'query',
     {
       description:
         "Run SQL through Warden as your identity: the same policy, limits, masking, approvals and audit as any PostgreSQL client. Values come back as PostgreSQL's text (masked where Warden masks). A statement that needs approval returns status pending_approval with the request id at once.",
-      inputSchema: {
-        sql: z.string().min(1).describe('the SQL; without params it is sent as one query string (simple protocol)'),
-        database: z.string().optional().describe('database name (default: the only one)'),
-        params: z.array(param).optional().describe('bind parameters $1, $2, ... (extended protocol)'),
-        reason: z.string().max(MAX_INTENT_VALUE).optional().describe('why you run it (recorded in the audit; rules may require it)'),
-        ticket: z.string().max(MAX_INTENT_VALUE).optional().describe('a ticket reference (recorded in the audit; rules may require it)'),
-        max_rows: z.number().int().min(1).max(MAX_ROW_CAP).optional().describe(`rows returned to you (default ${DEFAULT_ROW_CAP}, at most ${MAX_ROW_CAP}); more are dropped here and truncated is true`),
-      },
+      inputSchema: queryInputShape,
     },
-    async (a) => {
-      const db = dbOf(a.database);
-      if (typeof db !== 'string') return db;
-      const sql = intentComment({ reason: a.reason, ticket: a.ticket }) + a.sql;
-      const key = WireSession.keyOf(db, sql, a.params ?? []);
-      return queryResult(await ctx.wire.run(db, sql, a.params, a.max_rows ?? DEFAULT_ROW_CAP, key));
-    },
+    (a) => runQuery(ctx, a),
   );
 
   server.registerTool(

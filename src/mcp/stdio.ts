@@ -9,12 +9,12 @@
  * no upstream credential, no identity's password, no masking key, no state store.
  * Nothing is written to stdout but MCP messages; problems go to stderr.
  */
-import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { ConfigError } from '../config/load.js';
 import { CliError, configPath } from '../cli/common.js';
 import { callerOf, TOKEN_SHAPE, type Caller } from './identity.js';
 import { WireSession } from './wire-session.js';
-import { createWardenMcpServer } from './server.js';
+import { createFastPath, createWardenMcpServer, type McpContext } from './server.js';
+import { LineTransport } from './stdio-transport.js';
 import { connectHost, sslFor } from './net.js';
 import { loadAgentConfig } from './agent-config.js';
 
@@ -73,8 +73,10 @@ export async function runMcpStdio(o: McpStdioOptions): Promise<void> {
     (onBehalfOf ??= wire
       .run(first, ON_BEHALF_OF_SQL, undefined, 1, WireSession.keyOf(first, ON_BEHALF_OF_SQL, []))
       .then((r) => (r.kind === 'result' ? r.sets[0]?.rows[0]?.[0] || undefined : undefined)));
-  const server = createWardenMcpServer({ config: () => config, caller, wire, ...(caller.credential === 'token' ? { onBehalfOf: readOnBehalfOf } : {}) });
-  const transport = new StdioServerTransport();
+  const ctx: McpContext = { config: () => config, caller, wire, ...(caller.credential === 'token' ? { onBehalfOf: readOnBehalfOf } : {}) };
+  const server = createWardenMcpServer(ctx);
+  // Warden's own stdio transport, with the fast path for ping and query calls (stdio-transport.ts, server.ts).
+  const transport = new LineTransport(process.stdin, process.stdout, createFastPath(ctx));
   const done = new Promise<void>((resolve) => (transport.onclose = resolve));
   process.stdin.on('end', () => void server.close());
   await server.connect(transport);

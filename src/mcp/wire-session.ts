@@ -503,12 +503,28 @@ export class WireSession {
       q.on('error', (err: Error) => resolve({ kind: 'error', error: wireError(err) }));
       q.on('end', (res: pg.QueryResult | pg.QueryResult[]) => {
         const all = Array.isArray(res) ? res : [res];
+        const set = (r: pg.QueryResult, columns: ResultSet['columns']): ResultSet => ({ command: r.command, rowCount: r.rowCount, columns, rows: rows.get(r) ?? [], truncated: (dropped.get(r) ?? 0) > 0 });
+        // Type names known already (built-in, or read before): the result at once, without a wait per column.
+        const known = all.map((r) => {
+          const fields = r.fields ?? [];
+          const columns: ResultSet['columns'] = new Array(fields.length);
+          for (let i = 0; i < fields.length; i++) {
+            const type = BUILTIN_TYPES[fields[i]!.dataTypeID] ?? this.types.get(fields[i]!.dataTypeID);
+            if (type === undefined) return undefined;
+            columns[i] = { name: fields[i]!.name, type };
+          }
+          return columns;
+        });
+        if (known.every((k) => k !== undefined)) {
+          resolve({ kind: 'result', sets: all.map((r, i) => set(r, known[i]!)), notices });
+          return;
+        }
         void (async () => {
           const sets: ResultSet[] = [];
           for (const r of all) {
             const columns: ResultSet['columns'] = [];
             for (const f of r.fields ?? []) columns.push({ name: f.name, type: await this.typeName(c, f.dataTypeID) });
-            sets.push({ command: r.command, rowCount: r.rowCount, columns, rows: rows.get(r) ?? [], truncated: (dropped.get(r) ?? 0) > 0 });
+            sets.push(set(r, columns));
           }
           resolve({ kind: 'result', sets, notices });
         })();
