@@ -155,9 +155,12 @@ interface Conn {
   dirty: boolean;
   /** Why `settings` could not be read (then they cannot be carried over). */
   settingsUnknown?: string;
-  /** Resolved when a statement on this connection is held: calls queued behind it stop waiting. */
-  heldSignal: Promise<void>;
-  signalHeld: () => void;
+  /**
+   * The calls waiting behind a statement on this connection; woken when a statement is held, so
+   * that they stop waiting. (A set, not a promise raced by every call: a race adds a reaction to
+   * a promise that may never settle, one per call, for the whole session.)
+   */
+  waiters: Set<() => void>;
 }
 
 interface Held {
@@ -177,6 +180,12 @@ function heldInTxError(database: string, request: string): RunOutcome {
       message: `a statement of your open transaction on ${database} is waiting for approval request ${request}: the transaction goes on once it is decided (call approval_status)`,
     },
   };
+}
+
+/** Wakes the calls waiting behind a statement on `c` (it was held: they must not wait behind it). */
+function wakeWaiters(c: Conn): void {
+  for (const wake of c.waiters) wake();
+  c.waiters.clear();
 }
 
 export class WireSession {
@@ -207,9 +216,7 @@ export class WireSession {
       application_name: 'warden-mcp',
       ...(this.target.options ? { options: this.target.options } : {}),
     });
-    let signalHeld!: () => void;
-    const heldSignal = new Promise<void>((r) => (signalHeld = r));
-    const c: Conn = { client, ready: Promise.resolve(), tail: Promise.resolve(), dead: false, tx: 'I', settings: [], names: new Set(), custom: new Map(), pendingCustom: new Map(), dirty: false, heldSignal, signalHeld };
+    const c: Conn = { client, ready: Promise.resolve(), tail: Promise.resolve(), dead: false, tx: 'I', settings: [], names: new Set(), custom: new Map(), pendingCustom: new Map(), dirty: false, waiters: new Set() };
     client.on('error', () => (c.dead = true));
     client.on('end', () => (c.dead = true));
     client.on('notice', (n) => c.onNotice?.(n));
@@ -364,7 +371,12 @@ export class WireSession {
       c.tail = new Promise<void>((r) => (settle = r));
       // Wait for the statements before this one — or for one of them to be held for approval,
       // in which case this call must not wait behind it (see the module doc).
-      await Promise.race([prev.catch(() => undefined), c.heldSignal]);
+      let wake!: () => void;
+      const woken = new Promise<void>((r) => (wake = r));
+      c.waiters.add(wake);
+      prev.then(wake, wake);
+      await woken;
+      c.waiters.delete(wake);
       if (c.heldInTx) {
         settle();
         return heldInTxError(database, c.heldInTx);
@@ -419,11 +431,10 @@ export class WireSession {
       // other calls on it are refused until the held statement is decided.
       c.heldInTx = h.request;
       const conn = c;
-      c.signalHeld();
+      wakeWaiters(c);
       void running.then((o) => {
         h.outcome = o;
         conn.heldInTx = undefined;
-        conn.heldSignal = new Promise<void>((r) => (conn.signalHeld = r));
       });
       return { kind: 'pending', pending: first.p };
     }
@@ -436,7 +447,7 @@ export class WireSession {
       if (unknown !== undefined) this.carry.set(database, { unknown });
       else if (c.settings.length > 0) this.carry.set(database, { settings: c.settings });
     }
-    c.signalHeld();
+    wakeWaiters(c);
     this.waiting.add(c.client);
     void running.then((o) => {
       // A string that left a transaction open: closing the connection rolls it back; say so.
