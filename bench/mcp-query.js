@@ -12,13 +12,17 @@
 //   httpRawPing  the ping POSTed to /mcp by plain fetch (the server's share, without the SDK client)
 //   json       encoding the statement's result alone as the tool answers it (the result object →
 //              JSON text → the JSON-RPC response line), and decoding it as the client does
+//   layer      the MCP server alone in this process (PassThrough streams, a canned result): its CPU per ping
+//              and per query call, through the SDK's stdio transport and dispatch and through Warden's own
+//              transport and fast path (see layerCost)
 // For each: the median latency of N calls, and the CPU time per call of each process (this one,
 // Warden's, `warden mcp`'s), read from /proc (all threads) — CPU is far less disturbed than
 // latency by other work on a shared machine. BENCH_MCP_ROUNDS rounds (default 3); the summary is
 // the median of the rounds. Needs `npm run build`.
 // Usage: node bench/mcp-query.js   (BENCH_MCP_N, default 300; BENCH_MCP_ROUNDS, default 3;
 //        BENCH_MCP_ONLY=stdio|http|rawping to run one transport (rawping: only httpFloor and
-//        httpRawPing, to profile Warden's side); BENCH_MCP_WARDEN_ARGS and BENCH_MCP_MCP_ARGS:
+//        httpRawPing, to profile Warden's side), or a list such as wire,stdio (the wire and that
+//        transport: enough for the MCP − wire figures); BENCH_MCP_WARDEN_ARGS and BENCH_MCP_MCP_ARGS:
 //        node options for Warden's and `warden mcp`'s processes, e.g. "--cpu-prof --cpu-prof-dir=DIR")
 import fs from 'node:fs';
 import os from 'node:os';
@@ -39,7 +43,10 @@ import { queryResult } from '../dist/mcp/server.js';
 
 const N = Number(process.env.BENCH_MCP_N ?? 300);
 const ROUNDS = Number(process.env.BENCH_MCP_ROUNDS ?? 3);
-const ONLY = process.env.BENCH_MCP_ONLY;
+const ONLY_LIST = (process.env.BENCH_MCP_ONLY ?? '').split(',').filter(Boolean);
+const ONLY = ONLY_LIST.length === 1 ? ONLY_LIST[0] : undefined;
+/** Whether a path is measured: all by default; BENCH_MCP_ONLY names one (alone: without the wire) or a list. */
+const runs = (k) => ONLY_LIST.length === 0 || ONLY_LIST.includes(k) || (ONLY === 'rawping' && k === 'http');
 const WARM = 30;
 const BIN = path.resolve(import.meta.dirname, '../bin/warden.js');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-bench-mcp-'));
@@ -139,8 +146,80 @@ const sample = async (sql, p) => {
   const r = await wire.query({ text: sql, values: [p], rowMode: 'array' });
   return [{ command: r.command, rowCount: r.rowCount, columns: r.fields.map((f) => ({ name: f.name, type: f.dataTypeID === 23 ? 'integer' : f.dataTypeID === 1700 ? 'numeric' : 'text' })), rows: r.rows, truncated: false }];
 };
-const json1 = jsonCost(await sample(ONE, 1));
-const json100 = jsonCost(await sample(HUNDRED, 0));
+const sets1 = await sample(ONE, 1);
+const sets100 = await sample(HUNDRED, 0);
+const json1 = jsonCost(sets1);
+const json100 = jsonCost(sets100);
+
+/**
+ * The MCP layer alone, in this process: Warden's MCP server answering request lines through PassThrough
+ * streams (no pipe, no other process), its statement's result canned (no wire). CPU per call (this process,
+ * process.cpuUsage), median of 5 batches of 2,000, for a ping and for query calls of 1 and 100 rows:
+ *   sdk     the SDK's StdioServerTransport and dispatch (zod for the message, the params, the arguments and
+ *           the result), as `warden mcp` ran before its own transport;
+ *   warden  Warden's stdio transport and fast path, as `warden mcp` runs now (skipped on a build without them).
+ * Each includes this harness's own share (writing the request line, reading the answer line), the same for both.
+ */
+async function layerCost() {
+  const { PassThrough } = await import('node:stream');
+  const server = await import('../dist/mcp/server.js');
+  const { StdioServerTransport } = await import('@modelcontextprotocol/sdk/server/stdio.js');
+  let lean;
+  try {
+    lean = (await import('../dist/mcp/stdio-transport.js')).LineTransport;
+  } catch {
+    lean = undefined;
+  }
+  const outcome = (sets) => ({ kind: 'result', sets, notices: [] });
+  const wire = { run: async (_db, _sql, params) => outcome(params[0] === 0 ? sets100 : sets1), status: () => ({ known: false }), handedOut: () => false };
+  const ctx = { config: () => config, caller: { user: 'agent', identity: config.identities[0], credential: 'token' }, wire };
+  const variants = { sdk: (i, o) => new StdioServerTransport(i, o) };
+  if (lean && server.createFastPath) variants.warden = (i, o) => new lean(i, o, server.createFastPath(ctx));
+  const out = {};
+  for (const [name, make] of Object.entries(variants)) {
+    const input = new PassThrough();
+    const output = new PassThrough();
+    const mcp = server.createWardenMcpServer(ctx);
+    await mcp.connect(make(input, output));
+    let text = '';
+    let waiter;
+    output.on('data', (c) => {
+      text += c;
+      const nl = text.indexOf('\n');
+      if (nl !== -1) {
+        const line = text.slice(0, nl);
+        text = text.slice(nl + 1);
+        waiter(line);
+      }
+    });
+    let id = 0;
+    const request = (method, params) =>
+      new Promise((resolve) => {
+        waiter = resolve;
+        input.write(JSON.stringify({ jsonrpc: '2.0', id: ++id, method, ...(params ? { params } : {}) }) + '\n');
+      });
+    await request('initialize', { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'bench', version: '1' } });
+    input.write('{"jsonrpc":"2.0","method":"notifications/initialized"}\n');
+    const perCall = async (f) => {
+      for (let i = 0; i < 2000; i++) await f(i);
+      const batches = [];
+      for (let b = 0; b < 5; b++) {
+        const c0 = process.cpuUsage();
+        for (let i = 0; i < 2000; i++) await f(i);
+        const c = process.cpuUsage(c0);
+        batches.push((c.user + c.system) / 1000 / 2000);
+      }
+      return batches.sort((a, b) => a - b)[2];
+    };
+    const query = (p) => request('tools/call', { name: 'query', arguments: { sql: p === 0 ? HUNDRED : ONE, params: [p], max_rows: 100 } });
+    const check = JSON.parse(await query(1));
+    if (!check.result?.content?.[0]?.text?.includes('"status":"ok"')) throw new Error(`layer bench: ${JSON.stringify(check)}`);
+    out[name] = { ping: await perCall(() => request('ping')), q1: await perCall((i) => query(1 + i)), q100: await perCall(() => query(0)) };
+    await mcp.close();
+  }
+  return out;
+}
+const layer = await layerCost();
 
 async function mcpClient(kind) {
   const transport =
@@ -153,11 +232,11 @@ async function mcpClient(kind) {
   return c;
 }
 var clients = {};
-for (const k of ['stdio', 'http']) if (!ONLY || ONLY === k || (ONLY === 'rawping' && k === 'http')) clients[k] = await mcpClient(k);
+for (const k of ['stdio', 'http']) if (runs(k)) clients[k] = await mcpClient(k);
 
 async function round() {
   const r = {};
-  if (!ONLY) {
+  if (ONLY_LIST.length === 0 || ONLY_LIST.includes('wire')) {
     r.wire1 = await time((i) => wire.query({ text: ONE, values: [1 + (i % 9000)], rowMode: 'array' }));
     r.wire100 = await time((i) => wire.query({ text: HUNDRED, values: [i % 9000], rowMode: 'array' }));
   }
@@ -216,6 +295,22 @@ for (const n of ['1', '100']) {
       `${n.padStart(3)} row(s) ${k.padEnd(5)}: latency MCP − wire ${f(med(k + n) - med('wire' + n))} (ping alone ${f(med(k + 'Ping'))});  CPU MCP − wire ${f(cpuTotal(k + n) - cpuTotal('wire' + n))} (ping alone ${f(cpuTotal(k + 'Ping'))}; MCP − wire − ping ${f(cpuTotal(k + n) - cpuTotal('wire' + n) - cpuTotal(k + 'Ping'))});  JSON encode ${f(j.encode)} + decode ${f(j.decode)}`,
     );
   }
+}
+// The MCP server's own CPU per call in `warden mcp` (stdio): the call's CPU there, less the ping's (the transport's
+// share, read and write), less what the wire client spent on the same statement (node-postgres: the MCP server does
+// that work too). What is left is the MCP layer's own work — dispatch, validation, the tool, the JSON — to be set
+// against the JSON encoding alone.
+if (clients.stdio && rounds[0].wire1) {
+  for (const n of ['1', '100']) {
+    const j = n === '1' ? json1 : json100;
+    const own = cpu('stdio' + n, 'mcp') - cpu('stdioPing', 'mcp') - cpu('wire' + n, 'client');
+    console.log(`${n.padStart(3)} row(s) warden mcp's own CPU per call: query ${f(cpu('stdio' + n, 'mcp'))} − ping ${f(cpu('stdioPing', 'mcp'))} − wire client ${f(cpu('wire' + n, 'client'))} = ${f(own)}  (JSON encode ${f(j.encode)})`);
+  }
+}
+console.log('\nthe MCP layer alone (in this process, canned result, no pipe): CPU µs per call; query − ping against the JSON encoding');
+for (const [name, l] of Object.entries(layer)) {
+  const us = (x) => (x * 1000).toFixed(1).padStart(6);
+  console.log(`${name.padEnd(7)} ping ${us(l.ping)}  query 1 row ${us(l.q1)} (− ping ${us(l.q1 - l.ping)}, JSON ${us(json1.encode)})  query 100 rows ${us(l.q100)} (− ping ${us(l.q100 - l.ping)}, JSON ${us(json100.encode)})`);
 }
 for (const c of Object.values(clients)) await c.close();
 await wire.end();
