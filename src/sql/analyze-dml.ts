@@ -147,7 +147,11 @@ export function recordFuncCall(n: Obj, scope: Scope | null, b: Builder): void {
       b.opaque(`calls ${name}(): ${info.why}`);
     } else if (b.definition === 0) {
       if (info.effect === 'write') b.classes.add('write');
-      else if (info.effect === 'other') {
+      else if (info.effect === 'lock') {
+        // An advisory lock blocks other sessions, as LOCK TABLE does: `lock` and `write`
+        // (and `other`, its class before, so no deny rule on `other` stops applying).
+        b.classes.add('lock');
+        b.classes.add('write');
         b.classes.add('other');
         b.effect = true;
       } else if (info.effect === 'set' && bare === 'set_config') recordSetConfig(args, b);

@@ -1,6 +1,6 @@
 /**
  * Built-in and well-known extension functions whose effect reaches beyond a
- * plain read: they make a statement `opaque`, a `write`, a `set`, or an `other`.
+ * plain read: they make a statement `opaque`, a `write`, a `set`, or a `lock`.
  *
  * Functions are matched by their bare name, lower-cased, whatever schema the
  * SQL names (`pg_catalog.pg_read_file`, `public.dblink`, `"PG_READ_FILE"`):
@@ -21,8 +21,12 @@ export type FunctionEffect =
   | 'write'
   /** Changes a setting (`set_config`). */
   | 'set'
-  /** Session/lock side effects that are neither reads nor writes (advisory locks). */
-  | 'other';
+  /**
+   * Advisory locks: like `LOCK TABLE`, they block other sessions that ask for the same lock
+   * (`lock` and `write`, so an allow rule for writes covers a migration tool's lock, and
+   * read-only recipes refuse it).
+   */
+  | 'lock';
 
 /** Why a function is classified as it is (used in notes and opaque reasons). */
 export interface FunctionInfo {
@@ -153,7 +157,7 @@ add('opaque', STATS, [
 add('write', 'changes a sequence', ['nextval', 'setval']);
 add('write', 'sends a notification to other sessions', ['pg_notify']);
 add('set', 'changes a setting', ['set_config']);
-add('other', 'takes or releases an advisory lock', [
+add('lock', 'takes or releases an advisory lock', [
   'pg_advisory_lock',
   'pg_advisory_lock_shared',
   'pg_advisory_unlock',
