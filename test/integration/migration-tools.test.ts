@@ -1,0 +1,662 @@
+/**
+ * Real schema-migration tools through Warden, under a strict policy: node-pg-migrate (its CLI),
+ * knex's migrator and kysely's Migrator (their APIs, on `pg`). The migrating identity may change
+ * the schema by rule (default deny), a strict mask rule covers a column of a table the
+ * migrations change, and every statement is audited. Each tool:
+ *
+ * - creates tables and indexes, adds and alters columns, backfills data, and builds an index
+ *   with CREATE INDEX CONCURRENTLY outside a transaction;
+ * - reads its own bookkeeping tables and the catalog (information_schema, pg_catalog);
+ * - takes its lock (node-pg-migrate and kysely: advisory locks; knex: knex_migrations_lock);
+ * - finds nothing to do when run again, and rolls back;
+ * - under a rule that holds DROP for approval, reports the held (then expired) DROP as a clean
+ *   failure, leaves the schema, its bookkeeping and its lock as they were, and does not hang;
+ *   once a DBA approves, the same run goes through.
+ *
+ * The resulting schema is read from PostgreSQL directly, and the audit log must hold the
+ * statements the tools sent.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Kysely, Migrator, PostgresDialect, sql, type Migration, type MigrationProvider } from 'kysely';
+import { baseYaml, startEnv, type TestEnv } from '../helpers/warden-env.js';
+import { run } from '../helpers/psql.js';
+import { openSqliteStore } from '../../src/audit/store-sqlite.js';
+import type { AuditRecord } from '../../src/audit/chain.js';
+import type { AuditStore } from '../../src/audit/store.js';
+
+const require = createRequire(import.meta.url);
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-migration-tools-'));
+const dbFile = path.join(dir, 'audit.db');
+const MIGRATOR_PW = 'migrator-pw-7';
+const DANA_PW = 'dana-pw-8';
+
+/**
+ * The policy: default deny; the migrators may read, write, change the schema, control
+ * transactions and set settings; e-mail addresses are masked for everyone (strict). With
+ * `holdDrops`, every DROP waits for a DBA's approval (2 s, then it expires).
+ */
+function yaml(pgPort: number, o: { holdDrops: boolean }): string {
+  return baseYaml(
+    pgPort,
+    `  - { name: migrator, kind: service, groups: [migrators], password: ${MIGRATOR_PW} }
+  - { name: dana, kind: human, groups: [dba], password: ${DANA_PW} }
+admin: { host: 127.0.0.1, port: 0 }
+audit:
+  store: sqlite:${dbFile}
+  instance: migration-tools
+sensitive:
+  columns:
+    "*.customers.email": email
+approvals:
+  mode: hold
+  timeout: ${o.holdDrops ? '2s' : '10m'}
+rules:
+  - name: migrators-change-the-schema
+    match: { groups: [migrators], statement: [read, write, ddl, transaction, set] }
+    action: allow
+  - name: mask-emails
+    match: { sensitive: [email] }
+    action: mask
+${
+  o.holdDrops
+    ? `  - name: drops-need-a-dba
+    match: { statement: [drop] }
+    action: approve
+    reason: Dropping needs a DBA
+    approvers: { groups: [dba] }
+`
+    : ''
+}default: deny
+`,
+  );
+}
+
+let env: TestEnv;
+let reader: AuditStore;
+
+beforeAll(async () => {
+  env = await startEnv({ yaml: (p) => yaml(p, { holdDrops: false }) });
+  reader = await openSqliteStore(dbFile, { readOnly: true });
+});
+
+afterAll(async () => {
+  await reader?.close();
+  await env?.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const viaWarden = (): pg.ClientConfig => ({ host: '127.0.0.1', port: env.warden.port, user: 'migrator', password: MIGRATOR_PW, database: 'app' });
+const urlViaWarden = (): string => `postgres://migrator:${MIGRATOR_PW}@127.0.0.1:${env.warden.port}/app`;
+
+async function q<T extends pg.QueryResultRow = Record<string, unknown>>(text: string): Promise<T[]> {
+  return (await env.cluster.query(text, 'app')).rows as T[];
+}
+
+/** The schema of `schema` as PostgreSQL has it: columns (name type nullability default), indexes (name valid). */
+async function schemaOf(schema: string): Promise<{ columns: Record<string, string[]>; indexes: string[] }> {
+  const cols = await q<{ t: string; c: string }>(
+    `SELECT table_name AS t, column_name || ' ' || data_type || CASE WHEN is_nullable = 'NO' THEN ' not null' ELSE '' END || coalesce(' default ' || column_default, '') AS c
+       FROM information_schema.columns WHERE table_schema = '${schema}' ORDER BY table_name, ordinal_position`,
+  );
+  const columns: Record<string, string[]> = {};
+  for (const r of cols) (columns[r.t] ??= []).push(r.c);
+  const idx = await q<{ i: string }>(
+    `SELECT c.relname || CASE WHEN x.indisvalid THEN '' ELSE ' INVALID' END AS i FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+       JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = '${schema}' ORDER BY 1`,
+  );
+  return { columns, indexes: idx.map((r) => r.i) };
+}
+
+async function advisoryLocks(): Promise<number> {
+  return Number((await q<{ n: string }>(`SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory'`))[0]!.n);
+}
+
+async function auditRecords(): Promise<AuditRecord[]> {
+  const out: AuditRecord[] = [];
+  for await (const r of reader.query({})) out.push(r);
+  return out;
+}
+
+/** The SQL of the audited statements of the migrator, in order. */
+async function auditedSql(): Promise<string[]> {
+  // Records are written a moment after their statement.
+  await new Promise((r) => setTimeout(r, 300));
+  return (await auditRecords()).filter((r) => r.type === 'statement.begin' && (r.data as { identity?: unknown }).identity === 'migrator').map((r) => String((r.data as { sql?: unknown }).sql));
+}
+
+/** Emails as the migrator sees them through Warden, and as they are. */
+async function emailsBothWays(schema: string): Promise<{ masked: string[]; real: string[] }> {
+  const c = new pg.Client(viaWarden());
+  await c.connect();
+  try {
+    const masked = (await c.query(`SELECT email FROM ${schema}.customers ORDER BY id`)).rows.map((r: { email: string }) => r.email);
+    const real = (await q<{ email: string }>(`SELECT email FROM ${schema}.customers ORDER BY id`)).map((r) => r.email);
+    return { masked, real };
+  } finally {
+    await c.end();
+  }
+}
+
+const expectedSchema = {
+  customers: ['id integer not null', 'email text not null', 'name text', 'created_at timestamp with time zone not null', 'status text not null'],
+  orders: ['id integer not null', 'customer_id integer not null', 'total numeric'],
+};
+
+/** The schema after all three migrations (column defaults aside). */
+function stripDefaults(s: { columns: Record<string, string[]>; indexes: string[] }): { columns: Record<string, string[]>; indexes: string[] } {
+  return { columns: Object.fromEntries(Object.entries(s.columns).map(([t, cs]) => [t, cs.map((c) => c.replace(/ default .*$/, ''))])), indexes: s.indexes };
+}
+
+async function restart(holdDrops: boolean): Promise<void> {
+  await env.restart({ yaml: yaml(env.cluster.port, { holdDrops }) });
+}
+
+const basic = (user: string, pw: string) => ({ authorization: `Basic ${Buffer.from(`${user}:${pw}`).toString('base64')}`, 'content-type': 'application/json' });
+
+/** Decide the first pending request once it appears (dana, through the admin API); its SQL. */
+async function decideWhenPending(decision: 'approve' | 'deny'): Promise<string> {
+  const port = env.warden.admin!.port;
+  const t0 = Date.now();
+  for (;;) {
+    const res = await fetch(`http://127.0.0.1:${port}/api/v1/approvals?status=pending`, { headers: basic('dana', DANA_PW) });
+    const body = (await res.json()) as { requests: { id: string; sql: string }[] };
+    const req = body.requests[0];
+    if (req) {
+      const r = await fetch(`http://127.0.0.1:${port}/api/v1/approvals/${req.id}/${decision}`, {
+        method: 'POST',
+        headers: basic('dana', DANA_PW),
+        body: JSON.stringify({ reason: decision === 'approve' ? 'planned cleanup' : 'not during the freeze' }),
+      });
+      expect(r.status).toBe(200);
+      return req.sql;
+    }
+    if (Date.now() - t0 > 10_000) throw new Error('no pending approval request');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+// ───────────────────────────── node-pg-migrate ─────────────────────────────
+
+describe('node-pg-migrate (CLI)', () => {
+  const schema = 'npm_app';
+  const work = path.join(dir, 'node-pg-migrate');
+  const bin = path.join(path.dirname(require.resolve('node-pg-migrate/package.json')), 'bin', 'node-pg-migrate.js');
+  const cli = (args: string[]) =>
+    run(process.execPath, [bin, ...args, '--migrations-dir', path.join(work, 'migrations'), '--use-glob', 'false', '-j', 'cjs', '--schema', schema, '--create-schema'], {
+      ...process.env,
+      DATABASE_URL: urlViaWarden(),
+    }, undefined, 30_000);
+
+  beforeAll(() => {
+    fs.mkdirSync(path.join(work, 'migrations'), { recursive: true });
+    const m = (name: string, body: string) => fs.writeFileSync(path.join(work, 'migrations', name), body);
+    m(
+      '1700000000001_create-customers.cjs',
+      `exports.up = (pgm) => {
+  pgm.createTable('customers', {
+    id: 'id',
+    email: { type: 'text', notNull: true },
+    name: { type: 'text' },
+    created_at: { type: 'timestamptz', notNull: true, default: pgm.func('now()') },
+  });
+  pgm.createTable('orders', {
+    id: 'id',
+    customer_id: { type: 'integer', notNull: true, references: 'customers', onDelete: 'CASCADE' },
+    total: { type: 'numeric' },
+  });
+  pgm.createIndex('orders', 'customer_id');
+  pgm.sql("INSERT INTO customers (email, name) VALUES ('ann@example.com', 'Ann'), ('bo@example.org', 'Bo'), ('cy@example.net', 'Cy')");
+};
+exports.down = (pgm) => { pgm.dropTable('orders'); pgm.dropTable('customers'); };
+`,
+    );
+    m(
+      '1700000000002_add-status.cjs',
+      `exports.up = (pgm) => {
+  pgm.addColumn('customers', { status: { type: 'text' } });
+  pgm.sql("UPDATE customers SET status = 'active' WHERE status IS NULL");
+  pgm.alterColumn('customers', 'status', { notNull: true, default: 'active' });
+  pgm.createIndex('customers', 'lower(email)', { name: 'customers_email_lower_idx', unique: true });
+};
+exports.down = (pgm) => { pgm.dropIndex('customers', [], { name: 'customers_email_lower_idx' }); pgm.dropColumn('customers', 'status'); };
+`,
+    );
+    m(
+      '1700000000003_status-index.cjs',
+      `exports.up = (pgm) => {
+  pgm.noTransaction();
+  pgm.createIndex('customers', 'status', { name: 'customers_status_idx', concurrently: true });
+};
+exports.down = (pgm) => {
+  pgm.noTransaction();
+  pgm.dropIndex('customers', 'status', { name: 'customers_status_idx', concurrently: true });
+};
+`,
+    );
+  });
+
+  it('up: tables, indexes (one CONCURRENTLY), a new column and its backfill; the advisory lock is released', async () => {
+    const r = await cli(['up']);
+    expect(r.code, r.out + r.err).toBe(0);
+    const s = stripDefaults(await schemaOf(schema));
+    expect(s.columns.customers).toEqual(expectedSchema.customers);
+    expect(s.columns.orders).toEqual(expectedSchema.orders);
+    expect(s.indexes).toEqual(['customers_email_lower_idx', 'customers_pkey', 'customers_status_idx', 'orders_customer_id_index', 'orders_pkey', 'pgmigrations_pkey']);
+    expect(await q(`SELECT DISTINCT status FROM ${schema}.customers`)).toEqual([{ status: 'active' }]);
+    expect((await q<{ name: string }>(`SELECT name FROM ${schema}.pgmigrations ORDER BY id`)).map((x) => x.name)).toEqual([
+      '1700000000001_create-customers',
+      '1700000000002_add-status',
+      '1700000000003_status-index',
+    ]);
+    expect(await advisoryLocks()).toBe(0);
+    const audited = await auditedSql();
+    expect(audited).toContain('SELECT pg_try_advisory_lock(7241865325823964) AS "lockObtained"');
+    expect(audited.some((x) => /CREATE INDEX CONCURRENTLY "customers_status_idx"/.test(x))).toBe(true);
+    expect(audited.some((x) => /UPDATE customers SET status = 'active'/.test(x))).toBe(true);
+    expect(audited.some((x) => /information_schema\.tables/.test(x))).toBe(true);
+  });
+
+  it('a second run has nothing to do; the masked column stays masked for the migrator', async () => {
+    const r = await cli(['up']);
+    expect(r.code, r.out + r.err).toBe(0);
+    expect(r.out).toContain('No migrations to run!');
+    const { masked, real } = await emailsBothWays(schema);
+    expect(real).toEqual(['ann@example.com', 'bo@example.org', 'cy@example.net']);
+    expect(masked).toHaveLength(3);
+    for (let i = 0; i < 3; i++) expect(masked[i]).not.toBe(real[i]);
+  });
+
+  it('another run holding the lock: the CLI says so and changes nothing', async () => {
+    const holder = new pg.Client({ connectionString: env.cluster.url('app') });
+    await holder.connect();
+    try {
+      await holder.query('SELECT pg_advisory_lock(7241865325823964)');
+      const r = await cli(['down']);
+      expect(r.code).not.toBe(0);
+      expect(r.err + r.out).toContain('Another migration is already running');
+      expect((await schemaOf(schema)).indexes).toContain('customers_status_idx');
+    } finally {
+      await holder.end();
+    }
+  });
+
+  it('down: the CONCURRENTLY index is dropped outside a transaction', async () => {
+    const r = await cli(['down']);
+    expect(r.code, r.out + r.err).toBe(0);
+    expect((await schemaOf(schema)).indexes).not.toContain('customers_status_idx');
+    expect((await q(`SELECT count(*)::int AS n FROM ${schema}.pgmigrations`))[0]).toEqual({ n: 2 });
+    expect((await auditedSql()).some((x) => /DROP INDEX CONCURRENTLY/.test(x))).toBe(true);
+  });
+});
+
+// ───────────────────────────── knex ─────────────────────────────
+
+interface KnexLike {
+  migrate: {
+    latest(o?: object): Promise<[number, string[]]>;
+    up(o?: object): Promise<[number, string[]]>;
+    down(o?: object): Promise<[number, string[]]>;
+  };
+  raw(sql: string): Promise<unknown>;
+  destroy(): Promise<void>;
+}
+const knexFactory = require('knex') as (c: object) => KnexLike;
+
+const knexSchema = 'knex_app';
+const knexDir = path.join(dir, 'knex');
+/** A knex instance through Warden: the search_path set per connection (knex sends SET), migrations in knex_app. */
+function knexViaWarden(): KnexLike {
+  return knexFactory({ client: 'pg', connection: viaWarden(), searchPath: [knexSchema], pool: { min: 0, max: 2 } });
+}
+const knexOpts = { directory: knexDir, loadExtensions: ['.cjs'], schemaName: knexSchema };
+
+describe('knex (migrator API)', () => {
+  beforeAll(async () => {
+    fs.mkdirSync(knexDir, { recursive: true });
+    const m = (name: string, body: string) => fs.writeFileSync(path.join(knexDir, name), body);
+    m(
+      '20240101000001_create_customers.cjs',
+      `exports.up = async (knex) => {
+  await knex.schema.createTable('customers', (t) => {
+    t.increments('id');
+    t.text('email').notNullable();
+    t.text('name');
+    t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+  });
+  await knex.schema.createTable('orders', (t) => {
+    t.increments('id');
+    t.integer('customer_id').notNullable().references('id').inTable('${knexSchema}.customers').onDelete('CASCADE');
+    t.decimal('total');
+    t.index(['customer_id'], 'orders_customer_id_index');
+  });
+  await knex('customers').insert([{ email: 'ann@example.com', name: 'Ann' }, { email: 'bo@example.org', name: 'Bo' }, { email: 'cy@example.net', name: 'Cy' }]);
+};
+exports.down = async (knex) => { await knex.schema.dropTable('orders'); await knex.schema.dropTable('customers'); };
+`,
+    );
+    m(
+      '20240101000002_add_status.cjs',
+      `exports.up = async (knex) => {
+  await knex.schema.alterTable('customers', (t) => t.text('status'));
+  await knex('customers').whereNull('status').update({ status: 'active' });
+  await knex.schema.alterTable('customers', (t) => t.text('status').notNullable().defaultTo('active').alter());
+  await knex.raw('CREATE UNIQUE INDEX customers_email_lower_idx ON customers (lower(email))');
+  // A migration that checks the catalog before acting (information_schema.columns).
+  if (!(await knex.schema.hasColumn('customers', 'status'))) throw new Error('status column missing');
+};
+exports.down = async (knex) => {
+  await knex.raw('DROP INDEX customers_email_lower_idx');
+  await knex.schema.alterTable('customers', (t) => t.dropColumn('status'));
+};
+`,
+    );
+    m(
+      '20240101000003_status_index.cjs',
+      `exports.config = { transaction: false };
+exports.up = async (knex) => { await knex.raw('CREATE INDEX CONCURRENTLY customers_status_idx ON customers (status)'); };
+exports.down = async (knex) => { await knex.raw('DROP INDEX CONCURRENTLY customers_status_idx'); };
+`,
+    );
+    const c = new pg.Client(viaWarden());
+    await c.connect();
+    await c.query(`CREATE SCHEMA ${knexSchema}`);
+    await c.end();
+  });
+
+  it('latest: tables, indexes (one CONCURRENTLY), a new column and its backfill; knex_migrations_lock is free again', async () => {
+    const knex = knexViaWarden();
+    try {
+      const [batch, log] = await knex.migrate.latest(knexOpts);
+      expect(batch).toBe(1);
+      expect(log).toEqual(['20240101000001_create_customers.cjs', '20240101000002_add_status.cjs', '20240101000003_status_index.cjs']);
+    } finally {
+      await knex.destroy();
+    }
+    const s = stripDefaults(await schemaOf(knexSchema));
+    expect(s.columns.customers).toEqual(expectedSchema.customers);
+    expect(s.columns.orders).toEqual(expectedSchema.orders);
+    expect(s.indexes).toEqual(['customers_email_lower_idx', 'customers_pkey', 'customers_status_idx', 'knex_migrations_lock_pkey', 'knex_migrations_pkey', 'orders_customer_id_index', 'orders_pkey']);
+    expect(await q(`SELECT DISTINCT status FROM ${knexSchema}.customers`)).toEqual([{ status: 'active' }]);
+    expect(await q(`SELECT is_locked FROM ${knexSchema}.knex_migrations_lock`)).toEqual([{ is_locked: 0 }]);
+    const audited = await auditedSql();
+    expect(audited).toContain('update "knex_app"."knex_migrations_lock" set "is_locked" = $1 where "is_locked" = $2');
+    expect(audited).toContain('CREATE INDEX CONCURRENTLY customers_status_idx ON customers (status)');
+    expect(audited.some((x) => /update "customers" set "status" = \$1 where "status" is null/.test(x))).toBe(true);
+    expect(audited.some((x) => /information_schema\.columns/.test(x))).toBe(true);
+  });
+
+  it('a second run has nothing to do; a lock held elsewhere is reported; the masked column stays masked', async () => {
+    const knex = knexViaWarden();
+    try {
+      expect(await knex.migrate.latest(knexOpts)).toEqual([1, []]);
+      await q(`UPDATE ${knexSchema}.knex_migrations_lock SET is_locked = 1`);
+      await expect(knex.migrate.down(knexOpts)).rejects.toThrow(/Migration table is already locked/);
+      await q(`UPDATE ${knexSchema}.knex_migrations_lock SET is_locked = 0`);
+    } finally {
+      await knex.destroy();
+    }
+    expect((await schemaOf(knexSchema)).indexes).toContain('customers_status_idx');
+    const { masked, real } = await emailsBothWays(knexSchema);
+    expect(real).toEqual(['ann@example.com', 'bo@example.org', 'cy@example.net']);
+    for (let i = 0; i < 3; i++) expect(masked[i]).not.toBe(real[i]);
+  });
+
+  it('down: the CONCURRENTLY index is dropped outside a transaction', async () => {
+    const knex = knexViaWarden();
+    try {
+      const [, log] = await knex.migrate.down(knexOpts);
+      expect(log).toEqual(['20240101000003_status_index.cjs']);
+    } finally {
+      await knex.destroy();
+    }
+    expect((await schemaOf(knexSchema)).indexes).not.toContain('customers_status_idx');
+    expect(await q(`SELECT count(*)::int AS n FROM ${knexSchema}.knex_migrations`)).toEqual([{ n: 2 }]);
+    expect(await auditedSql()).toContain('DROP INDEX CONCURRENTLY customers_status_idx');
+  });
+});
+
+// ───────────────────────────── kysely ─────────────────────────────
+
+const kyselySchema = 'kysely_app';
+type AnyDb = Kysely<Record<string, Record<string, unknown>>>;
+
+function kyselyViaWarden(): AnyDb {
+  return new Kysely({ dialect: new PostgresDialect({ pool: new pg.Pool({ ...viaWarden(), max: 2 }) }) });
+}
+
+const kyselyMigrations: Record<string, Migration> = {
+  '001_create_customers': {
+    async up(db: AnyDb) {
+      const s = db.schema.withSchema(kyselySchema);
+      await s
+        .createTable('customers')
+        .addColumn('id', 'serial', (c) => c.primaryKey())
+        .addColumn('email', 'text', (c) => c.notNull())
+        .addColumn('name', 'text')
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .execute();
+      await s
+        .createTable('orders')
+        .addColumn('id', 'serial', (c) => c.primaryKey())
+        .addColumn('customer_id', 'integer', (c) => c.notNull().references(`${kyselySchema}.customers.id`).onDelete('cascade'))
+        .addColumn('total', 'numeric')
+        .execute();
+      await s.createIndex('orders_customer_id_index').on('orders').column('customer_id').execute();
+      await db
+        .withSchema(kyselySchema)
+        .insertInto('customers')
+        .values([
+          { email: 'ann@example.com', name: 'Ann' },
+          { email: 'bo@example.org', name: 'Bo' },
+          { email: 'cy@example.net', name: 'Cy' },
+        ])
+        .execute();
+    },
+    async down(db: AnyDb) {
+      await db.schema.withSchema(kyselySchema).dropTable('orders').execute();
+      await db.schema.withSchema(kyselySchema).dropTable('customers').execute();
+    },
+  },
+  '002_add_status': {
+    async up(db: AnyDb) {
+      const s = db.schema.withSchema(kyselySchema);
+      await s.alterTable('customers').addColumn('status', 'text').execute();
+      await db.withSchema(kyselySchema).updateTable('customers').set({ status: 'active' }).where('status', 'is', null).execute();
+      await s.alterTable('customers').alterColumn('status', (c) => c.setNotNull()).execute();
+      await s.alterTable('customers').alterColumn('status', (c) => c.setDefault('active')).execute();
+      await s.createIndex('customers_email_lower_idx').unique().on('customers').expression(sql`lower(email)`).execute();
+      // What kysely's introspection reads (pg_catalog) sees the new column in the open transaction.
+      const tables = await db.introspection.getTables();
+      const customers = tables.find((t) => t.schema === kyselySchema && t.name === 'customers');
+      if (!customers?.columns.some((c) => c.name === 'status' && !c.isNullable)) throw new Error('status column missing');
+    },
+    async down(db: AnyDb) {
+      await db.schema.withSchema(kyselySchema).dropIndex('customers_email_lower_idx').execute();
+      await db.schema.withSchema(kyselySchema).alterTable('customers').dropColumn('status').execute();
+    },
+  },
+};
+const kyselyConcurrent: Record<string, Migration> = {
+  '003_status_index': {
+    async up(db: AnyDb) {
+      await sql`CREATE INDEX CONCURRENTLY customers_status_idx ON ${sql.table(`${kyselySchema}.customers`)} (status)`.execute(db);
+    },
+    async down(db: AnyDb) {
+      await sql`DROP INDEX CONCURRENTLY ${sql.table(`${kyselySchema}.customers_status_idx`)}`.execute(db);
+    },
+  },
+};
+
+function kyselyMigrator(db: AnyDb, migrations: Record<string, Migration>, disableTransactions = false): Migrator {
+  const provider: MigrationProvider = { getMigrations: async () => migrations };
+  return new Migrator({ db, provider, migrationTableSchema: kyselySchema, disableTransactions });
+}
+
+describe('kysely (Migrator API)', () => {
+  it('two migrators at once: the advisory lock serialises them, each migration runs once', async () => {
+    const a = kyselyViaWarden();
+    const b = kyselyViaWarden();
+    try {
+      const [ra, rb] = await Promise.all([kyselyMigrator(a, kyselyMigrations).migrateToLatest(), kyselyMigrator(b, kyselyMigrations).migrateToLatest()]);
+      expect(ra.error).toBeUndefined();
+      expect(rb.error).toBeUndefined();
+      const ran = [...(ra.results ?? []), ...(rb.results ?? [])].map((r) => `${r.migrationName} ${r.status}`).sort();
+      expect(ran).toEqual(['001_create_customers Success', '002_add_status Success']);
+    } finally {
+      await a.destroy();
+      await b.destroy();
+    }
+    expect(await advisoryLocks()).toBe(0);
+    const audited = await auditedSql();
+    expect(audited.filter((x) => /select pg_advisory_lock\(3853314791062309107\)/.test(x)).length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('CREATE INDEX CONCURRENTLY with transactions disabled; a second run has nothing to do; down', async () => {
+    const db = kyselyViaWarden();
+    const all = { ...kyselyMigrations, ...kyselyConcurrent };
+    try {
+      const r = await kyselyMigrator(db, all, true).migrateToLatest();
+      expect(r.error).toBeUndefined();
+      expect(r.results?.map((x) => `${x.migrationName} ${x.status}`)).toEqual(['003_status_index Success']);
+      const s = stripDefaults(await schemaOf(kyselySchema));
+      expect(s.columns.customers).toEqual(expectedSchema.customers);
+      expect(s.columns.orders).toEqual(expectedSchema.orders);
+      expect(s.indexes).toEqual(['customers_email_lower_idx', 'customers_pkey', 'customers_status_idx', 'kysely_migration_lock_pkey', 'kysely_migration_pkey', 'orders_customer_id_index', 'orders_pkey']);
+      expect(await q(`SELECT DISTINCT status FROM ${kyselySchema}.customers`)).toEqual([{ status: 'active' }]);
+      const again = await kyselyMigrator(db, all).migrateToLatest();
+      expect(again.error).toBeUndefined();
+      expect(again.results).toEqual([]);
+      const down = await kyselyMigrator(db, all, true).migrateDown();
+      expect(down.error).toBeUndefined();
+      expect(down.results?.map((x) => `${x.migrationName} ${x.direction} ${x.status}`)).toEqual(['003_status_index Down Success']);
+    } finally {
+      await db.destroy();
+    }
+    expect((await schemaOf(kyselySchema)).indexes).not.toContain('customers_status_idx');
+    expect(await advisoryLocks()).toBe(0);
+    const { masked, real } = await emailsBothWays(kyselySchema);
+    for (let i = 0; i < 3; i++) expect(masked[i]).not.toBe(real[i]);
+    const audited = await auditedSql();
+    expect(audited.some((x) => /CREATE INDEX CONCURRENTLY customers_status_idx/.test(x))).toBe(true);
+    expect(audited.some((x) => /pg_catalog\.pg_attribute|pg_attribute/.test(x))).toBe(true);
+  });
+});
+
+// ───────────────────────────── DROP held for approval ─────────────────────────────
+
+describe('a rule holds DROP for a DBA: each tool reports the held DROP cleanly, then runs it once approved', () => {
+  beforeAll(async () => {
+    await restart(true);
+    fs.writeFileSync(
+      path.join(dir, 'node-pg-migrate', 'migrations', '1700000000004_drop-orders.cjs'),
+      `exports.up = (pgm) => { pgm.dropTable('orders'); };\nexports.down = false;\n`,
+    );
+    fs.writeFileSync(path.join(knexDir, '20240101000004_drop_orders.cjs'), `exports.up = (knex) => knex.schema.dropTable('orders');\nexports.down = async () => {};\n`);
+  });
+
+  const tableExists = async (schema: string, table: string): Promise<boolean> =>
+    (await q<{ t: string | null }>(`SELECT to_regclass('${schema}.${table}')::text AS t`))[0]!.t !== null;
+
+  it('node-pg-migrate: the DROP expires unapproved, the CLI fails with the reason within seconds, the lock is released; approved, it runs', async () => {
+    const bin = path.join(path.dirname(require.resolve('node-pg-migrate/package.json')), 'bin', 'node-pg-migrate.js');
+    const cli = () =>
+      run(
+        process.execPath,
+        [bin, 'up', '--migrations-dir', path.join(dir, 'node-pg-migrate', 'migrations'), '--use-glob', 'false', '-j', 'cjs', '--schema', 'npm_app'],
+        { ...process.env, DATABASE_URL: urlViaWarden() },
+        undefined,
+        30_000,
+      );
+    const t0 = Date.now();
+    const r = await cli();
+    const elapsed = Date.now() - t0;
+    expect(r.code).not.toBe(0);
+    expect(r.err + r.out).toMatch(/approval request apr_\S+ for rule "drops-need-a-dba" \(Dropping needs a DBA\) expired after 2s without enough approvals; the statement was not run/);
+    expect(elapsed).toBeLessThan(15_000);
+    // 003 (the CONCURRENTLY index, outside a transaction) ran; 004 was rolled back whole.
+    expect(await tableExists('npm_app', 'orders')).toBe(true);
+    expect((await schemaOf('npm_app')).indexes).toContain('customers_status_idx');
+    expect((await q<{ name: string }>(`SELECT name FROM npm_app.pgmigrations ORDER BY id`)).map((x) => x.name)).not.toContain('1700000000004_drop-orders');
+    expect(await advisoryLocks()).toBe(0);
+
+    const [again, heldSql] = await Promise.all([cli(), decideWhenPending('approve')]);
+    expect(heldSql).toBe('DROP TABLE "orders";');
+    expect(again.code, again.out + again.err).toBe(0);
+    expect(await tableExists('npm_app', 'orders')).toBe(false);
+    expect((await q<{ name: string }>(`SELECT name FROM npm_app.pgmigrations ORDER BY id DESC LIMIT 1`))[0]!.name).toBe('1700000000004_drop-orders');
+    expect(await advisoryLocks()).toBe(0);
+  });
+
+  it('knex: a DBA denies the DROP, latest rejects with the denial and frees knex_migrations_lock; approved, it runs', async () => {
+    let knex = knexViaWarden();
+    try {
+      const [result] = await Promise.allSettled([knex.migrate.latest(knexOpts), decideWhenPending('deny')]);
+      expect(result.status).toBe('rejected');
+      const err = (result as PromiseRejectedResult).reason as { code?: string; message: string };
+      expect(err.code).toBe('42501');
+      expect(err.message).toMatch(/approval request apr_\S+ for rule "drops-need-a-dba" .*was denied by dana: not during the freeze; the statement was not run/);
+    } finally {
+      await knex.destroy();
+    }
+    expect(await tableExists(knexSchema, 'orders')).toBe(true);
+    expect(await q(`SELECT is_locked FROM ${knexSchema}.knex_migrations_lock`)).toEqual([{ is_locked: 0 }]);
+    expect((await q<{ name: string }>(`SELECT name FROM ${knexSchema}.knex_migrations ORDER BY id`)).map((x) => x.name)).toEqual([
+      '20240101000001_create_customers.cjs',
+      '20240101000002_add_status.cjs',
+      '20240101000003_status_index.cjs',
+    ]);
+
+    knex = knexViaWarden();
+    try {
+      const [[, log]] = await Promise.all([knex.migrate.latest(knexOpts), decideWhenPending('approve')]);
+      expect(log).toEqual(['20240101000004_drop_orders.cjs']);
+    } finally {
+      await knex.destroy();
+    }
+    expect(await tableExists(knexSchema, 'orders')).toBe(false);
+    expect(await q(`SELECT is_locked FROM ${knexSchema}.knex_migrations_lock`)).toEqual([{ is_locked: 0 }]);
+  });
+
+  it('kysely: the DROP expires, the result carries the error and the migration is rolled back; approved, it runs', async () => {
+    const withDrop: Record<string, Migration> = {
+      ...kyselyMigrations,
+      '004_drop_orders': {
+        async up(db: AnyDb) {
+          await db.schema.withSchema(kyselySchema).dropTable('orders').execute();
+        },
+      },
+    };
+    const db = kyselyViaWarden();
+    try {
+      const t0 = Date.now();
+      const r = await kyselyMigrator(db, withDrop).migrateToLatest();
+      expect(Date.now() - t0).toBeLessThan(15_000);
+      expect(String((r.error as Error | undefined)?.message)).toMatch(/approval request apr_\S+ for rule "drops-need-a-dba" .*expired after 2s/);
+      expect(r.results?.map((x) => `${x.migrationName} ${x.status}`)).toEqual(['004_drop_orders Error']);
+      expect(await tableExists(kyselySchema, 'orders')).toBe(true);
+      expect(await advisoryLocks()).toBe(0);
+
+      const [ok] = await Promise.all([kyselyMigrator(db, withDrop).migrateToLatest(), decideWhenPending('approve')]);
+      expect(ok.error).toBeUndefined();
+      expect(ok.results?.map((x) => `${x.migrationName} ${x.status}`)).toEqual(['004_drop_orders Success']);
+    } finally {
+      await db.destroy();
+    }
+    expect(await tableExists(kyselySchema, 'orders')).toBe(false);
+    expect(await advisoryLocks()).toBe(0);
+  });
+
+  it('the audit has the held DROPs, their requests and decisions', async () => {
+    const records = await auditRecords();
+    const types = new Set(records.map((r) => r.type));
+    const drops = records.filter((r) => r.type === 'statement.begin' && /DROP TABLE/i.test(String((r.data as { sql?: unknown }).sql)) && (r.data as { identity?: unknown }).identity === 'migrator');
+    expect(drops.length).toBeGreaterThanOrEqual(3);
+    expect([...types].filter((t) => t.startsWith('approval.')).sort()).toEqual(expect.arrayContaining(['approval.requested']));
+  });
+});
