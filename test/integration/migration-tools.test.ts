@@ -23,7 +23,10 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import postgres from 'postgres';
 import { Kysely, Migrator, PostgresDialect, sql, type Migration, type MigrationProvider } from 'kysely';
+import { drizzle as drizzlePg } from 'drizzle-orm/postgres-js';
+import { migrate as drizzleMigrateFn } from 'drizzle-orm/postgres-js/migrator';
 import { baseYaml, startEnv, type TestEnv } from '../helpers/warden-env.js';
 import { run } from '../helpers/psql.js';
 import { openSqliteStore } from '../../src/audit/store-sqlite.js';
@@ -548,6 +551,70 @@ describe('kysely (Migrator API)', () => {
   });
 });
 
+// ───────────────────────────── drizzle (on postgres.js) ─────────────────────────────
+
+const drizzleSchema = 'drizzle_app';
+const drizzleDir = path.join(dir, 'drizzle');
+const drizzleJournal: { idx: number; version: string; when: number; tag: string; breakpoints: boolean }[] = [];
+
+/** A drizzle-kit style migration: statements separated by breakpoints, listed in meta/_journal.json. */
+function drizzleMigration(tag: string, statements: string[]): void {
+  fs.mkdirSync(path.join(drizzleDir, 'meta'), { recursive: true });
+  fs.writeFileSync(path.join(drizzleDir, `${tag}.sql`), statements.join('\n--> statement-breakpoint\n'));
+  drizzleJournal.push({ idx: drizzleJournal.length, version: '7', when: 1_700_000_000_000 + drizzleJournal.length, tag, breakpoints: true });
+  fs.writeFileSync(path.join(drizzleDir, 'meta', '_journal.json'), JSON.stringify({ version: '7', dialect: 'postgresql', entries: drizzleJournal }));
+}
+
+/** drizzle's migrator on postgres.js (named prepared statements, Describe before Execute) through Warden. */
+async function drizzleMigrate(): Promise<void> {
+  const client = postgres({ host: '127.0.0.1', port: env.warden.port, user: 'migrator', password: MIGRATOR_PW, database: 'app', max: 1, onnotice: () => undefined });
+  try {
+    await drizzleMigrateFn(drizzlePg(client), { migrationsFolder: drizzleDir });
+  } finally {
+    await client.end();
+  }
+}
+
+describe('drizzle (migrator on postgres.js)', () => {
+  beforeAll(() => {
+    const t = `"${drizzleSchema}"`;
+    drizzleMigration('0000_create', [
+      `CREATE SCHEMA ${t};`,
+      `CREATE TABLE ${t}."customers" ("id" serial PRIMARY KEY NOT NULL, "email" text NOT NULL, "name" text, "created_at" timestamp with time zone DEFAULT now() NOT NULL);`,
+      `CREATE TABLE ${t}."orders" ("id" serial PRIMARY KEY NOT NULL, "customer_id" integer NOT NULL, "total" numeric);`,
+      `ALTER TABLE ${t}."orders" ADD CONSTRAINT "orders_customer_id_customers_id_fk" FOREIGN KEY ("customer_id") REFERENCES ${t}."customers"("id") ON DELETE cascade ON UPDATE no action;`,
+      `CREATE INDEX "orders_customer_id_index" ON ${t}."orders" USING btree ("customer_id");`,
+      `INSERT INTO ${t}."customers" ("email", "name") VALUES ('ann@example.com', 'Ann'), ('bo@example.org', 'Bo'), ('cy@example.net', 'Cy');`,
+    ]);
+    drizzleMigration('0001_status', [
+      `ALTER TABLE ${t}."customers" ADD COLUMN "status" text;`,
+      `UPDATE ${t}."customers" SET "status" = 'active' WHERE "status" IS NULL;`,
+      `ALTER TABLE ${t}."customers" ALTER COLUMN "status" SET DEFAULT 'active';`,
+      `ALTER TABLE ${t}."customers" ALTER COLUMN "status" SET NOT NULL;`,
+      `CREATE UNIQUE INDEX "customers_email_lower_idx" ON ${t}."customers" USING btree (lower("email"));`,
+      `CREATE INDEX "customers_status_idx" ON ${t}."customers" USING btree ("status");`,
+    ]);
+  });
+
+  it('migrate: both migrations in one transaction; a second run has nothing to do; the masked column stays masked', async () => {
+    await drizzleMigrate();
+    const s = stripDefaults(await schemaOf(drizzleSchema));
+    expect(s.columns.customers).toEqual(expectedSchema.customers);
+    expect(s.columns.orders).toEqual(expectedSchema.orders);
+    expect(s.indexes).toEqual(['customers_email_lower_idx', 'customers_pkey', 'customers_status_idx', 'orders_customer_id_index', 'orders_pkey']);
+    expect(await q(`SELECT DISTINCT status FROM ${drizzleSchema}.customers`)).toEqual([{ status: 'active' }]);
+    expect(await q(`SELECT count(*)::int AS n FROM drizzle.__drizzle_migrations`)).toEqual([{ n: 2 }]);
+    const before = (await auditedSql()).length;
+    await drizzleMigrate();
+    expect(await q(`SELECT count(*)::int AS n FROM drizzle.__drizzle_migrations`)).toEqual([{ n: 2 }]);
+    const second = (await auditedSql()).slice(before);
+    expect(second.some((x) => /^select id, hash, created_at from "drizzle"\."__drizzle_migrations"/.test(x))).toBe(true);
+    expect(second.some((x) => /ALTER TABLE|CREATE INDEX/.test(x))).toBe(false);
+    const { masked, real } = await emailsBothWays(drizzleSchema);
+    for (let i = 0; i < 3; i++) expect(masked[i]).not.toBe(real[i]);
+  });
+});
+
 // ───────────────────────────── DROP held for approval ─────────────────────────────
 
 describe('a rule holds DROP for a DBA: each tool reports the held DROP cleanly, then runs it once approved', () => {
@@ -652,11 +719,40 @@ describe('a rule holds DROP for a DBA: each tool reports the held DROP cleanly, 
     expect(await advisoryLocks()).toBe(0);
   });
 
-  it('the audit has the held DROPs, their requests and decisions', async () => {
+  it('drizzle: the DROP expires, migrate rejects with the reason and the whole migration is rolled back; approved, it runs', async () => {
+    drizzleMigration('0002_drop_orders', [`ALTER TABLE "${drizzleSchema}"."customers" ADD COLUMN "note" text;`, `DROP TABLE "${drizzleSchema}"."orders" CASCADE;`]);
+    const t0 = Date.now();
+    // drizzle wraps the server's error ("Failed query: ..."), which it keeps as the cause.
+    const err = await drizzleMigrate().then(() => null, (e: Error & { cause?: { code?: string; message?: string } }) => e);
+    expect(err?.message).toMatch(/Failed query: \nDROP TABLE "drizzle_app"\."orders" CASCADE;/);
+    expect(err?.cause?.code).toBe('42501');
+    expect(err?.cause?.message).toMatch(/approval request apr_\S+ for rule "drops-need-a-dba" .*expired after 2s/);
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    expect(await tableExists(drizzleSchema, 'orders')).toBe(true);
+    expect((await schemaOf(drizzleSchema)).columns.customers).not.toContain('note text');
+    expect(await q(`SELECT count(*)::int AS n FROM drizzle.__drizzle_migrations`)).toEqual([{ n: 2 }]);
+    await Promise.all([drizzleMigrate(), decideWhenPending('approve')]);
+    expect(await tableExists(drizzleSchema, 'orders')).toBe(false);
+    expect(stripDefaults(await schemaOf(drizzleSchema)).columns.customers).toContain('note text');
+    expect(await q(`SELECT count(*)::int AS n FROM drizzle.__drizzle_migrations`)).toEqual([{ n: 3 }]);
+  });
+
+  it('the audit has each held DROP: its request, its refusal (expired or denied), then the approved run', async () => {
+    await new Promise((r) => setTimeout(r, 300));
     const records = await auditRecords();
-    const types = new Set(records.map((r) => r.type));
-    const drops = records.filter((r) => r.type === 'statement.begin' && /DROP TABLE/i.test(String((r.data as { sql?: unknown }).sql)) && (r.data as { identity?: unknown }).identity === 'migrator');
-    expect(drops.length).toBeGreaterThanOrEqual(3);
-    expect([...types].filter((t) => t.startsWith('approval.')).sort()).toEqual(expect.arrayContaining(['approval.requested']));
+    type D = { tables?: string[]; error?: string; status?: string; request?: string; identity?: string };
+    const data = (r: AuditRecord) => r.data as D;
+    for (const schema of ['npm_app', 'knex_app', 'kysely_app', 'drizzle_app']) {
+      const of = (type: string) => records.filter((r) => r.type === type && data(r).identity === 'migrator' && (data(r).tables ?? []).includes(`${schema}.orders`));
+      expect(of('approval.requested'), schema).toHaveLength(2);
+      const refused = of('statement.refused');
+      expect(refused, schema).toHaveLength(1);
+      expect(data(refused[0]!).error, schema).toMatch(/(expired after 2s without enough approvals|was denied by dana: not during the freeze); the statement was not run/);
+      expect(of('statement.begin').filter((r) => /drop table/i.test(String((r.data as { sql?: unknown }).sql))), schema).toHaveLength(1);
+    }
+    const resolved = records.filter((r) => r.type === 'approval.resolved').map((r) => data(r).status);
+    expect(resolved.filter((x) => x === 'approved')).toHaveLength(4);
+    expect(resolved.filter((x) => x === 'expired')).toHaveLength(3);
+    expect(resolved.filter((x) => x === 'denied')).toHaveLength(1);
   });
 });
