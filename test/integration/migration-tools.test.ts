@@ -615,6 +615,117 @@ describe('drizzle (migrator on postgres.js)', () => {
   });
 });
 
+// ───────────────────────────── Alembic (psycopg2) ─────────────────────────────
+
+const python = '/usr/bin/python3';
+const haveAlembic = fs.existsSync(python) && run(python, ['-c', 'import alembic, psycopg2'], process.env).then((r) => r.code === 0);
+const alembicSchema = 'alembic_app';
+const alembicDir = path.join(dir, 'alembic');
+
+function alembicVersion(rev: string, down: string | null, upgrade: string, downgrade: string): void {
+  fs.writeFileSync(
+    path.join(alembicDir, 'versions', `${rev}.py`),
+    `import sqlalchemy as sa
+from alembic import op
+revision = '${rev}'
+down_revision = ${down ? `'${down}'` : 'None'}
+S = '${alembicSchema}'
+def upgrade():
+${upgrade.replace(/^/gm, '    ')}
+def downgrade():
+${downgrade.replace(/^/gm, '    ')}
+`,
+  );
+}
+
+const alembic = (...args: string[]) =>
+  run(python, ['-m', 'alembic', '-c', path.join(alembicDir, 'alembic.ini'), ...args], {
+    ...process.env,
+    ALEMBIC_URL: `postgresql+psycopg2://migrator:${MIGRATOR_PW}@127.0.0.1:${env.warden.port}/app`,
+  }, undefined, 30_000);
+
+describe('Alembic (psycopg2)', () => {
+  beforeAll(async () => {
+    fs.mkdirSync(path.join(alembicDir, 'versions'), { recursive: true });
+    fs.writeFileSync(path.join(alembicDir, 'alembic.ini'), `[alembic]\nscript_location = ${alembicDir}\n`);
+    fs.writeFileSync(
+      path.join(alembicDir, 'env.py'),
+      `import os
+from alembic import context
+from sqlalchemy import create_engine
+engine = create_engine(os.environ['ALEMBIC_URL'])
+with engine.connect() as connection:
+    context.configure(connection=connection, transaction_per_migration=True, version_table_schema='${alembicSchema}')
+    with context.begin_transaction():
+        context.run_migrations()
+`,
+    );
+    alembicVersion(
+      'a1',
+      null,
+      `op.create_table('customers', sa.Column('id', sa.Integer, primary_key=True), sa.Column('email', sa.Text, nullable=False), sa.Column('name', sa.Text),
+    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False), schema=S)
+op.create_table('orders', sa.Column('id', sa.Integer, primary_key=True), sa.Column('customer_id', sa.Integer, sa.ForeignKey(S + '.customers.id', ondelete='CASCADE'), nullable=False),
+    sa.Column('total', sa.Numeric), schema=S)
+op.create_index('orders_customer_id_index', 'orders', ['customer_id'], schema=S)
+op.execute("INSERT INTO ${alembicSchema}.customers (email, name) VALUES ('ann@example.com', 'Ann'), ('bo@example.org', 'Bo'), ('cy@example.net', 'Cy')")`,
+      `op.drop_table('orders', schema=S)
+op.drop_table('customers', schema=S)`,
+    );
+    alembicVersion(
+      'a2',
+      'a1',
+      `op.add_column('customers', sa.Column('status', sa.Text), schema=S)
+op.execute("UPDATE ${alembicSchema}.customers SET status = 'active' WHERE status IS NULL")
+op.alter_column('customers', 'status', nullable=False, server_default='active', schema=S)
+op.create_index('customers_email_lower_idx', 'customers', [sa.text('lower(email)')], unique=True, schema=S)
+# The catalog as the migration sees it (SQLAlchemy's inspector reads pg_catalog).
+cols = [c['name'] for c in sa.inspect(op.get_bind()).get_columns('customers', schema=S)]
+assert 'status' in cols, cols`,
+      `op.drop_index('customers_email_lower_idx', table_name='customers', schema=S)
+op.drop_column('customers', 'status', schema=S)`,
+    );
+    alembicVersion(
+      'a3',
+      'a2',
+      `with op.get_context().autocommit_block():
+    op.create_index('customers_status_idx', 'customers', ['status'], schema=S, postgresql_concurrently=True)`,
+      `with op.get_context().autocommit_block():
+    op.drop_index('customers_status_idx', table_name='customers', schema=S, postgresql_concurrently=True)`,
+    );
+    const c = new pg.Client(viaWarden());
+    await c.connect();
+    await c.query(`CREATE SCHEMA ${alembicSchema}`);
+    await c.end();
+  });
+
+  it('upgrade head (CONCURRENTLY in an autocommit block), nothing to do the second time, downgrade -1', async (ctx) => {
+    if (!(await haveAlembic)) ctx.skip();
+    const up = await alembic('upgrade', 'head');
+    expect(up.code, up.out + up.err).toBe(0);
+    const s = stripDefaults(await schemaOf(alembicSchema));
+    expect(s.columns.customers).toEqual(expectedSchema.customers);
+    expect(s.columns.orders).toEqual(expectedSchema.orders);
+    expect(s.indexes).toEqual(['alembic_version_pkc', 'customers_email_lower_idx', 'customers_pkey', 'customers_status_idx', 'orders_customer_id_index', 'orders_pkey']);
+    expect(await q(`SELECT DISTINCT status FROM ${alembicSchema}.customers`)).toEqual([{ status: 'active' }]);
+    expect(await q(`SELECT version_num FROM ${alembicSchema}.alembic_version`)).toEqual([{ version_num: 'a3' }]);
+    const before = (await auditedSql()).length;
+    const again = await alembic('upgrade', 'head');
+    expect(again.code, again.out + again.err).toBe(0);
+    expect((await auditedSql()).slice(before).some((x) => /CREATE|ALTER|INSERT|UPDATE/i.test(x))).toBe(false);
+    const down = await alembic('downgrade', '-1');
+    expect(down.code, down.out + down.err).toBe(0);
+    expect((await schemaOf(alembicSchema)).indexes).not.toContain('customers_status_idx');
+    expect(await q(`SELECT version_num FROM ${alembicSchema}.alembic_version`)).toEqual([{ version_num: 'a2' }]);
+    const audited = await auditedSql();
+    expect(audited.some((x) => /CREATE INDEX CONCURRENTLY customers_status_idx/.test(x))).toBe(true);
+    expect(audited.some((x) => /DROP INDEX CONCURRENTLY/.test(x))).toBe(true);
+    expect(audited.some((x) => /pg_catalog\.pg_attribute/.test(x))).toBe(true);
+    const { masked, real } = await emailsBothWays(alembicSchema);
+    for (let i = 0; i < 3; i++) expect(masked[i]).not.toBe(real[i]);
+  });
+});
+
 // ───────────────────────────── DROP held for approval ─────────────────────────────
 
 describe('a rule holds DROP for a DBA: each tool reports the held DROP cleanly, then runs it once approved', () => {
@@ -737,12 +848,31 @@ describe('a rule holds DROP for a DBA: each tool reports the held DROP cleanly, 
     expect(await q(`SELECT count(*)::int AS n FROM drizzle.__drizzle_migrations`)).toEqual([{ n: 3 }]);
   });
 
+  it('Alembic: the DROP expires, alembic exits with the reason and the migration is rolled back; approved, it runs', async (ctx) => {
+    if (!(await haveAlembic)) ctx.skip();
+    alembicVersion('a4', 'a3', `op.add_column('customers', sa.Column('note', sa.Text), schema=S)\nop.drop_table('orders', schema=S)`, 'pass');
+    const t0 = Date.now();
+    const r = await alembic('upgrade', 'head');
+    expect(Date.now() - t0).toBeLessThan(20_000);
+    expect(r.code).not.toBe(0);
+    expect(r.err).toMatch(/psycopg2\.errors\.InsufficientPrivilege: approval request apr_\S+ for rule "drops-need-a-dba" \(Dropping needs a DBA\) expired after 2s/);
+    // a3 (CONCURRENTLY, in its autocommit block) ran; a4 was rolled back whole.
+    expect(await q(`SELECT version_num FROM ${alembicSchema}.alembic_version`)).toEqual([{ version_num: 'a3' }]);
+    expect(await tableExists(alembicSchema, 'orders')).toBe(true);
+    expect((await schemaOf(alembicSchema)).columns.customers).not.toContain('note text');
+    const [ok] = await Promise.all([alembic('upgrade', 'head'), decideWhenPending('approve')]);
+    expect(ok.code, ok.out + ok.err).toBe(0);
+    expect(await tableExists(alembicSchema, 'orders')).toBe(false);
+    expect(await q(`SELECT version_num FROM ${alembicSchema}.alembic_version`)).toEqual([{ version_num: 'a4' }]);
+  });
+
   it('the audit has each held DROP: its request, its refusal (expired or denied), then the approved run', async () => {
     await new Promise((r) => setTimeout(r, 300));
     const records = await auditRecords();
     type D = { tables?: string[]; error?: string; status?: string; request?: string; identity?: string };
     const data = (r: AuditRecord) => r.data as D;
-    for (const schema of ['npm_app', 'knex_app', 'kysely_app', 'drizzle_app']) {
+    const alembicRan = await haveAlembic;
+    for (const schema of ['npm_app', 'knex_app', 'kysely_app', 'drizzle_app', ...(alembicRan ? ['alembic_app'] : [])]) {
       const of = (type: string) => records.filter((r) => r.type === type && data(r).identity === 'migrator' && (data(r).tables ?? []).includes(`${schema}.orders`));
       expect(of('approval.requested'), schema).toHaveLength(2);
       const refused = of('statement.refused');
@@ -751,8 +881,8 @@ describe('a rule holds DROP for a DBA: each tool reports the held DROP cleanly, 
       expect(of('statement.begin').filter((r) => /drop table/i.test(String((r.data as { sql?: unknown }).sql))), schema).toHaveLength(1);
     }
     const resolved = records.filter((r) => r.type === 'approval.resolved').map((r) => data(r).status);
-    expect(resolved.filter((x) => x === 'approved')).toHaveLength(4);
-    expect(resolved.filter((x) => x === 'expired')).toHaveLength(3);
+    expect(resolved.filter((x) => x === 'approved')).toHaveLength(alembicRan ? 5 : 4);
+    expect(resolved.filter((x) => x === 'expired')).toHaveLength(alembicRan ? 4 : 3);
     expect(resolved.filter((x) => x === 'denied')).toHaveLength(1);
   });
 });
