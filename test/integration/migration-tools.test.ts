@@ -265,10 +265,20 @@ exports.down = (pgm) => {
     expect(audited.some((x) => /information_schema\.tables/.test(x))).toBe(true);
   });
 
-  it('a second run has nothing to do; the masked column stays masked for the migrator', async () => {
+  it('a second run has nothing to do; the masked column stays masked for the migrator; the policy is strict', async () => {
     const r = await cli(['up']);
     expect(r.code, r.out + r.err).toBe(0);
     expect(r.out).toContain('No migrations to run!');
+    // What the migrators' rule does not cover is refused (default deny), dynamic SQL included.
+    const c = new pg.Client(viaWarden());
+    await c.connect();
+    try {
+      await expect(c.query('SELECT pg_reload_conf()')).rejects.toMatchObject({ code: '42501' });
+      await expect(c.query("DO $$ BEGIN EXECUTE format('SELECT %s', 1); END $$")).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('dynamic SQL') });
+      expect((await c.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+    } finally {
+      await c.end();
+    }
     const { masked, real } = await emailsBothWays(schema);
     expect(real).toEqual(['ann@example.com', 'bo@example.org', 'cy@example.net']);
     expect(masked).toHaveLength(3);
