@@ -44,7 +44,7 @@ const DANA_PW = 'dana-pw-8';
  * transactions and set settings; e-mail addresses are masked for everyone (strict). With
  * `holdDrops`, every DROP waits for a DBA's approval (2 s, then it expires).
  */
-function yaml(pgPort: number, o: { holdDrops: boolean }): string {
+function yaml(pgPort: number, o: { holdDrops: boolean; mode?: 'hold' | 'reject' }): string {
   return baseYaml(
     pgPort,
     `  - { name: migrator, kind: service, groups: [migrators], password: ${MIGRATOR_PW} }
@@ -57,7 +57,7 @@ sensitive:
   columns:
     "*.customers.email": email
 approvals:
-  mode: hold
+  mode: ${o.mode ?? 'hold'}
   timeout: ${o.holdDrops ? '2s' : '10m'}
 rules:
   - name: migrators-change-the-schema
@@ -156,8 +156,8 @@ function stripDefaults(s: { columns: Record<string, string[]>; indexes: string[]
   return { columns: Object.fromEntries(Object.entries(s.columns).map(([t, cs]) => [t, cs.map((c) => c.replace(/ default .*$/, ''))])), indexes: s.indexes };
 }
 
-async function restart(holdDrops: boolean): Promise<void> {
-  await env.restart({ yaml: yaml(env.cluster.port, { holdDrops }) });
+async function restart(holdDrops: boolean, mode: 'hold' | 'reject' = 'hold'): Promise<void> {
+  await env.restart({ yaml: yaml(env.cluster.port, { holdDrops, mode }) });
 }
 
 const basic = (user: string, pw: string) => ({ authorization: `Basic ${Buffer.from(`${user}:${pw}`).toString('base64')}`, 'content-type': 'application/json' });
@@ -894,5 +894,38 @@ describe('a rule holds DROP for a DBA: each tool reports the held DROP cleanly, 
     expect(resolved.filter((x) => x === 'approved')).toHaveLength(alembicRan ? 5 : 4);
     expect(resolved.filter((x) => x === 'expired')).toHaveLength(alembicRan ? 4 : 3);
     expect(resolved.filter((x) => x === 'denied')).toHaveLength(1);
+  });
+});
+
+describe('approvals in reject mode (for CI): the DROP fails at once, and the same run succeeds once approved', () => {
+  beforeAll(async () => {
+    await restart(true, 'reject');
+    fs.writeFileSync(
+      path.join(dir, 'node-pg-migrate', 'migrations', '1700000000005_drop-lower-email-index.cjs'),
+      `exports.up = (pgm) => { pgm.dropIndex('customers', [], { name: 'customers_email_lower_idx' }); };\nexports.down = false;\n`,
+    );
+  });
+
+  it('node-pg-migrate: exits at once with the request id; after approval the re-run drops the index', async () => {
+    const bin = path.join(path.dirname(require.resolve('node-pg-migrate/package.json')), 'bin', 'node-pg-migrate.js');
+    const cli = () =>
+      run(process.execPath, [bin, 'up', '--migrations-dir', path.join(dir, 'node-pg-migrate', 'migrations'), '--use-glob', 'false', '-j', 'cjs', '--schema', 'npm_app'], {
+        ...process.env,
+        DATABASE_URL: urlViaWarden(),
+      }, undefined, 30_000);
+    const t0 = Date.now();
+    const r = await cli();
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(r.code).not.toBe(0);
+    const m = /rule "drops-need-a-dba" \(Dropping needs a DBA\) requires approval: request (apr_\w+) was created; run the identical statement again once it is approved/.exec(r.err + r.out);
+    expect(m, r.err + r.out).not.toBeNull();
+    expect((await schemaOf('npm_app')).indexes).toContain('customers_email_lower_idx');
+    expect(await advisoryLocks()).toBe(0);
+    const heldSql = await decideWhenPending('approve');
+    expect(heldSql).toBe('DROP INDEX "customers_email_lower_idx";');
+    const again = await cli();
+    expect(again.code, again.out + again.err).toBe(0);
+    expect((await schemaOf('npm_app')).indexes).not.toContain('customers_email_lower_idx');
+    expect((await q<{ name: string }>(`SELECT name FROM npm_app.pgmigrations ORDER BY id DESC LIMIT 1`))[0]!.name).toBe('1700000000005_drop-lower-email-index');
   });
 });
