@@ -3,6 +3,8 @@
 // admin listener, as deployed; the clients run in this process) and an agent token. The same
 // parameterized statement (a 1-row and a 100-row SELECT) is run N times, one after the other, by:
 //   wire   node-postgres logged in to Warden with the token (the path the MCP server itself uses)
+//   session  the MCP server's WireSession (src/mcp/wire-session.ts) in this process: node-postgres plus its queue,
+//          hold detection and result sets (session − wire: that shell's own cost)
 //   stdio  the MCP SDK client → `warden mcp` (a child process) → Warden
 //   http   the MCP SDK client → POST /mcp on the admin listener → Warden
 // and, to split the MCP side's cost:
@@ -20,6 +22,7 @@
 // latency by other work on a shared machine. BENCH_MCP_ROUNDS rounds (default 3); the summary is
 // the median of the rounds. Needs `npm run build`.
 // Usage: node bench/mcp-query.js   (BENCH_MCP_N, default 300; BENCH_MCP_ROUNDS, default 3;
+//        BENCH_MCP_WARM, calls before each measure, default 1000;
 //        BENCH_MCP_ONLY=stdio|http|rawping to run one transport (rawping: only httpFloor and
 //        httpRawPing, to profile Warden's side), or a list such as wire,stdio (the wire and that
 //        transport: enough for the MCP − wire figures); BENCH_MCP_WARDEN_ARGS and BENCH_MCP_MCP_ARGS:
@@ -40,6 +43,7 @@ import { freePort } from '../dist/embedded/free-port.js';
 import { openStateStore } from '../dist/store/open.js';
 import { issueToken } from '../dist/governance/tokens.js';
 import { queryResult } from '../dist/mcp/server.js';
+import { WireSession } from '../dist/mcp/wire-session.js';
 
 const N = Number(process.env.BENCH_MCP_N ?? 300);
 const ROUNDS = Number(process.env.BENCH_MCP_ROUNDS ?? 3);
@@ -47,7 +51,10 @@ const ONLY_LIST = (process.env.BENCH_MCP_ONLY ?? '').split(',').filter(Boolean);
 const ONLY = ONLY_LIST.length === 1 ? ONLY_LIST[0] : undefined;
 /** Whether a path is measured: all by default; BENCH_MCP_ONLY names one (alone: without the wire) or a list. */
 const runs = (k) => ONLY_LIST.length === 0 || ONLY_LIST.includes(k) || (ONLY === 'rawping' && k === 'http');
-const WARM = 30;
+// Calls before each measure. A process's first few thousand calls still grow its heap (page faults) and compile
+// (V8's background threads count in the CPU figures): `warden mcp` used twice the CPU per call in its first
+// 2,000 calls than later. 1,000 by default (it was 30).
+const WARM = Number(process.env.BENCH_MCP_WARM ?? 1000);
 const BIN = path.resolve(import.meta.dirname, '../bin/warden.js');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-bench-mcp-'));
 const cluster = await startPgCluster();
@@ -140,6 +147,8 @@ function jsonCost(sets) {
 
 const wire = new pg.Client({ host: '127.0.0.1', port: warden.port, user: 'agent', password: token, database: 'app', types: { getTypeParser: () => (v) => v } });
 await wire.connect();
+const session = new WireSession({ host: '127.0.0.1', port: warden.port, user: 'agent', password: token });
+if (await session.login('app')) throw new Error('WireSession login failed');
 
 // The result sets the tool encodes, as the wire returns them (text values, type names).
 const sample = async (sql, p) => {
@@ -239,6 +248,9 @@ async function round() {
   if (ONLY_LIST.length === 0 || ONLY_LIST.includes('wire')) {
     r.wire1 = await time((i) => wire.query({ text: ONE, values: [1 + (i % 9000)], rowMode: 'array' }));
     r.wire100 = await time((i) => wire.query({ text: HUNDRED, values: [i % 9000], rowMode: 'array' }));
+    // The MCP server's own client (WireSession: the queue, hold detection, result sets) in this process: its cost over the bare client.
+    r.session1 = await time((i) => session.run('app', ONE, [1 + (i % 9000)], 100, WireSession.keyOf('app', ONE, [1 + (i % 9000)])));
+    r.session100 = await time((i) => session.run('app', HUNDRED, [i % 9000], 100, WireSession.keyOf('app', HUNDRED, [i % 9000])));
   }
   // The HTTP floor: fetch's round trip to the admin listener (GET /healthz: fastify, no MCP, no statement).
   if (clients.http) {
@@ -314,6 +326,7 @@ for (const [name, l] of Object.entries(layer)) {
 }
 for (const c of Object.values(clients)) await c.close();
 await wire.end();
+await session.close();
 wardenProc.kill('SIGINT');
 await new Promise((r) => wardenProc.once('exit', r));
 await cluster.stop();
