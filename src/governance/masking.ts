@@ -19,13 +19,14 @@
 import crypto from 'node:crypto';
 import type { DatabaseConfig, MaskerName, WardenConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
-import type { Analysis, AnalysisOk } from '../sql/index.js';
+import type { Analysis, AnalysisOk, RelationRef } from '../sql/index.js';
 import type { Decision } from '../policy/index.js';
 import { compileSensitive } from '../policy/sensitive.js';
 import { FORWARD, type SessionInfo, type Verdict } from '../contract/statement-hooks.js';
 import { checkMaskable } from '../masking/leaks.js';
 import { catalogColumns, createAllowlist } from '../masking/allowlist.js';
 import { checkSessionCode } from '../masking/session-code.js';
+import { checkMaskedDdl } from '../masking/ddl.js';
 import { deriveMaskKey } from '../masking/maskers.js';
 import { RowMasker } from '../masking/row-masker.js';
 import { mayCarryValues } from '../masking/messages.js';
@@ -109,9 +110,13 @@ export function createMaskingService(config: WardenConfig, catalog: CatalogReade
     timers.set(db.name, t);
   };
 
+  // The relations DDL acts on count too (masking/ddl.ts judges them by the map: a partition made
+  // around Warden since the map was read must be known before it can be renamed or detached).
+  const unknown = (map: SensitiveColumnMap, rels: readonly RelationRef[]): boolean =>
+    rels.some((r) => r.table !== '*' && !r.candidates.includes('*') && !r.candidates.some((c) => map.hasRelation(c, r.table)));
   const usable = (map: SensitiveColumnMap, analysis: Analysis): boolean =>
     Date.now() - map.loadedAt <= MAP_MAX_AGE_MS &&
-    !(analysis.ok && analysis.reads.some((r) => r.table !== '*' && !r.candidates.includes('*') && !r.candidates.some((c) => map.hasRelation(c, r.table))));
+    !(analysis.ok && (unknown(map, analysis.reads) || (analysis.statements.some((st) => st.classes.has('ddl')) && unknown(map, analysis.writes))));
 
   /**
    * Maps read in a session's transaction (see `inTransaction`), kept for its next statements
@@ -184,6 +189,9 @@ export function createMaskingService(config: WardenConfig, catalog: CatalogReade
     // Objects and code made in the session, code Warden cannot see (masking/session-code.ts): strict and relaxed.
     const code = checkSessionCode(a, sensitive, { strict, database });
     if (!code.ok) return code.reason;
+    // DDL that reads masked values or moves masked columns out from under sensitive.columns (masking/ddl.ts): strict and relaxed.
+    const ddl = checkMaskedDdl(a, sensitive);
+    if (!ddl.ok) return ddl.reason;
     if (strict) {
       const al = allowlist(a);
       if (!al.ok) return al.reason;
@@ -204,6 +212,8 @@ export function createMaskingService(config: WardenConfig, catalog: CatalogReade
     // Again with the catalog's masked columns (code and objects over views of sensitive columns).
     const c = checkSessionCode(a, sensitive, { strict, database, relationColumns: catalogColumns(map) });
     if (!c.ok) return c.reason;
+    const ddl = checkMaskedDdl(a, sensitive, catalogColumns(map));
+    if (!ddl.ok) return ddl.reason;
     if (strict) {
       const al = allowlist(a, map);
       if (!al.ok) return al.reason;

@@ -50,6 +50,12 @@ JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
   AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'`;
 
+/**
+ * Inheritance and partitioning: a parent shows its children's rows and a child holds rows its
+ * parent shows, under the same column names (an inherited column cannot be renamed alone).
+ */
+const INHERITS_SQL = 'SELECT inhrelid::int8 AS child, inhparent::int8 AS parent FROM pg_catalog.pg_inherits';
+
 /** The definitions of views over sensitive columns (which of their columns carry masked values). */
 const VIEW_DEFS_SQL = 'SELECT c.oid::int8 AS relid, pg_catalog.pg_get_viewdef(c.oid) AS def FROM pg_catalog.pg_class c WHERE c.oid = ANY($1::oid[])';
 
@@ -124,6 +130,35 @@ export async function loadSensitiveMap(q: Querier, sensitive: CompiledSensitive)
     }
     const col = String(r.col);
     e.columns.set(Number(r.attnum), { name: col, type: sensitive.entries.length > 0 ? typeFor(sensitive, schema, rel, col) : null });
+  }
+  // A sensitive column is sensitive in every relation of its inheritance tree (parents and
+  // children, partitions included): `SELECT ssn FROM customers_2024` reads rows of `customers`,
+  // and a parent reads its children's. Propagated by name until nothing changes.
+  if (sensitive.entries.length > 0) {
+    const edges = (await q(INHERITS_SQL, [])).rows.map((r) => [Number(r.child), Number(r.parent)] as const);
+    for (let round = 0; round < 64 && edges.length > 0; round++) {
+      let changed = false;
+      for (const [a, b] of edges) {
+        for (const [from, to] of [
+          [a, b],
+          [b, a],
+        ] as const) {
+          const src = byRel.get(from);
+          const dst = byRel.get(to);
+          if (!src || !dst) continue;
+          for (const c of src.columns.values()) {
+            if (!c.type) continue;
+            for (const d of dst.columns.values()) {
+              if (d.name === c.name && d.type === null) {
+                d.type = c.type;
+                changed = true;
+              }
+            }
+          }
+        }
+      }
+      if (!changed) break;
+    }
   }
   // Views that call functions reading masked columns (or whose bodies Warden cannot read):
   // every column masked, and not refined through the view's definition (a function's output

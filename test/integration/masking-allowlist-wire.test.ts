@@ -72,6 +72,8 @@ beforeAll(async () => {
     'CREATE TABLE orders (id int PRIMARY KEY, customer_id int, total numeric)',
     'INSERT INTO orders VALUES (10, 1, 12.5), (11, 2, 99)',
     'GRANT ALL ON ALL TABLES IN SCHEMA public TO warden_svc',
+    // The service role owns customers, so DDL on it (masking/ddl.ts) really runs when sent directly.
+    'ALTER TABLE customers OWNER TO warden_svc',
     'GRANT ALL ON SCHEMA billing TO warden_svc',
     'GRANT ALL ON ALL TABLES IN SCHEMA billing TO warden_svc',
   ];

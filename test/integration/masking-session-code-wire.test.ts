@@ -95,6 +95,8 @@ beforeAll(async () => {
     'CREATE VIEW ok_fn_view AS SELECT id, order_total(id) AS t FROM orders',
     ...MASKED.flatMap((who) => [`CREATE TABLE trig_${who} (v text)`, `CREATE TRIGGER t BEFORE INSERT ON trig_${who} FOR EACH ROW EXECUTE FUNCTION public.copy_ssn()`]),
     'GRANT ALL ON ALL TABLES IN SCHEMA public TO warden_svc',
+    // The service role owns customers, so DDL on it (masking/ddl.ts) really runs when sent directly.
+    'ALTER TABLE customers OWNER TO warden_svc',
     'GRANT ALL ON SCHEMA billing TO warden_svc',
     'GRANT ALL ON ALL TABLES IN SCHEMA billing TO warden_svc',
   ];
