@@ -121,6 +121,14 @@ class MaskedColumns {
     return (this.relationColumns?.(r)?.size ?? 0) > 0;
   }
 
+  /** Some masked column of a relation (name, type) for messages. */
+  private anyOf(r: RelationRef): [string, string] {
+    const e = this.sensitive.entries.find((x) => matchRelation(x.pattern, r) !== NO);
+    if (e) return [e.pattern.column?.text ?? '*', e.type];
+    const first = this.relationColumns?.(r) ? [...this.relationColumns(r)!][0] : undefined;
+    return first ?? ['*', 'text'];
+  }
+
   /**
    * The first masked column the references read (assignments are not reads). A reference
    * whose relation is unknown counts when its name is a masked column's and `reads` holds a
@@ -147,7 +155,13 @@ class MaskedColumns {
     const masked = reads.filter((r) => this.relationMasked(r));
     if (masked.length === 0) return null;
     for (const c of cols) {
-      if (c.usage === 'assignment' || c.from.length > 0 || c.column === '*') continue;
+      if (c.usage === 'assignment' || c.from.length > 0) continue;
+      // A row no relation in scope owns (`NEW.*`, whole-row `NEW` / `OLD` in a rule's actions or a
+      // trigger's function): the row of the relation the code is on, which may be a masked one.
+      if (c.column === '*' || c.column === 'new' || c.column === 'old') {
+        const [name, type] = this.anyOf(masked[0]!);
+        return { display: `${masked[0]!.table}.${name} (${type}), in a whole row of ${masked.map((r) => r.table).join(' or ')}` };
+      }
       const e = this.sensitive.entries.find((x) => x.pattern.column?.test(c.column));
       if (e) return { display: `${c.column} (${e.type}), a column of ${masked.map((r) => r.table).join(' or ')}` };
       for (const r of masked) {
@@ -213,8 +227,10 @@ export function checkSessionCode(analysis: AnalysisOk, sensitive: CompiledSensit
     if (st.classes.has('ddl') || st.classes.has('code')) {
       const object = createdObject(st.text);
       if (object) {
-        const own = masked.read([...st.columns, ...(st.body?.columns ?? [])], [...st.reads, ...(st.body?.reads ?? [])]);
-        const run = own ? undefined : runs.map((r) => ({ r, m: masked.read(r.body.columns, r.body.reads) })).find((x) => x.m);
+        // The relation a rule, trigger or policy is on (among the statement's writes) is read
+        // through NEW, OLD and unqualified names in its actions, function and expressions.
+        const own = masked.read([...st.columns, ...(st.body?.columns ?? [])], [...st.reads, ...st.writes, ...(st.body?.reads ?? [])]);
+        const run = own ? undefined : runs.map((r) => ({ r, m: masked.read(r.body.columns, [...r.body.reads, ...st.writes]) })).find((x) => x.m);
         const m = own ?? run?.m;
         if (m) {
           return {
@@ -230,7 +246,8 @@ export function checkSessionCode(analysis: AnalysisOk, sensitive: CompiledSensit
       }
     }
     for (const r of runs) {
-      const m = masked.read(r.body.columns, r.body.reads);
+      // Triggers and rules fired by a write read the written rows through NEW and OLD.
+      const m = masked.read(r.body.columns, [...r.body.reads, ...st.writes]);
       if (!m) continue;
       if (o.strict) {
         return {

@@ -89,8 +89,13 @@ function columnFields(n: Obj): string[] {
 function recordColumnRef(n: Obj, usage: ColumnUsage, scope: Scope | null, b: Builder): void {
   const fields = columnFields(n);
   if (fields.length === 0) return;
-  if (b.variables && b.variables.has(fields[0]!) && !(scope && scope.findItem(fields[0]!))) return;
   const column = fields[fields.length - 1]!;
+  if (b.variables && b.variables.has(fields[0]!) && !(scope && scope.findItem(fields[0]!))) {
+    // A trigger function's NEW and OLD are the rows of the table the trigger is on: what it
+    // reads of them is a column read (of no relation the function names), as in a rule's actions.
+    if (fields[0] === 'new' || fields[0] === 'old') b.addColumn(column, usage, []);
+    return;
+  }
   if (fields.length === 1) {
     const near = scope?.nearestWithItems() ?? null;
     if (!near) {

@@ -96,6 +96,29 @@ describe('creating objects and code over masked columns', () => {
     expect(checkSessionCode(a, sensitive, relaxed)).toMatchObject({ ok: false, object: 'the trigger t1 on tr', column: 'customers.ssn (ssn)' });
   });
 
+  it("a rule's actions and a trigger's function read the table they are on through NEW and OLD", () => {
+    for (const sql of [
+      'CREATE RULE r AS ON UPDATE TO customers DO ALSO INSERT INTO hits VALUES (NEW.ssn)',
+      'CREATE RULE r AS ON DELETE TO public.customers DO ALSO INSERT INTO hits SELECT row_to_json(OLD)::text',
+      'CREATE RULE r AS ON INSERT TO customers DO ALSO INSERT INTO hits SELECT NEW.*',
+    ]) {
+      expect(checkSessionCode(analysis(sql), sensitive, relaxed), sql).toMatchObject({ ok: false });
+    }
+    const fn = 'CREATE FUNCTION cp() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN INSERT INTO hits VALUES (NEW.full_name); RETURN NEW; END$$';
+    // Creating the function reads nothing it can tell (the trigger's table is not known yet) ...
+    expect(checkSessionCode(analysis(fn), sensitive, strict).ok).toBe(true);
+    // ... creating the trigger on customers, or a write that fires it, does.
+    const body = analysis(fn).statements[0]!.body!;
+    const on = (sql: string) => withCodeEffects(analysis(sql), new Map([[0, [{ via: 'trigger t on public.customers → public.cp()', body }]]])) as AnalysisOk;
+    expect(checkSessionCode(on('CREATE TRIGGER t BEFORE UPDATE ON customers FOR EACH ROW EXECUTE FUNCTION cp()'), sensitive, relaxed)).toMatchObject({ ok: false, column: /full_name/ });
+    expect(checkSessionCode(on('UPDATE customers SET note = note'), sensitive, strict)).toMatchObject({ ok: false, column: /full_name/ });
+    expect(checkSessionCode(on('UPDATE customers SET note = note'), sensitive, relaxed).ok).toBe(false);
+    // A trigger function that reads only unmasked columns of NEW runs.
+    const touch = analysis('CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN NEW.note := NEW.note || $x$!$x$; RETURN NEW; END$$').statements[0]!.body!;
+    const a = withCodeEffects(analysis('UPDATE customers SET note = note'), new Map([[0, [{ via: 'trigger t on public.customers → public.touch()', body: touch }]]])) as AnalysisOk;
+    expect(checkSessionCode(a, sensitive, strict)).toEqual({ ok: true, computedMasked: false });
+  });
+
   it('objects over columns that are not masked, and other DDL, are allowed', () => {
     for (const sql of [
       'CREATE TEMP VIEW v AS SELECT id, note FROM customers',
