@@ -116,8 +116,19 @@ async function schemaOf(schema: string): Promise<{ columns: Record<string, strin
   return { columns, indexes: idx.map((r) => r.i) };
 }
 
+/**
+ * Advisory locks held in the cluster, once they are gone (up to 3 s): a tool that failed in a
+ * transaction cannot unlock and leaves it to its backend's exit, which follows its disconnect
+ * by a moment.
+ */
 async function advisoryLocks(): Promise<number> {
-  return Number((await q<{ n: string }>(`SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory'`))[0]!.n);
+  let n = 0;
+  for (let i = 0; i < 30; i++) {
+    n = Number((await q<{ n: string }>(`SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory'`))[0]!.n);
+    if (n === 0) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return n;
 }
 
 async function auditRecords(): Promise<AuditRecord[]> {
