@@ -747,6 +747,38 @@ op.drop_column('customers', 'status', schema=S)`,
   });
 });
 
+// ───────────────────────────── the audit's schema changes ─────────────────────────────
+
+describe('the audit', () => {
+  it("has each tool's ADD COLUMN status with the table before and after, read in the migration's transaction", async () => {
+    type Json = Record<string, unknown>;
+    const columnsOf = (def: Json | null | undefined): string[] => ((def?.columns as { name: string }[] | undefined) ?? []).map((c) => c.name);
+    const schemas = ['npm_app', 'knex_app', 'kysely_app', 'drizzle_app', ...((await haveAlembic) ? ['alembic_app'] : [])];
+    let seen: string[] = [];
+    for (let i = 0; i < 50; i++) {
+      const records = await auditRecords();
+      const begins = new Map(records.filter((r) => r.type === 'statement.begin').map((r) => [r.seq, r.data as Json]));
+      seen = [];
+      for (const r of records.filter((x) => x.type === 'schema.change')) {
+        const d = r.data as Json;
+        const begin = begins.get(d.statement_seq as number);
+        if (!begin || !/\badd\s+(column\s+)?"?status"?\s/i.test(String(begin.sql))) continue;
+        for (const schema of schemas) {
+          const o = (d.objects as Json)[`${schema}.customers`] as { before?: Json; after?: Json } | undefined;
+          if (!o) continue;
+          expect(columnsOf(o.before), schema).toEqual(['id', 'email', 'name', 'created_at']);
+          expect(columnsOf(o.after), schema).toEqual(['id', 'email', 'name', 'created_at', 'status']);
+          expect(d.read, schema).toEqual({ before: 'transaction', after: 'transaction' });
+          seen.push(schema);
+        }
+      }
+      if (seen.length >= schemas.length) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(seen.sort()).toEqual([...schemas].sort());
+  });
+});
+
 // ───────────────────────────── DROP held for approval ─────────────────────────────
 
 describe('a rule holds DROP for a DBA: each tool reports the held DROP cleanly, then runs it once approved', () => {
