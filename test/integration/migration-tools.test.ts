@@ -1,22 +1,24 @@
 /**
  * Real schema-migration tools through Warden, under a strict policy: node-pg-migrate (its CLI),
- * knex's migrator and kysely's Migrator (their APIs, on `pg`). The migrating identity may change
- * the schema by rule (default deny), a strict mask rule covers a column of a table the
- * migrations change, and every statement is audited. Each tool:
+ * knex's migrator and kysely's Migrator (their APIs, on `pg`), drizzle's migrator (on
+ * postgres.js: named prepared statements, Describe before Execute) and Alembic (psycopg2; skipped
+ * when /usr/bin/python3 lacks it, .ci/run installs it). The migrating identity may change the
+ * schema by rule (default deny), a strict mask rule covers a column of a table the migrations
+ * change, and every statement is audited. Each tool:
  *
- * - creates tables and indexes, adds and alters columns, backfills data, and builds an index
- *   with CREATE INDEX CONCURRENTLY outside a transaction;
+ * - creates tables and indexes, adds and alters columns, backfills data, and (but drizzle) builds
+ *   an index with CREATE INDEX CONCURRENTLY outside a transaction;
  * - reads its own bookkeeping tables and the catalog (information_schema, pg_catalog);
  * - takes its lock (node-pg-migrate and kysely: advisory locks; knex: knex_migrations_lock);
  * - finds nothing to do when run again, and rolls back;
- * - under a rule that holds DROP for approval, reports the held (then expired) DROP as a clean
- *   failure, leaves the schema, its bookkeeping and its lock as they were, and does not hang;
- *   once a DBA approves, the same run goes through.
+ * - under a rule that holds DROP for approval, reports the held DROP that expired or a DBA
+ *   denied as a clean failure, leaves the schema, its bookkeeping and its lock as they were, and
+ *   does not hang; once a DBA approves, the same run goes through. In reject mode the tool fails
+ *   at once, and the re-run after the approval runs it.
  *
  * The resulting schema is read from PostgreSQL directly, and the audit log must hold the
- * statements the tools sent.
+ * statements the tools sent, the held DROPs' requests and refusals, and the schema changes.
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
