@@ -31,6 +31,7 @@ import type { DatabaseConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
 import { analyzeSql, parseSearchPath, quoteIdent, type Analysis, type AnalysisOk, type AnalyzeContext, type StatementAnalysis } from '../sql/index.js';
 import { READABLE_LANGUAGES, withCodeEffects, type CodeEffect } from '../sql/code.js';
+import { parseStatements, type ParseNode } from '../sql/parser.js';
 
 /** Calls followed into function bodies at most this deep. */
 export const MAX_CODE_DEPTH = 8;
@@ -101,7 +102,7 @@ interface TableCode {
    * A trigger, a rule, an expression of the table that calls a user function when a row is
    * written, or a foreign key of another table that references it (`cascade`).
    */
-  readonly kind: 'trigger' | 'rule' | 'default' | 'constraint' | 'policy' | 'index' | 'cascade';
+  readonly kind: 'trigger' | 'rule' | 'default' | 'constraint' | 'policy' | 'index' | 'cascade' | 'view';
   readonly name: string;
   readonly relation: string;
   /** The trigger's function. */
@@ -110,6 +111,31 @@ interface TableCode {
   readonly rule?: StatementAnalysis | string;
   /** For `cascade`: the referencing table and what a DELETE, an UPDATE or a TRUNCATE of the referenced one does to it. */
   readonly cascade?: Cascade;
+  /** For `view`: a relation an updatable view writes when it is written (PostgreSQL writes through it). */
+  readonly view?: ViewWrite;
+}
+
+/** A write through an updatable view is a write of the relations under it; analyses made on first use. */
+class ViewWrite {
+  private made?: { insert?: StatementAnalysis; update?: StatementAnalysis; delete?: StatementAnalysis };
+  /** @param base the relation under the view, quoted */
+  constructor(readonly base: string) {}
+  on(event: 'insert' | 'update' | 'delete'): StatementAnalysis | undefined {
+    if (!this.made) {
+      const as = (sql: string): StatementAnalysis | undefined => {
+        const a = analyzeSql(sql, { searchPath: ['pg_catalog'] });
+        return a.ok ? a.statements[0] : undefined;
+      };
+      // The columns written are the view's, renamed: recorded as `*` (any column), fail-closed.
+      const update = as(`UPDATE ${this.base} SET "*" = NULL`);
+      this.made = {
+        insert: as(`INSERT INTO ${this.base} DEFAULT VALUES`),
+        update: update && Object.freeze({ ...update, columns: Object.freeze(update.columns.map((c) => Object.freeze({ ...c, column: '*' }))) }),
+        delete: as(`DELETE FROM ${this.base}`),
+      };
+    }
+    return this.made[event];
+  }
 }
 
 /** A foreign key's effect on the referencing table; its analyses are made on first use (a schema may have thousands of keys). */
@@ -204,6 +230,36 @@ function firesTriggers(s: StatementAnalysis): boolean {
   return c.has('insert') || c.has('update') || c.has('delete') || c.has('merge') || c.has('truncate') || (c.has('copy') && c.has('write'));
 }
 
+const VIEW_BASES = new Map<string, string | null>();
+
+/**
+ * The relation a view this statement creates would write when written (`CREATE [OR REPLACE]
+ * [TEMP] VIEW v AS SELECT ... FROM t`), quoted as written: a view PostgreSQL can update on its
+ * own has one relation in FROM and no WITH, DISTINCT, GROUP BY, HAVING, LIMIT, OFFSET or set
+ * operation (aggregates are not told apart: counted, fail-closed). Null for anything else.
+ */
+export function updatableViewBase(s: StatementAnalysis): string | null {
+  if (s.kind !== 'create' || !s.classes.has('code') || !/\bview\b/i.test(s.text)) return null;
+  let hit = VIEW_BASES.get(s.text);
+  if (hit !== undefined) return hit;
+  hit = null;
+  const parsed = parseStatements(s.text);
+  const view = parsed.ok && parsed.statements.length === 1 ? (parsed.statements[0]!.stmt.ViewStmt as ParseNode | undefined) : undefined;
+  const sel = view && typeof view.query === 'object' && view.query !== null ? ((view.query as ParseNode).SelectStmt as ParseNode | undefined) : undefined;
+  const from = Array.isArray(sel?.fromClause) ? (sel!.fromClause as ParseNode[]) : [];
+  const rv = from.length === 1 ? (from[0]!.RangeVar as ParseNode | undefined) : undefined;
+  const simple =
+    sel &&
+    (sel.op === undefined || sel.op === 'SETOP_NONE') &&
+    !sel.withClause && !sel.distinctClause && !sel.groupClause && !sel.havingClause && !sel.limitCount && !sel.limitOffset && !sel.valuesLists;
+  if (simple && rv && typeof rv.relname === 'string') {
+    hit = typeof rv.schemaname === 'string' && rv.schemaname !== '' ? `${quoteIdent(rv.schemaname)}.${quoteIdent(rv.relname)}` : quoteIdent(rv.relname);
+  }
+  if (VIEW_BASES.size > 1000) VIEW_BASES.clear();
+  VIEW_BASES.set(s.text, hit);
+  return hit;
+}
+
 function callsUserCode(s: StatementAnalysis): boolean {
   for (const f of s.functions) if (!f.startsWith('pg_catalog.') && !f.startsWith('information_schema.')) return true;
   return false;
@@ -212,7 +268,7 @@ function callsUserCode(s: StatementAnalysis): boolean {
 /** Whether any statement may run code: calls a function not qualified with pg_catalog, or writes rows. */
 export function mayRunCode(a: Analysis): boolean {
   if (!a.ok) return false;
-  for (const s of a.statements) if (callsUserCode(s) || firesTriggers(s)) return true;
+  for (const s of a.statements) if (callsUserCode(s) || firesTriggers(s) || updatableViewBase(s) !== null) return true;
   return false;
 }
 
@@ -304,6 +360,15 @@ SELECT n.nspname, c.relname,
                      'pg_catalog.pg_policy'::pg_catalog.regclass, 'pg_catalog.pg_class'::pg_catalog.regclass)
    AND fn.nspname NOT IN ('pg_catalog', 'information_schema')
 UNION ALL
+SELECT DISTINCT vn.nspname, v.relname, 'view', v.relname, bn.nspname, b.relname, NULL
+  FROM pg_catalog.pg_rewrite r
+  JOIN pg_catalog.pg_class v ON v.oid = r.ev_class JOIN pg_catalog.pg_namespace vn ON vn.oid = v.relnamespace
+  JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid
+   AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid <> r.ev_class
+  JOIN pg_catalog.pg_class b ON b.oid = d.refobjid JOIN pg_catalog.pg_namespace bn ON bn.oid = b.relnamespace
+ WHERE r.rulename = '_RETURN' AND v.relkind = 'v' AND b.relkind IN ('r', 'p', 'v', 'f')
+   AND pg_catalog.pg_relation_is_updatable(v.oid, false) <> 0
+UNION ALL
 SELECT pn.nspname, pc.relname, 'cascade', k.conname, cn.nspname, cc.relname, k.confdeltype::pg_catalog.text || k.confupdtype::pg_catalog.text
   FROM pg_catalog.pg_constraint k
   JOIN pg_catalog.pg_class pc ON pc.oid = k.confrelid JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace
@@ -354,6 +419,10 @@ function tablesOf(rows: readonly Record<string, unknown>[]): Tables {
       // ON DELETE/UPDATE CASCADE (c), SET NULL (n), SET DEFAULT (d) change the referencing table; TRUNCATE ... CASCADE empties it.
       const child = `${quoteIdent(String(r['fschema']))}.${quoteIdent(String(r['fname']))}`;
       tc = { kind: 'cascade', name: String(r['name']), relation, cascade: new Cascade(child, String(r['def'] ?? '')) };
+    } else if (what === 'view') {
+      // An updatable view: writing it writes the relations under it (auto-updatable views and their rules).
+      const base = `${quoteIdent(String(r['fschema']))}.${quoteIdent(String(r['fname']))}`;
+      tc = { kind: 'view', name: `${String(r['fschema'])}.${String(r['fname'])}`, relation, view: new ViewWrite(base) };
     } else if (what !== 'rule') {
       const kind = what as TableCode['kind'];
       tc = { kind, name: r['name'] === null ? `${kind} expression` : String(r['name']), relation, fn: { schema: String(r['fschema']), name: String(r['fname']) } };
@@ -567,6 +636,8 @@ export function createCodeCatalog(options: CodeCatalogOptions): CodeCatalog {
       if (failure !== undefined) {
         if (callsUserCode(s)) effects.push({ via: 'functions', opaque: notReadable(`calls ${s.functions.join(', ')}`) });
         if (firesTriggers(s)) effects.push({ via: 'triggers', opaque: notReadable(`writes ${s.writes.map((r) => r.name).join(', ')}, whose triggers and rules`) });
+        const base = updatableViewBase(s);
+        if (base !== null) effects.push({ via: 'triggers', opaque: notReadable(`creates a view that writes ${base}, whose triggers and rules`) });
       } else need.index = true;
       return { effects, lift };
     }
@@ -698,7 +769,9 @@ export function createCodeCatalog(options: CodeCatalogOptions): CodeCatalog {
             ? `${c.kind} ${c.name} on ${c.relation}`
             : c.kind === 'cascade'
               ? `foreign key ${c.name} referencing ${c.relation}`
-              : `a ${c.name} of ${c.relation}`;
+              : c.kind === 'view'
+                ? `the view ${c.relation}, which writes ${c.name}`
+                : `a ${c.name} of ${c.relation}`;
         if (c.kind === 'cascade') {
           // Only the events that cascade: an INSERT into the referenced table changes nothing else.
           const bodies = [
@@ -711,6 +784,20 @@ export function createCodeCatalog(options: CodeCatalogOptions): CodeCatalog {
             effects.push({ via, body });
             if (depth < MAX_CODE_DEPTH) follow(body, depth + 1);
             else effects.push({ via, opaque: `${via} cascades more than ${MAX_CODE_DEPTH} levels deep` });
+          }
+        } else if (c.kind === 'view') {
+          // Only what the statement does to the view: an INSERT through it inserts into its table.
+          const merge = events.has('merge');
+          const bodies = [
+            events.has('insert') || merge ? c.view?.on('insert') : undefined,
+            events.has('update') || merge ? c.view?.on('update') : undefined,
+            events.has('delete') || merge ? c.view?.on('delete') : undefined,
+          ].filter((b): b is StatementAnalysis => b !== undefined);
+          if (bodies.length === 0) seen.delete(key);
+          for (const body of bodies) {
+            effects.push({ via, body });
+            if (depth < MAX_CODE_DEPTH) follow(body, depth + 1);
+            else effects.push({ via, opaque: `${via} is nested more than ${MAX_CODE_DEPTH} levels deep` });
           }
         } else if (c.kind === 'rule') {
           if (typeof c.rule === 'string') effects.push({ via, opaque: c.rule });
@@ -726,6 +813,20 @@ export function createCodeCatalog(options: CodeCatalogOptions): CodeCatalog {
     };
 
     follow(s, 0);
+    // A view PostgreSQL can update is a way to write its table later, from any session that can
+    // see it (a TEMP view, or one made in a transaction, never reaches the catalog Warden reads):
+    // creating it carries those writes now, as creating a rule or a trigger carries its actions.
+    const base = updatableViewBase(s);
+    if (base !== null) {
+      const via = `the view it creates, which writes ${base} when it is written`;
+      for (const sql of [`INSERT INTO ${base} DEFAULT VALUES`, `UPDATE ${base} SET "*" = NULL`, `DELETE FROM ${base}`]) {
+        const w = analyzeSql(sql, ctx);
+        const body = w.ok ? w.statements[0] : undefined;
+        if (!body) continue;
+        effects.push({ via, body });
+        follow(body, 1);
+      }
+    }
     return { effects, lift };
   };
 
@@ -745,7 +846,7 @@ export function createCodeCatalog(options: CodeCatalogOptions): CodeCatalog {
     let local = sessionLocal;
     for (const s of a.statements) {
       const defined = localRoutineOf(s);
-      if (!callsUserCode(s) && !firesTriggers(s)) {
+      if (!callsUserCode(s) && !firesTriggers(s) && updatableViewBase(s) === null) {
         if (defined) local = withLocal(local, defined);
         continue;
       }

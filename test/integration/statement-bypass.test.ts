@@ -37,7 +37,7 @@ const corpus = YAML.parse(fs.readFileSync(new URL('../corpus/statement-bypass.ya
 const FIXTURE = `
 drop schema if exists pay, queue, util cascade;
 drop table if exists victim, victim_src, notes, balances, events, inbox, withdefault, checked cascade;
-drop view if exists refund_view, rv cascade;
+drop view if exists refund_view, rv, balances_v, balances_vv, pay_v, txv cascade;
 drop materialized view if exists mv cascade;
 create schema pay; create schema queue; create schema util;
 create table victim (id int primary key, v text);
@@ -69,6 +69,9 @@ create table inbox (id serial primary key, body text);
 create rule inbox_r as on insert to inbox do also delete from pay.ledger where id = 2;
 create table withdefault (id int default pay.refund(70), body text);
 create table checked (v int check (pay.refund(v + 80) > 0));
+create view balances_v as select * from balances;
+create view balances_vv as select id, amount from balances_v where id > 0;
+create view pay_v as select id, amount from pay.ledger;
 
 `;
 
