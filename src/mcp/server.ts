@@ -214,8 +214,8 @@ async function runQuery(ctx: McpContext, a: QueryArgs): Promise<CallToolResult> 
   const db = databaseOf(ctx, a.database);
   if (typeof db !== 'string') return db;
   const sql = a.reason === undefined && a.ticket === undefined ? a.sql : intentComment({ reason: a.reason, ticket: a.ticket }) + a.sql;
-  const key = WireSession.keyOf(db, sql, a.params ?? []);
-  return queryResult(await ctx.wire.run(db, sql, a.params, a.max_rows ?? DEFAULT_ROW_CAP, key));
+  // The key of "the identical statement again" (approvals) is made by run() only when a statement is held.
+  return queryResult(await ctx.wire.run(db, sql, a.params, a.max_rows ?? DEFAULT_ROW_CAP));
 }
 
 /** A request's `_meta` the SDK takes as it is: absent, or only a progress token (Warden's tools send no progress). */

@@ -83,6 +83,8 @@ interface Change {
   value?: string | null;
 }
 
+const NO_CHANGES: readonly Change[] = Object.freeze([]);
+
 /**
  * The session-level settings a statement string changes (SET, RESET, set_config(..., false)), by
  * Warden's own analysis; `*` when one cannot be known (a set_config whose name is not a constant).
@@ -161,6 +163,10 @@ interface Conn {
    * a promise that may never settle, one per call, for the whole session.)
    */
   waiters: Set<() => void>;
+  /** Calls that took this connection's tail and have not settled it yet. */
+  queued: number;
+  /** Logged in (and its settings set again): `ready` has resolved. */
+  connected: boolean;
 }
 
 interface Held {
@@ -216,7 +222,7 @@ export class WireSession {
       application_name: 'warden-mcp',
       ...(this.target.options ? { options: this.target.options } : {}),
     });
-    const c: Conn = { client, ready: Promise.resolve(), tail: Promise.resolve(), dead: false, tx: 'I', settings: [], names: new Set(), custom: new Map(), pendingCustom: new Map(), dirty: false, waiters: new Set() };
+    const c: Conn = { client, ready: Promise.resolve(), tail: Promise.resolve(), dead: false, tx: 'I', settings: [], names: new Set(), custom: new Map(), pendingCustom: new Map(), dirty: false, waiters: new Set(), queued: 0, connected: false };
     client.on('error', () => (c.dead = true));
     client.on('end', () => (c.dead = true));
     client.on('notice', (n) => c.onNotice?.(n));
@@ -224,7 +230,10 @@ export class WireSession {
     (client as unknown as { connection: { on(e: 'readyForQuery', f: (m: { status: string }) => void): void } }).connection.on('readyForQuery', (m) => (c.tx = m.status));
     const carry = this.carry.get(database);
     c.ready = client.connect().then(
-      () => (carry ? this.restore(c, database, carry) : undefined),
+      async () => {
+        if (carry) await this.restore(c, database, carry);
+        c.connected = true;
+      },
       (err: unknown) => {
         c.dead = true;
         throw err;
@@ -352,12 +361,15 @@ export class WireSession {
   /**
    * Runs `sql` (with `params`: the extended protocol; without: the simple protocol, so a
    * multi-statement string is one query string, as psql would send it) on `database`.
-   * `key` identifies the identical statement for approvals already waiting.
+   * `key` identifies the identical statement for approvals already waiting (default:
+   * {@link WireSession.keyOf} of the database, the SQL and the params, made only when a statement
+   * is or gets held).
    */
-  async run(database: string, sql: string, params: readonly (string | number | boolean | null)[] | undefined, cap: number, key: string): Promise<RunOutcome> {
+  async run(database: string, sql: string, params: readonly (string | number | boolean | null)[] | undefined, cap: number, key?: string): Promise<RunOutcome> {
+    const keyNow = (): string => (key ??= WireSession.keyOf(database, sql, params ?? []));
     if (this.closed) return { kind: 'error', error: { code: '08003', message: 'the MCP session is closed' } };
     for (const h of this.held.values()) {
-      if (h.key !== key) continue;
+      if (h.key !== keyNow()) continue;
       if (!h.outcome) return { kind: 'pending', pending: h.pending };
       this.handOut(h.request);
       return h.outcome;
@@ -368,7 +380,20 @@ export class WireSession {
       c = this.conn(database);
       if (c.heldInTx) return heldInTxError(database, c.heldInTx);
       const prev = c.tail;
-      c.tail = new Promise<void>((r) => (settle = r));
+      const idle = c.queued === 0;
+      const conn = c;
+      conn.queued++;
+      c.tail = new Promise<void>((r) => {
+        let done = false;
+        settle = () => {
+          if (done) return;
+          done = true;
+          conn.queued--;
+          r();
+        };
+      });
+      // No statement before this one on the connection (all settled): nothing to wait for.
+      if (idle) break;
       // Wait for the statements before this one — or for one of them to be held for approval,
       // in which case this call must not wait behind it (see the module doc).
       let wake!: () => void;
@@ -389,7 +414,7 @@ export class WireSession {
       break;
     }
     try {
-      await c.ready;
+      if (!c.connected) await c.ready;
     } catch (err) {
       settle();
       return { kind: 'error', error: wireError(err) };
@@ -403,7 +428,8 @@ export class WireSession {
       if (m) onHeld({ request: m[1]!, mode: 'hold', message: n.message!, ...(n.detail ? { approvers: n.detail } : {}), ...(n.hint ? { hint: n.hint } : {}) });
       else if (notices.length < 20) notices.push(n.message ?? '');
     };
-    const changes = await settingsChangedBy(sql).catch((): Change[] => [{ name: '*' }]);
+    // Most statements cannot change a setting: no analysis, and no wait for it.
+    const changes = MAY_SET.test(sql) ? await settingsChangedBy(sql).catch((): Change[] => [{ name: '*' }]) : NO_CHANGES;
     const running = this.execute(c, sql, params, cap, notices)
       .then(async (o) => {
         c.onNotice = undefined;
@@ -424,7 +450,7 @@ export class WireSession {
       }
       return o;
     }
-    const h: Held = { request: first.p.request, key, pending: first.p, done: running };
+    const h: Held = { request: first.p.request, key: keyNow(), pending: first.p, done: running };
     this.held.set(h.request, h);
     if (inTx) {
       // Inside a transaction the connection stays the session's (the transaction is its state);
