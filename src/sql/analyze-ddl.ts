@@ -196,6 +196,71 @@ export function walkDdl(node: unknown, b: Builder, key?: string): void {
 }
 
 // ---------------------------------------------------------------------------
+// Columns DDL definitions read
+
+/**
+ * Records the columns a DDL definition reads or keys on, as columns of `rel` (the relation the
+ * definition is on): column references in expressions (generated columns, `USING`, CHECK,
+ * index expressions and predicates, policy `USING` / `WITH CHECK`, trigger `WHEN` with its
+ * `NEW.` / `OLD.`), index and statistics keys, `INCLUDE` and constraint key lists; a foreign
+ * key's referenced columns as columns of the referenced table. They are `assignment`s like the
+ * columns an ALTER TABLE changes: the statement acts on them, it returns none of their values.
+ * So `columns` and `sensitive` rules hold for DDL over the columns they name (a mask rule on
+ * `sensitive: [email]` applies to `ADD COLUMN g text GENERATED ALWAYS AS (email) STORED`, and
+ * masking then judges it). Nested queries are left to {@link walkDdl} (they are reads).
+ */
+function definitionColumns(node: unknown, rel: RelationRef, b: Builder): void {
+  if (Array.isArray(node)) {
+    for (const x of node) definitionColumns(x, rel, b);
+    return;
+  }
+  if (!isObj(node)) return;
+  const u = unwrap(node);
+  if (!u) {
+    for (const v of Object.values(node)) definitionColumns(v, rel, b);
+    return;
+  }
+  const [type, n] = u;
+  if (QUERY_TYPES.has(type)) return;
+  const col = (name: unknown, r: RelationRef = rel) => {
+    if (typeof name === 'string' && name) b.addColumn(name, 'assignment', [r], r.name, 'assignment');
+  };
+  switch (type) {
+    case 'ColumnRef': {
+      const fields = arr(n['fields']);
+      const last = fields[fields.length - 1];
+      if (isObj(last) && 'A_Star' in last) col('*');
+      else col(strVal(last));
+      return;
+    }
+    case 'IndexElem':
+    case 'StatsElem':
+      col(n['name']);
+      definitionColumns(n['expr'], rel, b);
+      return;
+    case 'Constraint': {
+      for (const k of ['keys', 'including', 'fk_attrs']) for (const c of arr(n[k])) col(strVal(c));
+      const pk = n['pktable'] !== undefined ? b.rangeVar(n['pktable']) : undefined;
+      if (pk) for (const c of arr(n['pk_attrs'])) col(strVal(c), pk);
+      for (const k of ['raw_expr', 'where_clause', 'exclusions']) definitionColumns(n[k], rel, b);
+      return;
+    }
+    case 'SubLink':
+      // `email IN (SELECT ...)` (a policy's USING may hold one): the left side is the relation's.
+      definitionColumns(n['testexpr'], rel, b);
+      return;
+    case 'ColumnDef':
+      // The column itself is recorded by the caller (an assignment of ALTER TABLE); its
+      // generated expression, USING (raw_default of ALTER COLUMN ... TYPE) and constraints read.
+      definitionColumns(n['raw_default'], rel, b);
+      definitionColumns(n['constraints'], rel, b);
+      return;
+    default:
+      for (const v of Object.values(n)) definitionColumns(v, rel, b);
+  }
+}
+
+// ---------------------------------------------------------------------------
 // The statements
 
 /** GRANT / REVOKE: privileges on tables and sequences (or all of a schema's) change those relations. */
@@ -302,6 +367,8 @@ function createTrigger(n: Obj, b: Builder): void {
   b.kind = 'create';
   b.classes.add('code');
   walkDdl(n, b);
+  const on = n['relation'] !== undefined ? b.rangeVar(n['relation']) : undefined;
+  if (on) definitionColumns(n['whenClause'], on, b);
   const fname = strings(n['funcname']).join('.');
   if (fname) {
     b.functions.add(fname);
@@ -313,6 +380,19 @@ function createPolicy(n: Obj, b: Builder): void {
   b.kind = 'create';
   b.classes.add('code');
   walkDdl(n, b);
+  policyColumns(n, b);
+}
+
+/** ALTER POLICY: walked like any DDL, plus the columns its new USING / WITH CHECK read. */
+function alterPolicy(n: Obj, b: Builder): void {
+  b.kind = 'alter';
+  walkDdl(n, b);
+  policyColumns(n, b);
+}
+
+function policyColumns(n: Obj, b: Builder): void {
+  const on = b.rangeVar(n['table']);
+  if (on) definitionColumns([n['qual'], n['with_check']], on, b);
 }
 
 /** ALTER TABLE: the table, and the columns it changes (so `columns` rules can protect them). */
@@ -328,7 +408,26 @@ function alterTable(n: Obj, b: Builder): void {
     if (typeof cmd['name'] === 'string' && subtype.includes('Column')) b.addColumn(cmd['name'], 'assignment', [r], r.name);
     const def = unwrapAs(cmd['def'], 'ColumnDef');
     if (def && typeof def['colname'] === 'string') b.addColumn(def['colname'], 'assignment', [r], r.name);
+    definitionColumns(cmd['def'], r, b);
   }
+}
+
+/** CREATE INDEX: the table, and the columns its keys, INCLUDE list and predicate read. */
+function createIndex(n: Obj, b: Builder): void {
+  b.kind = 'create';
+  walkDdl(n, b);
+  const r = b.rangeVar(n['relation']);
+  if (!r) return;
+  definitionColumns([n['indexParams'], n['indexIncludingParams'], n['whereClause']], r, b);
+}
+
+/** CREATE STATISTICS: the table, and the columns and expressions it keeps statistics of. */
+function createStatistics(n: Obj, b: Builder): void {
+  b.kind = 'create';
+  walkDdl(n, b);
+  const rels = arr(n['relations']);
+  const r = rels.length === 1 ? b.rangeVar(rels[0]) : undefined;
+  if (r) definitionColumns(n['exprs'], r, b);
 }
 
 function dropStatement(n: Obj, b: Builder): void {
@@ -390,6 +489,9 @@ export const DDL_STATEMENTS: StatementHandlers = {
   CreateTrigStmt: createTrigger,
   CreateEventTrigStmt: createTrigger,
   CreatePolicyStmt: createPolicy,
+  AlterPolicyStmt: alterPolicy,
+  IndexStmt: createIndex,
+  CreateStatsStmt: createStatistics,
   AlterTableStmt: alterTable,
   DropStmt: dropStatement,
   RenameStmt: renameStatement,
