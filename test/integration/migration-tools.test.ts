@@ -238,9 +238,9 @@ exports.down = (pgm) => { pgm.dropTable('orders'); pgm.dropTable('customers'); }
   pgm.addColumn('customers', { status: { type: 'text' } });
   pgm.sql("UPDATE customers SET status = 'active' WHERE status IS NULL");
   pgm.alterColumn('customers', 'status', { notNull: true, default: 'active' });
-  pgm.createIndex('customers', 'lower(email)', { name: 'customers_email_lower_idx', unique: true });
+  pgm.createIndex('customers', 'lower(name)', { name: 'customers_name_lower_idx', unique: true });
 };
-exports.down = (pgm) => { pgm.dropIndex('customers', [], { name: 'customers_email_lower_idx' }); pgm.dropColumn('customers', 'status'); };
+exports.down = (pgm) => { pgm.dropIndex('customers', [], { name: 'customers_name_lower_idx' }); pgm.dropColumn('customers', 'status'); };
 `,
     );
     m(
@@ -263,7 +263,7 @@ exports.down = (pgm) => {
     const s = stripDefaults(await schemaOf(schema));
     expect(s.columns.customers).toEqual(expectedSchema.customers);
     expect(s.columns.orders).toEqual(expectedSchema.orders);
-    expect(s.indexes).toEqual(['customers_email_lower_idx', 'customers_pkey', 'customers_status_idx', 'orders_customer_id_index', 'orders_pkey', 'pgmigrations_pkey']);
+    expect(s.indexes).toEqual(['customers_name_lower_idx', 'customers_pkey', 'customers_status_idx', 'orders_customer_id_index', 'orders_pkey', 'pgmigrations_pkey']);
     expect(await q(`SELECT DISTINCT status FROM ${schema}.customers`)).toEqual([{ status: 'active' }]);
     expect((await q<{ name: string }>(`SELECT name FROM ${schema}.pgmigrations ORDER BY id`)).map((x) => x.name)).toEqual([
       '1700000000001_create-customers',
@@ -372,12 +372,12 @@ exports.down = async (knex) => { await knex.schema.dropTable('orders'); await kn
   await knex.schema.alterTable('customers', (t) => t.text('status'));
   await knex('customers').whereNull('status').update({ status: 'active' });
   await knex.schema.alterTable('customers', (t) => t.text('status').notNullable().defaultTo('active').alter());
-  await knex.raw('CREATE UNIQUE INDEX customers_email_lower_idx ON customers (lower(email))');
+  await knex.raw('CREATE UNIQUE INDEX customers_name_lower_idx ON customers (lower(name))');
   // A migration that checks the catalog before acting (information_schema.columns).
   if (!(await knex.schema.hasColumn('customers', 'status'))) throw new Error('status column missing');
 };
 exports.down = async (knex) => {
-  await knex.raw('DROP INDEX customers_email_lower_idx');
+  await knex.raw('DROP INDEX customers_name_lower_idx');
   await knex.schema.alterTable('customers', (t) => t.dropColumn('status'));
 };
 `,
@@ -407,7 +407,7 @@ exports.down = async (knex) => { await knex.raw('DROP INDEX CONCURRENTLY custome
     const s = stripDefaults(await schemaOf(knexSchema));
     expect(s.columns.customers).toEqual(expectedSchema.customers);
     expect(s.columns.orders).toEqual(expectedSchema.orders);
-    expect(s.indexes).toEqual(['customers_email_lower_idx', 'customers_pkey', 'customers_status_idx', 'knex_migrations_lock_pkey', 'knex_migrations_pkey', 'orders_customer_id_index', 'orders_pkey']);
+    expect(s.indexes).toEqual(['customers_name_lower_idx', 'customers_pkey', 'customers_status_idx', 'knex_migrations_lock_pkey', 'knex_migrations_pkey', 'orders_customer_id_index', 'orders_pkey']);
     expect(await q(`SELECT DISTINCT status FROM ${knexSchema}.customers`)).toEqual([{ status: 'active' }]);
     expect(await q(`SELECT is_locked FROM ${knexSchema}.knex_migrations_lock`)).toEqual([{ is_locked: 0 }]);
     const audited = await auditedSql();
@@ -496,14 +496,14 @@ const kyselyMigrations: Record<string, Migration> = {
       await db.withSchema(kyselySchema).updateTable('customers').set({ status: 'active' }).where('status', 'is', null).execute();
       await s.alterTable('customers').alterColumn('status', (c) => c.setNotNull()).execute();
       await s.alterTable('customers').alterColumn('status', (c) => c.setDefault('active')).execute();
-      await s.createIndex('customers_email_lower_idx').unique().on('customers').expression(sql`lower(email)`).execute();
+      await s.createIndex('customers_name_lower_idx').unique().on('customers').expression(sql`lower(name)`).execute();
       // What kysely's introspection reads (pg_catalog) sees the new column in the open transaction.
       const tables = await db.introspection.getTables();
       const customers = tables.find((t) => t.schema === kyselySchema && t.name === 'customers');
       if (!customers?.columns.some((c) => c.name === 'status' && !c.isNullable)) throw new Error('status column missing');
     },
     async down(db: AnyDb) {
-      await db.schema.withSchema(kyselySchema).dropIndex('customers_email_lower_idx').execute();
+      await db.schema.withSchema(kyselySchema).dropIndex('customers_name_lower_idx').execute();
       await db.schema.withSchema(kyselySchema).alterTable('customers').dropColumn('status').execute();
     },
   },
@@ -553,7 +553,7 @@ describe('kysely (Migrator API)', () => {
       const s = stripDefaults(await schemaOf(kyselySchema));
       expect(s.columns.customers).toEqual(expectedSchema.customers);
       expect(s.columns.orders).toEqual(expectedSchema.orders);
-      expect(s.indexes).toEqual(['customers_email_lower_idx', 'customers_pkey', 'customers_status_idx', 'kysely_migration_lock_pkey', 'kysely_migration_pkey', 'orders_customer_id_index', 'orders_pkey']);
+      expect(s.indexes).toEqual(['customers_name_lower_idx', 'customers_pkey', 'customers_status_idx', 'kysely_migration_lock_pkey', 'kysely_migration_pkey', 'orders_customer_id_index', 'orders_pkey']);
       expect(await q(`SELECT DISTINCT status FROM ${kyselySchema}.customers`)).toEqual([{ status: 'active' }]);
       const again = await kyselyMigrator(db, all).migrateToLatest();
       expect(again.error).toBeUndefined();
@@ -614,7 +614,7 @@ describe('drizzle (migrator on postgres.js)', () => {
       `UPDATE ${t}."customers" SET "status" = 'active' WHERE "status" IS NULL;`,
       `ALTER TABLE ${t}."customers" ALTER COLUMN "status" SET DEFAULT 'active';`,
       `ALTER TABLE ${t}."customers" ALTER COLUMN "status" SET NOT NULL;`,
-      `CREATE UNIQUE INDEX "customers_email_lower_idx" ON ${t}."customers" USING btree (lower("email"));`,
+      `CREATE UNIQUE INDEX "customers_name_lower_idx" ON ${t}."customers" USING btree (lower("name"));`,
       `CREATE INDEX "customers_status_idx" ON ${t}."customers" USING btree ("status");`,
     ]);
   });
@@ -624,7 +624,7 @@ describe('drizzle (migrator on postgres.js)', () => {
     const s = stripDefaults(await schemaOf(drizzleSchema));
     expect(s.columns.customers).toEqual(expectedSchema.customers);
     expect(s.columns.orders).toEqual(expectedSchema.orders);
-    expect(s.indexes).toEqual(['customers_email_lower_idx', 'customers_pkey', 'customers_status_idx', 'orders_customer_id_index', 'orders_pkey']);
+    expect(s.indexes).toEqual(['customers_name_lower_idx', 'customers_pkey', 'customers_status_idx', 'orders_customer_id_index', 'orders_pkey']);
     expect(await q(`SELECT DISTINCT status FROM ${drizzleSchema}.customers`)).toEqual([{ status: 'active' }]);
     expect(await q(`SELECT count(*)::int AS n FROM drizzle.__drizzle_migrations`)).toEqual([{ n: 2 }]);
     const before = (await auditedSql()).length;
@@ -701,11 +701,11 @@ op.drop_table('customers', schema=S)`,
       `op.add_column('customers', sa.Column('status', sa.Text), schema=S)
 op.execute("UPDATE ${alembicSchema}.customers SET status = 'active' WHERE status IS NULL")
 op.alter_column('customers', 'status', nullable=False, server_default='active', schema=S)
-op.create_index('customers_email_lower_idx', 'customers', [sa.text('lower(email)')], unique=True, schema=S)
+op.create_index('customers_name_lower_idx', 'customers', [sa.text('lower(name)')], unique=True, schema=S)
 # The catalog as the migration sees it (SQLAlchemy's inspector reads pg_catalog).
 cols = [c['name'] for c in sa.inspect(op.get_bind()).get_columns('customers', schema=S)]
 assert 'status' in cols, cols`,
-      `op.drop_index('customers_email_lower_idx', table_name='customers', schema=S)
+      `op.drop_index('customers_name_lower_idx', table_name='customers', schema=S)
 op.drop_column('customers', 'status', schema=S)`,
     );
     alembicVersion(
@@ -729,7 +729,7 @@ op.drop_column('customers', 'status', schema=S)`,
     const s = stripDefaults(await schemaOf(alembicSchema));
     expect(s.columns.customers).toEqual(expectedSchema.customers);
     expect(s.columns.orders).toEqual(expectedSchema.orders);
-    expect(s.indexes).toEqual(['alembic_version_pkc', 'customers_email_lower_idx', 'customers_pkey', 'customers_status_idx', 'orders_customer_id_index', 'orders_pkey']);
+    expect(s.indexes).toEqual(['alembic_version_pkc', 'customers_name_lower_idx', 'customers_pkey', 'customers_status_idx', 'orders_customer_id_index', 'orders_pkey']);
     expect(await q(`SELECT DISTINCT status FROM ${alembicSchema}.customers`)).toEqual([{ status: 'active' }]);
     expect(await q(`SELECT version_num FROM ${alembicSchema}.alembic_version`)).toEqual([{ version_num: 'a3' }]);
     const before = (await auditedSql()).length;
@@ -943,7 +943,7 @@ describe('approvals in reject mode (for CI): the DROP fails at once, and the sam
     await restart(true, 'reject');
     fs.writeFileSync(
       path.join(dir, 'node-pg-migrate', 'migrations', '1700000000005_drop-lower-email-index.cjs'),
-      `exports.up = (pgm) => { pgm.dropIndex('customers', [], { name: 'customers_email_lower_idx' }); };\nexports.down = false;\n`,
+      `exports.up = (pgm) => { pgm.dropIndex('customers', [], { name: 'customers_name_lower_idx' }); };\nexports.down = false;\n`,
     );
   });
 
@@ -960,13 +960,13 @@ describe('approvals in reject mode (for CI): the DROP fails at once, and the sam
     expect(r.code).not.toBe(0);
     const m = /rule "drops-need-a-dba" \(Dropping needs a DBA\) requires approval: request (apr_\w+) was created; run the identical statement again once it is approved/.exec(r.err + r.out);
     expect(m, r.err + r.out).not.toBeNull();
-    expect((await schemaOf('npm_app')).indexes).toContain('customers_email_lower_idx');
+    expect((await schemaOf('npm_app')).indexes).toContain('customers_name_lower_idx');
     expect(await advisoryLocks()).toBe(0);
     const heldSql = await decideWhenPending('approve');
-    expect(heldSql).toBe('DROP INDEX "customers_email_lower_idx";');
+    expect(heldSql).toBe('DROP INDEX "customers_name_lower_idx";');
     const again = await cli();
     expect(again.code, again.out + again.err).toBe(0);
-    expect((await schemaOf('npm_app')).indexes).not.toContain('customers_email_lower_idx');
+    expect((await schemaOf('npm_app')).indexes).not.toContain('customers_name_lower_idx');
     expect((await q<{ name: string }>(`SELECT name FROM npm_app.pgmigrations ORDER BY id DESC LIMIT 1`))[0]!.name).toBe('1700000000005_drop-lower-email-index');
   });
 });
