@@ -102,7 +102,7 @@ interface TableCode {
    * A trigger, a rule, an expression of the table that calls a user function when a row is
    * written, or a foreign key of another table that references it (`cascade`).
    */
-  readonly kind: 'trigger' | 'rule' | 'default' | 'constraint' | 'policy' | 'index' | 'cascade' | 'view';
+  readonly kind: 'trigger' | 'rule' | 'default' | 'constraint' | 'policy' | 'index' | 'cascade' | 'view' | 'inherits';
   readonly name: string;
   readonly relation: string;
   /** The trigger's function. */
@@ -111,16 +111,21 @@ interface TableCode {
   readonly rule?: StatementAnalysis | string;
   /** For `cascade`: the referencing table and what a DELETE, an UPDATE or a TRUNCATE of the referenced one does to it. */
   readonly cascade?: Cascade;
-  /** For `view`: a relation an updatable view writes when it is written (PostgreSQL writes through it). */
+  /**
+   * For `view`: a relation an updatable view writes when it is written (PostgreSQL writes through
+   * it); for `inherits`: an inheritance parent or child (partitions too), whose rows a write changes.
+   */
   readonly view?: ViewWrite;
+  /** For `inherits`: `child` when the relation written is the parent (TRUNCATE empties the child too). */
+  readonly side?: 'child' | 'parent';
 }
 
 /** A write through an updatable view is a write of the relations under it; analyses made on first use. */
 class ViewWrite {
-  private made?: { insert?: StatementAnalysis; update?: StatementAnalysis; delete?: StatementAnalysis };
+  private made?: { insert?: StatementAnalysis; update?: StatementAnalysis; delete?: StatementAnalysis; truncate?: StatementAnalysis };
   /** @param base the relation under the view, quoted */
   constructor(readonly base: string) {}
-  on(event: 'insert' | 'update' | 'delete'): StatementAnalysis | undefined {
+  on(event: 'insert' | 'update' | 'delete' | 'truncate'): StatementAnalysis | undefined {
     if (!this.made) {
       const as = (sql: string): StatementAnalysis | undefined => {
         const a = analyzeSql(sql, { searchPath: ['pg_catalog'] });
@@ -132,6 +137,7 @@ class ViewWrite {
         insert: as(`INSERT INTO ${this.base} DEFAULT VALUES`),
         update: update && Object.freeze({ ...update, columns: Object.freeze(update.columns.map((c) => Object.freeze({ ...c, column: '*' }))) }),
         delete: as(`DELETE FROM ${this.base}`),
+        truncate: as(`TRUNCATE ${this.base}`),
       };
     }
     return this.made[event];
@@ -260,6 +266,57 @@ export function updatableViewBase(s: StatementAnalysis): string | null {
   return hit;
 }
 
+const LINKS = new Map<string, readonly string[]>();
+
+/**
+ * The relations whose rows an inheritance or partition bond this statement makes or breaks
+ * ties together (`ALTER TABLE c INHERIT p`, `NO INHERIT`, `ATTACH` / `DETACH PARTITION`,
+ * `CREATE TABLE c (...) INHERITS (p)`, `CREATE TABLE c PARTITION OF p`), quoted as written:
+ * afterwards a write of one changes the other's rows.
+ */
+export function inheritanceLinks(s: StatementAnalysis): readonly string[] {
+  if ((s.kind !== 'alter' && s.kind !== 'create') || !/\b(inherit|inherits|partition)\b/i.test(s.text)) return [];
+  let hit = LINKS.get(s.text);
+  if (hit) return hit;
+  const out: string[] = [];
+  const name = (rv: unknown): void => {
+    const r = rv !== null && typeof rv === 'object' ? (((rv as ParseNode).RangeVar as ParseNode | undefined) ?? (rv as ParseNode)) : undefined;
+    if (!r || typeof r.relname !== 'string') return;
+    out.push(typeof r.schemaname === 'string' && r.schemaname !== '' ? `${quoteIdent(r.schemaname)}.${quoteIdent(r.relname)}` : quoteIdent(r.relname));
+  };
+  const parsed = parseStatements(s.text);
+  for (const st of parsed.ok ? parsed.statements : []) {
+    const alter = st.stmt.AlterTableStmt as ParseNode | undefined;
+    const create = st.stmt.CreateStmt as ParseNode | undefined;
+    if (alter) {
+      for (const c of Array.isArray(alter.cmds) ? (alter.cmds as ParseNode[]) : []) {
+        const cmd = c.AlterTableCmd as ParseNode | undefined;
+        const sub = String(cmd?.subtype ?? '');
+        if (sub === 'AT_AddInherit' || sub === 'AT_DropInherit') {
+          name(alter.relation);
+          name(cmd!.def);
+        } else if (sub === 'AT_AttachPartition' || sub === 'AT_DetachPartition' || sub === 'AT_DetachPartitionFinalize') {
+          name(alter.relation);
+          name(((cmd!.def as ParseNode | undefined)?.PartitionCmd as ParseNode | undefined)?.name);
+        }
+      }
+    } else if (create && Array.isArray(create.inhRelations)) {
+      for (const p of create.inhRelations as ParseNode[]) name(p);
+    }
+  }
+  hit = [...new Set(out)];
+  if (LINKS.size > 1000) LINKS.clear();
+  LINKS.set(s.text, hit);
+  return hit;
+}
+
+/** Relations a statement makes a new way to write: the table under a view it creates, the relations an inheritance bond ties. */
+function writePaths(s: StatementAnalysis): readonly string[] {
+  const v = updatableViewBase(s);
+  const l = inheritanceLinks(s);
+  return v === null ? l : [v, ...l];
+}
+
 function callsUserCode(s: StatementAnalysis): boolean {
   for (const f of s.functions) if (!f.startsWith('pg_catalog.') && !f.startsWith('information_schema.')) return true;
   return false;
@@ -268,7 +325,7 @@ function callsUserCode(s: StatementAnalysis): boolean {
 /** Whether any statement may run code: calls a function not qualified with pg_catalog, or writes rows. */
 export function mayRunCode(a: Analysis): boolean {
   if (!a.ok) return false;
-  for (const s of a.statements) if (callsUserCode(s) || firesTriggers(s) || updatableViewBase(s) !== null) return true;
+  for (const s of a.statements) if (callsUserCode(s) || firesTriggers(s) || writePaths(s).length > 0) return true;
   return false;
 }
 
@@ -369,6 +426,18 @@ SELECT DISTINCT vn.nspname, v.relname, 'view', v.relname, bn.nspname, b.relname,
  WHERE r.rulename = '_RETURN' AND v.relkind = 'v' AND b.relkind IN ('r', 'p', 'v', 'f')
    AND pg_catalog.pg_relation_is_updatable(v.oid, false) <> 0
 UNION ALL
+SELECT pn.nspname, p.relname, 'inherits', 'child', cn.nspname, c.relname, NULL
+  FROM pg_catalog.pg_inherits i
+  JOIN pg_catalog.pg_class p ON p.oid = i.inhparent JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace
+  JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace
+ WHERE p.relkind IN ('r', 'p', 'f') AND c.relkind IN ('r', 'p', 'f')
+UNION ALL
+SELECT cn.nspname, c.relname, 'inherits', 'parent', pn.nspname, p.relname, NULL
+  FROM pg_catalog.pg_inherits i
+  JOIN pg_catalog.pg_class p ON p.oid = i.inhparent JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace
+  JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace
+ WHERE p.relkind IN ('r', 'p', 'f') AND c.relkind IN ('r', 'p', 'f')
+UNION ALL
 SELECT pn.nspname, pc.relname, 'cascade', k.conname, cn.nspname, cc.relname, k.confdeltype::pg_catalog.text || k.confupdtype::pg_catalog.text
   FROM pg_catalog.pg_constraint k
   JOIN pg_catalog.pg_class pc ON pc.oid = k.confrelid JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace
@@ -423,6 +492,11 @@ function tablesOf(rows: readonly Record<string, unknown>[]): Tables {
       // An updatable view: writing it writes the relations under it (auto-updatable views and their rules).
       const base = `${quoteIdent(String(r['fschema']))}.${quoteIdent(String(r['fname']))}`;
       tc = { kind: 'view', name: `${String(r['fschema'])}.${String(r['fname'])}`, relation, view: new ViewWrite(base) };
+    } else if (what === 'inherits') {
+      // An inheritance parent shows its children's rows (partitions are children): writing one changes the other's rows.
+      const other = `${quoteIdent(String(r['fschema']))}.${quoteIdent(String(r['fname']))}`;
+      const side = String(r['name']) === 'child' ? 'child' : 'parent';
+      tc = { kind: 'inherits', name: `${String(r['fschema'])}.${String(r['fname'])}`, relation, view: new ViewWrite(other), side };
     } else if (what !== 'rule') {
       const kind = what as TableCode['kind'];
       tc = { kind, name: r['name'] === null ? `${kind} expression` : String(r['name']), relation, fn: { schema: String(r['fschema']), name: String(r['fname']) } };
@@ -636,8 +710,8 @@ export function createCodeCatalog(options: CodeCatalogOptions): CodeCatalog {
       if (failure !== undefined) {
         if (callsUserCode(s)) effects.push({ via: 'functions', opaque: notReadable(`calls ${s.functions.join(', ')}`) });
         if (firesTriggers(s)) effects.push({ via: 'triggers', opaque: notReadable(`writes ${s.writes.map((r) => r.name).join(', ')}, whose triggers and rules`) });
-        const base = updatableViewBase(s);
-        if (base !== null) effects.push({ via: 'triggers', opaque: notReadable(`creates a view that writes ${base}, whose triggers and rules`) });
+        const paths = writePaths(s);
+        if (paths.length > 0) effects.push({ via: 'triggers', opaque: notReadable(`makes a new way to write ${paths.join(', ')}, whose triggers and rules`) });
       } else need.index = true;
       return { effects, lift };
     }
@@ -771,7 +845,9 @@ export function createCodeCatalog(options: CodeCatalogOptions): CodeCatalog {
               ? `foreign key ${c.name} referencing ${c.relation}`
               : c.kind === 'view'
                 ? `the view ${c.relation}, which writes ${c.name}`
-                : `a ${c.name} of ${c.relation}`;
+                : c.kind === 'inherits'
+                  ? `the inheritance ${c.side} ${c.name} of ${c.relation}, whose rows it shares`
+                  : `a ${c.name} of ${c.relation}`;
         if (c.kind === 'cascade') {
           // Only the events that cascade: an INSERT into the referenced table changes nothing else.
           const bodies = [
@@ -785,13 +861,16 @@ export function createCodeCatalog(options: CodeCatalogOptions): CodeCatalog {
             if (depth < MAX_CODE_DEPTH) follow(body, depth + 1);
             else effects.push({ via, opaque: `${via} cascades more than ${MAX_CODE_DEPTH} levels deep` });
           }
-        } else if (c.kind === 'view') {
-          // Only what the statement does to the view: an INSERT through it inserts into its table.
+        } else if (c.kind === 'view' || c.kind === 'inherits') {
+          // Only what the statement does: an INSERT through a view inserts into its table; a
+          // TRUNCATE of a parent empties its children, of a child deletes rows of its parent.
           const merge = events.has('merge');
+          const truncate = events.has('truncate') && c.kind === 'inherits';
           const bodies = [
             events.has('insert') || merge ? c.view?.on('insert') : undefined,
             events.has('update') || merge ? c.view?.on('update') : undefined,
-            events.has('delete') || merge ? c.view?.on('delete') : undefined,
+            events.has('delete') || merge || (truncate && c.side === 'parent') ? c.view?.on('delete') : undefined,
+            truncate && c.side === 'child' ? c.view?.on('truncate') : undefined,
           ].filter((b): b is StatementAnalysis => b !== undefined);
           if (bodies.length === 0) seen.delete(key);
           for (const body of bodies) {
@@ -814,11 +893,13 @@ export function createCodeCatalog(options: CodeCatalogOptions): CodeCatalog {
 
     follow(s, 0);
     // A view PostgreSQL can update is a way to write its table later, from any session that can
-    // see it (a TEMP view, or one made in a transaction, never reaches the catalog Warden reads):
-    // creating it carries those writes now, as creating a rule or a trigger carries its actions.
-    const base = updatableViewBase(s);
-    if (base !== null) {
-      const via = `the view it creates, which writes ${base} when it is written`;
+    // see it (a TEMP view, or one made in a transaction, never reaches the catalog Warden reads),
+    // and so is an inheritance or partition bond (a write of the parent changes the child's rows,
+    // and the other way round): making one carries those writes now, as creating a rule or a
+    // trigger carries its actions.
+    const view = updatableViewBase(s);
+    for (const base of writePaths(s)) {
+      const via = base === view ? `the view it creates, which writes ${base} when it is written` : `the inheritance or partition bond it changes, through which ${base} is written`;
       for (const sql of [`INSERT INTO ${base} DEFAULT VALUES`, `UPDATE ${base} SET "*" = NULL`, `DELETE FROM ${base}`]) {
         const w = analyzeSql(sql, ctx);
         const body = w.ok ? w.statements[0] : undefined;
@@ -846,7 +927,7 @@ export function createCodeCatalog(options: CodeCatalogOptions): CodeCatalog {
     let local = sessionLocal;
     for (const s of a.statements) {
       const defined = localRoutineOf(s);
-      if (!callsUserCode(s) && !firesTriggers(s) && updatableViewBase(s) === null) {
+      if (!callsUserCode(s) && !firesTriggers(s) && writePaths(s).length === 0) {
         if (defined) local = withLocal(local, defined);
         continue;
       }

@@ -1,11 +1,11 @@
 /**
- * governance/code-catalog.ts: which CREATE VIEW statements make a write path to a table (a view
- * PostgreSQL can update on its own). The wire behaviour is in test/corpus/statement-bypass.yaml
+ * governance/code-catalog.ts: which statements make a new way to write a table: a view PostgreSQL
+ * can update on its own, an inheritance or partition bond. The wire behaviour is in test/corpus/statement-bypass.yaml
  * (class: view).
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { analyzeSql, initSqlParser } from '../../src/sql/index.js';
-import { mayRunCode, updatableViewBase } from '../../src/governance/code-catalog.js';
+import { inheritanceLinks, mayRunCode, updatableViewBase } from '../../src/governance/code-catalog.js';
 
 beforeAll(async () => {
   await initSqlParser();
@@ -47,5 +47,26 @@ describe('updatableViewBase', () => {
     const a = analyzeSql('CREATE TEMP VIEW v AS SELECT * FROM victim', { searchPath: ['public'] });
     expect(mayRunCode(a)).toBe(true);
     expect(mayRunCode(analyzeSql('CREATE VIEW v AS SELECT 1', { searchPath: ['public'] }))).toBe(false);
+  });
+});
+
+describe('inheritanceLinks', () => {
+  const links = (sql: string): readonly string[] => {
+    const a = analyzeSql(sql, { searchPath: ['public'] });
+    if (!a.ok) throw new Error(a.error);
+    return inheritanceLinks(a.statements[0]!);
+  };
+  it.each([
+    ['ALTER TABLE victim INHERIT vp', ['victim', 'vp']],
+    ['ALTER TABLE victim NO INHERIT vp', ['victim', 'vp']],
+    ['ALTER TABLE vall ATTACH PARTITION public.victim FOR VALUES FROM (0) TO (10)', ['vall', 'public.victim']],
+    ['ALTER TABLE vall DETACH PARTITION victim', ['vall', 'victim']],
+    ['CREATE TABLE kid () INHERITS (victim)', ['victim']],
+    ['CREATE TABLE p1 PARTITION OF pay.ledger FOR VALUES FROM (0) TO (10)', ['pay.ledger']],
+    ['ALTER TABLE victim ADD COLUMN inherit_flag bool', []],
+    ['CREATE TABLE t (id int) PARTITION BY RANGE (id)', []],
+    ['CREATE TABLE t (LIKE victim)', []],
+  ])('%s', (sql, want) => {
+    expect(links(sql)).toEqual(want);
   });
 });
