@@ -310,10 +310,44 @@ export function inheritanceLinks(s: StatementAnalysis): readonly string[] {
   return hit;
 }
 
-/** Relations a statement makes a new way to write: the table under a view it creates, the relations an inheritance bond ties. */
+const RENAMED = new Map<string, readonly string[]>();
+const RENAMED_RELATIONS = new Set(['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_FOREIGN_TABLE', 'OBJECT_COLUMN']);
+
+/**
+ * The relations a statement renames or moves (`ALTER TABLE t RENAME [COLUMN c] TO ...`, `ALTER
+ * TABLE t SET SCHEMA s`, `ALTER SCHEMA s RENAME TO ...` as `"s"."*"`), quoted as written:
+ * rules name relations and columns, so afterwards their rows are written under a name no rule
+ * may name.
+ */
+export function renamedRelations(s: StatementAnalysis): readonly string[] {
+  if (s.kind !== 'alter' || !/\b(rename|schema)\b/i.test(s.text)) return [];
+  let hit = RENAMED.get(s.text);
+  if (hit) return hit;
+  const out: string[] = [];
+  const parsed = parseStatements(s.text);
+  for (const st of parsed.ok ? parsed.statements : []) {
+    const n = (st.stmt.RenameStmt ?? st.stmt.AlterObjectSchemaStmt) as ParseNode | undefined;
+    if (!n) continue;
+    const type = String(n.renameType ?? n.objectType ?? '');
+    const rv = n.relation as ParseNode | undefined;
+    if (type === 'OBJECT_SCHEMA' && typeof n.subname === 'string') out.push(`${quoteIdent(n.subname)}."*"`);
+    else if (RENAMED_RELATIONS.has(type) && rv && typeof rv.relname === 'string') {
+      out.push(typeof rv.schemaname === 'string' && rv.schemaname !== '' ? `${quoteIdent(rv.schemaname)}.${quoteIdent(rv.relname)}` : quoteIdent(rv.relname));
+    }
+  }
+  hit = [...new Set(out)];
+  if (RENAMED.size > 1000) RENAMED.clear();
+  RENAMED.set(s.text, hit);
+  return hit;
+}
+
+/**
+ * Relations a statement makes a new way to write: the table under a view it creates, the
+ * relations an inheritance bond ties, a relation it renames or moves.
+ */
 function writePaths(s: StatementAnalysis): readonly string[] {
   const v = updatableViewBase(s);
-  const l = inheritanceLinks(s);
+  const l = [...inheritanceLinks(s), ...renamedRelations(s)];
   return v === null ? l : [v, ...l];
 }
 
@@ -899,7 +933,12 @@ export function createCodeCatalog(options: CodeCatalogOptions): CodeCatalog {
     // trigger carries its actions.
     const view = updatableViewBase(s);
     for (const base of writePaths(s)) {
-      const via = base === view ? `the view it creates, which writes ${base} when it is written` : `the inheritance or partition bond it changes, through which ${base} is written`;
+      const via =
+        base === view
+          ? `the view it creates, which writes ${base} when it is written`
+          : renamedRelations(s).includes(base)
+            ? `the rename, after which ${base} is written under another name`
+            : `the inheritance or partition bond it changes, through which ${base} is written`;
       for (const sql of [`INSERT INTO ${base} DEFAULT VALUES`, `UPDATE ${base} SET "*" = NULL`, `DELETE FROM ${base}`]) {
         const w = analyzeSql(sql, ctx);
         const body = w.ok ? w.statements[0] : undefined;

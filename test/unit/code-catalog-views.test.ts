@@ -5,7 +5,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { analyzeSql, initSqlParser } from '../../src/sql/index.js';
-import { inheritanceLinks, mayRunCode, updatableViewBase } from '../../src/governance/code-catalog.js';
+import { inheritanceLinks, mayRunCode, renamedRelations, updatableViewBase } from '../../src/governance/code-catalog.js';
 
 beforeAll(async () => {
   await initSqlParser();
@@ -68,5 +68,27 @@ describe('inheritanceLinks', () => {
     ['CREATE TABLE t (LIKE victim)', []],
   ])('%s', (sql, want) => {
     expect(links(sql)).toEqual(want);
+  });
+});
+
+describe('renamedRelations', () => {
+  const renamed = (sql: string): readonly string[] => {
+    const a = analyzeSql(sql, { searchPath: ['public'] });
+    if (!a.ok) throw new Error(a.error);
+    return renamedRelations(a.statements[0]!);
+  };
+  it.each([
+    ['ALTER TABLE victim RENAME TO v2', ['victim']],
+    ['ALTER TABLE IF EXISTS pay.ledger RENAME TO l2', ['pay.ledger']],
+    ['ALTER TABLE victim RENAME COLUMN v TO w', ['victim']],
+    ['ALTER VIEW victim_v RENAME TO vv', ['victim_v']],
+    ['ALTER TABLE victim SET SCHEMA arch', ['victim']],
+    ['ALTER SCHEMA pay RENAME TO p2', ['pay."*"']],
+    ['ALTER TABLE victim RENAME CONSTRAINT victim_pkey TO vpk', []],
+    ['ALTER INDEX victim_pkey RENAME TO vpk', []],
+    ['ALTER FUNCTION f() RENAME TO g', []],
+    ['ALTER TABLE victim ADD COLUMN schema_name text', []],
+  ])('%s', (sql, want) => {
+    expect(renamed(sql)).toEqual(want);
   });
 });
