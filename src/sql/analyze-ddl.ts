@@ -395,6 +395,9 @@ function policyColumns(n: Obj, b: Builder): void {
   if (on) definitionColumns([n['qual'], n['with_check']], on, b);
 }
 
+/** ALTER TABLE subcommands that bond two relations' rows (inheritance, partitions). */
+const BONDS: ReadonlySet<string> = new Set(['AT_AddInherit', 'AT_DropInherit', 'AT_AttachPartition', 'AT_DetachPartition', 'AT_DetachPartitionFinalize']);
+
 /** ALTER TABLE: the table, and the columns it changes (so `columns` rules can protect them). */
 function alterTable(n: Obj, b: Builder): void {
   b.kind = 'alter';
@@ -408,6 +411,14 @@ function alterTable(n: Obj, b: Builder): void {
     if (typeof cmd['name'] === 'string' && subtype.includes('Column')) b.addColumn(cmd['name'], 'assignment', [r], r.name);
     const def = unwrapAs(cmd['def'], 'ColumnDef');
     if (def && typeof def['colname'] === 'string') b.addColumn(def['colname'], 'assignment', [r], r.name);
+    if (BONDS.has(subtype)) {
+      // INHERIT / NO INHERIT parent, ATTACH / DETACH PARTITION child: both sides' rows change hands.
+      movesColumns(r, b);
+      const pc = unwrapAs(cmd['def'], 'PartitionCmd');
+      const other = b.rangeVar(pc ? pc['name'] : cmd['def']);
+      if (other) movesColumns(other, b);
+      continue;
+    }
     definitionColumns(cmd['def'], r, b);
   }
 }
@@ -440,14 +451,28 @@ function renameStatement(n: Obj, b: Builder): void {
   b.kind = 'alter';
   const rt = n['renameType'];
   if (rt === 'OBJECT_SCHEMA' && typeof n['subname'] === 'string') {
-    b.addWrite(schemaWide(n['subname']));
+    const old = schemaWide(n['subname']);
+    b.addWrite(old);
     if (typeof n['newname'] === 'string') b.addWrite(schemaWide(n['newname']));
+    movesColumns(old, b);
     return;
   }
   const r = b.rangeVar(n['relation']);
   if (r) b.addWrite(r);
   if (r && rt === 'OBJECT_COLUMN' && typeof n['subname'] === 'string') b.addColumn(n['subname'], 'assignment', [r], r.name);
+  else if (r && typeof rt === 'string' && ROW_OBJECTS.has(rt)) movesColumns(r, b);
   if (!r) objectTarget(rt, n['object'], b);
+}
+
+/**
+ * A statement that moves every column of a relation (or of a schema's relations) to another
+ * name: a rename, SET SCHEMA, a new or dropped inheritance or partition bond. Its columns are
+ * all acted on (`*`, an assignment), so `columns` and `sensitive` rules hold (possibly) for it
+ * and a masked column is not taken out from under the pattern that names it unjudged.
+ */
+const ROW_OBJECTS: ReadonlySet<string> = new Set(['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_FOREIGN_TABLE']);
+function movesColumns(r: RelationRef, b: Builder): void {
+  b.addColumn('*', 'assignment', [r], r.name, 'assignment');
 }
 
 /** ALTER ... SET SCHEMA: the relation under its old and its new schema. */
@@ -457,6 +482,7 @@ function alterObjectSchema(n: Obj, b: Builder): void {
   if (!r) return;
   b.addWrite(r);
   if (typeof n['newschema'] === 'string') b.addWrite(qualifiedRelation(n['newschema'], r.table));
+  if (typeof n['objectType'] === 'string' && ROW_OBJECTS.has(n['objectType'])) movesColumns(r, b);
 }
 
 /** COMMENT ON / SECURITY LABEL ON: changes the object's definition. */

@@ -11,23 +11,24 @@ import { baseYaml, startEnv, type TestEnv } from '../helpers/warden-env.js';
 
 let env: TestEnv;
 
-beforeAll(async () => {
-  env = await startEnv({
-    yaml: (p) =>
-      baseYaml(
-        p,
-        `sensitive:
+function yaml(p: number): string {
+  return baseYaml(
+    p,
+    `sensitive:
   columns:
-    "public.customers.email": email
+    "*.customers.email": email
 rules:
   - name: mask-emails
     match: { sensitive: [email] }
     action: mask
 `,
-      ),
-  });
+  );
+}
+
+beforeAll(async () => {
+  env = await startEnv({ yaml });
   await env.cluster.query(
-    "SET ROLE warden_svc; CREATE TABLE public.customers (id int PRIMARY KEY, email text, note text); INSERT INTO public.customers VALUES (1, 'ann@example.com', 'n')",
+    "SET ROLE warden_svc; CREATE SCHEMA other; CREATE TABLE public.customers (id int PRIMARY KEY, email text, note text); INSERT INTO public.customers VALUES (1, 'ann@example.com', 'n'); CREATE TABLE public.everyone (id int, email text, note text)",
     'app',
   );
 });
@@ -53,8 +54,12 @@ describe('DDL reading a masked column, under a sensitive-keyed mask rule', () =>
         await expect(c.query(sql), sql).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('masked column customers.email') });
       }
       // Nothing changed, and nothing reads the address back.
-      const cols = await env.cluster.query("SELECT string_agg(column_name, ',' ORDER BY ordinal_position) AS c, (SELECT data_type FROM information_schema.columns WHERE table_name = 'customers' AND column_name = 'note') AS t FROM information_schema.columns WHERE table_name = 'customers'", 'app');
+      const cols = await env.cluster.query(
+        "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) AS c, (SELECT data_type FROM information_schema.columns WHERE table_name = 'customers' AND column_name = 'note') AS t FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'customers'",
+        'app',
+      );
       expect(cols.rows[0]).toEqual({ c: 'id,email,note', t: 'text' });
+      expect((await env.cluster.query("SELECT count(*)::int AS n FROM pg_inherits WHERE inhrelid = 'public.customers'::regclass", 'app')).rows[0].n).toBe(0);
       expect((await c.query('SELECT note FROM customers')).rows).toEqual([{ note: 'n' }]);
       // DDL that reads no masked column runs; the session is usable.
       await c.query('CREATE INDEX i3 ON customers (note)');
@@ -63,5 +68,36 @@ describe('DDL reading a masked column, under a sensitive-keyed mask rule', () =>
     } finally {
       await c.end();
     }
+  });
+
+  it('moving the table or its schema away, or bonding it to another table, is refused, also for a table Warden has not mapped yet', async () => {
+    const statements = [
+      'ALTER TABLE m0.customers RENAME TO people',
+      'ALTER TABLE m1.customers SET SCHEMA other',
+      'ALTER SCHEMA m2 RENAME TO elsewhere',
+      'ALTER TABLE m3.customers INHERIT m3.everyone',
+    ];
+    for (const [i, sql] of statements.entries()) {
+      // Made after Warden read its sensitive-column map: only the statement's own analysis can
+      // tell that it moves a masked column (before, such a statement ran).
+      await env.restart({ yaml: yaml(env.cluster.port) });
+      const c = await env.connect('alice');
+      try {
+        expect((await c.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+        await env.cluster.query(
+          `SET ROLE warden_svc; CREATE SCHEMA m${i}; CREATE TABLE m${i}.customers (id int, email text, note text); INSERT INTO m${i}.customers VALUES (1, 'ann@example.com', 'n'); CREATE TABLE m${i}.everyone (id int, email text, note text)`,
+          'app',
+        );
+        await expect(c.query(sql), sql).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('rule "mask-emails" masks sensitive data') });
+      } finally {
+        await c.end();
+      }
+    }
+    const left = await env.cluster.query(
+      "SELECT string_agg(n.nspname || '.' || c.relname, ',' ORDER BY n.nspname) AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = 'customers'",
+      'app',
+    );
+    expect(left.rows[0].t).toBe('m0.customers,m1.customers,m2.customers,m3.customers,public.customers');
+    expect((await env.cluster.query("SELECT count(*)::int AS n FROM pg_inherits WHERE inhrelid = 'm3.customers'::regclass", 'app')).rows[0].n).toBe(0);
   });
 });

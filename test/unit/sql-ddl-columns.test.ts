@@ -1,5 +1,6 @@
 /**
- * Columns DDL definitions read are recorded (as `assignment`s of the relation they are on), so
+ * Columns DDL definitions read are recorded (as `assignment`s of the relation they are on), and
+ * a statement that moves a relation's rows to another name acts on all its columns (`*`), so
  * `columns` and `sensitive` rules hold for DDL over them. Before, a mask rule keyed on
  * `sensitive: [email]` did not apply to `ADD COLUMN leak text GENERATED ALWAYS AS (email)
  * STORED`, `ALTER COLUMN note TYPE text USING email`, a CHECK on email or an index over it: the
@@ -48,6 +49,18 @@ describe('DDL definitions', () => {
     expect(columnsOf('ALTER TABLE customers ADD COLUMN n2 text')).toEqual(['public.customers.n2']);
   });
 
+  it('moving a relation (rename, SET SCHEMA, a schema rename, inheritance and partition bonds) acts on all its columns', () => {
+    expect(columnsOf('ALTER TABLE customers RENAME TO people')).toEqual(['public.customers.*']);
+    expect(columnsOf('ALTER VIEW v RENAME TO v2')).toEqual(['public.v.*']);
+    expect(columnsOf('ALTER TABLE customers SET SCHEMA other')).toEqual(['public.customers.*']);
+    expect(columnsOf('ALTER SCHEMA public RENAME TO pub2')).toEqual(['public.*.*']);
+    expect(columnsOf('ALTER TABLE kid INHERIT customers')).toEqual(['public.kid.*', 'public.customers.*']);
+    expect(columnsOf('ALTER TABLE par ATTACH PARTITION customers FOR VALUES FROM (1) TO (10)')).toEqual(['public.par.*', 'public.customers.*']);
+    expect(columnsOf('ALTER TABLE par DETACH PARTITION customers')).toEqual(['public.par.*', 'public.customers.*']);
+    // Renaming an index or a sequence moves no rows.
+    expect(columnsOf('ALTER INDEX customers_pkey RENAME TO c_pkey')).toEqual([]);
+  });
+
   it('a mask rule on `sensitive: [email]` applies to them, a deny rule on `columns` too; other DDL is untouched', () => {
     const rules: RuleConfig[] = [
       { name: 'mask-emails', match: { sensitive: ['email'] }, action: 'mask' },
@@ -57,6 +70,12 @@ describe('DDL definitions', () => {
     const d = (sql: string) =>
       decide({ identity: { name: 'alice', kind: 'human', groups: [] }, session: { database: 'app', environment: 't', intent: {}, now: new Date() }, analysis: analyzeSql(sql, { searchPath: ['public'] }) }, policy);
     for (const sql of READS_EMAIL) expect(d(sql).action, sql).toBe('mask');
+    // Moving customers moves email and ssn: both rules apply (the deny, on a possible match, wins).
+    for (const sql of ['ALTER TABLE customers RENAME TO people', 'ALTER TABLE customers SET SCHEMA other', 'ALTER SCHEMA public RENAME TO p2']) {
+      expect(d(sql).matched.map((m) => m.rule).sort(), sql).toEqual(['mask-emails', 'no-ssn-ddl']);
+      expect(d(sql).decisive, sql).toBe('no-ssn-ddl');
+    }
+    expect(d('ALTER TABLE orders RENAME TO orders2').action).toBe('allow');
     expect(d('CREATE INDEX i6 ON customers (ssn)').decisive).toBe('no-ssn-ddl');
     expect(d('CREATE INDEX i5 ON customers (note)').action).toBe('allow');
     expect(d('ALTER TABLE customers ADD COLUMN n2 text').action).toBe('allow');
