@@ -341,13 +341,51 @@ export function renamedRelations(s: StatementAnalysis): readonly string[] {
   return hit;
 }
 
+const REWRITES = new Set(['AT_AlterColumnType', 'AT_DropColumn', 'AT_SetExpression']);
+const REWRITTEN = new Map<string, readonly string[]>();
+
 /**
- * Relations a statement makes a new way to write: the table under a view it creates, the
- * relations an inheritance bond ties, a relation it renames or moves.
+ * The tables an ALTER TABLE changes the stored values of, quoted as written: `ALTER COLUMN ...
+ * TYPE` (every value converted, or computed by `USING`), `DROP COLUMN` (its values gone), `SET
+ * EXPRESSION` (a generated column recomputed), `ADD COLUMN` with a default, a generated
+ * expression or an identity (a value set in every row).
+ */
+export function rewrittenRelations(s: StatementAnalysis): readonly string[] {
+  if (s.kind !== 'alter' || !/\b(type|drop|expression|default|generated|identity|serial|bigserial|smallserial)\b/i.test(s.text)) return [];
+  let hit = REWRITTEN.get(s.text);
+  if (hit) return hit;
+  const out: string[] = [];
+  const parsed = parseStatements(s.text);
+  for (const st of parsed.ok ? parsed.statements : []) {
+    const alter = st.stmt.AlterTableStmt as ParseNode | undefined;
+    const rv = alter?.relation as ParseNode | undefined;
+    if (!alter || alter.objtype !== 'OBJECT_TABLE' || !rv || typeof rv.relname !== 'string') continue;
+    const rewrites = (Array.isArray(alter.cmds) ? (alter.cmds as ParseNode[]) : []).some((c) => {
+      const cmd = c.AlterTableCmd as ParseNode | undefined;
+      const sub = String(cmd?.subtype ?? '');
+      if (REWRITES.has(sub)) return true;
+      if (sub !== 'AT_AddColumn') return false;
+      const def = (cmd?.def as ParseNode | undefined)?.ColumnDef as ParseNode | undefined;
+      const type = JSON.stringify(def?.typeName ?? '').toLowerCase();
+      const cons = Array.isArray(def?.constraints) ? (def!.constraints as ParseNode[]) : [];
+      return /serial/.test(type) || cons.some((x) => ['CONSTR_DEFAULT', 'CONSTR_GENERATED', 'CONSTR_IDENTITY'].includes(String((x.Constraint as ParseNode | undefined)?.contype)));
+    });
+    if (rewrites) out.push(typeof rv.schemaname === 'string' && rv.schemaname !== '' ? `${quoteIdent(rv.schemaname)}.${quoteIdent(rv.relname)}` : quoteIdent(rv.relname));
+  }
+  hit = [...new Set(out)];
+  if (REWRITTEN.size > 1000) REWRITTEN.clear();
+  REWRITTEN.set(s.text, hit);
+  return hit;
+}
+
+/**
+ * Relations a statement makes a new way to write, or rewrites: the table under a view it
+ * creates, the relations an inheritance bond ties, a relation it renames or moves, a table whose
+ * stored values an ALTER TABLE changes.
  */
 function writePaths(s: StatementAnalysis): readonly string[] {
   const v = updatableViewBase(s);
-  const l = [...inheritanceLinks(s), ...renamedRelations(s)];
+  const l = [...inheritanceLinks(s), ...renamedRelations(s), ...rewrittenRelations(s)];
   return v === null ? l : [v, ...l];
 }
 
@@ -932,14 +970,19 @@ export function createCodeCatalog(options: CodeCatalogOptions): CodeCatalog {
     // and the other way round): making one carries those writes now, as creating a rule or a
     // trigger carries its actions.
     const view = updatableViewBase(s);
+    const rewritten = rewrittenRelations(s);
     for (const base of writePaths(s)) {
       const via =
         base === view
           ? `the view it creates, which writes ${base} when it is written`
           : renamedRelations(s).includes(base)
             ? `the rename, after which ${base} is written under another name`
-            : `the inheritance or partition bond it changes, through which ${base} is written`;
-      for (const sql of [`INSERT INTO ${base} DEFAULT VALUES`, `UPDATE ${base} SET "*" = NULL`, `DELETE FROM ${base}`]) {
+            : inheritanceLinks(s).includes(base)
+              ? `the inheritance or partition bond it changes, through which ${base} is written`
+              : `ALTER TABLE, which changes the values stored in ${base}`;
+      // A rewrite only updates the rows (as an UPDATE of every row would); the other paths may do anything.
+      const only = rewritten.includes(base) && base !== view && !renamedRelations(s).includes(base) && !inheritanceLinks(s).includes(base);
+      for (const sql of only ? [`UPDATE ${base} SET "*" = NULL`] : [`INSERT INTO ${base} DEFAULT VALUES`, `UPDATE ${base} SET "*" = NULL`, `DELETE FROM ${base}`]) {
         const w = analyzeSql(sql, ctx);
         const body = w.ok ? w.statements[0] : undefined;
         if (!body) continue;

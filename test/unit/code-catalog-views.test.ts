@@ -5,7 +5,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { analyzeSql, initSqlParser } from '../../src/sql/index.js';
-import { inheritanceLinks, mayRunCode, renamedRelations, updatableViewBase } from '../../src/governance/code-catalog.js';
+import { inheritanceLinks, mayRunCode, renamedRelations, rewrittenRelations, updatableViewBase } from '../../src/governance/code-catalog.js';
 
 beforeAll(async () => {
   await initSqlParser();
@@ -90,5 +90,28 @@ describe('renamedRelations', () => {
     ['ALTER TABLE victim ADD COLUMN schema_name text', []],
   ])('%s', (sql, want) => {
     expect(renamed(sql)).toEqual(want);
+  });
+});
+
+describe('rewrittenRelations', () => {
+  const rewritten = (sql: string): readonly string[] => {
+    const a = analyzeSql(sql, { searchPath: ['public'] });
+    if (!a.ok) throw new Error(a.error);
+    return rewrittenRelations(a.statements[0]!);
+  };
+  it.each([
+    ["ALTER TABLE victim ALTER COLUMN v TYPE text USING 'x'", ['victim']],
+    ['ALTER TABLE pay.ledger ALTER COLUMN amount SET DATA TYPE numeric(10, 0)', ['pay.ledger']],
+    ['ALTER TABLE victim DROP COLUMN v', ['victim']],
+    ['ALTER TABLE victim ADD COLUMN z int DEFAULT 1', ['victim']],
+    ['ALTER TABLE victim ADD COLUMN z int GENERATED ALWAYS AS (id * 2) STORED', ['victim']],
+    ['ALTER TABLE victim ADD COLUMN z int GENERATED ALWAYS AS IDENTITY', ['victim']],
+    ['ALTER TABLE victim ADD COLUMN z serial', ['victim']],
+    ['ALTER TABLE victim ADD COLUMN z int', []],
+    ["ALTER TABLE victim ALTER COLUMN v SET DEFAULT 'x'", []],
+    ['ALTER TABLE victim DROP CONSTRAINT victim_pkey', []],
+    ['ALTER TABLE victim ALTER COLUMN v DROP DEFAULT', []],
+  ])('%s', (sql, want) => {
+    expect(rewritten(sql)).toEqual(want);
   });
 });
