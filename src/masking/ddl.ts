@@ -24,6 +24,10 @@
  *   an inheritance parent or a partition bond (`INHERIT`, `NO INHERIT`, `ATTACH PARTITION`,
  *   `DETACH PARTITION`, on either side).
  *
+ * DDL inside code (a DO block, a function or procedure a statement calls or creates, a trigger's
+ * function) is not parsed statement by statement here: code that runs DDL on a relation with
+ * masked columns, or on a schema that could hold one, is refused whatever the DDL (fail closed).
+ *
  * Everything else passes (adding, dropping and altering other columns, indexes and
  * constraints on unmasked columns, triggers whose condition reads none, renaming other
  * relations). A view's, function's, rule's or trigger's *code* is judged by
@@ -31,7 +35,7 @@
  *
  * Pure: works on libpg-query's parse tree of the analysed text.
  */
-import type { AnalysisOk, RelationRef } from '../sql/types.js';
+import type { AnalysisOk, RelationRef, StatementAnalysis } from '../sql/types.js';
 import { parseStatements, type ParseNode } from '../sql/parser.js';
 import { matchRelation, NO } from '../policy/patterns.js';
 import type { CompiledSensitive } from '../policy/sensitive.js';
@@ -354,6 +358,8 @@ class DdlChecker {
 export function checkMaskedDdl(analysis: AnalysisOk, sensitive: CompiledSensitive, relationColumns?: RelationColumns): DdlVerdict {
   if (sensitive.entries.length === 0) return OK;
   if (!analysis.statements.some((st) => st.classes.has('ddl') || st.classes.has('code'))) return OK;
+  const inCode = ddlInCode(analysis, sensitive, relationColumns);
+  if (inCode) return inCode;
   const parsed = parseStatements(analysis.sql);
   if (!parsed.ok) return OK; // refused elsewhere (masking refuses what it cannot parse)
   const rels: RelationRef[] = [];
@@ -374,4 +380,35 @@ export function checkMaskedDdl(analysis: AnalysisOk, sensitive: CompiledSensitiv
     throw e;
   }
   return OK;
+}
+
+/** Code a statement runs or defines, whose own statements Warden does not see one by one here. */
+function codeOf(st: StatementAnalysis): { via: string; body: StatementAnalysis }[] {
+  const out = (st.code ?? []).map((r) => ({ via: r.via, body: r.body }));
+  if (st.kind === 'do') out.unshift({ via: 'the DO block', body: st });
+  else if (st.body) out.unshift({ via: 'the code it defines', body: st.body });
+  return out;
+}
+
+/** DDL run by code on a relation with masked columns (or a schema that could hold one): refused whatever it is. */
+function ddlInCode(analysis: AnalysisOk, sensitive: CompiledSensitive, relationColumns: RelationColumns | undefined): DdlVerdict | null {
+  for (const st of analysis.statements) {
+    for (const { via, body } of codeOf(st)) {
+      if (!body.classes.has('ddl')) continue;
+      for (const r of body.writes) {
+        const e = sensitive.entries.find((x) => matchRelation(x.pattern, r) !== NO);
+        const v = e ? undefined : relationColumns?.(r);
+        const m = e ? `${r.table === '*' ? `${r.schema}.*` : r.table}.${e.pattern.column?.text ?? '*'} (${e.type})` : v && v.size > 0 ? `${r.table}.${[...v][0]![0]} (${[...v][0]![1]})` : null;
+        if (!m) continue;
+        return {
+          ok: false,
+          column: m,
+          reason:
+            `${via} runs DDL on ${r.qualified ? r.name : r.table === '*' ? `${r.schema}.*` : r.table}, which has the masked column ${m}, and Warden checks DDL on masked relations only in statements it sees, not inside code: ` +
+            `an identity with masked columns may not run DDL on masked relations from DO blocks, functions or procedures; run the statement itself, or ask an identity without a mask rule to run it`,
+        };
+      }
+    }
+  }
+  return null;
 }

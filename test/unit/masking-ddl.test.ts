@@ -8,6 +8,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { analyzeSql, initSqlParser, type AnalysisOk } from '../../src/sql/index.js';
 import { compileSensitive } from '../../src/policy/sensitive.js';
+import { withCodeEffects } from '../../src/sql/code.js';
 import { checkMaskedDdl } from '../../src/masking/ddl.js';
 import type { RelationColumns } from '../../src/masking/allowlist.js';
 
@@ -133,6 +134,26 @@ describe('the allowlist: DDL that reads no masked value passes', () => {
   it('statements other than DDL are not looked at', () => {
     expect(verdict('SELECT ssn FROM customers WHERE ssn > 0')).toEqual({ ok: true });
     expect(checkMaskedDdl(analysis('ALTER TABLE customers RENAME TO people'), compileSensitive({}))).toEqual({ ok: true });
+  });
+
+  it('DDL on a masked relation inside code is refused whatever it is: a DO block, a function created or called', () => {
+    for (const sql of [
+      'DO $$BEGIN ALTER TABLE customers RENAME COLUMN ssn TO s2; END$$',
+      "DO $$BEGIN EXECUTE 'CREATE INDEX ci ON customers (id) WHERE ssn > ''1'''; END$$",
+      'DO $$BEGIN ALTER TABLE customers ADD COLUMN y int; END$$',
+      'DO $$BEGIN ALTER SCHEMA billing RENAME TO b2; END$$',
+      'CREATE FUNCTION ren() RETURNS void LANGUAGE sql AS $$ALTER TABLE customers RENAME COLUMN ssn TO s3$$',
+      'CREATE PROCEDURE p() LANGUAGE plpgsql AS $$BEGIN ALTER TABLE billing.cards RENAME TO c2; END$$',
+    ]) {
+      const v = verdict(sql);
+      expect(v.ok, sql).toBe(false);
+      if (!v.ok) expect(v.reason).toMatch(/runs DDL on .* inside code/);
+    }
+    const body = analysis('CREATE FUNCTION ren() RETURNS void LANGUAGE sql AS $$ALTER TABLE customers RENAME COLUMN ssn TO s3$$').statements[0]!.body!;
+    const call = withCodeEffects(analysis('SELECT ren()'), new Map([[0, [{ via: 'public.ren()', body }]]])) as AnalysisOk;
+    expect(checkMaskedDdl(call, sensitive, catalog)).toMatchObject({ ok: false, reason: /public\.ren\(\) runs DDL on customers/ });
+    // Code whose DDL touches no masked relation runs.
+    expect(verdict('DO $$BEGIN CREATE TEMP TABLE zz (x int); ALTER TABLE orders ADD COLUMN y int; END$$')).toEqual({ ok: true });
   });
 
   it('one refused statement refuses the string', () => {
