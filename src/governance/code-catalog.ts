@@ -383,6 +383,12 @@ export function rewrittenRelations(s: StatementAnalysis): readonly string[] {
  * creates, the relations an inheritance bond ties, a relation it renames or moves, a table whose
  * stored values an ALTER TABLE changes.
  */
+/** A DO block or a definition whose code runs DDL (judged fail-closed: see effectsOf). */
+function ddlInCode(s: StatementAnalysis): boolean {
+  const code = s.kind === 'do' ? s : s.body;
+  return code !== undefined && code.classes.has('ddl');
+}
+
 function writePaths(s: StatementAnalysis): readonly string[] {
   const v = updatableViewBase(s);
   const l = [...inheritanceLinks(s), ...renamedRelations(s), ...rewrittenRelations(s)];
@@ -397,7 +403,7 @@ function callsUserCode(s: StatementAnalysis): boolean {
 /** Whether any statement may run code: calls a function not qualified with pg_catalog, or writes rows. */
 export function mayRunCode(a: Analysis): boolean {
   if (!a.ok) return false;
-  for (const s of a.statements) if (callsUserCode(s) || firesTriggers(s) || writePaths(s).length > 0) return true;
+  for (const s of a.statements) if (callsUserCode(s) || firesTriggers(s) || writePaths(s).length > 0 || ddlInCode(s)) return true;
   return false;
 }
 
@@ -969,6 +975,22 @@ export function createCodeCatalog(options: CodeCatalogOptions): CodeCatalog {
     // and so is an inheritance or partition bond (a write of the parent changes the child's rows,
     // and the other way round): making one carries those writes now, as creating a rule or a
     // trigger carries its actions.
+    // DDL inside code (a DO block, a function's body, created now or called) is not parsed
+    // statement by statement: a rename, a view, a bond or a rewrite it makes may be any of them,
+    // so it carries the writes of every relation it acts on (fail closed).
+    const coded = [...(s.kind === 'do' ? [s] : s.body ? [s.body] : []), ...effects.map((e) => e.body).filter((b): b is StatementAnalysis => b !== undefined)];
+    for (const b of coded) {
+      if (!b.classes.has('ddl')) continue;
+      for (const r of b.writes) {
+        const name = r.table === '*' ? `${quoteIdent(r.schema)}."*"` : r.qualified ? `${quoteIdent(r.schema)}.${quoteIdent(r.table)}` : quoteIdent(r.table);
+        const via = `DDL in code, on ${r.name}`;
+        for (const sql of [`INSERT INTO ${name} DEFAULT VALUES`, `UPDATE ${name} SET "*" = NULL`, `DELETE FROM ${name}`]) {
+          const w = analyzeSql(sql, ctx);
+          const body = w.ok ? w.statements[0] : undefined;
+          if (body) effects.push({ via, body });
+        }
+      }
+    }
     const view = updatableViewBase(s);
     const rewritten = rewrittenRelations(s);
     for (const base of writePaths(s)) {
@@ -1009,7 +1031,7 @@ export function createCodeCatalog(options: CodeCatalogOptions): CodeCatalog {
     let local = sessionLocal;
     for (const s of a.statements) {
       const defined = localRoutineOf(s);
-      if (!callsUserCode(s) && !firesTriggers(s) && writePaths(s).length === 0) {
+      if (!callsUserCode(s) && !firesTriggers(s) && writePaths(s).length === 0 && !ddlInCode(s)) {
         if (defined) local = withLocal(local, defined);
         continue;
       }

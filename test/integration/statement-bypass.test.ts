@@ -35,8 +35,8 @@ type Client = 'psql' | 'pg' | 'pg-extended' | 'raw';
 const corpus = YAML.parse(fs.readFileSync(new URL('../corpus/statement-bypass.yaml', import.meta.url), 'utf8')) as { attempts: Attempt[] };
 
 const FIXTURE = `
-drop schema if exists pay, queue, util cascade;
-drop table if exists balances_parent, bp, ball, bkid, victim, victim_src, notes, balances, events, inbox, withdefault, checked cascade;
+drop schema if exists pay, queue, util, arch, p2 cascade;
+drop table if exists balances_parent, bp, ball, bkid, v2, v3, victim, victim_src, notes, balances, events, inbox, withdefault, checked cascade;
 drop view if exists refund_view, rv, balances_v, balances_vv, pay_v, txv cascade;
 drop materialized view if exists mv cascade;
 create schema pay; create schema queue; create schema util;
