@@ -47,6 +47,7 @@ import { parseStatements, type ParseNode } from '../sql/parser.js';
 import { matchRelation, NO } from '../policy/patterns.js';
 import type { CompiledSensitive } from '../policy/sensitive.js';
 import { TwoGenerationCache } from '../sql/lru.js';
+import { RelationRefs } from './relation-refs.js';
 
 export type AllowlistVerdict = { readonly ok: true } | { readonly ok: false; readonly reason: string; readonly column: string; readonly use: string };
 
@@ -239,18 +240,14 @@ function textKey(a: AnalysisOk): string {
 }
 
 class Checker {
-  readonly #rels = new Map<string, RelationRef[]>();
+  readonly #rels: RelationRefs;
 
   constructor(
     rels: readonly RelationRef[],
     private readonly sensitive: CompiledSensitive,
     private readonly relationColumns: RelationColumns | undefined,
   ) {
-    for (const r of rels) {
-      const l = this.#rels.get(r.table) ?? [];
-      l.push(r);
-      this.#rels.set(r.table, l);
-    }
+    this.#rels = new RelationRefs(rels);
   }
 
   /**
@@ -627,11 +624,7 @@ class Checker {
   }
 
   private relationRef(schema: string | undefined, table: string): RelationRef {
-    const known = (this.#rels.get(table) ?? []).filter((r) => (schema === undefined ? !r.qualified : r.qualified && r.schema === schema));
-    if (known.length === 1) return known[0]!;
-    if (known.length > 1) return { ...known[0]!, candidates: [...new Set(known.flatMap((r) => r.candidates))] };
-    if (schema !== undefined) return { name: `${schema}.${table}`, schema, table, qualified: true, candidates: [schema] };
-    return { name: table, schema: '*', table, qualified: false, candidates: ['*'] };
+    return this.#rels.of(schema, table);
   }
 
   // ------------------------------------------------------------------ expressions

@@ -40,6 +40,7 @@ import { parseStatements, type ParseNode } from '../sql/parser.js';
 import { matchRelation, NO } from '../policy/patterns.js';
 import type { CompiledSensitive } from '../policy/sensitive.js';
 import type { RelationColumns } from './allowlist.js';
+import { RelationRefs } from './relation-refs.js';
 
 export type DdlVerdict = { readonly ok: true } | { readonly ok: false; readonly reason: string; readonly column: string };
 
@@ -150,27 +151,20 @@ function reads(node: unknown, into: Reads = { names: new Set(), rows: new Set() 
 }
 
 class DdlChecker {
-  readonly #rels = new Map<string, RelationRef[]>();
+  readonly #rels: RelationRefs;
 
   constructor(
     rels: readonly RelationRef[],
     private readonly sensitive: CompiledSensitive,
     private readonly relationColumns: RelationColumns | undefined,
   ) {
-    for (const r of rels) {
-      const l = this.#rels.get(r.table) ?? [];
-      l.push(r);
-      this.#rels.set(r.table, l);
-    }
+    this.#rels = new RelationRefs(rels);
   }
 
   private ref(rv: ParseNode): RelationRef {
     const table = typeof rv.relname === 'string' ? rv.relname : '';
     const schema = typeof rv.schemaname === 'string' && rv.schemaname !== '' ? rv.schemaname : undefined;
-    const known = (this.#rels.get(table) ?? []).filter((r) => (schema === undefined ? !r.qualified : r.qualified && r.schema === schema));
-    if (known.length > 0) return { ...known[0]!, candidates: [...new Set(known.flatMap((r) => r.candidates))] };
-    if (schema !== undefined) return { name: `${schema}.${table}`, schema, table, qualified: true, candidates: [schema] };
-    return { name: table, schema: '*', table, qualified: false, candidates: ['*'] };
+    return this.#rels.of(schema, table);
   }
 
   target(rvNode: unknown): Target | null {
