@@ -44,6 +44,7 @@
  */
 import type { AnalysisOk, RelationRef } from '../sql/types.js';
 import { parseStatements, type ParseNode } from '../sql/parser.js';
+import { nodes as list, obj, sval as str } from '../sql/tree.js';
 import { matchRelation, NO } from '../policy/patterns.js';
 import type { CompiledSensitive } from '../policy/sensitive.js';
 import { TwoGenerationCache } from '../sql/lru.js';
@@ -113,16 +114,6 @@ interface QueryShape {
 
 const CLEAN: Omit<Source, 'name'> = { column: () => null, anyMasked: () => null };
 
-function obj(n: unknown): ParseNode | undefined {
-  return n !== null && typeof n === 'object' && !Array.isArray(n) ? (n as ParseNode) : undefined;
-}
-function list(n: unknown): ParseNode[] {
-  return Array.isArray(n) ? (n as ParseNode[]) : [];
-}
-function str(n: unknown): string | undefined {
-  const s = obj(obj(n)?.String)?.sval;
-  return typeof s === 'string' ? s : undefined;
-}
 
 /**
  * Checks every statement of an analysed text against the allowlist.

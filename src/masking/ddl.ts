@@ -37,6 +37,7 @@
  */
 import type { AnalysisOk, RelationRef, StatementAnalysis } from '../sql/types.js';
 import { parseStatements, type ParseNode } from '../sql/parser.js';
+import { nodes as list, obj, sval as str } from '../sql/tree.js';
 import { matchRelation, NO } from '../policy/patterns.js';
 import type { CompiledSensitive } from '../policy/sensitive.js';
 import type { RelationColumns } from './allowlist.js';
@@ -72,16 +73,6 @@ const BONDS: Record<string, string> = {
 /** Relation kinds whose rename or SET SCHEMA moves their columns out from under a pattern. */
 const RELATION_OBJECTS = new Set(['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_FOREIGN_TABLE']);
 
-function obj(n: unknown): ParseNode | undefined {
-  return n !== null && typeof n === 'object' && !Array.isArray(n) ? (n as ParseNode) : undefined;
-}
-function list(n: unknown): ParseNode[] {
-  return Array.isArray(n) ? (n as ParseNode[]) : [];
-}
-function str(n: unknown): string | undefined {
-  const s = obj(obj(n)?.String)?.sval;
-  return typeof s === 'string' ? s : undefined;
-}
 function rangeVar(n: unknown): ParseNode | undefined {
   const o = obj(n);
   if (!o) return undefined;

@@ -29,6 +29,7 @@
  */
 import type { AnalysisOk, ColumnRef, RelationRef, StatementAnalysis } from '../sql/types.js';
 import { parseStatements, type ParseNode } from '../sql/parser.js';
+import { obj } from '../sql/tree.js';
 import { analyzeSql } from '../sql/analyze.js';
 import { matchColumn } from '../policy/sensitive.js';
 import type { CompiledSensitive } from '../policy/sensitive.js';
@@ -59,9 +60,6 @@ interface MaskedRef {
 
 const OK: SessionCodeVerdict = Object.freeze({ ok: true, computedMasked: false });
 
-function obj(n: unknown): ParseNode | undefined {
-  return n !== null && typeof n === 'object' && !Array.isArray(n) ? (n as ParseNode) : undefined;
-}
 function names(n: unknown): string {
   const items = Array.isArray(n) ? n : [];
   return items

@@ -22,6 +22,17 @@ export function obj(v: unknown): Obj | undefined {
   return isObj(v) ? v : undefined;
 }
 
+/** A list of nodes (anything else: none). */
+export function nodes(v: unknown): Obj[] {
+  return Array.isArray(v) ? (v as Obj[]) : [];
+}
+
+/** The text of a `{String: {sval}}` node; undefined for anything else. */
+export function sval(n: unknown): string | undefined {
+  const s = obj(obj(n)?.['String'])?.['sval'];
+  return typeof s === 'string' ? s : undefined;
+}
+
 /** `{Type: {...}}` → `['Type', {...}]`. */
 export function unwrap(node: unknown): [string, Obj] | undefined {
   if (!isObj(node)) return undefined;
