@@ -236,6 +236,12 @@ function firesTriggers(s: StatementAnalysis): boolean {
   return c.has('insert') || c.has('update') || c.has('delete') || c.has('merge') || c.has('truncate') || (c.has('copy') && c.has('write'));
 }
 
+/** A RangeVar's name as SQL: `"schema"."rel"`, or `"rel"` when unqualified. */
+function quotedRelation(rv: ParseNode): string {
+  const rel = quoteIdent(String(rv.relname));
+  return typeof rv.schemaname === 'string' && rv.schemaname !== '' ? `${quoteIdent(rv.schemaname)}.${rel}` : rel;
+}
+
 const VIEW_BASES = new Map<string, string | null>();
 
 /**
@@ -259,7 +265,7 @@ export function updatableViewBase(s: StatementAnalysis): string | null {
     (sel.op === undefined || sel.op === 'SETOP_NONE') &&
     !sel.withClause && !sel.distinctClause && !sel.groupClause && !sel.havingClause && !sel.limitCount && !sel.limitOffset && !sel.valuesLists;
   if (simple && rv && typeof rv.relname === 'string') {
-    hit = typeof rv.schemaname === 'string' && rv.schemaname !== '' ? `${quoteIdent(rv.schemaname)}.${quoteIdent(rv.relname)}` : quoteIdent(rv.relname);
+    hit = quotedRelation(rv);
   }
   if (VIEW_BASES.size > 1000) VIEW_BASES.clear();
   VIEW_BASES.set(s.text, hit);
@@ -282,7 +288,7 @@ export function inheritanceLinks(s: StatementAnalysis): readonly string[] {
   const name = (rv: unknown): void => {
     const r = rv !== null && typeof rv === 'object' ? (((rv as ParseNode).RangeVar as ParseNode | undefined) ?? (rv as ParseNode)) : undefined;
     if (!r || typeof r.relname !== 'string') return;
-    out.push(typeof r.schemaname === 'string' && r.schemaname !== '' ? `${quoteIdent(r.schemaname)}.${quoteIdent(r.relname)}` : quoteIdent(r.relname));
+    out.push(quotedRelation(r));
   };
   const parsed = parseStatements(s.text);
   for (const st of parsed.ok ? parsed.statements : []) {
@@ -332,7 +338,7 @@ export function renamedRelations(s: StatementAnalysis): readonly string[] {
     const rv = n.relation as ParseNode | undefined;
     if (type === 'OBJECT_SCHEMA' && typeof n.subname === 'string') out.push(`${quoteIdent(n.subname)}."*"`);
     else if (RENAMED_RELATIONS.has(type) && rv && typeof rv.relname === 'string') {
-      out.push(typeof rv.schemaname === 'string' && rv.schemaname !== '' ? `${quoteIdent(rv.schemaname)}.${quoteIdent(rv.relname)}` : quoteIdent(rv.relname));
+      out.push(quotedRelation(rv));
     }
   }
   hit = [...new Set(out)];
@@ -370,7 +376,7 @@ export function rewrittenRelations(s: StatementAnalysis): readonly string[] {
       const cons = Array.isArray(def?.constraints) ? (def!.constraints as ParseNode[]) : [];
       return /serial/.test(type) || cons.some((x) => ['CONSTR_DEFAULT', 'CONSTR_GENERATED', 'CONSTR_IDENTITY'].includes(String((x.Constraint as ParseNode | undefined)?.contype)));
     });
-    if (rewrites) out.push(typeof rv.schemaname === 'string' && rv.schemaname !== '' ? `${quoteIdent(rv.schemaname)}.${quoteIdent(rv.relname)}` : quoteIdent(rv.relname));
+    if (rewrites) out.push(quotedRelation(rv));
   }
   hit = [...new Set(out)];
   if (REWRITTEN.size > 1000) REWRITTEN.clear();
