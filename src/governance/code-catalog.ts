@@ -390,12 +390,17 @@ export function rewrittenRelations(s: StatementAnalysis): readonly string[] {
  * stored values an ALTER TABLE changes.
  */
 /** A DO block or a definition whose code runs DDL (judged fail-closed: see effectsOf). */
+const NO_PATHS: readonly string[] = Object.freeze([]);
+
 function ddlInCode(s: StatementAnalysis): boolean {
   const code = s.kind === 'do' ? s : s.body;
   return code !== undefined && code.classes.has('ddl');
 }
 
 function writePaths(s: StatementAnalysis): readonly string[] {
+  // Only CREATE (a view, a child or partition) and ALTER (renames, bonds, rewrites) make such paths:
+  // the per-statement check costs nothing for the rest.
+  if (s.kind !== 'alter' && s.kind !== 'create') return NO_PATHS;
   const v = updatableViewBase(s);
   const l = [...inheritanceLinks(s), ...renamedRelations(s), ...rewrittenRelations(s)];
   return v === null ? l : [v, ...l];
